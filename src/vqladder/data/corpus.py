@@ -1,0 +1,181 @@
+"""Corpora: where text comes from.
+
+A corpus spec is one of
+  * ``builtin`` — English prose shipped with the running Python itself: the ``pydoc_data`` help topics and
+    the docstrings of the standard library (parsed with ``ast``, nothing imported). No download, deterministic
+    for a given Python version.
+  * a path to a file (``.txt``, ``.md``, ``.jsonl`` with a ``text`` field), a folder (searched recursively
+    for those suffixes) or a glob (``"texts/**/*.md"``); several specs may be joined with ``,``.
+  * ``hf:<name>[:<split>]`` — a Hugging Face dataset through ``datasets`` (optional extra ``[hf]``), its
+    ``text`` column. Local dataset folders saved with ``save_to_disk`` also work: ``hf:/path/to/dataset``.
+
+Non-UTF-8 bytes are decoded with replacement and counted (``Corpus.replacements``); a file that looks
+binary (NUL bytes) is an error.
+"""
+
+from __future__ import annotations
+
+import ast
+import glob
+import json
+import os
+import sysconfig
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import VQLadderError
+
+TEXT_SUFFIXES = (".txt", ".md", ".jsonl")
+_PIECE = 1 << 20  # large files are yielded in ~1 MiB pieces cut at line ends (streaming)
+_SKIP_DIRS = {"test", "tests", "site-packages", "idlelib", "lib2to3", "__pycache__", "turtledemo", "ensurepip",
+              "tkinter"}
+
+
+def builtin_documents() -> Iterator[str]:
+    """The built-in corpus: pydoc help topics, then stdlib docstrings longer than 200 characters."""
+    import pydoc_data.topics as topics
+
+    for key in sorted(topics.topics):
+        yield topics.topics[key]
+    root = sysconfig.get_paths()["stdlib"]
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        for fn in sorted(filenames):
+            if not fn.endswith(".py"):
+                continue
+            try:
+                with open(os.path.join(dirpath, fn), encoding="utf-8") as f:
+                    tree = ast.parse(f.read())
+            except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                    doc = ast.get_docstring(node)
+                    if doc and len(doc) > 200:
+                        yield doc
+
+
+class Corpus:
+    """An iterable of documents (strings) with statistics gathered while iterating."""
+
+    def __init__(self, spec: str):
+        self.spec = spec
+        self.replacements = 0  # count of undecodable bytes replaced by U+FFFD
+        self.n_docs = 0
+        self.n_chars = 0
+        self._sources = self._resolve(spec)
+
+    # -- resolution -------------------------------------------------------------------------------------------
+    @staticmethod
+    def _resolve(spec: str) -> list:
+        if not spec or not spec.strip():
+            raise VQLadderError("corpus spec is empty; use 'builtin', a path, a glob or hf:<name>")
+        sources: list = []
+        for part in [p.strip() for p in spec.split(",") if p.strip()]:
+            if part == "builtin":
+                sources.append(("builtin", None))
+            elif part.startswith("hf:"):
+                sources.append(("hf", part[3:]))
+            elif any(ch in part for ch in "*?["):
+                files = sorted(f for f in glob.glob(part, recursive=True) if os.path.isfile(f))
+                if not files:
+                    raise VQLadderError(f"corpus glob matches no file: {part}")
+                sources += [("file", Path(f)) for f in files]
+            else:
+                p = Path(part)
+                if p.is_dir():
+                    files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES)
+                    if not files:
+                        raise VQLadderError(f"corpus folder has no {'/'.join(TEXT_SUFFIXES)} file: {p}")
+                    sources += [("file", f) for f in files]
+                elif p.is_file():
+                    sources.append(("file", p))
+                else:
+                    raise VQLadderError(f"corpus path does not exist: {p}")
+        return sources
+
+    # -- iteration --------------------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[str]:
+        self.replacements = self.n_docs = self.n_chars = 0
+        for kind, arg in self._sources:
+            it = builtin_documents() if kind == "builtin" else self._hf(arg) if kind == "hf" else self._file(arg)
+            for doc in it:
+                if doc:
+                    self.n_docs += 1
+                    self.n_chars += len(doc)
+                    yield doc
+
+    def _decode(self, raw: bytes) -> str:
+        text = raw.decode("utf-8", errors="replace")
+        if "\ufffd" in text:
+            self.replacements += text.count("\ufffd") - raw.count("\ufffd".encode("utf-8"))
+        return text
+
+    def _file(self, path: Path) -> Iterator[str]:
+        try:
+            f = open(path, "rb")
+        except OSError as e:
+            raise VQLadderError(f"cannot read corpus file {path}: {e.strerror}")
+        with f:
+            head = f.read(8192)
+            if b"\x00" in head:
+                raise VQLadderError(f"corpus file looks binary (NUL bytes), not text: {path}")
+            f.seek(0)
+            if path.suffix.lower() == ".jsonl":
+                for lineno, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(self._decode(line))
+                    except json.JSONDecodeError:
+                        raise VQLadderError(f"{path}:{lineno}: not valid JSON")
+                    text = obj.get("text") if isinstance(obj, dict) else None
+                    if not isinstance(text, str):
+                        raise VQLadderError(f"{path}:{lineno}: JSON line has no string field 'text'")
+                    yield text
+                return
+            carry = b""
+            while True:
+                block = f.read(_PIECE)
+                if not block:
+                    break
+                if b"\x00" in block:
+                    raise VQLadderError(f"corpus file looks binary (NUL bytes), not text: {path}")
+                block = carry + block
+                cut = block.rfind(b"\n") + 1
+                if cut == 0:
+                    carry = block
+                    continue
+                carry = block[cut:]
+                yield self._decode(block[:cut])
+            if carry:
+                yield self._decode(carry)
+
+    @staticmethod
+    def _hf(name: str) -> Iterator[str]:
+        try:
+            import datasets  # optional extra
+        except ImportError:
+            raise VQLadderError("hf: corpora need the optional extra: pip install 'vqladder[hf]'")
+        split = "train"
+        if ":" in name and not os.path.exists(name):
+            name, split = name.rsplit(":", 1)
+        try:
+            if os.path.isdir(name):
+                ds = datasets.load_from_disk(name)
+                if isinstance(ds, datasets.DatasetDict):
+                    ds = ds[split]
+            else:
+                ds = datasets.load_dataset(name, split=split, streaming=True)
+        except Exception as e:  # network, missing dataset, ...: one line
+            raise VQLadderError(f"cannot load hf dataset {name!r} (split {split!r}): {type(e).__name__}: {e}")
+        for row in ds:
+            text = row.get("text")
+            if not isinstance(text, str):
+                raise VQLadderError(f"hf dataset {name!r} has no string column 'text'")
+            yield text
+
+
+def open_corpus(spec: str) -> Corpus:
+    """Resolve a corpus spec (see module docstring); errors about paths are raised here, before any work."""
+    return Corpus(spec)

@@ -1,0 +1,85 @@
+"""Fixed-length windows over a token array: a seeded, resumable, DDP-shardable batch sampler.
+
+Each epoch draws a random shift in ``[0, window)``, cuts the array into non-overlapping windows from that
+shift, and permutes them with a generator seeded by ``(seed, epoch)``. Rank ``r`` of ``world`` takes every
+``world``-th window of the permutation (all ranks get the same count). Batches run across epoch ends, so a
+tiny corpus still yields full batches. ``state_dict()`` is two integers: resuming from it reproduces the
+exact same stream of batches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import VQLadderError
+
+
+class WindowSampler:
+    def __init__(self, tokens: np.ndarray, window: int, batch_size: int, seed: int = 0, rank: int = 0,
+                 world: int = 1, split: str = "train"):
+        n = len(tokens)
+        if n < window:
+            raise VQLadderError(
+                f"the {split} split has {n} tokens, fewer than one chunk of {window}; use a bigger corpus "
+                f"or a smaller model.in_len"
+            )
+        if n // window < world:
+            raise VQLadderError(f"the {split} split has {n // window} chunks of {window}, fewer than {world} ranks")
+        self.tokens, self.window, self.batch_size = tokens, window, batch_size
+        self.seed, self.rank, self.world = seed, rank, world
+        self.epoch, self.pos = 0, 0
+        self._perm_epoch, self._perm = -1, None
+
+    def _epoch_starts(self, epoch: int) -> np.ndarray:
+        if self._perm_epoch != epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            n = len(self.tokens)
+            shift = int(torch.randint(0, self.window, (1,), generator=g)) if n >= 2 * self.window else 0
+            n_win = (n - shift) // self.window
+            perm = torch.randperm(n_win, generator=g).numpy()
+            per_rank = n_win // self.world
+            mine = perm[self.rank::self.world][:per_rank]
+            self._perm = shift + mine.astype(np.int64) * self.window
+            self._perm_epoch = epoch
+        return self._perm
+
+    def next_starts(self) -> np.ndarray:
+        out = []
+        need = self.batch_size
+        while need > 0:
+            starts = self._epoch_starts(self.epoch)
+            take = starts[self.pos:self.pos + need]
+            out.append(take)
+            need -= len(take)
+            self.pos += len(take)
+            if self.pos >= len(starts):
+                self.epoch, self.pos = self.epoch + 1, 0
+        return np.concatenate(out)
+
+    def next_batch(self) -> torch.Tensor:
+        """``[batch_size, window]`` int64 token ids."""
+        return gather_windows(self.tokens, self.next_starts(), self.window)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+
+
+def gather_windows(tokens: np.ndarray, starts: np.ndarray, window: int) -> torch.Tensor:
+    idx = starts[:, None] + np.arange(window)[None, :]
+    return torch.from_numpy(np.asarray(tokens[idx], dtype=np.int64))
+
+
+def val_windows(tokens: np.ndarray, window: int, max_windows: int = 0, rank: int = 0, world: int = 1):
+    """Deterministic held-out windows at stride ``window`` from the start (at most ``max_windows`` if > 0).
+
+    Yields start offsets for this rank; evaluation gathers them in batches."""
+    n_win = len(tokens) // window
+    if n_win == 0:
+        raise VQLadderError(f"the val split has {len(tokens)} tokens, fewer than one chunk of {window}")
+    if max_windows > 0:
+        n_win = min(n_win, max_windows)
+    return np.arange(n_win, dtype=np.int64)[rank::world] * window

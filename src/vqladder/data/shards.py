@@ -1,0 +1,207 @@
+"""Token shards: ``prepare`` streams a corpus through a tokenizer into ``train.bin`` / ``val.bin`` memmaps.
+
+Layout of a prepared data directory::
+
+    meta.json        tokenizer spec, vocab size, dtype, token counts, corpus stats, split rule
+    train.bin        uint16 (vocab <= 65535) or uint32 token ids, native byte order
+    val.bin
+    tokenizer/       the fitted tokenizer (BPE merges, compaction map)
+
+The split is deterministic: the token stream is cut into blocks of ``block_size`` tokens and every
+``val_every``-th block goes to val, so val text is spread over the whole corpus. Documents are streamed
+(tokenised in batches), so a corpus larger than RAM works. The directory is written beside the target and
+renamed into place when complete: an interrupted ``prepare`` leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import VQLadderError
+from ..io import atomic_write_json, remove_tree
+from .corpus import open_corpus
+from .tokenizers import OpenAITokenizer, Tokenizer, load_tokenizer, make_tokenizer
+
+_DOC_BATCH_CHARS = 1 << 20
+
+
+def dtype_for(vocab_size: int):
+    return np.uint16 if vocab_size <= 65535 else np.uint32
+
+
+class _SplitWriter:
+    """Cuts a token stream into blocks and appends each to train or val."""
+
+    def __init__(self, directory: Path, dtype, block_size: int, val_every: int, suffix: str = ".bin"):
+        self.dtype, self.block_size, self.val_every = dtype, block_size, val_every
+        self.files = {s: open(directory / f"{s}{suffix}", "wb") for s in ("train", "val")}
+        self.counts = {"train": 0, "val": 0}
+        self.pending: list[np.ndarray] = []
+        self.n_pending = 0
+        self.block = 0
+
+    def _write(self, split: str, arr: np.ndarray) -> None:
+        self.files[split].write(arr.astype(self.dtype, copy=False).tobytes())
+        self.counts[split] += len(arr)
+
+    def add(self, ids) -> None:
+        self.pending.append(np.asarray(ids, dtype=np.int64))
+        self.n_pending += len(ids)
+        if self.n_pending < self.block_size:
+            return
+        buf = np.concatenate(self.pending)
+        n_full = len(buf) // self.block_size
+        for b in range(n_full):
+            split = "val" if self.val_every > 0 and self.block % self.val_every == self.val_every - 1 else "train"
+            self._write(split, buf[b * self.block_size:(b + 1) * self.block_size])
+            self.block += 1
+        rest = buf[n_full * self.block_size:]
+        self.pending, self.n_pending = [rest], len(rest)
+
+    def close(self) -> dict:
+        if self.n_pending:
+            self._write("train", np.concatenate(self.pending))
+        for f in self.files.values():
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+        return self.counts
+
+
+def _doc_batches(corpus, progress: bool):
+    batch, size = [], 0
+    bar = tqdm(desc="tokenising", unit="doc", disable=not progress, file=sys.stderr, leave=False)
+    for doc in corpus:
+        batch.append(doc if doc.endswith("\n") else doc + "\n")
+        size += len(doc)
+        if size >= _DOC_BATCH_CHARS:
+            bar.update(len(batch))
+            yield batch
+            batch, size = [], 0
+    if batch:
+        bar.update(len(batch))
+        yield batch
+    bar.close()
+
+
+def prepare(corpus: str, tokenizer: str, out_dir: str | Path, val_every: int = 10, block_size: int = 4096,
+            force: bool = False, progress: bool = False) -> "TokenShards":
+    """Tokenise ``corpus`` with ``tokenizer`` into train/val shards under ``out_dir``; returns the shards.
+
+    Raises :class:`VQLadderError` for an empty or unreadable corpus, an unknown tokenizer, or an existing
+    ``out_dir`` (unless ``force``)."""
+    out = Path(out_dir)
+    if (out / "meta.json").exists() and not force:
+        raise VQLadderError(f"data directory already prepared: {out} (pass --force to rebuild)")
+    if out.exists() and not out.is_dir():
+        raise VQLadderError(f"output path exists and is not a directory: {out}")
+    if val_every < 2:
+        raise VQLadderError(f"val_every must be >= 2 (every val_every-th block goes to val), got {val_every}")
+    if block_size < 1:
+        raise VQLadderError(f"block_size must be positive, got {block_size}")
+    src = open_corpus(corpus)
+    tok = make_tokenizer(tokenizer)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+        remove_tree(tmp)
+        tmp.mkdir()
+    except OSError as e:
+        raise VQLadderError(f"cannot write data directory {out}: {e.strerror}")
+    try:
+        if isinstance(tok, OpenAITokenizer):
+            counts = _prepare_openai(src, tok, tmp, val_every, block_size, progress)
+        else:
+            if tok.needs_fit:
+                tok.fit(d for batch in _doc_batches(src, progress) for d in batch)
+            w = _SplitWriter(tmp, dtype_for(tok.vocab_size), block_size, val_every)
+            for batch in _doc_batches(src, progress):
+                for ids in tok.encode_batch(batch):
+                    w.add(ids)
+            counts = w.close()
+        if counts["train"] + counts["val"] == 0:
+            raise VQLadderError(f"corpus is empty: {corpus}")
+        if src.replacements:
+            print(f"warning: {src.replacements} undecodable byte(s) in {corpus} were replaced by U+FFFD",
+                  file=sys.stderr)
+        tok.save(tmp / "tokenizer")
+        meta = {
+            "corpus": corpus, "tokenizer": tok.spec, "vocab_size": tok.vocab_size,
+            "dtype": np.dtype(dtype_for(tok.vocab_size)).name,
+            "train_tokens": counts["train"], "val_tokens": counts["val"],
+            "n_docs": src.n_docs, "n_chars": src.n_chars, "replacements": src.replacements,
+            "val_every": val_every, "block_size": block_size,
+        }
+        atomic_write_json(tmp / "meta.json", meta)
+        if out.exists():
+            remove_tree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        remove_tree(tmp)
+        raise
+    return TokenShards(out)
+
+
+def _prepare_openai(src, tok: OpenAITokenizer, tmp: Path, val_every: int, block_size: int, progress: bool) -> dict:
+    """Raw ids are written once (uint32) while the used-id set is collected, then compacted in chunks."""
+    w = _SplitWriter(tmp, np.uint32, block_size, val_every, suffix=".raw")
+    seen = np.zeros(int(tok.enc.n_vocab) + 1024, dtype=bool)
+    for batch in _doc_batches(src, progress):
+        for ids in tok.raw_encode_batch(batch):
+            arr = np.asarray(ids, dtype=np.int64)
+            if len(arr) and arr.max() >= len(seen):
+                seen = np.concatenate([seen, np.zeros(int(arr.max()) + 1 - len(seen), dtype=bool)])
+            seen[arr] = True
+            w.add(arr)
+    counts = w.close()
+    tok.set_used_from(np.nonzero(seen)[0].tolist())
+    dtype = dtype_for(tok.vocab_size)
+    for split in ("train", "val"):
+        raw = np.memmap(tmp / f"{split}.raw", dtype=np.uint32, mode="r") if counts[split] else np.zeros(0, np.uint32)
+        with open(tmp / f"{split}.bin", "wb") as f:
+            for s in range(0, len(raw), 1 << 22):
+                f.write(tok.compact(raw[s:s + (1 << 22)]).astype(dtype).tobytes())
+        del raw
+        os.unlink(tmp / f"{split}.raw")
+    return counts
+
+
+class TokenShards:
+    """A prepared data directory: ``.train`` / ``.val`` memmaps, ``.meta`` and the ``.tokenizer``."""
+
+    def __init__(self, directory: str | Path):
+        self.dir = Path(directory)
+        mp = self.dir / "meta.json"
+        if not mp.is_file():
+            raise VQLadderError(f"not a prepared data directory (no meta.json): {self.dir}; run `vqladder prepare`")
+        try:
+            self.meta = json.loads(mp.read_text())
+        except json.JSONDecodeError:
+            raise VQLadderError(f"data directory has a corrupted meta.json: {self.dir}")
+        self.dtype = np.dtype(self.meta["dtype"])
+        self.vocab_size = int(self.meta["vocab_size"])
+        self._tok: Tokenizer | None = None
+        for split in ("train", "val"):
+            n = int(self.meta[f"{split}_tokens"])
+            p = self.dir / f"{split}.bin"
+            if not p.is_file() or p.stat().st_size != n * self.dtype.itemsize:
+                raise VQLadderError(f"data shard {p} is missing or has the wrong size; re-run `vqladder prepare`")
+            arr = np.memmap(p, dtype=self.dtype, mode="r") if n else np.zeros(0, dtype=self.dtype)
+            setattr(self, split, arr)
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        if self._tok is None:
+            self._tok = load_tokenizer(self.dir / "tokenizer")
+        return self._tok
+
+    def split(self, name: str) -> np.ndarray:
+        if name not in ("train", "val"):
+            raise VQLadderError(f"unknown split {name!r}; use train or val")
+        return getattr(self, name)

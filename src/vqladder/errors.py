@@ -1,0 +1,15 @@
+"""User-facing errors. The CLI prints ``error: <message>`` on one line and exits with code 2."""
+
+
+class VQLadderError(Exception):
+    """A problem with the user's input (paths, configs, codes, checkpoints), reported in one line."""
+
+    exit_code = 2
+
+
+class CheckpointError(VQLadderError):
+    """A checkpoint is missing, truncated, corrupted or belongs to another model kind."""
+
+
+class NonFiniteLossError(VQLadderError):
+    """The training loss became NaN or inf."""

@@ -1,0 +1,67 @@
+"""Metrics of a compressor on held-out chunks.
+
+* ``acc``          token accuracy of the argmax reconstruction
+* ``exact_match``  fraction of chunks reconstructed with every token right
+* ``ce`` / ``ce_bits``  reconstruction cross-entropy per token (nats / bits)
+* ``bits_per_token``  M * log2(K) / N, the rate of the code (x depth for residual codes)
+* ``usage``, ``perplexity``, ``dead_codes``  over all held-out codes (dead = never used on the val set)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.sampler import gather_windows, val_windows
+from ..quantize.base import histogram_stats
+
+
+@torch.no_grad()
+def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chunks: int = 256,
+                        return_examples: int = 0) -> dict:
+    """Evaluate ``model`` (a SequenceCompressor) on non-overlapping chunks of ``tokens``."""
+    was = model.training
+    model.eval()
+    n = model.config.in_len
+    device = next(model.parameters()).device
+    starts = val_windows(tokens, n, max_chunks)
+    K = model.quantizer.codebook_size
+    hist = torch.zeros(K, device=device)
+    tot_ce = tot_correct = tot_tokens = exact = chunks = 0.0
+    examples = []
+    for s in range(0, len(starts), batch_size):
+        batch = gather_windows(tokens, starts[s:s + batch_size], n).to(device)
+        logits, q = model(batch)
+        logits = logits.float()
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.reshape(-1), reduction="sum")
+        pred = logits.argmax(-1)
+        right = pred == batch
+        tot_ce += float(ce)
+        tot_correct += float(right.sum())
+        tot_tokens += batch.numel()
+        exact += float(right.all(1).sum())
+        chunks += batch.shape[0]
+        codes = q.codes.reshape(-1) if q.codes.dim() == 2 else q.codes[..., 0].reshape(-1)
+        hist += torch.bincount(codes, minlength=K).float()
+        if len(examples) < return_examples:
+            for i in range(min(return_examples - len(examples), batch.shape[0])):
+                examples.append((batch[i].tolist(), pred[i].tolist(), q.codes[i].tolist()))
+    model.train(was)
+    hs = histogram_stats(hist)
+    res = {
+        "acc": tot_correct / tot_tokens,
+        "exact_match": exact / chunks,
+        "ce": tot_ce / tot_tokens,
+        "ce_bits": tot_ce / tot_tokens / math.log(2),
+        "bits_per_token": model.bits_per_token,
+        "usage": float(hs["usage"]),
+        "perplexity": float(hs["perplexity"]),
+        "dead_codes": int((hist == 0).sum()),
+        "chunks": int(chunks),
+    }
+    if return_examples:
+        res["examples"] = examples
+    return res

@@ -1,0 +1,107 @@
+"""The first rung: train / evaluate a level-1 compressor over token chunks, from one config.
+
+``RunConfig`` is the config of ``vqladder train`` (YAML under ``configs/``, dotted overrides on the CLI).
+A run directory ``<out_dir>/<name>/`` gets ``config.yaml`` (fully resolved), ``metrics.jsonl``,
+``checkpoints/``, ``tokenizer/`` and, at the end, ``results.json``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import save_yaml, to_dict
+from ..data import TokenShards, WindowSampler, prepare
+from ..errors import VQLadderError
+from ..eval import evaluate_compressor
+from ..io import atomic_write_json
+from ..models import CompressorConfig, SequenceCompressor
+from ..train import Trainer, TrainerConfig
+from ..train import distributed as D
+
+
+@dataclass
+class DataConfig:
+    path: str = "data/builtin-bpe1024"   # prepared data directory; prepared from corpus+tokenizer if missing
+    corpus: str = "builtin"             # corpus spec used when `path` is not prepared yet
+    tokenizer: str = "bpe:1024"         # tokenizer spec used when `path` is not prepared yet
+    val_every: int = 10                 # every val_every-th block of the token stream is held out
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 32                # chunks per eval batch
+    max_chunks: int = 256               # held-out chunks per eval; -1 = the whole val split
+
+
+@dataclass
+class RunConfig:
+    name: str = "rung1"                 # run directory name under out_dir
+    out_dir: str = "runs"               # where run directories live
+    data: DataConfig = field(default_factory=DataConfig)
+    model: CompressorConfig = field(default_factory=CompressorConfig)
+    train: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+
+def load_shards(cfg: DataConfig, progress: bool = True) -> TokenShards:
+    """Open the prepared data directory, preparing it first (rank 0) if it does not exist yet."""
+    p = Path(cfg.path)
+    if not (p / "meta.json").is_file():
+        if D.is_main():
+            print(f"preparing {cfg.corpus} with {cfg.tokenizer} into {p} …", file=sys.stderr)
+            prepare(cfg.corpus, cfg.tokenizer, p, val_every=cfg.val_every, progress=progress)
+        D.barrier()
+    return TokenShards(p)
+
+
+def train_run(cfg: RunConfig, resume: bool = False) -> dict:
+    """Train a level-1 compressor as ``cfg`` says; returns the final held-out results (also results.json)."""
+    shards = load_shards(cfg.data, progress=cfg.train.progress)
+    if cfg.model.vocab_size == 0:
+        cfg.model.vocab_size = shards.vocab_size
+    elif cfg.model.vocab_size != shards.vocab_size:
+        raise VQLadderError(f"model.vocab_size={cfg.model.vocab_size} but the data has {shards.vocab_size} symbols")
+    n = cfg.model.in_len
+    if len(shards.val) < n:
+        raise VQLadderError(
+            f"the val split of {shards.dir} has {len(shards.val)} tokens, fewer than one chunk of {n}; "
+            f"use a bigger corpus or a smaller model.in_len"
+        )
+    model = SequenceCompressor(cfg.model)
+    run_dir = cfg.run_dir
+    cfg_path = run_dir / "config.yaml"
+    if resume and not cfg_path.is_file():
+        raise VQLadderError(f"nothing to resume: {run_dir} has no config.yaml")
+
+    def sampler(rank, world):
+        return WindowSampler(shards.train, n, cfg.train.batch_size, cfg.train.seed, rank, world)
+
+    def evaluate(m):
+        return evaluate_compressor(m, shards.val, cfg.eval.batch_size, cfg.eval.max_chunks)
+
+    meta = {"model_config": to_dict(cfg.model), "data": str(shards.dir), "tokenizer": shards.meta["tokenizer"]}
+    trainer = Trainer(model, cfg.train, run_dir, sampler, evaluate, meta)
+    if D.is_main():
+        trainer._check_writable()
+        save_yaml(cfg, cfg_path)
+        tok_dir = run_dir / "tokenizer"
+        if not tok_dir.exists():
+            tmp = run_dir / ".tokenizer.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(shards.dir / "tokenizer", tmp)
+            tmp.rename(tok_dir)
+    val = trainer.fit(resume=resume)
+    results = {"step": trainer.step, "tokens_seen": trainer.tokens_seen,
+               "compression": cfg.model.in_len // cfg.model.out_len,
+               "codebook_size": model.quantizer.codebook_size, "quantizer": cfg.model.quantizer.kind,
+               **{k: v for k, v in val.items() if k != "examples"}}
+    if D.is_main():
+        atomic_write_json(run_dir / "results.json", results)
+    return results

@@ -1,0 +1,177 @@
+"""Sequence compressor: N symbols -> M discrete codes -> N symbol logits (compression = N / M).
+
+Axes: b batch, n = in_len symbols, m = out_len codes, r = n / m symbols per code, d model width, v vocab.
+
+Two ways down from n to m (``downsample``):
+  * ``pool`` (default) — an hourglass: a bidirectional transformer over the n symbols (with an
+    offset-in-segment embedding so pooling keeps order), mean-pool each run of r symbols into one slot,
+    a transformer over the m slots, quantise. The decoder mirrors it: transformer over m codes, repeat each
+    r times (+ offset embedding), transformer over n, logits. Code i describes symbols [i*r, (i+1)*r): codes
+    are local, which is what stacking levels and variable-length segments need, and cost grows with n only
+    in the outer blocks.
+  * ``query`` — TiTok-style: m learned latent tokens are appended to the n symbol embeddings and one
+    transformer runs over n + m; the latents' outputs are quantised. Decoding appends n mask tokens to the
+    m code vectors. Each code may describe any part of the chunk (global "gist" codes).
+
+``encode(tokens[b, n]) -> codes[b, m]``, ``decode(codes[b, m]) -> logits[b, n, v]``,
+``loss(tokens) -> (loss, metrics)``. Residual quantisers give codes[b, m, depth].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import VQLadderError
+from ..nn import Block, RMSNorm
+from ..quantize import QuantizerConfig, build_quantizer
+from .registry import register
+
+
+@dataclass
+class CompressorConfig:
+    vocab_size: int = 0               # symbols in the input vocabulary; 0 = take it from the data
+    in_len: int = 256                 # N: symbols per chunk
+    out_len: int = 32                 # M: codes per chunk (compression = in_len / out_len)
+    d_model: int = 256                # transformer width
+    n_heads: int = 4                  # attention heads
+    enc_layers: int = 2               # blocks over the N symbols (encoder side)
+    latent_layers: int = 2            # blocks over the M slots, on each side of the quantiser
+    dec_layers: int = 2               # blocks over the N positions (decoder side)
+    mlp_ratio: float = 4.0            # MLP hidden = mlp_ratio x d_model (SwiGLU keeps params equal)
+    dropout: float = 0.0              # attention dropout
+    downsample: str = "pool"          # pool (local hourglass) | query (learned latent tokens, global)
+    seed: int = 0                     # init seed (weights and quantizer generator)
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+
+    def validate(self) -> None:
+        if self.in_len < 1 or self.out_len < 1:
+            raise VQLadderError(f"model.in_len and model.out_len must be positive, got {self.in_len}, {self.out_len}")
+        if self.in_len % self.out_len:
+            raise VQLadderError(
+                f"model.in_len={self.in_len} is not divisible by model.out_len={self.out_len}"
+            )
+        if self.downsample not in ("pool", "query"):
+            raise VQLadderError(f"model.downsample must be pool or query, got {self.downsample!r}")
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise VQLadderError(f"model.d_model={self.d_model} must split into n_heads={self.n_heads} even-width heads")
+
+
+@register("sequence_compressor", CompressorConfig)
+class SequenceCompressor(nn.Module):
+    def __init__(self, cfg: CompressorConfig):
+        super().__init__()
+        cfg.validate()
+        if cfg.vocab_size < 2:
+            raise VQLadderError("model.vocab_size must be set (>= 2); it is taken from the data when 0")
+        self.config = cfg
+        d, n, m = cfg.d_model, cfg.in_len, cfg.out_len
+        self.r = n // m
+        g = torch.Generator().manual_seed(cfg.seed)
+        self.tok_emb = nn.Embedding(cfg.vocab_size, d)
+        blocks = lambda k: nn.ModuleList(Block(d, cfg.n_heads, cfg.mlp_ratio, dropout=cfg.dropout) for _ in range(k))
+        self.enc = blocks(cfg.enc_layers)
+        self.enc_latent = blocks(cfg.latent_layers)
+        self.dec_latent = blocks(cfg.latent_layers)
+        self.dec = blocks(cfg.dec_layers)
+        if cfg.downsample == "pool":
+            self.enc_offset = nn.Parameter(torch.zeros(self.r, d))
+            self.dec_offset = nn.Parameter(torch.zeros(self.r, d))
+        else:
+            self.latents = nn.Parameter(torch.zeros(m, d))
+            self.mask_tok = nn.Parameter(torch.zeros(d))
+        self.norm_q = RMSNorm(d)
+        self.norm_out = RMSNorm(d)
+        self.head = nn.Linear(d, cfg.vocab_size, bias=False)
+        self._init(g)
+        self.quantizer = build_quantizer(cfg.quantizer, d, seed=cfg.seed)
+
+    def _init(self, g: torch.Generator) -> None:
+        """Normal(0, 0.02) matrices; residual-branch output projections and offset embeddings start at zero,
+        so at init the stream is the token embedding itself and latents differ from slot to slot (a
+        position-independent common component would make every slot quantise to the same code)."""
+        for name, p in self.named_parameters():
+            with torch.no_grad():
+                if name.endswith(("attn.o.weight", "mlp.down.weight", "offset")):
+                    p.zero_()
+                elif p.dim() >= 2 or name.endswith(("latents", "mask_tok")):
+                    p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+
+    # -- properties -------------------------------------------------------------------------------------------
+    @property
+    def bits_per_token(self) -> float:
+        return self.config.out_len * self.quantizer.bits_per_code / self.config.in_len
+
+    # -- encoder / decoder ------------------------------------------------------------------------------------
+    def _check_tokens(self, tokens: torch.Tensor) -> None:
+        if tokens.dim() != 2 or tokens.shape[1] != self.config.in_len:
+            raise VQLadderError(f"expected token chunks of shape [batch, {self.config.in_len}], got {list(tokens.shape)}")
+
+    def _run(self, blocks, x: torch.Tensor) -> torch.Tensor:
+        for blk in blocks:
+            x = blk(x)
+        return x
+
+    def pre_quant(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens[b, n] -> continuous latents[b, m, d] (before the quantiser)."""
+        b, n = tokens.shape
+        m, d = self.config.out_len, self.config.d_model
+        x = self.tok_emb(tokens)
+        if self.config.downsample == "pool":
+            x = x + self.enc_offset.repeat(m, 1)
+            x = self._run(self.enc, x)
+            x = x.view(b, m, self.r, d).mean(2)
+        else:
+            x = torch.cat([x, self.latents.expand(b, -1, -1).to(x.dtype)], 1)
+            x = self._run(self.enc, x)[:, n:]
+        return self.norm_q(self._run(self.enc_latent, x))
+
+    def post_quant(self, z_q: torch.Tensor) -> torch.Tensor:
+        """quantised latents[b, m, d] -> logits[b, n, v]."""
+        b, m, d = z_q.shape
+        n = self.config.in_len
+        x = self._run(self.dec_latent, z_q)
+        if self.config.downsample == "pool":
+            x = x.repeat_interleave(self.r, dim=1) + self.dec_offset.repeat(m, 1)
+            x = self._run(self.dec, x)
+        else:
+            x = torch.cat([self.mask_tok.expand(b, n, -1).to(x.dtype), x], 1)
+            x = self._run(self.dec, x)[:, :n]
+        return self.head(self.norm_out(x))
+
+    def forward(self, tokens: torch.Tensor):
+        """-> (logits[b, n, v], Quantized)."""
+        self._check_tokens(tokens)
+        q = self.quantizer(self.pre_quant(tokens))
+        return self.post_quant(q.z_q), q
+
+    @torch.no_grad()
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens[b, n] -> codes[b, m] (or [b, m, depth])."""
+        self._check_tokens(tokens)
+        was = self.training
+        self.eval()
+        try:
+            return self.quantizer(self.pre_quant(tokens)).codes
+        finally:
+            self.train(was)
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes[b, m] -> logits[b, n, v]. Out-of-range codes are a VQLadderError."""
+        if codes.dim() < 2 or codes.shape[1] != self.config.out_len:
+            raise VQLadderError(f"expected {self.config.out_len} codes per chunk, got shape {list(codes.shape)}")
+        z_q = self.quantizer.decode_codes(codes)
+        return self.post_quant(z_q.to(self.head.weight.dtype))
+
+    def loss(self, tokens: torch.Tensor):
+        """Reconstruction cross-entropy + quantiser loss; metrics are detached floats-as-tensors."""
+        logits, q = self(tokens)
+        ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+        with torch.no_grad():
+            acc = (logits.argmax(-1) == tokens).float().mean()
+        metrics = {"ce": ce.detach(), "acc": acc, "q_loss": q.loss.detach(), **q.stats}
+        return ce + q.loss, metrics

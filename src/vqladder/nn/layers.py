@@ -1,0 +1,101 @@
+"""Transformer blocks. Axes: b batch, t query positions, s key positions, h heads, e head width, d model width.
+
+Attention uses ``F.scaled_dot_product_attention`` (fused kernels on CPU and CUDA); positions use rotary
+embeddings (RoPE) on queries and keys of self-attention. Pre-norm residual blocks with RMSNorm.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+
+
+class Rotary(nn.Module):
+    """RoPE tables, built lazily for the longest sequence seen (not saved in checkpoints)."""
+
+    def __init__(self, head_dim: int, base: float = 10000.0):
+        super().__init__()
+        inv = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        self.register_buffer("inv_freq", inv, persistent=False)
+        self._cache: tuple[int, torch.Tensor, torch.Tensor] | None = None
+
+    def tables(self, t: int, device, dtype):
+        if self._cache is None or self._cache[0] < t or self._cache[1].device != device:
+            pos = torch.arange(max(t, 16), device=device, dtype=torch.float32)
+            freqs = torch.outer(pos, self.inv_freq.to(device))
+            self._cache = (len(pos), freqs.cos(), freqs.sin())
+        _, cos, sin = self._cache
+        return cos[:t].to(dtype), sin[:t].to(dtype)
+
+    @staticmethod
+    def apply(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        # x[b, h, t, e]; rotate pairs (first half, second half)
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, n_heads: int, cross: bool = False, dropout: float = 0.0):
+        super().__init__()
+        assert dim % n_heads == 0, "d_model must be divisible by n_heads"
+        self.h, self.e, self.cross, self.dropout = n_heads, dim // n_heads, cross, dropout
+        self.q = nn.Linear(dim, dim, bias=False)
+        self.kv = nn.Linear(dim, 2 * dim, bias=False)
+        self.o = nn.Linear(dim, dim, bias=False)
+        self.rotary = None if cross else Rotary(self.e)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, causal: bool = False,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, d = x.shape
+        ctx = x if context is None else context
+        q = self.q(x).view(b, t, self.h, self.e).transpose(1, 2)
+        k, v = self.kv(ctx).view(b, ctx.shape[1], 2, self.h, self.e).permute(2, 0, 3, 1, 4)
+        if self.rotary is not None:
+            cos, sin = self.rotary.tables(t, x.device, q.dtype)
+            q, k = Rotary.apply(q, cos, sin), Rotary.apply(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.o(y.transpose(1, 2).reshape(b, t, d))
+
+
+class MLP(nn.Module):
+    """SwiGLU feed-forward."""
+
+    def __init__(self, dim: int, ratio: float = 4.0):
+        super().__init__()
+        hidden = int(dim * ratio * 2 / 3)
+        hidden = (hidden + 63) // 64 * 64
+        self.up = nn.Linear(dim, 2 * hidden, bias=False)
+        self.down = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, g = self.up(x).chunk(2, dim=-1)
+        return self.down(F.silu(g) * a)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: self-attention, optional cross-attention, MLP."""
+
+    def __init__(self, dim: int, n_heads: int, mlp_ratio: float = 4.0, cross: bool = False, dropout: float = 0.0):
+        super().__init__()
+        self.n1, self.attn = RMSNorm(dim), Attention(dim, n_heads, dropout=dropout)
+        self.nx = RMSNorm(dim) if cross else None
+        self.xattn = Attention(dim, n_heads, cross=True, dropout=dropout) if cross else None
+        self.n2, self.mlp = RMSNorm(dim), MLP(dim, mlp_ratio)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
+        x = x + self.attn(self.n1(x), causal=causal)
+        if self.xattn is not None and context is not None:
+            x = x + self.xattn(self.nx(x), context=context)
+        return x + self.mlp(self.n2(x))

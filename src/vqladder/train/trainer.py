@@ -1,0 +1,374 @@
+"""The Trainer: trains anything with ``loss(batch) -> (loss, metrics)``.
+
+Owns the optimiser (AdamW, no decay on norms/biases/embeddings of width 1), the schedule (linear warmup +
+cosine to ``min_lr_ratio``), gradient accumulation and clipping, autocast (bf16 on CUDA and on CPUs with
+native bf16: AVX512-BF16/AMX), periodic held-out evaluation, the progress bar, ``metrics.jsonl``, atomic
+checkpoints with keep-last-N, exact resume, and DDP when launched by ``torchrun``.
+
+The run directory is the source of truth: the trainer appends to ``<run>/metrics.jsonl`` and writes
+``<run>/checkpoints/``; everything else (tables, plots) reads them afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..errors import NonFiniteLossError, VQLadderError
+from . import distributed as D
+from .checkpoint import latest_valid_checkpoint, load_trainer_state, load_weights, save_checkpoint
+
+
+@dataclass
+class TrainerConfig:
+    steps: int = 1000                 # optimiser steps
+    batch_size: int = 16              # chunks per micro-batch per rank
+    grad_accum: int = 1               # micro-batches per optimiser step
+    lr: float = 1e-3                  # peak learning rate
+    min_lr_ratio: float = 0.1         # cosine floor as a fraction of lr
+    warmup: int = 50                  # linear warmup steps
+    weight_decay: float = 0.01        # AdamW decay on matrices only
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])  # AdamW betas
+    grad_clip: float = 1.0            # max grad norm; -1 = disabled
+    precision: str = "auto"           # auto | bf16 | fp32   (auto: bf16 on CUDA and on CPUs with native bf16)
+    device: str = "auto"              # auto | cpu | cuda | mps
+    seed: int = 0                     # data order and global RNG
+    eval_every: int = 200             # steps between held-out evals; -1 = only at the end
+    log_every: int = 10               # steps between metrics.jsonl lines
+    ckpt_every: int = 200             # steps between checkpoints; -1 = only at the end
+    keep_last: int = 3                # checkpoints kept; -1 = all
+    nan_policy: str = "stop"          # stop | skip   (what a NaN/inf loss does)
+    progress: bool = True             # progress bar on stderr
+    threads: int = -1                 # torch CPU threads; -1 = leave torch's default
+    max_time: float = -1.0            # stop (with a checkpoint) after this many seconds; -1 = no limit
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise VQLadderError("train.steps, train.batch_size and train.grad_accum must be >= 1")
+        if self.lr <= 0:
+            raise VQLadderError(f"train.lr must be positive, got {self.lr}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise VQLadderError(f"train.precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise VQLadderError(f"train.device must be auto, cpu, cuda or mps, got {self.device!r}")
+        if self.nan_policy not in ("stop", "skip"):
+            raise VQLadderError(f"train.nan_policy must be stop or skip, got {self.nan_policy!r}")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise VQLadderError("train.device=cuda but CUDA is not available")
+    return torch.device(name)
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast_dtype(precision: str, device: torch.device):
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    if device.type == "cpu" and cpu_has_bf16():
+        return torch.bfloat16
+    return None
+
+
+def lr_at(step: int, cfg: TrainerConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    span = max(1, cfg.steps - cfg.warmup)
+    frac = min(1.0, (step - cfg.warmup) / span)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+class _LossModule(nn.Module):
+    """DDP must see the call that computes the loss; this wraps ``model.loss`` as ``forward``."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch):
+        return self.model.loss(batch)
+
+
+class Trainer:
+    """``Trainer(model, cfg, run_dir, sampler_factory, evaluate).fit(resume=...)``.
+
+    ``sampler_factory(rank, world)`` returns an object with ``next_batch()``, ``state_dict()`` and
+    ``load_state_dict()`` (see ``data.WindowSampler``). ``evaluate(model) -> dict`` computes held-out
+    metrics (keys are logged with a ``val_`` prefix). ``meta`` is stored in every checkpoint's meta.json.
+    """
+
+    def __init__(self, model: nn.Module, cfg: TrainerConfig, run_dir: str | Path,
+                 sampler_factory: Callable, evaluate: Callable | None = None, meta: dict | None = None):
+        cfg.validate()
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.device = pick_device(cfg.device)
+        self.rank, self.world = D.init_distributed(self.device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        self.amp_dtype = autocast_dtype(cfg.precision, self.device)
+        self.model = model.to(self.device)
+        self.sampler = sampler_factory(self.rank, self.world)
+        self.evaluate = evaluate
+        self.meta = dict(meta or {})
+        self.meta.setdefault("model_config", _config_dict(model))
+        self.step = 0
+        self.tokens_seen = 0
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            if p.requires_grad:
+                (decay if p.dim() >= 2 else no_decay).append(p)
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr, betas=tuple(cfg.betas), fused=self.device.type == "cuda" or None,
+        )
+        self.ddp = None
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # buffers (codebooks, EMA state) are kept identical by the quantizers' own all-reduces
+            self.ddp = DDP(_LossModule(self.model), device_ids=ids, broadcast_buffers=False)
+        self.ckpt_root = self.run_dir / "checkpoints"
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+
+    # -- run directory ----------------------------------------------------------------------------------------
+    def _check_writable(self) -> None:
+        if not D.is_main():
+            return
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / f".write-test-{os.getpid()}"
+            with open(probe, "wb") as f:
+                f.write(b"0" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+            os.unlink(probe)
+        except OSError as e:
+            raise VQLadderError(f"run directory {self.run_dir} is not writable: {e.strerror}")
+        need = sum(p.numel() * p.element_size() for p in self.model.parameters()) * 4
+        free = _free_bytes(self.run_dir)
+        if free is not None and free < need:
+            raise VQLadderError(
+                f"not enough disk space in {self.run_dir}: {free // 2**20} MiB free, a checkpoint needs "
+                f"about {need // 2**20} MiB"
+            )
+
+    def _log(self, record: dict) -> None:
+        if D.is_main():
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def _truncate_metrics(self, step: int) -> None:
+        """On resume, drop log lines beyond the checkpoint's step (and any torn last line)."""
+        if not D.is_main() or not self.metrics_path.exists():
+            return
+        keep = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec.get("step", 0) <= step:
+                keep.append(line)
+        from ..io import atomic_write_text
+
+        atomic_write_text(self.metrics_path, "".join(l + "\n" for l in keep))
+
+    # -- checkpoints ------------------------------------------------------------------------------------------
+    def trainer_state(self) -> dict:
+        st = {
+            "optimizer": self.opt.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "step": torch.tensor(self.step),
+            "tokens_seen": torch.tensor(self.tokens_seen),
+        }
+        if torch.cuda.is_available():
+            st["rng_cuda"] = torch.cuda.get_rng_state()
+        return st
+
+    def save(self) -> None:
+        if D.is_main():
+            meta = dict(self.meta, sampler=self.sampler.state_dict(), tokens_seen=self.tokens_seen,
+                        world=self.world)
+            if self.world > 1:  # each rank's sampler position is the same function of (step, rank)
+                meta["sampler_per_rank"] = True
+            save_checkpoint(self.ckpt_root, self.step, self.model, self.trainer_state(), meta, self.cfg.keep_last)
+        D.barrier()
+
+    def restore(self) -> bool:
+        """Load the newest valid checkpoint; returns False if there is none."""
+        found = latest_valid_checkpoint(self.ckpt_root, warn=D.is_main())
+        if found is None:
+            return False
+        ckpt, meta = found
+        if meta.get("kind") != getattr(self.model, "kind", None):
+            raise VQLadderError(f"checkpoint {ckpt} holds a {meta.get('kind')!r} model, not {self.model.kind!r}")
+        if meta.get("model_config") != self.meta.get("model_config"):
+            raise VQLadderError(f"checkpoint {ckpt} was made with a different model config; use a new run name")
+        load_weights(self.model, ckpt)
+        st = load_trainer_state(ckpt)
+        self.opt.load_state_dict(st["optimizer"])
+        torch.set_rng_state(st["rng_cpu"])
+        if "rng_cuda" in st and torch.cuda.is_available():
+            torch.cuda.set_rng_state(st["rng_cuda"])
+        self.step = int(st["step"])
+        self.tokens_seen = int(st["tokens_seen"])
+        if int(meta.get("world", 1)) == self.world:
+            self.sampler.load_state_dict(meta["sampler"])
+        else:  # a different world size: continue with a fresh data order from this step
+            self.sampler.load_state_dict({"epoch": self.step, "pos": 0})
+        self._truncate_metrics(self.step)
+        D.print0(f"resumed from {ckpt} (step {self.step})", file=sys.stderr)
+        return True
+
+    # -- loop -------------------------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _eval(self) -> dict:
+        if self.evaluate is None:
+            return {}
+        self.model.eval()
+        try:
+            with self._autocast():
+                res = self.evaluate(self.model)
+        finally:
+            self.model.train()
+        return res
+
+    def fit(self, resume: bool = False) -> dict:
+        """Train to ``cfg.steps``; returns the last held-out metrics."""
+        cfg = self.cfg
+        self._check_writable()
+        D.barrier()
+        if resume:
+            self.restore()
+        elif self.ckpt_root.exists() and any(self.ckpt_root.iterdir()):
+            raise VQLadderError(f"run directory {self.run_dir} already has checkpoints; pass --resume or a new name")
+        else:
+            torch.manual_seed(cfg.seed)
+        if self.step >= cfg.steps:
+            D.print0(f"run already complete at step {self.step}", file=sys.stderr)
+            return self._eval()
+        self.model.train()
+        fwd = self.ddp if self.ddp is not None else _LossModule(self.model)
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (cfg.progress and D.is_main()), file=sys.stderr,
+                   dynamic_ncols=True, leave=False, mininterval=1.0)
+        t0, tok0 = time.time(), self.tokens_seen
+        last_val: dict = {}
+        window_metrics: dict = {}
+        n_window = 0
+        while self.step < cfg.steps:
+            lr = lr_at(self.step, cfg)
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+            step_metrics: dict = {}
+            step_loss = 0.0
+            for micro in range(cfg.grad_accum):
+                batch = self.sampler.next_batch().to(self.device, non_blocking=True)
+                sync = self.ddp is not None and micro < cfg.grad_accum - 1
+                with (self.ddp.no_sync() if sync else contextlib.nullcontext()), self._autocast():
+                    loss, metrics = fwd(batch)
+                    loss = loss / cfg.grad_accum
+                loss.backward()
+                step_loss += float(loss.detach())
+                for k, v in metrics.items():
+                    step_metrics[k] = step_metrics.get(k, 0.0) + float(v) / cfg.grad_accum
+                self.tokens_seen += batch.numel() * self.world
+            gnorm = None
+            if cfg.grad_clip > 0:
+                gnorm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
+            bad = not math.isfinite(step_loss) or (gnorm is not None and not math.isfinite(gnorm))
+            if D.any_rank(bad, self.device):
+                self.opt.zero_grad(set_to_none=True)
+                if cfg.nan_policy == "stop":
+                    bar.close()
+                    raise NonFiniteLossError(
+                        f"loss became {step_loss} at step {self.step}; stopped, the last good checkpoint is kept "
+                        f"(set train.nan_policy=skip to skip such batches)"
+                    )
+                D.print0(f"warning: non-finite loss at step {self.step}; batch skipped", file=sys.stderr)
+                self.step += 1
+                bar.update(1)
+                continue
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+            self.step += 1
+            step_metrics["loss"] = step_loss
+            for k, v in step_metrics.items():
+                window_metrics[k] = window_metrics.get(k, 0.0) + v
+            n_window += 1
+            elapsed = time.time() - t0
+            tps = (self.tokens_seen - tok0) / max(elapsed, 1e-9)
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                rec = {"step": self.step, "tokens": self.tokens_seen, "time": round(elapsed, 3), "lr": lr,
+                       "tok_per_s": round(tps, 1)}
+                rec.update({f"train_{k}": round(v / n_window, 6) for k, v in window_metrics.items()})
+                if gnorm is not None:
+                    rec["grad_norm"] = round(gnorm, 4)
+                self._log(rec)
+                window_metrics, n_window = {}, 0
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.3f}", acc=f"{step_metrics.get('acc', 0):.3f}",
+                            usage=f"{step_metrics.get('usage', 0):.3f}", tok_s=f"{tps:.0f}", refresh=False)
+            out_of_time = cfg.max_time > 0 and elapsed > cfg.max_time
+            out_of_time = D.any_rank(out_of_time, self.device) if self.world > 1 else out_of_time
+            last = self.step == cfg.steps or out_of_time
+            if (cfg.eval_every > 0 and self.step % cfg.eval_every == 0) or last:
+                last_val = self._eval()
+                self._log({"step": self.step, "tokens": self.tokens_seen, "time": round(time.time() - t0, 3),
+                           **{f"val_{k}": v for k, v in last_val.items()}})
+            if (cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0) or last:
+                self.save()
+            if out_of_time:
+                D.print0(f"stopping at step {self.step}: train.max_time={cfg.max_time}s reached", file=sys.stderr)
+                break
+        bar.close()
+        return last_val
+
+
+def _config_dict(model) -> dict:
+    import dataclasses
+
+    cfg = getattr(model, "config", None)
+    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else {}
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
