@@ -36,7 +36,8 @@ def _split_config_args(args: list[str]) -> tuple[str | None, list[str]]:
 def cmd_prepare(a) -> int:
     from .data import prepare
 
-    sh = prepare(a.corpus, a.tokenizer, a.out, val_every=a.val_every, force=a.force, progress=True)
+    sh = prepare(a.corpus, a.tokenizer, a.out, val_every=a.val_every, block_size=a.block_size, force=a.force,
+                 progress=True)
     m = sh.meta
     print(f"prepared {a.out}: {m['train_tokens']:,} train / {m['val_tokens']:,} val tokens, "
           f"vocab {m['vocab_size']} ({m['tokenizer']}), {m['n_docs']} documents")
@@ -178,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("corpus", help="builtin | FILE | FOLDER | GLOB | hf:NAME[:SPLIT] (several joined with ',')")
     s.add_argument("--tokenizer", "-t", default="bpe:1024", help="bytes | bpe:N | cl100k_base | o200k_base | gpt2")
     s.add_argument("--out", "-o", required=True, help="output data directory")
-    s.add_argument("--val-every", type=int, default=10, help="every N-th block of 4096 tokens goes to val (10%%)")
+    s.add_argument("--val-every", type=int, default=10, help="every N-th block of tokens goes to val (10%%)")
+    s.add_argument("--block-size", type=int, default=4096, help="tokens per split block (smaller for tiny corpora)")
     s.add_argument("--force", action="store_true", help="rebuild an existing data directory")
     s.set_defaults(func=cmd_prepare)
 

@@ -76,7 +76,7 @@ class _SplitWriter:
 
 def _doc_batches(corpus, progress: bool):
     batch, size = [], 0
-    bar = tqdm(desc="tokenising", unit="doc", disable=not progress, file=sys.stderr, leave=False)
+    bar = tqdm(desc="tokenising", unit="doc", disable=None if progress else True, file=sys.stderr, leave=False)
     for doc in corpus:
         batch.append(doc if doc.endswith("\n") else doc + "\n")
         size += len(doc)

@@ -128,13 +128,14 @@ class BPETokenizer(Tokenizer):
 
 
 def _openai_encoding(name: str):
-    if name == "gpt2":
+    if name == "gpt2":  # bpe-openai ships no gpt2 tables; tiktoken downloads them on first use
         try:
             import tiktoken
 
             return tiktoken.get_encoding("gpt2")
-        except Exception:
-            pass
+        except Exception as e:
+            raise VQLadderError(f"tokenizer gpt2 needs tiktoken and its (downloaded, then cached) tables: "
+                                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
     import bpe_openai
 
     return bpe_openai.get_encoding(name)

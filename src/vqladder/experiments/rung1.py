@@ -72,7 +72,7 @@ def train_run(cfg: RunConfig, resume: bool = False) -> dict:
     if len(shards.val) < n:
         raise VQLadderError(
             f"the val split of {shards.dir} has {len(shards.val)} tokens, fewer than one chunk of {n}; "
-            f"use a bigger corpus or a smaller model.in_len"
+            f"use a bigger corpus, a smaller model.in_len or `prepare --block-size`"
         )
     model = SequenceCompressor(cfg.model)
     run_dir = cfg.run_dir

@@ -64,7 +64,8 @@ def any_rank(flag: bool, device) -> bool:
 
 def print0(*args, **kwargs) -> None:
     if is_main():
-        print(*args, **kwargs, file=kwargs.pop("file", sys.stdout))
+        kwargs.setdefault("file", sys.stdout)
+        print(*args, **kwargs)
 
 
 def cleanup() -> None:

@@ -284,7 +284,8 @@ class Trainer:
             return self._eval()
         self.model.train()
         fwd = self.ddp if self.ddp is not None else _LossModule(self.model)
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (cfg.progress and D.is_main()), file=sys.stderr,
+        show = cfg.progress and D.is_main()
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=None if show else True, file=sys.stderr,
                    dynamic_ncols=True, leave=False, mininterval=1.0)
         t0, tok0 = time.time(), self.tokens_seen
         last_val: dict = {}

@@ -1,0 +1,42 @@
+import os
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+
+WORDS = ("the quick brown fox jumps over a lazy dog while seven wizards quietly judge boxing matches "
+         "in the old town hall and every night the river sings a song about distant mountains").split()
+
+
+def make_text(n_words: int, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n_words // 12):
+        lines.append(" ".join(rng.choice(WORDS) for _ in range(12)) + ".")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path) -> Path:
+    p = tmp_path / "tiny.txt"
+    p.write_text(make_text(6000))
+    return p
+
+
+@pytest.fixture
+def shakespeare() -> Path:
+    if not SHARED.is_file():
+        pytest.skip("../shared/data/tinyshakespeare.txt not available")
+    return SHARED
+
+
+@pytest.fixture(autouse=True)
+def _quiet_env(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    yield
+    os.environ.pop("RANK", None)

@@ -1,0 +1,150 @@
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from vqladder.cli import main
+
+from helpers import tiny_run_config
+
+
+def run_cli(*argv):
+    """Run the CLI in a subprocess; returns (exit code, stdout, stderr)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(p) for p in sys.path if p]))
+    p = subprocess.run([sys.executable, "-m", "vqladder.cli", *map(str, argv)], capture_output=True, text=True,
+                       env=env, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def one_line_error(err: str) -> str:
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """prepare + train + checkpoint through the CLI, once for this module."""
+    d = tmp_path_factory.mktemp("cli")
+    corpus = d / "c.txt"
+    from conftest import make_text
+
+    corpus.write_text(make_text(6000))
+    rc, out, err = run_cli("prepare", corpus, "-t", "bpe:300", "-o", d / "data", "--block-size", "512")
+    assert rc == 0, err
+    assert "prepared" in out
+    cfg = tiny_run_config(d / "data", d / "runs", name="cli", steps=30, ckpt_every=15)
+    cfg_path = d / "tiny.yaml"
+    from vqladder.config import to_dict
+
+    cfg_path.write_text(yaml.safe_dump(to_dict(cfg)))
+    rc, out, err = run_cli("train", cfg_path, "train.steps=30")
+    assert rc == 0, err
+    return d, cfg_path, d / "runs" / "cli"
+
+
+def test_cli_end_to_end(trained, capsys):
+    d, cfg_path, run = trained
+    assert (run / "results.json").is_file()
+    assert main(["eval", str(run), "--examples", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "held-out token acc" in out and "original" in out
+    assert main(["encode", str(run), "--text", "the quick brown fox jumps over the lazy dog"]) == 0
+    codes = capsys.readouterr().out.strip().splitlines()
+    assert len(codes) == 1 and len(codes[0].split()) == 8
+    assert main(["decode", str(run), "--codes", codes[0]]) == 0
+    text = capsys.readouterr().out
+    # the CLI's text is the argmax decoding of those codes through the Python API
+    import torch
+
+    from vqladder.data import load_tokenizer
+    from vqladder.train import load_model
+
+    model, _, _ = load_model(run)
+    ids = model.decode(torch.tensor([[int(c) for c in codes[0].split()]])).argmax(-1)[0].tolist()
+    assert text == load_tokenizer(run / "tokenizer").decode(ids).rstrip(" ") + "\n"
+
+
+def test_cli_resume_completed_run(trained):
+    d, cfg_path, run = trained
+    rc, out, err = run_cli("train", cfg_path, "--resume")
+    assert rc == 0, err
+    assert "already complete" in err
+
+
+def test_help_texts():
+    for sub in ("prepare", "train", "eval", "encode", "decode", "demo"):
+        with pytest.raises(SystemExit) as e:
+            main([sub, "--help"])
+        assert e.value.code == 0
+
+
+# Each bad input: one clear line, exit code 2 (the table in docs/bad-inputs.md lists them).
+def test_bad_corpus_path_subprocess(tmp_path):
+    rc, out, err = run_cli("prepare", tmp_path / "nope.txt", "-o", tmp_path / "d")
+    assert rc == 2
+    assert "does not exist" in one_line_error(err)
+    assert not (tmp_path / "d").exists()
+
+
+def _bad(capsys, argv, pattern):
+    assert main([str(a) for a in argv]) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert pattern in line, line
+
+
+def test_bad_inputs(trained, tmp_path, capsys):
+    d, cfg_path, run = trained
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    _bad(capsys, ["prepare", empty, "-o", tmp_path / "o1"], "corpus is empty")
+    binary = tmp_path / "b.txt"
+    binary.write_bytes(b"\x00\x01\x02binary")
+    _bad(capsys, ["prepare", binary, "-o", tmp_path / "o2"], "looks binary")
+    _bad(capsys, ["prepare", tmp_path / "c.txt", "-t", "bpe:x", "-o", tmp_path / "o3"], "does not exist")
+    _bad(capsys, ["prepare", cfg_path, "-t", "wordpiece", "-o", tmp_path / "o3"], "unknown tokenizer")
+    _bad(capsys, ["prepare", cfg_path, "-o", d / "data"], "already prepared")
+    _bad(capsys, ["train", cfg_path, "model.out_lenn=4"], "unknown config key 'model.out_lenn'")
+    _bad(capsys, ["train", cfg_path, "train.lr=fast"], "expected a number")
+    _bad(capsys, ["train", cfg_path, "model.out_len=5"], "not divisible")
+    _bad(capsys, ["train", tmp_path / "missing.yaml"], "config file not found")
+    _bad(capsys, ["train", cfg_path, "model.in_len=8192", "model.out_len=8", "name=big"], "fewer than one chunk")
+    _bad(capsys, ["train", cfg_path], "--resume")  # existing run without --resume
+    _bad(capsys, ["decode", run, "--codes", "1 2 3"], "multiple of 8")
+    _bad(capsys, ["decode", run, "--codes", " ".join(["99999"] * 8)], "out of range")
+    _bad(capsys, ["decode", run, "--codes", "a b c"], "integers")
+    _bad(capsys, ["eval", tmp_path / "no-run"], "no such run")
+    _bad(capsys, ["encode", run, "--text", ""], "empty")
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("model: [unclosed\n")
+    _bad(capsys, ["train", bad_yaml], "not valid YAML")
+
+
+def test_truncated_and_foreign_checkpoints(trained, tmp_path, capsys):
+    import shutil
+
+    d, cfg_path, run = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    ckpts = sorted((copy / "checkpoints").iterdir())
+    for c in ckpts:  # truncate every checkpoint: nothing valid remains
+        w = c / "model.safetensors"
+        w.write_bytes(w.read_bytes()[:100])
+    assert main(["eval", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("error: no valid checkpoint")
+    # a checkpoint whose meta names another model kind
+    shutil.rmtree(copy)
+    shutil.copytree(run, copy)
+    import json
+
+    from vqladder.train.checkpoint import sha256
+
+    last = sorted((copy / "checkpoints").iterdir())[-1]
+    meta = json.loads((last / "meta.json").read_text())
+    meta["kind"] = "planner"
+    (last / "meta.json").write_text(json.dumps(meta))
+    _bad(capsys, ["eval", last], "not a 'sequence_compressor'")

@@ -1,0 +1,68 @@
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from vqladder.config import build, load_config, parse_overrides
+from vqladder.errors import VQLadderError
+from vqladder.experiments.demo import DEMO_PRESET, demo_config
+from vqladder.experiments.rung1 import RunConfig
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@dataclass
+class Inner:
+    a: int = 1
+    b: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Outer:
+    name: str = "x"
+    lr: float = 1e-3
+    flag: bool = False
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_defaults_yaml_overrides(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("name: y\ninner:\n  a: 5\n")
+    cfg = load_config(Outer, y, ["inner.b=[1,2]", "lr=0.5", "flag=true"])
+    assert (cfg.name, cfg.lr, cfg.flag, cfg.inner.a, cfg.inner.b) == ("y", 0.5, True, 5, [1, 2])
+
+
+def test_unknown_key_names_valid_keys():
+    with pytest.raises(VQLadderError, match=r"unknown config key 'inner.c'.*valid keys here: a, b"):
+        load_config(Outer, None, ["inner.c=3"])
+
+
+@pytest.mark.parametrize("ov,msg", [("inner.a=abc", "expected an integer"), ("lr=fast", "expected a number"),
+                                    ("flag=maybe", "true/false")])
+def test_wrong_type(ov, msg):
+    with pytest.raises(VQLadderError, match=msg):
+        load_config(Outer, None, [ov])
+
+
+def test_bad_override_syntax():
+    with pytest.raises(VQLadderError, match="key.sub=value"):
+        parse_overrides(["model.out_len"])
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_shipped_config_loads(path):
+    cfg = load_config(RunConfig, path)
+    assert cfg.model.in_len % cfg.model.out_len == 0
+    assert path.read_text().startswith("#"), "each config starts with a header saying how to run it"
+
+
+def test_demo_yaml_matches_preset():
+    shipped = load_config(RunConfig, Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
+    preset = demo_config()
+    assert shipped.model == preset.model and shipped.train == preset.train
+    assert build(RunConfig, DEMO_PRESET).data == shipped.data
+
+
+def test_indivisible_lengths_rejected():
+    with pytest.raises(VQLadderError, match="not divisible"):
+        load_config(RunConfig, None, ["model.out_len=48"])

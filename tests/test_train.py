@@ -1,0 +1,164 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vqladder.data import WindowSampler, prepare
+from vqladder.errors import CheckpointError, NonFiniteLossError, VQLadderError
+from vqladder.eval import evaluate_compressor
+from vqladder.experiments.rung1 import train_run
+from vqladder.models import SequenceCompressor
+from vqladder.train import Trainer, find_checkpoints, latest_valid_checkpoint, load_model
+from vqladder.train.trainer import lr_at
+
+from helpers import tiny_run_config
+
+
+@pytest.fixture
+def data(tmp_path, tiny_corpus):
+    return prepare(str(tiny_corpus), "bytes", tmp_path / "data", block_size=512).dir
+
+
+def test_tiny_compressor_learns(tmp_path, data):
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=400, out_len=16)
+    res = train_run(cfg)
+    # the most frequent byte (space) is right ~18% of the time; the codes must carry far more than that
+    assert res["acc"] > 0.6, res
+    assert res["usage"] > 0.05
+    lines = [json.loads(l) for l in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["step"] == 5 and {"tokens", "time", "train_loss", "train_acc"} <= set(lines[0])
+    assert json.loads((cfg.run_dir / "results.json").read_text())["step"] == 400
+    assert (cfg.run_dir / "config.yaml").is_file() and (cfg.run_dir / "tokenizer").is_dir()
+
+
+class Boom(Exception):
+    pass
+
+
+def _trainer(cfg, shards_dir, fail_after=None):
+    from vqladder.data import TokenShards
+
+    sh = TokenShards(shards_dir)
+    cfg.model.vocab_size = sh.vocab_size
+    model = SequenceCompressor(cfg.model)
+
+    def factory(rank, world):
+        s = WindowSampler(sh.train, cfg.model.in_len, cfg.train.batch_size, cfg.train.seed, rank, world)
+        if fail_after is not None:
+            orig, count = s.next_batch, [0]
+
+            def nb():
+                count[0] += 1
+                if count[0] > fail_after:
+                    raise Boom()
+                return orig()
+
+            s.next_batch = nb
+        return s
+
+    return Trainer(model, cfg.train, cfg.run_dir, factory,
+                   lambda m: evaluate_compressor(m, sh.val, max_chunks=16),
+                   {"model_config": __import__("dataclasses").asdict(cfg.model)})
+
+
+@pytest.mark.parametrize("kind", ["fsq", "vq"])
+def test_resume_is_bitwise_identical(tmp_path, data, kind):
+    a = tiny_run_config(data, tmp_path / "runs", name="a", kind=kind, steps=12, ckpt_every=4)
+    _trainer(a, data).fit()
+    b = tiny_run_config(data, tmp_path / "runs", name="b", kind=kind, steps=12, ckpt_every=4)
+    with pytest.raises(Boom):
+        _trainer(b, data, fail_after=10).fit()  # dies during step 11, after the step-8 checkpoint
+    assert [p.name for p in find_checkpoints(b.run_dir / "checkpoints")] == ["step_000004", "step_000008"]
+    _trainer(b, data).fit(resume=True)
+    wa = load_file(str(a.run_dir / "checkpoints" / "step_000012" / "model.safetensors"))
+    wb = load_file(str(b.run_dir / "checkpoints" / "step_000012" / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    # the metrics log has no duplicated steps after resume
+    steps = [json.loads(l)["step"] for l in (b.run_dir / "metrics.jsonl").read_text().splitlines()
+             if "train_loss" in l]
+    assert steps == sorted(set(steps))
+
+
+def test_keep_last_and_corrupt_fallback(tmp_path, data, capsys):
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=8, ckpt_every=2, keep_last=2)
+    _trainer(cfg, data).fit()
+    root = cfg.run_dir / "checkpoints"
+    assert [p.name for p in find_checkpoints(root)] == ["step_000006", "step_000008"]
+    w = root / "step_000008" / "model.safetensors"
+    w.write_bytes(w.read_bytes()[: len(w.read_bytes()) // 2])  # truncate the newest
+    ckpt, meta = latest_valid_checkpoint(root)
+    assert ckpt.name == "step_000006"
+    assert "step_000008" in capsys.readouterr().err
+    model, meta, ck = load_model(cfg.run_dir)
+    assert ck.name == "step_000006"
+    with pytest.raises(CheckpointError, match="corrupted or truncated"):
+        load_model(root / "step_000008")
+
+
+def test_wrong_kind_checkpoint(tmp_path, data):
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=2)
+    _trainer(cfg, data).fit()
+    with pytest.raises(CheckpointError, match="not a 'planner'"):
+        load_model(cfg.run_dir, expect_kind="planner")
+
+
+def test_nan_loss_stops_and_keeps_checkpoint(tmp_path, data):
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=10, ckpt_every=3)
+    t = _trainer(cfg, data)
+    orig = t.model.loss
+    calls = [0]
+
+    def bad_loss(batch):
+        calls[0] += 1
+        loss, m = orig(batch)
+        return (loss * float("nan") if calls[0] == 5 else loss), m
+
+    t.model.loss = bad_loss
+    with pytest.raises(NonFiniteLossError, match="step 4"):
+        t.fit()
+    assert [p.name for p in find_checkpoints(cfg.run_dir / "checkpoints")] == ["step_000003"]
+
+
+def test_nan_skip_policy(tmp_path, data):
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=6, nan_policy="skip")
+    t = _trainer(cfg, data)
+    orig = t.model.loss
+    calls = [0]
+
+    def bad_loss(batch):
+        calls[0] += 1
+        loss, m = orig(batch)
+        return (loss * float("inf") if calls[0] == 2 else loss), m
+
+    t.model.loss = bad_loss
+    t.fit()
+    assert t.step == 6
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
+
+
+def test_existing_run_needs_resume(tmp_path, data):
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=2)
+    _trainer(cfg, data).fit()
+    with pytest.raises(VQLadderError, match="--resume"):
+        _trainer(cfg, data).fit()
+
+
+def test_unwritable_run_dir(tmp_path, data):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cfg = tiny_run_config(data, blocker, steps=2)  # out_dir is a file: the run dir cannot be created
+    with pytest.raises(VQLadderError, match="not writable"):
+        _trainer(cfg, data).fit()
+
+
+def test_lr_schedule():
+    from vqladder.train import TrainerConfig
+
+    c = TrainerConfig(steps=100, warmup=10, lr=1.0, min_lr_ratio=0.1)
+    assert lr_at(0, c) == pytest.approx(0.1)
+    assert lr_at(9, c) == pytest.approx(1.0)
+    assert lr_at(100, c) == pytest.approx(0.1)
+    assert lr_at(55, c) == pytest.approx(0.55)
