@@ -96,55 +96,26 @@ def _bad(capsys, argv, pattern):
     assert pattern in line, line
 
 
-def test_bad_inputs(trained, tmp_path, capsys):
-    d, cfg_path, run = trained
-    empty = tmp_path / "empty.txt"
-    empty.write_text("")
-    _bad(capsys, ["prepare", empty, "-o", tmp_path / "o1"], "corpus is empty")
-    binary = tmp_path / "b.txt"
-    binary.write_bytes(b"\x00\x01\x02binary")
-    _bad(capsys, ["prepare", binary, "-o", tmp_path / "o2"], "looks binary")
-    _bad(capsys, ["prepare", tmp_path / "c.txt", "-t", "bpe:x", "-o", tmp_path / "o3"], "does not exist")
-    _bad(capsys, ["prepare", cfg_path, "-t", "wordpiece", "-o", tmp_path / "o3"], "unknown tokenizer")
-    _bad(capsys, ["prepare", cfg_path, "-o", d / "data"], "already prepared")
-    _bad(capsys, ["train", cfg_path, "model.out_lenn=4"], "unknown config key 'model.out_lenn'")
-    _bad(capsys, ["train", cfg_path, "train.lr=fast"], "expected a number")
-    _bad(capsys, ["train", cfg_path, "model.out_len=5"], "not divisible")
-    _bad(capsys, ["train", tmp_path / "missing.yaml"], "config file not found")
-    _bad(capsys, ["train", cfg_path, "model.in_len=8192", "model.out_len=8", "name=big"], "fewer than one chunk")
-    _bad(capsys, ["train", cfg_path], "--resume")  # existing run without --resume
-    _bad(capsys, ["decode", run, "--codes", "1 2 3"], "multiple of 8")
-    _bad(capsys, ["decode", run, "--codes", " ".join(["99999"] * 8)], "out of range")
-    _bad(capsys, ["decode", run, "--codes", "a b c"], "integers")
-    _bad(capsys, ["eval", tmp_path / "no-run"], "no such run")
-    _bad(capsys, ["encode", run, "--text", ""], "empty")
-    bad_yaml = tmp_path / "bad.yaml"
-    bad_yaml.write_text("model: [unclosed\n")
-    _bad(capsys, ["train", bad_yaml], "not valid YAML")
+@pytest.fixture(scope="module")
+def bad_ctx(tmp_path_factory):
+    from bad_input_cases import make_context
+
+    return make_context(tmp_path_factory.mktemp("bad"))
 
 
-def test_truncated_and_foreign_checkpoints(trained, tmp_path, capsys):
-    import shutil
+from bad_input_cases import CASES  # noqa: E402
 
-    d, cfg_path, run = trained
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
-    ckpts = sorted((copy / "checkpoints").iterdir())
-    for c in ckpts:  # truncate every checkpoint: nothing valid remains
-        w = c / "model.safetensors"
-        w.write_bytes(w.read_bytes()[:100])
-    assert main(["eval", str(copy)]) == 2
-    err = capsys.readouterr().err
-    assert err.strip().splitlines()[-1].startswith("error: no valid checkpoint")
-    # a checkpoint whose meta names another model kind
-    shutil.rmtree(copy)
-    shutil.copytree(run, copy)
-    import json
 
-    from vqladder.train.checkpoint import sha256
+@pytest.mark.parametrize("what,argv,expect", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_table(bad_ctx, what, argv, expect):
+    from bad_input_cases import run_case
 
-    last = sorted((copy / "checkpoints").iterdir())[-1]
-    meta = json.loads((last / "meta.json").read_text())
-    meta["kind"] = "planner"
-    (last / "meta.json").write_text(json.dumps(meta))
-    _bad(capsys, ["eval", last], "not a 'sequence_compressor'")
+    code, err = run_case(argv, bad_ctx)
+    assert code == 2, (code, err)
+    assert expect in one_line_error(err)
+    assert not list(bad_ctx["tmp"].glob(".*tmp*"))  # nothing half-written
+    assert not (bad_ctx["tmp"] / "o").exists()
+
+
+def test_bad_input_table_is_big_enough():
+    assert len(CASES) >= 15

@@ -159,6 +159,12 @@ def test_sampler_resumable_and_sharded():
     s0 = set(np.concatenate([r0.next_starts() for _ in range(10)]).tolist())
     s1 = set(np.concatenate([r1.next_starts() for _ in range(10)]).tolist())
     assert not (s0 & s1)
+    # and together they see exactly what one rank with the same global batch sees
+    one = WindowSampler(tokens, 64, 8, seed=3)
+    r0 = WindowSampler(tokens, 64, 4, seed=3, rank=0, world=2)
+    r1 = WindowSampler(tokens, 64, 4, seed=3, rank=1, world=2)
+    for _ in range(25):
+        assert (np.concatenate([r0.next_starts(), r1.next_starts()]) == one.next_starts()).all()
 
 
 def test_sampler_too_short():

@@ -162,3 +162,59 @@ def test_lr_schedule():
     assert lr_at(9, c) == pytest.approx(1.0)
     assert lr_at(100, c) == pytest.approx(0.1)
     assert lr_at(55, c) == pytest.approx(0.55)
+
+
+def test_same_config_same_weights():
+    from vqladder.models import CompressorConfig
+    from vqladder.quantize import QuantizerConfig
+
+    for kind in ("fsq", "vq"):
+        cfg = CompressorConfig(vocab_size=50, in_len=16, out_len=4, d_model=32, n_heads=2,
+                               quantizer=QuantizerConfig(kind=kind, codebook_size=256))
+        a = SequenceCompressor(cfg).state_dict()
+        torch.rand(100)  # the global RNG state must not matter
+        b = SequenceCompressor(cfg).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a if not k.endswith("_extra_state"))
+
+
+def test_disk_full_during_checkpoint_keeps_earlier(tmp_path, data, monkeypatch):
+    import errno
+
+    import vqladder.train.checkpoint as ck
+
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=6, ckpt_every=2)
+    real, calls = ck.save_file, [0]
+
+    def failing_save(state, path):
+        calls[0] += 1
+        if calls[0] == 2:
+            with open(path, "wb") as f:
+                f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(state, path)
+
+    monkeypatch.setattr(ck, "save_file", failing_save)
+    with pytest.raises(VQLadderError, match="No space left on device.*earlier checkpoints are intact"):
+        _trainer(cfg, data).fit()
+    root = cfg.run_dir / "checkpoints"
+    assert [p.name for p in root.iterdir()] == ["step_000002"]  # no partial step_000004, no temp dir
+    ck.verify_checkpoint(root / "step_000002")
+
+
+def test_nan_batch_does_not_poison_vq_codebook(tmp_path, data):
+    cfg = tiny_run_config(data, tmp_path / "runs", kind="vq", steps=6, nan_policy="skip")
+    t = _trainer(cfg, data)
+    q = t.model.quantizer
+    orig = q.project_in.forward
+    calls = [0]
+
+    def nan_in(x):
+        calls[0] += 1
+        y = orig(x)
+        return y * float("nan") if calls[0] == 3 else y
+
+    q.project_in.forward = nan_in
+    t.fit()
+    assert t.step == 6
+    for name in ("embed", "cluster_size", "embed_sum"):
+        assert torch.isfinite(getattr(q, name)).all(), name

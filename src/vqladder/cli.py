@@ -170,9 +170,17 @@ def cmd_demo(a) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit code 2), like every other vqladder error."""
+
+    def error(self, message):
+        print(f"error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vqladder", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="SUBCOMMAND")
+    p = _Parser(prog="vqladder", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="SUBCOMMAND", parser_class=_Parser)
 
     s = sub.add_parser("prepare", help="tokenise a corpus into train/val shards",
                        description="Tokenise a corpus into train/val memmap shards + meta.json + tokenizer/.")

@@ -1,10 +1,11 @@
 """Fixed-length windows over a token array: a seeded, resumable, DDP-shardable batch sampler.
 
 Each epoch draws a random shift in ``[0, window)``, cuts the array into non-overlapping windows from that
-shift, and permutes them with a generator seeded by ``(seed, epoch)``. Rank ``r`` of ``world`` takes every
-``world``-th window of the permutation (all ranks get the same count). Batches run across epoch ends, so a
-tiny corpus still yields full batches. ``state_dict()`` is two integers: resuming from it reproduces the
-exact same stream of batches.
+shift, and permutes them with a generator seeded by ``(seed, epoch)``. Every step consumes the next
+``batch_size * world`` windows of that global stream and rank ``r`` takes its contiguous share, so a run on
+2 ranks x 8 sees exactly the windows a run on 1 rank x 16 sees. Batches run across epoch ends, so a tiny
+corpus still yields full batches. ``state_dict()`` is two integers, the same on every rank: resuming from it
+reproduces the exact same stream of batches.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ class WindowSampler:
                 f"the {split} split has {n} tokens, fewer than one chunk of {window}; use a bigger corpus "
                 f"or a smaller model.in_len"
             )
-        if n // window < world:
-            raise VQLadderError(f"the {split} split has {n // window} chunks of {window}, fewer than {world} ranks")
         self.tokens, self.window, self.batch_size = tokens, window, batch_size
         self.seed, self.rank, self.world = seed, rank, world
         self.epoch, self.pos = 0, 0
@@ -38,15 +37,14 @@ class WindowSampler:
             shift = int(torch.randint(0, self.window, (1,), generator=g)) if n >= 2 * self.window else 0
             n_win = (n - shift) // self.window
             perm = torch.randperm(n_win, generator=g).numpy()
-            per_rank = n_win // self.world
-            mine = perm[self.rank::self.world][:per_rank]
-            self._perm = shift + mine.astype(np.int64) * self.window
+            self._perm = shift + perm.astype(np.int64) * self.window
             self._perm_epoch = epoch
         return self._perm
 
     def next_starts(self) -> np.ndarray:
+        """Start offsets of this rank's next batch."""
         out = []
-        need = self.batch_size
+        need = self.batch_size * self.world
         while need > 0:
             starts = self._epoch_starts(self.epoch)
             take = starts[self.pos:self.pos + need]
@@ -55,7 +53,8 @@ class WindowSampler:
             self.pos += len(take)
             if self.pos >= len(starts):
                 self.epoch, self.pos = self.epoch + 1, 0
-        return np.concatenate(out)
+        glob = np.concatenate(out)
+        return glob[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
 
     def next_batch(self) -> torch.Tensor:
         """``[batch_size, window]`` int64 token ids."""

@@ -63,6 +63,9 @@ def load_shards(cfg: DataConfig, progress: bool = True) -> TokenShards:
 
 def train_run(cfg: RunConfig, resume: bool = False) -> dict:
     """Train a level-1 compressor as ``cfg`` says; returns the final held-out results (also results.json)."""
+    from ..train.trainer import pick_device
+
+    D.init_distributed(pick_device(cfg.train.device))  # before preparing data: rank 0 prepares, others wait
     shards = load_shards(cfg.data, progress=cfg.train.progress)
     if cfg.model.vocab_size == 0:
         cfg.model.vocab_size = shards.vocab_size
@@ -88,8 +91,8 @@ def train_run(cfg: RunConfig, resume: bool = False) -> dict:
 
     meta = {"model_config": to_dict(cfg.model), "data": str(shards.dir), "tokenizer": shards.meta["tokenizer"]}
     trainer = Trainer(model, cfg.train, run_dir, sampler, evaluate, meta)
+    trainer.check_writable()
     if D.is_main():
-        trainer._check_writable()
         save_yaml(cfg, cfg_path)
         tok_dir = run_dir / "tokenizer"
         if not tok_dir.exists():
@@ -98,7 +101,8 @@ def train_run(cfg: RunConfig, resume: bool = False) -> dict:
             shutil.copytree(shards.dir / "tokenizer", tmp)
             tmp.rename(tok_dir)
     val = trainer.fit(resume=resume)
-    results = {"step": trainer.step, "tokens_seen": trainer.tokens_seen,
+    results = {"step": trainer.step, "tokens_seen": trainer.tokens_seen, "world": trainer.world,
+               "rank_fingerprints": trainer.fingerprints,
                "compression": cfg.model.in_len // cfg.model.out_len,
                "codebook_size": model.quantizer.codebook_size, "quantizer": cfg.model.quantizer.kind,
                **{k: v for k, v in val.items() if k != "examples"}}

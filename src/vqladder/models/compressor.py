@@ -68,6 +68,13 @@ class SequenceCompressor(nn.Module):
         if cfg.vocab_size < 2:
             raise VQLadderError("model.vocab_size must be set (>= 2); it is taken from the data when 0")
         self.config = cfg
+        # every default init (the quantizer's projections too) draws from a generator seeded by cfg.seed,
+        # without touching the caller's global RNG: the same config builds the same weights
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self._build(cfg)
+
+    def _build(self, cfg: CompressorConfig) -> None:
         d, n, m = cfg.d_model, cfg.in_len, cfg.out_len
         self.r = n // m
         g = torch.Generator().manual_seed(cfg.seed)

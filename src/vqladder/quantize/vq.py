@@ -129,6 +129,12 @@ class VectorQuantizer(QuantizerBase):
             self.cluster_size[dead] = reset
             self.embed_sum[dead] = self.embed[dead] * reset
 
+    @staticmethod
+    def _all_finite(x: torch.Tensor) -> bool:
+        """False if any rank's batch holds NaN/inf: then no rank updates its codebook (kept identical and clean)."""
+        bad = (~torch.isfinite(x)).any().float().reshape(1)
+        return float(all_reduce_sum(bad)) == 0
+
     def forward(self, z: torch.Tensor) -> Quantized:
         shape = z.shape
         with torch.autocast(device_type=z.device.type, enabled=False):
@@ -139,7 +145,7 @@ class VectorQuantizer(QuantizerBase):
                 self._kmeans_init(x.detach())
             idx = nearest_codes(x.detach(), self.embed, self.cosine, self.chunk_elems)
             q = self.embed[idx]
-            if self.training:
+            if self.training and self._all_finite(x):
                 self._ema_update(x.detach(), idx)
             loss = self.commitment * F.mse_loss(x, q.detach())
             out = rotate_to(x, q) if self.gradient == "rotation" else x + (q - x).detach()

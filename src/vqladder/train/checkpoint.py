@@ -99,13 +99,20 @@ def verify_checkpoint(ckpt: Path) -> dict:
 
 
 def latest_valid_checkpoint(ckpt_root: Path, warn=True) -> tuple[Path, dict] | None:
-    """Newest checkpoint that verifies; corrupted newer ones are reported in one line each and skipped."""
+    """Newest checkpoint that verifies; each corrupted newer one is reported in one line and skipped.
+
+    Returns None (and prints nothing) when no checkpoint verifies; the caller reports that in one line."""
+    skipped = []
     for ckpt in reversed(find_checkpoints(ckpt_root)):
         try:
-            return ckpt, verify_checkpoint(ckpt)
+            meta = verify_checkpoint(ckpt)
         except CheckpointError as e:
-            if warn:
-                print(f"warning: {e}; falling back to the previous checkpoint", file=sys.stderr)
+            skipped.append(str(e))
+            continue
+        if warn:
+            for msg in skipped:
+                print(f"warning: {msg}; falling back to the previous checkpoint", file=sys.stderr)
+        return ckpt, meta
     return None
 
 
@@ -119,7 +126,9 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, dict]:
     root = p / "checkpoints" if (p / "checkpoints").is_dir() else p
     found = latest_valid_checkpoint(root)
     if found is None:
-        raise CheckpointError(f"no valid checkpoint found in {p}")
+        n = len(find_checkpoints(root))
+        raise CheckpointError(f"no valid checkpoint found in {p}" +
+                              (f" ({n} found, all corrupted or truncated)" if n else ""))
     return found
 
 

@@ -26,8 +26,9 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import NonFiniteLossError, VQLadderError
+from ..io import remove_tree
 from . import distributed as D
-from .checkpoint import latest_valid_checkpoint, load_trainer_state, load_weights, save_checkpoint
+from .checkpoint import find_checkpoints, latest_valid_checkpoint, load_trainer_state, load_weights, save_checkpoint
 
 
 @dataclass
@@ -143,6 +144,7 @@ class Trainer:
         self.meta.setdefault("model_config", _config_dict(model))
         self.step = 0
         self.tokens_seen = 0
+        self.fingerprints: list[float] = []
         decay, no_decay = [], []
         for p in self.model.parameters():
             if p.requires_grad:
@@ -162,26 +164,29 @@ class Trainer:
         self.metrics_path = self.run_dir / "metrics.jsonl"
 
     # -- run directory ----------------------------------------------------------------------------------------
-    def _check_writable(self) -> None:
-        if not D.is_main():
-            return
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.run_dir / f".write-test-{os.getpid()}"
-            with open(probe, "wb") as f:
-                f.write(b"0" * 4096)
-                f.flush()
-                os.fsync(f.fileno())
-            os.unlink(probe)
-        except OSError as e:
-            raise VQLadderError(f"run directory {self.run_dir} is not writable: {e.strerror}")
-        need = sum(p.numel() * p.element_size() for p in self.model.parameters()) * 4
-        free = _free_bytes(self.run_dir)
-        if free is not None and free < need:
-            raise VQLadderError(
-                f"not enough disk space in {self.run_dir}: {free // 2**20} MiB free, a checkpoint needs "
-                f"about {need // 2**20} MiB"
-            )
+    def check_writable(self) -> None:
+        """Fail before training if the run directory cannot be written or the disk is nearly full.
+
+        A collective under DDP: rank 0 checks, every rank raises the same one-line error."""
+        err = None
+        if D.is_main():
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                probe = self.run_dir / f".write-test-{os.getpid()}"
+                with open(probe, "wb") as f:
+                    f.write(b"0" * 4096)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.unlink(probe)
+                need = sum(p.numel() * p.element_size() for p in self.model.parameters()) * 4
+                free = _free_bytes(self.run_dir)
+                if free is not None and free < need:
+                    err = (f"not enough disk space in {self.run_dir}: {free // 2**20} MiB free, a checkpoint "
+                           f"needs about {need // 2**20} MiB")
+            except OSError as e:
+                err = f"run directory {self.run_dir} is not writable: {e.strerror}"
+        if D.any_rank(err is not None, self.device):
+            raise VQLadderError(err or f"run directory {self.run_dir} is not usable (see rank 0)")
 
     def _log(self, record: dict) -> None:
         if D.is_main():
@@ -220,15 +225,27 @@ class Trainer:
         if D.is_main():
             meta = dict(self.meta, sampler=self.sampler.state_dict(), tokens_seen=self.tokens_seen,
                         world=self.world)
-            if self.world > 1:  # each rank's sampler position is the same function of (step, rank)
-                meta["sampler_per_rank"] = True
-            save_checkpoint(self.ckpt_root, self.step, self.model, self.trainer_state(), meta, self.cfg.keep_last)
+            try:
+                save_checkpoint(self.ckpt_root, self.step, self.model, self.trainer_state(), meta,
+                                self.cfg.keep_last)
+            except OSError as e:
+                raise VQLadderError(f"cannot write checkpoint step {self.step} in {self.ckpt_root}: "
+                                    f"{e.strerror or e}; earlier checkpoints are intact")
         D.barrier()
 
     def restore(self) -> bool:
         """Load the newest valid checkpoint; returns False if there is none."""
+        if D.is_main() and self.ckpt_root.is_dir():
+            for stale in self.ckpt_root.glob(".step_*"):  # a kill during a checkpoint write
+                remove_tree(stale)
+        D.barrier()
         found = latest_valid_checkpoint(self.ckpt_root, warn=D.is_main())
         if found is None:
+            n = len(find_checkpoints(self.ckpt_root))
+            if n:
+                D.print0(f"warning: all {n} checkpoints in {self.ckpt_root} are corrupted; starting from step 0",
+                         file=sys.stderr)
+            torch.manual_seed(self.cfg.seed)
             return False
         ckpt, meta = found
         if meta.get("kind") != getattr(self.model, "kind", None):
@@ -243,10 +260,8 @@ class Trainer:
             torch.cuda.set_rng_state(st["rng_cuda"])
         self.step = int(st["step"])
         self.tokens_seen = int(st["tokens_seen"])
-        if int(meta.get("world", 1)) == self.world:
-            self.sampler.load_state_dict(meta["sampler"])
-        else:  # a different world size: continue with a fresh data order from this step
-            self.sampler.load_state_dict({"epoch": self.step, "pos": 0})
+        # the data position is global (the same on every rank), so it also holds for another world size
+        self.sampler.load_state_dict(meta["sampler"])
         self._truncate_metrics(self.step)
         D.print0(f"resumed from {ckpt} (step {self.step})", file=sys.stderr)
         return True
@@ -271,8 +286,7 @@ class Trainer:
     def fit(self, resume: bool = False) -> dict:
         """Train to ``cfg.steps``; returns the last held-out metrics."""
         cfg = self.cfg
-        self._check_writable()
-        D.barrier()
+        self.check_writable()
         if resume:
             self.restore()
         elif self.ckpt_root.exists() and any(self.ckpt_root.iterdir()):
@@ -281,6 +295,7 @@ class Trainer:
             torch.manual_seed(cfg.seed)
         if self.step >= cfg.steps:
             D.print0(f"run already complete at step {self.step}", file=sys.stderr)
+            self.fingerprints = self.rank_fingerprints()
             return self._eval()
         self.model.train()
         fwd = self.ddp if self.ddp is not None else _LossModule(self.model)
@@ -336,7 +351,10 @@ class Trainer:
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 rec = {"step": self.step, "tokens": self.tokens_seen, "time": round(elapsed, 3), "lr": lr,
                        "tok_per_s": round(tps, 1)}
-                rec.update({f"train_{k}": round(v / n_window, 6) for k, v in window_metrics.items()})
+                keys = sorted(window_metrics)
+                avg = D.all_reduce_mean(torch.tensor([window_metrics[k] / n_window for k in keys],
+                                                     dtype=torch.float64, device=self.device))
+                rec.update({f"train_{k}": round(float(v), 6) for k, v in zip(keys, avg)})
                 if gnorm is not None:
                     rec["grad_norm"] = round(gnorm, 4)
                 self._log(rec)
@@ -357,7 +375,25 @@ class Trainer:
                 D.print0(f"stopping at step {self.step}: train.max_time={cfg.max_time}s reached", file=sys.stderr)
                 break
         bar.close()
+        self.fingerprints = self.rank_fingerprints()
+        if len(set(self.fingerprints)) > 1:
+            raise VQLadderError(f"ranks disagree on the model state after training: {self.fingerprints}")
         return last_val
+
+    def rank_fingerprints(self) -> list[float]:
+        """One number per rank summarising all weights and buffers (codebooks, EMA state); equal across ranks
+        when DDP and the quantizers' all-reduces keep every rank identical."""
+        with torch.no_grad():
+            fp = torch.zeros((), dtype=torch.float64, device=self.device)
+            for i, t in enumerate(self.model.state_dict().values()):
+                if torch.is_tensor(t) and t.is_floating_point():
+                    w = 1 + torch.arange(t.numel(), device=t.device) % 7
+                    fp += (t.double().flatten() * w).sum() * (i + 1)
+            if self.world == 1:
+                return [float(fp)]
+            out = [torch.zeros_like(fp) for _ in range(self.world)]
+            torch.distributed.all_gather(out, fp)
+            return [float(x) for x in out]
 
 
 def _config_dict(model) -> dict:

@@ -1,0 +1,115 @@
+"""Our FSQ / VQ against vector-quantize-pytorch's, inside the same compressor, same seed, same steps.
+
+Run (2-core CPU, about 4 x 2.5 minutes at the default 300 steps; the demo trains 600):
+    .venv/bin/python benchmarks/bench_quantizers.py               # or: make bench
+    .venv/bin/python benchmarks/bench_quantizers.py --steps 600   # the full demo schedule
+Prints a Markdown table: training tokens/s and held-out token accuracy / usage for each quantizer.
+Needs `pip install vector-quantize-pytorch` (in the [dev] extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+
+import torch
+from torch import nn
+
+from vqladder.data import WindowSampler
+from vqladder.eval import evaluate_compressor
+from vqladder.experiments.demo import demo_config
+from vqladder.experiments.rung1 import load_shards
+from vqladder.models import SequenceCompressor
+from vqladder.quantize import Quantized, levels_for
+from vqladder.quantize.base import code_histogram, histogram_stats
+from vqladder.train import Trainer
+
+
+class VQPWrapper(nn.Module):
+    """vector-quantize-pytorch quantizer behind our Quantizer interface."""
+
+    def __init__(self, kind: str, dim: int, codebook_size: int):
+        super().__init__()
+        import vector_quantize_pytorch as vqp
+
+        if kind == "fsq":
+            levels = levels_for(codebook_size)
+            self.q = vqp.FSQ(levels=levels, dim=dim)
+            self.codebook_size = math.prod(levels)
+        else:
+            self.q = vqp.VectorQuantize(dim=dim, codebook_size=codebook_size, codebook_dim=32, decay=0.99,
+                                        commitment_weight=0.25, kmeans_init=True, threshold_ema_dead_code=2)
+            self.codebook_size = codebook_size
+        self.kind = kind
+
+    @property
+    def bits_per_code(self) -> float:
+        return math.log2(self.codebook_size)
+
+    def forward(self, z):
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            out = self.q(z.float())
+        if self.kind == "fsq":
+            z_q, codes = out
+            loss = z.new_zeros((), dtype=torch.float32)
+        else:
+            z_q, codes, loss = out
+        return Quantized(z_q, codes, loss, histogram_stats(code_histogram(codes, self.codebook_size)))
+
+
+def run(kind: str, impl: str, steps: int, shards) -> dict:
+    cfg = demo_config(steps=steps)
+    cfg.model.vocab_size = shards.vocab_size
+    cfg.model.quantizer.kind = kind
+    cfg.train.progress = False
+    cfg.train.eval_every = -1
+    cfg.train.ckpt_every = -1
+    torch.manual_seed(0)
+    model = SequenceCompressor(cfg.model)
+    if impl == "vector-quantize-pytorch":
+        model.quantizer = VQPWrapper(kind, cfg.model.d_model, cfg.model.quantizer.codebook_size)
+    n = cfg.model.in_len
+    with tempfile.TemporaryDirectory() as d:
+        tr = Trainer(model, cfg.train, d, lambda r, w: WindowSampler(shards.train, n, cfg.train.batch_size, 0, r, w),
+                     None, {"model_config": {}})
+        t0 = time.time()
+        tr.fit()
+        dt = time.time() - t0
+    model.eval()
+    with tr._autocast():
+        res = evaluate_compressor(model, shards.val, max_chunks=-1)
+    return {"quantizer": kind, "impl": impl, "tok_s": tr.tokens_seen / dt, "acc": res["acc"], "usage": res["usage"],
+            "bits": res["bits_per_token"], "time": dt}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=300, help="training steps per run")
+    ap.add_argument("--kinds", default="fsq,vq", help="quantizer kinds to compare")
+    a = ap.parse_args(argv)
+    try:
+        import vector_quantize_pytorch  # noqa: F401
+    except ImportError:
+        print("error: pip install vector-quantize-pytorch to run this benchmark", file=sys.stderr)
+        return 2
+    shards = load_shards(demo_config().data)
+    rows = []
+    for kind in a.kinds.split(","):
+        for impl in ("vqladder", "vector-quantize-pytorch"):
+            rows.append(run(kind, impl, a.steps, shards))
+            print(f"done {kind} {impl}", file=sys.stderr)
+    print(f"demo model ({demo_config().model.in_len}->{demo_config().model.out_len}, d=192), {a.steps} steps, "
+          f"threads={torch.get_num_threads()}")
+    print("| quantizer | implementation | bits/token | train tokens/s | held-out token acc | code usage | time (s) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['quantizer']} | {r['impl']} | {r['bits']:.3f} | {r['tok_s']:.0f} | {r['acc']:.3f} | "
+              f"{r['usage']:.3f} | {r['time']:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
