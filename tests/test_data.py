@@ -132,6 +132,35 @@ def test_unknown_tokenizer():
         make_tokenizer("wordpiece")
 
 
+def test_hf_corpus_through_datasets_api(monkeypatch):
+    """The hf: loader against a stand-in `datasets` module (the real one is an optional extra, offline here)."""
+    import sys
+    import types
+
+    calls = {}
+    fake = types.ModuleType("datasets")
+
+    class DatasetDict(dict):
+        pass
+
+    def load_dataset(name, split, streaming):
+        calls["args"] = (name, split, streaming)
+        return iter([{"text": "first"}, {"text": "second"}])
+
+    fake.DatasetDict, fake.load_dataset = DatasetDict, load_dataset
+    fake.load_from_disk = lambda p: DatasetDict(train=[{"text": "x"}])
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    assert list(open_corpus("hf:someone/corpus:validation")) == ["first", "second"]
+    assert calls["args"] == ("someone/corpus", "validation", True)
+
+    def offline(*a, **k):
+        raise ConnectionError("no network")
+
+    fake.load_dataset = offline
+    with pytest.raises(VQLadderError, match="cannot load hf dataset 'x/y'.*no network"):
+        list(open_corpus("hf:x/y"))
+
+
 def test_hf_local_dataset(tmp_path):
     datasets = pytest.importorskip("datasets")
     ds = datasets.Dataset.from_dict({"text": ["one doc", "two doc"]})

@@ -63,6 +63,18 @@ def test_shapes_roundtrip_and_grad(kind, depth):
     assert q.bits_per_code == pytest.approx(depth * math.log2(q.codebook_size))
 
 
+@pytest.mark.parametrize("gradient", ["ste", "rotation"])
+def test_vq_cosine_and_gradients(gradient):
+    torch.manual_seed(0)
+    q = build_quantizer(QuantizerConfig(kind="vq", codebook_size=64, codebook_dim=8, cosine=True,
+                                        gradient=gradient), 16)
+    z = torch.randn(2, 50, 16, requires_grad=True)
+    out = q(z)
+    assert torch.allclose(q.embed.norm(dim=-1), torch.ones(64), atol=1e-5)  # unit-norm codebook
+    out.z_q.sum().backward()
+    assert z.grad.abs().sum() > 0
+
+
 def test_fp32_under_autocast():
     q = build_quantizer(QuantizerConfig(kind="vq", codebook_size=64, codebook_dim=8), 16)
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -2,6 +2,7 @@
 
   prepare   corpus -> tokenizer -> train/val token shards
   train     train a level-1 compressor from a YAML config (+ dotted overrides), resumable
+  sweep     a grid of compressors (codes per chunk x codebook size x …) with LM / zstd references
   eval      held-out metrics of a trained run (and a few reconstructions)
   encode    text -> codes
   decode    codes -> text
@@ -53,11 +54,13 @@ def cmd_train(a) -> int:
     cfg = load_config(RunConfig, config, overrides)
     if a.resume and config is None and not overrides:
         raise VQLadderError("--resume needs the CONFIG (or run name override) of the run to continue")
+    ok = False
     try:
         res = train_run(cfg, resume=a.resume)
         D.print0(json.dumps(res, indent=2))
+        ok = True
     finally:
-        D.cleanup()
+        D.cleanup(ok)
     return 0
 
 
@@ -163,6 +166,18 @@ def cmd_decode(a) -> int:
     return 0
 
 
+def cmd_sweep(a) -> int:
+    from .config import load_config
+    from .experiments.sweep import SweepConfig, run_sweep
+
+    config, overrides = _split_config_args(a.args)
+    cfg = load_config(SweepConfig, config, overrides)
+    d = run_sweep(cfg, aggregate_only=a.aggregate_only)
+    print((d / "sweep.md").read_text())
+    print(f"written: {d / 'sweep.csv'}, {d / 'sweep.md'}, {d / 'plots'}/")
+    return 0
+
+
 def cmd_demo(a) -> int:
     from .experiments.demo import run_demo
 
@@ -200,6 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("args", nargs="*", help="CONFIG.yaml then key.sub=value overrides (e.g. model.out_len=32)")
     s.add_argument("--resume", action="store_true", help="continue the run from its newest valid checkpoint")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sweep", help="compression x codebook grid of compressors, with references",
+                       description="Train a grid of compressors (each cell a run directory) plus the LM / zstd /"
+                                   " unigram references, then write sweep.csv, sweep.md and plots. Rerun the same"
+                                   " command to resume.\n  vqladder sweep configs/sweep_cpu.yaml budget=5m workers=2",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("args", nargs="*", help="SWEEP.yaml then key.sub=value overrides (e.g. grid.out_len=[64,8])")
+    s.add_argument("--aggregate-only", action="store_true", help="only re-read the run directories and re-plot")
+    s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("eval", help="held-out metrics of a trained run")
     s.add_argument("run", help="run directory (newest valid checkpoint) or a checkpoint directory")

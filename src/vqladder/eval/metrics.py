@@ -21,8 +21,11 @@ from ..quantize.base import histogram_stats
 
 @torch.no_grad()
 def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chunks: int = 256,
-                        return_examples: int = 0) -> dict:
-    """Evaluate ``model`` (a SequenceCompressor) on non-overlapping chunks of ``tokens``."""
+                        return_examples: int = 0, free_running_chunks: int = 32) -> dict:
+    """Evaluate ``model`` (a SequenceCompressor) on non-overlapping chunks of ``tokens``.
+
+    For an autoregressive decoder, ``acc`` / ``exact_match`` are teacher-forced and ``acc_free`` /
+    ``exact_match_free`` come from greedy free-running decoding of the first ``free_running_chunks`` chunks."""
     was = model.training
     model.eval()
     n = model.config.in_len
@@ -31,6 +34,8 @@ def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chu
     K = model.quantizer.codebook_size
     hist = torch.zeros(K, device=device)
     tot_ce = tot_correct = tot_tokens = exact = chunks = 0.0
+    free_correct = free_tokens = free_exact = free_chunks = 0.0
+    ar = getattr(model, "autoregressive", False)
     examples = []
     for s in range(0, len(starts), batch_size):
         batch = gather_windows(tokens, starts[s:s + batch_size], n).to(device)
@@ -46,6 +51,15 @@ def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chu
         chunks += batch.shape[0]
         codes = q.codes.reshape(-1) if q.codes.dim() == 2 else q.codes[..., 0].reshape(-1)
         hist += torch.bincount(codes, minlength=K).float()
+        if ar and free_chunks < free_running_chunks:
+            k = int(min(free_running_chunks - free_chunks, batch.shape[0]))
+            gen, _ = model.generate(q.z_q[:k])
+            ok = gen == batch[:k]
+            free_correct += float(ok.sum())
+            free_tokens += ok.numel()
+            free_exact += float(ok.all(1).sum())
+            free_chunks += k
+            pred = torch.cat([gen, pred[k:]]) if k < batch.shape[0] else gen
         if len(examples) < return_examples:
             for i in range(min(return_examples - len(examples), batch.shape[0])):
                 examples.append((batch[i].tolist(), pred[i].tolist(), q.codes[i].tolist()))
@@ -62,6 +76,9 @@ def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chu
         "dead_codes": int((hist == 0).sum()),
         "chunks": int(chunks),
     }
+    if ar:
+        res["acc_free"] = free_correct / max(free_tokens, 1)
+        res["exact_match_free"] = free_exact / max(free_chunks, 1)
     if return_examples:
         res["examples"] = examples
     return res

@@ -102,6 +102,7 @@ def train_run(cfg: RunConfig, resume: bool = False) -> dict:
             tmp.rename(tok_dir)
     val = trainer.fit(resume=resume)
     results = {"step": trainer.step, "tokens_seen": trainer.tokens_seen, "world": trainer.world,
+               "train_time": round(trainer.train_time, 2), "bits_per_token": model.bits_per_token,
                "rank_fingerprints": trainer.fingerprints,
                "compression": cfg.model.in_len // cfg.model.out_len,
                "codebook_size": model.quantizer.codebook_size, "quantizer": cfg.model.quantizer.kind,

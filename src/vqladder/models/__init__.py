@@ -1,4 +1,5 @@
 """Models built from ``nn`` blocks and ``quantize`` quantizers."""
 
 from .compressor import CompressorConfig, SequenceCompressor  # noqa: F401
+from .lm import CausalLM, LMConfig  # noqa: F401
 from .registry import MODEL_KINDS, build_model  # noqa: F401

@@ -13,6 +13,10 @@ Two ways down from n to m (``downsample``):
     transformer runs over n + m; the latents' outputs are quantised. Decoding appends n mask tokens to the
     m code vectors. Each code may describe any part of the chunk (global "gist" codes).
 
+With ``decoder: autoregressive`` the outer decoder blocks are causal and also see the previous token
+(teacher forcing in training); ``decode`` then generates greedily, one token per step, so held-out accuracy
+can be reported both teacher-forced and free-running.
+
 ``encode(tokens[b, n]) -> codes[b, m]``, ``decode(codes[b, m]) -> logits[b, n, v]``,
 ``loss(tokens) -> (loss, metrics)``. Residual quantisers give codes[b, m, depth].
 """
@@ -44,6 +48,7 @@ class CompressorConfig:
     mlp_ratio: float = 4.0            # MLP hidden = mlp_ratio x d_model (SwiGLU keeps params equal)
     dropout: float = 0.0              # attention dropout
     downsample: str = "pool"          # pool (local hourglass) | query (learned latent tokens, global)
+    decoder: str = "parallel"         # parallel (all tokens at once) | autoregressive (codes + previous tokens)
     seed: int = 0                     # init seed (weights and quantizer generator)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
 
@@ -56,6 +61,10 @@ class CompressorConfig:
             )
         if self.downsample not in ("pool", "query"):
             raise VQLadderError(f"model.downsample must be pool or query, got {self.downsample!r}")
+        if self.decoder not in ("parallel", "autoregressive"):
+            raise VQLadderError(f"model.decoder must be parallel or autoregressive, got {self.decoder!r}")
+        if self.decoder == "autoregressive" and self.downsample != "pool":
+            raise VQLadderError("model.decoder=autoregressive needs model.downsample=pool")
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
             raise VQLadderError(f"model.d_model={self.d_model} must split into n_heads={self.n_heads} even-width heads")
 
@@ -90,6 +99,9 @@ class SequenceCompressor(nn.Module):
         else:
             self.latents = nn.Parameter(torch.zeros(m, d))
             self.mask_tok = nn.Parameter(torch.zeros(d))
+        if cfg.decoder == "autoregressive":
+            self.bos = nn.Parameter(torch.zeros(d))
+            self.prev_emb = nn.Embedding(cfg.vocab_size, d)
         self.norm_q = RMSNorm(d)
         self.norm_out = RMSNorm(d)
         self.head = nn.Linear(d, cfg.vocab_size, bias=False)
@@ -104,7 +116,7 @@ class SequenceCompressor(nn.Module):
             with torch.no_grad():
                 if name.endswith(("attn.o.weight", "mlp.down.weight", "offset")):
                     p.zero_()
-                elif p.dim() >= 2 or name.endswith(("latents", "mask_tok")):
+                elif p.dim() >= 2 or name.endswith(("latents", "mask_tok", "bos")):
                     p.copy_(torch.randn(p.shape, generator=g) * 0.02)
 
     # -- properties -------------------------------------------------------------------------------------------
@@ -136,24 +148,51 @@ class SequenceCompressor(nn.Module):
             x = self._run(self.enc, x)[:, n:]
         return self.norm_q(self._run(self.enc_latent, x))
 
-    def post_quant(self, z_q: torch.Tensor) -> torch.Tensor:
-        """quantised latents[b, m, d] -> logits[b, n, v]."""
+    @property
+    def autoregressive(self) -> bool:
+        return self.config.decoder == "autoregressive"
+
+    def _prev(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Embeddings of the previous token at each position (a learned BOS at position 0)."""
+        b = tokens.shape[0]
+        prev = self.prev_emb(tokens[:, :-1])
+        return torch.cat([self.bos.expand(b, 1, -1).to(prev.dtype), prev], 1)
+
+    def post_quant(self, z_q: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """quantised latents[b, m, d] (+ the tokens, for teacher forcing) -> logits[b, n, v]."""
         b, m, d = z_q.shape
         n = self.config.in_len
         x = self._run(self.dec_latent, z_q)
         if self.config.downsample == "pool":
             x = x.repeat_interleave(self.r, dim=1) + self.dec_offset.repeat(m, 1)
-            x = self._run(self.dec, x)
+            if self.autoregressive:
+                x = x + self._prev(tokens)
+                for blk in self.dec:
+                    x = blk(x, causal=True)
+            else:
+                x = self._run(self.dec, x)
         else:
             x = torch.cat([self.mask_tok.expand(b, n, -1).to(x.dtype), x], 1)
             x = self._run(self.dec, x)[:, :n]
         return self.head(self.norm_out(x))
 
+    @torch.no_grad()
+    def generate(self, z_q: torch.Tensor) -> torch.Tensor:
+        """Greedy free-running decoding of an autoregressive decoder: tokens[b, n] from latents[b, m, d]."""
+        b, n = z_q.shape[0], self.config.in_len
+        tokens = torch.zeros(b, n, dtype=torch.long, device=z_q.device)
+        logits_all = None
+        for t in range(n):  # one decoder pass per position (no KV cache: n is a chunk, not a document)
+            logits = self.post_quant(z_q, tokens)
+            tokens[:, t] = logits[:, t].argmax(-1)
+            logits_all = logits
+        return tokens, logits_all
+
     def forward(self, tokens: torch.Tensor):
         """-> (logits[b, n, v], Quantized)."""
         self._check_tokens(tokens)
         q = self.quantizer(self.pre_quant(tokens))
-        return self.post_quant(q.z_q), q
+        return self.post_quant(q.z_q, tokens if self.autoregressive else None), q
 
     @torch.no_grad()
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -171,8 +210,10 @@ class SequenceCompressor(nn.Module):
         """codes[b, m] -> logits[b, n, v]. Out-of-range codes are a VQLadderError."""
         if codes.dim() < 2 or codes.shape[1] != self.config.out_len:
             raise VQLadderError(f"expected {self.config.out_len} codes per chunk, got shape {list(codes.shape)}")
-        z_q = self.quantizer.decode_codes(codes)
-        return self.post_quant(z_q.to(self.head.weight.dtype))
+        z_q = self.quantizer.decode_codes(codes).to(self.head.weight.dtype)
+        if self.autoregressive:  # logits of the greedy free-running decoding (argmax = generated tokens)
+            return self.generate(z_q)[1]
+        return self.post_quant(z_q)
 
     def loss(self, tokens: torch.Tensor):
         """Reconstruction cross-entropy + quantiser loss; metrics are detached floats-as-tensors."""

@@ -68,9 +68,11 @@ def print0(*args, **kwargs) -> None:
         print(*args, **kwargs)
 
 
-def cleanup() -> None:
+def cleanup(ok: bool = True) -> None:
+    """Tear the process group down; after an error no barrier is attempted (other ranks may be gone)."""
     if dist.is_available() and dist.is_initialized():
         try:
-            dist.barrier()
+            if ok:
+                dist.barrier()
         finally:
             dist.destroy_process_group()

@@ -145,6 +145,7 @@ class Trainer:
         self.step = 0
         self.tokens_seen = 0
         self.fingerprints: list[float] = []
+        self.time_offset = 0.0  # training seconds before the last resume (for train.max_time and logs)
         decay, no_decay = [], []
         for p in self.model.parameters():
             if p.requires_grad:
@@ -224,7 +225,7 @@ class Trainer:
     def save(self) -> None:
         if D.is_main():
             meta = dict(self.meta, sampler=self.sampler.state_dict(), tokens_seen=self.tokens_seen,
-                        world=self.world)
+                        world=self.world, train_time=round(self.train_time, 3))
             try:
                 save_checkpoint(self.ckpt_root, self.step, self.model, self.trainer_state(), meta,
                                 self.cfg.keep_last)
@@ -260,6 +261,7 @@ class Trainer:
             torch.cuda.set_rng_state(st["rng_cuda"])
         self.step = int(st["step"])
         self.tokens_seen = int(st["tokens_seen"])
+        self.time_offset = float(meta.get("train_time", 0.0))
         # the data position is global (the same on every rank), so it also holds for another world size
         self.sampler.load_state_dict(meta["sampler"])
         self._truncate_metrics(self.step)
@@ -303,6 +305,7 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, disable=None if show else True, file=sys.stderr,
                    dynamic_ncols=True, leave=False, mininterval=1.0)
         t0, tok0 = time.time(), self.tokens_seen
+        self._t0 = t0
         last_val: dict = {}
         window_metrics: dict = {}
         n_window = 0
@@ -348,6 +351,7 @@ class Trainer:
             n_window += 1
             elapsed = time.time() - t0
             tps = (self.tokens_seen - tok0) / max(elapsed, 1e-9)
+            elapsed += self.time_offset
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 rec = {"step": self.step, "tokens": self.tokens_seen, "time": round(elapsed, 3), "lr": lr,
                        "tok_per_s": round(tps, 1)}
@@ -367,7 +371,7 @@ class Trainer:
             last = self.step == cfg.steps or out_of_time
             if (cfg.eval_every > 0 and self.step % cfg.eval_every == 0) or last:
                 last_val = self._eval()
-                self._log({"step": self.step, "tokens": self.tokens_seen, "time": round(time.time() - t0, 3),
+                self._log({"step": self.step, "tokens": self.tokens_seen, "time": round(self.train_time, 3),
                            **{f"val_{k}": v for k, v in last_val.items()}})
             if (cfg.ckpt_every > 0 and self.step % cfg.ckpt_every == 0) or last:
                 self.save()
@@ -375,10 +379,17 @@ class Trainer:
                 D.print0(f"stopping at step {self.step}: train.max_time={cfg.max_time}s reached", file=sys.stderr)
                 break
         bar.close()
+        self.time_offset, self._t0 = self.train_time, None  # freeze the clock
         self.fingerprints = self.rank_fingerprints()
         if len(set(self.fingerprints)) > 1:
             raise VQLadderError(f"ranks disagree on the model state after training: {self.fingerprints}")
         return last_val
+
+    @property
+    def train_time(self) -> float:
+        """Seconds spent training in this run, across resumes."""
+        t0 = getattr(self, "_t0", None)
+        return self.time_offset + (time.time() - t0 if t0 is not None else 0.0)
 
     def rank_fingerprints(self) -> list[float]:
         """One number per rank summarising all weights and buffers (codebooks, EMA state); equal across ranks

@@ -1,0 +1,229 @@
+"""The compression experiment: a grid of level-1 compressors, each cell a normal run directory.
+
+``vqladder sweep configs/sweep_cpu.yaml`` expands ``grid`` (codes per chunk x codebook size x quantiser kind
+x decoder x residual depth x seed) over the ``base`` run config, trains the references (a causal LM on the
+same train split), trains every cell in its own process (``workers`` at a time), then aggregates:
+``<out_dir>/<name>/{sweep.csv, sweep.md, references.json, plots/}``.
+
+Resumable: a cell with ``results.json`` is finished and skipped; a cell with checkpoints is resumed; a cell
+with neither is restarted. So killing a sweep loses no finished cell and redoes at most the cells in flight
+(from their last checkpoint). Every cell is validated before anything trains: an empty grid or an impossible
+cell (e.g. 256 not divisible by M) fails at once, naming the cell.
+
+Budget per cell: ``budget: 600`` (steps) or ``budget: 10m`` / ``90s`` / ``1h`` (wall-clock cap, counted
+across resumes; the learning-rate schedule still spans ``base.train.steps``).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..config import build, save_yaml, to_dict
+from ..errors import VQLadderError
+from ..io import atomic_write_json, remove_tree
+from ..models import LMConfig
+from ..train import TrainerConfig
+from ..train.checkpoint import latest_valid_checkpoint
+from .rung1 import RunConfig, load_shards
+
+
+@dataclass
+class GridConfig:
+    out_len: list[int] = field(default_factory=lambda: [128, 64, 32, 16, 8])   # codes per chunk (M)
+    codebook_size: list[int] = field(default_factory=lambda: [256, 4096, 65536])  # K
+    kind: list[str] = field(default_factory=lambda: ["fsq"])                 # fsq | vq
+    decoder: list[str] = field(default_factory=lambda: ["parallel"])         # parallel | autoregressive
+    depth: list[int] = field(default_factory=lambda: [1])                    # residual depth
+    seed: list[int] = field(default_factory=lambda: [0])                     # model and data seeds
+
+
+@dataclass
+class ReferenceConfig:
+    lm: bool = True                   # train the causal-LM reference (the lossless limit)
+    lm_model: LMConfig = field(default_factory=LMConfig)
+    lm_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(steps=1000, warmup=100, lr=2e-3))
+
+
+@dataclass
+class SweepConfig:
+    name: str = "sweep"               # sweep directory name under out_dir
+    out_dir: str = "runs"             # where sweeps live
+    budget: str = "600"               # per cell: steps (600) or wall-clock (90s, 10m, 1h)
+    workers: int = 1                  # cells trained at once, each in its own process
+    base: RunConfig = field(default_factory=RunConfig)  # template for every cell
+    grid: GridConfig = field(default_factory=GridConfig)
+    references: ReferenceConfig = field(default_factory=ReferenceConfig)
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+
+def parse_budget(budget: str) -> tuple[int | None, float | None]:
+    """'600' -> (600 steps, None); '10m' -> (None, 600.0 s)."""
+    b = str(budget).strip().lower()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|m|h)", b)
+    if m:
+        return None, float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
+    if re.fullmatch(r"\d+", b) and int(b) > 0:
+        return int(b), None
+    raise VQLadderError(f"budget {budget!r}: give steps (e.g. 600) or wall-clock (90s, 10m, 1h)")
+
+
+def cell_name(c: dict) -> str:
+    return (f"m{c['out_len']:03d}-k{c['codebook_size']}-{c['kind']}" + ("-ar" if c["decoder"] == "autoregressive" else "")
+            + (f"-r{c['depth']}" if c["depth"] > 1 else "") + f"-s{c['seed']}")
+
+
+def expand_grid(cfg: SweepConfig) -> list[tuple[str, RunConfig]]:
+    """Every cell as (name, RunConfig); raises before anything trains if the grid is empty or a cell is bad."""
+    g = cfg.grid
+    axes = {k: getattr(g, k) for k in ("out_len", "codebook_size", "kind", "decoder", "depth", "seed")}
+    for k, v in axes.items():
+        if not v:
+            raise VQLadderError(f"sweep grid is empty: grid.{k} has no values")
+    steps, seconds = parse_budget(cfg.budget)
+    base = to_dict(cfg.base)
+    cells = []
+    for values in itertools.product(*axes.values()):
+        c = dict(zip(axes, values))
+        name = cell_name(c)
+        d = copy.deepcopy(base)
+        d["name"], d["out_dir"] = name, str(cfg.dir / "cells")
+        d["model"].update(out_len=c["out_len"], decoder=c["decoder"], seed=c["seed"])
+        d["model"]["quantizer"].update(codebook_size=c["codebook_size"], kind=c["kind"], depth=c["depth"],
+                                       levels=[])
+        d["train"]["seed"] = c["seed"]
+        if steps is not None:
+            d["train"]["steps"] = steps
+        if seconds is not None:
+            d["train"]["max_time"] = seconds
+        try:
+            cells.append((name, build(RunConfig, d)))
+        except VQLadderError as e:
+            raise VQLadderError(f"sweep cell {name}: {e}")
+    return cells
+
+
+def cell_state(run_dir: Path) -> str:
+    """'done' (results.json), 'partial' (a valid checkpoint to resume from) or 'new'."""
+    if (run_dir / "results.json").is_file():
+        return "done"
+    if latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None and (run_dir / "config.yaml").is_file():
+        return "partial"
+    return "new"
+
+
+def _subprocess_runner(cfg_path: Path, resume: bool, log: Path) -> int:
+    cmd = [sys.executable, "-m", "vqladder.cli", "train", str(cfg_path)] + (["--resume"] if resume else [])
+    with open(log, "a") as f:
+        return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+
+
+def run_cells(cfg: SweepConfig, runner: Callable[[Path, bool, Path], int] | None = None) -> dict:
+    """Train every unfinished cell; returns {cell: 'skipped' | 'trained' | 'resumed' | 'failed'}."""
+    runner = runner or _subprocess_runner
+    cells = expand_grid(cfg)
+    cells_dir = cfg.dir / "cells"
+    cells_dir.mkdir(parents=True, exist_ok=True)
+    threads = max(1, (os.cpu_count() or 1) // max(1, cfg.workers))
+    status: dict[str, str] = {}
+    todo = []
+    for name, rc in cells:
+        run_dir = rc.run_dir
+        state = cell_state(run_dir)
+        if state == "done":
+            status[name] = "skipped"
+            continue
+        if state == "new":
+            remove_tree(run_dir)
+        rc.train.threads = threads if rc.train.threads <= 0 else rc.train.threads
+        rc.train.progress = False
+        path = cells_dir / f"{name}.yaml"
+        save_yaml(rc, path)
+        todo.append((name, path, state == "partial", cells_dir / f"{name}.log"))
+
+    def one(item):
+        name, path, resume, log = item
+        print(f"[sweep] {'resuming' if resume else 'training'} {name}", file=sys.stderr, flush=True)
+        code = runner(path, resume, log)
+        ok = code == 0 and (cells_dir / name / "results.json").is_file()
+        if not ok:
+            print(f"[sweep] cell {name} failed (exit {code}); see {log}", file=sys.stderr, flush=True)
+        return name, ("resumed" if resume else "trained") if ok else "failed"
+
+    with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as ex:
+        for name, st in ex.map(one, todo):
+            status[name] = st
+    return status
+
+
+def train_references(cfg: SweepConfig) -> dict:
+    """LM / zstd / unigram / trivial references on the base data's held-out split (cached in references.json)."""
+    import torch
+
+    from ..data import WindowSampler
+    from ..eval.baselines import lm_bits_per_token, trivial_accuracy, unigram_bits_per_token, zstd_bits_per_token
+    from ..models import CausalLM
+    from ..train import Trainer
+    from ..train.checkpoint import load_model
+
+    out = cfg.dir / "references.json"
+    if out.is_file():
+        return json.loads(out.read_text())
+    shards = load_shards(cfg.base.data)
+    n = cfg.base.model.in_len
+    maxc = cfg.base.eval.max_chunks
+    ref = {"data": str(shards.dir), "tokenizer": shards.meta["tokenizer"], "in_len": n,
+           "unigram_bits": unigram_bits_per_token(shards.train, shards.val, shards.vocab_size),
+           "trivial_acc": trivial_accuracy(shards.train, shards.val, shards.vocab_size),
+           **zstd_bits_per_token(shards.tokenizer, shards.val, n, maxc)}
+    if cfg.references.lm:
+        lm_cfg = copy.deepcopy(cfg.references.lm_model)
+        lm_cfg.vocab_size, lm_cfg.context = shards.vocab_size, n
+        tcfg = copy.deepcopy(cfg.references.lm_train)
+        tcfg.progress = False
+        run_dir = cfg.dir / "references" / "lm"
+        model = CausalLM(lm_cfg)
+        resume = latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None
+        trainer = Trainer(model, tcfg, run_dir,
+                          lambda r, w: WindowSampler(shards.train, n, tcfg.batch_size, tcfg.seed, r, w),
+                          lambda m: {"bits": lm_bits_per_token(m, shards.val, n, maxc)}, {"model_config": to_dict(lm_cfg)})
+        print("[sweep] training the LM reference", file=sys.stderr, flush=True)
+        trainer.fit(resume=resume)
+        model, _, _ = load_model(run_dir, expect_kind="causal_lm")
+        with torch.autocast("cpu", enabled=False):
+            ref["lm_bits"] = lm_bits_per_token(model, shards.val, n, maxc)
+        ref["lm_params"] = sum(p.numel() for p in model.parameters())
+        ref["lm_steps"] = tcfg.steps
+    atomic_write_json(out, ref)
+    return ref
+
+
+def run_sweep(cfg: SweepConfig, runner=None, aggregate_only: bool = False) -> Path:
+    from ..report.sweep import aggregate
+
+    cells = expand_grid(cfg)  # validate everything first
+    cfg.dir.mkdir(parents=True, exist_ok=True)
+    save_yaml(cfg, cfg.dir / "sweep.yaml")
+    if not aggregate_only:
+        load_shards(cfg.base.data)  # prepare once, before cells start in parallel
+        train_references(cfg)
+        status = run_cells(cfg, runner)
+        failed = [k for k, v in status.items() if v == "failed"]
+        print(f"[sweep] {len(cells)} cells: " + ", ".join(f"{sum(v == s for v in status.values())} {s}"
+              for s in ("skipped", "trained", "resumed", "failed")), file=sys.stderr)
+        if failed:
+            print(f"[sweep] failed cells: {', '.join(failed)} (rerun the same command to retry them)", file=sys.stderr)
+    aggregate(cfg.dir)
+    return cfg.dir

@@ -1,0 +1,70 @@
+"""A small causal transformer language model: the "lossless limit" reference.
+
+Its held-out cross-entropy (bits/token), measured on the same chunks the compressors see, is the rate below
+which no code can reconstruct held-out text exactly (it is an upper bound on the true entropy, so the real
+limit is lower still; a bigger LM would move it down).
+Axes: b batch, n positions, d width, v vocab.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import VQLadderError
+from ..nn import Block, RMSNorm
+from .registry import register
+
+
+@dataclass
+class LMConfig:
+    vocab_size: int = 0               # 0 = from the data
+    context: int = 256                # tokens per training window (= the compressor's in_len)
+    d_model: int = 192                # width
+    n_heads: int = 3                  # heads
+    n_layers: int = 4                 # blocks
+    mlp_ratio: float = 4.0            # MLP width ratio
+    seed: int = 0                     # init seed
+
+    def validate(self) -> None:
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise VQLadderError(f"lm.d_model={self.d_model} must split into n_heads={self.n_heads} even-width heads")
+
+
+@register("causal_lm", LMConfig)
+class CausalLM(nn.Module):
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        cfg.validate()
+        if cfg.vocab_size < 2:
+            raise VQLadderError("lm.vocab_size must be set (>= 2)")
+        self.config = cfg
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            d = cfg.d_model
+            self.tok_emb = nn.Embedding(cfg.vocab_size, d)
+            self.blocks = nn.ModuleList(Block(d, cfg.n_heads, cfg.mlp_ratio) for _ in range(cfg.n_layers))
+            self.norm = RMSNorm(d)
+            self.head = nn.Linear(d, cfg.vocab_size, bias=False)
+            for name, p in self.named_parameters():
+                with torch.no_grad():
+                    if name.endswith(("attn.o.weight", "mlp.down.weight")):
+                        p.zero_()
+                    elif p.dim() >= 2:
+                        p.normal_(0, 0.02)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.tok_emb(tokens)
+        for blk in self.blocks:
+            x = blk(x, causal=True)
+        return self.head(self.norm(x))
+
+    def loss(self, tokens: torch.Tensor):
+        logits = self(tokens[:, :-1]).float()
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+        with torch.no_grad():
+            acc = (logits.argmax(-1) == tokens[:, 1:]).float().mean()
+        return ce, {"ce": ce.detach(), "acc": acc}

@@ -1,0 +1,1 @@
+"""Reports read run directories after the fact (never imported by training code)."""

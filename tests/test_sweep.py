@@ -1,0 +1,148 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from vqladder.config import build, to_dict
+from vqladder.data import make_tokenizer, prepare
+from vqladder.errors import VQLadderError
+from vqladder.eval.baselines import trivial_accuracy, unigram_bits_per_token, zstd_bits_per_token
+from vqladder.experiments.sweep import SweepConfig, cell_state, expand_grid, parse_budget, run_cells, run_sweep
+from vqladder.report.sweep import aggregate
+
+from helpers import tiny_run_config
+
+
+def sweep_cfg(tmp_path, data="data", **grid):
+    base = to_dict(tiny_run_config(tmp_path / data, tmp_path, steps=20))
+    return build(SweepConfig, {"name": "sw", "out_dir": str(tmp_path), "base": base, "budget": "20",
+                               "grid": {"out_len": [16, 8], "codebook_size": [256], **grid},
+                               "references": {"lm": False}})
+
+
+def test_grid_expansion(tmp_path):
+    cfg = sweep_cfg(tmp_path, codebook_size=[256, 1024], kind=["fsq", "vq"], seed=[0, 1])
+    cells = expand_grid(cfg)
+    assert len(cells) == 2 * 2 * 2 * 2
+    names = [n for n, _ in cells]
+    assert len(set(names)) == len(names) and "m016-k1024-vq-s1" in names
+    c = dict(cells)["m008-k256-fsq-s1"]
+    assert (c.model.out_len, c.model.quantizer.codebook_size, c.model.seed, c.train.seed, c.train.steps) == \
+        (8, 256, 1, 1, 20)
+    assert c.run_dir == tmp_path / "sw" / "cells" / "m008-k256-fsq-s1"
+
+
+def test_budget():
+    assert parse_budget("600") == (600, None)
+    assert parse_budget("10m") == (None, 600.0)
+    assert parse_budget("90s") == (None, 90.0)
+    with pytest.raises(VQLadderError, match="budget"):
+        parse_budget("soon")
+
+
+def test_empty_grid_and_impossible_cell_fail_first(tmp_path):
+    with pytest.raises(VQLadderError, match="grid.out_len has no values"):
+        expand_grid(sweep_cfg(tmp_path, out_len=[]))
+    with pytest.raises(VQLadderError, match=r"sweep cell m005-k256-fsq-s0: .*not divisible"):
+        run_sweep(sweep_cfg(tmp_path, out_len=[16, 5]), runner=lambda *a: pytest.fail("trained something"))
+    assert not (tmp_path / "sw" / "cells").exists()
+
+
+def _fake_results(run_dir, acc, usage=0.5, bits=1.0, out_len=16, k=256):
+    run_dir.mkdir(parents=True)
+    cfg = to_dict(tiny_run_config("d", "o", out_len=out_len))
+    cfg["model"]["quantizer"]["codebook_size"] = k
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (run_dir / "results.json").write_text(json.dumps(
+        {"acc": acc, "exact_match": 0.0, "ce_bits": 2.0, "usage": usage, "perplexity": 10.0, "dead_codes": 3,
+         "bits_per_token": bits, "codebook_size": k, "step": 20, "tokens_seen": 100, "train_time": 1.0}))
+
+
+def test_resume_skips_finished_cells(tmp_path):
+    cfg = sweep_cfg(tmp_path)
+    _fake_results(tmp_path / "sw" / "cells" / "m016-k256-fsq-s0", 0.9)
+    (tmp_path / "sw" / "cells" / "m008-k256-fsq-s0").mkdir(parents=True)  # in flight, no checkpoint: restart
+    (tmp_path / "sw" / "cells" / "m008-k256-fsq-s0" / "junk").write_text("x")
+    ran = []
+
+    def runner(path, resume, log):
+        ran.append((path.stem, resume))
+        _fake_results(path.parent / path.stem, 0.5, out_len=8)
+        return 0
+
+    status = run_cells(cfg, runner)
+    assert status == {"m016-k256-fsq-s0": "skipped", "m008-k256-fsq-s0": "trained"}
+    assert ran == [("m008-k256-fsq-s0", False)]
+    assert run_cells(cfg, runner) == {"m016-k256-fsq-s0": "skipped", "m008-k256-fsq-s0": "skipped"}
+    assert len(ran) == 1
+
+
+def test_aggregation_exact_table(tmp_path):
+    d = tmp_path / "sw"
+    _fake_results(d / "cells" / "m016-k256-fsq-s0", 0.75, bits=2.0)
+    _fake_results(d / "cells" / "m008-k256-fsq-s0", 0.25, usage=0.01, bits=1.0, out_len=8)
+    (d / "references.json").write_text(json.dumps({"lm_bits": 4.0, "lm_params": 1000, "lm_steps": 10, "in_len": 32,
+                                                   "zstd_whole": 3.0, "zstd_chunk": 5.0, "unigram_bits": 6.0,
+                                                   "utf8_raw": 8.0, "trivial_acc": 0.125}))
+    out = aggregate(d)
+    rows = list(csv.DictReader((d / "sweep.csv").open()))
+    assert [r["cell"] for r in rows] == ["m016-k256-fsq-s0", "m008-k256-fsq-s0"]
+    assert rows[1]["collapsed"] == "True" and rows[0]["collapsed"] == "False"
+    md = out["markdown"].splitlines()
+    assert "| 16 | 2x | 256 | fsq | parallel | 2.000 | 0.50 | 0.750 | 0.000 | 2.000 | 0.500 | 10.0 | 1 |  |" in md
+    assert "| 8 | 4x | 256 | fsq | parallel | 1.000 | 0.25 | 0.250 | 0.000 | 2.000 | 0.010 | 10.0 | 1 | " \
+           "COLLAPSED (usage < 5%) |" in md
+    assert "| causal LM (1,000 params, 10 steps) | 4.000 | held-out cross-entropy within 32-token chunks: " \
+           "the lossless limit |" in md
+    assert any("0.125" in l for l in md)
+    assert (d / "plots" / "acc_vs_bits.png").stat().st_size > 1000
+    assert (d / "plots" / "heatmap_acc.png").is_file() and (d / "plots" / "usage.png").is_file()
+
+
+def test_references_on_planted_corpora(tmp_path):
+    tok = make_tokenizer("bytes")
+    rng = np.random.default_rng(0)
+    uniform = rng.integers(97, 97 + 16, size=20_000).astype(np.uint16)  # 16 letters, uniform: 4 bits each
+    assert unigram_bits_per_token(uniform[:10_000], uniform[10_000:], 256) == pytest.approx(4.0, abs=0.05)
+    rep = np.frombuffer(b"abcdefgh" * 2000, dtype=np.uint8).astype(np.uint16)
+    z = zstd_bits_per_token(tok, rep, 256)
+    assert z["zstd_whole"] < 0.05 and z["utf8_raw"] == pytest.approx(8.0)
+    zr = zstd_bits_per_token(tok, uniform, 256)
+    assert 3.9 < zr["zstd_whole"] < 6  # no compressor beats the 4-bit entropy of uniform letters
+    assert trivial_accuracy(rep, rep, 256) == pytest.approx(1 / 8)
+
+
+def test_lm_reference_learns_a_repetitive_corpus(tmp_path):
+    import torch
+
+    from vqladder.data import WindowSampler
+    from vqladder.eval.baselines import lm_bits_per_token
+    from vqladder.models import CausalLM, LMConfig
+    from vqladder.train import Trainer, TrainerConfig
+
+    rep = np.frombuffer(b"the cat sat on the mat. " * 400, dtype=np.uint8).astype(np.uint16)
+    lm = CausalLM(LMConfig(vocab_size=256, context=32, d_model=32, n_heads=2, n_layers=1))
+    cfg = TrainerConfig(steps=60, batch_size=8, lr=1e-2, warmup=5, progress=False, eval_every=-1, ckpt_every=-1,
+                        precision="fp32")
+    before = lm_bits_per_token(lm, rep, 32)
+    Trainer(lm, cfg, tmp_path / "lm", lambda r, w: WindowSampler(rep, 32, 8, 0, r, w)).fit()
+    after = lm_bits_per_token(lm, rep, 32)
+    assert before > 7 and after < 0.5
+
+
+def test_micro_sweep_end_to_end(tmp_path, tiny_corpus):
+    prepare(str(tiny_corpus), "bytes", tmp_path / "data", block_size=512)
+    cfg = sweep_cfg(tmp_path)
+    cfg.references.lm = True
+    cfg.references.lm_model.d_model, cfg.references.lm_model.n_heads, cfg.references.lm_model.n_layers = 32, 2, 1
+    cfg.references.lm_train.steps = 20
+    cfg.references.lm_train.batch_size = 8
+    d = run_sweep(cfg)
+    rows = list(csv.DictReader((d / "sweep.csv").open()))
+    assert {r["cell"] for r in rows} == {"m016-k240-fsq-s0", "m008-k240-fsq-s0"} or len(rows) == 2
+    refs = json.loads((d / "references.json").read_text())
+    assert 0 < refs["lm_bits"] < 9 and refs["zstd_chunk"] > refs["zstd_whole"]
+    assert "References" in (d / "sweep.md").read_text()
+    assert cell_state(d / "cells" / "m016-k256-fsq-s0") == "done"
