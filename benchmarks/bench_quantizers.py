@@ -3,7 +3,9 @@
 Run (2-core CPU, about 4 x 2.5 minutes at the default 300 steps; the demo trains 600):
     .venv/bin/python benchmarks/bench_quantizers.py               # or: make bench
     .venv/bin/python benchmarks/bench_quantizers.py --steps 600   # the full demo schedule
-Prints a Markdown table: training tokens/s and held-out token accuracy / usage for each quantizer.
+Prints two Markdown tables: per-step speed on a fixed batch (``--timing-only`` stops there), then full
+training runs with tokens/s (wall clock, includes data loading) and held-out token accuracy / usage.
+Run it on an otherwise idle machine: tokens/s is only comparable within one quiet run.
 Needs `pip install vector-quantize-pytorch` (in the [dev] extra).
 """
 
@@ -85,16 +87,55 @@ def run(kind: str, impl: str, steps: int, shards) -> dict:
             "bits": res["bits_per_token"], "time": dt}
 
 
+def step_timing(steps: int = 10) -> list[dict]:
+    """Seconds per training step (forward + backward + AdamW, bf16 autocast where the CPU has it) of the demo
+    model with each quantizer, on one fixed batch: a speed comparison free of data and eval effects."""
+    from vqladder.train.trainer import autocast_dtype, pick_device
+
+    x = torch.randint(0, 1024, (16, 256))
+    amp = autocast_dtype("auto", pick_device("cpu"))
+    rows = []
+    for kind in ("fsq", "vq"):
+        for impl in ("vqladder", "vector-quantize-pytorch"):
+            cfg = demo_config()
+            cfg.model.vocab_size, cfg.model.quantizer.kind = 1024, kind
+            torch.manual_seed(0)
+            m = SequenceCompressor(cfg.model)
+            if impl != "vqladder":
+                m.quantizer = VQPWrapper(kind, cfg.model.d_model, cfg.model.quantizer.codebook_size)
+            opt = torch.optim.AdamW(m.parameters(), 1e-3)
+            for i in range(steps + 3):
+                if i == 3:
+                    t0 = time.time()
+                with torch.autocast("cpu", dtype=amp or torch.float32, enabled=amp is not None):
+                    loss, _ = m.loss(x)
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+            dt = (time.time() - t0) / steps
+            rows.append({"quantizer": kind, "impl": impl, "s_step": dt, "tok_s": x.numel() / dt})
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=300, help="training steps per run")
     ap.add_argument("--kinds", default="fsq,vq", help="quantizer kinds to compare")
+    ap.add_argument("--timing-only", action="store_true", help="only the per-step speed table (about a minute)")
     a = ap.parse_args(argv)
     try:
         import vector_quantize_pytorch  # noqa: F401
     except ImportError:
         print("error: pip install vector-quantize-pytorch to run this benchmark", file=sys.stderr)
         return 2
+    print(f"per-step speed, demo model, batch 16 x 256, threads={torch.get_num_threads()}")
+    print("| quantizer | implementation | s/step | tokens/s |")
+    print("|---|---|---|---|")
+    for r in step_timing():
+        print(f"| {r['quantizer']} | {r['impl']} | {r['s_step']:.3f} | {r['tok_s']:.0f} |")
+    if a.timing_only:
+        return 0
+    print()
     shards = load_shards(demo_config().data)
     rows = []
     for kind in a.kinds.split(","):

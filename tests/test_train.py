@@ -105,18 +105,22 @@ def test_wrong_kind_checkpoint(tmp_path, data):
         load_model(cfg.run_dir, expect_kind="planner")
 
 
-def test_nan_loss_stops_and_keeps_checkpoint(tmp_path, data):
-    cfg = tiny_run_config(data, tmp_path / "runs", steps=10, ckpt_every=3)
-    t = _trainer(cfg, data)
-    orig = t.model.loss
-    calls = [0]
+def _poison_loss(t, at_call: int, factor: float) -> None:
+    """Make the trainer's model return loss * factor on its at_call-th loss call."""
+    orig, calls = t.model.loss, [0]
 
     def bad_loss(batch):
         calls[0] += 1
         loss, m = orig(batch)
-        return (loss * float("nan") if calls[0] == 5 else loss), m
+        return (loss * factor if calls[0] == at_call else loss), m
 
     t.model.loss = bad_loss
+
+
+def test_nan_loss_stops_and_keeps_checkpoint(tmp_path, data):
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=10, ckpt_every=3)
+    t = _trainer(cfg, data)
+    _poison_loss(t, 5, float("nan"))
     with pytest.raises(NonFiniteLossError, match="step 4"):
         t.fit()
     assert [p.name for p in find_checkpoints(cfg.run_dir / "checkpoints")] == ["step_000003"]
@@ -125,15 +129,7 @@ def test_nan_loss_stops_and_keeps_checkpoint(tmp_path, data):
 def test_nan_skip_policy(tmp_path, data):
     cfg = tiny_run_config(data, tmp_path / "runs", steps=6, nan_policy="skip")
     t = _trainer(cfg, data)
-    orig = t.model.loss
-    calls = [0]
-
-    def bad_loss(batch):
-        calls[0] += 1
-        loss, m = orig(batch)
-        return (loss * float("inf") if calls[0] == 2 else loss), m
-
-    t.model.loss = bad_loss
+    _poison_loss(t, 2, float("inf"))
     t.fit()
     assert t.step == 6
     assert all(torch.isfinite(p).all() for p in t.model.parameters())

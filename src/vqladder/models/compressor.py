@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import VQLadderError
-from ..nn import Block, RMSNorm
+from ..nn import Block, RMSNorm, init_weights_
 from ..quantize import QuantizerConfig, build_quantizer
 from .registry import register
 
@@ -86,7 +86,6 @@ class SequenceCompressor(nn.Module):
     def _build(self, cfg: CompressorConfig) -> None:
         d, n, m = cfg.d_model, cfg.in_len, cfg.out_len
         self.r = n // m
-        g = torch.Generator().manual_seed(cfg.seed)
         self.tok_emb = nn.Embedding(cfg.vocab_size, d)
         blocks = lambda k: nn.ModuleList(Block(d, cfg.n_heads, cfg.mlp_ratio, dropout=cfg.dropout) for _ in range(k))
         self.enc = blocks(cfg.enc_layers)
@@ -105,19 +104,11 @@ class SequenceCompressor(nn.Module):
         self.norm_q = RMSNorm(d)
         self.norm_out = RMSNorm(d)
         self.head = nn.Linear(d, cfg.vocab_size, bias=False)
-        self._init(g)
+        # Offset embeddings start at zero, so at init the stream is the token embedding itself and latents
+        # differ from slot to slot (a position-independent common component would make every slot quantise
+        # to the same code); residual branches start as the identity (init_weights_).
+        init_weights_(self, zero=("offset",), normal=("latents", "mask_tok", "bos"))
         self.quantizer = build_quantizer(cfg.quantizer, d, seed=cfg.seed)
-
-    def _init(self, g: torch.Generator) -> None:
-        """Normal(0, 0.02) matrices; residual-branch output projections and offset embeddings start at zero,
-        so at init the stream is the token embedding itself and latents differ from slot to slot (a
-        position-independent common component would make every slot quantise to the same code)."""
-        for name, p in self.named_parameters():
-            with torch.no_grad():
-                if name.endswith(("attn.o.weight", "mlp.down.weight", "offset")):
-                    p.zero_()
-                elif p.dim() >= 2 or name.endswith(("latents", "mask_tok", "bos")):
-                    p.copy_(torch.randn(p.shape, generator=g) * 0.02)
 
     # -- properties -------------------------------------------------------------------------------------------
     @property

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import VQLadderError
-from ..nn import Block, RMSNorm
+from ..nn import Block, RMSNorm, init_weights_
 from .registry import register
 
 
@@ -49,12 +49,7 @@ class CausalLM(nn.Module):
             self.blocks = nn.ModuleList(Block(d, cfg.n_heads, cfg.mlp_ratio) for _ in range(cfg.n_layers))
             self.norm = RMSNorm(d)
             self.head = nn.Linear(d, cfg.vocab_size, bias=False)
-            for name, p in self.named_parameters():
-                with torch.no_grad():
-                    if name.endswith(("attn.o.weight", "mlp.down.weight")):
-                        p.zero_()
-                    elif p.dim() >= 2:
-                        p.normal_(0, 0.02)
+            init_weights_(self)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.tok_emb(tokens)

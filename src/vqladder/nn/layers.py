@@ -99,3 +99,15 @@ class Block(nn.Module):
         if self.xattn is not None and context is not None:
             x = x + self.xattn(self.nx(x), context=context)
         return x + self.mlp(self.n2(x))
+
+
+def init_weights_(module: nn.Module, std: float = 0.02, zero: tuple[str, ...] = (), normal: tuple[str, ...] = ()) -> None:
+    """Normal(0, std) for every matrix; zero for residual-branch output projections (``attn.o``,
+    ``mlp.down``: each block starts as the identity) and for parameters whose names end with ``zero``; normal
+    also for the vectors named in ``normal``. Draws from the global RNG: seed it (or fork it) first."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if name.endswith(("attn.o.weight", "mlp.down.weight") + tuple(zero)):
+                p.zero_()
+            elif p.dim() >= 2 or name.endswith(tuple(normal)):
+                p.normal_(0.0, std)
