@@ -322,13 +322,14 @@ class Trainer:
                     loss, metrics = fwd(batch)
                     loss = loss / cfg.grad_accum
                 loss.backward()
-                step_loss += float(loss.detach())
-                for k, v in metrics.items():
-                    step_metrics[k] = step_metrics.get(k, 0.0) + float(v) / cfg.grad_accum
+                step_loss += loss.detach().float()
+                for k, v in metrics.items():  # tensors: no device sync until the log step
+                    step_metrics[k] = step_metrics.get(k, 0.0) + v.detach().float() / cfg.grad_accum
                 self.tokens_seen += batch.numel() * self.world
             gnorm = None
             if cfg.grad_clip > 0:
                 gnorm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
+            step_loss = float(step_loss)  # the one sync per step: a NaN must be caught before the update
             bad = not math.isfinite(step_loss) or (gnorm is not None and not math.isfinite(gnorm))
             if D.any_rank(bad, self.device):
                 self.opt.zero_grad(set_to_none=True)
@@ -356,16 +357,16 @@ class Trainer:
                 rec = {"step": self.step, "tokens": self.tokens_seen, "time": round(elapsed, 3), "lr": lr,
                        "tok_per_s": round(tps, 1)}
                 keys = sorted(window_metrics)
-                avg = D.all_reduce_mean(torch.tensor([window_metrics[k] / n_window for k in keys],
-                                                     dtype=torch.float64, device=self.device))
+                avg = D.all_reduce_mean(torch.stack([torch.as_tensor(window_metrics[k], device=self.device)
+                                                     .double() / n_window for k in keys]))
                 rec.update({f"train_{k}": round(float(v), 6) for k, v in zip(keys, avg)})
                 if gnorm is not None:
                     rec["grad_norm"] = round(gnorm, 4)
                 self._log(rec)
                 window_metrics, n_window = {}, 0
+                bar.set_postfix(loss=f"{rec['train_loss']:.3f}", acc=f"{rec.get('train_acc', 0):.3f}",
+                                usage=f"{rec.get('train_usage', 0):.3f}", tok_s=f"{tps:.0f}", refresh=False)
             bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.3f}", acc=f"{step_metrics.get('acc', 0):.3f}",
-                            usage=f"{step_metrics.get('usage', 0):.3f}", tok_s=f"{tps:.0f}", refresh=False)
             out_of_time = cfg.max_time > 0 and elapsed > cfg.max_time
             out_of_time = D.any_rank(out_of_time, self.device) if self.world > 1 else out_of_time
             last = self.step == cfg.steps or out_of_time
