@@ -95,11 +95,20 @@ def cmd_eval(a) -> int:
     shards = TokenShards(data_dir)
     if shards.vocab_size != model.config.vocab_size:
         raise VQLadderError(f"data {data_dir} has vocab {shards.vocab_size}, the model expects {model.config.vocab_size}")
-    res = evaluate_compressor(model, shards.split(a.split), max_chunks=a.max_chunks, return_examples=a.examples)
+    embed = None
+    if a.gist:
+        from .eval.gist import load_embedder
+
+        embed = load_embedder(a.embed_model)
+    res = evaluate_compressor(model, shards.split(a.split), max_chunks=a.max_chunks, return_examples=a.examples,
+                              tokenizer=shards.tokenizer, embed=embed)
     examples = res.pop("examples", [])
     res.update(compression=model.config.in_len // model.config.out_len, codebook_size=model.quantizer.codebook_size)
     print(f"{ckpt} on {data_dir} ({a.split}, {res['chunks']} chunks)")
     _print_table([res], RESULT_COLUMNS)
+    extra = {k: v for k, v in res.items() if k.startswith(("gist_", "acc_free", "exact_match_free"))}
+    if extra:
+        print("\n" + "  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in extra.items()))
     if examples:
         _show_examples(load_tokenizer(Path(data_dir) / "tokenizer"), examples)
     if a.json:
@@ -232,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-chunks", type=int, default=-1, help="chunks to evaluate; -1 = all")
     s.add_argument("--examples", type=int, default=3, help="reconstructions to print")
     s.add_argument("--json", action="store_true", help="also print the metrics as JSON")
+    s.add_argument("--gist", action="store_true",
+                   help="add embedding gist metrics (semantic similarity, retrieval); needs the [gist] extra")
+    s.add_argument("--embed-model", default="minilm", help="sentence-transformers model path (default: offline MiniLM)")
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("encode", help="text -> codes (one line of codes per chunk)")

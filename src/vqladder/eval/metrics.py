@@ -21,11 +21,15 @@ from ..quantize.base import histogram_stats
 
 @torch.no_grad()
 def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chunks: int = 256,
-                        return_examples: int = 0, free_running_chunks: int = 32) -> dict:
+                        return_examples: int = 0, free_running_chunks: int = 32, tokenizer=None,
+                        embed=None, gist_chunks: int = 100) -> dict:
     """Evaluate ``model`` (a SequenceCompressor) on non-overlapping chunks of ``tokens``.
 
     For an autoregressive decoder, ``acc`` / ``exact_match`` are teacher-forced and ``acc_free`` /
-    ``exact_match_free`` come from greedy free-running decoding of the first ``free_running_chunks`` chunks."""
+    ``exact_match_free`` come from greedy free-running decoding of the first ``free_running_chunks`` chunks.
+    With a ``tokenizer``, the gist metrics of ``eval.gist`` (bag-of-words F1, order-free token recall) are
+    added over the first ``gist_chunks`` chunks, and with an ``embed`` function the embedding ones too
+    (semantic similarity with its floors, retrieval top-1/top-5 among those chunks)."""
     was = model.training
     model.eval()
     n = model.config.in_len
@@ -37,6 +41,7 @@ def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chu
     free_correct = free_tokens = free_exact = free_chunks = 0.0
     ar = getattr(model, "autoregressive", False)
     examples = []
+    gist_pairs: list[tuple[list[int], list[int]]] = []
     for s in range(0, len(starts), batch_size):
         batch = gather_windows(tokens, starts[s:s + batch_size], n).to(device)
         logits, q = model(batch)
@@ -60,6 +65,9 @@ def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chu
             free_exact += float(ok.all(1).sum())
             free_chunks += k
             pred = torch.cat([gen, pred[k:]]) if k < batch.shape[0] else gen
+        if tokenizer is not None and len(gist_pairs) < gist_chunks:
+            for i in range(min(gist_chunks - len(gist_pairs), batch.shape[0])):
+                gist_pairs.append((batch[i].tolist(), pred[i].tolist()))
         if len(examples) < return_examples:
             for i in range(min(return_examples - len(examples), batch.shape[0])):
                 examples.append((batch[i].tolist(), pred[i].tolist(), q.codes[i].tolist()))
@@ -79,6 +87,16 @@ def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chu
     if ar:
         res["acc_free"] = free_correct / max(free_tokens, 1)
         res["exact_match_free"] = free_exact / max(free_chunks, 1)
+    if tokenizer is not None and gist_pairs:
+        from collections import Counter
+
+        from .gist import gist_metrics
+
+        top = Counter(int(t) for t in np.asarray(tokens[: 1 << 20])).most_common(1)[0][0]
+        g = gist_metrics([tokenizer.decode(o) for o, _ in gist_pairs], [tokenizer.decode(r) for _, r in gist_pairs],
+                         [o for o, _ in gist_pairs], [r for _, r in gist_pairs], embed=embed,
+                         frequent_text=tokenizer.decode([top] * n))
+        res.update({f"gist_{k}": v for k, v in g.items()})
     if return_examples:
         res["examples"] = examples
     return res

