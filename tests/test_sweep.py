@@ -97,6 +97,7 @@ def test_aggregation_exact_table(tmp_path):
     assert "| causal LM (1,000 params, 10 steps) | 4.000 | held-out cross-entropy within 32-token chunks: " \
            "the lossless limit |" in md
     assert any("0.125" in l for l in md)
+    assert "| 16 | none in this grid (best acc 0.750) | – |" in md
     assert (d / "plots" / "acc_vs_bits.png").stat().st_size > 1000
     assert (d / "plots" / "heatmap_acc.png").is_file() and (d / "plots" / "usage.png").is_file()
 

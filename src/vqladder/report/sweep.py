@@ -104,6 +104,18 @@ def markdown(rows: list[dict], refs: dict) -> str:
                 f"| raw UTF-8 | {refs['utf8_raw']:.3f} | |",
                 "", f"Trivial decoder (always the most frequent token): held-out token accuracy "
                     f"{refs['trivial_acc']:.3f}.", ""]
+    if groups:
+        out += ["## Smallest rate reaching 95% held-out token accuracy", "",
+                "| codes/chunk | smallest bits/token at >= 95% acc | ratio to LM limit |", "|---|---|---|"]
+        for m in sorted({g["out_len"] for g in groups}, reverse=True):
+            ok = [g for g in groups if g["out_len"] == m and g["acc"] != "" and g["acc"] >= 0.95]
+            if ok:
+                g = min(ok, key=lambda g: g["bits_per_token"])
+                out.append(f"| {m} | {_f(g['bits_per_token'])} | " + (f"{g['bits_per_token'] / lm:.2f} |" if lm else "– |"))
+            else:
+                top = max((g["acc"] for g in groups if g["out_len"] == m and g["acc"] != ""), default="")
+                out.append(f"| {m} | none in this grid (best acc {_f(top)}) | – |")
+        out.append("")
     best = {}
     for g in groups:
         if g["acc"] != "" and (g["out_len"] not in best or g["acc"] > best[g["out_len"]]["acc"]):
