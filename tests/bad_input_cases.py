@@ -35,6 +35,8 @@ CASES = [
     ("FSQ codebook size without levels", "train {cfg} model.quantizer.codebook_size=1000", "no recommended levels"),
     ("chunk longer than the corpus can fill", "train {cfg} model.in_len=8192 model.out_len=8 name=big",
      "fewer than one chunk"),
+    ("data dir prepared from another corpus/tokenizer", "train {cfg} data.tokenizer=bpe:512 name=other",
+     "holds corpus"),
     ("run exists, --resume not given", "train {cfg}", "already has checkpoints; pass --resume"),
     ("--resume with nothing to resume", "train {cfg} name=fresh --resume", "nothing to resume"),
     ("stray CLI argument", "train {cfg} extra", "unexpected argument"),

@@ -5,9 +5,17 @@ from vqladder.experiments.rung1 import RunConfig
 
 
 def tiny_run_config(data_path, out_dir, name="t", kind="fsq", steps=40, out_len=8, **train):
+    import json
+    from pathlib import Path
+
+    meta_p = Path(data_path) / "meta.json"
+    data = {"path": str(data_path)}
+    if meta_p.is_file():  # the prepared directory's own corpus and tokenizer
+        meta = json.loads(meta_p.read_text())
+        data.update(corpus=meta["corpus"], tokenizer=meta["tokenizer"])
     return build(RunConfig, {
         "name": name, "out_dir": str(out_dir),
-        "data": {"path": str(data_path)},
+        "data": data,
         "model": {"in_len": 32, "out_len": out_len, "d_model": 32, "n_heads": 2, "enc_layers": 1, "latent_layers": 1,
                   "dec_layers": 1, "quantizer": {"kind": kind, "codebook_size": 256, "codebook_dim": 8}},
         "train": {"steps": steps, "batch_size": 16, "lr": 3e-3, "warmup": 5, "eval_every": -1, "ckpt_every": -1,

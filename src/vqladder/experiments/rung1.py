@@ -58,7 +58,14 @@ def load_shards(cfg: DataConfig, progress: bool = True) -> TokenShards:
             print(f"preparing {cfg.corpus} with {cfg.tokenizer} into {p} …", file=sys.stderr)
             prepare(cfg.corpus, cfg.tokenizer, p, val_every=cfg.val_every, progress=progress)
         D.barrier()
-    return TokenShards(p)
+    shards = TokenShards(p)
+    m = shards.meta
+    if (m.get("corpus"), m.get("tokenizer")) != (cfg.corpus, cfg.tokenizer):
+        raise VQLadderError(
+            f"data directory {p} holds corpus {m.get('corpus')!r} with tokenizer {m.get('tokenizer')!r}, but the "
+            f"config asks for {cfg.corpus!r} with {cfg.tokenizer!r}; fix data.* or use another data.path"
+        )
+    return shards
 
 
 def train_run(cfg: RunConfig, resume: bool = False) -> dict:
