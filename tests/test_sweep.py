@@ -57,7 +57,8 @@ def _fake_results(run_dir, acc, usage=0.5, bits=1.0, out_len=16, k=256):
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
     (run_dir / "results.json").write_text(json.dumps(
         {"acc": acc, "exact_match": 0.0, "ce_bits": 2.0, "usage": usage, "perplexity": 10.0, "dead_codes": 3,
-         "bits_per_token": bits, "codebook_size": k, "step": 20, "tokens_seen": 100, "train_time": 1.0}))
+         "bits_per_token": bits, "codebook_size": k, "step": 20, "tokens_seen": 100, "train_time": 1.0,
+         "chunks": 100}))
 
 
 def test_resume_skips_finished_cells(tmp_path):
@@ -83,21 +84,23 @@ def test_aggregation_exact_table(tmp_path):
     d = tmp_path / "sw"
     _fake_results(d / "cells" / "m016-k256-fsq-s0", 0.75, bits=2.0)
     _fake_results(d / "cells" / "m008-k256-fsq-s0", 0.25, usage=0.01, bits=1.0, out_len=8)
+    # 64000 codes but only 100 x 16 held-out positions: 3% usage is 1,920 distinct codes, not a collapse
+    _fake_results(d / "cells" / "m016-k64000-fsq-s0", 0.8, usage=0.03, bits=3.0, k=64000)
     (d / "references.json").write_text(json.dumps({"lm_bits": 4.0, "lm_params": 1000, "lm_steps": 10, "in_len": 32,
                                                    "zstd_whole": 3.0, "zstd_chunk": 5.0, "unigram_bits": 6.0,
                                                    "utf8_raw": 8.0, "trivial_acc": 0.125}))
     out = aggregate(d)
     rows = list(csv.DictReader((d / "sweep.csv").open()))
-    assert [r["cell"] for r in rows] == ["m016-k256-fsq-s0", "m008-k256-fsq-s0"]
-    assert rows[1]["collapsed"] == "True" and rows[0]["collapsed"] == "False"
+    assert [r["cell"] for r in rows] == ["m016-k256-fsq-s0", "m016-k64000-fsq-s0", "m008-k256-fsq-s0"]
+    assert [r["collapsed"] for r in rows] == ["False", "False", "True"]
     md = out["markdown"].splitlines()
     assert "| 16 | 2x | 256 | fsq | parallel | 2.000 | 0.50 | 0.750 | 0.000 | 2.000 | 0.500 | 10.0 | 1 |  |" in md
     assert "| 8 | 4x | 256 | fsq | parallel | 1.000 | 0.25 | 0.250 | 0.000 | 2.000 | 0.010 | 10.0 | 1 | " \
-           "COLLAPSED (usage < 5%) |" in md
+           "COLLAPSED (< 5% of possible codes used) |" in md
     assert "| causal LM (1,000 params, 10 steps) | 4.000 | held-out cross-entropy within 32-token chunks: " \
            "the lossless limit |" in md
     assert any("0.125" in l for l in md)
-    assert "| 16 | none in this grid (best acc 0.750) | – |" in md
+    assert "| 16 | none in this grid (best acc 0.800) | – |" in md
     assert (d / "plots" / "acc_vs_bits.png").stat().st_size > 1000
     assert (d / "plots" / "heatmap_acc.png").is_file() and (d / "plots" / "usage.png").is_file()
 

@@ -17,7 +17,18 @@ from ..io import atomic_write_text
 COLUMNS = ["cell", "compression", "out_len", "codebook_size", "kind", "decoder", "depth", "seed",
            "bits_per_token", "acc", "exact_match", "acc_free", "exact_match_free", "ce_bits", "usage",
            "perplexity", "dead_codes", "collapsed", "step", "tokens_seen", "train_time"]
-COLLAPSE_USAGE = 0.05  # code usage under 5% of the codebook on held-out data flags a collapsed cell
+COLLAPSE_USAGE = 0.05  # fewer distinct held-out codes than 5% of what was possible flags a collapsed cell
+
+
+def collapsed(res: dict, out_len: int, depth: int = 1) -> bool:
+    """Used codes < 5% of min(codebook size, held-out code positions). Normalising by the positions matters
+    for big codebooks: 224 chunks x 16 codes can use at most 3,584 of 64,000 codes (5.6%) without collapse."""
+    usage, k = res.get("usage"), res.get("codebook_size")
+    if usage is None or not k:
+        return False
+    positions = res.get("chunks", 0) * out_len
+    possible = min(k, positions) if positions else k
+    return usage * k < COLLAPSE_USAGE * possible
 
 
 def read_cells(sweep_dir: Path) -> list[dict]:
@@ -33,7 +44,7 @@ def read_cells(sweep_dir: Path) -> list[dict]:
         for k in COLUMNS:
             if k not in row:
                 row[k] = res.get(k, "")
-        row["collapsed"] = bool(res.get("usage", 1.0) < COLLAPSE_USAGE)
+        row["collapsed"] = collapsed(res, row["out_len"], row["depth"])
         rows.append(row)
     rows.sort(key=lambda r: (-r["out_len"], r["codebook_size"], r["kind"], r["decoder"], r["depth"], r["seed"]))
     return rows
@@ -89,7 +100,7 @@ def markdown(rows: list[dict], refs: dict) -> str:
                  g["kind"] + (f" x{g['depth']}" if g["depth"] > 1 else ""), g["decoder"], _f(g["bits_per_token"]),
                  ratio, acc, _f(g["exact_match"])] + ([_f(g["acc_free"])] if ar else []) + \
                 [_f(g["ce_bits"]), _f(g["usage"]), _f(g["perplexity"], ".1f"), str(g["seeds"]),
-                 "COLLAPSED (usage < 5%)" if g["collapsed"] else ""]
+                 "COLLAPSED (< 5% of possible codes used)" if g["collapsed"] else ""]
         lines.append("| " + " | ".join(cells) + " |")
     out = ["## Cells (held-out split)", "", *lines, ""]
     if refs:
