@@ -150,3 +150,20 @@ def test_micro_sweep_end_to_end(tmp_path, tiny_corpus):
     assert 0 < refs["lm_bits"] < 9 and refs["zstd_chunk"] > refs["zstd_whole"]
     assert "References" in (d / "sweep.md").read_text()
     assert cell_state(d / "cells" / "m016-k256-fsq-s0") == "done"
+
+
+def test_gist_pass_and_report(tmp_path, tiny_corpus):
+    prepare(str(tiny_corpus), "bytes", tmp_path / "data", block_size=512)
+    cfg = sweep_cfg(tmp_path, out_len=[8])
+    cfg.gist_chunks = 8
+    run_sweep(cfg)
+    from vqladder.experiments.sweep import gist_pass
+
+    from test_gist import bag_embed
+
+    assert gist_pass(cfg, embed=bag_embed) == 1
+    assert gist_pass(cfg, embed=bag_embed) == 0  # cached
+    g = json.loads((tmp_path / "sw" / "cells" / "m008-k256-fsq-s0" / "gist.json").read_text())
+    assert g["gist_retrieval_pool"] == 8 and 0 <= g["gist_semantic"] <= 1.0001
+    md = aggregate(tmp_path / "sw")["markdown"]
+    assert "## Gist: what the reconstructions keep" in md

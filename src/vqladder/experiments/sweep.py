@@ -60,6 +60,8 @@ class SweepConfig:
     out_dir: str = "runs"             # where sweeps live
     budget: str = "600"               # per cell: steps (600) or wall-clock (90s, 10m, 1h)
     workers: int = 1                  # cells trained at once, each in its own process
+    gist: bool = False                # after training, add embedding gist metrics per cell (needs [gist])
+    gist_chunks: int = 100            # held-out chunks for the gist metrics (also the retrieval pool)
     base: RunConfig = field(default_factory=RunConfig)  # template for every cell
     grid: GridConfig = field(default_factory=GridConfig)
     references: ReferenceConfig = field(default_factory=ReferenceConfig)
@@ -210,6 +212,29 @@ def train_references(cfg: SweepConfig) -> dict:
     return ref
 
 
+def gist_pass(cfg: SweepConfig, embed=None) -> int:
+    """Write ``gist.json`` (semantic similarity with floors, retrieval, bag-of-words F1, token recall) into
+    every finished cell that lacks one; returns how many were written."""
+    from ..eval import evaluate_compressor
+    from ..eval.gist import load_embedder
+    from ..train.checkpoint import load_model
+
+    shards = load_shards(cfg.base.data)
+    done = 0
+    for name, rc in expand_grid(cfg):
+        out = rc.run_dir / "gist.json"
+        if out.is_file() or cell_state(rc.run_dir) != "done":
+            continue
+        embed = embed or load_embedder()
+        model, _, _ = load_model(rc.run_dir, expect_kind="sequence_compressor")
+        res = evaluate_compressor(model, shards.val, max_chunks=cfg.gist_chunks, tokenizer=shards.tokenizer,
+                                  embed=embed, gist_chunks=cfg.gist_chunks)
+        atomic_write_json(out, {k: v for k, v in res.items() if k.startswith("gist_")})
+        print(f"[sweep] gist metrics for {name}", file=sys.stderr, flush=True)
+        done += 1
+    return done
+
+
 def run_sweep(cfg: SweepConfig, runner=None, aggregate_only: bool = False) -> Path:
     from ..report.sweep import aggregate
 
@@ -225,5 +250,7 @@ def run_sweep(cfg: SweepConfig, runner=None, aggregate_only: bool = False) -> Pa
               for s in ("skipped", "trained", "resumed", "failed")), file=sys.stderr)
         if failed:
             print(f"[sweep] failed cells: {', '.join(failed)} (rerun the same command to retry them)", file=sys.stderr)
+        if cfg.gist:
+            gist_pass(cfg)
     aggregate(cfg.dir)
     return cfg.dir

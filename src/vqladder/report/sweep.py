@@ -14,9 +14,11 @@ import yaml
 
 from ..io import atomic_write_text
 
+GIST = ["gist_semantic", "gist_semantic_random", "gist_semantic_frequent", "gist_retrieval_top1",
+        "gist_retrieval_top5", "gist_bow_f1", "gist_token_recall"]
 COLUMNS = ["cell", "compression", "out_len", "codebook_size", "kind", "decoder", "depth", "seed",
            "bits_per_token", "acc", "exact_match", "acc_free", "exact_match_free", "ce_bits", "usage",
-           "perplexity", "dead_codes", "collapsed", "step", "tokens_seen", "train_time"]
+           "perplexity", "dead_codes", "collapsed", "step", "tokens_seen", "train_time"] + GIST
 COLLAPSE_USAGE = 0.05  # fewer distinct held-out codes than 5% of what was possible flags a collapsed cell
 
 
@@ -36,6 +38,8 @@ def read_cells(sweep_dir: Path) -> list[dict]:
     for res_p in sorted((Path(sweep_dir) / "cells").glob("*/results.json")):
         run = res_p.parent
         res = json.loads(res_p.read_text())
+        if (run / "gist.json").is_file():  # written after training by the sweep's gist pass
+            res.update(json.loads((run / "gist.json").read_text()))
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         m, q = cfg["model"], cfg["model"]["quantizer"]
         row = {"cell": run.name, "compression": m["in_len"] // m["out_len"], "out_len": m["out_len"],
@@ -76,7 +80,7 @@ def group_seeds(rows: list[dict]) -> list[dict]:
     for key, rs in groups.items():
         g = {k: rs[0][k] for k in ("compression", "out_len", "codebook_size", "kind", "decoder", "depth")}
         for k in ("bits_per_token", "acc", "exact_match", "acc_free", "exact_match_free", "ce_bits", "usage",
-                  "perplexity"):
+                  "perplexity", *GIST):
             g[k] = _mean([r[k] for r in rs])
         g["acc_std"] = _std([r["acc"] for r in rs])
         g["seeds"] = len(rs)
@@ -103,6 +107,15 @@ def markdown(rows: list[dict], refs: dict) -> str:
                  "COLLAPSED (< 5% of possible codes used)" if g["collapsed"] else ""]
         lines.append("| " + " | ".join(cells) + " |")
     out = ["## Cells (held-out split)", "", *lines, ""]
+    if any(g.get("gist_semantic", "") != "" for g in groups):
+        out += ["## Gist: what the reconstructions keep", "",
+                "| codes/chunk | codebook | bits/token | token acc | MiniLM similarity | (random chunk) | "
+                "(frequent token) | retrieval top-1 | top-5 | content-word F1 | order-free token recall |",
+                "|" + "---|" * 11]
+        for g in groups:
+            out.append("| " + " | ".join([str(g["out_len"]), str(g["codebook_size"]), _f(g["bits_per_token"]),
+                                          _f(g["acc"])] + [_f(g[k]) for k in GIST]) + " |")
+        out.append("")
     if refs:
         out += ["## References (same held-out split, bits per token)", "",
                 "| reference | bits/token | note |", "|---|---|---|"]
@@ -169,13 +182,18 @@ def plots(rows: list[dict], refs: dict, out_dir: Path) -> list[Path]:
             comp = next(g["compression"] for g in groups if g["out_len"] == m)
             if pts:
                 ax.plot(*zip(*pts), marker="o", label=f"{m} codes ({comp}x) {kind}")
+    for m in sorted({g["out_len"] for g in groups}, reverse=True):
+        pts = sorted((g["bits_per_token"], g["gist_semantic"]) for g in groups
+                     if g["out_len"] == m and g.get("gist_semantic", "") != "")
+        if pts:
+            ax.plot(*zip(*pts), marker="s", ls="--", alpha=0.6, label=f"{m} codes: MiniLM similarity")
     if refs.get("lm_bits"):
         ax.axvline(refs["lm_bits"], color="k", ls="--", lw=1, label=f"LM limit {refs['lm_bits']:.2f} bits/token")
     if refs.get("trivial_acc") is not None:
         ax.axhline(refs["trivial_acc"], color="gray", ls=":", lw=1, label="most frequent token")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("bits per token (M·log2 K / N)")
-    ax.set_ylabel("held-out token accuracy")
+    ax.set_ylabel("held-out token accuracy (solid) / gist similarity (dashed)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
