@@ -34,7 +34,7 @@ def test_fsq_matches_vector_quantize_pytorch():
     vqp = pytest.importorskip("vector_quantize_pytorch")
     levels = [8, 5, 5, 5]
     ref = vqp.FSQ(levels=levels)
-    ours = FSQ(len(levels), levels)
+    ours = FSQ(len(levels), levels, norm="none")  # the reference has no input standardisation
     z = torch.randn(4, 50, len(levels)) * 2
     ref_out, ref_idx = ref(z)
     out = ours(z)
@@ -136,6 +136,33 @@ def test_vq_dead_code_restart_revives_codes():
     assert (q.embed.abs() < 50).all()
     dead = q.cluster_size < 0.5 * 256 / 32
     assert not torch.isnan(q.embed).any()
+
+
+def test_fsq_batch_norm_keeps_codes_apart_when_latents_share_an_offset():
+    # Latents that differ only slightly around a large common offset (what a 256 -> 8 encoder drifts to):
+    # plain FSQ saturates them into one code, the standardised input spreads them over the codebook.
+    torch.manual_seed(0)
+    z = torch.randn(8, 16, 5) * 0.05 + torch.tensor([4.0, -3.0, 5.0, 2.0, -6.0])
+    plain, normed = FSQ(5, [7, 5, 5, 5, 5], norm="none"), FSQ(5, [7, 5, 5, 5, 5])
+    assert plain(z).codes.unique().numel() == 1
+    normed.train()
+    for _ in range(50):  # running statistics converge to the batch's
+        train_codes = normed(z).codes
+    assert train_codes.unique().numel() > 50
+    normed.eval()
+    eval_codes = normed(z).codes
+    assert (eval_codes == train_codes).float().mean() > 0.95
+    # eval codes do not depend on batch mates
+    assert torch.equal(normed(z[:1]).codes, eval_codes[:1])
+
+
+def test_fsq_batch_norm_gradient_ignores_the_common_offset():
+    q = FSQ(5, [7, 5, 5, 5, 5])
+    q.train()
+    z = torch.randn(4, 8, 5, requires_grad=True)
+    h = q.norm(z)
+    h.sum().backward()  # a loss that only moves every latent together has no gradient through the norm
+    assert z.grad.abs().max() < 1e-5
 
 
 def test_usage_stats_on_planted_distribution():

@@ -26,12 +26,15 @@ class QuantizerConfig:
     cosine: bool = False              # VQ: cosine-similarity codebook (l2-normalised vectors)
     gradient: str = "ste"             # VQ: ste (straight-through) | rotation (rotation trick)
     dead_after: int = 100             # stats: a code unused this many training steps counts as dead
+    norm: str = "batch"               # FSQ: batch (standardise the input over the batch; stops collapse) | none
 
     def validate(self) -> None:
         if self.kind not in ("fsq", "vq"):
             raise VQLadderError(f"quantizer.kind must be fsq or vq, got {self.kind!r}")
         if self.gradient not in ("ste", "rotation"):
             raise VQLadderError(f"quantizer.gradient must be ste or rotation, got {self.gradient!r}")
+        if self.norm not in ("batch", "none"):
+            raise VQLadderError(f"quantizer.norm must be batch or none, got {self.norm!r}")
         if self.depth < 1:
             raise VQLadderError(f"quantizer.depth must be >= 1, got {self.depth}")
         if self.codebook_size < 2:
@@ -52,7 +55,7 @@ def build_quantizer(cfg: QuantizerConfig, dim: int, seed: int = 0):
 
     def one(i: int):
         if cfg.kind == "fsq":
-            return FSQ(dim, cfg.levels or levels_for(cfg.codebook_size), cfg.dead_after)
+            return FSQ(dim, cfg.levels or levels_for(cfg.codebook_size), cfg.dead_after, cfg.norm)
         return VectorQuantizer(
             dim, cfg.codebook_size, cfg.codebook_dim, cfg.decay, cfg.commitment, cfg.kmeans_init,
             cfg.kmeans_iters, cfg.dead_threshold, cfg.cosine, cfg.gradient, seed=seed + 7919 * i,

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import VQLadderError
-from .base import QuantizerBase, Quantized
+from .base import BatchStandardize, QuantizerBase, Quantized
 
 # Recommended levels from the FSQ paper (Table 1) for 2^8, 2^10, 2^12, 2^14, 2^16, and exact-size
 # choices with levels >= 4 for the odd powers in between.
@@ -47,7 +47,7 @@ def round_ste(z: torch.Tensor) -> torch.Tensor:
 
 
 class FSQ(QuantizerBase):
-    def __init__(self, dim: int, levels: list[int], dead_after: int = 100):
+    def __init__(self, dim: int, levels: list[int], dead_after: int = 100, norm: str = "batch"):
         if not levels or any(int(l) < 2 for l in levels):
             raise VQLadderError(f"FSQ levels must be integers >= 2, got {levels}")
         super().__init__(math.prod(levels), dead_after)
@@ -58,6 +58,7 @@ class FSQ(QuantizerBase):
         self.register_buffer("_basis", basis, persistent=False)
         self.project_in = nn.Linear(dim, c) if dim != c else nn.Identity()
         self.project_out = nn.Linear(c, dim) if dim != c else nn.Identity()
+        self.norm = BatchStandardize(c) if norm == "batch" else nn.Identity()
 
     def bound(self, z: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
         L = self._levels.to(z.dtype)
@@ -81,7 +82,7 @@ class FSQ(QuantizerBase):
 
     def forward(self, z: torch.Tensor) -> Quantized:
         with torch.autocast(device_type=z.device.type, enabled=False):
-            h = self.project_in(z.float())
+            h = self.norm(self.project_in(z.float()))
             zhat = round_ste(self.bound(h)) / self._half_width(h.dtype)
             codes = self.codes_to_indices(zhat.detach())
             z_q = self.project_out(zhat)
