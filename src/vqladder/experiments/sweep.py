@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import json
 import os
 import re
@@ -32,6 +33,7 @@ from ..config import build, save_yaml, to_dict
 from ..errors import VQLadderError
 from ..io import atomic_write_json, remove_tree
 from ..models import LMConfig
+from ..quantize import QuantizerConfig
 from ..train import TrainerConfig
 from ..train.checkpoint import latest_valid_checkpoint
 from .rung1 import RunConfig, load_shards
@@ -45,6 +47,7 @@ class GridConfig:
     decoder: list[str] = field(default_factory=lambda: ["parallel"])         # parallel | autoregressive
     depth: list[int] = field(default_factory=lambda: [1])                    # residual depth
     seed: list[int] = field(default_factory=lambda: [0])                     # model and data seeds
+    max_bits_per_token: float = 0.0   # skip cells whose rate (M x depth x log2 K / N) exceeds this; 0 = keep all
 
 
 @dataclass
@@ -100,6 +103,14 @@ def expand_grid(cfg: SweepConfig) -> list[tuple[str, RunConfig]]:
     for values in itertools.product(*axes.values()):
         c = dict(zip(axes, values))
         name = cell_name(c)
+        if g.max_bits_per_token > 0:
+            qc = QuantizerConfig(kind=c["kind"], codebook_size=c["codebook_size"])
+            try:
+                k = qc.effective_codebook_size()
+            except VQLadderError as e:
+                raise VQLadderError(f"sweep cell {name}: {e}")
+            if c["out_len"] * c["depth"] * math.log2(k) / cfg.base.model.in_len > g.max_bits_per_token:
+                continue
         d = copy.deepcopy(base)
         d["name"], d["out_dir"] = name, str(cfg.dir / "cells")
         d["model"].update(out_len=c["out_len"], decoder=c["decoder"], seed=c["seed"])
@@ -114,6 +125,8 @@ def expand_grid(cfg: SweepConfig) -> list[tuple[str, RunConfig]]:
             cells.append((name, build(RunConfig, d)))
         except VQLadderError as e:
             raise VQLadderError(f"sweep cell {name}: {e}")
+    if not cells:
+        raise VQLadderError(f"sweep grid is empty: every cell is above grid.max_bits_per_token={g.max_bits_per_token}")
     return cells
 
 
