@@ -7,6 +7,8 @@
   encode    text -> codes
   decode    codes -> text
   demo      the whole first rung on the built-in corpus in a few minutes
+  train-ladder  a ladder of levels (codes over codes) + prior + upsamplers + flat LM baseline, resumable
+  generate  plan top-level codes with a ladder's prior, decode down the ladder, print text
 
 Bad input (missing paths, bad configs, corrupt checkpoints, out-of-range codes) prints one line
 ``error: …`` and exits with code 2.
@@ -194,6 +196,43 @@ def cmd_demo(a) -> int:
     return 0
 
 
+def cmd_train_ladder(a) -> int:
+    from .config import load_config
+    from .experiments.ladder import LadderConfig, train_ladder
+
+    config, overrides = _split_config_args(a.args)
+    cfg = load_config(LadderConfig, config, overrides)
+    train_ladder(cfg)
+    print((cfg.dir / "results.md").read_text())
+    print(f"written: {cfg.dir / 'results.json'}, {cfg.dir / 'results.md'}")
+    return 0
+
+
+def cmd_generate(a) -> int:
+    from .ladder import Ladder
+
+    ladder = Ladder.load(a.ladder, need_prior=True, need_upsamplers=a.decoder == "upsample")
+    prompt = Path(a.prompt_file).read_text(encoding="utf-8") if a.prompt_file else a.prompt
+    if a.beam < 0:
+        raise VQLadderError(f"--beam must be >= 0, got {a.beam}")
+    out = ladder.generate(prompt, a.chunks, a.temperature, a.top_k, a.top_p, a.beam, a.decoder, a.seed)
+    if a.show_levels:
+        if len(out["prompt_codes"]):
+            print(f"[prompt: top codes] {' '.join(map(str, out['prompt_codes'].tolist()))}")
+        for k in range(ladder.n_levels, 0, -1):
+            codes = out["levels"][k]
+            per = ladder.chunk_len(k)
+            rows = [" ".join(map(str, codes[i:i + per].tolist())) for i in range(0, len(codes), per)]
+            print(f"[level {k}: {len(codes)} codes, vocabulary {ladder.vocab(k)}]")
+            for r in rows:
+                print("  " + r)
+        print("[level 0: text]")
+    if prompt:
+        print(prompt, end="" if prompt.endswith(("\n", " ")) else " ")
+    print(out.get("text", " ".join(map(str, out["levels"][0].tolist()))))
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (exit code 2), like every other vqladder error."""
 
@@ -264,6 +303,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=-1, help="training steps (-1 = the demo preset)")
     s.add_argument("--fresh", action="store_true", help="discard an earlier demo run instead of reusing it")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("train-ladder", help="train a ladder (levels, upsamplers, prior, flat LM) and evaluate it",
+                       description="Train all levels bottom-up (level k+1 over level k's codes), one upsampler per "
+                                   "level, the top-level prior and a matched flat LM, then write results.md/json "
+                                   "(per-level table, hierarchical vs flat bits/token, samples) into "
+                                   "<out_dir>/<name>/. Rerun the same command to resume after a kill.\n"
+                                   "  vqladder train-ladder configs/ladder_cpu.yaml\n"
+                                   "  vqladder train-ladder configs/ladder_cpu.yaml name=ladder-shakespeare "
+                                   "data.path=data/shakespeare-bpe2048 data.corpus=../shared/data/tinyshakespeare.txt "
+                                   "data.tokenizer=bpe:2048",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("args", nargs="*", help="LADDER.yaml then key.sub=value overrides (e.g. prior_train.steps=800)")
+    s.set_defaults(func=cmd_train_ladder)
+
+    s = sub.add_parser("generate", help="plan with a ladder's top prior, decode down the ladder, print text",
+                       description="Sample (or beam-search) top-level codes with the prior, conditioned on the "
+                                   "prompt's top codes, decode them rung by rung with the upsamplers (or the VQ "
+                                   "decoders) and print the text.\n"
+                                   "  vqladder generate runs/ladder-builtin --prompt 'def ' --chunks 2 --show-levels",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("ladder", help="ladder directory written by train-ladder")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--prompt", help="text to continue (left-padded with newlines to whole top chunks)")
+    g.add_argument("--prompt-file", help="file whose text to continue")
+    s.add_argument("--chunks", type=int, default=1, help="top chunks to generate (each = the ladder's chunk of tokens)")
+    s.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (> 0)")
+    s.add_argument("--top-k", type=int, default=0, help="keep the k most likely symbols (0 = all)")
+    s.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (1 = off)")
+    s.add_argument("--beam", type=int, default=0, help="beam width for the top-level plan (0 = sample)")
+    s.add_argument("--decoder", default="upsample", choices=["upsample", "vq"],
+                   help="down the ladder with the upsamplers (sampled) or the deterministic VQ decoders")
+    s.add_argument("--show-levels", action="store_true", help="print the codes at every level")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed")
+    s.set_defaults(func=cmd_generate)
     return p
 
 

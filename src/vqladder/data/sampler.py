@@ -1,6 +1,6 @@
 """Fixed-length windows over a token array: a seeded, resumable, DDP-shardable batch sampler.
 
-Each epoch draws a random shift in ``[0, window)``, cuts the array into non-overlapping windows from that
+Each epoch draws a random shift in ``[0, window)`` (a multiple of ``align``), cuts the array into non-overlapping windows from that
 shift, and permutes them with a generator seeded by ``(seed, epoch)``. Every step consumes the next
 ``batch_size * world`` windows of that global stream and rank ``r`` takes its contiguous share, so a run on
 2 ranks x 8 sees exactly the windows a run on 1 rank x 16 sees. Batches run across epoch ends, so a tiny
@@ -18,7 +18,7 @@ from ..errors import VQLadderError
 
 class WindowSampler:
     def __init__(self, tokens: np.ndarray, window: int, batch_size: int, seed: int = 0, rank: int = 0,
-                 world: int = 1, split: str = "train"):
+                 world: int = 1, split: str = "train", align: int = 1):
         n = len(tokens)
         if n < window:
             raise VQLadderError(
@@ -27,6 +27,7 @@ class WindowSampler:
             )
         self.tokens, self.window, self.batch_size = tokens, window, batch_size
         self.seed, self.rank, self.world = seed, rank, world
+        self.align = max(1, int(align))  # window starts are multiples of align (code streams: chunk boundaries)
         self.epoch, self.pos = 0, 0
         self._perm_epoch, self._perm = -1, None
 
@@ -34,7 +35,8 @@ class WindowSampler:
         if self._perm_epoch != epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             n = len(self.tokens)
-            shift = int(torch.randint(0, self.window, (1,), generator=g)) if n >= 2 * self.window else 0
+            shift = int(torch.randint(0, max(1, self.window // self.align), (1,), generator=g)) * self.align \
+                if n >= 2 * self.window else 0
             n_win = (n - shift) // self.window
             perm = torch.randperm(n_win, generator=g).numpy()
             self._perm = shift + perm.astype(np.int64) * self.window

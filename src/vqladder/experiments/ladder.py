@@ -1,0 +1,548 @@
+"""``vqladder train-ladder CONFIG``: train a whole ladder, bottom-up, into one directory, then measure it.
+
+Stages, in order, each a normal run directory that is skipped when finished (``results.json``) and resumed
+from its last checkpoint when interrupted, so re-running the command after a kill continues where it stopped:
+
+1. ``level1`` … ``levelL``: compressors; level 1 over token chunks, level k+1 over the (frozen, precomputed)
+   code stream of level k (``codes/levelk.{train,val}.npy``), windows aligned to lower chunk boundaries.
+2. ``up1`` … ``upL``: upsamplers, level-k codes -> level-(k-1) symbols of the same chunk.
+3. ``prior``: causal transformer over the top-level code stream.
+4. ``flat``: a flat causal LM over tokens, sized like prior + upsamplers (non-embedding parameters) and trained on as many tokens as
+   the level-1 upsampler (``flat_match_tokens: true``, the default, sets its steps).
+5. evaluation on held-out text: per level (vocabulary, symbols per top chunk, bits/token, reconstruction
+   accuracy of the level's own input, end-to-end token accuracy decoding from that level to tokens with the
+   VQ decoders and with the upsamplers, code usage), bits/token of the hierarchical model (prior + upsamplers,
+   a two-part code: -log2 p(top codes) - sum_k log2 p(level k-1 | level k), an upper bound on its code length
+   for the text) beside the flat LM on the same tokens, and generated samples from both ->
+   ``results.json`` and ``results.md``.
+
+``joint_steps`` > 0 adds a joint fine-tuning stage after the levels: all levels train together, each on
+the live codes of the level below (codes are recomputed every step from the current lower level, so upper
+levels follow the lower levels' drift); gradients do not cross a level boundary (codes are discrete).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import save_yaml, to_dict
+from ..data import WindowSampler
+from ..data.sampler import gather_windows, val_windows
+from ..errors import VQLadderError
+from ..eval import evaluate_compressor
+from ..io import atomic_write_json, atomic_write_text
+from ..ladder.ladder import LEVEL_DIR, UP_DIR, Ladder, encode_stream, greedy_upsample
+from ..models import (CausalLM, CodePrior, CompressorConfig, LMConfig, PriorConfig, SequenceCompressor, Upsampler,
+                      UpsamplerConfig)
+from ..train import Trainer, TrainerConfig
+from ..train.checkpoint import latest_valid_checkpoint, load_model
+from .rung1 import DataConfig, load_shards
+
+
+def _default_levels():
+    return [
+        LevelSpec(CompressorConfig(in_len=128, out_len=32, d_model=128, n_heads=2),
+                  TrainerConfig(steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100)),
+        LevelSpec(CompressorConfig(in_len=32, out_len=8, d_model=128, n_heads=2),
+                  TrainerConfig(steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100)),
+    ]
+
+
+@dataclass
+class LevelSpec:
+    model: CompressorConfig = field(default_factory=CompressorConfig)   # vocab_size 0 = from the level below
+    train: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+@dataclass
+class LadderEvalConfig:
+    max_chunks: int = 256             # held-out top chunks for the tables (-1 = the whole val split)
+    batch_size: int = 32              # chunks per eval batch
+    samples: int = 2                  # generated samples per model in results.md
+    sample_chunks: int = 2            # top chunks per generated sample
+    temperature: float = 1.0          # sampling temperature for the samples
+    top_k: int = 0                    # top-k for the samples (0 = off)
+    top_p: float = 0.95               # nucleus for the samples
+
+
+@dataclass
+class LadderConfig:
+    name: str = "ladder"              # ladder directory name under out_dir
+    out_dir: str = "runs"             # where ladders live
+    data: DataConfig = field(default_factory=DataConfig)
+    levels: list[LevelSpec] = field(default_factory=_default_levels)
+    joint_steps: int = 0              # > 0: joint fine-tuning of all levels on live codes (see module doc)
+    upsampler: UpsamplerConfig = field(default_factory=UpsamplerConfig)  # template for every level
+    upsampler_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
+        steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100))
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    prior_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
+        steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100))
+    flat: LMConfig = field(default_factory=lambda: LMConfig(context=0, d_model=128, n_heads=2, n_layers=4))
+    flat_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
+        steps=400, batch_size=16, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100))
+    flat_match_tokens: bool = True    # set flat_train.steps so the flat LM sees as many tokens as upsampler 1
+    flat_match_params: bool = True    # set flat.n_layers so its parameters are closest to prior + upsamplers
+    eval: LadderEvalConfig = field(default_factory=LadderEvalConfig)
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+    def validate(self) -> None:
+        if not self.levels:
+            raise VQLadderError("a ladder needs at least one level (levels: [...])")
+        for k, lv in enumerate(self.levels, 1):
+            if lv.model.quantizer.depth != 1:
+                raise VQLadderError(f"level {k}: ladder levels need quantizer.depth=1 (codes are the next level's symbols)")
+            if k > 1:
+                below = self.levels[k - 2].model
+                if lv.model.in_len % below.out_len:
+                    raise VQLadderError(f"level {k}: in_len={lv.model.in_len} must be a multiple of level {k - 1}'s "
+                                        f"out_len={below.out_len} (a chunk covers whole lower chunks)")
+        top = self.levels[-1].model.out_len
+        if self.prior.context % top:
+            raise VQLadderError(f"prior.context={self.prior.context} must be a multiple of the top level's "
+                                f"out_len={top} (whole top chunks)")
+        if self.prior.cond_len:
+            raise VQLadderError("the text ladder's prior is conditioned by its prefix (a prompt's codes); "
+                                "leave prior.cond_len at 0")
+
+
+# -- stages -------------------------------------------------------------------------------------------------------
+def _stage_state(run_dir: Path) -> str:
+    if (run_dir / "results.json").is_file():
+        return "done"
+    if latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None:
+        return "partial"
+    return "new"
+
+
+def _params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _body_params(model) -> int:
+    """Non-embedding parameters: all but embedding tables and output heads (the usual count for matching
+    model sizes, since the ladder's code vocabularies make its embedding tables large)."""
+    emb = sum(p.numel() for name, mod in model.named_modules()
+              if isinstance(mod, torch.nn.Embedding) or name.split(".")[-1] == "head" for p in mod.parameters())
+    return _params(model) - emb
+
+
+def _lm_body_params(c: LMConfig) -> int:
+    d = c.d_model
+    hidden = (int(d * c.mlp_ratio * 2 / 3) + 63) // 64 * 64
+    return c.n_layers * (4 * d * d + 3 * d * hidden + 2 * d) + d
+
+
+def _train_stage(what: str, run_dir: Path, model, train: TrainerConfig, sampler, evaluate, log) -> dict:
+    """Train (or resume, or skip) one stage; returns its results.json."""
+    state = _stage_state(run_dir)
+    if state == "done":
+        log(f"{what}: done, skipped")
+        return json.loads((run_dir / "results.json").read_text())
+    log(f"{what}: {'resuming' if state == 'partial' else 'training'} ({_params(model):,} params, {train.steps} steps)")
+    trainer = Trainer(model, train, run_dir, sampler, evaluate, {"stage": what})
+    val = trainer.fit(resume=state == "partial")
+    res = {"stage": what, "params": _params(model), "step": trainer.step, "tokens_seen": trainer.tokens_seen,
+           "train_time": round(trainer.train_time, 2), **{k: v for k, v in val.items() if k != "examples"}}
+    atomic_write_json(run_dir / "results.json", res)
+    return res
+
+
+class PairSampler:
+    """Batches ``cat([parent codes, lower symbols], 1)`` of aligned chunks (for upsamplers)."""
+
+    def __init__(self, lower: np.ndarray, parent: np.ndarray, length: int, parent_len: int, batch_size: int,
+                 seed: int, rank: int = 0, world: int = 1):
+        self.inner = WindowSampler(lower, length, batch_size, seed, rank, world, align=length)
+        self.parent, self.lower, self.length, self.parent_len = parent, lower, length, parent_len
+
+    def next_batch(self) -> torch.Tensor:
+        starts = self.inner.next_starts()
+        low = gather_windows(self.lower, starts, self.length)
+        par = gather_windows(self.parent, starts // self.length * self.parent_len, self.parent_len)
+        return torch.cat([par, low], 1)
+
+    def state_dict(self) -> dict:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.inner.load_state_dict(state)
+
+
+def _save_codes(path: Path, codes: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, codes.astype(np.uint16 if codes.max(initial=0) < 65535 else np.uint32))
+    tmp.replace(path)
+
+
+def _load_codes(path: Path) -> np.ndarray:
+    return np.load(path, mmap_mode="r")
+
+
+@torch.no_grad()
+def _seq_nll(model_fn, stream: np.ndarray, window: int, max_windows: int, batch_size: int = 32) -> tuple[float, int]:
+    """Sum of -log p (nats) over non-overlapping windows of ``stream`` and the number of symbols scored."""
+    starts = val_windows(stream, window, max_windows)
+    tot, n = 0.0, 0
+    for s in range(0, len(starts), batch_size):
+        x = gather_windows(stream, starts[s:s + batch_size], window)
+        tot += float(-model_fn(x).sum())
+        n += x.numel()
+    return tot, n
+
+
+def _lm_logprob(lm: CausalLM, x: torch.Tensor) -> torch.Tensor:
+    """Per-window log p of every token of x under a causal LM: x[1:] given its prefix; the first token (no
+    prefix: the LM has no BOS) under the softmax of the LM's mean logits over the batch, a unigram proxy. It is
+    one token in ``context``, as the prior's first code of a window is scored from BOS alone."""
+    logits = lm(x[:, :-1]).float()
+    lp = F.log_softmax(logits, -1).gather(-1, x[:, 1:, None]).squeeze(-1).sum(1)
+    first = F.log_softmax(logits.mean((0, 1)), -1)[x[:, 0]]
+    return lp + first
+
+
+# -- the whole ladder -----------------------------------------------------------------------------------------------
+def train_ladder(cfg: LadderConfig, log=None) -> dict:
+    """Train every stage of the ladder (resumable per stage), evaluate, write results.{json,md}."""
+    log = log or (lambda msg: print(f"[ladder] {msg}", file=sys.stderr, flush=True))
+    cfg.validate()
+    d = cfg.dir
+    d.mkdir(parents=True, exist_ok=True)
+    saved = d / "ladder.yaml"
+    if saved.is_file():
+        import yaml
+
+        old = yaml.safe_load(saved.read_text()) or {}
+        now = to_dict(cfg)
+        for key in ("data", "levels", "upsampler", "prior", "flat", "joint_steps"):
+            if json.dumps(old.get(key), sort_keys=True) != json.dumps(now.get(key), sort_keys=True):
+                raise VQLadderError(f"ladder directory {d} was trained with a different {key!r} config; "
+                                    f"use a new name= or delete it")
+    save_yaml(cfg, saved)
+    shards = load_shards(cfg.data, progress=False)
+    if not (d / "tokenizer").exists():
+        shutil.copytree(shards.dir / "tokenizer", d / ".tokenizer.tmp", dirs_exist_ok=True)
+        (d / ".tokenizer.tmp").rename(d / "tokenizer")
+    t_start = time.time()
+
+    # 1. levels, bottom-up
+    streams = {0: (np.asarray(shards.train), np.asarray(shards.val))}
+    levels = []
+    vocab = shards.vocab_size
+    level_res = []
+    for k, spec in enumerate(cfg.levels, 1):
+        mc = spec.model
+        mc.vocab_size = vocab
+        mc.validate()
+        model = SequenceCompressor(mc)
+        tr, va = streams[k - 1]
+        align = 1 if k == 1 else cfg.levels[k - 2].model.out_len
+        run = d / LEVEL_DIR.format(k)
+        tok = shards.tokenizer if k == 1 else None
+        res = _train_stage(
+            f"level {k} ({mc.in_len} -> {mc.out_len}, K={model.quantizer.codebook_size})", run, model, spec.train,
+            lambda r, w, tr=tr, mc=mc, spec=spec, align=align: WindowSampler(tr, mc.in_len, spec.train.batch_size,
+                                                                              spec.train.seed, r, w, align=align),
+            lambda m, va=va, tok=tok: evaluate_compressor(m, va, cfg.eval.batch_size, cfg.eval.max_chunks, tokenizer=tok),
+            log)
+        level_res.append(res)
+        model, _, _ = load_model(run, "sequence_compressor")
+        levels.append(model)
+        vocab = model.quantizer.codebook_size
+        # codes of this level for the next stages (recomputed when missing)
+        ctr, cva = d / "codes" / f"level{k}.train.npy", d / "codes" / f"level{k}.val.npy"
+        if not (ctr.is_file() and cva.is_file()):
+            log(f"level {k}: encoding the train and val streams")
+            _save_codes(ctr, encode_stream(model, tr))
+            _save_codes(cva, encode_stream(model, va))
+        streams[k] = (_load_codes(ctr), _load_codes(cva))
+    if cfg.joint_steps > 0:
+        levels = _joint_finetune(cfg, d, levels, streams, log)
+    ladder = Ladder(levels, tokenizer=shards.tokenizer, directory=d)
+    L = ladder.n_levels
+
+    # 2. upsamplers
+    ups, up_res = [], []
+    for k in range(1, L + 1):
+        lv = levels[k - 1].config
+        uc = UpsamplerConfig(**{**to_dict(cfg.upsampler), "vocab_size": ladder.vocab(k - 1),
+                                "parent_vocab": ladder.vocab(k), "length": lv.in_len, "parent_len": lv.out_len})
+        up = Upsampler(uc)
+        low_tr, low_va = streams[k - 1]
+        par_tr, par_va = streams[k]
+        n_pairs = min(len(low_va) // lv.in_len, len(par_va) // lv.out_len)
+
+        def up_eval(m, low_va=low_va, par_va=par_va, lv=lv, n_pairs=n_pairs):
+            s = PairSampler(low_va, par_va, lv.in_len, lv.out_len, 1, 0)
+            cap = n_pairs if cfg.eval.max_chunks < 0 else min(n_pairs, cfg.eval.max_chunks)
+            idx = np.arange(cap, dtype=np.int64)
+            tot, n = 0.0, 0
+            for b in range(0, cap, cfg.eval.batch_size):
+                st = idx[b:b + cfg.eval.batch_size] * lv.in_len
+                low = gather_windows(low_va, st, lv.in_len)
+                par = gather_windows(par_va, st // lv.in_len * lv.out_len, lv.out_len)
+                tot += float(-m.log_prob(par, low).sum())
+                n += low.numel()
+            del s
+            return {"ce": tot / max(n, 1), "bits_per_symbol": tot / max(n, 1) / math.log(2)}
+
+        run = d / UP_DIR.format(k)
+        res = _train_stage(
+            f"upsampler {k} (level {k} codes -> level {k - 1})", run, up, cfg.upsampler_train,
+            lambda r, w, low_tr=low_tr, par_tr=par_tr, lv=lv: PairSampler(
+                low_tr, par_tr, lv.in_len, lv.out_len, cfg.upsampler_train.batch_size, cfg.upsampler_train.seed, r, w),
+            up_eval, log)
+        up_res.append(res)
+        ups.append(load_model(run, "upsampler")[0])
+    ladder.upsamplers = ups
+
+    # 3. prior over the top codes
+    top_tr, top_va = streams[L]
+    m_top = ladder.chunk_len(L)
+    pc = PriorConfig(**{**to_dict(cfg.prior), "vocab_size": ladder.vocab(L)})
+    prior = CodePrior(pc)
+    ctx = pc.context
+
+    def prior_eval(m):
+        tot, n = _seq_nll(lambda x: m.log_prob(x), top_va, ctx, _windows(cfg.eval.max_chunks, ctx // m_top))
+        return {"ce": tot / max(n, 1), "bits_per_code": tot / max(n, 1) / math.log(2)}
+
+    prior_res = _train_stage("prior (top codes)", d / "prior", prior, cfg.prior_train,
+                             lambda r, w: WindowSampler(top_tr, ctx, cfg.prior_train.batch_size, cfg.prior_train.seed,
+                                                        r, w, align=m_top),
+                             prior_eval, log)
+    ladder.prior = load_model(d / "prior", "code_prior")[0]
+
+    # 4. flat LM, matched in parameters (by config) and training tokens
+    tok_tr, tok_va = streams[0]
+    span = ctx // m_top * ladder.chunk_len(0)  # tokens under one prior window
+    fc = LMConfig(**{**to_dict(cfg.flat), "vocab_size": shards.vocab_size,
+                     "context": cfg.flat.context or span})
+    if cfg.flat_match_params:
+        target = sum(_body_params(u) for u in ups) + _body_params(prior)
+        fc = min((LMConfig(**{**to_dict(fc), "n_layers": n}) for n in range(1, 49)),
+                 key=lambda c: abs(_lm_body_params(c) - target))
+    flat_train = cfg.flat_train
+    up1_tokens = up_res[0]["step"] * cfg.upsampler_train.batch_size * levels[0].config.in_len
+    if cfg.flat_match_tokens:
+        flat_train = TrainerConfig(**{**to_dict(flat_train),
+                                      "steps": max(1, round(up1_tokens / (flat_train.batch_size * fc.context)))})
+    flat = CausalLM(fc)
+
+    def flat_eval(m):
+        tot, n = _seq_nll(lambda x: _lm_logprob(m, x), tok_va, fc.context,
+                          _windows(cfg.eval.max_chunks, ctx // m_top) * span // fc.context or 1)
+        return {"ce": tot / max(n, 1), "bits_per_token": tot / max(n, 1) / math.log(2)}
+
+    flat_res = _train_stage("flat causal LM (tokens)", d / "flat", flat, flat_train,
+                            lambda r, w: WindowSampler(tok_tr, fc.context, flat_train.batch_size, flat_train.seed, r, w),
+                            flat_eval, log)
+    ladder.flat = load_model(d / "flat", "causal_lm")[0]
+
+    # 5. evaluation
+    log("evaluating the ladder on held-out text")
+    results = evaluate_ladder(ladder, streams, cfg, log)
+    results["stages"] = {"levels": level_res, "upsamplers": up_res, "prior": prior_res, "flat": flat_res}
+    results["matched"] = {
+        "hierarchical_params": sum(_params(u) for u in ups) + _params(ladder.prior),
+        "hierarchical_body_params": sum(_body_params(u) for u in ups) + _body_params(ladder.prior),
+        "compressor_params": sum(_params(lv) for lv in levels),
+        "flat_params": _params(ladder.flat),
+        "flat_body_params": _body_params(ladder.flat),
+        "flat_layers": ladder.flat.config.n_layers,
+        "up1_training_tokens": up1_tokens,
+        "flat_training_tokens": flat_res["step"] * flat_train.batch_size * fc.context,
+    }
+    results["wall_time_s"] = round(time.time() - t_start, 1)
+    atomic_write_json(d / "results.json", _jsonable(results))
+    atomic_write_text(d / "results.md", ladder_markdown(results, cfg))
+    return results
+
+
+def _windows(max_chunks: int, chunks_per_window: int) -> int:
+    return 0 if max_chunks < 0 else max(1, max_chunks // max(chunks_per_window, 1))
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    return x
+
+
+@torch.no_grad()
+def evaluate_ladder(ladder: Ladder, streams: dict, cfg: LadderConfig, log=print) -> dict:
+    """Per-level table, hierarchical vs flat bits/token and samples, on held-out text."""
+    L = ladder.n_levels
+    c0 = ladder.chunk_len(0)
+    m_top = ladder.chunk_len(L)
+    ctx = ladder.prior.config.context
+    chunks_per_window = ctx // m_top
+    n_top = len(streams[L][1]) // m_top
+    if cfg.eval.max_chunks > 0:
+        n_top = min(n_top, max(cfg.eval.max_chunks, chunks_per_window))
+    n_top = n_top // chunks_per_window * chunks_per_window
+    if n_top == 0:
+        raise VQLadderError(f"the val split is shorter than one prior window of {chunks_per_window} top chunks "
+                            f"({chunks_per_window * c0} tokens)")
+    tokens = np.asarray(streams[0][1][:n_top * c0], dtype=np.int64)
+    per_level = []
+    for k in range(1, L + 1):
+        lv = ladder.levels[k - 1]
+        below = np.asarray(streams[k - 1][1][:n_top * ladder.chunk_len(k - 1)], dtype=np.int64)
+        codes = np.asarray(streams[k][1][:n_top * ladder.chunk_len(k)], dtype=np.int64)
+        rec = evaluate_compressor(lv, below, cfg.eval.batch_size, -1)
+        vq_tokens = ladder.decode(codes, k, 0, method="vq")
+        up_tokens = ladder.decode(codes, k, 0, method="upsample", temperature=0)
+        per_level.append({
+            "level": k, "vocab": ladder.vocab(k), "codes_per_chunk": ladder.chunk_len(k),
+            "tokens_per_chunk": c0, "bits_per_token": ladder.bits_per_token(k),
+            "recon_acc": rec["acc"], "recon_input": "tokens" if k == 1 else f"level {k - 1} codes",
+            "e2e_acc_vq": float((vq_tokens == tokens).mean()),
+            "e2e_acc_upsample": float((up_tokens == tokens).mean()),
+            "usage": float(len(np.unique(codes)) / ladder.vocab(k)),
+        })
+        log(f"level {k}: {per_level[-1]}")
+    # hierarchical code length: prior over top codes + each upsampler over its chunks
+    top = torch.from_numpy(np.asarray(streams[L][1][:n_top * m_top], dtype=np.int64)).view(-1, ctx)
+    bits = {}
+    nats = 0.0
+    for s in range(0, len(top), cfg.eval.batch_size):
+        nats -= float(ladder.prior.log_prob(top[s:s + cfg.eval.batch_size]).sum())
+    bits["prior"] = nats / math.log(2) / tokens.size
+    for k in range(1, L + 1):
+        lv = ladder.levels[k - 1].config
+        low = torch.from_numpy(np.asarray(streams[k - 1][1][:n_top * ladder.chunk_len(k - 1)], dtype=np.int64))
+        par = torch.from_numpy(np.asarray(streams[k][1][:n_top * ladder.chunk_len(k)], dtype=np.int64))
+        low, par = low.view(-1, lv.in_len), par.view(-1, lv.out_len)
+        nats = 0.0
+        for s in range(0, len(low), cfg.eval.batch_size):
+            nats -= float(ladder.upsamplers[k - 1].log_prob(par[s:s + cfg.eval.batch_size], low[s:s + cfg.eval.batch_size]).sum())
+        bits[f"upsampler{k}"] = nats / math.log(2) / tokens.size
+    hier = sum(bits.values())
+    fctx = ladder.flat.config.context
+    tot, n = _seq_nll(lambda x: _lm_logprob(ladder.flat, x), tokens, fctx, 0)
+    flat_bits = tot / max(n, 1) / math.log(2)
+    log(f"bits/token: hierarchical {hier:.3f} ({bits}), flat {flat_bits:.3f}")
+    # samples
+    e = cfg.eval
+    samples = {"ladder_upsample": [], "ladder_vq": [], "flat": []}
+    for i in range(e.samples):
+        for method in ("upsample", "vq"):
+            out = ladder.generate(None, e.sample_chunks, e.temperature, e.top_k, e.top_p, method=method, seed=i)
+            samples[f"ladder_{method}"].append({"text": out.get("text", ""), "top_codes": out["levels"][L].tolist()})
+        g = torch.Generator().manual_seed(i)
+        from ..ladder.search import sample
+
+        fl = ladder.flat
+        n_tok = e.sample_chunks * c0
+        seed_tok = torch.tensor([[ladder.pad_token()]])
+        toks = sample(lambda p: fl(p[:, -fctx:])[:, -1], 1, n_tok, e.temperature, e.top_k, e.top_p, prefix=seed_tok,
+                      generator=g)[0]
+        samples["flat"].append({"text": ladder.text(toks.tolist())})
+    return {"levels": per_level, "bits": {"hierarchical": hier, "components": bits, "flat": flat_bits},
+            "held_out_tokens": int(tokens.size), "held_out_top_chunks": int(n_top), "samples": samples}
+
+
+def _joint_finetune(cfg: LadderConfig, d: Path, levels: list, streams: dict, log) -> list:
+    """Fine-tune all levels together on live codes; writes ``joint/`` and re-encodes the code streams."""
+    run = d / "joint"
+    done = run / "done.json"
+    if done.is_file():
+        log("joint fine-tuning: done, skipped")
+    else:
+        log(f"joint fine-tuning: {cfg.joint_steps} steps")
+        spec = cfg.levels[0].train
+        params = [p for lv in levels for p in lv.parameters()]
+        opt = torch.optim.AdamW(params, lr=spec.lr * 0.1, betas=tuple(spec.betas), weight_decay=spec.weight_decay)
+        c0 = levels[0].config.in_len  # tokens per top chunk
+        for k in range(1, len(levels)):
+            c0 = c0 * (levels[k].config.in_len // levels[k - 1].config.out_len)
+        sampler = WindowSampler(streams[0][0], c0, cfg.levels[0].train.batch_size, spec.seed, align=1)
+        for lv in levels:
+            lv.train()
+        for step in range(cfg.joint_steps):
+            x = sampler.next_batch()
+            loss = 0.0
+            inp = x.reshape(-1, levels[0].config.in_len)
+            for k, lv in enumerate(levels):
+                l_k, _ = lv.loss(inp)
+                loss = loss + l_k
+                if k + 1 < len(levels):
+                    with torch.no_grad():
+                        codes = lv.quantizer(lv.pre_quant(inp)).codes
+                    inp = codes.reshape(-1, levels[k + 1].config.in_len)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, spec.grad_clip)
+            opt.step()
+        from ..train.checkpoint import save_checkpoint
+
+        for k, lv in enumerate(levels, 1):
+            lv.eval()
+            save_checkpoint(run / f"level{k}" / "checkpoints", cfg.joint_steps, lv, {},
+                            {"stage": f"joint level {k}", "model_config": to_dict(lv.config)})
+        atomic_write_json(done, {"steps": cfg.joint_steps})
+    out = []
+    for k in range(1, len(levels) + 1):
+        model, _, _ = load_model(run / f"level{k}", "sequence_compressor")
+        out.append(model)
+    # re-encode the code streams with the fine-tuned levels
+    for k, model in enumerate(out, 1):
+        tr, va = (np.asarray(streams[k - 1][0]), np.asarray(streams[k - 1][1]))
+        streams[k] = (encode_stream(model, tr), encode_stream(model, va))
+    return out
+
+
+def ladder_markdown(res: dict, cfg: LadderConfig) -> str:
+    lines = [f"# Ladder {cfg.name}", "", f"Corpus `{cfg.data.corpus}`, tokenizer `{cfg.data.tokenizer}`; held-out: "
+             f"{res['held_out_tokens']:,} tokens ({res['held_out_top_chunks']} top chunks).", "",
+             "## Per level (held-out)", "",
+             "| level | vocabulary | codes per top chunk | tokens per top chunk | bits/token | reconstruction acc (own input) "
+             "| end-to-end token acc (VQ decoders) | end-to-end token acc (upsamplers, greedy) | code usage |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in res["levels"]:
+        lines.append(f"| {r['level']} | {r['vocab']} | {r['codes_per_chunk']} | {r['tokens_per_chunk']} | "
+                     f"{r['bits_per_token']:.3f} | {r['recon_acc']:.3f} ({r['recon_input']}) | {r['e2e_acc_vq']:.3f} | "
+                     f"{r['e2e_acc_upsample']:.3f} | {r['usage']:.3f} |")
+    b = res["bits"]
+    m = res.get("matched", {})
+    lines += ["", "## Likelihood: hierarchical model vs a flat causal LM (held-out bits/token)", "",
+              "| model | bits/token | non-embedding parameters | all parameters | training tokens |",
+              "|---|---|---|---|---|",
+              f"| hierarchical (prior + upsamplers; two-part code) | {b['hierarchical']:.3f} | "
+              f"{m.get('hierarchical_body_params', 0):,} | {m.get('hierarchical_params', 0):,} (+ "
+              f"{m.get('compressor_params', 0):,} in the compressors) | {m.get('up1_training_tokens', 0):,} (level-1 upsampler) |",
+              f"| flat causal LM ({m.get('flat_layers', 0)} layers) | {b['flat']:.3f} | {m.get('flat_body_params', 0):,} | "
+              f"{m.get('flat_params', 0):,} | {m.get('flat_training_tokens', 0):,} |",
+              "", "Hierarchical components (bits/token): " + ", ".join(f"{k} {v:.3f}" for k, v in b["components"].items()),
+              "", "## Samples", ""]
+    for key, title in (("ladder_upsample", "ladder: prior -> upsamplers"), ("ladder_vq", "ladder: prior -> VQ decoders"),
+                       ("flat", "flat LM")):
+        lines.append(f"### {title}")
+        for s in res["samples"][key]:
+            text = s["text"].replace("```", "'''")
+            lines += ["", "```", text[:1200], "```"]
+        lines.append("")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,289 @@
+"""``Ladder``: a trained stack of compressors (level k+1 over the codes of level k), with the top-level prior
+and one upsampler per level, loaded from one directory.
+
+Levels are numbered from the text up: level 0 = tokens, level k = the codes of the k-th compressor. A *top
+chunk* is the span one top-level code block covers: ``chunk_len(0)`` tokens = ``chunk_len(L)`` top codes.
+Streams are 1-D arrays of symbols; ``encode`` keeps whole top chunks only.
+
+Two ways down one rung (``method``):
+  * ``vq``       the level's own deterministic decoder (argmax of its reconstruction logits);
+  * ``upsample`` the level's upsampler, a transformer that samples the lower symbols given the codes
+                 (cross-attention), with temperature / top-k / top-p (``temperature=0`` = greedy).
+
+Directory layout (written by ``vqladder train-ladder``)::
+
+    ladder.yaml  tokenizer/  results.json  results.md
+    level1/ level2/ …      compressor run directories (checkpoints, metrics.jsonl, results.json)
+    codes/level1.train.npy codes/level1.val.npy …   precomputed code streams
+    up1/ up2/ …            upsamplers (level k codes -> level k-1 symbols)
+    prior/                 top-level prior;   flat/   the flat causal LM baseline
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.tokenizers import load_tokenizer
+from ..errors import CheckpointError, VQLadderError
+from ..train.checkpoint import load_model
+
+LEVEL_DIR = "level{}"
+UP_DIR = "up{}"
+
+
+@torch.no_grad()
+def encode_stream(model, stream: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Encode consecutive chunks of ``model.config.in_len`` symbols -> int64 code stream (tail dropped)."""
+    n, m = model.config.in_len, model.config.out_len
+    n_chunks = len(stream) // n
+    out = np.empty(n_chunks * m, dtype=np.int64)
+    device = next(model.parameters()).device
+    for s in range(0, n_chunks, batch_size):
+        e = min(n_chunks, s + batch_size)
+        x = torch.from_numpy(np.asarray(stream[s * n:e * n], dtype=np.int64)).view(e - s, n).to(device)
+        out[s * m:e * m] = model.encode(x).reshape(-1).cpu().numpy()
+    return out
+
+
+class Ladder:
+    def __init__(self, levels: list, upsamplers: list | None = None, prior=None, tokenizer=None, flat=None,
+                 directory: Path | None = None):
+        if not levels:
+            raise VQLadderError("a ladder needs at least one level")
+        for k in range(1, len(levels)):
+            below, here = levels[k - 1], levels[k]
+            if here.config.vocab_size != below.quantizer.codebook_size:
+                raise VQLadderError(f"level {k + 1} reads {here.config.vocab_size} symbols but level {k} has "
+                                    f"{below.quantizer.codebook_size} codes")
+            if here.config.in_len % below.config.out_len:
+                raise VQLadderError(f"level {k + 1} in_len={here.config.in_len} must be a multiple of level {k} "
+                                    f"out_len={below.config.out_len} (a chunk covers whole lower chunks)")
+        self.levels = list(levels)
+        self.upsamplers = list(upsamplers) if upsamplers else [None] * len(levels)
+        self.prior, self.tokenizer, self.flat, self.directory = prior, tokenizer, flat, directory
+
+    # -- loading ----------------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, directory: str | Path, need_prior: bool = False, need_upsamplers: bool = False) -> "Ladder":
+        """Load every trained part of a ladder directory; a missing level (or a required part) is a one-line
+        ``VQLadderError``."""
+        d = Path(directory)
+        if not d.is_dir():
+            raise VQLadderError(f"no such ladder directory: {d}")
+        n = 0
+        while (d / LEVEL_DIR.format(n + 1)).exists():
+            n += 1
+        declared = _declared_levels(d)
+        if n == 0 or (declared and n < declared):
+            missing = n + 1
+            raise VQLadderError(f"ladder directory {d} is missing level {missing} ({d / LEVEL_DIR.format(missing)}); "
+                                f"train it with `vqladder train-ladder`")
+        levels, ups = [], []
+        for k in range(1, n + 1):
+            levels.append(_load_part(d / LEVEL_DIR.format(k), "sequence_compressor", f"level {k}"))
+            up_dir = d / UP_DIR.format(k)
+            ups.append(_load_part(up_dir, "upsampler", f"upsampler {k}") if (up_dir / "results.json").is_file()
+                       or need_upsamplers else None)
+        prior = None
+        if (d / "prior" / "results.json").is_file() or need_prior:
+            prior = _load_part(d / "prior", "code_prior", "the prior")
+        flat = _load_part(d / "flat", "causal_lm", "the flat LM") if (d / "flat" / "results.json").is_file() else None
+        tok = load_tokenizer(d / "tokenizer") if (d / "tokenizer").is_dir() else None
+        return cls(levels, ups, prior, tok, flat, d)
+
+    # -- geometry ---------------------------------------------------------------------------------------------
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+    def vocab(self, level: int) -> int:
+        """Symbols at ``level`` (level 0 = the token vocabulary)."""
+        self._check_level(level)
+        return self.levels[0].config.vocab_size if level == 0 else self.levels[level - 1].quantizer.codebook_size
+
+    def chunk_len(self, level: int) -> int:
+        """Symbols of ``level`` per top chunk."""
+        self._check_level(level)
+        n = self.levels[-1].config.out_len
+        for k in range(self.n_levels, level, -1):  # walk down: level k chunk of in_len covers in_len/out_len_{k-1}
+            lv = self.levels[k - 1]
+            n = n // lv.config.out_len * lv.config.in_len
+        return n
+
+    def bits_per_token(self, level: int) -> float:
+        """Rate of ``level``'s codes in bits per token (level 0: log2 of the token vocabulary)."""
+        return self.chunk_len(level) * math.log2(self.vocab(level)) / self.chunk_len(0)
+
+    def _check_level(self, level: int) -> None:
+        if not 0 <= level <= self.n_levels:
+            raise VQLadderError(f"level {level} does not exist: this ladder has levels 0 (tokens) … {self.n_levels}")
+
+    def _check_symbols(self, symbols: np.ndarray | torch.Tensor, level: int) -> None:
+        s = torch.as_tensor(np.asarray(symbols) if not torch.is_tensor(symbols) else symbols)
+        v = self.vocab(level)
+        if s.numel() and (int(s.min()) < 0 or int(s.max()) >= v):
+            raise VQLadderError(f"symbols out of range for level {level}: values in [{int(s.min())}, {int(s.max())}], "
+                                f"level {level} has {v} symbols (codes of another level?)")
+        if len(s) % self.chunk_len(level):
+            raise VQLadderError(f"level {level} takes whole top chunks of {self.chunk_len(level)} symbols; got "
+                                f"{len(s)} (codes of another level?)")
+
+    # -- encode / decode --------------------------------------------------------------------------------------
+    def tokens(self, text: str) -> np.ndarray:
+        if self.tokenizer is None:
+            raise VQLadderError("this ladder has no tokenizer (give token ids instead of text)")
+        return np.asarray(self.tokenizer.encode(text), dtype=np.int64)
+
+    def text(self, tokens) -> str:
+        if self.tokenizer is None:
+            raise VQLadderError("this ladder has no tokenizer")
+        return self.tokenizer.decode([int(t) for t in tokens])
+
+    def encode(self, x, level: int | None = None, batch_size: int = 64) -> np.ndarray:
+        """Text or a 1-D token array -> the code stream of ``level`` (default: the top). Whole top chunks
+        only: a tail shorter than ``chunk_len(0)`` tokens is dropped."""
+        level = self.n_levels if level is None else level
+        self._check_level(level)
+        stream = self.tokens(x) if isinstance(x, str) else np.asarray(x, dtype=np.int64)
+        n = len(stream) // self.chunk_len(0) * self.chunk_len(0)
+        if n == 0:
+            raise VQLadderError(f"need at least one top chunk of {self.chunk_len(0)} tokens, got {len(stream)}")
+        stream = stream[:n]
+        self._check_symbols(stream, 0)
+        for k in range(level):
+            stream = encode_stream(self.levels[k], stream, batch_size)
+        return stream
+
+    @torch.no_grad()
+    def decode_one(self, codes, level: int, method: str = "vq", temperature: float = 1.0, top_k: int = 0,
+                   top_p: float = 1.0, generator: torch.Generator | None = None, batch_size: int = 64) -> np.ndarray:
+        """Level-``level`` code stream -> level-``level - 1`` symbol stream, one rung down."""
+        if level < 1:
+            raise VQLadderError("level 0 (tokens) is the bottom: nothing to decode")
+        self._check_level(level)
+        codes = np.asarray(codes, dtype=np.int64)
+        self._check_symbols(codes, level)
+        lv = self.levels[level - 1]
+        m, n = lv.config.out_len, lv.config.in_len
+        chunks = torch.from_numpy(codes).view(-1, m)
+        out = []
+        if method == "vq":
+            for s in range(0, len(chunks), batch_size):
+                out.append(lv.decode(chunks[s:s + batch_size].to(lv.head.weight.device)).argmax(-1).cpu())
+        elif method == "upsample":
+            up = self.upsamplers[level - 1]
+            if up is None:
+                raise VQLadderError(f"this ladder has no upsampler for level {level} (decode with method=vq)")
+            dev = up.head.weight.device
+            for s in range(0, len(chunks), batch_size):
+                parent = chunks[s:s + batch_size].to(dev)
+                if temperature == 0:
+                    out.append(greedy_upsample(up, parent).cpu())
+                else:
+                    out.append(up.generate(parent, temperature, top_k, top_p, generator).cpu())
+        else:
+            raise VQLadderError(f"decode method must be vq or upsample, got {method!r}")
+        return torch.cat(out).reshape(-1).numpy()
+
+    def decode(self, codes, level: int, to_level: int = 0, method: str = "vq", **kw) -> np.ndarray:
+        """Decode a level-``level`` stream down to ``to_level`` (default tokens), rung by rung."""
+        self._check_level(to_level)
+        if to_level > level:
+            raise VQLadderError(f"cannot decode level {level} up to level {to_level}")
+        x = codes
+        for k in range(level, to_level, -1):
+            x = self.decode_one(x, k, method, **kw)
+        return np.asarray(x)
+
+    # -- generation -------------------------------------------------------------------------------------------
+    def pad_token(self) -> int:
+        """Token used to left-pad a prompt to whole top chunks (a newline when it is a single token)."""
+        if self.tokenizer is not None:
+            ids = self.tokenizer.encode("\n")
+            if len(ids) == 1:
+                return int(ids[0])
+        return 0
+
+    @torch.no_grad()
+    def generate(self, prompt: str | None = None, chunks: int = 1, temperature: float = 1.0, top_k: int = 0,
+                 top_p: float = 1.0, beam: int = 0, method: str = "upsample", seed: int = 0) -> dict:
+        """Plan ``chunks`` top chunks with the prior (sampling, or beam search of width ``beam``), then decode
+        them down the ladder. A prompt is tokenised, left-padded to whole top chunks and encoded: its top codes
+        are the prior's prefix. Returns the codes at every level and the text."""
+        from .search import beam_search, sample
+
+        if self.prior is None:
+            raise VQLadderError("this ladder has no trained prior (run `vqladder train-ladder` to the end)")
+        if chunks < 1:
+            raise VQLadderError(f"--chunks must be >= 1, got {chunks}")
+        g = torch.Generator().manual_seed(seed)
+        m_top = self.chunk_len(self.n_levels)
+        prefix = np.zeros(0, dtype=np.int64)
+        prompt_tokens = np.zeros(0, dtype=np.int64)
+        if prompt:
+            prompt_tokens = self.tokens(prompt)
+            c0 = self.chunk_len(0)
+            pad = (-len(prompt_tokens)) % c0
+            padded = np.concatenate([np.full(pad, self.pad_token(), dtype=np.int64), prompt_tokens])
+            prefix = self.encode(padded)
+        ctx = self.prior.config.context
+        if len(prefix) + chunks * m_top > ctx:
+            raise VQLadderError(
+                f"prompt ({len(prefix) // m_top} top chunks) + {chunks} generated chunks need "
+                f"{len(prefix) + chunks * m_top} top codes, more than the prior's context of {ctx} "
+                f"({ctx // m_top} chunks): give a shorter prompt or fewer --chunks")
+        pre = torch.from_numpy(prefix)
+        length = chunks * m_top
+        if beam > 0:
+            res = beam_search(self.prior.step_fn(), length, beam, prefix=pre)
+            top = res.sequence.numpy()
+        else:
+            top = sample(self.prior.step_fn(), 1, length, temperature, top_k, top_p, prefix=pre[None],
+                         generator=g)[0].numpy()
+        levels = {self.n_levels: top}
+        x = top
+        for k in range(self.n_levels, 0, -1):
+            x = self.decode_one(x, k, method, temperature=temperature, top_k=top_k, top_p=top_p, generator=g)
+            levels[k - 1] = x
+        out = {"levels": levels, "prompt_codes": prefix}
+        if self.tokenizer is not None:
+            out["text"] = self.text(levels[0])
+            out["prompt"] = prompt or ""
+        return out
+
+
+@torch.no_grad()
+def greedy_upsample(up, parent: torch.Tensor) -> torch.Tensor:
+    """Argmax decoding of an upsampler (one pass per symbol; the parent encoding is computed once)."""
+    ctx = up.encode_parent(parent)
+    seq = torch.zeros(parent.shape[0], 0, dtype=torch.long, device=parent.device)
+    for _ in range(up.config.length):
+        nxt = up(parent, seq, ctx)[:, -1].argmax(-1, keepdim=True)
+        seq = torch.cat([seq, nxt], 1)
+    return seq
+
+
+def _declared_levels(d: Path) -> int:
+    import yaml
+
+    p = d / "ladder.yaml"
+    if not p.is_file():
+        return 0
+    try:
+        return len((yaml.safe_load(p.read_text()) or {}).get("levels") or [])
+    except Exception:
+        return 0
+
+
+def _load_part(path: Path, kind: str, what: str):
+    if not path.exists():
+        raise VQLadderError(f"ladder part missing: {what} ({path}); train it with `vqladder train-ladder`")
+    try:
+        model, _, _ = load_model(path, expect_kind=kind)
+    except CheckpointError as e:
+        raise VQLadderError(f"cannot load {what} from {path}: {e}")
+    return model

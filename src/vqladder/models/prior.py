@@ -1,0 +1,117 @@
+"""The top-level prior ("planner"): a causal transformer over code sequences with a conditioning prefix.
+
+Axes: b batch, c cond_len conditioning symbols, t code positions, d width, v code vocabulary.
+Sequence fed to the transformer: ``[cond_1 … cond_c, BOS, code_1 … code_t]`` (conditioning symbols have
+their own embedding table, so a goal, a return-to-go bucket, an end state or a prompt's codes can be given
+as symbols). The output at BOS predicts code_1, at code_i predicts code_{i+1}; loss is on codes only.
+Training batches are ``cat([cond, codes], 1)`` so the shared trainer and window samplers can feed them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import VQLadderError
+from ..nn import Block, RMSNorm, init_weights_
+from .registry import register
+
+
+@dataclass
+class PriorConfig:
+    vocab_size: int = 0               # codes (0 = the top level's codebook size)
+    cond_vocab: int = 0               # conditioning symbols (0 = unconditional)
+    cond_len: int = 0                 # conditioning symbols per sequence (fixed length; 0 = none)
+    context: int = 64                 # code positions per training window
+    d_model: int = 128                # width
+    n_heads: int = 2                  # heads
+    n_layers: int = 4                 # blocks
+    mlp_ratio: float = 4.0            # MLP width ratio
+    seed: int = 0                     # init seed
+
+    def validate(self) -> None:
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise VQLadderError(f"prior.d_model={self.d_model} must split into n_heads={self.n_heads} even-width heads")
+        if (self.cond_len > 0) != (self.cond_vocab > 0):
+            raise VQLadderError("prior.cond_len and prior.cond_vocab must both be 0 (unconditional) or both > 0")
+        if self.context < 1:
+            raise VQLadderError(f"prior.context must be >= 1, got {self.context}")
+
+
+@register("code_prior", PriorConfig)
+class CodePrior(nn.Module):
+    def __init__(self, cfg: PriorConfig):
+        super().__init__()
+        cfg.validate()
+        if cfg.vocab_size < 2:
+            raise VQLadderError("prior.vocab_size must be set (>= 2)")
+        self.config = cfg
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            d = cfg.d_model
+            self.code_emb = nn.Embedding(cfg.vocab_size, d)
+            self.cond_emb = nn.Embedding(cfg.cond_vocab, d) if cfg.cond_vocab else None
+            self.bos = nn.Parameter(torch.zeros(d))
+            self.blocks = nn.ModuleList(Block(d, cfg.n_heads, cfg.mlp_ratio) for _ in range(cfg.n_layers))
+            self.norm = RMSNorm(d)
+            self.head = nn.Linear(d, cfg.vocab_size, bias=False)
+            init_weights_(self, normal=("bos",))
+
+    def _check(self, codes: torch.Tensor, cond: torch.Tensor | None) -> None:
+        c = self.config
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= c.vocab_size):
+            raise VQLadderError(f"prior: code out of range [0, {c.vocab_size})")
+        if c.cond_len:
+            if cond is None or cond.shape[-1] != c.cond_len:
+                raise VQLadderError(f"prior expects a conditioning prefix of {c.cond_len} symbols, got "
+                                    f"{None if cond is None else cond.shape[-1]}")
+            if int(cond.min()) < 0 or int(cond.max()) >= c.cond_vocab:
+                raise VQLadderError(f"prior: conditioning symbol out of range [0, {c.cond_vocab})")
+        elif cond is not None and cond.numel():
+            raise VQLadderError("this prior is unconditional: it takes no conditioning prefix")
+        if codes.shape[1] > c.context:
+            raise VQLadderError(f"prior context is {c.context} codes, got {codes.shape[1]} "
+                                f"(a prompt longer than the context?)")
+
+    def forward(self, codes: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """codes[b, t] (t >= 0), cond[b, c] -> logits[b, t + 1, v] (position i predicts code i+1)."""
+        self._check(codes, cond)
+        b = codes.shape[0]
+        parts = []
+        if self.cond_emb is not None:
+            parts.append(self.cond_emb(cond))
+        parts.append(self.bos.expand(b, 1, -1).to(self.code_emb.weight.dtype))
+        parts.append(self.code_emb(codes))
+        x = torch.cat(parts, 1)
+        for blk in self.blocks:
+            x = blk(x, causal=True)
+        c = self.config.cond_len
+        return self.head(self.norm(x[:, c:]))
+
+    def split(self, batch: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        c = self.config.cond_len
+        return (batch[:, :c] if c else None), batch[:, c:]
+
+    def log_prob(self, codes: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-sequence log-probability (nats) of codes[b, t] given cond."""
+        logits = self(codes[:, :-1] if codes.shape[1] else codes, cond).float()
+        lp = F.log_softmax(logits, -1).gather(-1, codes[:, :, None]).squeeze(-1)
+        return lp.sum(1)
+
+    def loss(self, batch: torch.Tensor):
+        cond, codes = self.split(batch)
+        logits = self(codes[:, :-1], cond).float()
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), codes.reshape(-1))
+        with torch.no_grad():
+            acc = (logits.argmax(-1) == codes).float().mean()
+        return ce, {"ce": ce.detach(), "acc": acc}
+
+    def step_fn(self, cond: torch.Tensor | None = None):
+        """A ``search.StepFn``: prefix codes[b, t] -> next-code logits[b, v] (cond broadcast over the batch)."""
+        def fn(prefix: torch.Tensor) -> torch.Tensor:
+            cc = None if cond is None else cond.view(1, -1).expand(prefix.shape[0], -1)
+            return self(prefix, cc)[:, -1]
+        return fn

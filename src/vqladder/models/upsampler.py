@@ -1,0 +1,116 @@
+"""Upsampler: generates one rung down — level-(k-1) symbols of a chunk from its level-k codes.
+
+As Jukebox's upsamplers do, a causal transformer over the lower-level sequence cross-attends to the
+upper-level codes (through a small bidirectional encoder), so decoding down the ladder can sample rather
+than only take the deterministic VQ decoder's argmax. Level 1's upsampler produces tokens.
+
+Axes: b batch, p = parent_len codes of the chunk, l = length symbols below, d width, v lower vocabulary.
+Training batches are ``cat([parent_codes, lower_symbols], 1)`` ([b, p + l]).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import VQLadderError
+from ..nn import Block, RMSNorm, init_weights_
+from .registry import register
+
+
+@dataclass
+class UpsamplerConfig:
+    vocab_size: int = 0               # lower symbols (tokens for level 1, else level k-1 codes); 0 = from data
+    parent_vocab: int = 0             # level-k codebook size; 0 = from the ladder
+    length: int = 0                   # lower symbols per chunk (the level's in_len); 0 = from the ladder
+    parent_len: int = 0               # codes per chunk (the level's out_len); 0 = from the ladder
+    d_model: int = 128                # width
+    n_heads: int = 2                  # heads
+    enc_layers: int = 1               # blocks over the parent codes
+    dec_layers: int = 3               # causal blocks with cross-attention over the lower symbols
+    mlp_ratio: float = 4.0            # MLP width ratio
+    seed: int = 0                     # init seed
+
+    def validate(self) -> None:
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise VQLadderError(f"upsampler.d_model={self.d_model} must split into n_heads={self.n_heads} even-width heads")
+
+
+@register("upsampler", UpsamplerConfig)
+class Upsampler(nn.Module):
+    def __init__(self, cfg: UpsamplerConfig):
+        super().__init__()
+        cfg.validate()
+        for k in ("vocab_size", "parent_vocab", "length", "parent_len"):
+            if getattr(cfg, k) < 1:
+                raise VQLadderError(f"upsampler.{k} must be set (it is filled in from the ladder when 0)")
+        self.config = cfg
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            d = cfg.d_model
+            self.parent_emb = nn.Embedding(cfg.parent_vocab, d)
+            self.parent_pos = nn.Parameter(torch.zeros(cfg.parent_len, d))
+            self.enc = nn.ModuleList(Block(d, cfg.n_heads, cfg.mlp_ratio) for _ in range(cfg.enc_layers))
+            self.enc_norm = RMSNorm(d)
+            self.tok_emb = nn.Embedding(cfg.vocab_size, d)
+            self.bos = nn.Parameter(torch.zeros(d))
+            self.dec = nn.ModuleList(Block(d, cfg.n_heads, cfg.mlp_ratio, cross=True) for _ in range(cfg.dec_layers))
+            self.norm = RMSNorm(d)
+            self.head = nn.Linear(d, cfg.vocab_size, bias=False)
+            init_weights_(self, normal=("bos", "parent_pos"))
+
+    def _check(self, parent: torch.Tensor, lower: torch.Tensor) -> None:
+        c = self.config
+        if parent.dim() != 2 or parent.shape[1] != c.parent_len:
+            raise VQLadderError(f"upsampler expects {c.parent_len} parent codes per chunk, got shape {list(parent.shape)}")
+        if parent.numel() and (int(parent.min()) < 0 or int(parent.max()) >= c.parent_vocab):
+            raise VQLadderError(f"upsampler: parent code out of range [0, {c.parent_vocab})")
+        if lower.shape[1] > c.length:
+            raise VQLadderError(f"upsampler generates {c.length} symbols per chunk, got {lower.shape[1]}")
+
+    def encode_parent(self, parent: torch.Tensor) -> torch.Tensor:
+        x = self.parent_emb(parent) + self.parent_pos.to(self.parent_emb.weight.dtype)
+        for blk in self.enc:
+            x = blk(x)
+        return self.enc_norm(x)
+
+    def forward(self, parent: torch.Tensor, lower: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
+        """parent[b, p], lower[b, t] (t <= length) -> logits[b, t + 1, v] (position i predicts symbol i+1)."""
+        self._check(parent, lower)
+        ctx = self.encode_parent(parent) if ctx is None else ctx
+        b = parent.shape[0]
+        x = torch.cat([self.bos.expand(b, 1, -1).to(self.tok_emb.weight.dtype), self.tok_emb(lower)], 1)
+        for blk in self.dec:
+            x = blk(x, context=ctx, causal=True)
+        return self.head(self.norm(x))
+
+    def split(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.config.parent_len
+        return batch[:, :p], batch[:, p:]
+
+    def loss(self, batch: torch.Tensor):
+        parent, lower = self.split(batch)
+        logits = self(parent, lower[:, :-1]).float()
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), lower.reshape(-1))
+        with torch.no_grad():
+            acc = (logits.argmax(-1) == lower).float().mean()
+        return ce, {"ce": ce.detach(), "acc": acc}
+
+    @torch.no_grad()
+    def log_prob(self, parent: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
+        """Per-chunk log-probability (nats) of lower[b, l] given parent[b, p]."""
+        logits = self(parent, lower[:, :-1]).float()
+        return F.log_softmax(logits, -1).gather(-1, lower[:, :, None]).squeeze(-1).sum(1)
+
+    @torch.no_grad()
+    def generate(self, parent: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Sample lower[b, length] given parent[b, p] (the parent encoding is computed once)."""
+        from ..ladder.search import sample
+
+        ctx = self.encode_parent(parent)
+        return sample(lambda prefix: self(parent, prefix, ctx)[:, -1], parent.shape[0], self.config.length,
+                      temperature, top_k, top_p, generator=generator, device=parent.device)
