@@ -50,6 +50,15 @@ CASES = [
     ("wrong number of codes", "decode {run} --codes '1 2 3'", "multiple of 8"),
     ("codes that are not integers", "decode {run} --codes 'a b c'", "must be integers"),
     ("empty text to encode", "encode {run} --text ''", "nothing to encode"),
+    ("ladder codes out of range", "ladder-decode {ladder} --level 1 --codes '999 1 2 3 4 5 6 7'",
+     "out of range for level 1"),
+    ("codes of the wrong ladder level", "ladder-decode {ladder} --level 1 --codes '1 2'", "whole top chunks"),
+    ("ladder level that does not exist", "ladder-encode {ladder} --level 7 --text abc", "level 7 does not exist"),
+    ("ladder directory with a missing level", "generate {tmp}/ladder-missing", "missing level 2"),
+    ("prompt longer than the prior's context", "generate {ladder} --prompt-file {corpus}",
+     "more than the prior's context"),
+    ("ladder config with misaligned levels", "train-ladder {ladder_cfg} name=bad2 "
+     "'levels=[{{model: {{in_len: 32, out_len: 8}}}}, {{model: {{in_len: 6, out_len: 2}}}}]'", "must be a multiple of level 1"),
 ]
 
 
@@ -89,7 +98,18 @@ def make_context(tmp: Path) -> dict:
     meta = json.loads(meta_p.read_text())
     meta["kind"] = "planner"
     meta_p.write_text(json.dumps(meta))
-    return {"tmp": tmp, "corpus": corpus, "data": data, "cfg": cfg_path, "run": run}
+    from helpers import tiny_ladder_config
+
+    lcfg = tiny_ladder_config(data, tmp / "runs", name="ladder", steps=10)
+    lcfg_path = tmp / "ladder.yaml"
+    lcfg_path.write_text(yaml.safe_dump(to_dict(lcfg)))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["train-ladder", str(lcfg_path)]) == 0
+    ladder = tmp / "runs" / "ladder"
+    shutil.copytree(ladder, tmp / "ladder-missing")
+    shutil.rmtree(tmp / "ladder-missing" / "level2")
+    return {"tmp": tmp, "corpus": corpus, "data": data, "cfg": cfg_path, "run": run, "ladder": ladder,
+            "ladder_cfg": lcfg_path}
 
 
 def run_case(argv_template: str, ctx: dict) -> tuple[int, str]:
@@ -123,7 +143,7 @@ if __name__ == "__main__":
             code, err = run_case(argv, ctx)
             msg = err.strip().splitlines()[-1].replace(str(ctx["tmp"]), "…").replace("|", "\\|")
             names = {"{tmp}": "…", "{corpus}": "CORPUS.txt", "{cfg}": "CONFIG.yaml", "{data}": "DATA_DIR",
-                     "{run}": "RUN_DIR"}
+                     "{run}": "RUN_DIR", "{ladder}": "LADDER_DIR", "{ladder_cfg}": "LADDER.yaml"}
             cmd = argv
             for k, v in names.items():
                 cmd = cmd.replace(k, v)

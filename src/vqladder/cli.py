@@ -9,6 +9,7 @@
   demo      the whole first rung on the built-in corpus in a few minutes
   train-ladder  a ladder of levels (codes over codes) + prior + upsamplers + flat LM baseline, resumable
   generate  plan top-level codes with a ladder's prior, decode down the ladder, print text
+  ladder-encode / ladder-decode   text <-> the codes of any ladder level
 
 Bad input (missing paths, bad configs, corrupt checkpoints, out-of-range codes) prints one line
 ``error: …`` and exits with code 2.
@@ -233,6 +234,46 @@ def cmd_generate(a) -> int:
     return 0
 
 
+def _read_codes(raw: str) -> list[int]:
+    try:
+        return [int(v) for v in raw.replace(",", " ").split()]
+    except ValueError:
+        raise VQLadderError("codes must be integers separated by spaces, commas or newlines")
+
+
+def cmd_ladder_encode(a) -> int:
+    from .ladder import Ladder
+
+    ladder = Ladder.load(a.ladder)
+    text = Path(a.file).read_text(encoding="utf-8", errors="replace") if a.file else a.text
+    if text is None:
+        text = sys.stdin.read()
+    level = ladder.n_levels if a.level is None else a.level
+    codes = ladder.encode(text, level)
+    per = ladder.chunk_len(level)
+    print(f"# level {level}: {len(codes)} symbols, {per} per top chunk of {ladder.chunk_len(0)} tokens "
+          f"({ladder.bits_per_token(level):.3f} bits/token); a tail shorter than one top chunk is dropped",
+          file=sys.stderr)
+    for i in range(0, len(codes), per):
+        print(" ".join(map(str, codes[i:i + per].tolist())))
+    return 0
+
+
+def cmd_ladder_decode(a) -> int:
+    from .ladder import Ladder
+
+    ladder = Ladder.load(a.ladder, need_upsamplers=a.decoder == "upsample")
+    vals = _read_codes(a.codes if a.codes is not None else sys.stdin.read())
+    if not vals:
+        raise VQLadderError("no codes given")
+    level = ladder.n_levels if a.level is None else a.level
+    kw = {"temperature": a.temperature, "generator": __import__("torch").Generator().manual_seed(a.seed)} \
+        if a.decoder == "upsample" else {}
+    tokens = ladder.decode(vals, level, 0, method=a.decoder, **kw)
+    print(ladder.text(tokens))
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (exit code 2), like every other vqladder error."""
 
@@ -337,6 +378,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--show-levels", action="store_true", help="print the codes at every level")
     s.add_argument("--seed", type=int, default=0, help="sampling seed")
     s.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("ladder-encode", help="text -> the codes of one ladder level (one line per top chunk)")
+    s.add_argument("ladder", help="ladder directory")
+    s.add_argument("--level", type=int, help="level to encode to (default: the top; 0 = tokens)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--text", help="text to encode (default: stdin)")
+    g.add_argument("--file", help="file whose text to encode")
+    s.set_defaults(func=cmd_ladder_encode)
+
+    s = sub.add_parser("ladder-decode", help="codes of one ladder level -> text, down the ladder")
+    s.add_argument("ladder", help="ladder directory")
+    s.add_argument("--level", type=int, help="level the codes belong to (default: the top)")
+    s.add_argument("--codes", help="codes separated by spaces/commas/newlines (default: stdin)")
+    s.add_argument("--decoder", default="vq", choices=["vq", "upsample"], help="VQ decoders or sampled upsamplers")
+    s.add_argument("--temperature", type=float, default=1.0, help="upsampler temperature (0 = greedy)")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed")
+    s.set_defaults(func=cmd_ladder_decode)
     return p
 
 

@@ -23,6 +23,7 @@ levels follow the lower levels' drift); gradients do not cross a level boundary 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import shutil
@@ -245,7 +246,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     vocab = shards.vocab_size
     level_res = []
     for k, spec in enumerate(cfg.levels, 1):
-        mc = spec.model
+        mc = copy.deepcopy(spec.model)  # the config object stays as the user gave it (ladder.yaml compares it)
         mc.vocab_size = vocab
         mc.validate()
         model = SequenceCompressor(mc)
