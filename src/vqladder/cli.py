@@ -10,6 +10,8 @@
   train-ladder  a ladder of levels (codes over codes) + prior + upsamplers + flat LM baseline, resumable
   generate  plan top-level codes with a ladder's prior, decode down the ladder, print text
   ladder-encode / ladder-decode   text <-> the codes of any ladder level
+  plan-experiment  flat vs ladder planners on the rooms maze (held-out layouts, seeds, budgets)
+  plan      plan one maze episode with a trained planner and draw it
 
 Bad input (missing paths, bad configs, corrupt checkpoints, out-of-range codes) prints one line
 ``error: …`` and exits with code 2.
@@ -274,6 +276,94 @@ def cmd_ladder_decode(a) -> int:
     return 0
 
 
+def cmd_plan_experiment(a) -> int:
+    from .config import load_config
+    from .plan.experiment import PlanConfig, run_plan_experiment
+
+    config, overrides = _split_config_args(a.args)
+    cfg = load_config(PlanConfig, config, overrides)
+    run_plan_experiment(cfg)
+    print((cfg.dir / "results.md").read_text())
+    print(f"written: {cfg.dir / 'results.json'}, {cfg.dir / 'results.md'}, {cfg.dir / 'success_vs_budget.png'}")
+    return 0
+
+
+def _cell(text: str, what: str) -> tuple[int, int]:
+    try:
+        r, c = (int(v) for v in text.split(","))
+    except ValueError:
+        raise VQLadderError(f"--{what} must be ROW,COL (e.g. 0,3), got {text!r}")
+    return r, c
+
+
+def cmd_plan(a) -> int:
+    import numpy as np
+    import torch
+
+    from .config import load_config
+    from .plan.experiment import FlatPlanner, LadderPlanner, PlanConfig, Verifier
+    from .plan.maze import MOVES, EpisodeCodec, make_layout, random_task, validate
+    from .train.checkpoint import load_model
+
+    d = Path(a.run)
+    if not (d / "plan.yaml").is_file():
+        raise VQLadderError(f"{d} is not a plan-experiment directory (no plan.yaml)")
+    cfg = load_config(PlanConfig, d / "plan.yaml")
+    codec = EpisodeCodec(cfg.maze)
+    if a.budget <= 0:
+        raise VQLadderError(f"--budget must be > 0 model evaluations, got {a.budget}")
+    sd = d / f"seed{a.seed}"
+    T = cfg.maze.max_moves
+    if a.contender == "flat":
+        planner = FlatPlanner(load_model(sd / "flat", "code_prior")[0], T)
+    else:
+        planner = LadderPlanner(load_model(sd / "ladder_level1", "sequence_compressor")[0],
+                                load_model(sd / "ladder_prior", "code_prior")[0], T, cfg.ladder.chunk)
+    if a.layout_seed is None:
+        data = np.load(d / "data.npz")
+        if not 0 <= a.task < len(data["test_cond"]):
+            raise VQLadderError(f"--task must be in 0..{len(data['test_cond']) - 1}")
+        lay, start, goal, _ = codec.decode_cond(data["test_cond"][a.task])
+    else:
+        rng = np.random.default_rng(a.layout_seed)
+        lay = make_layout(cfg.maze, rng)
+        start, goal = random_task(lay, rng)
+    if a.doors:
+        try:
+            doors = [int(v) for v in a.doors.split(",")]
+        except ValueError:
+            raise VQLadderError("--doors must be comma-separated door offsets (-1 = no door)")
+        if len(doors) != cfg.maze.n_walls or any(not -1 <= v < cfg.maze.room for v in doors):
+            raise VQLadderError(f"--doors needs {cfg.maze.n_walls} values in -1..{cfg.maze.room - 1}")
+        lay.doors = np.array(doors, dtype=np.int64)
+    if a.start:
+        start = _cell(a.start, "start")
+    if a.goal:
+        goal = _cell(a.goal, "goal")
+    lay.check_cell(start, "start")
+    lay.check_cell(goal, "goal")
+    shortest = validate(lay, start, goal, []).shortest
+    if shortest < 0:
+        raise VQLadderError(f"no path from {start} to {goal} in this layout (closed doors)")
+    cond = codec.cond(lay, start, goal, 3)
+    scorer = Verifier(lay, start, goal, cfg.search.dense_verifier) if a.scorer == "verifier" else None
+    budget = a.budget * T
+    if a.contender == "ladder":
+        fn = planner.prior.step_fn(torch.as_tensor(cond).long())
+    moves, used = planner.plan(cond, a.method, scorer, budget, seed=a.seed)
+    if a.contender == "ladder":
+        codes = planner.comp.encode(torch.as_tensor(moves).long()[None])[0].tolist()
+        print(f"plan codes (level 1, {cfg.ladder.chunk} moves each): {' '.join(map(str, codes))}")
+        del fn
+    o = validate(lay, start, goal, moves.tolist())
+    shown = "".join(MOVES[m] if m < 4 else "." for m in moves.tolist()[:max(o.length, 1)])
+    print(f"moves: {shown}")
+    print(lay.render(start, goal, moves.tolist()))
+    print(f"valid={o.valid} reached={o.reached} length={o.length} shortest={o.shortest} "
+          f"evaluations={used}/{budget}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (exit code 2), like every other vqladder error."""
 
@@ -395,6 +485,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=1.0, help="upsampler temperature (0 = greedy)")
     s.add_argument("--seed", type=int, default=0, help="sampling seed")
     s.set_defaults(func=cmd_ladder_decode)
+
+    s = sub.add_parser("plan-experiment", help="flat vs ladder planners on the rooms maze, several seeds and budgets",
+                       description="Generate the rooms-maze demonstrations, train the flat (Decision-Transformer-"
+                                   "style) and the ladder planner per seed, search held-out layouts at several "
+                                   "budgets, write results.md/json and success_vs_budget.png. Resumable.\n"
+                                   "  vqladder plan-experiment configs/plan_cpu.yaml\n"
+                                   "  vqladder plan-experiment configs/plan_cpu.yaml name=plan-hard maze.rooms=4",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("args", nargs="*", help="PLAN.yaml then key.sub=value overrides")
+    s.set_defaults(func=cmd_plan_experiment)
+
+    s = sub.add_parser("plan", help="plan one maze episode with a trained planner and draw it",
+                       description="Show one episode: the plan codes (ladder), the decoded moves, an ASCII "
+                                   "rendering and the validator's verdict.\n"
+                                   "  vqladder plan runs/plan-small --task 3 --contender ladder --scorer verifier")
+    s.add_argument("run", help="plan-experiment directory")
+    s.add_argument("--seed", type=int, default=0, help="which trained seed")
+    s.add_argument("--contender", default="ladder", choices=["ladder", "flat"])
+    s.add_argument("--method", default="beam", choices=["beam", "sample"])
+    s.add_argument("--scorer", default="likelihood", choices=["likelihood", "verifier"])
+    s.add_argument("--budget", type=int, default=4, help="model evaluations as a multiple of max_moves")
+    s.add_argument("--task", type=int, default=0, help="held-out task index")
+    s.add_argument("--layout-seed", type=int, help="a fresh random layout instead of a held-out task")
+    s.add_argument("--doors", help="explicit door offsets, comma-separated (-1 = no door)")
+    s.add_argument("--start", help="start cell ROW,COL")
+    s.add_argument("--goal", help="goal cell ROW,COL")
+    s.set_defaults(func=cmd_plan)
     return p
 
 

@@ -71,49 +71,61 @@ class BeamResult:
 @torch.no_grad()
 def beam_search(step_fn: StepFn, length: int, beam_width: int = 4, scorer: Scorer | None = None,
                 score_weight: float = 1.0, max_evals: int = 0, prefix: torch.Tensor | None = None,
-                shortlist: int = 0, device: str | torch.device = "cpu") -> BeamResult:
+                shortlist: int = 0, scorer_cost: int = 0, device: str | torch.device = "cpu") -> BeamResult:
     """Best ``length``-symbol continuation of ``prefix`` (``[t]`` or None) by beam search.
 
-    ``max_evals`` > 0 caps the number of prefixes given to ``step_fn``: when the budget left cannot keep
-    ``beam_width`` beams to the end, the beam narrows (never below 1); a budget below ``length`` (one greedy
-    pass) is an error. With a ``scorer``, the ``shortlist`` (default 4 x width) most likely extensions are
-    scored and the best ``beam_width`` kept; ``shortlist`` = -1 scores every extension.
+    With a ``scorer``, the ``shortlist`` (default 4 x width; -1 = all) most likely extensions are scored and
+    the best ``beam_width`` by ``log p + score_weight * scorer`` are kept. ``scorer_cost`` is the number of
+    model evaluations one scored candidate costs (e.g. 1 when the scorer must decode codes with a model; 0
+    for a free verifier). ``max_evals`` > 0 caps the total evaluations (``step_fn`` prefixes + scorer costs):
+    each step spends at most its share of what is left, narrowing the beam and the shortlist (never below
+    1); a budget that cannot afford one greedy pass is an error.
     """
     if length < 1:
         raise VQLadderError(f"beam search length must be >= 1, got {length}")
     if beam_width < 1:
         raise VQLadderError(f"beam width must be >= 1, got {beam_width}")
-    if max_evals and max_evals < length:
+    per_greedy = 1 + (scorer_cost if scorer is not None else 0)
+    if max_evals and max_evals < length * per_greedy:
         raise VQLadderError(f"search budget of {max_evals} model evaluations cannot decode {length} symbols "
-                            f"(needs at least {length})")
+                            f"(needs at least {length * per_greedy})")
     pre = (prefix if prefix is not None else torch.zeros(0, dtype=torch.long, device=device)).view(1, -1)
     seqs = pre
     logp = torch.zeros(1, device=seqs.device)
+    rank = logp.clone()
     evals = 0
     for t in range(length):
-        live = seqs.shape[0]
+        width = beam_width
+        n_short_cap = None
         if max_evals:
-            steps_left = length - t
-            afford = (max_evals - evals) // steps_left  # beams we can keep for every remaining step
-            if afford < live:
-                keep = max(afford, 1)
-                seqs, logp = seqs[:keep], logp[:keep]  # already sorted best first
-                live = keep
+            allow = (max_evals - evals) // (length - t)  # this step's share of the remaining budget
+            width = max(1, min(beam_width, allow // per_greedy))
+            if seqs.shape[0] > width:
+                seqs, logp = seqs[:width], logp[:width]  # already sorted best first
+            if scorer is not None and scorer_cost:
+                n_short_cap = max(width, (allow - seqs.shape[0]) // scorer_cost)
+        live = seqs.shape[0]
         logits = step_fn(seqs).float()
         evals += live
         lp = F.log_softmax(logits, -1)                         # [live, v]
         cand = (logp[:, None] + lp).reshape(-1)                # [live * v]
         v = lp.shape[-1]
-        # pre-select by likelihood (a wide shortlist), then rank by the full score
-        n_short = cand.numel() if shortlist < 0 else min(cand.numel(), shortlist or beam_width * 4)
-        short = cand.topk(max(n_short, min(beam_width, cand.numel()))).indices
+        if scorer is None:
+            n_short = width
+        else:
+            n_short = cand.numel() if shortlist < 0 else (shortlist or width * 4)
+            if n_short_cap is not None:
+                n_short = min(n_short, n_short_cap)
+        n_short = max(1, min(cand.numel(), max(n_short, width)))
+        short = cand.topk(n_short).indices
         parents, syms = short // v, short % v
         new = torch.cat([seqs[parents], syms[:, None]], 1)
         new_logp = cand[short]
         rank = new_logp.clone()
         if scorer is not None:
             rank = rank + score_weight * scorer(new[:, pre.shape[1]:]).float().to(rank.device)
-        order = rank.argsort(descending=True)[:beam_width]
+            evals += scorer_cost * len(new)
+        order = rank.argsort(descending=True)[:width]
         seqs, logp, rank = new[order], new_logp[order], rank[order]
     body = seqs[:, pre.shape[1]:]
     return BeamResult(body[0], float(rank[0]), float(logp[0]), evals, body, rank)

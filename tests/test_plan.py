@@ -1,0 +1,143 @@
+"""The rooms maze (generator, validator, BFS, splits) and the flat-vs-ladder planning experiment."""
+
+import numpy as np
+import pytest
+import torch
+
+from vqladder.errors import VQLadderError
+from vqladder.ladder import beam_search
+from vqladder.plan.maze import (END, EpisodeCodec, Layout, MazeConfig, make_dataset, make_layout, return_bucket,
+                                validate)
+
+U, D, L, R = 0, 1, 2, 3
+
+
+def _two_rooms(door=1):
+    """1x2 rooms of 2x2 cells... as a 2x2-room maze with only the wall (0,0)|(0,1) open at ``door``."""
+    cfg = MazeConfig(rooms=2, room=2, max_moves=8)
+    doors = np.full(cfg.n_walls, -1)
+    doors[0] = door  # vertical wall between rooms (0,0) and (0,1), door at row offset `door`
+    return Layout(cfg, doors)
+
+
+def test_validator_walls_doors_and_goal():
+    lay = _two_rooms(door=1)
+    # inside a room every move is free
+    assert validate(lay, (0, 0), (1, 1), [D, R]).reached
+    # crossing the vertical wall only at the door row (row 1)
+    assert not validate(lay, (0, 1), (0, 2), [R]).valid
+    o = validate(lay, (1, 1), (1, 2), [R])
+    assert o.valid and o.reached and o.length == 1
+    # the border is a wall
+    assert not validate(lay, (0, 0), (1, 1), [U]).valid
+    # no door between (0,0) and (1,0) rooms
+    assert not validate(lay, (1, 0), (2, 0), [D]).valid
+    # goal reached ends the episode: later moves (even bumps) are ignored
+    assert validate(lay, (1, 1), (1, 2), [R, U, U, U]).reached
+    # end stops the replay; unknown symbols and junk never raise
+    assert not validate(lay, (0, 0), (1, 1), [END, D, R]).reached
+    for junk in ([7, 9], ["x"], [None], [-1], list(range(100))):
+        validate(lay, (0, 0), (1, 1), junk)
+
+
+def test_bfs_shortest_and_unreachable():
+    lay = _two_rooms(door=0)
+    assert validate(lay, (1, 0), (1, 3), []).shortest == 5  # up to the door row, across, down
+    path = lay.shortest_path((1, 0), (1, 3))
+    assert len(path) == 5 and validate(lay, (1, 0), (1, 3), path).reached
+    assert validate(lay, (0, 0), (3, 3), []).shortest == -1   # bottom rooms are closed off
+    assert lay.shortest_path((0, 0), (3, 3)) is None
+
+
+def test_generator_determinism_connectivity_and_split():
+    cfg = MazeConfig(rooms=3, room=2, max_moves=24)
+    a = make_dataset(cfg, 30, 4, seed=5)
+    b = make_dataset(cfg, 30, 4, seed=5)
+    for k in a:
+        assert np.array_equal(a[k], b[k])
+    c = make_dataset(cfg, 30, 4, seed=6)
+    assert not np.array_equal(a["cond"], c["cond"])
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # every generated layout is connected
+        lay = make_layout(cfg, rng)
+        assert len(lay.bfs((0, 0))) == cfg.side ** 2
+    test = make_dataset(cfg, 20, 1, seed=99, exclude=set(a["keys"]))
+    assert not set(test["keys"]) & set(a["keys"])
+    # demonstrations are imperfect and labelled: all return buckets occur
+    assert set(np.unique(make_dataset(cfg, 60, 8, seed=1)["buckets"])) == {0, 1, 2, 3}
+
+
+def test_codec_round_trip_and_buckets():
+    cfg = MazeConfig(rooms=2, room=3, max_moves=12)
+    codec = EpisodeCodec(cfg)
+    lay = make_layout(cfg, np.random.default_rng(1))
+    cond = codec.cond(lay, (0, 1), (5, 4), 2)
+    assert cond.max() < codec.cond_vocab and len(cond) == codec.cond_len
+    lay2, s, g, b = codec.decode_cond(cond)
+    assert np.array_equal(lay2.doors, lay.doors) and (s, g, b) == ((0, 1), (5, 4), 2)
+    o = validate(lay, (0, 1), (5, 4), lay.shortest_path((0, 1), (5, 4)))
+    assert return_bucket(o) == 3
+    assert "S" in lay.render((0, 1), (5, 4)) and "G" in lay.render((0, 1), (5, 4))
+
+
+def test_beam_search_budget_with_scorer_cost():
+    def fn(prefix):
+        return torch.zeros(prefix.shape[0], 5)
+
+    def scorer(s):
+        return s.float().sum(1)
+
+    for budget in (16, 20, 40, 100):
+        res = beam_search(fn, 8, beam_width=8, scorer=scorer, scorer_cost=1, max_evals=budget)
+        assert res.evaluations <= budget
+    with pytest.raises(VQLadderError, match="budget"):
+        beam_search(fn, 8, beam_width=2, scorer=scorer, scorer_cost=1, max_evals=15)
+
+
+@pytest.fixture(scope="module")
+def tiny_plan(tmp_path_factory):
+    from vqladder.config import build
+    from vqladder.plan.experiment import PlanConfig, run_plan_experiment
+
+    tmp = tmp_path_factory.mktemp("plan")
+    small = {"steps": 20, "batch_size": 16, "warmup": 5, "eval_every": -1, "ckpt_every": 10, "log_every": 10,
+             "progress": False, "precision": "fp32"}
+    cfg = build(PlanConfig, {
+        "name": "p", "out_dir": str(tmp), "maze": {"rooms": 2, "room": 2, "max_moves": 8},
+        "data": {"train_layouts": 15, "episodes_per_layout": 10, "test_layouts": 4}, "seeds": [0],
+        "flat": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
+        "ladder": {"chunk": 4, "compressor": {"d_model": 32, "n_heads": 2, "enc_layers": 1, "latent_layers": 1,
+                                              "dec_layers": 1, "quantizer": {"codebook_size": 1024}},
+                   "compressor_train": small, "prior": {"d_model": 32, "n_heads": 2, "n_layers": 1},
+                   "prior_train": small},
+        "search": {"budgets": [1, 2]},
+    })
+    logs = []
+    return cfg, run_plan_experiment(cfg, log=logs.append), logs
+
+
+def test_both_contenders_train_and_respect_budgets(tiny_plan):
+    cfg, res, logs = tiny_plan
+    assert res["layout_overlap"] == 0
+    rows = res["rows"]
+    assert {r["contender"] for r in rows} == {"flat", "ladder"}
+    assert len(rows) == 2 * 2 * 2 * 2
+    for r in rows:
+        assert r["max_evals"] <= r["budget"]
+        assert 0 <= r["success"] <= r["validity"] <= 1
+    assert (cfg.dir / "success_vs_budget.png").is_file()
+    assert "| ladder | beam | verifier | 2x |" in (cfg.dir / "results.md").read_text()
+
+
+def test_plan_cli_shows_an_episode(tiny_plan, capsys):
+    from vqladder.cli import main
+
+    cfg, _, _ = tiny_plan
+    assert main(["plan", str(cfg.dir), "--task", "0", "--contender", "ladder", "--scorer", "verifier"]) == 0
+    out = capsys.readouterr().out
+    assert "plan codes" in out and "valid=" in out and "#" in out
+    assert main(["plan", str(cfg.dir), "--goal", "7,7"]) == 2
+    assert "outside" in capsys.readouterr().err
+    assert main(["plan", str(cfg.dir), "--budget", "0"]) == 2
+    assert main(["plan", str(cfg.dir), "--doors=-1,-1,-1,-1", "--start", "0,0", "--goal", "3,3"]) == 2
+    assert "no path" in capsys.readouterr().err
