@@ -34,6 +34,17 @@ def test_grid_expansion(tmp_path):
     assert c.run_dir == tmp_path / "sw" / "cells" / "m008-k256-fsq-s1"
 
 
+def test_grid_rate_cap_keeps_cells_up_to_max_bits(tmp_path):
+    # in_len 32; FSQ 256 -> 240 codes (7.9 bits): M=16 x depth 4 = 15.8 bits/token is above a cap of 8,
+    # M=16 x depth 2 and M=8 x depth 4 (7.9) are not
+    cfg = sweep_cfg(tmp_path, depth=[1, 2, 4], max_bits_per_token=8.0)
+    names = sorted(n for n, _ in expand_grid(cfg))
+    assert names == ["m008-k256-fsq-r2-s0", "m008-k256-fsq-r4-s0", "m008-k256-fsq-s0", "m016-k256-fsq-r2-s0",
+                     "m016-k256-fsq-s0"]
+    with pytest.raises(VQLadderError, match="max_bits_per_token"):
+        expand_grid(sweep_cfg(tmp_path, max_bits_per_token=0.5))
+
+
 def test_budget():
     assert parse_budget("600") == (600, None)
     assert parse_budget("10m") == (None, 600.0)
