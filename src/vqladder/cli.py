@@ -12,6 +12,7 @@
   ladder-encode / ladder-decode   text <-> the codes of any ladder level
   plan-experiment  flat vs ladder planners on the rooms maze (held-out layouts, seeds, budgets)
   plan      plan one maze episode with a trained planner and draw it
+  embed     codes over Matryoshka embeddings vs FAISS at equal bytes; build / encode / search an index
 
 Bad input (missing paths, bad configs, corrupt checkpoints, out-of-range codes) prints one line
 ``error: …`` and exits with code 2.
@@ -364,6 +365,34 @@ def cmd_plan(a) -> int:
     return 0
 
 
+def cmd_embed(a) -> int:
+    from .config import load_config
+    from .embed.experiment import CodeIndex, EmbedConfig, build_index, run_embed_eval
+
+    if a.embed_cmd in ("eval", "build"):
+        config, overrides = _split_config_args(a.args)
+        cfg = load_config(EmbedConfig, config, overrides)
+        if a.embed_cmd == "eval":
+            run_embed_eval(cfg)
+            print((cfg.dir / "results.md").read_text())
+            print(f"written: {cfg.dir / 'results.json'}, {cfg.dir / 'results.md'}, {cfg.dir / 'recall_vs_bytes.png'}")
+        else:
+            build_index(cfg, a.out, a.bytes)
+        return 0
+    index = CodeIndex(a.index)
+    if a.embed_cmd == "encode":
+        text = a.text if a.text is not None else sys.stdin.read()
+        lines = [t for t in text.splitlines() if t.strip()]
+        for t, c in zip(lines, index.encode(lines)):
+            print(" ".join(map(str, c.tolist())) + "\t" + t[:80])
+        return 0
+    if a.k < 1:
+        raise VQLadderError(f"-k must be >= 1, got {a.k}")
+    for score, text, codes in index.search(a.query, a.k):
+        print(f"{score:.3f}  [{' '.join(map(str, codes[:4]))} …]  {text[:120]}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (exit code 2), like every other vqladder error."""
 
@@ -512,6 +541,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--start", help="start cell ROW,COL")
     s.add_argument("--goal", help="goal cell ROW,COL")
     s.set_defaults(func=cmd_plan)
+
+    s = sub.add_parser("embed", help="codes over Matryoshka embeddings: eval vs FAISS, build an index, encode, search",
+                       description="  vqladder embed eval configs/embed_cpu.yaml      recall vs bytes, ours vs FAISS\n"
+                                   "  vqladder embed build configs/embed_cpu.yaml --out runs/embed-index --bytes 16\n"
+                                   "  vqladder embed encode runs/embed-index --text 'To be, or not to be'\n"
+                                   "  vqladder embed search runs/embed-index --query 'sorting a list' -k 5",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    esub = s.add_subparsers(dest="embed_cmd", required=True, metavar="ACTION", parser_class=_Parser)
+    e = esub.add_parser("eval", help="the comparison table and plot")
+    e.add_argument("args", nargs="*", help="EMBED.yaml then key.sub=value overrides")
+    e = esub.add_parser("build", help="build a searchable index of our codes")
+    e.add_argument("args", nargs="*", help="EMBED.yaml then key.sub=value overrides")
+    e.add_argument("--out", required=True, help="index directory")
+    e.add_argument("--bytes", type=int, default=16, help="bytes (1-byte codes) per vector")
+    e = esub.add_parser("encode", help="texts (one per line) -> codes, coarse to fine")
+    e.add_argument("index", help="index directory")
+    e.add_argument("--text", help="text (default: stdin), one text per line")
+    e = esub.add_parser("search", help="nearest database texts of a query, by decoded codes")
+    e.add_argument("index", help="index directory")
+    e.add_argument("--query", required=True, help="query text")
+    e.add_argument("-k", type=int, default=5, help="results")
+    s.set_defaults(func=cmd_embed)
     return p
 
 

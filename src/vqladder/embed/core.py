@@ -1,0 +1,214 @@
+"""Abstract vocabularies over Matryoshka embeddings: texts, cached embeddings, the Matryoshka adapter and
+coarse-to-fine residual codes over embedding prefixes.
+
+* ``split_texts(corpus)``: sentences / short paragraphs of a corpus (built-in, files, tinyshakespeare).
+* ``embed_cached(texts, model, cache_dir)``: sentence-transformers embeddings, batched, stored as a memmap
+  ``.npy`` with a JSON meta holding the model name and a SHA-256 of the texts: a change of either re-embeds.
+* ``MatryoshkaAdapter``: a residual MLP on frozen embeddings (identity at init), trained so every prefix
+  (16, 32, 64, 128, 256, 384 dims) keeps the full embedding's neighbour structure -- a KL between softmaxed
+  similarity rows of the full teacher embedding and of each normalised prefix (similarity distillation over
+  the batch).
+* ``PrefixRVQ``: residual VQ where stage i quantises the residual restricted to prefix ``prefixes[i]`` with
+  a 256-code codebook (1 byte): level 1 codes come from the shortest prefix (a small vocabulary of big
+  concepts), every next level refines with a longer prefix. ``prefixes = [dim] * B`` is plain residual VQ.
+  Codebooks are our ``VectorQuantizer`` (k-means init + EMA), fit on a training split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import VQLadderError
+from ..io import atomic_write_json
+from ..quantize import VectorQuantizer
+
+PREFIXES = [16, 32, 64, 128, 256, 384]
+
+
+# -- texts ----------------------------------------------------------------------------------------------------------
+def split_texts(corpus: str, min_chars: int = 30, max_chars: int = 400, limit: int = 0) -> list[str]:
+    """Sentences and short paragraphs of ``corpus`` (a corpus spec: builtin, a file, a folder, ...),
+    whitespace-normalised, deduplicated, in corpus order."""
+    from ..data.corpus import open_corpus
+
+    out, seen = [], set()
+    for doc in open_corpus(corpus):
+        for para in re.split(r"\n\s*\n", doc):
+            para = " ".join(para.split())
+            if not para:
+                continue
+            pieces = [para] if len(para) <= max_chars else re.split(r"(?<=[.!?;:])\s+", para)
+            for p in pieces:
+                p = p.strip()
+                if min_chars <= len(p) <= max_chars and p not in seen:
+                    seen.add(p)
+                    out.append(p)
+                    if limit and len(out) >= limit:
+                        return out
+    return out
+
+
+def texts_hash(texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8", "replace"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def embed_cached(texts: list[str], model: str, cache_dir: str | Path, embedder=None, batch: int = 256,
+                 progress: bool = True) -> np.ndarray:
+    """Embeddings [n, d] float32 (L2-normalised), cached in ``cache_dir`` by (model, texts hash)."""
+    if not texts:
+        raise VQLadderError("no texts to embed (the text list is empty)")
+    d = Path(cache_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(f"{model}\0{texts_hash(texts)}".encode()).hexdigest()[:16]
+    arr, meta = d / f"emb-{key}.npy", d / f"emb-{key}.json"
+    if arr.is_file() and meta.is_file():
+        m = json.loads(meta.read_text())
+        if m.get("model") == model and m.get("texts_sha256") == texts_hash(texts) and m.get("n") == len(texts):
+            return np.load(arr, mmap_mode="r")
+    if embedder is None:
+        from ..eval.gist import load_embedder
+
+        embedder = load_embedder(model)
+    from tqdm import tqdm
+
+    chunks = []
+    for s in tqdm(range(0, len(texts), batch), desc=f"embedding {len(texts)} texts", disable=not progress,
+                  leave=False):
+        chunks.append(np.asarray(embedder(texts[s:s + batch]), dtype=np.float32))
+    emb = np.concatenate(chunks)
+    tmp = arr.with_name(arr.stem + ".tmp.npy")
+    np.save(tmp, emb)
+    tmp.replace(arr)
+    atomic_write_json(meta, {"model": model, "texts_sha256": texts_hash(texts), "n": len(texts), "dim": int(emb.shape[1])})
+    return np.load(arr, mmap_mode="r")
+
+
+# -- Matryoshka adapter ---------------------------------------------------------------------------------------------
+class MatryoshkaAdapter(nn.Module):
+    """x -> normalise(x + MLP(x)); the MLP's output layer starts at zero (identity at init)."""
+
+    def __init__(self, dim: int, hidden: int = 768, seed: int = 0):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.up = nn.Linear(dim, hidden)
+            self.down = nn.Linear(hidden, dim)
+            nn.init.zeros_(self.down.weight)
+            nn.init.zeros_(self.down.bias)
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x + self.down(F.gelu(self.up(x))), dim=-1)
+
+
+def prefix_neighbour_loss(student: torch.Tensor, teacher: torch.Tensor, prefixes=PREFIXES, tau: float = 0.05) -> torch.Tensor:
+    """Mean over prefixes of KL(softmax(teacher sims / tau) || softmax(prefix sims / tau)), rows of the batch,
+    the diagonal excluded: low when every prefix ranks the batch's neighbours as the full embedding does."""
+    n = teacher.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=teacher.device)
+    t = F.normalize(teacher, dim=-1)
+    p_t = F.softmax((t @ t.T / tau).masked_fill(eye, -1e9), -1)
+    loss = 0.0
+    used = [p for p in prefixes if p <= student.shape[1]]
+    for p in used:
+        s = F.normalize(student[:, :p], dim=-1)
+        log_s = F.log_softmax((s @ s.T / tau).masked_fill(eye, -1e9), -1)
+        loss = loss + F.kl_div(log_s, p_t, reduction="batchmean")
+    return loss / len(used)
+
+
+def train_adapter(emb: np.ndarray, steps: int = 300, batch: int = 512, lr: float = 1e-3, seed: int = 0,
+                  prefixes=PREFIXES) -> tuple[MatryoshkaAdapter, list[float]]:
+    """Fit the adapter on frozen embeddings; returns it (eval mode) and the loss curve."""
+    x = torch.as_tensor(np.asarray(emb), dtype=torch.float32)
+    ad = MatryoshkaAdapter(x.shape[1], seed=seed)
+    opt = torch.optim.AdamW(ad.parameters(), lr=lr, weight_decay=0.0)
+    g = torch.Generator().manual_seed(seed)
+    curve = []
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (min(batch, len(x)),), generator=g)
+        xb = x[idx]
+        loss = prefix_neighbour_loss(ad(xb), xb, prefixes)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        curve.append(float(loss.detach()))
+    ad.eval()
+    return ad, curve
+
+
+@torch.no_grad()
+def apply_adapter(ad: MatryoshkaAdapter | None, emb: np.ndarray, batch: int = 4096) -> np.ndarray:
+    x = np.asarray(emb, dtype=np.float32)
+    if ad is None:
+        return x
+    return np.concatenate([ad(torch.from_numpy(x[s:s + batch])).numpy() for s in range(0, len(x), batch)])
+
+
+# -- coarse-to-fine residual codes over prefixes -----------------------------------------------------------------------
+def prefix_schedule(n_bytes: int, dim: int, matryoshka: bool = True) -> list[int]:
+    """Prefix length of each 1-byte stage: 16, 32, 64, … then the full width (or the full width throughout)."""
+    if not matryoshka:
+        return [dim] * n_bytes
+    ps = [p for p in PREFIXES if p < dim] + [dim]
+    return [ps[min(i, len(ps) - 1)] for i in range(n_bytes)]
+
+
+class PrefixRVQ(nn.Module):
+    def __init__(self, dim: int, prefixes: list[int], codebook_size: int = 256, seed: int = 0, kmeans_iters: int = 20):
+        super().__init__()
+        if any(p > dim or p < 1 for p in prefixes):
+            raise VQLadderError(f"prefix lengths must be in 1..{dim}, got {prefixes}")
+        self.dim, self.prefixes = dim, list(prefixes)
+        self.stages = nn.ModuleList(
+            VectorQuantizer(p, codebook_size, codebook_dim=-1, kmeans_init=True, kmeans_iters=kmeans_iters,
+                            dead_threshold=0.0, seed=seed + 7919 * i) for i, p in enumerate(prefixes))
+
+    @property
+    def bytes_per_vector(self) -> float:
+        return sum(s.bits_per_code for s in self.stages) / 8
+
+    @torch.no_grad()
+    def fit(self, x: np.ndarray, epochs: int = 2, batch: int = 4096) -> None:
+        """Stage by stage: k-means on the residual prefix (all rows), then EMA passes over batches."""
+        r = torch.as_tensor(np.asarray(x), dtype=torch.float32).clone()
+        g = torch.Generator().manual_seed(0)
+        for p, st in zip(self.prefixes, self.stages):
+            st.train()
+            st(r[:, :p])  # k-means init on the whole training set
+            for _ in range(epochs):
+                for idx in torch.randperm(len(r), generator=g).split(batch):
+                    st(r[idx, :p])
+            st.eval()
+            q = st(r[:, :p]).z_q
+            r[:, :p] -= q
+
+    @torch.no_grad()
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        r = torch.as_tensor(np.asarray(x), dtype=torch.float32).clone()
+        codes = []
+        for p, st in zip(self.prefixes, self.stages):
+            out = st(r[:, :p])
+            r[:, :p] -= out.z_q
+            codes.append(out.codes)
+        return torch.stack(codes, 1).numpy().astype(np.uint8 if self.stages[0].codebook_size <= 256 else np.int64)
+
+    @torch.no_grad()
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        c = torch.as_tensor(np.asarray(codes, dtype=np.int64))
+        out = torch.zeros(c.shape[0], self.dim)
+        for i, (p, st) in enumerate(zip(self.prefixes, self.stages)):
+            out[:, :p] += st.decode_codes(c[:, i])
+        return out.numpy()

@@ -1,0 +1,379 @@
+"""``vqladder embed eval CONFIG``: our prefix codes against what practitioners use, at equal bytes per vector.
+
+Texts from the corpora are split (seeded) into a training set (adapter, codebooks, FAISS training), a
+database and queries. Ground truth: the exact top-10 neighbours of each query in the database by cosine on
+the full float embeddings. Every method compresses the database to ``B`` bytes per vector and ranks it for
+each (uncompressed) query; reported: recall@1 (true nearest neighbour ranked first), recall@10 (fraction
+of the true top-10 in the returned top-10) and recall@100 (fraction of the true top-10 in the top-100),
+plus encode time (database) and search time (all queries).
+
+Methods at B bytes: ``float32-trunc`` (first B/4 dims of the adapted = Matryoshka embedding, the Matryoshka
+baseline) and ``float32-trunc-raw`` (of the raw embedding), ``int8`` (first B dims of the adapted embedding,
+per-dim min/max scalar quantisation), ``binary`` (signs of the first 8B adapted dims, Hamming distance),
+``faiss-pq`` (B sub-quantisers x 8 bits), ``faiss-opq-pq`` (OPQ rotation + PQ), ``faiss-rq`` (residual
+quantiser, B x 8 bits), ``ours-prefix-rvq`` (coarse-to-fine prefix residual VQ over the adapted embedding)
+and ``ours-rvq`` (the same residual VQ with every stage on all dims, raw embedding). Codes-based methods
+rank by cosine between the query and the decoded database vector (asymmetric distance, as FAISS does).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import save_yaml
+from ..errors import VQLadderError
+from ..io import atomic_write_json, atomic_write_text
+from .core import (PREFIXES, PrefixRVQ, apply_adapter, embed_cached, prefix_neighbour_loss, prefix_schedule,
+                   split_texts, train_adapter)
+
+METHODS = ["float32-trunc", "float32-trunc-raw", "int8", "binary", "faiss-pq", "faiss-opq-pq", "faiss-rq",
+           "ours-prefix-rvq", "ours-rvq"]
+
+
+@dataclass
+class EmbedConfig:
+    name: str = "embed"
+    out_dir: str = "runs"
+    corpora: list[str] = field(default_factory=lambda: ["builtin"])   # corpus specs, texts split from each
+    model: str = "minilm"             # sentence-transformers model (minilm = offline all-MiniLM-L6-v2)
+    max_texts: int = 0                # cap on texts (0 = all)
+    queries: int = 500                # held-out queries
+    database: int = 20000             # database size (the rest, minus queries, trains)
+    min_train: int = 2000             # refuse to run with fewer training texts
+    budgets: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 64])  # bytes per vector
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    adapter: bool = True              # train the Matryoshka adapter (false for an already-Matryoshka model)
+    adapter_steps: int = 300
+    seed: int = 0
+    concepts: int = 4                 # level-1 codes to show with their texts
+    threads: int = 0
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+    def validate(self) -> None:
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise VQLadderError(f"unknown method {bad[0]!r}; known: {', '.join(METHODS)}")
+        if not self.budgets or any(b < 1 for b in self.budgets):
+            raise VQLadderError(f"budgets must be positive byte counts, got {self.budgets}")
+        if not self.corpora:
+            raise VQLadderError("corpora is empty")
+
+
+def method_fits(method: str, n_bytes: int, dim: int) -> str | None:
+    """None if ``method`` can produce exactly ``n_bytes`` per vector at width ``dim``, else why not."""
+    if method.startswith("float32-trunc"):
+        if n_bytes % 4 or n_bytes // 4 > dim:
+            return f"{n_bytes} bytes is not a whole number of float32 dims <= {dim}"
+    elif method == "int8" and n_bytes > dim:
+        return f"int8 holds at most {dim} bytes"
+    elif method == "binary" and 8 * n_bytes > dim:
+        return f"binary holds at most {dim // 8} bytes ({dim} dims)"
+    elif method in ("faiss-pq", "faiss-opq-pq") and dim % n_bytes:
+        return f"PQ needs the width {dim} divisible by {n_bytes} sub-quantisers"
+    return None
+
+
+def exact_topk(q: np.ndarray, db: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest inner products (rows of q against db), best first."""
+    s = torch.from_numpy(np.ascontiguousarray(q, dtype=np.float32)) @ torch.from_numpy(np.ascontiguousarray(db, dtype=np.float32)).T
+    return s.topk(min(k, db.shape[0]), dim=1).indices.numpy()
+
+
+def recalls(found: np.ndarray, truth: np.ndarray) -> dict:
+    """found[q, >=100] ranked ids, truth[q, 10] exact top-10 -> recall@1/@10/@100 as defined above."""
+    t10 = truth[:, :10]
+    r1 = float(np.mean(found[:, 0] == truth[:, 0]))
+    r10 = float(np.mean([len(set(f[:10]) & set(t)) / 10 for f, t in zip(found, t10)]))
+    r100 = float(np.mean([len(set(f[:100]) & set(t)) / 10 for f, t in zip(found, t10)]))
+    return {"recall@1": r1, "recall@10": r10, "recall@100": r100}
+
+
+def _normalize(x):
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0):
+    """-> (ranked ids [q, 100], encode seconds, search seconds, extra). ``raw``/``ada``: train/db/q arrays."""
+    dim = raw["db"].shape[1]
+    k = min(100, raw["db"].shape[0])
+    extra = {}
+    if method.startswith("float32-trunc"):
+        src = raw if method.endswith("raw") else ada
+        p = n_bytes // 4
+        t0 = time.time()
+        db = _normalize(src["db"][:, :p])
+        t1 = time.time()
+        found = exact_topk(_normalize(src["q"][:, :p]), db, k)
+        return found, t1 - t0, time.time() - t1, extra
+    if method == "int8":
+        p = n_bytes
+        lo, hi = ada["train"][:, :p].min(0), ada["train"][:, :p].max(0)
+        scale = np.maximum(hi - lo, 1e-6) / 255
+        t0 = time.time()
+        codes = np.clip(np.round((ada["db"][:, :p] - lo) / scale), 0, 255).astype(np.uint8)
+        t1 = time.time()
+        rec = codes.astype(np.float32) * scale + lo
+        found = exact_topk(ada["q"][:, :p], _normalize(rec), k)
+        return found, t1 - t0, time.time() - t1, extra
+    if method == "binary":
+        bits = 8 * n_bytes
+        t0 = time.time()
+        db = np.packbits(ada["db"][:, :bits] > 0, axis=1)
+        t1 = time.time()
+        qb = np.packbits(ada["q"][:, :bits] > 0, axis=1)
+        # Hamming distance via popcount of XOR, as a torch matmul on +-1 vectors (same ranking)
+        dbs = torch.from_numpy(np.unpackbits(db, axis=1)[:, :bits].astype(np.float32) * 2 - 1)
+        qs = torch.from_numpy(np.unpackbits(qb, axis=1)[:, :bits].astype(np.float32) * 2 - 1)
+        found = (qs @ dbs.T).topk(k, dim=1).indices.numpy()
+        return found, t1 - t0, time.time() - t1, extra
+    if method.startswith("faiss"):
+        try:
+            import faiss
+        except ImportError:
+            raise VQLadderError("the FAISS baselines need faiss-cpu: pip install 'vqladder[embed]'")
+        faiss.omp_set_num_threads(max(1, torch.get_num_threads()))
+        if method == "faiss-pq":
+            index = faiss.IndexPQ(dim, n_bytes, 8, faiss.METRIC_INNER_PRODUCT)
+        elif method == "faiss-opq-pq":
+            index = faiss.index_factory(dim, f"OPQ{n_bytes},PQ{n_bytes}", faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexResidualQuantizer(dim, n_bytes, 8, faiss.METRIC_INNER_PRODUCT)
+            index.rq.max_beam_size = 1 if n_bytes > 16 else 4  # greedy encoding for long codes (CPU time)
+        t0 = time.time()
+        index.train(np.ascontiguousarray(raw["train"], dtype=np.float32))
+        extra["train_s"] = round(time.time() - t0, 2)
+        t0 = time.time()
+        codes = index.sa_encode(np.ascontiguousarray(raw["db"], dtype=np.float32))
+        t1 = time.time()
+        extra["bytes"] = int(codes.shape[1])
+        rec = index.sa_decode(codes)
+        found = exact_topk(raw["q"], _normalize(rec), k)
+        return found, t1 - t0, time.time() - t1, extra
+    if method in ("ours-prefix-rvq", "ours-rvq"):
+        src = ada if method == "ours-prefix-rvq" else raw
+        q = PrefixRVQ(dim, prefix_schedule(n_bytes, dim, matryoshka=method == "ours-prefix-rvq"), seed=seed)
+        t0 = time.time()
+        q.fit(src["train"])
+        extra["train_s"] = round(time.time() - t0, 2)
+        t0 = time.time()
+        codes = q.encode(src["db"])
+        t1 = time.time()
+        extra["bytes"] = int(codes.shape[1] * codes.itemsize)
+        rec = q.decode(codes)
+        found = exact_topk(src["q"], _normalize(rec), k)
+        extra["quantizer"] = q
+        extra["codes"] = codes
+        return found, t1 - t0, time.time() - t1, extra
+    raise VQLadderError(f"unknown method {method!r}")
+
+
+def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
+    log = log or (lambda m: print(f"[embed] {m}", file=sys.stderr, flush=True))
+    cfg.validate()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    d = cfg.dir
+    d.mkdir(parents=True, exist_ok=True)
+    save_yaml(cfg, d / "embed.yaml")
+    texts = []
+    for c in cfg.corpora:
+        got = split_texts(c)
+        log(f"{len(got):,} texts from {c}")
+        texts += got
+    if cfg.max_texts:
+        texts = texts[:cfg.max_texts]
+    if not texts:
+        raise VQLadderError("the corpora gave no texts (empty text list)")
+    rng = np.random.default_rng(cfg.seed)
+    order = rng.permutation(len(texts))
+    n_q = min(cfg.queries, len(texts) // 10)
+    n_db = min(cfg.database, len(texts) - n_q - cfg.min_train)
+    if n_q < 1 or n_db < 100:
+        raise VQLadderError(f"{len(texts)} texts are too few: need queries + >= 100 database + {cfg.min_train} "
+                            f"training texts")
+    idx = {"q": order[:n_q], "db": order[n_q:n_q + n_db], "train": order[n_q + n_db:]}
+    emb = np.asarray(embed_cached(texts, cfg.model, Path(cfg.out_dir) / "embed-cache", embedder))
+    raw = {k: emb[v] for k, v in idx.items()}
+    dim = emb.shape[1]
+    log(f"{len(texts):,} texts embedded ({dim} dims): train {len(idx['train']):,}, database {n_db:,}, queries {n_q}")
+    adapter, curve = None, []
+    if cfg.adapter:
+        adapter, curve = train_adapter(raw["train"], steps=cfg.adapter_steps, seed=cfg.seed)
+        log(f"adapter: prefix-neighbour loss {curve[0]:.4f} -> {curve[-1]:.4f}")
+    ada = {k: apply_adapter(adapter, v) for k, v in raw.items()}
+    with torch.no_grad():
+        held = torch.from_numpy(raw["q"][:500])
+        loss_raw = float(prefix_neighbour_loss(held, held))
+        loss_ada = float(prefix_neighbour_loss(torch.from_numpy(ada["q"][:500]), held))
+    truth = exact_topk(raw["q"], raw["db"], 10)
+    rows, concepts = [], []
+    for b in cfg.budgets:
+        for m in cfg.methods:
+            why = method_fits(m, b, dim)
+            if why:
+                rows.append({"method": m, "bytes": b, "note": why})
+                continue
+            found, enc_s, search_s, extra = run_method(m, b, raw, ada, cfg.seed)
+            r = {"method": m, "bytes": extra.get("bytes", b), **recalls(found, truth),
+                 "encode_ms_per_1k": round(1000 * enc_s / n_db * 1000, 3),
+                 "search_ms_per_query": round(1000 * search_s / n_q, 3), "train_s": extra.get("train_s", 0.0)}
+            rows.append(r)
+            log(f"{b:>3} bytes {m:16s} R@1 {r['recall@1']:.3f} R@10 {r['recall@10']:.3f} R@100 {r['recall@100']:.3f}")
+            if m == "ours-prefix-rvq" and not concepts:
+                concepts = _concepts(extra["codes"][:, 0], [texts[i] for i in idx["db"]], cfg.concepts)
+    res = {"texts": len(texts), "database": n_db, "queries": n_q, "train": int(len(idx["train"])), "dim": dim,
+           "model": cfg.model, "corpora": cfg.corpora, "adapter_curve": curve[::max(1, len(curve) // 20)],
+           "prefix_loss_raw": loss_raw, "prefix_loss_adapted": loss_ada, "rows": rows, "concepts": concepts}
+    atomic_write_json(d / "results.json", res)
+    atomic_write_text(d / "results.md", embed_markdown(res, cfg))
+    _plot(res, d / "recall_vs_bytes.png")
+    return res
+
+
+def _concepts(level1: np.ndarray, texts: list[str], n: int, per: int = 4) -> list[dict]:
+    counts = np.bincount(level1.astype(np.int64), minlength=256)
+    out = []
+    for code in np.argsort(-counts)[:n]:
+        members = np.flatnonzero(level1 == code)[:per]
+        out.append({"code": int(code), "size": int(counts[code]), "texts": [texts[i][:160] for i in members]})
+    return out
+
+
+def embed_markdown(res: dict, cfg: EmbedConfig) -> str:
+    lines = [f"# Codes over Matryoshka embeddings vs FAISS ({cfg.name})", "",
+             f"{res['texts']:,} texts from {', '.join(res['corpora'])}; model `{res['model']}` ({res['dim']} dims); "
+             f"database {res['database']:,}, queries {res['queries']}, training {res['train']:,}. Ground truth: exact "
+             f"top-10 by cosine on the full float embeddings. Prefix-neighbour loss of held-out queries (mean KL over "
+             f"prefixes {PREFIXES}): raw {res['prefix_loss_raw']:.4f}, adapted {res['prefix_loss_adapted']:.4f}.", "",
+             "| bytes/vector | method | recall@1 | recall@10 | recall@100 (of true top-10) | encode ms / 1k vectors | "
+             "search ms / query | train s |", "|---|---|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        if "note" in r:
+            lines.append(f"| {r['bytes']} | {r['method']} | – | – | – | – | – | n/a: {r['note']} |")
+        else:
+            lines.append(f"| {r['bytes']} | {r['method']} | {r['recall@1']:.3f} | {r['recall@10']:.3f} | "
+                         f"{r['recall@100']:.3f} | {r['encode_ms_per_1k']:.2f} | {r['search_ms_per_query']:.3f} | "
+                         f"{r['train_s']} |")
+    if res["concepts"]:
+        lines += ["", "## What a level-1 code (16-dim prefix, 256 codes) means: database texts sharing it", ""]
+        for c in res["concepts"]:
+            lines.append(f"**code {c['code']}** ({c['size']} texts):")
+            lines += [f"- {t}" for t in c["texts"]]
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    by = {}
+    for r in res["rows"]:
+        if "note" not in r:
+            by.setdefault(r["method"], []).append((r["bytes"], r["recall@10"]))
+    for m, pts in sorted(by.items()):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", lw=2.5 if m.startswith("ours") else 1.2,
+                label=m)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("bytes per vector")
+    ax.set_ylabel("recall@10")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+# -- a searchable index of our codes ---------------------------------------------------------------------------------
+def build_index(cfg: EmbedConfig, out: str | Path, n_bytes: int = 16, embedder=None, log=None) -> Path:
+    """Embed the corpora, train the adapter and the prefix codes, encode every text: a directory that
+    ``vqladder embed encode`` / ``search`` use (texts.json, codes.npy, model.pt, index.json)."""
+    log = log or (lambda m: print(f"[embed] {m}", file=sys.stderr, flush=True))
+    cfg.validate()
+    texts = [t for c in cfg.corpora for t in split_texts(c)]
+    if cfg.max_texts:
+        texts = texts[:cfg.max_texts]
+    if len(texts) < 300:
+        raise VQLadderError(f"the corpora gave {len(texts)} texts; an index needs at least 300 (empty text list?)")
+    emb = np.asarray(embed_cached(texts, cfg.model, Path(cfg.out_dir) / "embed-cache", embedder))
+    dim = emb.shape[1]
+    if n_bytes < 1:
+        raise VQLadderError(f"--bytes must be >= 1, got {n_bytes}")
+    adapter = train_adapter(emb, steps=cfg.adapter_steps, seed=cfg.seed)[0] if cfg.adapter else None
+    x = apply_adapter(adapter, emb)
+    q = PrefixRVQ(dim, prefix_schedule(n_bytes, dim), seed=cfg.seed)
+    q.fit(x)
+    codes = q.encode(x)
+    d = Path(out)
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / "model.tmp.pt"
+    torch.save({"adapter": adapter.state_dict() if adapter else None, "quantizer": q.state_dict(),
+                "prefixes": q.prefixes, "dim": dim}, tmp)
+    tmp.replace(d / "model.pt")
+    np.save(d / "codes.tmp.npy", codes)
+    (d / "codes.tmp.npy").replace(d / "codes.npy")
+    atomic_write_text(d / "texts.json", json.dumps(texts))
+    atomic_write_json(d / "index.json", {"model": cfg.model, "bytes": n_bytes, "n": len(texts), "dim": dim,
+                                         "prefixes": q.prefixes})
+    log(f"index of {len(texts):,} texts at {n_bytes} bytes each written to {d}")
+    return d
+
+
+class CodeIndex:
+    """A built index: embed new text, encode it to codes, search the database by decoded codes."""
+
+    def __init__(self, path: str | Path, embedder=None):
+        from .core import MatryoshkaAdapter
+
+        d = Path(path)
+        if not (d / "index.json").is_file():
+            raise VQLadderError(f"{d} is not an embedding index (no index.json); build one with `vqladder embed build`")
+        self.meta = json.loads((d / "index.json").read_text())
+        state = torch.load(d / "model.pt", map_location="cpu", weights_only=False)
+        self.adapter = None
+        if state["adapter"] is not None:
+            self.adapter = MatryoshkaAdapter(state["dim"])
+            self.adapter.load_state_dict(state["adapter"])
+            self.adapter.eval()
+        self.q = PrefixRVQ(state["dim"], state["prefixes"])
+        self.q.load_state_dict(state["quantizer"])
+        self.q.eval()
+        self.codes = np.load(d / "codes.npy")
+        self.texts = json.loads((d / "texts.json").read_text())
+        self._db = _normalize(self.q.decode(self.codes))
+        self._embedder = embedder
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts or not any(t.strip() for t in texts):
+            raise VQLadderError("no text given (empty text list)")
+        if self._embedder is None:
+            from ..eval.gist import load_embedder
+
+            self._embedder = load_embedder(self.meta["model"])
+        return apply_adapter(self.adapter, np.asarray(self._embedder(texts), dtype=np.float32))
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.q.encode(self.embed(texts))
+
+    def search(self, text: str, k: int = 5) -> list[tuple[float, str, list[int]]]:
+        qv = self.embed([text])
+        scores = (torch.from_numpy(_normalize(qv)) @ torch.from_numpy(self._db).T)[0]
+        top = scores.topk(min(k, len(self.texts))).indices.tolist()
+        return [(float(scores[i]), self.texts[i], self.codes[i].tolist()) for i in top]

@@ -1,0 +1,106 @@
+"""Codes over Matryoshka embeddings: recall, byte accounting, adapter, cache, the comparison run."""
+
+import numpy as np
+import pytest
+import torch
+
+from vqladder.embed.core import (PrefixRVQ, embed_cached, prefix_neighbour_loss, prefix_schedule, split_texts,
+                                 train_adapter)
+from vqladder.embed.experiment import EmbedConfig, exact_topk, method_fits, recalls, run_embed_eval, run_method
+from vqladder.errors import VQLadderError
+
+
+def _planted(n=600, dim=64, clusters=30, seed=0):
+    g = np.random.default_rng(seed)
+    centers = g.normal(size=(clusters, dim))
+    x = centers[g.integers(clusters, size=n)] + 0.3 * g.normal(size=(n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_recall_on_planted_neighbours():
+    db = _planted(200, 16, clusters=200)
+    q = db[:5] + 0.01
+    truth = exact_topk(q, db, 10)
+    assert truth[:, 0].tolist() == [0, 1, 2, 3, 4]
+    perfect = exact_topk(q, db, 100)
+    assert recalls(perfect, truth) == {"recall@1": 1.0, "recall@10": 1.0, "recall@100": 1.0}
+    shifted = np.roll(perfect, 1, axis=1)  # true neighbour pushed to rank 2, last one dropped from the top 10
+    r = recalls(shifted, truth)
+    assert r["recall@1"] == 0.0 and r["recall@10"] == pytest.approx(0.9)
+
+
+def test_byte_accounting_per_method():
+    x = _planted(800, 64)
+    raw = {"train": x[:500], "db": x[500:750], "q": x[750:]}
+    for m, b in [("faiss-pq", 8), ("faiss-opq-pq", 4), ("faiss-rq", 4), ("ours-prefix-rvq", 8), ("ours-rvq", 4)]:
+        pytest.importorskip("faiss")
+        _, _, _, extra = run_method(m, b, raw, raw)
+        assert extra["bytes"] == b, m
+    assert method_fits("float32-trunc", 6, 64) is not None   # not whole float32 dims
+    assert method_fits("binary", 16, 64) is not None         # 128 bits > 64 dims
+    assert method_fits("faiss-pq", 24, 64) is not None       # 64 not divisible by 24
+    assert method_fits("int8", 32, 64) is None
+    q = PrefixRVQ(64, prefix_schedule(6, 64))
+    assert q.prefixes == [16, 32, 64, 64, 64, 64] and q.bytes_per_vector == 6
+
+
+def test_prefix_rvq_refines_coarse_to_fine():
+    x = _planted(1500, 64)
+    q = PrefixRVQ(64, prefix_schedule(8, 64))
+    q.fit(x[:1200])
+    errs = []
+    for k in (1, 2, 4, 8):
+        sub = PrefixRVQ(64, q.prefixes[:k])
+        sub.stages = torch.nn.ModuleList(list(q.stages)[:k])
+        rec = sub.decode(q.encode(x[1200:])[:, :k])
+        errs.append(float(((rec - x[1200:]) ** 2).sum(1).mean()))
+    assert errs == sorted(errs, reverse=True) and errs[-1] < 0.6 * errs[0]
+
+
+def test_adapter_lowers_prefix_neighbour_loss():
+    x = _planted(800, 64)
+    before = float(prefix_neighbour_loss(torch.from_numpy(x[600:]), torch.from_numpy(x[600:]), [8, 16, 32, 64]))
+    ad, curve = train_adapter(x[:600], steps=150, batch=256, prefixes=[8, 16, 32, 64])
+    with torch.no_grad():
+        after = float(prefix_neighbour_loss(ad(torch.from_numpy(x[600:])), torch.from_numpy(x[600:]), [8, 16, 32, 64]))
+    assert curve[-1] < curve[0]
+    assert after < 0.8 * before  # held-out rows too
+
+
+class CountingEmbedder:
+    def __init__(self, dim=32):
+        self.calls, self.dim = 0, dim
+
+    def __call__(self, texts):
+        self.calls += 1
+        out = np.stack([np.random.default_rng(abs(hash(t)) % (1 << 32)).normal(size=self.dim) for t in texts])
+        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_embedding_cache_invalidates_on_texts_or_model(tmp_path):
+    e = CountingEmbedder()
+    a = embed_cached(["one text", "two texts"], "m1", tmp_path, e, progress=False)
+    embed_cached(["one text", "two texts"], "m1", tmp_path, e, progress=False)
+    assert e.calls == 1 and a.shape == (2, 32)
+    embed_cached(["one text", "three texts"], "m1", tmp_path, e, progress=False)
+    assert e.calls == 2
+    embed_cached(["one text", "two texts"], "m2", tmp_path, e, progress=False)
+    assert e.calls == 3
+    with pytest.raises(VQLadderError, match="empty"):
+        embed_cached([], "m1", tmp_path, e)
+
+
+def test_split_texts_and_comparison_run(tmp_path, tiny_corpus):
+    texts = split_texts(str(tiny_corpus))
+    assert len(texts) > 100 and all(30 <= len(t) <= 400 for t in texts) and len(set(texts)) == len(texts)
+    pytest.importorskip("faiss")
+    cfg = EmbedConfig(name="e", out_dir=str(tmp_path), corpora=[str(tiny_corpus)], queries=20, database=200,
+                      min_train=100, budgets=[4, 8], adapter_steps=20, concepts=2)
+    res = run_embed_eval(cfg, embedder=CountingEmbedder(32), log=lambda m: None)
+    got = {(r["method"], r["bytes"]) for r in res["rows"] if "note" not in r}
+    assert ("ours-prefix-rvq", 4) in got and ("faiss-pq", 8) in got and ("float32-trunc", 8) in got
+    assert any(r.get("note") for r in res["rows"])  # binary at 8 bytes needs 64 dims > 32
+    assert (cfg.dir / "recall_vs_bytes.png").is_file() and "faiss-opq-pq" in (cfg.dir / "results.md").read_text()
+    assert res["concepts"] and res["concepts"][0]["texts"]
+    with pytest.raises(VQLadderError, match="unknown method"):
+        run_embed_eval(EmbedConfig(methods=["lsh"]))
