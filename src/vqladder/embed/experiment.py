@@ -45,6 +45,8 @@ class EmbedConfig:
     corpora: list[str] = field(default_factory=lambda: ["builtin"])   # corpus specs, texts split from each
     model: str = "minilm"             # sentence-transformers model (minilm = offline all-MiniLM-L6-v2)
     max_texts: int = 0                # cap on texts (0 = all)
+    min_chars: int = 30               # shortest text kept
+    max_chars: int = 400              # longer paragraphs are split into sentences
     queries: int = 500                # held-out queries
     database: int = 20000             # database size (the rest, minus queries, trains)
     min_train: int = 2000             # refuse to run with fewer training texts
@@ -188,7 +190,7 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
     save_yaml(cfg, d / "embed.yaml")
     texts = []
     for c in cfg.corpora:
-        got = split_texts(c)
+        got = split_texts(c, cfg.min_chars, cfg.max_chars)
         log(f"{len(got):,} texts from {c}")
         texts += got
     if cfg.max_texts:
@@ -307,7 +309,7 @@ def build_index(cfg: EmbedConfig, out: str | Path, n_bytes: int = 16, embedder=N
     ``vqladder embed encode`` / ``search`` use (texts.json, codes.npy, model.pt, index.json)."""
     log = log or (lambda m: print(f"[embed] {m}", file=sys.stderr, flush=True))
     cfg.validate()
-    texts = [t for c in cfg.corpora for t in split_texts(c)]
+    texts = [t for c in cfg.corpora for t in split_texts(c, cfg.min_chars, cfg.max_chars)]
     if cfg.max_texts:
         texts = texts[:cfg.max_texts]
     if len(texts) < 300:
