@@ -248,3 +248,28 @@ def test_generate_cli_shows_levels(trained_ladder):
     with contextlib.redirect_stdout(dec):
         assert main(["ladder-decode", str(cfg.dir), "--level", "2", "--codes", " ".join(codes)]) == 0
     assert len(dec.getvalue()) > 0
+
+
+def test_joint_finetuning_changes_levels_and_is_loaded(tmp_path, tiny_corpus):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from helpers import tiny_ladder_config
+    from vqladder.data import prepare
+    from vqladder.experiments.ladder import train_ladder
+    from vqladder.train.checkpoint import load_model
+
+    prepare(str(tiny_corpus), "bytes", tmp_path / "data", block_size=512, progress=False)
+    cfg = tiny_ladder_config(tmp_path / "data", tmp_path / "runs", steps=10)
+    cfg.joint_steps = 5
+    cfg.eval.samples = 0
+    train_ladder(cfg, log=lambda m: None)
+    d = cfg.dir
+    before, _, _ = load_model(d / "level1", "sequence_compressor")
+    after, _, _ = load_model(d / "joint" / "level1", "sequence_compressor")
+    diff = sum(float((a - b).abs().sum().detach()) for a, b in zip(before.parameters(), after.parameters()))
+    assert diff > 0
+    lad = Ladder.load(d)
+    loaded = dict(lad.levels[0].named_parameters())
+    assert all(torch.equal(loaded[n], p) for n, p in after.named_parameters())

@@ -14,6 +14,7 @@ Directory layout (written by ``vqladder train-ladder``)::
 
     ladder.yaml  tokenizer/  results.json  results.md
     level1/ level2/ …      compressor run directories (checkpoints, metrics.jsonl, results.json)
+    joint/level1/ …        the levels after joint fine-tuning (``joint_steps`` > 0), used instead when present
     codes/level1.train.npy codes/level1.val.npy …   precomputed code streams
     up1/ up2/ …            upsamplers (level k codes -> level k-1 symbols)
     prior/                 top-level prior;   flat/   the flat causal LM baseline
@@ -83,8 +84,10 @@ class Ladder:
             raise VQLadderError(f"ladder directory {d} is missing level {missing} ({d / LEVEL_DIR.format(missing)}); "
                                 f"train it with `vqladder train-ladder`")
         levels, ups = [], []
+        joint = (d / "joint" / "done.json").is_file()  # jointly fine-tuned levels replace the bottom-up ones
         for k in range(1, n + 1):
-            levels.append(_load_part(d / LEVEL_DIR.format(k), "sequence_compressor", f"level {k}"))
+            src = d / "joint" / LEVEL_DIR.format(k) if joint else d / LEVEL_DIR.format(k)
+            levels.append(_load_part(src, "sequence_compressor", f"level {k}"))
             up_dir = d / UP_DIR.format(k)
             ups.append(_load_part(up_dir, "upsampler", f"upsampler {k}") if (up_dir / "results.json").is_file()
                        or need_upsamplers else None)
