@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from vqladder.embed.core import (PrefixRVQ, embed_cached, prefix_neighbour_loss, prefix_schedule, split_texts,
-                                 train_adapter)
-from vqladder.embed.experiment import EmbedConfig, exact_topk, method_fits, recalls, run_embed_eval, run_method
+from vqladder.data.embeddings import embed_cached, split_texts
+from vqladder.models.matryoshka import PrefixRVQ, prefix_neighbour_loss, prefix_schedule, train_adapter
+from vqladder.experiments.matryoshka import EmbedConfig, exact_topk, method_fits, recalls, run_embed_eval, run_method
 from vqladder.errors import VQLadderError
 
 

@@ -6,7 +6,7 @@ import torch
 
 from vqladder.errors import VQLadderError
 from vqladder.ladder import beam_search
-from vqladder.plan.maze import (END, EpisodeCodec, Layout, MazeConfig, make_dataset, make_layout, return_bucket,
+from vqladder.data.maze import (END, EpisodeCodec, Layout, MazeConfig, make_dataset, make_layout, return_bucket,
                                 validate)
 
 U, D, L, R = 0, 1, 2, 3
@@ -97,7 +97,7 @@ def test_beam_search_budget_with_scorer_cost():
 @pytest.fixture(scope="module")
 def tiny_plan(tmp_path_factory):
     from vqladder.config import build
-    from vqladder.plan.experiment import PlanConfig, run_plan_experiment
+    from vqladder.experiments.planning import PlanConfig, run_plan_experiment
 
     tmp = tmp_path_factory.mktemp("plan")
     small = {"steps": 20, "batch_size": 16, "warmup": 5, "eval_every": -1, "ckpt_every": 10, "log_every": 10,

@@ -279,7 +279,7 @@ def cmd_ladder_decode(a) -> int:
 
 def cmd_plan_experiment(a) -> int:
     from .config import load_config
-    from .plan.experiment import PlanConfig, run_plan_experiment
+    from .experiments.planning import PlanConfig, run_plan_experiment
 
     config, overrides = _split_config_args(a.args)
     cfg = load_config(PlanConfig, config, overrides)
@@ -302,8 +302,8 @@ def cmd_plan(a) -> int:
     import torch
 
     from .config import load_config
-    from .plan.experiment import FlatPlanner, LadderPlanner, PlanConfig, Verifier
-    from .plan.maze import MOVES, EpisodeCodec, make_layout, random_task, validate
+    from .experiments.planning import FlatPlanner, LadderPlanner, PlanConfig, Verifier
+    from .data.maze import MOVES, EpisodeCodec, make_layout, random_task, validate
     from .train.checkpoint import load_model
 
     d = Path(a.run)
@@ -367,7 +367,7 @@ def cmd_plan(a) -> int:
 
 def cmd_embed(a) -> int:
     from .config import load_config
-    from .embed.experiment import CodeIndex, EmbedConfig, build_index, run_embed_eval
+    from .experiments.matryoshka import CodeIndex, EmbedConfig, build_index, run_embed_eval
 
     if a.embed_cmd in ("eval", "build"):
         config, overrides = _split_config_args(a.args)

@@ -1,4 +1,5 @@
-"""Data: corpora, tokenizers, memmap token shards and the window sampler."""
+"""Data: corpora, tokenizers, memmap token shards, the window sampler; the rooms maze (``maze``) and
+cached sentence embeddings (``embeddings``) as synthetic / derived domains."""
 
 from .corpus import Corpus, open_corpus  # noqa: F401
 from .tokenizers import Tokenizer, load_tokenizer, make_tokenizer  # noqa: F401

@@ -43,7 +43,7 @@ from ..models import CodePrior, CompressorConfig, PriorConfig, SequenceCompresso
 from ..quantize import QuantizerConfig
 from ..train import Trainer, TrainerConfig
 from ..train.checkpoint import latest_valid_checkpoint, load_model
-from .maze import END, EpisodeCodec, Layout, MazeConfig, make_dataset, validate
+from ..data.maze import END, EpisodeCodec, Layout, MazeConfig, make_dataset, validate
 
 
 @dataclass

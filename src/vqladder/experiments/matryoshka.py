@@ -31,8 +31,9 @@ import torch
 from ..config import save_yaml
 from ..errors import VQLadderError
 from ..io import atomic_write_json, atomic_write_text
-from .core import (PREFIXES, PrefixRVQ, apply_adapter, embed_cached, prefix_neighbour_loss, prefix_schedule,
-                   split_texts, train_adapter)
+from ..data.embeddings import embed_cached, split_texts
+from ..models.matryoshka import (PREFIXES, PrefixRVQ, apply_adapter, prefix_neighbour_loss, prefix_schedule,
+                                 train_adapter)
 
 METHODS = ["float32-trunc", "float32-trunc-raw", "int8", "binary", "faiss-pq", "faiss-opq-pq", "faiss-rq",
            "ours-prefix-rvq", "ours-rvq"]
@@ -342,7 +343,7 @@ class CodeIndex:
     """A built index: embed new text, encode it to codes, search the database by decoded codes."""
 
     def __init__(self, path: str | Path, embedder=None):
-        from .core import MatryoshkaAdapter
+        from ..models.matryoshka import MatryoshkaAdapter
 
         d = Path(path)
         if not (d / "index.json").is_file():

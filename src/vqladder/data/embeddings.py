@@ -1,0 +1,80 @@
+"""Texts and cached sentence embeddings for the embedding ladder (``models.matryoshka``).
+
+* ``split_texts(corpus)``: sentences / short paragraphs of a corpus (built-in, files, tinyshakespeare).
+* ``embed_cached(texts, model, cache_dir)``: sentence-transformers embeddings, batched, stored as a ``.npy``
+  with a JSON meta holding the model name and a SHA-256 of the texts: a change of either re-embeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import VQLadderError
+from ..io import atomic_write_json
+
+
+# -- texts ----------------------------------------------------------------------------------------------------------
+def split_texts(corpus: str, min_chars: int = 30, max_chars: int = 400, limit: int = 0) -> list[str]:
+    """Sentences and short paragraphs of ``corpus`` (a corpus spec: builtin, a file, a folder, ...),
+    whitespace-normalised, deduplicated, in corpus order."""
+    from .corpus import open_corpus
+
+    out, seen = [], set()
+    for doc in open_corpus(corpus):
+        for para in re.split(r"\n\s*\n", doc):
+            para = " ".join(para.split())
+            if not para:
+                continue
+            pieces = [para] if len(para) <= max_chars else re.split(r"(?<=[.!?;:])\s+", para)
+            for p in pieces:
+                p = p.strip()
+                if min_chars <= len(p) <= max_chars and p not in seen:
+                    seen.add(p)
+                    out.append(p)
+                    if limit and len(out) >= limit:
+                        return out
+    return out
+
+
+def texts_hash(texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8", "replace"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def embed_cached(texts: list[str], model: str, cache_dir: str | Path, embedder=None, batch: int = 256,
+                 progress: bool = True) -> np.ndarray:
+    """Embeddings [n, d] float32 (L2-normalised), cached in ``cache_dir`` by (model, texts hash)."""
+    if not texts:
+        raise VQLadderError("no texts to embed (the text list is empty)")
+    d = Path(cache_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(f"{model}\0{texts_hash(texts)}".encode()).hexdigest()[:16]
+    arr, meta = d / f"emb-{key}.npy", d / f"emb-{key}.json"
+    if arr.is_file() and meta.is_file():
+        m = json.loads(meta.read_text())
+        if m.get("model") == model and m.get("texts_sha256") == texts_hash(texts) and m.get("n") == len(texts):
+            return np.load(arr, mmap_mode="r")
+    if embedder is None:
+        from ..eval.gist import load_embedder
+
+        embedder = load_embedder(model)
+    from tqdm import tqdm
+
+    chunks = []
+    for s in tqdm(range(0, len(texts), batch), desc=f"embedding {len(texts)} texts", disable=not progress,
+                  leave=False):
+        chunks.append(np.asarray(embedder(texts[s:s + batch]), dtype=np.float32))
+    emb = np.concatenate(chunks)
+    tmp = arr.with_name(arr.stem + ".tmp.npy")
+    np.save(tmp, emb)
+    tmp.replace(arr)
+    atomic_write_json(meta, {"model": model, "texts_sha256": texts_hash(texts), "n": len(texts), "dim": int(emb.shape[1])})
+    return np.load(arr, mmap_mode="r")
