@@ -66,6 +66,7 @@ def run(kind: str, impl: str, steps: int, shards) -> dict:
     cfg = demo_config(steps=steps)
     cfg.model.vocab_size = shards.vocab_size
     cfg.model.quantizer.kind = kind
+    cfg.model.quantizer.norm = "none"  # the same FSQ algorithm as vector-quantize-pytorch's (equal codes, tested)
     cfg.train.progress = False
     cfg.train.eval_every = -1
     cfg.train.ckpt_every = -1
@@ -99,6 +100,7 @@ def step_timing(steps: int = 10) -> list[dict]:
         for impl in ("vqladder", "vector-quantize-pytorch"):
             cfg = demo_config()
             cfg.model.vocab_size, cfg.model.quantizer.kind = 1024, kind
+            cfg.model.quantizer.norm = "none"
             torch.manual_seed(0)
             m = SequenceCompressor(cfg.model)
             if impl != "vqladder":
