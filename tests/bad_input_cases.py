@@ -57,6 +57,15 @@ CASES = [
     ("ladder directory with a missing level", "generate {tmp}/ladder-missing", "missing level 2"),
     ("prompt longer than the prior's context", "generate {ladder} --prompt-file {corpus}",
      "more than the prior's context"),
+    ("embedding budget no method can meet", "embed eval methods=[float32-trunc] budgets=[3] out_dir={tmp}/e",
+     "no method can store 3 bytes"),
+    ("embedding model path that does not exist", "embed eval corpora=[{corpus}] model={tmp}/no-model database=100 min_train=10 out_dir={tmp}/e",
+     "embedding model path does not exist"),
+    ("corpus that yields no texts to embed", "embed eval corpora=[{tmp}/short.txt] out_dir={tmp}/e", "no texts"),
+    ("embedding index that does not exist", "embed search {tmp}/no-index --query hi", "not an embedding index"),
+    ("planning budget of zero", "plan-experiment search.budgets=[0] out_dir={tmp}/p", "budget multiples must be > 0"),
+    ("unknown planning search method", "plan-experiment search.methods=[astar] out_dir={tmp}/p",
+     "search method must be beam or sample"),
     ("ladder config with misaligned levels", "train-ladder {ladder_cfg} name=bad2 "
      "'levels=[{{model: {{in_len: 32, out_len: 8}}}}, {{model: {{in_len: 6, out_len: 2}}}}]'", "must be a multiple of level 1"),
 ]
@@ -89,6 +98,7 @@ def make_context(tmp: Path) -> dict:
     (tmp / "emptydir" / "image.png").write_bytes(b"\x89PNG")
     (tmp / "bad.jsonl").write_text('{"body": "no text field"}\n')
     (tmp / "bad.yaml").write_text("model: [unclosed\n")
+    (tmp / "short.txt").write_text("too short\nshort too\n")
     shutil.copytree(run, tmp / "truncated")
     for c in (tmp / "truncated" / "checkpoints").iterdir():
         w = c / "model.safetensors"
@@ -147,7 +157,7 @@ if __name__ == "__main__":
             cmd = argv
             for k, v in names.items():
                 cmd = cmd.replace(k, v)
-            cmd = "vqladder " + cmd.replace("|", "\\|")
+            cmd = "vqladder " + cmd.replace("{{", "{").replace("}}", "}").replace("|", "\\|")
             print(f"| {i} | {what} | `{cmd}` | {code} | {msg} |")
         print("\nNot errors: undecodable bytes in a text corpus are replaced by U+FFFD and counted in one warning line"
               " (`warning: N undecodable byte(s) …`) and in `meta.json`'s `replacements`.")

@@ -71,6 +71,15 @@ class EmbedConfig:
             raise VQLadderError(f"budgets must be positive byte counts, got {self.budgets}")
         if not self.corpora:
             raise VQLadderError("corpora is empty")
+        if self.model != "minilm" and not Path(self.model).exists():  # as eval.gist.load_embedder, but first
+            raise VQLadderError(f"embedding model path does not exist: {self.model} (use minilm or a local model folder)")
+        self.check_budgets(1 << 20)  # before embedding: budgets no method can meet at any width
+
+    def check_budgets(self, dim: int) -> None:
+        for b in self.budgets:
+            if all(method_fits(m, b, dim) for m in self.methods):
+                why = "; ".join(f"{m}: {method_fits(m, b, dim)}" for m in self.methods)
+                raise VQLadderError(f"no method can store {b} bytes per vector ({why})")
 
 
 def method_fits(method: str, n_bytes: int, dim: int) -> str | None:
@@ -189,15 +198,16 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
     d = cfg.dir
     d.mkdir(parents=True, exist_ok=True)
     save_yaml(cfg, d / "embed.yaml")
-    texts = []
+    texts, counts = [], []
     for c in cfg.corpora:
         got = split_texts(c, cfg.min_chars, cfg.max_chars)
-        log(f"{len(got):,} texts from {c}")
+        counts.append(f"{len(got):,} from {c}")
         texts += got
     if cfg.max_texts:
         texts = texts[:cfg.max_texts]
     if not texts:
-        raise VQLadderError("the corpora gave no texts (empty text list)")
+        raise VQLadderError(f"the corpora gave no texts of {cfg.min_chars}-{cfg.max_chars} characters (empty text list)")
+    log("texts: " + ", ".join(counts))
     rng = np.random.default_rng(cfg.seed)
     order = rng.permutation(len(texts))
     n_q = min(cfg.queries, len(texts) // 10)
@@ -209,6 +219,7 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
     emb = np.asarray(embed_cached(texts, cfg.model, Path(cfg.out_dir) / "embed-cache", embedder))
     raw = {k: emb[v] for k, v in idx.items()}
     dim = emb.shape[1]
+    cfg.check_budgets(dim)
     log(f"{len(texts):,} texts embedded ({dim} dims): train {len(idx['train']):,}, database {n_db:,}, queries {n_q}")
     adapter, curve = None, []
     if cfg.adapter:
