@@ -349,13 +349,10 @@ def cmd_plan(a) -> int:
     cond = codec.cond(lay, start, goal, 3)
     scorer = Verifier(lay, start, goal, cfg.search.dense_verifier) if a.scorer == "verifier" else None
     budget = a.budget * T
-    if a.contender == "ladder":
-        fn = planner.prior.step_fn(torch.as_tensor(cond).long())
     moves, used = planner.plan(cond, a.method, scorer, budget, seed=a.seed)
     if a.contender == "ladder":
         codes = planner.comp.encode(torch.as_tensor(moves).long()[None])[0].tolist()
         print(f"plan codes (level 1, {cfg.ladder.chunk} moves each): {' '.join(map(str, codes))}")
-        del fn
     o = validate(lay, start, goal, moves.tolist())
     shown = "".join(MOVES[m] if m < 4 else "." for m in moves.tolist()[:max(o.length, 1)])
     print(f"moves: {shown}")

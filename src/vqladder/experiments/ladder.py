@@ -288,7 +288,6 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
         n_pairs = min(len(low_va) // lv.in_len, len(par_va) // lv.out_len)
 
         def up_eval(m, low_va=low_va, par_va=par_va, lv=lv, n_pairs=n_pairs):
-            s = PairSampler(low_va, par_va, lv.in_len, lv.out_len, 1, 0)
             cap = n_pairs if cfg.eval.max_chunks < 0 else min(n_pairs, cfg.eval.max_chunks)
             idx = np.arange(cap, dtype=np.int64)
             tot, n = 0.0, 0
@@ -298,7 +297,6 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
                 par = gather_windows(par_va, st // lv.in_len * lv.out_len, lv.out_len)
                 tot += float(-m.log_prob(par, low).sum())
                 n += low.numel()
-            del s
             return {"ce": tot / max(n, 1), "bits_per_symbol": tot / max(n, 1) / math.log(2)}
 
         run = d / UP_DIR.format(k)

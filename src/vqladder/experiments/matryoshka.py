@@ -31,6 +31,7 @@ import torch
 from ..config import save_yaml
 from ..errors import VQLadderError
 from ..io import atomic_write_json, atomic_write_text
+from ..report import save_figure
 from ..data.embeddings import embed_cached, split_texts
 from ..models.matryoshka import (PREFIXES, PrefixRVQ, apply_adapter, prefix_neighbour_loss, prefix_schedule,
                                  train_adapter)
@@ -309,10 +310,7 @@ def _plot(res: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 # -- a searchable index of our codes ---------------------------------------------------------------------------------

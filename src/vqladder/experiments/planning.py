@@ -38,6 +38,7 @@ import torch
 from ..config import save_yaml, to_dict
 from ..errors import VQLadderError
 from ..io import atomic_write_json, atomic_write_text
+from ..report import save_figure
 from ..ladder.search import beam_search, sample
 from ..models import CodePrior, CompressorConfig, PriorConfig, SequenceCompressor
 from ..quantize import QuantizerConfig
@@ -423,8 +424,6 @@ def _plot(res: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     agg = _agg(res["rows"])
     for ax, method in zip(axes, ("beam", "sample")):
-        for (who, m, sc, _), _ in agg.items():
-            pass
         for who, color in (("flat", "tab:blue"), ("ladder", "tab:red")):
             for sc, ls in (("likelihood", "--"), ("verifier", "-")):
                 pts = sorted((k[3], np.mean([r["success"] for r in v])) for k, v in agg.items()
@@ -438,7 +437,4 @@ def _plot(res: dict, path: Path) -> None:
     axes[0].set_ylabel("success rate (held-out layouts)")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from ..io import atomic_write_text
+from . import save_figure
 
 GIST = ["gist_semantic", "gist_semantic_random", "gist_semantic_frequent", "gist_retrieval_top1",
         "gist_retrieval_top5", "gist_bow_f1", "gist_token_recall"]
@@ -197,9 +198,7 @@ def plots(rows: list[dict], refs: dict, out_dir: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    p = out_dir / "acc_vs_bits.png"
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
+    p = save_figure(fig, out_dir / "acc_vs_bits.png")
     paths.append(p)
     # 2. heatmap compression x codebook size (first quantiser kind, parallel decoder, depth 1)
     kind = sorted({g["kind"] for g in groups})[0] if groups else "fsq"
@@ -224,9 +223,7 @@ def plots(rows: list[dict], refs: dict, out_dir: Path) -> list[Path]:
         ax.set_title(f"held-out token accuracy ({kind})")
         fig.colorbar(im)
         fig.tight_layout()
-        p = out_dir / "heatmap_acc.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
+        p = save_figure(fig, out_dir / "heatmap_acc.png")
         paths.append(p)
     # 3. code usage per cell
     fig, ax = plt.subplots(figsize=(max(5, 0.35 * len(rows) + 2), 3.5))
@@ -236,9 +233,7 @@ def plots(rows: list[dict], refs: dict, out_dir: Path) -> list[Path]:
     ax.set_xticks(range(len(rows)), [r["cell"] for r in rows], rotation=70, fontsize=6)
     ax.set_ylabel("held-out code usage")
     fig.tight_layout()
-    p = out_dir / "usage.png"
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
+    p = save_figure(fig, out_dir / "usage.png")
     paths.append(p)
     return paths
 
