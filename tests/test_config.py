@@ -70,6 +70,12 @@ def test_every_shipped_config_loads(path):
         from vqladder.experiments.matryoshka import EmbedConfig
 
         assert load_config(EmbedConfig, path).database >= 20000
+    elif path.name.startswith("variable"):
+        from vqladder.experiments.variable import VariableExpConfig
+
+        cfg = load_config(VariableExpConfig, path)
+        cfg.validate()
+        assert len(cfg.targets) >= 3 and set(cfg.methods) == {"fixed", "entropy", "learned"}
     else:
         cfg = load_config(RunConfig, path)
         assert cfg.model.in_len % cfg.model.out_len == 0

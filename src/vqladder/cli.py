@@ -12,6 +12,7 @@
   ladder-encode / ladder-decode   text <-> the codes of any ladder level
   plan-experiment  flat vs ladder planners on the rooms maze (held-out layouts, seeds, budgets)
   plan      plan one maze episode with a trained planner and draw it
+  variable  variable-length codes (entropy / learned boundaries) vs fixed rate at equal bits
   embed     codes over Matryoshka embeddings vs FAISS at equal bytes; build / encode / search an index
 
 Bad input (missing paths, bad configs, corrupt checkpoints, out-of-range codes) prints one line
@@ -289,6 +290,18 @@ def cmd_plan_experiment(a) -> int:
     return 0
 
 
+def cmd_variable(a) -> int:
+    from .config import load_config
+    from .experiments.variable import VariableExpConfig, run_variable
+
+    config, overrides = _split_config_args(a.args)
+    cfg = load_config(VariableExpConfig, config, overrides)
+    run_variable(cfg)
+    print((cfg.dir / "results.md").read_text())
+    print(f"written: {cfg.dir}/results.{{json,md}}, ratio_over_training.png, acc_vs_bits.png, boundaries.html")
+    return 0
+
+
 def _cell(text: str, what: str) -> tuple[int, int]:
     try:
         r, c = (int(v) for v in text.split(","))
@@ -538,6 +551,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--start", help="start cell ROW,COL")
     s.add_argument("--goal", help="goal cell ROW,COL")
     s.set_defaults(func=cmd_plan)
+
+    s = sub.add_parser("variable", help="variable-length codes (entropy / learned boundaries) vs fixed rate",
+                       description="Train one variable-rate compressor per boundary method (fixed | entropy | "
+                                   "learned) and target ratio (tokens per code) on the same windows; report "
+                                   "held-out accuracy, achieved ratio and bits/token with the boundary bits "
+                                   "counted, the fixed baseline at equal bits, plots and a boundary rendering. "
+                                   "Resumable.\n"
+                                   "  vqladder variable configs/variable_cpu.yaml\n"
+                                   "  vqladder variable configs/variable_cpu.yaml name=variable-synth synthetic.enabled=true\n"
+                                   "  vqladder variable configs/variable_cpu.yaml targets=[4] methods=[fixed,learned]",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("args", nargs="*", help="VARIABLE.yaml then key.sub=value overrides")
+    s.set_defaults(func=cmd_variable)
 
     s = sub.add_parser("embed", help="codes over Matryoshka embeddings: eval vs FAISS, build an index, encode, search",
                        description="  vqladder embed eval configs/embed_cpu.yaml      recall vs bytes, ours vs FAISS\n"

@@ -3,7 +3,8 @@
 * ``acc``          token accuracy of the argmax reconstruction
 * ``exact_match``  fraction of chunks reconstructed with every token right
 * ``ce`` / ``ce_bits``  reconstruction cross-entropy per token (nats / bits)
-* ``bits_per_token``  M * log2(K) / N, the rate of the code (x depth for residual codes)
+* ``bits_per_token``  M * log2(K) / N, the rate of the code (x depth for residual codes); for a variable-rate
+                      model the measured rate, boundaries included, and ``ratio`` (tokens per code)
 * ``usage``, ``perplexity``, ``dead_codes``  over all held-out codes (dead = never used on the val set)
 """
 
@@ -40,6 +41,7 @@ def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chu
     tot_ce = tot_correct = tot_tokens = exact = chunks = 0.0
     free_correct = free_tokens = free_exact = free_chunks = 0.0
     ar = getattr(model, "autoregressive", False)
+    seg_total = bits_total = 0.0  # variable-rate models: measured segments and bits (codes + boundaries)
     examples = []
     gist_pairs: list[tuple[list[int], list[int]]] = []
     for s in range(0, len(starts), batch_size):
@@ -55,6 +57,9 @@ def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chu
         exact += float(right.all(1).sum())
         chunks += batch.shape[0]
         codes = q.codes.reshape(-1) if q.codes.dim() == 2 else q.codes[..., 0].reshape(-1)
+        if hasattr(q, "segments"):
+            seg_total += float(q.segments.sum())
+            bits_total += float(model.chunk_bits(q.segments).sum())
         hist += torch.bincount(codes, minlength=K).float()
         if ar and free_chunks < free_running_chunks:
             k = int(min(free_running_chunks - free_chunks, batch.shape[0]))
@@ -70,7 +75,8 @@ def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chu
                 gist_pairs.append((batch[i].tolist(), pred[i].tolist()))
         if len(examples) < return_examples:
             for i in range(min(return_examples - len(examples), batch.shape[0])):
-                examples.append((batch[i].tolist(), pred[i].tolist(), q.codes[i].tolist()))
+                row_codes = q.padded_codes[i] if hasattr(q, "padded_codes") else q.codes[i]
+                examples.append((batch[i].tolist(), pred[i].tolist(), row_codes.tolist()))
     model.train(was)
     hs = histogram_stats(hist)
     res = {
@@ -84,6 +90,9 @@ def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chu
         "dead_codes": int((hist == 0).sum()),
         "chunks": int(chunks),
     }
+    if seg_total:
+        res["bits_per_token"] = bits_total / tot_tokens
+        res["ratio"] = tot_tokens / seg_total
     if ar:
         res["acc_free"] = free_correct / max(free_tokens, 1)
         res["exact_match_free"] = free_exact / max(free_chunks, 1)

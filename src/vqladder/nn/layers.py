@@ -94,8 +94,10 @@ class Block(nn.Module):
         self.xattn = Attention(dim, n_heads, cross=True, dropout=dropout) if cross else None
         self.n2, self.mlp = RMSNorm(dim), MLP(dim, mlp_ratio)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
-        x = x + self.attn(self.n1(x), causal=causal)
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, causal: bool = False,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``mask``: optional boolean attention mask (True = may attend), broadcast to [b, heads, t, t]."""
+        x = x + self.attn(self.n1(x), causal=causal, mask=mask)
         if self.xattn is not None and context is not None:
             x = x + self.xattn(self.nx(x), context=context)
         return x + self.mlp(self.n2(x))

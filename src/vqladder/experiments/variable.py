@@ -1,0 +1,349 @@
+"""Variable-length codes: does letting the content decide how many codes a chunk gets buy accuracy at equal
+bits? ``vqladder variable CONFIG``.
+
+For every boundary method (``fixed`` | ``entropy`` | ``learned``, see ``models.variable``) and target ratio
+(tokens per code), a ``VariableCompressor`` is trained on the same windows for the same steps; entropy
+boundaries use one small causal LM trained first on the same split. On held-out chunks each cell reports
+token accuracy, the achieved ratio and the measured rate in bits/token **including the bits of the
+boundaries** (fixed boundaries cost none). Because variable cells pay for their boundaries, they are compared
+with the fixed baseline *at equal bits/token*: the fixed cells' accuracy, interpolated (linear in log-rate)
+at each variable cell's rate.
+
+``synthetic.enabled: true`` swaps the corpus for ``data.synthetic.mixed_spans`` (repetitive and random spans
+with per-token labels) and adds the codes per token spent on each kind of span.
+
+Output ``<out_dir>/<name>/``: one run directory per cell (``<method>-r<target>/``, resumable, ``results.json``
+when finished), ``entropy_lm/``, ``results.{json,md}``, ``ratio_over_training.png`` (achieved vs target
+ratio over training), ``acc_vs_bits.png``, ``boundaries.html`` (held-out text with segments marked).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import save_yaml, to_dict
+from ..data import WindowSampler
+from ..data.sampler import gather_windows, val_windows
+from ..data.synthetic import mixed_spans, render_symbols
+from ..errors import VQLadderError
+from ..eval import evaluate_compressor
+from ..io import atomic_write_json, atomic_write_text
+from ..models import CausalLM, LMConfig
+from ..models.variable import BOUNDARY_METHODS, VariableCompressor, VariableConfig, segment_positions
+from ..report import save_figure
+from ..train import Trainer, TrainerConfig
+from ..train.checkpoint import latest_valid_checkpoint, load_model
+from .rung1 import DataConfig, EvalConfig, load_shards
+
+
+@dataclass
+class SyntheticConfig:
+    enabled: bool = False             # use the synthetic mixed-span corpus instead of data.*
+    tokens: int = 200_000             # train tokens (val: a tenth, from another seed)
+    vocab: int = 64                   # symbols
+    seed: int = 0                     # generator seed
+    span: list[int] = field(default_factory=lambda: [16, 64])    # span length range
+    period: list[int] = field(default_factory=lambda: [1, 4])    # repeated-pattern period range
+
+
+@dataclass
+class VariableExpConfig:
+    name: str = "variable"
+    out_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    chunk: int = 64                   # tokens per chunk (the compressor's in_len)
+    targets: list[float] = field(default_factory=lambda: [2.0, 4.0, 8.0])   # tokens per code
+    methods: list[str] = field(default_factory=lambda: ["fixed", "entropy", "learned"])
+    model: VariableConfig = field(default_factory=VariableConfig)   # template: in_len/target/boundary are set per cell
+    train: TrainerConfig = field(default_factory=lambda: TrainerConfig(steps=600, batch_size=32, lr=2e-3, warmup=50,
+                                                                      eval_every=-1, ckpt_every=200, progress=False))
+    entropy_lm: LMConfig = field(default_factory=lambda: LMConfig(d_model=64, n_heads=2, n_layers=2))
+    entropy_lm_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
+        steps=600, batch_size=32, lr=2e-3, warmup=50, eval_every=-1, ckpt_every=200, progress=False))
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    render_chunks: int = 4            # held-out chunks drawn with their segments in boundaries.html
+    threads: int = 0                  # torch threads (0 = default)
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+    def validate(self) -> None:
+        if self.chunk < 2:
+            raise VQLadderError(f"chunk must be >= 2 tokens, got {self.chunk}")
+        if not self.targets or not self.methods:
+            raise VQLadderError("targets and methods must not be empty")
+        for m in self.methods:
+            if m not in BOUNDARY_METHODS:
+                raise VQLadderError(f"unknown boundary method {m!r}; choose from {', '.join(BOUNDARY_METHODS)}")
+        for t in self.targets:
+            if not 1 <= t <= self.chunk:
+                raise VQLadderError(f"target ratio {t} must be between 1 and the chunk length {self.chunk} (tokens per code)")
+            if "fixed" in self.methods and t != int(t):
+                raise VQLadderError(f"fixed boundaries need whole target ratios, got {t}")
+        for t in self.targets:  # build every cell's model config once, so that errors surface before training
+            self.cell_model(2, "fixed" if t == int(t) else "learned", t).validate()
+
+    def cell_model(self, vocab: int, method: str, target: float) -> VariableConfig:
+        return replace(self.model, vocab_size=vocab, in_len=self.chunk, target_ratio=float(target), boundary=method,
+                       entropy_lm=replace(self.entropy_lm))
+
+
+def cell_name(method: str, target: float) -> str:
+    return f"{method}-r{target:g}"
+
+
+# -- data -------------------------------------------------------------------------------------------------------
+def load_streams(cfg: VariableExpConfig) -> dict:
+    """-> {train, val, vocab, tokenizer (or None), val_labels (synthetic only)}."""
+    if cfg.synthetic.enabled:
+        s = cfg.synthetic
+        tr, _ = mixed_spans(s.tokens, s.vocab, s.seed, tuple(s.span), tuple(s.period))
+        va, lab = mixed_spans(max(s.tokens // 10, cfg.chunk), s.vocab, s.seed + 1_000_003, tuple(s.span), tuple(s.period))
+        return {"train": tr, "val": va, "vocab": s.vocab, "tokenizer": None, "val_labels": lab}
+    sh = load_shards(cfg.data, progress=False)
+    if len(sh.val) < cfg.chunk:
+        raise VQLadderError(f"the val split of {sh.dir} has {len(sh.val)} tokens, fewer than one chunk of {cfg.chunk}")
+    return {"train": sh.train, "val": sh.val, "vocab": sh.vocab_size, "tokenizer": sh.tokenizer, "val_labels": None}
+
+
+# -- training ---------------------------------------------------------------------------------------------------
+def _fit(model, tcfg: TrainerConfig, run_dir: Path, stream: np.ndarray, n: int, meta: dict | None = None):
+    partial = latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None
+    tr = Trainer(model, tcfg, run_dir, lambda r, w: WindowSampler(stream, n, tcfg.batch_size, tcfg.seed, r, w),
+                 meta=meta)
+    tr.fit(resume=partial)
+    return tr
+
+
+def train_entropy_lm(cfg: VariableExpConfig, data: dict, log) -> CausalLM:
+    """The small causal LM behind entropy boundaries (trained once per experiment, resumable)."""
+    d = cfg.dir / "entropy_lm"
+    if not (d / "done.json").is_file():
+        lm_cfg = replace(cfg.entropy_lm, vocab_size=data["vocab"], context=cfg.chunk)
+        log(f"training the entropy LM ({cfg.entropy_lm_train.steps} steps)")
+        tr = _fit(CausalLM(lm_cfg), cfg.entropy_lm_train, d, data["train"], cfg.chunk, {"model_config": to_dict(lm_cfg)})
+        atomic_write_json(d / "done.json", {"step": tr.step, "train_time": round(tr.train_time, 2)})
+    return load_model(d, expect_kind="causal_lm")[0]
+
+
+def train_cell(cfg: VariableExpConfig, data: dict, method: str, target: float, lm: CausalLM | None, log) -> dict:
+    d = cfg.dir / cell_name(method, target)
+    if (d / "results.json").is_file():
+        return json.loads((d / "results.json").read_text())
+    mcfg = cfg.cell_model(data["vocab"], method, target)
+    model = VariableCompressor(mcfg)
+    if method == "entropy":
+        model.entropy_lm.load_state_dict(lm.state_dict())
+        calib = gather_windows(data["train"], val_windows(data["train"], cfg.chunk, 512), cfg.chunk)
+        thr = model.calibrate(calib)
+        log(f"{cell_name(method, target)}: entropy threshold {thr:.3f} nats")
+    tcfg = replace(cfg.train, progress=False)
+    log(f"training {cell_name(method, target)} ({sum(p.numel() for p in model.parameters() if p.requires_grad):,} "
+        f"trainable params)")
+    tr = _fit(model, tcfg, d, data["train"], cfg.chunk, {"model_config": to_dict(mcfg)})
+    model = load_model(d, expect_kind="variable_compressor")[0]
+    res = evaluate_compressor(model, data["val"], cfg.eval.batch_size, cfg.eval.max_chunks)
+    res.update({"method": method, "target": float(target), "step": tr.step, "train_time": round(tr.train_time, 2),
+                "codebook_size": model.quantizer.codebook_size, "bits_per_code": model.quantizer.bits_per_code})
+    if data["val_labels"] is not None:
+        res.update(codes_per_token_by_label(model, data["val"], data["val_labels"], cfg.chunk, cfg.eval.max_chunks))
+    atomic_write_json(d / "results.json", res)
+    log(f"{cell_name(method, target)}: acc {res['acc']:.3f}, ratio {res['ratio']:.2f}, "
+        f"{res['bits_per_token']:.3f} bits/token")
+    return res
+
+
+@torch.no_grad()
+def segment_starts(model: VariableCompressor, chunks: torch.Tensor) -> torch.Tensor:
+    """Held-out segment starts[b, n] of ``model`` (eval mode)."""
+    was = model.training
+    model.eval()
+    try:
+        return model(chunks)[1].starts
+    finally:
+        model.train(was)
+
+
+def codes_per_token_by_label(model, tokens: np.ndarray, labels: np.ndarray, n: int, max_chunks: int) -> dict:
+    """Codes spent per token (1 / length of the token's segment) on labelled (repetitive) vs other tokens."""
+    starts_idx = val_windows(tokens, n, max_chunks)
+    per_tok, lab = [], []
+    for s in range(0, len(starts_idx), 64):
+        idx = starts_idx[s:s + 64]
+        st = segment_starts(model, gather_windows(tokens, idx, n))
+        seg, _ = segment_positions(st)
+        lengths = torch.zeros_like(seg).scatter_add_(1, seg, torch.ones_like(seg))
+        per_tok.append((1.0 / lengths.gather(1, seg).double()).numpy().reshape(-1))
+        lab.append(labels[idx[:, None] + np.arange(n)[None, :]].reshape(-1))
+    c, lab = np.concatenate(per_tok), np.concatenate(lab)
+    return {"codes_per_token_repetitive": float(c[lab].mean()), "codes_per_token_random": float(c[~lab].mean())}
+
+
+# -- the experiment -----------------------------------------------------------------------------------------------
+def run_variable(cfg: VariableExpConfig, log=None) -> dict:
+    log = log or (lambda m: print(f"[variable] {m}", file=sys.stderr, flush=True))
+    cfg.validate()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    cfg.dir.mkdir(parents=True, exist_ok=True)
+    saved = cfg.dir / "variable.yaml"
+    if saved.is_file() and any((cfg.dir / cell_name(m, t) / "results.json").is_file()
+                               for m in cfg.methods for t in cfg.targets):
+        from ..config import load_yaml
+
+        old = load_yaml(VariableExpConfig, saved)
+        if to_dict(replace(old, targets=[], methods=[])) != to_dict(replace(cfg, targets=[], methods=[])):
+            raise VQLadderError(f"{cfg.dir} holds cells trained with another config (see {saved}); "
+                                f"use another name= or remove the directory")
+    save_yaml(cfg, saved)
+    data = load_streams(cfg)
+    lm = train_entropy_lm(cfg, data, log) if "entropy" in cfg.methods else None
+    rows = [train_cell(cfg, data, m, t, lm, log) for t in cfg.targets for m in cfg.methods]
+    add_equal_bits(rows)
+    res = {"rows": rows, "chunk": cfg.chunk, "synthetic": cfg.synthetic.enabled,
+           "data": "synthetic" if cfg.synthetic.enabled else cfg.data.corpus,
+           "tokenizer": None if cfg.synthetic.enabled else cfg.data.tokenizer}
+    atomic_write_json(cfg.dir / "results.json", res)
+    atomic_write_text(cfg.dir / "results.md", variable_markdown(res, cfg))
+    _plot_ratio(cfg, cfg.dir / "ratio_over_training.png")
+    _plot_acc(rows, cfg.dir / "acc_vs_bits.png")
+    atomic_write_text(cfg.dir / "boundaries.html", render_boundaries(cfg, data))
+    return res
+
+
+def add_equal_bits(rows: list[dict]) -> None:
+    """Give every variable row ``fixed_acc_at_equal_bits``: the fixed rows' accuracy interpolated (linear in
+    log2 bits/token) at the row's measured rate; NaN outside the fixed rows' range of rates."""
+    fx = sorted((r["bits_per_token"], r["acc"]) for r in rows if r["method"] == "fixed")
+    for r in rows:
+        if r["method"] == "fixed" or len(fx) < 2:
+            continue
+        b = math.log2(r["bits_per_token"])
+        xs = [math.log2(x) for x, _ in fx]
+        r["fixed_acc_at_equal_bits"] = float(np.interp(b, xs, [a for _, a in fx])) if xs[0] <= b <= xs[-1] else float("nan")
+
+
+def _f(v, fmt=".3f"):
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+
+def variable_markdown(res: dict, cfg: VariableExpConfig) -> str:
+    rows = sorted(res["rows"], key=lambda r: (r["target"], BOUNDARY_METHODS.index(r["method"])))
+    src = "synthetic mixed spans" if res["synthetic"] else f"{res['data']} ({res['tokenizer']})"
+    lines = [f"# Variable-length codes ({cfg.name})", "",
+             f"Data: {src}; chunks of {cfg.chunk} tokens; {cfg.train.steps} steps x {cfg.train.batch_size} chunks per "
+             f"cell; held-out chunks: {rows[0]['chunks']}. Rate = codes + boundary bits (log2 n + log2 C(n-1, S-1) "
+             "per chunk; 0 for fixed). `fixed @ equal bits` = the fixed cells' accuracy interpolated at the row's "
+             "rate (– outside their range).", "",
+             "| method | target ratio | achieved ratio | bits/token | of which boundaries | acc | fixed @ equal bits | exact chunks |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        bb = r["bits_per_token"] - r["bits_per_code"] / r["ratio"]
+        lines.append(f"| {r['method']} | {r['target']:g} | {r['ratio']:.2f} | {r['bits_per_token']:.3f} | {bb:.3f} | "
+                     f"{r['acc']:.3f} | {_f(r.get('fixed_acc_at_equal_bits'))} | {r['exact_match']:.3f} |")
+    if res["synthetic"]:
+        lines += ["", "Codes per token on held-out repetitive vs random spans (1 / length of each token's segment):", "",
+                  "| method | target ratio | codes/token, repetitive | codes/token, random | random / repetitive |",
+                  "|---|---|---|---|---|"]
+        for r in rows:
+            a, b = r["codes_per_token_repetitive"], r["codes_per_token_random"]
+            lines.append(f"| {r['method']} | {r['target']:g} | {a:.3f} | {b:.3f} | {b / a:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot_ratio(cfg: VariableExpConfig, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colors = dict(zip(cfg.targets, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for t in cfg.targets:
+        ax.axhline(t, color=colors[t], lw=0.8, ls=":")
+        for m, ls in (("learned", "-"), ("entropy", "--")):
+            p = cfg.dir / cell_name(m, t) / "metrics.jsonl"
+            if m not in cfg.methods or not p.is_file():
+                continue
+            recs = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+            pts = [(r["step"], r["ratio"]) for r in recs if "ratio" in r]
+            if pts:
+                ax.plot(*zip(*pts), ls, color=colors[t], label=f"{m}, target {t:g}")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("achieved ratio (tokens per code, training batches)")
+    ax.set_yscale("log", base=2)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _plot_acc(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m, c in zip(BOUNDARY_METHODS, ("black", "tab:blue", "tab:red")):
+        pts = sorted((r["bits_per_token"], r["acc"], r["target"]) for r in rows if r["method"] == m)
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=c, label=m)
+            for x, y, t in pts:
+                ax.annotate(f"{t:g}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("bits per token (codes + boundaries), held-out")
+    ax.set_ylabel("held-out token accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def render_boundaries(cfg: VariableExpConfig, data: dict) -> str:
+    """HTML: the first held-out chunks, one block per cell, segments on alternating backgrounds."""
+    n = cfg.chunk
+    chunks = gather_windows(data["val"], val_windows(data["val"], n, cfg.render_chunks), n)
+    tok = data["tokenizer"]
+    piece = (lambda t: tok.decode([int(t)])) if tok is not None else (lambda t: render_symbols([t]))
+    out = ["<!doctype html><meta charset='utf-8'><title>segments</title>",
+           "<style>body{font-family:monospace;max-width:60em} span.a{background:#cde} span.b{background:#edc}"
+           " pre{white-space:pre-wrap;line-height:1.6}</style>",
+           f"<h1>{html.escape(cfg.name)}: segment boundaries on held-out chunks</h1>",
+           "<p>Each coloured run is one segment = one code.</p>"]
+    labels = data.get("val_labels")
+    if labels is not None:
+        lab = labels[val_windows(data["val"], n, cfg.render_chunks)[:, None] + np.arange(n)[None, :]]
+        out.append("<h2>ground truth: repetitive (blue) / random (orange) spans</h2>")
+        for row, lr in zip(chunks, lab):
+            out.append("<pre>" + "".join(f"<span class='{'a' if l else 'b'}'>{html.escape(piece(t))}</span>"
+                                         for t, l in zip(row.tolist(), lr)) + "</pre>")
+    for t in cfg.targets:
+        for m in cfg.methods:
+            d = cfg.dir / cell_name(m, t)
+            if not (d / "results.json").is_file():
+                continue
+            model = load_model(d, expect_kind="variable_compressor")[0]
+            st = segment_starts(model, chunks)
+            seg, _ = segment_positions(st)
+            out.append(f"<h2>{m}, target {t:g} tokens per code</h2>")
+            for row, sg in zip(chunks.tolist(), seg.tolist()):
+                spans, cur = [], None
+                for tk, s in zip(row, sg):
+                    if s != cur:
+                        spans.append([s, []])
+                        cur = s
+                    spans[-1][1].append(piece(tk))
+                out.append("<pre>" + "".join(f"<span class='{'ab'[s % 2]}'>{html.escape(''.join(p))}</span>"
+                                             for s, p in spans) + "</pre>")
+    return "\n".join(out) + "\n"
