@@ -66,6 +66,15 @@ CASES = [
     ("planning budget of zero", "plan-experiment search.budgets=[0] out_dir={tmp}/p", "budget multiples must be > 0"),
     ("unknown planning search method", "plan-experiment search.methods=[astar] out_dir={tmp}/p",
      "search method must be beam or sample"),
+    ("variable target ratio below 1", "variable targets=[0.5] out_dir={tmp}/v", "must be between 1 and the chunk length"),
+    ("variable target ratio above the chunk", "variable chunk=16 targets=[32] out_dir={tmp}/v",
+     "must be between 1 and the chunk length 16"),
+    ("unknown boundary method", "variable methods=[bpe] out_dir={tmp}/v", "unknown boundary method 'bpe'"),
+    ("video with zero objects", "video generate data.objects=0 out_dir={tmp}/vid", "need at least one object"),
+    ("video frame smaller than a patch", "video train data.size=8 ae.patch=16 out_dir={tmp}/vid",
+     "smaller than a patch"),
+    ("video horizon longer than the clip", "video eval data.frames=8 context=4 horizon=8 out_dir={tmp}/vid",
+     "longer than the clip"),
     ("ladder config with misaligned levels", "train-ladder {ladder_cfg} name=bad2 "
      "'levels=[{{model: {{in_len: 32, out_len: 8}}}}, {{model: {{in_len: 6, out_len: 2}}}}]'", "must be a multiple of level 1"),
 ]

@@ -70,6 +70,12 @@ def test_every_shipped_config_loads(path):
         from vqladder.experiments.matryoshka import EmbedConfig
 
         assert load_config(EmbedConfig, path).database >= 20000
+    elif path.name.startswith("video"):
+        from vqladder.experiments.video import VideoExpConfig
+
+        cfg = load_config(VideoExpConfig, path)
+        cfg.validate()
+        assert len(cfg.seeds) >= 3 and cfg.data.kind == "balls" and cfg.data.size == 32
     elif path.name.startswith("variable"):
         from vqladder.experiments.variable import VariableExpConfig
 
@@ -92,3 +98,14 @@ def test_demo_yaml_matches_preset():
 def test_indivisible_lengths_rejected():
     with pytest.raises(VQLadderError, match="not divisible"):
         load_config(RunConfig, None, ["model.out_len=48"])
+
+
+def test_partial_nested_override_keeps_the_fields_own_defaults():
+    """``entropy_lm.d_model=32`` must keep the experiment's 2-head default, not fall back to LMConfig's 3."""
+    from vqladder.experiments.planning import PlanConfig
+    from vqladder.experiments.variable import VariableExpConfig
+
+    cfg = load_config(VariableExpConfig, None, ["entropy_lm.d_model=32"])
+    assert (cfg.entropy_lm.d_model, cfg.entropy_lm.n_heads) == (32, 2)
+    plan = load_config(PlanConfig, None, ["flat.model.n_layers=2"])
+    assert (plan.flat.model.n_layers, plan.flat.model.d_model) == (2, 128)

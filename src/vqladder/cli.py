@@ -13,6 +13,7 @@
   plan-experiment  flat vs ladder planners on the rooms maze (held-out layouts, seeds, budgets)
   plan      plan one maze episode with a trained planner and draw it
   variable  variable-length codes (entropy / learned boundaries) vs fixed rate at equal bits
+  video     pixel videos: generate / train / eval / show (latent vs pixel prediction, probes per level)
   embed     codes over Matryoshka embeddings vs FAISS at equal bytes; build / encode / search an index
 
 Bad input (missing paths, bad configs, corrupt checkpoints, out-of-range codes) prints one line
@@ -302,6 +303,34 @@ def cmd_variable(a) -> int:
     return 0
 
 
+def cmd_video(a) -> int:
+    from .config import load_config
+    from .experiments import video as V
+
+    config, overrides = _split_config_args(a.args)
+    cfg = load_config(V.VideoExpConfig, config, overrides)
+    cfg.validate()
+    if a.video_cmd == "generate":
+        out = Path(a.out) if a.out else cfg.dir / "preview.png"
+        V.preview(cfg, out)
+        from .data.video import load_videos
+
+        tr, te = load_videos(cfg.data)
+        print(f"{cfg.data.kind}: train frames {list(tr['frames'].shape)}, held-out {list(te['frames'].shape)}; "
+              f"state: {', '.join(k for k in tr if k != 'frames')}; cached in {cfg.data.cache_dir}; preview {out}")
+    elif a.video_cmd == "train":
+        V.train_video(cfg)
+        print(f"trained: {cfg.dir} (seeds {cfg.seeds}); next: vqladder video eval with the same config")
+    elif a.video_cmd == "eval":
+        V.eval_video(cfg, train_missing=a.train)
+        print((cfg.dir / "results.md").read_text())
+        print(f"written: {cfg.dir}/results.{{json,md}}, {cfg.dir}/strip.png")
+    else:
+        out = V.show(cfg, a.seed, a.clip, Path(a.out) if a.out else cfg.dir / f"show-seed{a.seed}-clip{a.clip}.png")
+        print(f"written: {out}")
+    return 0
+
+
 def _cell(text: str, what: str) -> tuple[int, int]:
     try:
         r, c = (int(v) for v in text.split(","))
@@ -564,6 +593,30 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("args", nargs="*", help="VARIABLE.yaml then key.sub=value overrides")
     s.set_defaults(func=cmd_variable)
+
+    s = sub.add_parser("video", help="pixel videos: latent vs pixel prediction, probes of each level",
+                       description="Small algorithmic videos with known state (balls, sprites, life, colour).\n"
+                                   "  vqladder video generate configs/video_cpu.yaml      clips + a preview PNG\n"
+                                   "  vqladder video train configs/video_cpu.yaml         level 1, level 2, both predictors\n"
+                                   "  vqladder video eval configs/video_cpu.yaml          tables, results.md, strip.png\n"
+                                   "  vqladder video show configs/video_cpu.yaml --clip 3 one held-out clip, predicted\n"
+                                   "Other data: data.kind=life|sprites|colour name=video-life (key=value overrides).",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    vsub = s.add_subparsers(dest="video_cmd", required=True, metavar="ACTION", parser_class=_Parser)
+    for name, hlp in (("generate", "generate (and cache) the clips, write a preview PNG"),
+                      ("train", "train level 1, level 2, the latent and the pixel predictor for every seed"),
+                      ("eval", "evaluate trained seeds: prediction vs horizon, probes, times -> results.md"),
+                      ("show", "draw truth vs latent vs pixel rollouts of one held-out clip")):
+        v = vsub.add_parser(name, help=hlp)
+        v.add_argument("args", nargs="*", help="VIDEO.yaml then key.sub=value overrides")
+        if name in ("generate", "show"):
+            v.add_argument("--out", help="PNG path")
+        if name == "show":
+            v.add_argument("--seed", type=int, default=0, help="trained seed")
+            v.add_argument("--clip", type=int, default=0, help="held-out clip index")
+        if name == "eval":
+            v.add_argument("--train", action="store_true", help="train missing stages first instead of failing")
+    s.set_defaults(func=cmd_video)
 
     s = sub.add_parser("embed", help="codes over Matryoshka embeddings: eval vs FAISS, build an index, encode, search",
                        description="  vqladder embed eval configs/embed_cpu.yaml      recall vs bytes, ours vs FAISS\n"

@@ -95,9 +95,16 @@ def build(cls, data: dict | None, prefix: str = ""):
             f"unknown config key '{prefix}{unknown[0]}'; valid keys here: {', '.join(sorted(types_))}"
         )
     kwargs = {}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for name, typ in types_.items():
         if name in data:
-            kwargs[name] = _coerce(data[name], typ, prefix + name)
+            value = data[name]
+            factory = fields[name].default_factory
+            if isinstance(value, dict) and dataclasses.is_dataclass(typ) and factory is not dataclasses.MISSING:
+                # a partial nested section overrides the field's own default (e.g. a 2-head LM), not the
+                # nested class's defaults
+                value = _merge(to_dict(factory()), value)
+            kwargs[name] = _coerce(value, typ, prefix + name)
     obj = cls(**kwargs)
     if hasattr(obj, "validate"):
         obj.validate()

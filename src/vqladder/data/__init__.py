@@ -1,7 +1,8 @@
 """Data: corpora, tokenizers, memmap token shards, the window sampler; the rooms maze (``maze``) and
-cached sentence embeddings (``embeddings``) as synthetic / derived domains."""
+cached sentence embeddings (``embeddings``), pixel videos (``video``) and synthetic token streams
+(``synthetic``) as synthetic / derived domains."""
 
 from .corpus import Corpus, open_corpus  # noqa: F401
 from .tokenizers import Tokenizer, load_tokenizer, make_tokenizer  # noqa: F401
 from .shards import TokenShards, prepare  # noqa: F401
-from .sampler import WindowSampler, val_windows  # noqa: F401
+from .sampler import RowSampler, WindowSampler, val_windows  # noqa: F401

@@ -84,3 +84,41 @@ def val_windows(tokens: np.ndarray, window: int, max_windows: int = 0, rank: int
     if max_windows > 0:
         n_win = min(n_win, max_windows)
     return np.arange(n_win, dtype=np.int64)[rank::world] * window
+
+
+class RowSampler:
+    """Seeded, resumable, DDP-shardable batches of whole rows of a fixed array (episodes, clips, code rows).
+
+    Each epoch is a permutation seeded by ``(seed, epoch)``; a step takes the next ``batch_size * world`` rows
+    and rank ``r`` its contiguous share (as ``WindowSampler``). Integer rows come back as int64, float rows as
+    float32."""
+
+    def __init__(self, rows: np.ndarray, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        if len(rows) == 0:
+            raise VQLadderError("no rows to sample from")
+        self.rows, self.batch_size, self.seed, self.rank, self.world = rows, batch_size, seed, rank, world
+        self.epoch, self.pos = 0, 0
+
+    def _perm(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return torch.randperm(len(self.rows), generator=g).numpy()
+
+    def next_batch(self) -> torch.Tensor:
+        need, out = self.batch_size * self.world, []
+        while need:
+            perm = self._perm()
+            take = perm[self.pos:self.pos + need]
+            out.append(take)
+            need -= len(take)
+            self.pos += len(take)
+            if self.pos >= len(perm):
+                self.epoch, self.pos = self.epoch + 1, 0
+        idx = np.concatenate(out)[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
+        rows = self.rows[idx]
+        return torch.from_numpy(rows.astype(np.float32 if np.issubdtype(rows.dtype, np.floating) else np.int64))
+
+    def state_dict(self):
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, s):
+        self.epoch, self.pos = int(s["epoch"]), int(s["pos"])

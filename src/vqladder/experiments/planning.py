@@ -44,6 +44,7 @@ from ..models import CodePrior, CompressorConfig, PriorConfig, SequenceCompresso
 from ..quantize import QuantizerConfig
 from ..train import Trainer, TrainerConfig
 from ..train.checkpoint import latest_valid_checkpoint, load_model
+from ..data.sampler import RowSampler
 from ..data.maze import END, EpisodeCodec, Layout, MazeConfig, make_dataset, validate
 
 
@@ -146,44 +147,13 @@ def build_data(cfg: PlanConfig) -> dict:
     return data
 
 
-class EpisodeSampler:
-    """Seeded, resumable batches of ``cat([cond, x], 1)`` rows over a fixed episode array."""
-
-    def __init__(self, rows: np.ndarray, batch_size: int, seed: int, rank: int = 0, world: int = 1):
-        self.rows, self.batch_size, self.seed, self.rank, self.world = rows, batch_size, seed, rank, world
-        self.epoch, self.pos = 0, 0
-
-    def _perm(self):
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return torch.randperm(len(self.rows), generator=g).numpy()
-
-    def next_batch(self) -> torch.Tensor:
-        need, out = self.batch_size * self.world, []
-        while need:
-            perm = self._perm()
-            take = perm[self.pos:self.pos + need]
-            out.append(take)
-            need -= len(take)
-            self.pos += len(take)
-            if self.pos >= len(perm):
-                self.epoch, self.pos = self.epoch + 1, 0
-        idx = np.concatenate(out)[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
-        return torch.from_numpy(self.rows[idx].astype(np.int64))
-
-    def state_dict(self):
-        return {"epoch": self.epoch, "pos": self.pos}
-
-    def load_state_dict(self, s):
-        self.epoch, self.pos = int(s["epoch"]), int(s["pos"])
-
-
 def _train(what, run_dir: Path, model, train: TrainerConfig, rows: np.ndarray, log):
     if (run_dir / "done.json").is_file():
         log(f"{what}: done, skipped")
         return load_model(run_dir, model.kind)[0]
     partial = latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None
     log(f"{what}: {'resuming' if partial else 'training'} ({sum(p.numel() for p in model.parameters()):,} params)")
-    tr = Trainer(model, train, run_dir, lambda r, w: EpisodeSampler(rows, train.batch_size, train.seed, r, w))
+    tr = Trainer(model, train, run_dir, lambda r, w: RowSampler(rows, train.batch_size, train.seed, r, w))
     tr.fit(resume=partial)
     atomic_write_json(run_dir / "done.json", {"step": tr.step, "train_time": round(tr.train_time, 2)})
     return load_model(run_dir, model.kind)[0]

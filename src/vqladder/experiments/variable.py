@@ -199,9 +199,9 @@ def run_variable(cfg: VariableExpConfig, log=None) -> dict:
     saved = cfg.dir / "variable.yaml"
     if saved.is_file() and any((cfg.dir / cell_name(m, t) / "results.json").is_file()
                                for m in cfg.methods for t in cfg.targets):
-        from ..config import load_yaml
+        from ..config import load_config
 
-        old = load_yaml(VariableExpConfig, saved)
+        old = load_config(VariableExpConfig, saved)
         if to_dict(replace(old, targets=[], methods=[])) != to_dict(replace(cfg, targets=[], methods=[])):
             raise VQLadderError(f"{cfg.dir} holds cells trained with another config (see {saved}); "
                                 f"use another name= or remove the directory")
@@ -276,7 +276,7 @@ def _plot_ratio(cfg: VariableExpConfig, path: Path) -> None:
             if m not in cfg.methods or not p.is_file():
                 continue
             recs = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-            pts = [(r["step"], r["ratio"]) for r in recs if "ratio" in r]
+            pts = [(r["step"], r["train_ratio"]) for r in recs if "train_ratio" in r]
             if pts:
                 ax.plot(*zip(*pts), ls, color=colors[t], label=f"{m}, target {t:g}")
     ax.set_xlabel("training step")

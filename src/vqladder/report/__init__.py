@@ -8,6 +8,7 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     import matplotlib.pyplot as plt
 
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
