@@ -254,3 +254,34 @@ def test_variable_experiment_end_to_end(tmp_path):
     cfg.model.d_model = 64
     with pytest.raises(VQLadderError, match="another config"):
         run_variable(cfg, log=lambda m: None)
+
+
+def test_ladder_with_a_variable_level_over_tokens_and_over_codes():
+    """Ladder: [fixed, variable] (variable over codes) and [variable, fixed] (variable over tokens)."""
+    from vqladder.ladder import Ladder
+    from vqladder.models import CompressorConfig, SequenceCompressor
+
+    q = QuantizerConfig(kind="fsq", codebook_size=256)
+    small = dict(d_model=32, n_heads=2, enc_layers=1, latent_layers=1, dec_layers=1, quantizer=q)
+    toks = np.random.default_rng(0).integers(0, 16, 32 * 12)
+    fixed = SequenceCompressor(CompressorConfig(vocab_size=16, in_len=32, out_len=8, **small)).eval()
+    var_codes = VariableCompressor(_cfg(vocab_size=fixed.quantizer.codebook_size, in_len=16, target_ratio=4)).eval()
+    lad = Ladder([fixed, var_codes])
+    assert lad.chunk_len(0) == 64 and lad.chunk_len(1) == 16 and lad.vocab(2) == var_codes.stream_vocab
+    with pytest.raises(VQLadderError, match="variable number of symbols"):
+        lad.chunk_len(2)
+    top = lad.encode(toks)
+    back = lad.decode(top, 2)
+    assert back.shape == toks.shape and int(back.max()) < 16
+
+    var_toks = VariableCompressor(_cfg()).eval()
+    above = SequenceCompressor(CompressorConfig(vocab_size=var_toks.stream_vocab, in_len=8, out_len=2, **small)).eval()
+    lad2 = Ladder([var_toks, above])
+    s1 = lad2.encode(toks, level=1)
+    assert np.array_equal(lad2.decode(s1, 1), var_toks.decode_stream(s1))  # level 1 exact
+    top2 = lad2.encode(toks)
+    assert len(top2) == len(s1) // 8 * 2
+    rec = lad2.decode(top2, 2)       # an imperfect level-2 reconstruction is repaired into whole chunks
+    assert len(rec) % 32 == 0 and len(rec) > 0
+    with pytest.raises(VQLadderError, match="not whole chunks|crosses"):
+        var_toks.decode_stream(s1[:-1])  # strict by default

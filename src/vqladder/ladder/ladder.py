@@ -5,6 +5,12 @@ Levels are numbered from the text up: level 0 = tokens, level k = the codes of t
 chunk* is the span one top-level code block covers: ``chunk_len(0)`` tokens = ``chunk_len(L)`` top codes.
 Streams are 1-D arrays of symbols; ``encode`` keeps whole top chunks only.
 
+A level may be variable-rate (``models.variable.VariableCompressor``): its stream holds composite symbols
+(code, segment length), a variable number per chunk. Levels below it keep their fixed geometry (a top chunk is
+then the variable level's input chunk); levels at or above it have no fixed ``chunk_len``, and a fixed level
+over a variable stream simply chunks that stream. Decoding a variable level repairs a stream whose lengths do
+not add up to whole chunks (segments crossing a chunk end are cut, a last partial chunk is dropped).
+
 Two ways down one rung (``method``):
   * ``vq``       the level's own deterministic decoder (argmax of its reconstruction logits);
   * ``upsample`` the level's upsampler, a transformer that samples the lower symbols given the codes
@@ -36,9 +42,20 @@ LEVEL_DIR = "level{}"
 UP_DIR = "up{}"
 
 
+def is_variable(model) -> bool:
+    return getattr(model, "kind", "") == "variable_compressor"
+
+
+def symbol_vocab(model) -> int:
+    """Symbols a level emits: codes, or composite (code, length) symbols for a variable-rate level."""
+    return model.stream_vocab if is_variable(model) else model.quantizer.codebook_size
+
+
 @torch.no_grad()
 def encode_stream(model, stream: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Encode consecutive chunks of ``model.config.in_len`` symbols -> int64 code stream (tail dropped)."""
+    if is_variable(model):
+        return model.encode_stream(stream, batch_size)
     n, m = model.config.in_len, model.config.out_len
     n_chunks = len(stream) // n
     out = np.empty(n_chunks * m, dtype=np.int64)
@@ -57,13 +74,15 @@ class Ladder:
             raise VQLadderError("a ladder needs at least one level")
         for k in range(1, len(levels)):
             below, here = levels[k - 1], levels[k]
-            if here.config.vocab_size != below.quantizer.codebook_size:
+            if here.config.vocab_size != symbol_vocab(below):
                 raise VQLadderError(f"level {k + 1} reads {here.config.vocab_size} symbols but level {k} has "
-                                    f"{below.quantizer.codebook_size} codes")
-            if here.config.in_len % below.config.out_len:
+                                    f"{symbol_vocab(below)} symbols")
+            if not is_variable(below) and here.config.in_len % below.config.out_len:
                 raise VQLadderError(f"level {k + 1} in_len={here.config.in_len} must be a multiple of level {k} "
                                     f"out_len={below.config.out_len} (a chunk covers whole lower chunks)")
         self.levels = list(levels)
+        # the lowest variable-rate level (1-based), above which symbols per chunk are not fixed
+        self.variable_level = next((k + 1 for k, lv in enumerate(self.levels) if is_variable(lv)), None)
         self.upsamplers = list(upsamplers) if upsamplers else [None] * len(levels)
         self.prior, self.tokenizer, self.flat, self.directory = prior, tokenizer, flat, directory
 
@@ -87,7 +106,7 @@ class Ladder:
         joint = (d / "joint" / "done.json").is_file()  # jointly fine-tuned levels replace the bottom-up ones
         for k in range(1, n + 1):
             src = d / "joint" / LEVEL_DIR.format(k) if joint else d / LEVEL_DIR.format(k)
-            levels.append(_load_part(src, "sequence_compressor", f"level {k}"))
+            levels.append(_load_part(src, ("sequence_compressor", "variable_compressor"), f"level {k}"))
             up_dir = d / UP_DIR.format(k)
             ups.append(_load_part(up_dir, "upsampler", f"upsampler {k}") if (up_dir / "results.json").is_file()
                        or need_upsamplers else None)
@@ -106,13 +125,18 @@ class Ladder:
     def vocab(self, level: int) -> int:
         """Symbols at ``level`` (level 0 = the token vocabulary)."""
         self._check_level(level)
-        return self.levels[0].config.vocab_size if level == 0 else self.levels[level - 1].quantizer.codebook_size
+        return self.levels[0].config.vocab_size if level == 0 else symbol_vocab(self.levels[level - 1])
 
     def chunk_len(self, level: int) -> int:
-        """Symbols of ``level`` per top chunk."""
+        """Symbols of ``level`` per top chunk (below the lowest variable-rate level, if any)."""
         self._check_level(level)
-        n = self.levels[-1].config.out_len
-        for k in range(self.n_levels, level, -1):  # walk down: level k chunk of in_len covers in_len/out_len_{k-1}
+        v = self.variable_level
+        top = self.n_levels if v is None else v - 1
+        if level > top:
+            raise VQLadderError(f"level {level} has a variable number of symbols per chunk (level {v} is "
+                                f"variable-rate); measure it from encode()")
+        n = self.levels[-1].config.out_len if v is None else self.levels[v - 1].config.in_len
+        for k in range(top, level, -1):  # walk down: level k chunk of in_len covers in_len/out_len_{k-1}
             lv = self.levels[k - 1]
             n = n // lv.config.out_len * lv.config.in_len
         return n
@@ -131,7 +155,7 @@ class Ladder:
         if s.numel() and (int(s.min()) < 0 or int(s.max()) >= v):
             raise VQLadderError(f"symbols out of range for level {level}: values in [{int(s.min())}, {int(s.max())}], "
                                 f"level {level} has {v} symbols (codes of another level?)")
-        if len(s) % self.chunk_len(level):
+        if (self.variable_level is None or level < self.variable_level) and len(s) % self.chunk_len(level):
             raise VQLadderError(f"level {level} takes whole top chunks of {self.chunk_len(level)} symbols; got "
                                 f"{len(s)} (codes of another level?)")
 
@@ -171,6 +195,10 @@ class Ladder:
         codes = np.asarray(codes, dtype=np.int64)
         self._check_symbols(codes, level)
         lv = self.levels[level - 1]
+        if is_variable(lv):
+            if method != "vq":
+                raise VQLadderError(f"level {level} is variable-rate: decode it with method=vq")
+            return lv.decode_stream(codes, batch_size, strict=False)
         m, n = lv.config.out_len, lv.config.in_len
         chunks = torch.from_numpy(codes).view(-1, m)
         out = []
@@ -282,11 +310,14 @@ def _declared_levels(d: Path) -> int:
         return 0
 
 
-def _load_part(path: Path, kind: str, what: str):
+def _load_part(path: Path, kind: str | tuple, what: str):
     if not path.exists():
         raise VQLadderError(f"ladder part missing: {what} ({path}); train it with `vqladder train-ladder`")
+    kinds = (kind,) if isinstance(kind, str) else kind
     try:
-        model, _, _ = load_model(path, expect_kind=kind)
+        model, meta, _ = load_model(path, expect_kind=kinds[0] if len(kinds) == 1 else None)
     except CheckpointError as e:
         raise VQLadderError(f"cannot load {what} from {path}: {e}")
+    if meta.get("kind") not in kinds:
+        raise VQLadderError(f"cannot load {what} from {path}: it holds a {meta.get('kind')!r} model")
     return model

@@ -383,22 +383,38 @@ class VariableCompressor(nn.Module):
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     @torch.no_grad()
-    def decode_stream(self, symbols: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Composite symbols -> token stream (argmax reconstruction); the stream must hold whole chunks."""
+    def decode_stream(self, symbols: np.ndarray, batch_size: int = 64, strict: bool = True) -> np.ndarray:
+        """Composite symbols -> token stream (argmax reconstruction). ``strict``: the lengths must add up to
+        whole chunks exactly (a stream from ``encode_stream``); otherwise a generated / reconstructed stream is
+        repaired: a segment crossing a chunk end is cut there and a last partial chunk is dropped."""
         sym = torch.as_tensor(np.asarray(symbols, dtype=np.int64))
         if sym.numel() == 0 or int(sym.min()) < 0 or int(sym.max()) >= self.stream_vocab:
             raise VQLadderError(f"stream symbols must be in [0, {self.stream_vocab})")
         n = self.config.in_len
-        lengths = sym % self.cap + 1
-        ends = lengths.cumsum(0)
-        if int(ends[-1]) % n:
-            raise VQLadderError(f"the stream's segment lengths add up to {int(ends[-1])} tokens, not whole chunks of {n}")
-        cuts = torch.nonzero(ends % n == 0).view(-1) + 1
-        if len(cuts) != int(ends[-1]) // n:
-            raise VQLadderError("a segment crosses a chunk boundary: not a stream from encode_stream")
-        counts = torch.diff(torch.cat([torch.zeros(1, dtype=torch.long), cuts])).tolist()
-        rows_c = list(torch.split(sym // self.cap, counts))
-        rows_l = list(torch.split(lengths, counts))
+        codes, lengths = sym // self.cap, sym % self.cap + 1
+        if strict:
+            ends = lengths.cumsum(0)
+            if int(ends[-1]) % n:
+                raise VQLadderError(f"the stream's segment lengths add up to {int(ends[-1])} tokens, not whole "
+                                    f"chunks of {n}")
+            cuts = torch.nonzero(ends % n == 0).view(-1) + 1
+            if len(cuts) != int(ends[-1]) // n:
+                raise VQLadderError("a segment crosses a chunk boundary: not a stream from encode_stream")
+            counts = torch.diff(torch.cat([torch.zeros(1, dtype=torch.long), cuts])).tolist()
+            rows_c, rows_l = list(torch.split(codes, counts)), list(torch.split(lengths, counts))
+        else:  # one step per segment (codes, not tokens)
+            rows_c, rows_l, cur_c, cur_l, pos = [], [], [], [], 0
+            for c, ln in zip(codes.tolist(), lengths.tolist()):
+                ln = min(ln, n - pos)
+                cur_c.append(c)
+                cur_l.append(ln)
+                pos += ln
+                if pos == n:
+                    rows_c.append(torch.tensor(cur_c))
+                    rows_l.append(torch.tensor(cur_l))
+                    cur_c, cur_l, pos = [], [], 0
+            if not rows_c:
+                raise VQLadderError(f"the stream holds less than one chunk of {n} tokens")
         dev = self.head.weight.device
         out = []
         for s in range(0, len(rows_c), batch_size):
