@@ -324,6 +324,22 @@ def run_probes(cfg: VideoExpConfig, models: dict, train: dict, test: dict) -> li
     return rows
 
 
+@torch.no_grad()
+def level_reconstruction(cfg: VideoExpConfig, models: dict, frames: np.ndarray) -> dict:
+    """Pixel MSE of held-out clips reconstructed from each level's codes (level 2 -> level 1 codes -> pixels),
+    and the fraction of level-1 codes level 2 gives back exactly."""
+    ae, l2 = models["ae"], models["level2"]
+    n, T = frames.shape[:2]
+    codes = encode_clips(ae, frames)
+    P, t2 = codes.shape[-1], cfg.level2.tubelet
+    rows = torch.from_numpy(to_tubelets(codes, t2))
+    back = torch.cat([l2.decode(l2.encode(rows[i:i + 512])).argmax(-1) for i in range(0, len(rows), 512)])
+    codes2 = from_tubelets(back.numpy(), n, t2, P)
+    dec = lambda c: ae.decode(torch.from_numpy(c).reshape(n * T, P)).view(n, T, *frames.shape[2:]).numpy()
+    return {"level 1": float(((dec(codes) - frames) ** 2).mean()), "level 2": float(((dec(codes2) - frames) ** 2).mean()),
+            "level2_code_acc": float((codes2 == codes).mean())}
+
+
 def evaluate_seed(cfg: VideoExpConfig, models: dict, train: dict, test: dict, seed: int) -> dict:
     frames = test["frames"][:cfg.eval_clips]
     ro = rollouts(cfg, models, frames)
@@ -340,6 +356,8 @@ def evaluate_seed(cfg: VideoExpConfig, models: dict, train: dict, test: dict, se
     d = cfg.dir / f"seed{seed}"
     info = {k: json.loads((d / k / "done.json").read_text()) for k in ("ae", "level2", "latent", "pixel")}
     return {"seed": seed, "prediction": pred, "code_acc": ro["code_acc"].tolist(), "bits_per_frame": bits,
+            "reconstruction": level_reconstruction(cfg, models, frames),
+            "mean_frame_mse": float(((frames - train["frames"].mean((0, 1))) ** 2).mean()),
             "probes": run_probes(cfg, models, train, test), "train": info,
             "rollout_seconds": {k: round(v, 3) for k, v in ro["seconds"].items()}, "clips": len(frames)}
 
@@ -419,7 +437,12 @@ def video_markdown(res: dict, cfg: VideoExpConfig) -> str:
              f"{_ms([e['train']['pixel']['train_time'] for e in ev], '.0f')}; rollout s latent "
              f"{_ms([e['rollout_seconds']['latent'] for e in ev], '.2f')} / pixel "
              f"{_ms([e['rollout_seconds']['pixel'] for e in ev], '.2f')}.", "",
-             "Bits per frame: " + ", ".join(f"{k} {v:,.0f}" for k, v in ev[0]["bits_per_frame"].items()) + ".", "",
+             "Bits per frame: " + ", ".join(f"{k} {v:,.0f}" for k, v in ev[0]["bits_per_frame"].items()) + ". "
+             "Held-out reconstruction MSE from level 1 codes "
+             f"{_ms([e['reconstruction']['level 1'] for e in ev])}, from level 2 codes "
+             f"{_ms([e['reconstruction']['level 2'] for e in ev])} (level 2 returns "
+             f"{_ms([e['reconstruction']['level2_code_acc'] for e in ev], '.3f')} of the level-1 codes exactly); "
+             f"predicting the mean frame: {_ms([e['mean_frame_mse'] for e in ev])}.", "",
              "## Prediction error vs horizon (held-out)", "",
              "`copy last` repeats the last true frame; `AE floor` decodes the true future codes (the best latent "
              "prediction can do).", "",
