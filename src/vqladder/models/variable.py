@@ -56,7 +56,7 @@ class VariableConfig:
     target_ratio: float = 8.0         # wanted average tokens per code (segment), 1 <= ratio <= in_len
     boundary: str = "learned"         # fixed | entropy | learned
     max_segment: int = 0              # longest segment in tokens; 0 = min(in_len, 4 x target_ratio)
-    ratio_weight: float = 0.1         # weight of H-Net's ratio loss (learned boundaries)
+    ratio_weight: float = 1.0         # weight of the ratio loss (learned boundaries); 0.1 let the router drift to ~2x more segments
     d_model: int = 128                # transformer width
     n_heads: int = 2                  # attention heads
     enc_layers: int = 2               # blocks over the n tokens (encoder)
