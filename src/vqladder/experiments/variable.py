@@ -63,6 +63,8 @@ class VariableExpConfig:
     chunk: int = 64                   # tokens per chunk (the compressor's in_len)
     targets: list[float] = field(default_factory=lambda: [2.0, 4.0, 8.0])   # tokens per code
     methods: list[str] = field(default_factory=lambda: ["fixed", "entropy", "learned"])
+    fixed_extra: list[float] = field(default_factory=list)  # more fixed-rate cells (e.g. [1]) to widen the
+    #                                                           equal-bits comparison to the variable cells' rates
     model: VariableConfig = field(default_factory=VariableConfig)   # template: in_len/target/boundary are set per cell
     train: TrainerConfig = field(default_factory=lambda: TrainerConfig(steps=600, batch_size=32, lr=2e-3, warmup=50,
                                                                       eval_every=-1, ckpt_every=200, progress=False))
@@ -90,6 +92,9 @@ class VariableExpConfig:
                 raise VQLadderError(f"target ratio {t} must be between 1 and the chunk length {self.chunk} (tokens per code)")
             if "fixed" in self.methods and t != int(t):
                 raise VQLadderError(f"fixed boundaries need whole target ratios, got {t}")
+        for t in self.fixed_extra:
+            if t != int(t) or not 1 <= t <= self.chunk:
+                raise VQLadderError(f"fixed_extra ratio {t} must be a whole number between 1 and the chunk length {self.chunk}")
         for t in self.targets:  # build every cell's model config once, so that errors surface before training
             self.cell_model(2, "fixed" if t == int(t) else "learned", t).validate()
 
@@ -202,13 +207,15 @@ def run_variable(cfg: VariableExpConfig, log=None) -> dict:
         from ..config import load_config
 
         old = load_config(VariableExpConfig, saved)
-        if to_dict(replace(old, targets=[], methods=[])) != to_dict(replace(cfg, targets=[], methods=[])):
+        same = dict(targets=[], methods=[], fixed_extra=[], out_dir="", threads=0, render_chunks=0)  # cells / location
+        if to_dict(replace(old, **same)) != to_dict(replace(cfg, **same)):
             raise VQLadderError(f"{cfg.dir} holds cells trained with another config (see {saved}); "
                                 f"use another name= or remove the directory")
     save_yaml(cfg, saved)
     data = load_streams(cfg)
     lm = train_entropy_lm(cfg, data, log) if "entropy" in cfg.methods else None
     rows = [train_cell(cfg, data, m, t, lm, log) for t in cfg.targets for m in cfg.methods]
+    rows += [train_cell(cfg, data, "fixed", t, lm, log) for t in cfg.fixed_extra if t not in cfg.targets]
     add_equal_bits(rows)
     res = {"rows": rows, "chunk": cfg.chunk, "synthetic": cfg.synthetic.enabled,
            "data": "synthetic" if cfg.synthetic.enabled else cfg.data.corpus,
@@ -239,6 +246,8 @@ def _f(v, fmt=".3f"):
 
 def variable_markdown(res: dict, cfg: VariableExpConfig) -> str:
     rows = sorted(res["rows"], key=lambda r: (r["target"], BOUNDARY_METHODS.index(r["method"])))
+    if res["synthetic"]:
+        rows_syn = [r for r in rows if "codes_per_token_random" in r]
     src = "synthetic mixed spans" if res["synthetic"] else f"{res['data']} ({res['tokenizer']})"
     lines = [f"# Variable-length codes ({cfg.name})", "",
              f"Data: {src}; chunks of {cfg.chunk} tokens; {cfg.train.steps} steps x {cfg.train.batch_size} chunks per "
@@ -255,7 +264,7 @@ def variable_markdown(res: dict, cfg: VariableExpConfig) -> str:
         lines += ["", "Codes per token on held-out repetitive vs random spans (1 / length of each token's segment):", "",
                   "| method | target ratio | codes/token, repetitive | codes/token, random | random / repetitive |",
                   "|---|---|---|---|---|"]
-        for r in rows:
+        for r in rows_syn:
             a, b = r["codes_per_token_repetitive"], r["codes_per_token_random"]
             lines.append(f"| {r['method']} | {r['target']:g} | {a:.3f} | {b:.3f} | {b / a:.2f} |")
     return "\n".join(lines) + "\n"

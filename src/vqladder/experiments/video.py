@@ -373,7 +373,8 @@ def _prepare(cfg: VideoExpConfig, log):
         from ..config import load_config
 
         old = load_config(VideoExpConfig, saved)
-        if to_dict(replace(old, seeds=[], eval_clips=0, probe_clips=0)) != to_dict(replace(cfg, seeds=[], eval_clips=0, probe_clips=0)):
+        same = dict(seeds=[], eval_clips=0, probe_clips=0, out_dir="", threads=0)  # not part of what was trained
+        if to_dict(replace(old, **same)) != to_dict(replace(cfg, **same)):
             raise VQLadderError(f"{cfg.dir} was trained with another config (see {saved}); use another name=")
     save_yaml(cfg, saved)
     t0 = time.time()
