@@ -324,7 +324,7 @@ def render_boundaries(cfg: VariableExpConfig, data: dict) -> str:
     n = cfg.chunk
     chunks = gather_windows(data["val"], val_windows(data["val"], n, cfg.render_chunks), n)
     tok = data["tokenizer"]
-    piece = (lambda t: tok.decode([int(t)])) if tok is not None else (lambda t: render_symbols([t]))
+    piece = (lambda ts: tok.decode([int(t) for t in ts])) if tok is not None else render_symbols  # a segment at once
     out = ["<!doctype html><meta charset='utf-8'><title>segments</title>",
            "<style>body{font-family:monospace;max-width:60em} span.a{background:#cde} span.b{background:#edc}"
            " pre{white-space:pre-wrap;line-height:1.6}</style>",
@@ -335,7 +335,7 @@ def render_boundaries(cfg: VariableExpConfig, data: dict) -> str:
         lab = labels[val_windows(data["val"], n, cfg.render_chunks)[:, None] + np.arange(n)[None, :]]
         out.append("<h2>ground truth: repetitive (blue) / random (orange) spans</h2>")
         for row, lr in zip(chunks, lab):
-            out.append("<pre>" + "".join(f"<span class='{'a' if l else 'b'}'>{html.escape(piece(t))}</span>"
+            out.append("<pre>" + "".join(f"<span class='{'a' if l else 'b'}'>{html.escape(piece([t]))}</span>"
                                          for t, l in zip(row.tolist(), lr)) + "</pre>")
     for t in cfg.targets:
         for m in cfg.methods:
@@ -352,7 +352,7 @@ def render_boundaries(cfg: VariableExpConfig, data: dict) -> str:
                     if s != cur:
                         spans.append([s, []])
                         cur = s
-                    spans[-1][1].append(piece(tk))
-                out.append("<pre>" + "".join(f"<span class='{'ab'[s % 2]}'>{html.escape(''.join(p))}</span>"
+                    spans[-1][1].append(tk)
+                out.append("<pre>" + "".join(f"<span class='{'ab'[s % 2]}'>{html.escape(piece(p))}</span>"
                                              for s, p in spans) + "</pre>")
     return "\n".join(out) + "\n"
