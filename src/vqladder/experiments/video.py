@@ -439,11 +439,12 @@ def video_markdown(res: dict, cfg: VideoExpConfig) -> str:
              f"{_ms([e['rollout_seconds']['latent'] for e in ev], '.2f')} / pixel "
              f"{_ms([e['rollout_seconds']['pixel'] for e in ev], '.2f')}.", "",
              "Bits per frame: " + ", ".join(f"{k} {v:,.0f}" for k, v in ev[0]["bits_per_frame"].items()) + ". "
-             "Held-out reconstruction MSE from level 1 codes "
-             f"{_ms([e['reconstruction']['level 1'] for e in ev])}, from level 2 codes "
-             f"{_ms([e['reconstruction']['level 2'] for e in ev])} (level 2 returns "
-             f"{_ms([e['reconstruction']['level2_code_acc'] for e in ev], '.3f')} of the level-1 codes exactly); "
-             f"predicting the mean frame: {_ms([e['mean_frame_mse'] for e in ev])}.", "",
+             + (("Held-out reconstruction MSE from level 1 codes "
+                 f"{_ms([e['reconstruction']['level 1'] for e in ev])}, from level 2 codes "
+                 f"{_ms([e['reconstruction']['level 2'] for e in ev])} (level 2 returns "
+                 f"{_ms([e['reconstruction']['level2_code_acc'] for e in ev], '.3f')} of the level-1 codes exactly); "
+                 f"predicting the mean frame: {_ms([e['mean_frame_mse'] for e in ev])}.")
+                if all("reconstruction" in e for e in ev) else ""), "",
              "## Prediction error vs horizon (held-out)", "",
              "`copy last` repeats the last true frame; `AE floor` decodes the true future codes (the best latent "
              "prediction can do).", "",
