@@ -37,6 +37,7 @@ from ..errors import VQLadderError
 from ..eval import evaluate_compressor
 from ..io import atomic_write_json, atomic_write_text
 from ..models import CausalLM, LMConfig
+from ..nn import eval_mode
 from ..models.variable import BOUNDARY_METHODS, VariableCompressor, VariableConfig, segment_positions
 from ..report import save_figure
 from ..train import Trainer, TrainerConfig
@@ -171,12 +172,8 @@ def train_cell(cfg: VariableExpConfig, data: dict, method: str, target: float, l
 @torch.no_grad()
 def segment_starts(model: VariableCompressor, chunks: torch.Tensor) -> torch.Tensor:
     """Held-out segment starts[b, n] of ``model`` (eval mode)."""
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return model(chunks)[1].starts
-    finally:
-        model.train(was)
 
 
 def codes_per_token_by_label(model, tokens: np.ndarray, labels: np.ndarray, n: int, max_chunks: int) -> dict:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import VQLadderError
-from ..nn import Block, RMSNorm, init_weights_
+from ..nn import Block, RMSNorm, eval_mode, init_weights_
 from ..quantize import QuantizerConfig, build_quantizer
 from .registry import register
 
@@ -189,12 +189,8 @@ class SequenceCompressor(nn.Module):
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens[b, n] -> codes[b, m] (or [b, m, depth])."""
         self._check_tokens(tokens)
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self.quantizer(self.pre_quant(tokens)).codes
-        finally:
-            self.train(was)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:

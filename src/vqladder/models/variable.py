@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import VQLadderError
-from ..nn import Block, RMSNorm, init_weights_
+from ..nn import Block, RMSNorm, eval_mode, init_weights_
 from ..quantize import QuantizerConfig, build_quantizer
 from .lm import CausalLM, LMConfig
 from .registry import register
@@ -322,14 +322,10 @@ class VariableCompressor(nn.Module):
     def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens[b, n] -> (codes[b, s], lengths[b, s]); padding past a row's last segment: code -1, length 0."""
         self._check_tokens(tokens)
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             x, starts, _, valid, _ = self._encode(tokens)
             _, _, codes = self._quantize(x, valid)
             return codes, segment_lengths(starts)
-        finally:
-            self.train(was)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

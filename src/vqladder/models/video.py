@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import VQLadderError
-from ..nn import Block, RMSNorm, init_weights_
+from ..nn import Block, RMSNorm, eval_mode, init_weights_
 from ..quantize import QuantizerConfig, build_quantizer
 from .registry import register
 
@@ -132,12 +132,8 @@ class FrameAE(nn.Module):
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """frames[b, c, s, s] -> codes[b, p]."""
         self._check(frames)
-        was = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self.quantizer(self.pre_quant(frames)).codes
-        finally:
-            self.train(was)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
@@ -237,14 +233,10 @@ class FramePredictor(nn.Module):
         if context.shape[1] + horizon > self.config.frames:
             raise VQLadderError(f"context {context.shape[1]} + horizon {horizon} frames exceed the predictor's "
                                 f"{self.config.frames} frames")
-        was = self.training
-        self.eval()
         x = context
-        try:
+        with eval_mode(self):
             for _ in range(horizon):
                 nxt = self(x)[:, -1:]
                 nxt = nxt.argmax(-1) if self.config.mode == "latent" else nxt.to(x.dtype)
                 x = torch.cat([x, nxt], 1)
-        finally:
-            self.train(was)
         return x[:, context.shape[1]:]

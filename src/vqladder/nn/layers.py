@@ -6,6 +6,8 @@ embeddings (RoPE) on queries and keys of self-attention. Pre-norm residual block
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -113,3 +115,14 @@ def init_weights_(module: nn.Module, std: float = 0.02, zero: tuple[str, ...] = 
                 p.zero_()
             elif p.dim() >= 2 or name.endswith(tuple(normal)):
                 p.normal_(0.0, std)
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module):
+    """Run a block in eval mode (quantiser running statistics, no dropout) and restore the previous mode."""
+    was = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was)
