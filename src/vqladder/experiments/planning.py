@@ -42,9 +42,8 @@ from ..report import save_figure
 from ..ladder.search import beam_search, sample
 from ..models import CodePrior, CompressorConfig, PriorConfig, SequenceCompressor
 from ..quantize import QuantizerConfig
-from ..train import Trainer, TrainerConfig
-from ..train.checkpoint import latest_valid_checkpoint, load_model
-from ..data.sampler import RowSampler
+from ..train import TrainerConfig
+from .stages import train_rows
 from ..data.maze import END, EpisodeCodec, Layout, MazeConfig, make_dataset, validate
 
 
@@ -147,18 +146,6 @@ def build_data(cfg: PlanConfig) -> dict:
     return data
 
 
-def _train(what, run_dir: Path, model, train: TrainerConfig, rows: np.ndarray, log):
-    if (run_dir / "done.json").is_file():
-        log(f"{what}: done, skipped")
-        return load_model(run_dir, model.kind)[0]
-    partial = latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None
-    log(f"{what}: {'resuming' if partial else 'training'} ({sum(p.numel() for p in model.parameters()):,} params)")
-    tr = Trainer(model, train, run_dir, lambda r, w: RowSampler(rows, train.batch_size, train.seed, r, w))
-    tr.fit(resume=partial)
-    atomic_write_json(run_dir / "done.json", {"step": tr.step, "train_time": round(tr.train_time, 2)})
-    return load_model(run_dir, model.kind)[0]
-
-
 # -- planners -----------------------------------------------------------------------------------------------------
 class Verifier:
     """Validator score of (partial) move sequences for one task: +5 at the goal, -10 for a bump into a wall;
@@ -249,12 +236,12 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     fc = PriorConfig(**{**to_dict(cfg.flat.model), "vocab_size": codec.move_vocab, "cond_vocab": codec.cond_vocab,
                         "cond_len": codec.cond_len, "context": T, "seed": seed})
     ft = TrainerConfig(**{**to_dict(cfg.flat.train), "seed": seed})
-    flat = _train(f"seed {seed}: flat planner", d / "flat", CodePrior(fc), ft, rows_flat, log)
+    flat = train_rows(f"seed {seed}: flat planner", d / "flat", CodePrior(fc), ft, rows_flat, log)
     qc = cfg.ladder.compressor.quantizer
     cc = CompressorConfig(**{**to_dict(cfg.ladder.compressor), "quantizer": QuantizerConfig(**to_dict(qc)),
                              "vocab_size": codec.move_vocab, "in_len": T, "out_len": T // ch, "seed": seed})
     ct = TrainerConfig(**{**to_dict(cfg.ladder.compressor_train), "seed": seed})
-    comp = _train(f"seed {seed}: ladder level 1 (moves -> codes)", d / "ladder_level1", SequenceCompressor(cc), ct,
+    comp = train_rows(f"seed {seed}: ladder level 1 (moves -> codes)", d / "ladder_level1", SequenceCompressor(cc), ct,
                   data["train_moves"], log)
     codes_p = d / "ladder_codes.npy"
     if not codes_p.is_file():
@@ -268,7 +255,7 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     pc = PriorConfig(**{**to_dict(cfg.ladder.prior), "vocab_size": comp.quantizer.codebook_size,
                         "cond_vocab": codec.cond_vocab, "cond_len": codec.cond_len, "context": T // ch, "seed": seed})
     pt = TrainerConfig(**{**to_dict(cfg.ladder.prior_train), "seed": seed})
-    prior = _train(f"seed {seed}: ladder top prior (codes)", d / "ladder_prior", CodePrior(pc), pt,
+    prior = train_rows(f"seed {seed}: ladder top prior (codes)", d / "ladder_prior", CodePrior(pc), pt,
                    np.concatenate([data["train_cond"], codes], 1), log)
     with torch.no_grad():  # how faithful is the level-1 code? (fraction of training plans decoded exactly)
         sub = torch.from_numpy(data["train_moves"][:512].astype(np.int64))

@@ -34,7 +34,6 @@ import numpy as np
 import torch
 
 from ..config import save_yaml, to_dict
-from ..data.sampler import RowSampler
 from ..data.video import VideoDataConfig, load_videos
 from ..errors import VQLadderError
 from ..io import atomic_write_json, atomic_write_text
@@ -42,8 +41,9 @@ from ..models import CompressorConfig, SequenceCompressor
 from ..models.video import FrameAE, FrameAEConfig, FramePredictor, PredictorConfig, patchify, unpatchify
 from ..quantize import QuantizerConfig
 from ..report import save_figure
-from ..train import Trainer, TrainerConfig
-from ..train.checkpoint import latest_valid_checkpoint, load_model
+from ..train import TrainerConfig
+from ..train.checkpoint import load_model
+from .stages import train_rows
 
 
 def _tc(**kw):
@@ -104,20 +104,6 @@ class VideoExpConfig:
 
 
 # -- stages ----------------------------------------------------------------------------------------------------
-def _train(what: str, run_dir: Path, model, tcfg: TrainerConfig, rows: np.ndarray, seed: int, log):
-    if (run_dir / "done.json").is_file():
-        return load_model(run_dir, model.kind)[0]
-    partial = latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None
-    n_params = sum(p.numel() for p in model.parameters())
-    log(f"{what}: {'resuming' if partial else 'training'} ({n_params:,} params, {tcfg.steps} steps)")
-    tcfg = replace(tcfg, seed=seed, progress=False)
-    tr = Trainer(model, tcfg, run_dir, lambda r, w: RowSampler(rows, tcfg.batch_size, seed, r, w))
-    tr.fit(resume=partial)
-    atomic_write_json(run_dir / "done.json", {"step": tr.step, "train_time": round(tr.train_time, 2),
-                                              "params": n_params})
-    return load_model(run_dir, model.kind)[0]
-
-
 @torch.no_grad()
 def encode_clips(ae: FrameAE, frames: np.ndarray, batch: int = 512) -> np.ndarray:
     """frames[n, t, c, s, s] -> level-1 codes[n, t, p]."""
@@ -143,8 +129,9 @@ def from_tubelets(rows: np.ndarray, n: int, tubelet: int, p: int) -> np.ndarray:
 
 def train_seed(cfg: VideoExpConfig, train: dict, seed: int, log) -> dict:
     d = cfg.dir / f"seed{seed}"
-    ae = _train(f"seed {seed}: level 1 (frame autoencoder)", d / "ae", FrameAE(cfg.ae_config(seed)), cfg.ae_train,
-                train["frames"], seed, log)
+    tc = lambda t: replace(t, seed=seed, progress=False)
+    ae = train_rows(f"seed {seed}: level 1 (frame autoencoder)", d / "ae", FrameAE(cfg.ae_config(seed)),
+                    tc(cfg.ae_train), train["frames"], log)
     codes_p = d / "codes.train.npy"
     if not codes_p.is_file():
         tmp = codes_p.with_name("codes.train.tmp.npy")
@@ -153,17 +140,17 @@ def train_seed(cfg: VideoExpConfig, train: dict, seed: int, log) -> dict:
     codes = np.load(codes_p)
     P, t2 = cfg.ae_config(seed).tokens, cfg.level2.tubelet
     l2cfg = replace(cfg.level2.model, vocab_size=ae.quantizer.codebook_size, in_len=P * t2, out_len=P, seed=seed)
-    l2 = _train(f"seed {seed}: level 2 (tubelets of {t2} frames)", d / "level2", SequenceCompressor(l2cfg),
-                cfg.level2_train, to_tubelets(codes, t2), seed, log)
+    l2 = train_rows(f"seed {seed}: level 2 (tubelets of {t2} frames)", d / "level2", SequenceCompressor(l2cfg),
+                    tc(cfg.level2_train), to_tubelets(codes, t2), log)
     base = replace(cfg.predictor, frames=cfg.data.frames, tokens=P, seed=seed)
-    lat = _train(f"seed {seed}: latent predictor", d / "latent",
-                 FramePredictor(replace(base, mode="latent", vocab=ae.quantizer.codebook_size)),
-                 cfg.predictor_train, codes, seed, log)
+    lat = train_rows(f"seed {seed}: latent predictor", d / "latent",
+                     FramePredictor(replace(base, mode="latent", vocab=ae.quantizer.codebook_size)),
+                     tc(cfg.predictor_train), codes, log)
     q = cfg.ae.patch
     pix_rows = patchify(torch.from_numpy(train["frames"]), q).numpy()
-    pix = _train(f"seed {seed}: pixel predictor", d / "pixel",
-                 FramePredictor(replace(base, mode="pixel", in_dim=pix_rows.shape[-1])),
-                 cfg.predictor_train, pix_rows, seed, log)
+    pix = train_rows(f"seed {seed}: pixel predictor", d / "pixel",
+                     FramePredictor(replace(base, mode="pixel", in_dim=pix_rows.shape[-1])),
+                     tc(cfg.predictor_train), pix_rows, log)
     return {"ae": ae, "level2": l2, "latent": lat, "pixel": pix}
 
 
