@@ -147,26 +147,89 @@ def run_case(argv_template: str, ctx: dict) -> tuple[int, str]:
     return code, err.getvalue()
 
 
-if __name__ == "__main__":
+def category(argv: str) -> str:
+    """The category a hand-written case belongs to, from its subcommand."""
+    cmd = argv.split()[0]
+    return {"prepare": "corpus and prepare", "train": "configs and training", "fly": "configs and training",
+            "eval": "runs and checkpoints", "decode": "codes and text", "encode": "codes and text",
+            "ladder-decode": "ladder", "ladder-encode": "ladder", "generate": "ladder", "train-ladder": "ladder",
+            "embed": "embeddings", "plan-experiment": "planning", "variable": "variable-length codes",
+            "video": "pixel videos"}.get(cmd, "other")
+
+
+def print_docs() -> None:
     import tempfile
+
+    from fuzz_cases import CONFIG_COMMANDS, fuzz_overrides
+    from test_bad_inputs import path_cases
 
     with tempfile.TemporaryDirectory() as d:
         ctx = make_context(Path(d))
+        names = {"{tmp}": "…", "{corpus}": "CORPUS.txt", "{cfg}": "CONFIG.yaml", "{data}": "DATA_DIR",
+                 "{run}": "RUN_DIR", "{ladder}": "LADDER_DIR", "{ladder_cfg}": "LADDER.yaml"}
         print("# Bad inputs and what they get\n")
-        print("Each row is a case in `tests/bad_input_cases.py`, checked by `tests/test_cli.py`; this page is")
-        print("printed by `python tests/bad_input_cases.py`. Every one exits with code 2, prints exactly one")
-        print("line on stderr and writes nothing half-done (temporary paths are placeholders).\n")
-        print("| # | bad input | command | exit | message |")
-        print("|---|---|---|---|---|")
-        for i, (what, argv, _expect) in enumerate(CASES, 1):
-            code, err = run_case(argv, ctx)
-            msg = err.strip().splitlines()[-1].replace(str(ctx["tmp"]), "…").replace("|", "\\|")
-            names = {"{tmp}": "…", "{corpus}": "CORPUS.txt", "{cfg}": "CONFIG.yaml", "{data}": "DATA_DIR",
-                     "{run}": "RUN_DIR", "{ladder}": "LADDER_DIR", "{ladder_cfg}": "LADDER.yaml"}
-            cmd = argv
-            for k, v in names.items():
-                cmd = cmd.replace(k, v)
-            cmd = "vqladder " + cmd.replace("{{", "{").replace("}}", "}").replace("|", "\\|")
-            print(f"| {i} | {what} | `{cmd}` | {code} | {msg} |")
+        print("Printed by `.venv/bin/python tests/bad_input_cases.py > docs/bad-inputs.md` from the real messages;")
+        print("every case is checked by `tests/test_cli.py` and `tests/test_bad_inputs.py`. Each exits with code 2,")
+        print("prints exactly one `error: …` line on stderr (a command run without a CONFIG.yaml may first print one")
+        print("`note: …` line saying it runs the built-in defaults) and changes no file outside its run directory.")
+        print("Other exits: 1 with one `internal error: …` line and the traceback in `<run>/error.log` (or a temp")
+        print("file) for a bug of ours, or when some sweep cells failed; 130 for Ctrl-C; 141, silently, when the")
+        print("reader of stdout goes away (`vqladder encode … | head -1`). Temporary paths are shown as `…`.\n")
+        print("## Generated cases per subcommand\n")
+        print("Every numeric field (and run name) of each command's config, nested sections included, is tried with")
+        print("0, -1, -7 and 10^12 (integers), 0, -1, ±inf, nan and 1e400 (numbers), `[]`, `[0]`, `[-1]`, `[nan]` and")
+        print("`[10^12]` (lists), and `''`, `../escape`, `a/b`, `.` (names). A value outside the range declared beside")
+        print("the field (`config.py`: `PosInt`, `Unit`, …) is rejected before anything is written; the in-range")
+        print("values (0 = off, -1 = disabled …) are the fields' documented settings.\n")
+        print("| subcommand | values tried | rejected with one line, exit 2 | in range |")
+        print("|---|---|---|---|")
+        for cmd in CONFIG_COMMANDS:
+            r = list(fuzz_overrides(cmd))
+            rej = sum(1 for _, x in r if x)
+            print(f"| `vqladder {cmd}` | {len(r)} | {rej} | {len(r) - rej} |")
+        print("\nPath arguments (a missing path, a directory where a file belongs, a file where a directory belongs,"
+              " an unwritable place, the current directory):\n")
+        print("| # | case | message |")
+        print("|---|---|---|")
+        for i, (what, argv, _expect) in enumerate(path_cases(ctx), 1):
+            _code, err = run_case(" ".join(__import__("shlex").quote(str(a)) for a in argv), ctx)
+            msg = [l for l in err.strip().splitlines() if l.startswith("error:")][-1]
+            print(f"| {i} | {what} | {msg.replace(str(ctx['tmp']), '…').replace('|', chr(92) + '|')} |")
+        groups: dict = {}
+        for case in CASES:
+            groups.setdefault(category(case[1]), []).append(case)
+        n = 0
+        for cat, cases in groups.items():
+            print(f"\n## {cat[0].upper() + cat[1:]}\n")
+            print("| # | bad input | command | exit | message |")
+            print("|---|---|---|---|---|")
+            for what, argv, _expect in cases:
+                n += 1
+                code, err = run_case(argv, ctx)
+                msg = [l for l in err.strip().splitlines() if not l.startswith("note:")][-1]
+                msg = msg.replace(str(ctx["tmp"]), "…").replace("|", "\\|")
+                cmd = argv
+                for k, v in names.items():
+                    cmd = cmd.replace(k, v)
+                cmd = "vqladder " + cmd.replace("{{", "{").replace("}}", "}").replace("|", "\\|")
+                print(f"| {n} | {what} | `{cmd}` | {code} | {msg} |")
+        print("\n## Also checked (tests/test_bad_inputs.py)\n")
+        print("- invalid UTF-8 on stdin or in `--text`: `error: input is not valid UTF-8 text …`;")
+        print("- codes too large for int64: `error: code out of range …`;")
+        print("- a YAML file with a key given twice: `error: config file …: key 'train' appears twice …`;")
+        print("- `eval --data` prepared with another tokenizer: refused (the ids would mean other tokens);")
+        print("- `bpe:N` larger than the corpus can give: `error: bpe:N: this corpus gives only M BPE entries …`;")
+        print("- two writers on one run directory (`train` twice, or a run and its `--resume`): the second gets")
+        print("  `error: run directory … is in use by another vqladder process (pid N)`; the lock (`fcntl.flock` on")
+        print("  `<run>/.lock`) dies with its holder, so a killed run resumes at once; under torchrun rank 0 holds it;")
+        print("- `prepare -o` on the current directory, a folder holding the corpus, or a non-empty folder that no")
+        print("  `prepare` wrote: refused, `--force` or not; `--force` over a prepared folder replaces only")
+        print("  `meta.json`, `train.bin`, `val.bin` and `tokenizer/`;")
+        print("- `demo` over a finished demo made with other settings: refused; `--fresh` discards it; a folder")
+        print("  without a vqladder `config.yaml` is never discarded.")
         print("\nNot errors: undecodable bytes in a text corpus are replaced by U+FFFD and counted in one warning line"
               " (`warning: N undecodable byte(s) …`) and in `meta.json`'s `replacements`.")
+
+
+if __name__ == "__main__":
+    print_docs()

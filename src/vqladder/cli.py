@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -42,6 +43,38 @@ def _split_config_args(args: list[str]) -> tuple[str | None, list[str]]:
     return config, overrides
 
 
+def _load(cls, a, what: str):
+    """The command's config: CONFIG.yaml + dotted overrides. Without a CONFIG file the command says, before any
+    work, that it runs the built-in defaults and where they write."""
+    from .config import load_config
+
+    config, overrides = _split_config_args(a.args)
+    cfg = load_config(cls, config, overrides)
+    if config is None:
+        where = getattr(cfg, "dir", None) or getattr(cfg, "run_dir", None)
+        steps = getattr(getattr(cfg, "train", None), "steps", None)
+        print(f"note: no CONFIG.yaml given: {what} runs the built-in defaults"
+              + (f" ({steps} steps)" if steps else "") + (f" into {where}" if where else "")
+              + (f" with {len(overrides)} override(s)" if overrides else "")
+              + "; the shipped presets are in configs/", file=sys.stderr)
+    return cfg
+
+
+def _text_input(a, attr_text: str = "text", attr_file: str = "file") -> str:
+    """--text, --file or stdin, as UTF-8 text (a bad file or undecodable bytes end in one line at the boundary)."""
+    text = getattr(a, attr_text, None)
+    path = getattr(a, attr_file, None)
+    if path:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    if text is None:
+        return sys.stdin.read()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise VQLadderError(f"--{attr_text.replace('_', '-')} is not valid UTF-8 text")
+    return text
+
+
 def cmd_prepare(a) -> int:
     from .data import prepare
 
@@ -54,14 +87,12 @@ def cmd_prepare(a) -> int:
 
 
 def cmd_train(a) -> int:
-    from .config import load_config
     from .experiments.rung1 import RunConfig, train_run
     from .train import distributed as D
 
-    config, overrides = _split_config_args(a.args)
-    cfg = load_config(RunConfig, config, overrides)
-    if a.resume and config is None and not overrides:
+    if a.resume and not a.args:
         raise VQLadderError("--resume needs the CONFIG (or run name override) of the run to continue")
+    cfg = _load(RunConfig, a, 'train')
     ok = False
     try:
         res = train_run(cfg, resume=a.resume)
@@ -103,6 +134,10 @@ def cmd_eval(a) -> int:
     shards = TokenShards(data_dir)
     if shards.vocab_size != model.config.vocab_size:
         raise VQLadderError(f"data {data_dir} has vocab {shards.vocab_size}, the model expects {model.config.vocab_size}")
+    if a.data and not _same_files(_run_tokenizer_dir(a.run, meta), shards.dir / "tokenizer"):
+        raise VQLadderError(f"data {data_dir} was tokenised with another tokenizer than {a.run} ({shards.meta['tokenizer']} "
+                            f"fitted on {shards.meta['corpus']!r}): its ids mean other tokens, so every number would be "
+                            f"wrong; prepare the text with the run's tokenizer")
     embed = None
     if a.gist:
         from .eval.gist import load_embedder
@@ -124,14 +159,25 @@ def cmd_eval(a) -> int:
     return 0
 
 
-def _run_tokenizer(run: str, meta: dict):
-    from .data import load_tokenizer
+def _same_files(a: Path, b: Path) -> bool:
+    """Do two tokenizer directories hold the same files, byte for byte?"""
+    fa = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    fb = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    return fa == fb and all((a / f).read_bytes() == (b / f).read_bytes() for f in fa)
 
+
+def _run_tokenizer_dir(run: str, meta: dict) -> Path:
     p = Path(run)
     for cand in (p / "tokenizer", p.parent.parent / "tokenizer", Path(meta.get("data", "")) / "tokenizer"):
         if (cand / "tokenizer_meta.json").is_file():
-            return load_tokenizer(cand)
+            return cand
     raise VQLadderError(f"no tokenizer found for {run}")
+
+
+def _run_tokenizer(run: str, meta: dict):
+    from .data import load_tokenizer
+
+    return load_tokenizer(_run_tokenizer_dir(run, meta))
 
 
 def cmd_encode(a) -> int:
@@ -141,10 +187,7 @@ def cmd_encode(a) -> int:
 
     model, meta, _ = load_model(a.run, expect_kind="sequence_compressor")
     tok = _run_tokenizer(a.run, meta)
-    text = Path(a.file).read_text(encoding="utf-8", errors="replace") if a.file else a.text
-    if text is None:
-        text = sys.stdin.read()
-    ids = tok.encode(text)
+    ids = tok.encode(_text_input(a))
     if not ids:
         raise VQLadderError("nothing to encode: the text is empty")
     n = model.config.in_len
@@ -167,11 +210,7 @@ def cmd_decode(a) -> int:
 
     model, meta, _ = load_model(a.run, expect_kind="sequence_compressor")
     tok = _run_tokenizer(a.run, meta)
-    raw = a.codes if a.codes is not None else sys.stdin.read()
-    try:
-        vals = [int(v) for v in raw.replace(",", " ").split()]
-    except ValueError:
-        raise VQLadderError("codes must be integers separated by spaces, commas or newlines")
+    vals = _read_codes(a.codes if a.codes is not None else sys.stdin.read())
     depth = getattr(model.quantizer, "depth", 1)
     per_chunk = model.config.out_len * depth
     if not vals or len(vals) % per_chunk:
@@ -184,11 +223,9 @@ def cmd_decode(a) -> int:
 
 
 def cmd_sweep(a) -> int:
-    from .config import load_config
     from .experiments.sweep import SweepConfig, run_sweep
 
-    config, overrides = _split_config_args(a.args)
-    cfg = load_config(SweepConfig, config, overrides)
+    cfg = _load(SweepConfig, a, 'sweep')
     d = run_sweep(cfg, aggregate_only=a.aggregate_only)
     print((d / "sweep.md").read_text())
     print(f"written: {d / 'sweep.csv'}, {d / 'sweep.md'}, {d / 'plots'}/")
@@ -203,11 +240,9 @@ def cmd_demo(a) -> int:
 
 
 def cmd_train_ladder(a) -> int:
-    from .config import load_config
     from .experiments.ladder import LadderConfig, train_ladder
 
-    config, overrides = _split_config_args(a.args)
-    cfg = load_config(LadderConfig, config, overrides)
+    cfg = _load(LadderConfig, a, 'train-ladder')
     train_ladder(cfg)
     print((cfg.dir / "results.md").read_text())
     print(f"written: {cfg.dir / 'results.json'}, {cfg.dir / 'results.md'}")
@@ -218,7 +253,7 @@ def cmd_generate(a) -> int:
     from .ladder import Ladder
 
     ladder = Ladder.load(a.ladder, need_prior=True, need_upsamplers=a.decoder == "upsample")
-    prompt = Path(a.prompt_file).read_text(encoding="utf-8") if a.prompt_file else a.prompt
+    prompt = _text_input(a, "prompt", "prompt_file") if (a.prompt or a.prompt_file) else None
     if a.beam < 0:
         raise VQLadderError(f"--beam must be >= 0, got {a.beam}")
     out = ladder.generate(prompt, a.chunks, a.temperature, a.top_k, a.top_p, a.beam, a.decoder, a.seed)
@@ -241,18 +276,19 @@ def cmd_generate(a) -> int:
 
 def _read_codes(raw: str) -> list[int]:
     try:
-        return [int(v) for v in raw.replace(",", " ").split()]
+        vals = [int(v) for v in raw.replace(",", " ").split()]
     except ValueError:
         raise VQLadderError("codes must be integers separated by spaces, commas or newlines")
+    if any(not -2**63 <= v < 2**63 for v in vals):
+        raise VQLadderError("code out of range: codes are small non-negative integers (a codebook index)")
+    return vals
 
 
 def cmd_ladder_encode(a) -> int:
     from .ladder import Ladder
 
     ladder = Ladder.load(a.ladder)
-    text = Path(a.file).read_text(encoding="utf-8", errors="replace") if a.file else a.text
-    if text is None:
-        text = sys.stdin.read()
+    text = _text_input(a)
     level = ladder.n_levels if a.level is None else a.level
     codes = ladder.encode(text, level)
     per = ladder.chunk_len(level)
@@ -280,11 +316,9 @@ def cmd_ladder_decode(a) -> int:
 
 
 def cmd_plan_experiment(a) -> int:
-    from .config import load_config
     from .experiments.planning import PlanConfig, run_plan_experiment
 
-    config, overrides = _split_config_args(a.args)
-    cfg = load_config(PlanConfig, config, overrides)
+    cfg = _load(PlanConfig, a, 'plan-experiment')
     run_plan_experiment(cfg)
     print((cfg.dir / "results.md").read_text())
     print(f"written: {cfg.dir / 'results.json'}, {cfg.dir / 'results.md'}, {cfg.dir / 'success_vs_budget.png'}")
@@ -292,11 +326,9 @@ def cmd_plan_experiment(a) -> int:
 
 
 def cmd_variable(a) -> int:
-    from .config import load_config
     from .experiments.variable import VariableExpConfig, run_variable
 
-    config, overrides = _split_config_args(a.args)
-    cfg = load_config(VariableExpConfig, config, overrides)
+    cfg = _load(VariableExpConfig, a, 'variable')
     run_variable(cfg)
     print((cfg.dir / "results.md").read_text())
     print(f"written: {cfg.dir}/results.{{json,md}}, ratio_over_training.png, acc_vs_bits.png, boundaries.html")
@@ -304,11 +336,9 @@ def cmd_variable(a) -> int:
 
 
 def cmd_video(a) -> int:
-    from .config import load_config
     from .experiments import video as V
 
-    config, overrides = _split_config_args(a.args)
-    cfg = load_config(V.VideoExpConfig, config, overrides)
+    cfg = _load(V.VideoExpConfig, a, 'video')
     cfg.validate()
     if a.video_cmd == "generate":
         out = Path(a.out) if a.out else cfg.dir / "preview.png"
@@ -405,12 +435,10 @@ def cmd_plan(a) -> int:
 
 
 def cmd_embed(a) -> int:
-    from .config import load_config
     from .experiments.matryoshka import CodeIndex, EmbedConfig, build_index, run_embed_eval
 
     if a.embed_cmd in ("eval", "build"):
-        config, overrides = _split_config_args(a.args)
-        cfg = load_config(EmbedConfig, config, overrides)
+        cfg = _load(EmbedConfig, a, 'embed')
         if a.embed_cmd == "eval":
             run_embed_eval(cfg)
             print((cfg.dir / "results.md").read_text())
@@ -420,8 +448,7 @@ def cmd_embed(a) -> int:
         return 0
     index = CodeIndex(a.index)
     if a.embed_cmd == "encode":
-        text = a.text if a.text is not None else sys.stdin.read()
-        lines = [t for t in text.splitlines() if t.strip()]
+        lines = [t for t in _text_input(a).splitlines() if t.strip()]
         for t, c in zip(lines, index.encode(lines)):
             print(" ".join(map(str, c.tolist())) + "\t" + t[:80])
         return 0
@@ -430,6 +457,27 @@ def cmd_embed(a) -> int:
     for score, text, codes in index.search(a.query, a.k):
         print(f"{score:.3f}  [{' '.join(map(str, codes[:4]))} …]  {text[:120]}")
     return 0
+
+
+def _num(typ, **check):
+    """An argparse type: ``typ`` within a declared range (the same :class:`config.Check` the configs use)."""
+    import math
+
+    from .config import Check
+
+    c = Check(**check)
+
+    def parse(text: str):
+        try:
+            v = typ(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if typ is int else 'a number'}, got {text!r}")
+        if (typ is float and not math.isfinite(v)) or not c.ok(v) or abs(v) > 2**31:
+            raise argparse.ArgumentTypeError(f"must be {c.describe()}, got {text!r}")
+        return v
+
+    parse.__name__ = typ.__name__
+    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -449,8 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("corpus", help="builtin | FILE | FOLDER | GLOB | hf:NAME[:SPLIT] (several joined with ',')")
     s.add_argument("--tokenizer", "-t", default="bpe:1024", help="bytes | bpe:N | cl100k_base | o200k_base | gpt2")
     s.add_argument("--out", "-o", required=True, help="output data directory")
-    s.add_argument("--val-every", type=int, default=10, help="every N-th block of tokens goes to val (10%%)")
-    s.add_argument("--block-size", type=int, default=4096, help="tokens per split block (smaller for tiny corpora)")
+    s.add_argument("--val-every", type=_num(int, min=2), default=10, help="every N-th block of tokens goes to val (10%%)")
+    s.add_argument("--block-size", type=_num(int, min=1), default=4096, help="tokens per split block (smaller for tiny corpora)")
     s.add_argument("--force", action="store_true", help="rebuild an existing data directory")
     s.set_defaults(func=cmd_prepare)
 
@@ -476,8 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run", help="run directory (newest valid checkpoint) or a checkpoint directory")
     s.add_argument("--data", help="data directory (default: the one the run was trained on)")
     s.add_argument("--split", default="val", choices=["val", "train"])
-    s.add_argument("--max-chunks", type=int, default=-1, help="chunks to evaluate; -1 = all")
-    s.add_argument("--examples", type=int, default=3, help="reconstructions to print")
+    s.add_argument("--max-chunks", type=_num(int, min=1, allow=(-1,)), default=-1, help="chunks to evaluate; -1 = all")
+    s.add_argument("--examples", type=_num(int, min=0), default=3, help="reconstructions to print")
     s.add_argument("--json", action="store_true", help="also print the metrics as JSON")
     s.add_argument("--gist", action="store_true",
                    help="add embedding gist metrics (semantic similarity, retrieval); needs the [gist] extra")
@@ -499,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="prepare the built-in corpus, train a level-1 compressor, show results")
     s.add_argument("--out", default="runs", help="runs directory")
     s.add_argument("--data", default="data/builtin-bpe1024", help="data directory (prepared if missing)")
-    s.add_argument("--steps", type=int, default=-1, help="training steps (-1 = the demo preset)")
+    s.add_argument("--steps", type=_num(int, min=1, allow=(-1,)), default=-1, help="training steps (-1 = the demo preset)")
     s.add_argument("--fresh", action="store_true", help="discard an earlier demo run instead of reusing it")
     s.set_defaults(func=cmd_demo)
 
@@ -526,20 +574,20 @@ def build_parser() -> argparse.ArgumentParser:
     g = s.add_mutually_exclusive_group()
     g.add_argument("--prompt", help="text to continue (left-padded with newlines to whole top chunks)")
     g.add_argument("--prompt-file", help="file whose text to continue")
-    s.add_argument("--chunks", type=int, default=1, help="top chunks to generate (each = the ladder's chunk of tokens)")
-    s.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (> 0)")
-    s.add_argument("--top-k", type=int, default=0, help="keep the k most likely symbols (0 = all)")
-    s.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (1 = off)")
-    s.add_argument("--beam", type=int, default=0, help="beam width for the top-level plan (0 = sample)")
+    s.add_argument("--chunks", type=_num(int, min=1), default=1, help="top chunks to generate (each = the ladder's chunk of tokens)")
+    s.add_argument("--temperature", type=_num(float, gt=0), default=1.0, help="sampling temperature (> 0)")
+    s.add_argument("--top-k", type=_num(int, min=0), default=0, help="keep the k most likely symbols (0 = all)")
+    s.add_argument("--top-p", type=_num(float, gt=0, max=1), default=0.95, help="nucleus sampling mass (1 = off)")
+    s.add_argument("--beam", type=_num(int, min=0), default=0, help="beam width for the top-level plan (0 = sample)")
     s.add_argument("--decoder", default="upsample", choices=["upsample", "vq"],
                    help="down the ladder with the upsamplers (sampled) or the deterministic VQ decoders")
     s.add_argument("--show-levels", action="store_true", help="print the codes at every level")
-    s.add_argument("--seed", type=int, default=0, help="sampling seed")
+    s.add_argument("--seed", type=_num(int, min=0), default=0, help="sampling seed")
     s.set_defaults(func=cmd_generate)
 
     s = sub.add_parser("ladder-encode", help="text -> the codes of one ladder level (one line per top chunk)")
     s.add_argument("ladder", help="ladder directory")
-    s.add_argument("--level", type=int, help="level to encode to (default: the top; 0 = tokens)")
+    s.add_argument("--level", type=_num(int, min=0), help="level to encode to (default: the top; 0 = tokens)")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--text", help="text to encode (default: stdin)")
     g.add_argument("--file", help="file whose text to encode")
@@ -547,11 +595,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ladder-decode", help="codes of one ladder level -> text, down the ladder")
     s.add_argument("ladder", help="ladder directory")
-    s.add_argument("--level", type=int, help="level the codes belong to (default: the top)")
+    s.add_argument("--level", type=_num(int, min=0), help="level the codes belong to (default: the top)")
     s.add_argument("--codes", help="codes separated by spaces/commas/newlines (default: stdin)")
     s.add_argument("--decoder", default="vq", choices=["vq", "upsample"], help="VQ decoders or sampled upsamplers")
-    s.add_argument("--temperature", type=float, default=1.0, help="upsampler temperature (0 = greedy)")
-    s.add_argument("--seed", type=int, default=0, help="sampling seed")
+    s.add_argument("--temperature", type=_num(float, min=0), default=1.0, help="upsampler temperature (0 = greedy)")
+    s.add_argument("--seed", type=_num(int, min=0), default=0, help="sampling seed")
     s.set_defaults(func=cmd_ladder_decode)
 
     s = sub.add_parser("plan-experiment", help="flat vs ladder planners on the rooms maze, several seeds and budgets",
@@ -569,13 +617,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "rendering and the validator's verdict.\n"
                                    "  vqladder plan runs/plan-small --task 3 --contender ladder --scorer verifier")
     s.add_argument("run", help="plan-experiment directory")
-    s.add_argument("--seed", type=int, default=0, help="which trained seed")
+    s.add_argument("--seed", type=_num(int, min=0), default=0, help="which trained seed")
     s.add_argument("--contender", default="ladder", choices=["ladder", "flat"])
     s.add_argument("--method", default="beam", choices=["beam", "sample"])
     s.add_argument("--scorer", default="likelihood", choices=["likelihood", "verifier"])
-    s.add_argument("--budget", type=int, default=4, help="model evaluations as a multiple of max_moves")
-    s.add_argument("--task", type=int, default=0, help="held-out task index")
-    s.add_argument("--layout-seed", type=int, help="a fresh random layout instead of a held-out task")
+    s.add_argument("--budget", type=_num(int, min=1), default=4, help="model evaluations as a multiple of max_moves")
+    s.add_argument("--task", type=_num(int, min=0), default=0, help="held-out task index")
+    s.add_argument("--layout-seed", type=_num(int, min=0), help="a fresh random layout instead of a held-out task")
     s.add_argument("--doors", help="explicit door offsets, comma-separated (-1 = no door)")
     s.add_argument("--start", help="start cell ROW,COL")
     s.add_argument("--goal", help="goal cell ROW,COL")
@@ -612,8 +660,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("generate", "show"):
             v.add_argument("--out", help="PNG path")
         if name == "show":
-            v.add_argument("--seed", type=int, default=0, help="trained seed")
-            v.add_argument("--clip", type=int, default=0, help="held-out clip index")
+            v.add_argument("--seed", type=_num(int, min=0), default=0, help="trained seed")
+            v.add_argument("--clip", type=_num(int, min=0), default=0, help="held-out clip index")
         if name == "eval":
             v.add_argument("--train", action="store_true", help="train missing stages first instead of failing")
     s.set_defaults(func=cmd_video)
@@ -630,20 +678,68 @@ def build_parser() -> argparse.ArgumentParser:
     e = esub.add_parser("build", help="build a searchable index of our codes")
     e.add_argument("args", nargs="*", help="EMBED.yaml then key.sub=value overrides")
     e.add_argument("--out", required=True, help="index directory")
-    e.add_argument("--bytes", type=int, default=16, help="bytes (1-byte codes) per vector")
+    e.add_argument("--bytes", type=_num(int, min=1), default=16, help="bytes (1-byte codes) per vector")
     e = esub.add_parser("encode", help="texts (one per line) -> codes, coarse to fine")
     e.add_argument("index", help="index directory")
     e.add_argument("--text", help="text (default: stdin), one text per line")
     e = esub.add_parser("search", help="nearest database texts of a query, by decoded codes")
     e.add_argument("index", help="index directory")
     e.add_argument("--query", required=True, help="query text")
-    e.add_argument("-k", type=int, default=5, help="results")
+    e.add_argument("-k", type=_num(int, min=1), default=5, help="results")
     s.set_defaults(func=cmd_embed)
     return p
 
 
+def _error_log(exc: BaseException) -> Path:
+    """Write the traceback of an internal error beside the run it happened in (or to a temp file)."""
+    import tempfile
+    import traceback
+
+    from .io import _held
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    for d in list(_held)[::-1] + [None]:
+        try:
+            if d is None:
+                fd, name = tempfile.mkstemp(prefix="vqladder-error-", suffix=".log")
+                os.close(fd)
+                path = Path(name)
+            else:
+                path = Path(d) / "error.log"
+            path.write_text(text)
+            return path
+        except OSError:
+            continue
+    return Path("(unwritable)")
+
+
+def _user_error(e: BaseException) -> str | None:
+    """The one-line message for an exception caused by the user's input or machine, or None (a bug of ours)."""
+    if isinstance(e, UnicodeDecodeError):
+        return f"input is not valid UTF-8 text ({e.reason} at byte {e.start})"
+    if isinstance(e, UnicodeEncodeError):
+        return "input is not valid UTF-8 text (undecodable bytes in an argument)"
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or (
+            isinstance(e, RuntimeError) and "allocate" in str(e) and "memory" in str(e).lower()):
+        return "out of memory: the config asks for more memory than this machine has (smaller sizes or batches?)"
+    if isinstance(e, OSError) and e.strerror:
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror.lower()}{where}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """The command line. Every failure ends in one line on stderr: ``error: …`` and exit 2 for bad input (and for
+    what the machine cannot do), 130 for Ctrl-C, a quiet exit when a downstream pipe closes, and for anything
+    else ``internal error: …`` with the traceback written to ``<run>/error.log`` (or a temp file), exit 1."""
+    from .io import release_run_dirs
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse: --help (0) leaves as usual; a bad argument was already said in one line
+        if e.code in (0, None):
+            raise
+        return int(e.code)
     try:
         return args.func(args)
     except VQLadderError as e:
@@ -652,6 +748,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`vqladder encode … | head -1`): stop quietly, as Unix tools do
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
+    except Exception as e:  # noqa: BLE001 - the boundary: nothing may leak a traceback to the user
+        msg = _user_error(e)
+        if msg is not None:
+            print(f"error: {msg}", file=sys.stderr)
+            return 2
+        log = _error_log(e)
+        print(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+              f"(a bug in vqladder; traceback in {log})", file=sys.stderr)
+        return 1
+    finally:
+        release_run_dirs()
 
 
 if __name__ == "__main__":

@@ -2,31 +2,97 @@
 
 Every config is a dataclass owned by the module that uses it. ``load_config(cls, path, overrides)``
 builds one: a YAML file overrides defaults, then ``key.sub=value`` strings override the YAML.
-A key that does not exist, or a value of the wrong type, is a :class:`VQLadderError` naming the
-valid keys / the expected type.
+A key that does not exist, a duplicate key in a YAML file, a value of the wrong type or outside the range
+its field declares is a :class:`VQLadderError` naming the valid keys / the expected type / the range.
+
+Ranges are declared next to each field with the ``Annotated`` aliases below (``PosInt``, ``Unit``, …):
+``lr: PosFloat = 1e-3``. Every float must be finite and every integer fit in 32 bits, declared or not.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 
 from .errors import VQLadderError
 
 
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """A declared range: ``min`` / ``max`` inclusive, ``gt`` / ``lt`` exclusive, ``allow`` extra values (e.g. -1 =
+    disabled), ``length`` of a list, ``part``: a single path component (run names)."""
+
+    min: float | None = None
+    max: float | None = None
+    gt: float | None = None
+    lt: float | None = None
+    allow: tuple = ()
+    length: int | None = None
+    part: bool = False
+
+    def describe(self) -> str:
+        if self.part:
+            return "a non-empty name without '/' (not '.' or '..')"
+        if self.length is not None:
+            return f"a list of {self.length} values"
+        lo = f">= {self.min:g}" if self.min is not None else f"> {self.gt:g}" if self.gt is not None else ""
+        hi = f"<= {self.max:g}" if self.max is not None else f"< {self.lt:g}" if self.lt is not None else ""
+        text = " and ".join(t for t in (lo, hi) if t) or "any value"
+        return text + "".join(f", or {v:g}" for v in self.allow)
+
+    def ok(self, v) -> bool:
+        if self.part:
+            return isinstance(v, str) and v not in ("", ".", "..") and "/" not in v and "\\" not in v
+        if self.length is not None:
+            return len(v) == self.length
+        if v in self.allow:
+            return True
+        return ((self.min is None or v >= self.min) and (self.max is None or v <= self.max)
+                and (self.gt is None or v > self.gt) and (self.lt is None or v < self.lt))
+
+
+# Field types with a declared range; use them in config dataclasses (``steps: PosInt = 1000``).
+PosInt = Annotated[int, Check(min=1)]                      # >= 1
+NonNegInt = Annotated[int, Check(min=0)]                   # >= 0 (also seeds)
+OptPosInt = Annotated[int, Check(min=1, allow=(-1,))]      # >= 1, or -1 = disabled / all
+OptNonNegInt = Annotated[int, Check(min=0, allow=(-1,))]   # >= 0, or -1 = disabled / all
+PosFloat = Annotated[float, Check(gt=0)]                   # > 0
+NonNegFloat = Annotated[float, Check(min=0)]               # >= 0
+OptPosFloat = Annotated[float, Check(gt=0, allow=(-1,))]   # > 0, or -1 = disabled
+Unit = Annotated[float, Check(min=0, max=1)]               # in [0, 1]
+OpenUnit = Annotated[float, Check(gt=0, lt=1)]             # in (0, 1)
+HalfOpenUnit = Annotated[float, Check(min=0, lt=1)]        # in [0, 1)
+RunName = Annotated[str, Check(part=True)]                 # a run directory's name under out_dir
+INT_LIMIT = 2**31 - 1                                      # no config integer needs more
+
+
 def _field_types(cls) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _show(typ) -> str:
+    if typing.get_origin(typ) is Annotated:
+        return _show(typing.get_args(typ)[0])
+    return getattr(typ, "__name__", None) or str(typ).replace("typing.", "")
 
 
 def _coerce(value: Any, typ: Any, where: str) -> Any:
     """Convert ``value`` (from YAML or a CLI string) to ``typ``, or raise a one-line error."""
     origin = typing.get_origin(typ)
+    if origin is Annotated:
+        base, *checks = typing.get_args(typ)
+        value = _coerce(value, base, where)
+        for c in checks:
+            if isinstance(c, Check) and not c.ok(value):
+                raise VQLadderError(f"config key '{where}' must be {c.describe()}, got {value!r}")
+        return value
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(typ) if a is not type(None)]
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
@@ -36,7 +102,7 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
                 return _coerce(value, a, where)
             except VQLadderError:
                 pass
-        raise VQLadderError(f"config key '{where}': cannot read {value!r} as {typ}")
+        raise VQLadderError(f"config key '{where}': cannot read {value!r} as {' or '.join(map(_show, args))}")
     if origin in (list, tuple):
         (inner, *_) = typing.get_args(typ) or (Any,)
         if isinstance(value, str):
@@ -59,25 +125,35 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
     if typ is int:
         if isinstance(value, bool):
             raise VQLadderError(f"config key '{where}': expected an integer, got {value!r}")
+        out = None
         if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
+            out = value
+        elif isinstance(value, float) and value.is_integer():
+            out = int(value)
+        elif isinstance(value, str):
             try:
-                return int(value)
+                out = int(value)
             except ValueError:
                 pass
-        raise VQLadderError(f"config key '{where}': expected an integer, got {value!r}")
+        if out is None:
+            raise VQLadderError(f"config key '{where}': expected an integer, got {value!r}")
+        if abs(out) > INT_LIMIT:
+            raise VQLadderError(f"config key '{where}': {out} is too large (at most {INT_LIMIT})")
+        return out
     if typ is float:
+        out = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            out = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                out = float(value)
             except ValueError:
                 pass
-        raise VQLadderError(f"config key '{where}': expected a number, got {value!r}")
+        if out is None:
+            raise VQLadderError(f"config key '{where}': expected a number, got {value!r}")
+        if not math.isfinite(out):
+            raise VQLadderError(f"config key '{where}' must be a finite number, got {value!r}")
+        return out
     if typ is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
@@ -153,12 +229,37 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice in one mapping (YAML itself would keep the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(f"key {key!r} appears twice in one section (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
 def read_yaml(path: str | Path) -> dict:
     p = Path(path)
+    if p.is_dir():
+        raise VQLadderError(f"config file {p} is a directory")
     if not p.is_file():
         raise VQLadderError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except _DuplicateKey as e:
+        raise VQLadderError(f"config file {p}: {e}")
+    except UnicodeDecodeError:
+        raise VQLadderError(f"config file {p} is not UTF-8 text")
+    except IsADirectoryError:
+        raise VQLadderError(f"config file {p} is a directory")
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         raise VQLadderError(f"config file {p} is not valid YAML" + (f" (line {line + 1})" if line is not None else ""))

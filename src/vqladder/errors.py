@@ -13,3 +13,9 @@ class CheckpointError(VQLadderError):
 
 class NonFiniteLossError(VQLadderError):
     """The training loss became NaN or inf."""
+
+
+class RunFailed(VQLadderError):
+    """Part of a run failed (e.g. sweep cells); what succeeded is kept and a rerun retries the rest. Exit code 1."""
+
+    exit_code = 1

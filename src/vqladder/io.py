@@ -68,3 +68,59 @@ def atomic_replace_dir(tmp_dir: Path, final_dir: Path) -> None:
 
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+# -- one writer per run directory ------------------------------------------------------------------------------
+LOCK_NAME = ".lock"
+_held: dict[str, int] = {}  # resolved run directory -> the descriptor holding its flock
+
+
+def claim_run_dir(directory: str | Path) -> Path:
+    """Create ``directory`` and take its advisory lock (``fcntl.flock`` on ``<dir>/.lock``) for this process.
+
+    One writer per run directory: a second process gets :class:`VQLadderError` naming the holder's pid. The
+    kernel drops the lock when the holder dies (kill -9 included), so a stale lock never blocks a resume. The
+    lock is held until :func:`release_run_dirs` (the CLI calls it when a command ends) or the process exits;
+    claiming a directory this process already holds is a no-op. Under torchrun only rank 0 claims."""
+    import fcntl
+
+    from .errors import VQLadderError
+
+    d = Path(directory)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise VQLadderError(f"run directory {d} exists and is not a directory")
+    except OSError as e:
+        raise VQLadderError(f"cannot create run directory {d}: {e.strerror}")
+    key = str(d.resolve())
+    if key in _held:
+        return d
+    try:
+        fd = os.open(d / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    except OSError as e:
+        raise VQLadderError(f"run directory {d} is not writable: {e.strerror}")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise VQLadderError(f"run directory {d} is in use by another vqladder process (pid {holder}); "
+                            f"wait for it to end or stop it")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _held[key] = fd
+    return d
+
+
+def clear_run_dir(directory: Path) -> None:
+    """Empty a claimed run directory, keeping its lock file (so the lock stays on the same file)."""
+    for p in Path(directory).iterdir():
+        if p.name != LOCK_NAME:
+            remove_tree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
+def release_run_dirs() -> None:
+    """Drop every run-directory lock this process holds (closing the descriptor releases the flock)."""
+    while _held:
+        os.close(_held.popitem()[1])

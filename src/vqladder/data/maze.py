@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import NonNegInt, PosInt, Unit
 from ..errors import VQLadderError
 
 MOVES = "UDLR"
@@ -34,13 +35,13 @@ N_BUCKETS = 4
 
 @dataclass
 class MazeConfig:
-    rooms: int = 3                    # rooms per side
-    room: int = 3                     # cells per room side
-    extra_doors: float = 0.3          # chance of a door on a wall outside the random spanning tree
-    max_moves: int = 32               # moves per episode (padded with end)
-    detour: float = 0.5               # chance a demonstration takes a random detour
-    max_detour: int = 6               # detour length (random valid moves)
-    fail: float = 0.15                # chance a demonstration is a failed random walk
+    rooms: PosInt = 3                    # rooms per side
+    room: PosInt = 3                     # cells per room side
+    extra_doors: Unit = 0.3          # chance of a door on a wall outside the random spanning tree
+    max_moves: PosInt = 32               # moves per episode (padded with end)
+    detour: Unit = 0.5               # chance a demonstration takes a random detour
+    max_detour: NonNegInt = 6               # detour length (random valid moves)
+    fail: Unit = 0.15                # chance a demonstration is a failed random walk
 
     def validate(self) -> None:
         if self.rooms < 1 or self.room < 1:

@@ -97,10 +97,7 @@ def prepare(corpus: str, tokenizer: str, out_dir: str | Path, val_every: int = 1
     Raises :class:`VQLadderError` for an empty or unreadable corpus, an unknown tokenizer, or an existing
     ``out_dir`` (unless ``force``)."""
     out = Path(out_dir)
-    if (out / "meta.json").exists() and not force:
-        raise VQLadderError(f"data directory already prepared: {out} (pass --force to rebuild)")
-    if out.exists() and not out.is_dir():
-        raise VQLadderError(f"output path exists and is not a directory: {out}")
+    _check_output(out, corpus, force)
     if val_every < 2:
         raise VQLadderError(f"val_every must be >= 2 (every val_every-th block goes to val), got {val_every}")
     if block_size < 1:
@@ -127,6 +124,8 @@ def prepare(corpus: str, tokenizer: str, out_dir: str | Path, val_every: int = 1
             counts = w.close()
         if counts["train"] + counts["val"] == 0:
             raise VQLadderError(f"corpus is empty: {corpus}")
+        if hasattr(tok, "check_fit"):
+            tok.check_fit()
         if src.replacements:
             print(f"warning: {src.replacements} undecodable byte(s) in {corpus} were replaced by U+FFFD",
                   file=sys.stderr)
@@ -139,13 +138,56 @@ def prepare(corpus: str, tokenizer: str, out_dir: str | Path, val_every: int = 1
             "val_every": val_every, "block_size": block_size,
         }
         atomic_write_json(tmp / "meta.json", meta)
-        if out.exists():
-            remove_tree(out)
-        os.replace(tmp, out)
+        _install(tmp, out)
     except BaseException:
         remove_tree(tmp)
         raise
     return TokenShards(out)
+
+
+PREPARED = ("meta.json", "train.bin", "val.bin", "tokenizer")  # everything `prepare` writes into a data directory
+
+
+def _check_output(out: Path, corpus: str, force: bool) -> None:
+    """Refuse an output that would lose data: a file, the current directory or one of its parents, a folder
+    holding the corpus, or a non-empty folder that no earlier ``prepare`` wrote (``--force`` or not)."""
+    if out.exists() and not out.is_dir():
+        raise VQLadderError(f"output path exists and is not a directory: {out}")
+    target = out.resolve()
+    cwd = Path.cwd().resolve()
+    if target == cwd or target in cwd.parents:
+        raise VQLadderError(f"refusing to prepare into {out}: it is the current directory or one of its parents; "
+                            f"give a new directory, e.g. -o data/NAME")
+    for part in corpus.split(","):
+        p = Path(part)
+        if not part.startswith("hf:") and p.exists() and (p.resolve() == target or target in p.resolve().parents):
+            raise VQLadderError(f"refusing to prepare into {out}: it holds the corpus {part}; give a new directory")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not (out / "meta.json").is_file():
+        if force and all(p.name in PREPARED for p in out.iterdir()):
+            return  # an earlier `prepare --force` killed while it swapped files in: only its own files are here
+        raise VQLadderError(f"output directory {out} is not empty and was not written by `vqladder prepare` "
+                            f"(no meta.json); give a new or empty directory (--force never deletes such files)")
+    if not force:
+        raise VQLadderError(f"data directory already prepared: {out} (pass --force to rebuild)")
+
+
+def _install(tmp: Path, out: Path) -> None:
+    """Move the finished ``tmp`` into place. Over an earlier data directory (``--force``) only the files
+    ``prepare`` writes are replaced; anything else the user put there stays."""
+    if not out.is_dir() or not any(out.iterdir()):
+        os.replace(tmp, out)  # renaming over an empty directory is atomic
+        return
+    (out / "meta.json").unlink(missing_ok=True)  # invalid until the new meta.json lands, last
+    for name in PREPARED[1:] + PREPARED[:1]:
+        old = out / name
+        if old.is_dir() and not old.is_symlink():
+            remove_tree(old)
+        elif old.exists() or old.is_symlink():
+            old.unlink()
+        os.replace(tmp / name, old)
+    remove_tree(tmp)
 
 
 def _prepare_openai(src, tok: OpenAITokenizer, tmp: Path, val_every: int, block_size: int, progress: bool) -> dict:

@@ -81,6 +81,8 @@ class BPETokenizer(Tokenizer):
     def __init__(self, size: int, tok=None):
         if size < 257:
             raise VQLadderError(f"bpe:{size}: a byte-level BPE needs at least 257 entries")
+        if size > 2**20:
+            raise VQLadderError(f"bpe:{size}: at most bpe:{2**20} entries")
         self.size = size
         self.spec = f"bpe:{size}"
         self._tok = tok
@@ -96,6 +98,14 @@ class BPETokenizer(Tokenizer):
         )
         tok.train_from_iterator(texts, trainer=trainer)
         self._tok = tok
+        self.fitted = tok.get_vocab_size()
+
+    def check_fit(self) -> None:
+        """After ``fit``: a corpus that ran out of pairs to merge gives fewer entries than asked; the ids above
+        would never occur, yet every model would size its embeddings (and the meta its vocabulary) for ``size``."""
+        got = getattr(self, "fitted", self.size)
+        if got < self.size:
+            raise VQLadderError(f"{self.spec}: this corpus gives only {got} BPE entries; use bpe:{got} or smaller")
 
     @property
     def vocab_size(self) -> int:
@@ -241,13 +251,19 @@ def load_tokenizer(directory: str | Path) -> Tokenizer:
     mp = d / "tokenizer_meta.json"
     if not mp.is_file():
         raise VQLadderError(f"no tokenizer saved in {d} (tokenizer_meta.json missing)")
-    meta = json.loads(mp.read_text())
-    spec = meta["spec"]
-    if spec == "bytes":
-        return ByteTokenizer()
-    if spec.startswith("bpe:"):
-        return BPETokenizer.load(d, meta)
-    if spec in OPENAI_ENCODINGS:
-        used = json.loads((d / "used_ids.json").read_text()) if meta.get("compacted") else None
-        return OpenAITokenizer(spec, used)
+    try:
+        meta = json.loads(mp.read_text())
+        spec = meta["spec"]
+        if spec == "bytes":
+            return ByteTokenizer()
+        if spec.startswith("bpe:"):
+            return BPETokenizer.load(d, meta)
+        if spec in OPENAI_ENCODINGS:
+            used = json.loads((d / "used_ids.json").read_text()) if meta.get("compacted") else None
+            return OpenAITokenizer(spec, used)
+    except VQLadderError:
+        raise
+    except Exception as e:  # a truncated / edited file: JSON, a missing key, HF's own parse error
+        raise VQLadderError(f"the tokenizer in {d} is corrupted ({type(e).__name__}); re-run `vqladder prepare` "
+                            f"or copy it again from the data directory")
     raise VQLadderError(f"tokenizer in {d} has unknown spec {spec!r}")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import NonNegFloat, NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
 
 KINDS = ("balls", "sprites", "life", "colour")
@@ -41,14 +42,14 @@ GLYPHS = np.array([
 @dataclass
 class VideoDataConfig:
     kind: str = "balls"               # balls | sprites | life | colour
-    size: int = 32                    # frame height = width in pixels (16 to 64)
-    frames: int = 16                  # frames per clip
-    objects: int = 2                  # balls / sprites (ignored by life; colour has one ball)
-    radius: float = 3.0               # ball radius in pixels
-    speed: float = 1.5                # ball speed in pixels per frame
-    train_clips: int = 2000           # training clips
-    test_clips: int = 200             # held-out clips (another seed stream)
-    seed: int = 0                     # generator seed
+    size: PosInt = 32                    # frame height = width in pixels (16 to 64)
+    frames: PosInt = 16                  # frames per clip
+    objects: NonNegInt = 2                  # balls / sprites (ignored by life; colour has one ball)
+    radius: PosFloat = 3.0               # ball radius in pixels
+    speed: NonNegFloat = 1.5                # ball speed in pixels per frame
+    train_clips: PosInt = 2000           # training clips
+    test_clips: PosInt = 200             # held-out clips (another seed stream)
+    seed: NonNegInt = 0                     # generator seed
     cache_dir: str = "data/video"     # where generated clips are cached
 
     def validate(self) -> None:

@@ -40,8 +40,10 @@ def demo_config(out_dir: str = "runs", data_dir: str | None = None, steps: int =
 
 def run_demo(out_dir: str = "runs", data_dir: str | None = None, steps: int = -1, fresh: bool = False) -> dict:
     from ..cli import RESULT_COLUMNS, _print_table, _show_examples
+    from ..config import read_yaml, to_dict
+    from ..errors import VQLadderError
     from ..eval import evaluate_compressor
-    from ..io import remove_tree
+    from ..io import LOCK_NAME, claim_run_dir, clear_run_dir
     from ..train.checkpoint import load_model
 
     t0 = time.time()
@@ -49,16 +51,27 @@ def run_demo(out_dir: str = "runs", data_dir: str | None = None, steps: int = -1
     shards = load_shards(cfg.data)
     print(f"data: {shards.dir} — {shards.meta['train_tokens']:,} train / {shards.meta['val_tokens']:,} held-out "
           f"tokens, {shards.meta['tokenizer']} (vocab {shards.vocab_size})")
-    run = cfg.run_dir
-    done = (run / "results.json").is_file() and not fresh
-    if fresh:
-        remove_tree(run)
-    if done:
-        prev = json.loads((run / "results.json").read_text())
-        done = prev.get("step") == cfg.train.steps
-        if not done:
-            remove_tree(run)
-    if not done:
+    run = claim_run_dir(cfg.run_dir)  # one writer; nothing below deletes a directory this tool did not make
+    saved = run / "config.yaml"
+    made_here = [p for p in run.iterdir() if p.name != LOCK_NAME]
+    if made_here and not saved.is_file():
+        raise VQLadderError(f"{run} exists and is not a vqladder run (no config.yaml); use --out to put the demo "
+                            f"elsewhere")
+    if fresh and made_here:
+        print(f"--fresh: discarding the earlier demo run in {run}", file=sys.stderr)
+        clear_run_dir(run)
+    elif made_here:
+        old = read_yaml(saved)
+        now = to_dict(cfg)
+        old.get("model", {}).pop("vocab_size", None)
+        now["model"].pop("vocab_size", None)
+        changed = [k for k in ("data", "model", "train") if old.get(k) != now[k]]
+        if changed:
+            steps = old.get("train", {}).get("steps")
+            raise VQLadderError(f"{run} holds a demo run made with other {'/'.join(changed)} settings ({steps} steps); "
+                                f"pass --fresh to discard it and retrain, or --out to use another directory")
+    prev = json.loads((run / "results.json").read_text()) if (run / "results.json").is_file() else {}
+    if prev.get("step") != cfg.train.steps:
         m = cfg.model
         print(f"training {m.in_len} -> {m.out_len} codes ({m.quantizer.kind}, codebook {m.quantizer.codebook_size}) "
               f"for {cfg.train.steps} steps; run directory {run}", file=sys.stderr)

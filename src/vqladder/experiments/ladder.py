@@ -36,12 +36,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import save_yaml, to_dict
+from ..config import Annotated, Check, NonNegInt, OptPosInt, PosFloat, PosInt, RunName, save_yaml, to_dict
 from ..data import WindowSampler
 from ..data.sampler import gather_windows, val_windows
 from ..errors import VQLadderError
 from ..eval import evaluate_compressor
-from ..io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_json, atomic_write_text, claim_run_dir
 from ..ladder.ladder import LEVEL_DIR, UP_DIR, Ladder, encode_stream, greedy_upsample
 from ..models import (CausalLM, CodePrior, CompressorConfig, LMConfig, PriorConfig, SequenceCompressor, Upsampler,
                       UpsamplerConfig)
@@ -67,22 +67,22 @@ class LevelSpec:
 
 @dataclass
 class LadderEvalConfig:
-    max_chunks: int = 256             # held-out top chunks for the tables (-1 = the whole val split)
-    batch_size: int = 32              # chunks per eval batch
-    samples: int = 2                  # generated samples per model in results.md
-    sample_chunks: int = 2            # top chunks per generated sample
-    temperature: float = 1.0          # sampling temperature for the samples
-    top_k: int = 0                    # top-k for the samples (0 = off)
-    top_p: float = 0.95               # nucleus for the samples
+    max_chunks: OptPosInt = 256             # held-out top chunks for the tables (-1 = the whole val split)
+    batch_size: PosInt = 32              # chunks per eval batch
+    samples: NonNegInt = 2                  # generated samples per model in results.md
+    sample_chunks: PosInt = 2            # top chunks per generated sample
+    temperature: PosFloat = 1.0          # sampling temperature for the samples
+    top_k: NonNegInt = 0                    # top-k for the samples (0 = off)
+    top_p: Annotated[float, Check(gt=0, max=1)] = 0.95               # nucleus for the samples
 
 
 @dataclass
 class LadderConfig:
-    name: str = "ladder"              # ladder directory name under out_dir
+    name: RunName = "ladder"              # ladder directory name under out_dir
     out_dir: str = "runs"             # where ladders live
     data: DataConfig = field(default_factory=DataConfig)
     levels: list[LevelSpec] = field(default_factory=_default_levels)
-    joint_steps: int = 0              # > 0: joint fine-tuning of all levels on live codes (see module doc)
+    joint_steps: NonNegInt = 0              # > 0: joint fine-tuning of all levels on live codes (see module doc)
     upsampler: UpsamplerConfig = field(default_factory=UpsamplerConfig)  # template for every level
     upsampler_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
         steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100))
@@ -221,8 +221,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     """Train every stage of the ladder (resumable per stage), evaluate, write results.{json,md}."""
     log = log or (lambda msg: print(f"[ladder] {msg}", file=sys.stderr, flush=True))
     cfg.validate()
-    d = cfg.dir
-    d.mkdir(parents=True, exist_ok=True)
+    d = claim_run_dir(cfg.dir)
     saved = d / "ladder.yaml"
     if saved.is_file():
         import yaml

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import save_yaml
+from ..config import NonNegInt, PosInt, RunName, save_yaml
 from ..errors import VQLadderError
-from ..io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_json, atomic_write_text, claim_run_dir
 from ..report import save_figure
 from ..data.embeddings import embed_cached, split_texts
 from ..models.matryoshka import (PREFIXES, PrefixRVQ, apply_adapter, prefix_neighbour_loss, prefix_schedule,
@@ -42,23 +42,23 @@ METHODS = ["float32-trunc", "float32-trunc-raw", "int8", "binary", "faiss-pq", "
 
 @dataclass
 class EmbedConfig:
-    name: str = "embed"
+    name: RunName = "embed"
     out_dir: str = "runs"
     corpora: list[str] = field(default_factory=lambda: ["builtin"])   # corpus specs, texts split from each
     model: str = "minilm"             # sentence-transformers model (minilm = offline all-MiniLM-L6-v2)
-    max_texts: int = 0                # cap on texts (0 = all)
-    min_chars: int = 30               # shortest text kept
-    max_chars: int = 400              # longer paragraphs are split into sentences
-    queries: int = 500                # held-out queries
-    database: int = 20000             # database size (the rest, minus queries, trains)
-    min_train: int = 2000             # refuse to run with fewer training texts
+    max_texts: NonNegInt = 0                # cap on texts (0 = all)
+    min_chars: NonNegInt = 30               # shortest text kept
+    max_chars: PosInt = 400              # longer paragraphs are split into sentences
+    queries: PosInt = 500                # held-out queries
+    database: PosInt = 20000             # database size (the rest, minus queries, trains)
+    min_train: PosInt = 2000             # refuse to run with fewer training texts
     budgets: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 64])  # bytes per vector
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     adapter: bool = True              # train the Matryoshka adapter (false for an already-Matryoshka model)
-    adapter_steps: int = 300
-    seed: int = 0
-    concepts: int = 4                 # level-1 codes to show with their texts
-    threads: int = 0
+    adapter_steps: NonNegInt = 300
+    seed: NonNegInt = 0
+    concepts: NonNegInt = 4                 # level-1 codes to show with their texts
+    threads: NonNegInt = 0
 
     @property
     def dir(self) -> Path:
@@ -196,8 +196,7 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
     cfg.validate()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    d = cfg.dir
-    d.mkdir(parents=True, exist_ok=True)
+    d = claim_run_dir(cfg.dir)
     save_yaml(cfg, d / "embed.yaml")
     texts, counts = [], []
     for c in cfg.corpora:
@@ -333,8 +332,7 @@ def build_index(cfg: EmbedConfig, out: str | Path, n_bytes: int = 16, embedder=N
     q = PrefixRVQ(dim, prefix_schedule(n_bytes, dim), seed=cfg.seed)
     q.fit(x)
     codes = q.encode(x)
-    d = Path(out)
-    d.mkdir(parents=True, exist_ok=True)
+    d = claim_run_dir(out)
     tmp = d / "model.tmp.pt"
     torch.save({"adapter": adapter.state_dict() if adapter else None, "quantizer": q.state_dict(),
                 "prefixes": q.prefixes, "dim": dim}, tmp)

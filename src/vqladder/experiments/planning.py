@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import save_yaml, to_dict
+from ..config import NonNegFloat, NonNegInt, PosFloat, PosInt, RunName, save_yaml, to_dict
 from ..errors import VQLadderError
-from ..io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_json, atomic_write_text, claim_run_dir
 from ..report import save_figure
 from ..ladder.search import beam_search, sample
 from ..models import CodePrior, CompressorConfig, PriorConfig, SequenceCompressor
@@ -49,10 +49,10 @@ from ..data.maze import END, EpisodeCodec, Layout, MazeConfig, make_dataset, val
 
 @dataclass
 class PlanDataConfig:
-    train_layouts: int = 2000         # layouts for training demonstrations
-    episodes_per_layout: int = 8      # demonstrations per training layout
-    test_layouts: int = 50            # held-out layouts (one task each), never seen in training
-    seed: int = 0                     # data seed
+    train_layouts: PosInt = 2000         # layouts for training demonstrations
+    episodes_per_layout: PosInt = 8      # demonstrations per training layout
+    test_layouts: PosInt = 50            # held-out layouts (one task each), never seen in training
+    seed: NonNegInt = 0                     # data seed
 
 
 def _tc(**kw):
@@ -69,7 +69,7 @@ class FlatSpec:
 
 @dataclass
 class LadderSpec:
-    chunk: int = 4                    # moves per level-1 code
+    chunk: PosInt = 4                    # moves per level-1 code
     compressor: CompressorConfig = field(default_factory=lambda: CompressorConfig(
         d_model=64, n_heads=2, enc_layers=1, latent_layers=1, dec_layers=1,
         quantizer=QuantizerConfig(kind="fsq", codebook_size=1024)))
@@ -83,23 +83,23 @@ class SearchConfig:
     budgets: list[int] = field(default_factory=lambda: [1, 4, 16])  # x max_moves model evaluations
     methods: list[str] = field(default_factory=lambda: ["beam", "sample"])
     scorers: list[str] = field(default_factory=lambda: ["likelihood", "verifier"])
-    verifier_weight: float = 1.0      # weight of the validator score beside the log-probability
+    verifier_weight: NonNegFloat = 1.0      # weight of the validator score beside the log-probability
     dense_verifier: bool = False      # add the BFS distance-to-go to the verifier (an oracle heuristic)
-    temperature: float = 1.0          # sampling temperature for best-of-N
-    max_tasks: int = 0                # evaluate the first N held-out tasks only (0 = all)
+    temperature: PosFloat = 1.0          # sampling temperature for best-of-N
+    max_tasks: NonNegInt = 0                # evaluate the first N held-out tasks only (0 = all)
 
 
 @dataclass
 class PlanConfig:
-    name: str = "plan-small"
+    name: RunName = "plan-small"
     out_dir: str = "runs"
     maze: MazeConfig = field(default_factory=lambda: MazeConfig(max_moves=40))
     data: PlanDataConfig = field(default_factory=PlanDataConfig)
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seeds: list[NonNegInt] = field(default_factory=lambda: [0, 1, 2])
     flat: FlatSpec = field(default_factory=FlatSpec)
     ladder: LadderSpec = field(default_factory=LadderSpec)
     search: SearchConfig = field(default_factory=SearchConfig)
-    threads: int = 0                  # torch threads (0 = default)
+    threads: NonNegInt = 0                  # torch threads (0 = default)
 
     @property
     def dir(self) -> Path:
@@ -308,7 +308,7 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
     cfg.validate()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    cfg.dir.mkdir(parents=True, exist_ok=True)
+    claim_run_dir(cfg.dir)
     save_yaml(cfg, cfg.dir / "plan.yaml")
     data = build_data(cfg)
     train_keys = set(data["train_keys"].tolist())

@@ -12,11 +12,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import save_yaml, to_dict
+from ..config import Annotated, Check, OptPosInt, PosInt, RunName, save_yaml, to_dict
 from ..data import TokenShards, WindowSampler, prepare
 from ..errors import VQLadderError
 from ..eval import evaluate_compressor
-from ..io import atomic_write_json
+from ..io import atomic_write_json, claim_run_dir
 from ..models import CompressorConfig, SequenceCompressor
 from ..train import Trainer, TrainerConfig
 from ..train import distributed as D
@@ -27,18 +27,18 @@ class DataConfig:
     path: str = "data/builtin-bpe1024"   # prepared data directory; prepared from corpus+tokenizer if missing
     corpus: str = "builtin"             # corpus spec used when `path` is not prepared yet
     tokenizer: str = "bpe:1024"         # tokenizer spec used when `path` is not prepared yet
-    val_every: int = 10                 # every val_every-th block of the token stream is held out
+    val_every: Annotated[int, Check(min=2)] = 10                 # every val_every-th block of the token stream is held out
 
 
 @dataclass
 class EvalConfig:
-    batch_size: int = 32                # chunks per eval batch
-    max_chunks: int = 256               # held-out chunks per eval; -1 = the whole val split
+    batch_size: PosInt = 32                # chunks per eval batch
+    max_chunks: OptPosInt = 256               # held-out chunks per eval; -1 = the whole val split
 
 
 @dataclass
 class RunConfig:
-    name: str = "rung1"                 # run directory name under out_dir
+    name: RunName = "rung1"                 # run directory name under out_dir
     out_dir: str = "runs"               # where run directories live
     data: DataConfig = field(default_factory=DataConfig)
     model: CompressorConfig = field(default_factory=CompressorConfig)
@@ -89,6 +89,8 @@ def train_run(cfg: RunConfig, resume: bool = False) -> dict:
     cfg_path = run_dir / "config.yaml"
     if resume and not cfg_path.is_file():
         raise VQLadderError(f"nothing to resume: {run_dir} has no config.yaml")
+    if D.is_main():
+        claim_run_dir(run_dir)  # one writer: a second `train` (or a resume) of this run gets one line
 
     def sampler(rank, world):
         return WindowSampler(shards.train, n, cfg.train.batch_size, cfg.train.seed, rank, world)

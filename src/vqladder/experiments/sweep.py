@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..config import build, save_yaml, to_dict
-from ..errors import VQLadderError
-from ..io import atomic_write_json, remove_tree
+from ..config import NonNegFloat, NonNegInt, PosInt, RunName, build, save_yaml, to_dict
+from ..errors import RunFailed, VQLadderError
+from ..io import atomic_write_json, claim_run_dir, remove_tree
 from ..models import LMConfig
 from ..quantize import QuantizerConfig
 from ..train import TrainerConfig
@@ -41,13 +41,13 @@ from .rung1 import RunConfig, load_shards
 
 @dataclass
 class GridConfig:
-    out_len: list[int] = field(default_factory=lambda: [128, 64, 32, 16, 8])   # codes per chunk (M)
-    codebook_size: list[int] = field(default_factory=lambda: [256, 4096, 65536])  # K
+    out_len: list[PosInt] = field(default_factory=lambda: [128, 64, 32, 16, 8])   # codes per chunk (M)
+    codebook_size: list[PosInt] = field(default_factory=lambda: [256, 4096, 65536])  # K
     kind: list[str] = field(default_factory=lambda: ["fsq"])                 # fsq | vq
     decoder: list[str] = field(default_factory=lambda: ["parallel"])         # parallel | autoregressive
-    depth: list[int] = field(default_factory=lambda: [1])                    # residual depth
-    seed: list[int] = field(default_factory=lambda: [0])                     # model and data seeds
-    max_bits_per_token: float = 0.0   # skip cells whose rate (M x depth x log2 K / N) exceeds this; 0 = keep all
+    depth: list[PosInt] = field(default_factory=lambda: [1])                    # residual depth
+    seed: list[NonNegInt] = field(default_factory=lambda: [0])                     # model and data seeds
+    max_bits_per_token: NonNegFloat = 0.0   # skip cells whose rate (M x depth x log2 K / N) exceeds this; 0 = keep all
 
 
 @dataclass
@@ -59,12 +59,12 @@ class ReferenceConfig:
 
 @dataclass
 class SweepConfig:
-    name: str = "sweep"               # sweep directory name under out_dir
+    name: RunName = "sweep"               # sweep directory name under out_dir
     out_dir: str = "runs"             # where sweeps live
     budget: str = "600"               # per cell: steps (600) or wall-clock (90s, 10m, 1h)
-    workers: int = 1                  # cells trained at once, each in its own process
+    workers: PosInt = 1                  # cells trained at once, each in its own process
     gist: bool = False                # after training, add embedding gist metrics per cell (needs [gist])
-    gist_chunks: int = 100            # held-out chunks for the gist metrics (also the retrieval pool)
+    gist_chunks: PosInt = 100            # held-out chunks for the gist metrics (also the retrieval pool)
     base: RunConfig = field(default_factory=RunConfig)  # template for every cell
     grid: GridConfig = field(default_factory=GridConfig)
     references: ReferenceConfig = field(default_factory=ReferenceConfig)
@@ -252,7 +252,7 @@ def run_sweep(cfg: SweepConfig, runner=None, aggregate_only: bool = False) -> Pa
     from ..report.sweep import aggregate
 
     cells = expand_grid(cfg)  # validate everything first
-    cfg.dir.mkdir(parents=True, exist_ok=True)
+    claim_run_dir(cfg.dir)
     save_yaml(cfg, cfg.dir / "sweep.yaml")
     if not aggregate_only:
         load_shards(cfg.base.data)  # prepare once, before cells start in parallel
@@ -261,9 +261,10 @@ def run_sweep(cfg: SweepConfig, runner=None, aggregate_only: bool = False) -> Pa
         failed = [k for k, v in status.items() if v == "failed"]
         print(f"[sweep] {len(cells)} cells: " + ", ".join(f"{sum(v == s for v in status.values())} {s}"
               for s in ("skipped", "trained", "resumed", "failed")), file=sys.stderr)
-        if failed:
-            print(f"[sweep] failed cells: {', '.join(failed)} (rerun the same command to retry them)", file=sys.stderr)
-        if cfg.gist:
+        if cfg.gist and not failed:
             gist_pass(cfg)
     aggregate(cfg.dir)
+    if not aggregate_only and failed:
+        raise RunFailed(f"{len(failed)} of {len(cells)} sweep cells failed ({', '.join(failed)}; logs in "
+                        f"{cfg.dir / 'cells'}/*.log); the others are kept: rerun the same command to retry them")
     return cfg.dir

@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import save_yaml, to_dict
+from ..config import Annotated, Check, NonNegInt, PosInt, RunName, save_yaml, to_dict
 from ..data import WindowSampler
 from ..data.sampler import gather_windows, val_windows
 from ..data.synthetic import mixed_spans, render_symbols
 from ..errors import VQLadderError
 from ..eval import evaluate_compressor
-from ..io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_json, atomic_write_text, claim_run_dir
 from ..models import CausalLM, LMConfig
 from ..nn import eval_mode
 from ..models.variable import BOUNDARY_METHODS, VariableCompressor, VariableConfig, segment_positions
@@ -48,20 +48,20 @@ from .rung1 import DataConfig, EvalConfig, load_shards
 @dataclass
 class SyntheticConfig:
     enabled: bool = False             # use the synthetic mixed-span corpus instead of data.*
-    tokens: int = 200_000             # train tokens (val: a tenth, from another seed)
-    vocab: int = 64                   # symbols
-    seed: int = 0                     # generator seed
-    span: list[int] = field(default_factory=lambda: [16, 64])    # span length range
-    period: list[int] = field(default_factory=lambda: [1, 4])    # repeated-pattern period range
+    tokens: PosInt = 200_000             # train tokens (val: a tenth, from another seed)
+    vocab: Annotated[int, Check(min=2)] = 64                   # symbols
+    seed: NonNegInt = 0                     # generator seed
+    span: Annotated[list[PosInt], Check(length=2)] = field(default_factory=lambda: [16, 64])    # span length range
+    period: Annotated[list[PosInt], Check(length=2)] = field(default_factory=lambda: [1, 4])    # repeated-pattern period range
 
 
 @dataclass
 class VariableExpConfig:
-    name: str = "variable"
+    name: RunName = "variable"
     out_dir: str = "runs"
     data: DataConfig = field(default_factory=DataConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-    chunk: int = 64                   # tokens per chunk (the compressor's in_len)
+    chunk: PosInt = 64                   # tokens per chunk (the compressor's in_len)
     targets: list[float] = field(default_factory=lambda: [2.0, 4.0, 8.0])   # tokens per code
     methods: list[str] = field(default_factory=lambda: ["fixed", "entropy", "learned"])
     fixed_extra: list[float] = field(default_factory=list)  # more fixed-rate cells (e.g. [1]) to widen the
@@ -73,8 +73,8 @@ class VariableExpConfig:
     entropy_lm_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
         steps=600, batch_size=32, lr=2e-3, warmup=50, eval_every=-1, ckpt_every=200, progress=False))
     eval: EvalConfig = field(default_factory=EvalConfig)
-    render_chunks: int = 4            # held-out chunks drawn with their segments in boundaries.html
-    threads: int = 0                  # torch threads (0 = default)
+    render_chunks: NonNegInt = 4            # held-out chunks drawn with their segments in boundaries.html
+    threads: NonNegInt = 0                  # torch threads (0 = default)
 
     @property
     def dir(self) -> Path:
@@ -197,7 +197,7 @@ def run_variable(cfg: VariableExpConfig, log=None) -> dict:
     cfg.validate()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    cfg.dir.mkdir(parents=True, exist_ok=True)
+    claim_run_dir(cfg.dir)
     saved = cfg.dir / "variable.yaml"
     if saved.is_file() and any((cfg.dir / cell_name(m, t) / "results.json").is_file()
                                for m in cfg.methods for t in cfg.targets):

@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import save_yaml, to_dict
+from ..config import NonNegFloat, NonNegInt, PosInt, RunName, save_yaml, to_dict
 from ..data.video import VideoDataConfig, load_videos
 from ..errors import VQLadderError
-from ..io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_json, atomic_write_text, claim_run_dir
 from ..models import CompressorConfig, SequenceCompressor
 from ..models.video import FrameAE, FrameAEConfig, FramePredictor, PredictorConfig, patchify, unpatchify
 from ..quantize import QuantizerConfig
@@ -55,7 +55,7 @@ def _tc(**kw):
 
 @dataclass
 class Level2Config:
-    tubelet: int = 4                  # frames per tubelet: one level-2 code per patch per `tubelet` frames
+    tubelet: PosInt = 4                  # frames per tubelet: one level-2 code per patch per `tubelet` frames
     model: CompressorConfig = field(default_factory=lambda: CompressorConfig(
         d_model=64, n_heads=2, enc_layers=1, latent_layers=1, dec_layers=1,
         quantizer=QuantizerConfig(kind="fsq", codebook_size=1024)))
@@ -63,22 +63,22 @@ class Level2Config:
 
 @dataclass
 class VideoExpConfig:
-    name: str = "video-balls"
+    name: RunName = "video-balls"
     out_dir: str = "runs"
     data: VideoDataConfig = field(default_factory=VideoDataConfig)
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seeds: list[NonNegInt] = field(default_factory=lambda: [0, 1, 2])
     ae: FrameAEConfig = field(default_factory=FrameAEConfig)
     ae_train: TrainerConfig = field(default_factory=_tc())
     level2: Level2Config = field(default_factory=Level2Config)
     level2_train: TrainerConfig = field(default_factory=_tc(batch_size=64))
     predictor: PredictorConfig = field(default_factory=lambda: PredictorConfig(d_model=128, n_heads=2, n_layers=3))
     predictor_train: TrainerConfig = field(default_factory=_tc())
-    context: int = 4                  # true frames given to a rollout
-    horizon: int = 8                  # frames predicted (context + horizon <= data.frames)
-    eval_clips: int = 100             # held-out clips for prediction and probe testing
-    probe_clips: int = 400            # training clips used to fit the probes
-    probe_l2: float = 0.0             # ridge penalty of the probes (standardised features); 0 = chosen on held-back rows
-    threads: int = 0                  # torch threads (0 = default)
+    context: PosInt = 4                  # true frames given to a rollout
+    horizon: PosInt = 8                  # frames predicted (context + horizon <= data.frames)
+    eval_clips: PosInt = 100             # held-out clips for prediction and probe testing
+    probe_clips: PosInt = 400            # training clips used to fit the probes
+    probe_l2: NonNegFloat = 0.0             # ridge penalty of the probes (standardised features); 0 = chosen on held-back rows
+    threads: NonNegInt = 0                  # torch threads (0 = default)
 
     @property
     def dir(self) -> Path:
@@ -354,7 +354,7 @@ def _prepare(cfg: VideoExpConfig, log):
     cfg.validate()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    cfg.dir.mkdir(parents=True, exist_ok=True)
+    claim_run_dir(cfg.dir)
     saved = cfg.dir / "video.yaml"
     if saved.is_file():
         from ..config import load_config

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import HalfOpenUnit, NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
 from ..nn import Block, RMSNorm, eval_mode, init_weights_
 from ..quantize import QuantizerConfig, build_quantizer
@@ -37,19 +38,19 @@ from .registry import register
 
 @dataclass
 class CompressorConfig:
-    vocab_size: int = 0               # symbols in the input vocabulary; 0 = take it from the data
-    in_len: int = 256                 # N: symbols per chunk
-    out_len: int = 32                 # M: codes per chunk (compression = in_len / out_len)
-    d_model: int = 256                # transformer width
-    n_heads: int = 4                  # attention heads
-    enc_layers: int = 2               # blocks over the N symbols (encoder side)
-    latent_layers: int = 2            # blocks over the M slots, on each side of the quantiser
-    dec_layers: int = 2               # blocks over the N positions (decoder side)
-    mlp_ratio: float = 4.0            # MLP hidden = mlp_ratio x d_model (SwiGLU keeps params equal)
-    dropout: float = 0.0              # attention dropout
+    vocab_size: NonNegInt = 0               # symbols in the input vocabulary; 0 = take it from the data
+    in_len: PosInt = 256                 # N: symbols per chunk
+    out_len: PosInt = 32                 # M: codes per chunk (compression = in_len / out_len)
+    d_model: PosInt = 256                # transformer width
+    n_heads: PosInt = 4                  # attention heads
+    enc_layers: NonNegInt = 2               # blocks over the N symbols (encoder side)
+    latent_layers: NonNegInt = 2            # blocks over the M slots, on each side of the quantiser
+    dec_layers: NonNegInt = 2               # blocks over the N positions (decoder side)
+    mlp_ratio: PosFloat = 4.0            # MLP hidden = mlp_ratio x d_model (SwiGLU keeps params equal)
+    dropout: HalfOpenUnit = 0.0              # attention dropout
     downsample: str = "pool"          # pool (local hourglass) | query (learned latent tokens, global)
     decoder: str = "parallel"         # parallel (all tokens at once) | autoregressive (codes + previous tokens)
-    seed: int = 0                     # init seed (weights and quantizer generator)
+    seed: NonNegInt = 0                     # init seed (weights and quantizer generator)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
 
     def validate(self) -> None:

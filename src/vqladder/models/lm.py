@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
 from ..nn import Block, RMSNorm, init_weights_
 from .registry import register
@@ -21,13 +22,13 @@ from .registry import register
 
 @dataclass
 class LMConfig:
-    vocab_size: int = 0               # 0 = from the data
-    context: int = 256                # tokens per training window (= the compressor's in_len)
-    d_model: int = 192                # width
-    n_heads: int = 3                  # heads
-    n_layers: int = 4                 # blocks
-    mlp_ratio: float = 4.0            # MLP width ratio
-    seed: int = 0                     # init seed
+    vocab_size: NonNegInt = 0               # 0 = from the data
+    context: NonNegInt = 256             # tokens per training window (= the compressor's in_len); 0 = set by the ladder
+    d_model: PosInt = 192                # width
+    n_heads: PosInt = 3                  # heads
+    n_layers: PosInt = 4                 # blocks
+    mlp_ratio: PosFloat = 4.0            # MLP width ratio
+    seed: NonNegInt = 0                     # init seed
 
     def validate(self) -> None:
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
@@ -41,6 +42,8 @@ class CausalLM(nn.Module):
         cfg.validate()
         if cfg.vocab_size < 2:
             raise VQLadderError("lm.vocab_size must be set (>= 2)")
+        if cfg.context < 1:
+            raise VQLadderError("lm.context must be set (>= 1)")
         self.config = cfg
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
 from ..nn import Block, RMSNorm, init_weights_
 from .registry import register
@@ -22,15 +23,15 @@ from .registry import register
 
 @dataclass
 class PriorConfig:
-    vocab_size: int = 0               # codes (0 = the top level's codebook size)
-    cond_vocab: int = 0               # conditioning symbols (0 = unconditional)
-    cond_len: int = 0                 # conditioning symbols per sequence (fixed length; 0 = none)
-    context: int = 64                 # code positions per training window
-    d_model: int = 128                # width
-    n_heads: int = 2                  # heads
-    n_layers: int = 4                 # blocks
-    mlp_ratio: float = 4.0            # MLP width ratio
-    seed: int = 0                     # init seed
+    vocab_size: NonNegInt = 0               # codes (0 = the top level's codebook size)
+    cond_vocab: NonNegInt = 0               # conditioning symbols (0 = unconditional)
+    cond_len: NonNegInt = 0                 # conditioning symbols per sequence (fixed length; 0 = none)
+    context: PosInt = 64                 # code positions per training window
+    d_model: PosInt = 128                # width
+    n_heads: PosInt = 2                  # heads
+    n_layers: PosInt = 4                 # blocks
+    mlp_ratio: PosFloat = 4.0            # MLP width ratio
+    seed: NonNegInt = 0                     # init seed
 
     def validate(self) -> None:
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
 from ..nn import Block, RMSNorm, init_weights_
 from .registry import register
@@ -23,16 +24,16 @@ from .registry import register
 
 @dataclass
 class UpsamplerConfig:
-    vocab_size: int = 0               # lower symbols (tokens for level 1, else level k-1 codes); 0 = from data
-    parent_vocab: int = 0             # level-k codebook size; 0 = from the ladder
-    length: int = 0                   # lower symbols per chunk (the level's in_len); 0 = from the ladder
-    parent_len: int = 0               # codes per chunk (the level's out_len); 0 = from the ladder
-    d_model: int = 128                # width
-    n_heads: int = 2                  # heads
-    enc_layers: int = 1               # blocks over the parent codes
-    dec_layers: int = 3               # causal blocks with cross-attention over the lower symbols
-    mlp_ratio: float = 4.0            # MLP width ratio
-    seed: int = 0                     # init seed
+    vocab_size: NonNegInt = 0               # lower symbols (tokens for level 1, else level k-1 codes); 0 = from data
+    parent_vocab: NonNegInt = 0             # level-k codebook size; 0 = from the ladder
+    length: NonNegInt = 0                   # lower symbols per chunk (the level's in_len); 0 = from the ladder
+    parent_len: NonNegInt = 0               # codes per chunk (the level's out_len); 0 = from the ladder
+    d_model: PosInt = 128                # width
+    n_heads: PosInt = 2                  # heads
+    enc_layers: NonNegInt = 1               # blocks over the parent codes
+    dec_layers: PosInt = 3               # causal blocks with cross-attention over the lower symbols
+    mlp_ratio: PosFloat = 4.0            # MLP width ratio
+    seed: NonNegInt = 0                     # init seed
 
     def validate(self) -> None:
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import Annotated, Check, NonNegFloat, NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
 from ..nn import Block, RMSNorm, eval_mode, init_weights_
 from ..quantize import QuantizerConfig, build_quantizer
@@ -51,19 +52,19 @@ BOUNDARY_METHODS = ("fixed", "entropy", "learned")
 
 @dataclass
 class VariableConfig:
-    vocab_size: int = 0               # input symbols; 0 = from the data
-    in_len: int = 256                 # n: tokens per chunk
-    target_ratio: float = 8.0         # wanted average tokens per code (segment), 1 <= ratio <= in_len
+    vocab_size: NonNegInt = 0               # input symbols; 0 = from the data
+    in_len: PosInt = 256                 # n: tokens per chunk
+    target_ratio: Annotated[float, Check(min=1)] = 8.0         # wanted average tokens per code (segment), 1 <= ratio <= in_len
     boundary: str = "learned"         # fixed | entropy | learned
-    max_segment: int = 0              # longest segment in tokens; 0 = min(in_len, 4 x target_ratio)
-    ratio_weight: float = 1.0         # weight of the ratio loss (learned boundaries); 0.1 let the router drift to ~2x more segments
-    d_model: int = 128                # transformer width
-    n_heads: int = 2                  # attention heads
-    enc_layers: int = 2               # blocks over the n tokens (encoder)
-    latent_layers: int = 1            # blocks over the segments, each side of the quantiser
-    dec_layers: int = 2               # blocks over the n tokens (decoder)
-    mlp_ratio: float = 4.0            # MLP width ratio
-    seed: int = 0                     # init seed
+    max_segment: NonNegInt = 0              # longest segment in tokens; 0 = min(in_len, 4 x target_ratio)
+    ratio_weight: NonNegFloat = 1.0         # weight of the ratio loss (learned boundaries); 0.1 let the router drift to ~2x more segments
+    d_model: PosInt = 128                # transformer width
+    n_heads: PosInt = 2                  # attention heads
+    enc_layers: NonNegInt = 2               # blocks over the n tokens (encoder)
+    latent_layers: NonNegInt = 1            # blocks over the segments, each side of the quantiser
+    dec_layers: NonNegInt = 2               # blocks over the n tokens (decoder)
+    mlp_ratio: PosFloat = 4.0            # MLP width ratio
+    seed: NonNegInt = 0                     # init seed
     entropy_lm: LMConfig = field(default_factory=lambda: LMConfig(d_model=64, n_heads=2, n_layers=2))
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
 

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
 from ..nn import Block, RMSNorm, eval_mode, init_weights_
 from ..quantize import QuantizerConfig, build_quantizer
@@ -50,15 +51,15 @@ def unpatchify(p: torch.Tensor, q: int, c: int) -> torch.Tensor:
 
 @dataclass
 class FrameAEConfig:
-    channels: int = 1                 # 1 (grey) or 3 (colour)
-    size: int = 32                    # frame size in pixels
-    patch: int = 8                    # patch size: one code per patch
-    d_model: int = 64                 # width
-    n_heads: int = 2                  # heads
-    enc_layers: int = 2               # encoder blocks
-    dec_layers: int = 2               # decoder blocks
-    mlp_ratio: float = 4.0            # MLP width ratio
-    seed: int = 0                     # init seed
+    channels: PosInt = 1                 # 1 (grey) or 3 (colour)
+    size: PosInt = 32                    # frame size in pixels
+    patch: PosInt = 8                    # patch size: one code per patch
+    d_model: PosInt = 64                 # width
+    n_heads: PosInt = 2                  # heads
+    enc_layers: NonNegInt = 2               # encoder blocks
+    dec_layers: NonNegInt = 2               # decoder blocks
+    mlp_ratio: PosFloat = 4.0            # MLP width ratio
+    seed: NonNegInt = 0                     # init seed
     quantizer: QuantizerConfig = field(default_factory=lambda: QuantizerConfig(kind="fsq", codebook_size=1024))
 
     def validate(self) -> None:
@@ -152,15 +153,15 @@ class FrameAE(nn.Module):
 @dataclass
 class PredictorConfig:
     mode: str = "latent"              # latent (predict codes) | pixel (regress pixel patches)
-    frames: int = 16                  # frames per clip (context length in frames)
-    tokens: int = 16                  # tokens (patches) per frame
-    vocab: int = 0                    # latent: codebook size of the codes
-    in_dim: int = 0                   # pixel: values per patch (channels x patch x patch)
-    d_model: int = 128                # width
-    n_heads: int = 2                  # heads
-    n_layers: int = 4                 # blocks
-    mlp_ratio: float = 4.0            # MLP width ratio
-    seed: int = 0                     # init seed
+    frames: PosInt = 16                  # frames per clip (context length in frames)
+    tokens: PosInt = 16                  # tokens (patches) per frame
+    vocab: NonNegInt = 0                    # latent: codebook size of the codes
+    in_dim: NonNegInt = 0                   # pixel: values per patch (channels x patch x patch)
+    d_model: PosInt = 128                # width
+    n_heads: PosInt = 2                  # heads
+    n_layers: PosInt = 4                 # blocks
+    mlp_ratio: PosFloat = 4.0            # MLP width ratio
+    seed: NonNegInt = 0                     # init seed
 
     def validate(self) -> None:
         if self.mode not in ("latent", "pixel"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..config import NonNegFloat, NonNegInt, OpenUnit, OptPosInt, PosInt
 from ..errors import VQLadderError
 from .base import Quantized, QuantizerBase  # noqa: F401
 from .fsq import FSQ, levels_for  # noqa: F401
@@ -14,18 +15,18 @@ from .vq import VectorQuantizer  # noqa: F401
 @dataclass
 class QuantizerConfig:
     kind: str = "fsq"                 # fsq | vq
-    codebook_size: int = 4096         # FSQ: picks the recommended levels (2^8 … 2^16); VQ: number of codes
-    levels: list[int] = field(default_factory=list)  # FSQ explicit levels; [] = recommended for codebook_size
-    depth: int = 1                    # residual depth; > 1 stacks residual stages of `kind`
-    codebook_dim: int = 32            # VQ: codebook vector width (low-dim codebook); -1 = model width
-    decay: float = 0.99               # VQ: EMA decay
-    commitment: float = 0.25          # VQ: commitment loss weight
+    codebook_size: PosInt = 4096         # FSQ: picks the recommended levels (2^8 … 2^16); VQ: number of codes
+    levels: list[PosInt] = field(default_factory=list)  # FSQ explicit levels; [] = recommended for codebook_size
+    depth: PosInt = 1                    # residual depth; > 1 stacks residual stages of `kind`
+    codebook_dim: OptPosInt = 32            # VQ: codebook vector width (low-dim codebook); -1 = model width
+    decay: OpenUnit = 0.99               # VQ: EMA decay
+    commitment: NonNegFloat = 0.25          # VQ: commitment loss weight
     kmeans_init: bool = True          # VQ: k-means init on the first batch
-    kmeans_iters: int = 10            # VQ: Lloyd iterations of the init
-    dead_threshold: float = 0.03      # VQ: restart codes whose EMA count < this x uniform share; 0 = never
+    kmeans_iters: NonNegInt = 10            # VQ: Lloyd iterations of the init
+    dead_threshold: NonNegFloat = 0.03      # VQ: restart codes whose EMA count < this x uniform share; 0 = never
     cosine: bool = False              # VQ: cosine-similarity codebook (l2-normalised vectors)
     gradient: str = "ste"             # VQ: ste (straight-through) | rotation (rotation trick)
-    dead_after: int = 100             # stats: a code unused this many training steps counts as dead
+    dead_after: PosInt = 100             # stats: a code unused this many training steps counts as dead
     norm: str = "batch"               # FSQ: batch (standardise the input over the batch; stops collapse) | none
 
     def validate(self) -> None:

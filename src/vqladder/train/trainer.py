@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..config import Annotated, Check, HalfOpenUnit, NonNegFloat, NonNegInt, OptPosFloat, OptPosInt, PosFloat, PosInt, Unit
 from ..errors import NonFiniteLossError, VQLadderError
 from ..io import remove_tree
 from . import distributed as D
@@ -33,26 +34,26 @@ from .checkpoint import find_checkpoints, latest_valid_checkpoint, load_trainer_
 
 @dataclass
 class TrainerConfig:
-    steps: int = 1000                 # optimiser steps
-    batch_size: int = 16              # chunks per micro-batch per rank
-    grad_accum: int = 1               # micro-batches per optimiser step
-    lr: float = 1e-3                  # peak learning rate
-    min_lr_ratio: float = 0.1         # cosine floor as a fraction of lr
-    warmup: int = 50                  # linear warmup steps
-    weight_decay: float = 0.01        # AdamW decay on matrices only
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])  # AdamW betas
-    grad_clip: float = 1.0            # max grad norm; -1 = disabled
+    steps: PosInt = 1000                 # optimiser steps
+    batch_size: PosInt = 16              # chunks per micro-batch per rank
+    grad_accum: PosInt = 1               # micro-batches per optimiser step
+    lr: PosFloat = 1e-3                  # peak learning rate
+    min_lr_ratio: Unit = 0.1         # cosine floor as a fraction of lr
+    warmup: NonNegInt = 50                  # linear warmup steps
+    weight_decay: NonNegFloat = 0.01        # AdamW decay on matrices only
+    betas: Annotated[list[HalfOpenUnit], Check(length=2)] = field(default_factory=lambda: [0.9, 0.95])  # AdamW betas
+    grad_clip: OptPosFloat = 1.0            # max grad norm; -1 = disabled
     precision: str = "auto"           # auto | bf16 | fp32   (auto: bf16 on CUDA and on CPUs with native bf16)
     device: str = "auto"              # auto | cpu | cuda | mps
-    seed: int = 0                     # data order and global RNG
-    eval_every: int = 200             # steps between held-out evals; -1 = only at the end
-    log_every: int = 10               # steps between metrics.jsonl lines
-    ckpt_every: int = 200             # steps between checkpoints; -1 = only at the end
-    keep_last: int = 3                # checkpoints kept; -1 = all
+    seed: NonNegInt = 0                     # data order and global RNG
+    eval_every: OptPosInt = 200             # steps between held-out evals; -1 = only at the end
+    log_every: PosInt = 10               # steps between metrics.jsonl lines
+    ckpt_every: OptPosInt = 200             # steps between checkpoints; -1 = only at the end
+    keep_last: OptPosInt = 3                # checkpoints kept; -1 = all
     nan_policy: str = "stop"          # stop | skip   (what a NaN/inf loss does)
     progress: bool = True             # progress bar on stderr
-    threads: int = -1                 # torch CPU threads; -1 = leave torch's default
-    max_time: float = -1.0            # stop (with a checkpoint) after this many seconds; -1 = no limit
+    threads: OptPosInt = -1                 # torch CPU threads; -1 = leave torch's default
+    max_time: OptPosFloat = -1.0            # stop (with a checkpoint) after this many seconds; -1 = no limit
 
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
@@ -304,6 +305,7 @@ class Trainer:
         show = cfg.progress and D.is_main()
         bar = tqdm(total=cfg.steps, initial=self.step, disable=None if show else True, file=sys.stderr,
                    dynamic_ncols=True, leave=False, mininterval=1.0)
+        plain = PlainProgress(self.run_dir, cfg.steps, self.step) if show and bar.disable else None
         t0, tok0 = time.time(), self.tokens_seen
         self._t0 = t0
         last_val: dict = {}
@@ -366,7 +368,11 @@ class Trainer:
                 window_metrics, n_window = {}, 0
                 bar.set_postfix(loss=f"{rec['train_loss']:.3f}", acc=f"{rec.get('train_acc', 0):.3f}",
                                 usage=f"{rec.get('train_usage', 0):.3f}", tok_s=f"{tps:.0f}", refresh=False)
+                if plain is not None:
+                    plain.last = rec
             bar.update(1)
+            if plain is not None:
+                plain.tick(self.step, tps)
             out_of_time = cfg.max_time > 0 and elapsed > cfg.max_time
             out_of_time = D.any_rank(out_of_time, self.device) if self.world > 1 else out_of_time
             last = self.step == cfg.steps or out_of_time
@@ -406,6 +412,31 @@ class Trainer:
             out = [torch.zeros_like(fp) for _ in range(self.world)]
             torch.distributed.all_gather(out, fp)
             return [float(x) for x in out]
+
+
+class PlainProgress:
+    """Progress for logs: with stderr not a terminal (tqdm then draws nothing), one plain line every
+    ``VQLADDER_PROGRESS_EVERY`` seconds (default 30): step, tokens/s, loss, accuracy, ETA."""
+
+    def __init__(self, run_dir: Path, total: int, start: int):
+        self.run, self.total, self.start = run_dir, total, start
+        self.every = float(os.environ.get("VQLADDER_PROGRESS_EVERY", "30") or 30)
+        self.t0 = self.next = time.time()
+        self.next += self.every
+        self.last: dict = {}
+
+    def tick(self, step: int, tok_per_s: float) -> None:
+        now = time.time()
+        if now < self.next and step < self.total:
+            return
+        self.next = now + self.every
+        done = step - self.start
+        eta = (now - self.t0) / max(done, 1) * (self.total - step)
+        loss = f" | loss {self.last['train_loss']:.3f}" if "train_loss" in self.last else ""
+        acc = f" | acc {self.last['train_acc']:.3f}" if "train_acc" in self.last else ""
+        print(f"[train] {self.run}: step {step}/{self.total} ({100 * step / self.total:.0f}%) | "
+              f"{tok_per_s:,.0f} tok/s{loss}{acc} | ETA {int(eta) // 60}m{int(eta) % 60:02d}s",
+              file=sys.stderr, flush=True)
 
 
 def _config_dict(model) -> dict:
