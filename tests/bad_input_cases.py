@@ -125,6 +125,8 @@ def make_context(tmp: Path) -> dict:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert main(["train-ladder", str(lcfg_path)]) == 0
     ladder = tmp / "runs" / "ladder"
+    shutil.copytree(run, tmp / "badtok")  # a run whose tokenizer file was truncated
+    (tmp / "badtok" / "tokenizer" / "tokenizer_meta.json").write_text('{"spec": ')
     shutil.copytree(ladder, tmp / "ladder-missing")
     shutil.rmtree(tmp / "ladder-missing" / "level2")
     return {"tmp": tmp, "corpus": corpus, "data": data, "cfg": cfg_path, "run": run, "ladder": ladder,
@@ -187,6 +189,12 @@ def print_docs() -> None:
             r = list(fuzz_overrides(cmd))
             rej = sum(1 for _, x in r if x)
             print(f"| `vqladder {cmd}` | {len(r)} | {rej} | {len(r) - rej} |")
+        from test_bad_inputs import numeric_flags
+
+        flags = numeric_flags()
+        print(f"\nNumeric flags: each of the {len(flags)} numeric options of the subcommands (`--chunks`, `--top-p`, …)"
+              f" is tried with nan, inf, -7, 1e12 and abc (and 0.5 for integers): {5 * len(flags) + sum(t == 'int' for *_, t in flags)}"
+              " values, each one line and exit 2.")
         print("\nPath arguments (a missing path, a directory where a file belongs, a file where a directory belongs,"
               " an unwritable place, the current directory):\n")
         print("| # | case | message |")

@@ -126,7 +126,49 @@ def path_cases(ctx) -> list[tuple[str, list[str], str]]:
         ("video train: out_dir is a file", ["video", "train", f"out_dir={f}"], "not a directory"),
         ("embed search: index missing", ["embed", "search", miss, "--query", "q"], "not an embedding index"),
         ("embed encode: index is a file", ["embed", "encode", f, "--text", "q"], "not an embedding index"),
+        # runs of the wrong kind, and a broken tokenizer file
+        ("eval: a ladder directory", ["eval", lad], "no valid checkpoint"),
+        ("encode: a ladder directory", ["encode", lad, "--text", "x"], "no valid checkpoint"),
+        ("generate: a compressor run", ["generate", run], "missing level 1"),
+        ("ladder-decode: a compressor run", ["ladder-decode", run, "--codes", "1"], "missing level 1"),
+        ("plan: a ladder directory", ["plan", lad], "not a plan-experiment directory"),
+        ("embed search: a compressor run", ["embed", "search", run, "--query", "x"], "not an embedding index"),
+        ("encode: a run whose tokenizer file is truncated", ["encode", t / "badtok", "--text", "x"], "corrupted"),
+        ("decode: a run whose tokenizer file is truncated", ["decode", t / "badtok", "--codes", "1 2 3 4 5 6 7 8"],
+         "corrupted"),
     ]
+
+
+def numeric_flags():
+    """(subcommand words, flag) for every numeric option of every subcommand, read from the parser itself."""
+    import argparse
+
+    from vqladder.cli import build_parser
+
+    def walk(parser, words):
+        for act in parser._actions:
+            if isinstance(act, argparse._SubParsersAction):
+                for name, sub in act.choices.items():
+                    yield from walk(sub, words + [name])
+            elif act.option_strings and callable(act.type) and act.type.__name__ in ("int", "float"):
+                yield words, act.option_strings[0], act.type.__name__
+
+    return list(walk(build_parser(), []))
+
+
+def test_generated_numeric_flags():
+    """Every numeric CLI flag: a value outside its declared range (or not a number) is one line, exit 2."""
+    flags = numeric_flags()
+    assert len(flags) >= 20
+    n = 0
+    for words, flag, typ in flags:
+        for v in ("nan", "inf", "-7", "1e12", "abc") + (("0.5",) if typ == "int" else ()):
+            code, _, err = call(words + ["RUN"] * (words[0] not in ("prepare", "demo", "video")) + [f"{flag}={v}"])
+            assert code == 2, (words, flag, v, err)
+            line = one_line_error(err)
+            assert flag in line, (words, flag, v, line)
+            n += 1
+    assert n >= 120
 
 
 def test_path_arguments(ctx, monkeypatch):
