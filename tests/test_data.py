@@ -209,3 +209,21 @@ def test_shards_detect_truncation(tmp_path, tiny_corpus):
         f.truncate(100)
     with pytest.raises(VQLadderError, match="wrong size"):
         TokenShards(tmp_path / "d")
+
+
+def test_bpe_is_fitted_on_the_train_split_only(tmp_path):
+    """Held-out text changes no merge: two corpora that differ only in their val blocks give the same BPE."""
+    def block(words, n=512):  # exactly one split block of text
+        return ((" ".join(words) + " ") * 200)[:n - 1] + "\n"
+
+    train_words = "the cat sat on a mat while seven dogs ran over green hills and every bird sang".split()
+    merges = []
+    for name, val_word in (("a", "zyzzyva"), ("b", "quokkas")):
+        text = "".join(block(train_words[i % 5:] + train_words[:i % 5]) if i % 2 == 0 else block([val_word])
+                       for i in range(20))
+        (tmp_path / f"{name}.txt").write_text(text)
+        sh = prepare(str(tmp_path / f"{name}.txt"), "bpe:270", tmp_path / name, val_every=2, block_size=512)
+        assert sh.tokenizer.decode(sh.val[:7].tolist()) == val_word  # val holds exactly the val blocks
+        assert len(sh.tokenizer.encode(val_word)) == len(val_word)   # ... and no merge was learned from them
+        merges.append((tmp_path / name / "tokenizer" / "bpe.json").read_bytes())
+    assert merges[0] == merges[1]

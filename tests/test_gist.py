@@ -72,6 +72,36 @@ def test_eval_reports_gist(tmp_path, tiny_corpus):
 
     sh = prepare(str(tiny_corpus), "bytes", tmp_path / "d", block_size=512)
     m = SequenceCompressor(CompressorConfig(vocab_size=256, in_len=32, out_len=8, d_model=32, n_heads=2))
-    r = evaluate_compressor(m, sh.val, max_chunks=20, tokenizer=sh.tokenizer, embed=bag_embed, gist_chunks=10)
+    from vqladder.eval.baselines import most_frequent_token
+
+    r = evaluate_compressor(m, sh.val, max_chunks=20, tokenizer=sh.tokenizer, embed=bag_embed, gist_chunks=10,
+                            frequent_token=most_frequent_token(sh.train, 256))
     assert 0 <= r["gist_bow_f1"] <= 1 and 0 <= r["gist_token_recall"] <= 1
     assert r["gist_retrieval_pool"] == 10 and "gist_semantic_frequent" in r
+
+
+def test_random_floor_never_pairs_chunks_of_one_document():
+    """A pool of two documents, three chunks each: a chunk's floor partner always comes from the other one."""
+    from vqladder.eval.gist import other_partners
+
+    docs = ["alpha alpha alpha"] * 3 + ["beta beta beta"] * 3
+
+    def embed(texts):  # one direction per document: cosine 1 within a document, 0 across
+        return np.array([[1.0, 0.0] if "alpha" in t else [0.0, 1.0] for t in texts])
+
+    ids = [[0]] * 6
+    m = gist_metrics(docs, docs, ids, ids, embed=embed, groups=[0, 0, 0, 1, 1, 1])
+    assert m["semantic"] == 1.0 and m["semantic_random"] == 0.0  # np.roll(…, 1) gave 4/6 = 0.67 here
+    p = other_partners(6, [0, 0, 0, 1, 1, 1], seed=3)
+    assert all((i < 3) != (j < 3) for i, j in enumerate(p))
+    assert other_partners(4, [7, 7, 7, 7]) is None
+    q = other_partners(50, seed=1)  # every chunk its own group: a derangement, seeded
+    assert (q != np.arange(50)).all() and (q == other_partners(50, seed=1)).all()
+
+
+def test_eval_pool_is_spread_over_the_val_split():
+    from vqladder.data.sampler import val_windows
+
+    starts = val_windows(np.zeros(100 * 32, dtype=np.uint16), 32, 10)
+    assert starts.tolist() == [i * 10 * 32 for i in range(10)]
+    assert val_windows(np.zeros(5 * 32, dtype=np.uint16), 32, 10).tolist() == [0, 32, 64, 96, 128]

@@ -197,8 +197,14 @@ def test_train_ladder_writes_tables_and_reloads_identically(trained_ladder):
     cfg, res, _ = trained_ladder
     d = cfg.dir
     assert [r["level"] for r in res["levels"]] == [1, 2, 3]
-    for r in res["levels"]:
-        assert 0 <= r["e2e_acc_vq"] <= 1 and 0 <= r["usage"] <= 1
+    from vqladder.data import TokenShards
+
+    lad0 = Ladder.load(d)
+    tokens = np.asarray(TokenShards(cfg.data.path).val)[:8 * lad0.chunk_len(0)].astype(np.int64)  # eval.max_chunks 8
+    for k, r in enumerate(res["levels"], 1):  # each level's end-to-end accuracy and usage, recomputed by hand
+        codes = lad0.encode(tokens, level=k)
+        assert r["e2e_acc_vq"] == pytest.approx(float((lad0.decode(codes, k, 0, method="vq") == tokens).mean()))
+        assert r["usage"] == pytest.approx(len(np.unique(codes)) / lad0.vocab(k))
     assert res["bits"]["hierarchical"] > 0 and res["bits"]["flat"] > 0
     assert set(res["bits"]["components"]) == {"prior", "upsampler1", "upsampler2", "upsampler3"}
     assert (d / "results.md").read_text().count("| 3 |") == 1

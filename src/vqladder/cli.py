@@ -143,8 +143,11 @@ def cmd_eval(a) -> int:
         from .eval.gist import load_embedder
 
         embed = load_embedder(a.embed_model)
+    from .eval.baselines import most_frequent_token
+
     res = evaluate_compressor(model, shards.split(a.split), max_chunks=a.max_chunks, return_examples=a.examples,
-                              tokenizer=shards.tokenizer, embed=embed)
+                              tokenizer=shards.tokenizer, embed=embed,
+                              frequent_token=most_frequent_token(shards.train, shards.vocab_size))
     examples = res.pop("examples", [])
     res.update(compression=model.config.in_len // model.config.out_len, codebook_size=model.quantizer.codebook_size)
     print(f"{ckpt} on {data_dir} ({a.split}, {res['chunks']} chunks)")
@@ -497,8 +500,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("corpus", help="builtin | FILE | FOLDER | GLOB | hf:NAME[:SPLIT] (several joined with ',')")
     s.add_argument("--tokenizer", "-t", default="bpe:1024", help="bytes | bpe:N | cl100k_base | o200k_base | gpt2")
     s.add_argument("--out", "-o", required=True, help="output data directory")
-    s.add_argument("--val-every", type=_num(int, min=2), default=10, help="every N-th block of tokens goes to val (10%%)")
-    s.add_argument("--block-size", type=_num(int, min=1), default=4096, help="tokens per split block (smaller for tiny corpora)")
+    s.add_argument("--val-every", type=_num(int, min=2), default=10,
+                   help="every N-th block of text goes to val (10%%); a BPE is fitted on the other blocks only")
+    s.add_argument("--block-size", type=_num(int, min=1), default=16384,
+                   help="characters per split block: every --val-every-th block is held out (smaller for tiny corpora)")
     s.add_argument("--force", action="store_true", help="rebuild an existing data directory")
     s.set_defaults(func=cmd_prepare)
 

@@ -75,15 +75,17 @@ def gather_windows(tokens: np.ndarray, starts: np.ndarray, window: int) -> torch
 
 
 def val_windows(tokens: np.ndarray, window: int, max_windows: int = 0, rank: int = 0, world: int = 1):
-    """Deterministic held-out windows at stride ``window`` from the start (at most ``max_windows`` if > 0).
+    """Deterministic held-out windows of ``window`` tokens on a grid of stride ``window``; with ``max_windows``
+    (> 0) fewer than the split holds, that many spread evenly over the whole split (not its first pages).
 
-    Yields start offsets for this rank; evaluation gathers them in batches."""
+    Returns the start offsets for this rank; evaluation gathers them in batches."""
     n_win = len(tokens) // window
     if n_win == 0:
         raise VQLadderError(f"the val split has {len(tokens)} tokens, fewer than one chunk of {window}")
-    if max_windows > 0:
-        n_win = min(n_win, max_windows)
-    return np.arange(n_win, dtype=np.int64)[rank::world] * window
+    idx = np.arange(n_win, dtype=np.int64)
+    if 0 < max_windows < n_win:
+        idx = np.floor(np.arange(max_windows) * (n_win / max_windows)).astype(np.int64)
+    return idx[rank::world] * window
 
 
 class RowSampler:

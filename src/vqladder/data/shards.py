@@ -7,8 +7,10 @@ Layout of a prepared data directory::
     val.bin
     tokenizer/       the fitted tokenizer (BPE merges, compaction map)
 
-The split is deterministic: the token stream is cut into blocks of ``block_size`` tokens and every
-``val_every``-th block goes to val, so val text is spread over the whole corpus. Documents are streamed
+The split is deterministic and made on the text, before any tokenizer sees it: the corpus's text stream
+(documents joined by newlines) is cut into blocks of ``block_size`` characters and every ``val_every``-th
+block goes to val, so val text is spread over the whole corpus. A tokenizer that is fitted (``bpe:N``) is
+fitted on the train blocks only; val text is always encodable (byte-level BPE). Documents are streamed
 (tokenised in batches), so a corpus larger than RAM works. The directory is written beside the target and
 renamed into place when complete: an interrupted ``prepare`` leaves nothing half-written.
 """
@@ -35,43 +37,47 @@ def dtype_for(vocab_size: int):
     return np.uint16 if vocab_size <= 65535 else np.uint32
 
 
-class _SplitWriter:
-    """Cuts a token stream into blocks and appends each to train or val."""
+def _text_blocks(src, block_chars: int, val_every: int, progress: bool):
+    """``(split, text)`` for consecutive blocks of ``block_chars`` characters of the corpus's text stream;
+    every ``val_every``-th block is ``"val"``, the rest (and the last, shorter block) ``"train"``."""
+    buf, block = "", 0
+    for batch in _doc_batches(src, progress):
+        text = buf + "".join(batch)
+        pos = 0
+        while len(text) - pos >= block_chars:
+            yield ("val" if block % val_every == val_every - 1 else "train"), text[pos:pos + block_chars]
+            pos += block_chars
+            block += 1
+        buf = text[pos:]
+    if buf:
+        yield "train", buf
 
-    def __init__(self, directory: Path, dtype, block_size: int, val_every: int, suffix: str = ".bin"):
-        self.dtype, self.block_size, self.val_every = dtype, block_size, val_every
-        self.files = {s: open(directory / f"{s}{suffix}", "wb") for s in ("train", "val")}
-        self.counts = {"train": 0, "val": 0}
-        self.pending: list[np.ndarray] = []
-        self.n_pending = 0
-        self.block = 0
 
-    def _write(self, split: str, arr: np.ndarray) -> None:
-        self.files[split].write(arr.astype(self.dtype, copy=False).tobytes())
-        self.counts[split] += len(arr)
+def _encode_blocks(blocks, encode_batch, files: dict, dtype) -> dict:
+    """Tokenise the blocks in batches of about a MiB of text and append each block's ids to its split's file."""
+    counts = {"train": 0, "val": 0}
+    pending: list[tuple[str, str]] = []
 
-    def add(self, ids) -> None:
-        self.pending.append(np.asarray(ids, dtype=np.int64))
-        self.n_pending += len(ids)
-        if self.n_pending < self.block_size:
-            return
-        buf = np.concatenate(self.pending)
-        n_full = len(buf) // self.block_size
-        for b in range(n_full):
-            split = "val" if self.val_every > 0 and self.block % self.val_every == self.val_every - 1 else "train"
-            self._write(split, buf[b * self.block_size:(b + 1) * self.block_size])
-            self.block += 1
-        rest = buf[n_full * self.block_size:]
-        self.pending, self.n_pending = [rest], len(rest)
+    def flush():
+        for (split, _), ids in zip(pending, encode_batch([t for _, t in pending])):
+            arr = np.asarray(ids, dtype=np.int64)
+            files[split].write(arr.astype(dtype, copy=False).tobytes())
+            counts[split] += len(arr)
+        pending.clear()
 
-    def close(self) -> dict:
-        if self.n_pending:
-            self._write("train", np.concatenate(self.pending))
-        for f in self.files.values():
-            f.flush()
-            os.fsync(f.fileno())
-            f.close()
-        return self.counts
+    size = 0
+    for split, text in blocks:
+        pending.append((split, text))
+        size += len(text)
+        if size >= _DOC_BATCH_CHARS:
+            flush()
+            size = 0
+    flush()
+    for f in files.values():
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+    return counts
 
 
 def _doc_batches(corpus, progress: bool):
@@ -90,7 +96,7 @@ def _doc_batches(corpus, progress: bool):
     bar.close()
 
 
-def prepare(corpus: str, tokenizer: str, out_dir: str | Path, val_every: int = 10, block_size: int = 4096,
+def prepare(corpus: str, tokenizer: str, out_dir: str | Path, val_every: int = 10, block_size: int = 16384,
             force: bool = False, progress: bool = False) -> "TokenShards":
     """Tokenise ``corpus`` with ``tokenizer`` into train/val shards under ``out_dir``; returns the shards.
 
@@ -115,13 +121,11 @@ def prepare(corpus: str, tokenizer: str, out_dir: str | Path, val_every: int = 1
         if isinstance(tok, OpenAITokenizer):
             counts = _prepare_openai(src, tok, tmp, val_every, block_size, progress)
         else:
-            if tok.needs_fit:
-                tok.fit(d for batch in _doc_batches(src, progress) for d in batch)
-            w = _SplitWriter(tmp, dtype_for(tok.vocab_size), block_size, val_every)
-            for batch in _doc_batches(src, progress):
-                for ids in tok.encode_batch(batch):
-                    w.add(ids)
-            counts = w.close()
+            if tok.needs_fit:  # on the train blocks only: no merge is learned from held-out text
+                tok.fit(t for split, t in _text_blocks(src, block_size, val_every, progress) if split == "train")
+            files = {sp: open(tmp / f"{sp}.bin", "wb") for sp in ("train", "val")}
+            counts = _encode_blocks(_text_blocks(src, block_size, val_every, progress), tok.encode_batch, files,
+                                    dtype_for(tok.vocab_size))
         if counts["train"] + counts["val"] == 0:
             raise VQLadderError(f"corpus is empty: {corpus}")
         if hasattr(tok, "check_fit"):
@@ -136,6 +140,8 @@ def prepare(corpus: str, tokenizer: str, out_dir: str | Path, val_every: int = 1
             "train_tokens": counts["train"], "val_tokens": counts["val"],
             "n_docs": src.n_docs, "n_chars": src.n_chars, "replacements": src.replacements,
             "val_every": val_every, "block_size": block_size,
+            "split": f"text blocks of {block_size} characters, every {val_every}-th to val; tokenizer fitted on "
+                     f"train blocks only",
         }
         atomic_write_json(tmp / "meta.json", meta)
         _install(tmp, out)
@@ -192,16 +198,20 @@ def _install(tmp: Path, out: Path) -> None:
 
 def _prepare_openai(src, tok: OpenAITokenizer, tmp: Path, val_every: int, block_size: int, progress: bool) -> dict:
     """Raw ids are written once (uint32) while the used-id set is collected, then compacted in chunks."""
-    w = _SplitWriter(tmp, np.uint32, block_size, val_every, suffix=".raw")
-    seen = np.zeros(int(tok.enc.n_vocab) + 1024, dtype=bool)
-    for batch in _doc_batches(src, progress):
-        for ids in tok.raw_encode_batch(batch):
+    seen = [np.zeros(int(tok.enc.n_vocab) + 1024, dtype=bool)]
+
+    def encode_and_mark(texts):
+        out = tok.raw_encode_batch(texts)
+        for ids in out:
             arr = np.asarray(ids, dtype=np.int64)
-            if len(arr) and arr.max() >= len(seen):
-                seen = np.concatenate([seen, np.zeros(int(arr.max()) + 1 - len(seen), dtype=bool)])
-            seen[arr] = True
-            w.add(arr)
-    counts = w.close()
+            if len(arr) and arr.max() >= len(seen[0]):
+                seen[0] = np.concatenate([seen[0], np.zeros(int(arr.max()) + 1 - len(seen[0]), dtype=bool)])
+            seen[0][arr] = True
+        return out
+
+    files = {sp: open(tmp / f"{sp}.raw", "wb") for sp in ("train", "val")}
+    counts = _encode_blocks(_text_blocks(src, block_size, val_every, progress), encode_and_mark, files, np.uint32)
+    seen = seen[0]
     tok.set_used_from(np.nonzero(seen)[0].tolist())
     dtype = dtype_for(tok.vocab_size)
     for split in ("train", "val"):

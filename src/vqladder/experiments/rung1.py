@@ -27,7 +27,7 @@ class DataConfig:
     path: str = "data/builtin-bpe1024"   # prepared data directory; prepared from corpus+tokenizer if missing
     corpus: str = "builtin"             # corpus spec used when `path` is not prepared yet
     tokenizer: str = "bpe:1024"         # tokenizer spec used when `path` is not prepared yet
-    val_every: Annotated[int, Check(min=2)] = 10                 # every val_every-th block of the token stream is held out
+    val_every: Annotated[int, Check(min=2)] = 10  # every val_every-th block of the text is held out (BPE fitted on the rest)
 
 
 @dataclass

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..config import NonNegFloat, NonNegInt, PosInt, RunName, build, save_yaml, to_dict
+from ..config import NonNegFloat, NonNegInt, OpenUnit, PosInt, RunName, build, save_yaml, to_dict
 from ..errors import RunFailed, VQLadderError
 from ..io import atomic_write_json, claim_run_dir, remove_tree
 from ..models import LMConfig
@@ -52,7 +52,8 @@ class GridConfig:
 
 @dataclass
 class ReferenceConfig:
-    lm: bool = True                   # train the causal-LM reference (the lossless limit)
+    lm: bool = True                   # train the causal-LM reference (an upper bound on the entropy rate)
+    dev_fraction: OpenUnit = 0.05     # last part of train held back to pick the LM's checkpoint (never val)
     lm_model: LMConfig = field(default_factory=LMConfig)
     lm_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(steps=1000, warmup=100, lr=2e-3))
 
@@ -185,13 +186,8 @@ def run_cells(cfg: SweepConfig, runner: Callable[[Path, bool, Path], int] | None
 
 def train_references(cfg: SweepConfig) -> dict:
     """LM / zstd / unigram / trivial references on the base data's held-out split (cached in references.json)."""
-    import torch
 
-    from ..data import WindowSampler
-    from ..eval.baselines import lm_bits_per_token, trivial_accuracy, unigram_bits_per_token, zstd_bits_per_token
-    from ..models import CausalLM
-    from ..train import Trainer
-    from ..train.checkpoint import load_model
+    from ..eval.baselines import trivial_accuracy, unigram_bits_per_token, zstd_bits_per_token
 
     out = cfg.dir / "references.json"
     if out.is_file():
@@ -204,35 +200,65 @@ def train_references(cfg: SweepConfig) -> dict:
            "trivial_acc": trivial_accuracy(shards.train, shards.val, shards.vocab_size),
            **zstd_bits_per_token(shards.tokenizer, shards.val, n, maxc)}
     if cfg.references.lm:
-        lm_cfg = copy.deepcopy(cfg.references.lm_model)
-        lm_cfg.vocab_size, lm_cfg.context = shards.vocab_size, n
-        tcfg = copy.deepcopy(cfg.references.lm_train)
-        tcfg.progress = False
-        run_dir = cfg.dir / "references" / "lm"
-        model = CausalLM(lm_cfg)
-        resume = latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None
-        trainer = Trainer(model, tcfg, run_dir,
-                          lambda r, w: WindowSampler(shards.train, n, tcfg.batch_size, tcfg.seed, r, w),
-                          lambda m: {"bits": lm_bits_per_token(m, shards.val, n, maxc)}, {"model_config": to_dict(lm_cfg)})
-        print("[sweep] training the LM reference", file=sys.stderr, flush=True)
-        trainer.fit(resume=resume)
-        model, _, _ = load_model(run_dir, expect_kind="causal_lm")
-        with torch.autocast("cpu", enabled=False):
-            ref["lm_bits"] = lm_bits_per_token(model, shards.val, n, maxc)
-        ref["lm_params"] = sum(p.numel() for p in model.parameters())
-        ref["lm_steps"] = tcfg.steps
+        ref.update(train_lm_reference(cfg, shards, n, maxc))
     atomic_write_json(out, ref)
     return ref
+
+
+def train_lm_reference(cfg: SweepConfig, shards, n: int, maxc: int) -> dict:
+    """The LM reference: trained on train minus its last ``dev_fraction``, its checkpoint (one per eval) chosen
+    by the lowest bits on that held-back train slice (never on val), then scored on val at every position."""
+    import torch
+
+    from ..data import WindowSampler
+    from ..eval.baselines import lm_bits_per_token, unigram_logp
+    from ..models import CausalLM
+    from ..train import Trainer
+    from ..train.checkpoint import find_checkpoints, load_model
+
+    lm_cfg = copy.deepcopy(cfg.references.lm_model)
+    lm_cfg.vocab_size, lm_cfg.context = shards.vocab_size, n
+    tcfg = copy.deepcopy(cfg.references.lm_train)
+    tcfg.progress, tcfg.keep_last = False, -1
+    if tcfg.eval_every > 0:
+        tcfg.ckpt_every = tcfg.eval_every  # a checkpoint for every dev evaluation, to pick from
+    cut = int(len(shards.train) * (1 - cfg.references.dev_fraction))
+    train, dev = shards.train[:cut], shards.train[cut:]
+    if len(dev) < n:
+        raise VQLadderError(f"references.dev_fraction={cfg.references.dev_fraction} holds back fewer than one chunk")
+    first = unigram_logp(train, shards.vocab_size)
+    run_dir = cfg.dir / "references" / "lm"
+    resume = latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None
+    trainer = Trainer(CausalLM(lm_cfg), tcfg, run_dir,
+                      lambda r, w: WindowSampler(train, n, tcfg.batch_size, tcfg.seed, r, w),
+                      lambda m: {"dev_bits": lm_bits_per_token(m, dev, n, maxc, first_logp=first)},
+                      {"model_config": to_dict(lm_cfg)})
+    print("[sweep] training the LM reference", file=sys.stderr, flush=True)
+    trainer.fit(resume=resume)
+    dev_by_step = {}
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if "val_dev_bits" in rec:
+            dev_by_step[rec["step"]] = rec["val_dev_bits"]
+    ckpts = {int(c.name.split("_")[1]): c for c in find_checkpoints(run_dir / "checkpoints")}
+    step = min((s for s in ckpts if s in dev_by_step), key=lambda s: dev_by_step[s], default=max(ckpts))
+    model, _, _ = load_model(ckpts[step], expect_kind="causal_lm")
+    with torch.autocast("cpu", enabled=False):
+        bits = lm_bits_per_token(model, shards.val, n, maxc, first_logp=first)
+    return {"lm_bits": bits, "lm_params": sum(p.numel() for p in model.parameters()), "lm_steps": step,
+            "lm_trained_steps": tcfg.steps, "lm_dev_bits": dev_by_step.get(step), "lm_positions": "all"}
 
 
 def gist_pass(cfg: SweepConfig, embed=None) -> int:
     """Write ``gist.json`` (semantic similarity with floors, retrieval, bag-of-words F1, token recall) into
     every finished cell that lacks one; returns how many were written."""
     from ..eval import evaluate_compressor
+    from ..eval.baselines import most_frequent_token
     from ..eval.gist import load_embedder
     from ..train.checkpoint import load_model
 
     shards = load_shards(cfg.base.data)
+    top = most_frequent_token(shards.train, shards.vocab_size)
     done = 0
     for name, rc in expand_grid(cfg):
         out = rc.run_dir / "gist.json"
@@ -241,7 +267,7 @@ def gist_pass(cfg: SweepConfig, embed=None) -> int:
         embed = embed or load_embedder()
         model, _, _ = load_model(rc.run_dir, expect_kind="sequence_compressor")
         res = evaluate_compressor(model, shards.val, max_chunks=cfg.gist_chunks, tokenizer=shards.tokenizer,
-                                  embed=embed, gist_chunks=cfg.gist_chunks)
+                                  embed=embed, gist_chunks=cfg.gist_chunks, frequent_token=top)
         atomic_write_json(out, {k: v for k, v in res.items() if k.startswith("gist_")})
         print(f"[sweep] gist metrics for {name}", file=sys.stderr, flush=True)
         done += 1

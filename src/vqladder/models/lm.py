@@ -1,8 +1,7 @@
-"""A small causal transformer language model: the "lossless limit" reference.
+"""A small causal transformer language model: the LM reference (an upper bound on the entropy rate).
 
-Its held-out cross-entropy (bits/token), measured on the same chunks the compressors see, is the rate below
-which no code can reconstruct held-out text exactly (it is an upper bound on the true entropy, so the real
-limit is lower still; a bigger LM would move it down).
+Its held-out cross-entropy (bits/token), measured on the same chunks the compressors see, is an upper bound on
+the entropy rate measured by a small LM: a better LM lowers it, so it is a reference, not a hard floor.
 Axes: b batch, n positions, d width, v vocab.
 """
 
