@@ -104,3 +104,24 @@ def test_split_texts_and_comparison_run(tmp_path, tiny_corpus):
     assert res["concepts"] and res["concepts"][0]["texts"]
     with pytest.raises(VQLadderError, match="unknown method"):
         run_embed_eval(EmbedConfig(methods=["lsh"]))
+
+
+def test_rvq_beam_finds_what_greedy_misses():
+    """Planted 1-d codebooks {0, 10} then {-6, 6}; x = 4.9: greedy takes 0 then 6 (error 1.1^2), a beam of 2
+    finds 10 then -6 (error 0.9^2). Beam 1 is the greedy encoder."""
+    q = PrefixRVQ(1, [1, 1], codebook_size=2)
+    with torch.no_grad():
+        q.stages[0].embed.copy_(torch.tensor([[0.0], [10.0]]))
+        q.stages[1].embed.copy_(torch.tensor([[-6.0], [6.0]]))
+    q.eval()
+    x = np.array([[4.9]], dtype=np.float32)
+    assert q.encode(x).tolist() == [[0, 1]] and q.decode(q.encode(x)).tolist() == [[6.0]]
+    assert q.encode(x, beam=2).tolist() == [[1, 0]] and q.decode(q.encode(x, beam=2)).tolist() == [[4.0]]
+
+
+def test_rvq_beam_lowers_the_mean_error():
+    x = _planted(1500, 64)
+    q = PrefixRVQ(64, prefix_schedule(6, 64))
+    q.fit(x[:1200])
+    err = {b: float(((q.decode(q.encode(x[1200:], beam=b)) - x[1200:]) ** 2).sum(1).mean()) for b in (1, 4)}
+    assert err[4] < err[1]

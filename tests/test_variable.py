@@ -285,3 +285,16 @@ def test_ladder_with_a_variable_level_over_tokens_and_over_codes():
     assert len(rec) % 32 == 0 and len(rec) > 0
     with pytest.raises(VQLadderError, match="not whole chunks|crosses"):
         var_toks.decode_stream(s1[:-1])  # strict by default
+
+
+def test_fixed_at_equal_bits_is_time_sharing():
+    """Two fixed cells at 1 and 4 bits/token (acc 0.2 and 0.8); a variable cell at 2 bits/token is compared
+    with coding 2/3 of the chunks at 1 bit and 1/3 at 4 bits: acc 0.2 + (2 - 1) / 3 x 0.6 = 0.4 (interpolating
+    in log2-rate would have said 0.5, above what the fixed models can reach)."""
+    from vqladder.experiments.variable import add_equal_bits
+
+    rows = [{"method": "fixed", "bits_per_token": 1.0, "acc": 0.2}, {"method": "fixed", "bits_per_token": 4.0, "acc": 0.8},
+            {"method": "entropy", "bits_per_token": 2.0, "acc": 0.45}, {"method": "learned", "bits_per_token": 5.0, "acc": 0.9}]
+    add_equal_bits(rows)
+    assert rows[2]["fixed_acc_at_equal_bits"] == pytest.approx(0.4)
+    assert math.isnan(rows[3]["fixed_acc_at_equal_bits"]) and "fixed_acc_at_equal_bits" not in rows[0]

@@ -180,3 +180,12 @@ def test_video_experiment_end_to_end(tmp_path):
         train_video(cfg, log=lambda m: None)
     with pytest.raises(VQLadderError, match="longer than the clip"):
         load_config(VideoExpConfig, None, ov + ["horizon=7"])
+
+
+def test_mean_frame_reference_is_scored_on_the_predicted_frames():
+    from vqladder.experiments.video import mean_frame_mse
+
+    train = np.zeros((2, 4, 1, 2, 2), dtype=np.float32)  # the mean training frame is all zeros
+    clips = np.zeros((1, 4, 1, 2, 2), dtype=np.float32)
+    clips[:, 2:] = 1.0  # context frames 0-1 are easy (0), the predicted frames 2-3 are not (1)
+    assert mean_frame_mse(train, clips[:, 2:]) == 1.0  # over all 4 frames it would have said 0.5

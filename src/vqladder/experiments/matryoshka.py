@@ -37,7 +37,12 @@ from ..models.matryoshka import (PREFIXES, PrefixRVQ, apply_adapter, prefix_neig
                                  train_adapter)
 
 METHODS = ["float32-trunc", "float32-trunc-raw", "int8", "binary", "faiss-pq", "faiss-opq-pq", "faiss-rq",
-           "ours-prefix-rvq", "ours-rvq"]
+           "ours-prefix-rvq", "ours-rvq-adapted", "ours-rvq"]
+
+
+@dataclass
+class RVQOptions:
+    beam: PosInt = 4                  # residual encoding beam, for our RVQs and FAISS's RQ alike (FAISS default: 5)
 
 
 @dataclass
@@ -56,6 +61,7 @@ class EmbedConfig:
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     adapter: bool = True              # train the Matryoshka adapter (false for an already-Matryoshka model)
     adapter_steps: NonNegInt = 300
+    rvq: RVQOptions = field(default_factory=lambda: RVQOptions())
     seed: NonNegInt = 0
     concepts: NonNegInt = 4                 # level-1 codes to show with their texts
     threads: NonNegInt = 0
@@ -116,8 +122,9 @@ def _normalize(x):
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0):
-    """-> (ranked ids [q, 100], encode seconds, search seconds, extra). ``raw``/``ada``: train/db/q arrays."""
+def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, beam: int = 4):
+    """-> (ranked ids [q, 100], encode seconds, search seconds, extra). ``raw``/``ada``: train/db/q arrays;
+    ``beam``: the residual-encoding beam of faiss-rq and of our RVQs (the same at every budget)."""
     dim = raw["db"].shape[1]
     k = min(100, raw["db"].shape[0])
     extra = {}
@@ -162,7 +169,7 @@ def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0):
             index = faiss.index_factory(dim, f"OPQ{n_bytes},PQ{n_bytes}", faiss.METRIC_INNER_PRODUCT)
         else:
             index = faiss.IndexResidualQuantizer(dim, n_bytes, 8, faiss.METRIC_INNER_PRODUCT)
-            index.rq.max_beam_size = 1 if n_bytes > 16 else 4  # greedy encoding for long codes (CPU time)
+            index.rq.max_beam_size = beam  # the same beam as ours, at every budget
         t0 = time.time()
         index.train(np.ascontiguousarray(raw["train"], dtype=np.float32))
         extra["train_s"] = round(time.time() - t0, 2)
@@ -173,14 +180,16 @@ def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0):
         rec = index.sa_decode(codes)
         found = exact_topk(raw["q"], _normalize(rec), k)
         return found, t1 - t0, time.time() - t1, extra
-    if method in ("ours-prefix-rvq", "ours-rvq"):
-        src = ada if method == "ours-prefix-rvq" else raw
+    if method in ("ours-prefix-rvq", "ours-rvq-adapted", "ours-rvq"):
+        # prefix schedule on adapted embeddings; all dims at every stage on adapted ones (isolates the schedule);
+        # all dims on the raw embeddings (isolates the adapter)
+        src = raw if method == "ours-rvq" else ada
         q = PrefixRVQ(dim, prefix_schedule(n_bytes, dim, matryoshka=method == "ours-prefix-rvq"), seed=seed)
         t0 = time.time()
         q.fit(src["train"])
         extra["train_s"] = round(time.time() - t0, 2)
         t0 = time.time()
-        codes = q.encode(src["db"])
+        codes = q.encode(src["db"], beam=beam)
         t1 = time.time()
         extra["bytes"] = int(codes.shape[1] * codes.itemsize)
         rec = q.decode(codes)
@@ -238,7 +247,7 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
             if why:
                 rows.append({"method": m, "bytes": b, "note": why})
                 continue
-            found, enc_s, search_s, extra = run_method(m, b, raw, ada, cfg.seed)
+            found, enc_s, search_s, extra = run_method(m, b, raw, ada, cfg.seed, cfg.rvq.beam)
             r = {"method": m, "bytes": extra.get("bytes", b), **recalls(found, truth),
                  "encode_ms_per_1k": round(1000 * enc_s / n_db * 1000, 3),
                  "search_ms_per_query": round(1000 * search_s / n_q, 3), "train_s": extra.get("train_s", 0.0)}
@@ -248,7 +257,8 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
                 concepts = _concepts(extra["codes"][:, 0], [texts[i] for i in idx["db"]], cfg.concepts)
     res = {"texts": len(texts), "database": n_db, "queries": n_q, "train": int(len(idx["train"])), "dim": dim,
            "model": cfg.model, "corpora": cfg.corpora, "adapter_curve": curve[::max(1, len(curve) // 20)],
-           "prefix_loss_raw": loss_raw, "prefix_loss_adapted": loss_ada, "rows": rows, "concepts": concepts}
+           "prefix_loss_raw": loss_raw, "prefix_loss_adapted": loss_ada, "rows": rows, "concepts": concepts,
+           "rvq_beam": cfg.rvq.beam}
     atomic_write_json(d / "results.json", res)
     atomic_write_text(d / "results.md", embed_markdown(res, cfg))
     _plot(res, d / "recall_vs_bytes.png")
@@ -269,7 +279,10 @@ def embed_markdown(res: dict, cfg: EmbedConfig) -> str:
              f"{res['texts']:,} texts from {', '.join(res['corpora'])}; model `{res['model']}` ({res['dim']} dims); "
              f"database {res['database']:,}, queries {res['queries']}, training {res['train']:,}. Ground truth: exact "
              f"top-10 by cosine on the full float embeddings. Prefix-neighbour loss of held-out queries (mean KL over "
-             f"prefixes {PREFIXES}): raw {res['prefix_loss_raw']:.4f}, adapted {res['prefix_loss_adapted']:.4f}.", "",
+             f"prefixes {PREFIXES}): raw {res['prefix_loss_raw']:.4f}, adapted {res['prefix_loss_adapted']:.4f}. "
+             f"Residual encoding beam {res.get('rvq_beam', '?')} for faiss-rq and our RVQs alike, at every budget. "
+             "ours-prefix-rvq: prefix schedule on adapted embeddings; ours-rvq-adapted: all dims at every stage on the "
+             "same adapted embeddings (the schedule alone differs); ours-rvq: all dims on raw embeddings.", "",
              "| bytes/vector | method | recall@1 | recall@10 | recall@100 (of true top-10) | encode ms / 1k vectors | "
              "search ms / query | train s |", "|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
@@ -331,7 +344,7 @@ def build_index(cfg: EmbedConfig, out: str | Path, n_bytes: int = 16, embedder=N
     x = apply_adapter(adapter, emb)
     q = PrefixRVQ(dim, prefix_schedule(n_bytes, dim), seed=cfg.seed)
     q.fit(x)
-    codes = q.encode(x)
+    codes = q.encode(x, beam=cfg.rvq.beam)
     d = claim_run_dir(out)
     tmp = d / "model.tmp.pt"
     torch.save({"adapter": adapter.state_dict() if adapter else None, "quantizer": q.state_dict(),
@@ -341,7 +354,7 @@ def build_index(cfg: EmbedConfig, out: str | Path, n_bytes: int = 16, embedder=N
     (d / "codes.tmp.npy").replace(d / "codes.npy")
     atomic_write_text(d / "texts.json", json.dumps(texts))
     atomic_write_json(d / "index.json", {"model": cfg.model, "bytes": n_bytes, "n": len(texts), "dim": dim,
-                                         "prefixes": q.prefixes})
+                                         "prefixes": q.prefixes, "beam": cfg.rvq.beam})
     log(f"index of {len(texts):,} texts at {n_bytes} bytes each written to {d}")
     return d
 
@@ -380,7 +393,7 @@ class CodeIndex:
         return apply_adapter(self.adapter, np.asarray(self._embedder(texts), dtype=np.float32))
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        return self.q.encode(self.embed(texts))
+        return self.q.encode(self.embed(texts), beam=int(self.meta.get("beam", 1)))
 
     def search(self, text: str, k: int = 5) -> list[tuple[float, str, list[int]]]:
         qv = self.embed([text])

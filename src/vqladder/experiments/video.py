@@ -327,6 +327,12 @@ def level_reconstruction(cfg: VideoExpConfig, models: dict, frames: np.ndarray) 
             "level2_code_acc": float((codes2 == codes).mean())}
 
 
+def mean_frame_mse(train_frames: np.ndarray, truth: np.ndarray) -> float:
+    """MSE of predicting the mean training frame, scored on the same predicted frames as the predictors
+    (``truth`` = the rolled-out horizon), not on the context frames too."""
+    return float(((truth - train_frames.mean((0, 1))) ** 2).mean())
+
+
 def evaluate_seed(cfg: VideoExpConfig, models: dict, train: dict, test: dict, seed: int) -> dict:
     frames = test["frames"][:cfg.eval_clips]
     ro = rollouts(cfg, models, frames)
@@ -344,7 +350,7 @@ def evaluate_seed(cfg: VideoExpConfig, models: dict, train: dict, test: dict, se
     info = {k: json.loads((d / k / "done.json").read_text()) for k in ("ae", "level2", "latent", "pixel")}
     return {"seed": seed, "prediction": pred, "code_acc": ro["code_acc"].tolist(), "bits_per_frame": bits,
             "reconstruction": level_reconstruction(cfg, models, frames),
-            "mean_frame_mse": float(((frames - train["frames"].mean((0, 1))) ** 2).mean()),
+            "mean_frame_mse": mean_frame_mse(train["frames"], truth),
             "probes": run_probes(cfg, models, train, test), "train": info,
             "rollout_seconds": {k: round(v, 3) for k, v in ro["seconds"].items()}, "clips": len(frames)}
 

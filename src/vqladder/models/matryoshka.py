@@ -124,14 +124,35 @@ class PrefixRVQ(nn.Module):
             r[:, :p] -= q
 
     @torch.no_grad()
-    def encode(self, x: np.ndarray) -> np.ndarray:
-        r = torch.as_tensor(np.asarray(x), dtype=torch.float32).clone()
-        codes = []
-        for p, st in zip(self.prefixes, self.stages):
-            out = st(r[:, :p])
-            r[:, :p] -= out.z_q
-            codes.append(out.codes)
-        return torch.stack(codes, 1).numpy().astype(np.uint8 if self.stages[0].codebook_size <= 256 else np.int64)
+    def encode(self, x: np.ndarray, beam: int = 1, batch: int = 2048) -> np.ndarray:
+        """Codes [n, stages]. ``beam`` 1: greedy, stage by stage (each stage's own nearest code). ``beam`` B > 1:
+        keep the B partial encodings with the smallest squared residual after every stage, each extended by every
+        code (as FAISS's residual quantizer does with ``max_beam_size``), and return the best at the end."""
+        dtype = np.uint8 if self.stages[0].codebook_size <= 256 else np.int64
+        if beam <= 1:
+            r = torch.as_tensor(np.asarray(x), dtype=torch.float32).clone()
+            codes = []
+            for p, st in zip(self.prefixes, self.stages):
+                out = st(r[:, :p])
+                r[:, :p] -= out.z_q
+                codes.append(out.codes)
+            return torch.stack(codes, 1).numpy().astype(dtype)
+        books = [st.decode_codes(torch.arange(st.codebook_size)) for st in self.stages]  # [K, p] each
+        out = []
+        for s in range(0, len(x), batch):
+            res = torch.as_tensor(np.asarray(x[s:s + batch]), dtype=torch.float32)[:, None, :]  # [n, 1, D]
+            codes = torch.zeros(res.shape[0], 1, 0, dtype=torch.long)
+            for p, E in zip(self.prefixes, books):
+                K = E.shape[0]
+                head, tail = res[..., :p], (res[..., p:] ** 2).sum(-1, keepdim=True)
+                err = (head ** 2).sum(-1, keepdim=True) - 2 * head @ E.T + (E ** 2).sum(-1) + tail  # [n, b, K]
+                top = err.reshape(err.shape[0], -1).topk(min(beam, err.shape[1] * K), dim=1, largest=False).indices
+                bi, ki = top // K, top % K
+                res = res.gather(1, bi[..., None].expand(-1, -1, res.shape[-1])).clone()
+                res[..., :p] -= E[ki]
+                codes = torch.cat([codes.gather(1, bi[..., None].expand(-1, -1, codes.shape[-1])), ki[..., None]], -1)
+            out.append(codes[:, 0])  # topk is sorted: candidate 0 has the smallest final residual
+        return torch.cat(out).numpy().astype(dtype)
 
     @torch.no_grad()
     def decode(self, codes: np.ndarray) -> np.ndarray:
