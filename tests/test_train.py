@@ -118,7 +118,7 @@ def _poison_loss(t, at_call: int, factor: float) -> None:
 
 
 def test_nan_loss_stops_and_keeps_checkpoint(tmp_path, data):
-    cfg = tiny_run_config(data, tmp_path / "runs", steps=10, ckpt_every=3)
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=10, ckpt_every=3, mfu=False)  # the poison counts loss calls
     t = _trainer(cfg, data)
     _poison_loss(t, 5, float("nan"))
     with pytest.raises(NonFiniteLossError, match="step 4"):
@@ -127,7 +127,7 @@ def test_nan_loss_stops_and_keeps_checkpoint(tmp_path, data):
 
 
 def test_nan_skip_policy(tmp_path, data):
-    cfg = tiny_run_config(data, tmp_path / "runs", steps=6, nan_policy="skip")
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=6, nan_policy="skip", mfu=False)
     t = _trainer(cfg, data)
     _poison_loss(t, 2, float("inf"))
     t.fit()
@@ -239,3 +239,69 @@ def test_autoregressive_decoder_teacher_forced_and_free_running(tmp_path, data):
     z_q = model.quantizer.decode_codes(codes)
     tf = model.post_quant(z_q, gen).argmax(-1)
     assert torch.equal(tf, gen)
+
+
+def test_time_budget_schedule_ends_at_the_floor(tmp_path, data):
+    """train.max_time: after warmup the schedule is re-planned (here to 30 steps, as a measurement might say),
+    the run ends there with the learning rate at its floor, and the plan is stored in the checkpoint."""
+    import json
+
+    from vqladder.train.checkpoint import latest_valid_checkpoint, load_trainer_state
+    from vqladder.train.trainer import lr_at
+
+    cfg = tiny_run_config(data, tmp_path / "runs", name="tb", steps=100000, max_time=3600.0, warmup=10, log_every=1)
+    tr = _trainer(cfg, data)
+    seen = []
+    tr._plan_steps = lambda seconds, steps, elapsed: seen.append((steps, elapsed)) or 30
+    tr.fit()
+    assert tr.step == 30 and seen and seen[0][0] == 5  # measured over steps 5..10
+    lrs = [json.loads(l)["lr"] for l in (cfg.run_dir / "metrics.jsonl").read_text().splitlines() if '"lr"' in l]
+    assert lrs[-1] == pytest.approx(lr_at(29, cfg.train, 30))
+    assert lrs[-1] < cfg.train.lr * (cfg.train.min_lr_ratio + 0.01)  # the last step sits at the floor
+    ckpt, _ = latest_valid_checkpoint(cfg.run_dir / "checkpoints")
+    assert int(load_trainer_state(ckpt)["total_steps"]) == 30
+
+
+def test_time_budget_plan_arithmetic(tmp_path, data):
+    from vqladder.train.trainer import TIME_PLAN_MARGIN
+
+    cfg = tiny_run_config(data, tmp_path / "runs", name="tp", steps=1000, max_time=12.0, warmup=10)
+    tr = _trainer(cfg, data)
+    tr.step = 10
+    # 0.1 s/step measured, 2 s spent: 90% of the 10 s left = 90 more steps
+    assert tr._plan_steps(1.0, 10, 2.0) == 10 + int(TIME_PLAN_MARGIN * 10 / 0.1)
+    tr.cfg.steps = 50
+    assert tr._plan_steps(1.0, 10, 2.0) == 50  # never beyond train.steps
+
+
+def test_time_budget_resume_is_bitwise_identical(tmp_path, data):
+    """A time-budgeted run killed after it planned its schedule resumes with that schedule: its weights equal
+    those of a run told the planned step count up front."""
+    b = tiny_run_config(data, tmp_path / "runs", name="b", steps=100000, ckpt_every=4, max_time=3600.0, warmup=10)
+    tr = _trainer(b, data, fail_after=14)
+    tr._plan_steps = lambda seconds, steps, elapsed: 20  # what a measurement could have given (deterministic here)
+    with pytest.raises(Boom):
+        tr.fit()  # plans at step 10, dies during step 15, after the step-12 checkpoint
+    _trainer(b, data).fit(resume=True)  # no re-planning: the schedule comes from the checkpoint
+    a = tiny_run_config(data, tmp_path / "runs", name="a", steps=20, ckpt_every=4, warmup=10)
+    _trainer(a, data).fit()
+    wa = load_file(str(a.run_dir / "checkpoints" / "step_000020" / "model.safetensors"))
+    wb = load_file(str(b.run_dir / "checkpoints" / "step_000020" / "model.safetensors"))
+    assert [p.name for p in find_checkpoints(b.run_dir / "checkpoints")][-1] == "step_000020"
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+def test_mfu_is_logged_and_counting_leaves_training_unchanged(tmp_path, data):
+    import json
+
+    a = tiny_run_config(data, tmp_path / "runs", name="with", steps=6, log_every=2)
+    b = tiny_run_config(data, tmp_path / "runs", name="without", steps=6, log_every=2, mfu=False)
+    ta, tb = _trainer(a, data), _trainer(b, data)
+    ta.fit()
+    tb.fit()
+    assert ta.flops_per_token > 0 and tb.flops_per_token == 0
+    recs = [json.loads(l) for l in (a.run_dir / "metrics.jsonl").read_text().splitlines() if '"mfu"' in l]
+    assert recs and all(0 < r["mfu"] < 5 for r in recs)
+    for (k, pa), pb in zip(ta.model.state_dict().items(), tb.model.state_dict().values()):
+        assert torch.equal(pa, pb), k  # counting FLOPs moved no weight, buffer, RNG or data position

@@ -27,6 +27,11 @@ DEMO_PRESET = {
 }
 
 
+# the train settings that change what a finished demo run holds (not logging, progress or threads)
+TRAINING_KEYS = ("steps", "batch_size", "grad_accum", "lr", "min_lr_ratio", "warmup", "weight_decay", "betas",
+                 "grad_clip", "seed", "max_time")
+
+
 def demo_config(out_dir: str = "runs", data_dir: str | None = None, steps: int = -1) -> RunConfig:
     cfg = build(RunConfig, json.loads(json.dumps(DEMO_PRESET)))
     cfg.out_dir = out_dir
@@ -65,7 +70,8 @@ def run_demo(out_dir: str = "runs", data_dir: str | None = None, steps: int = -1
         now = to_dict(cfg)
         old.get("model", {}).pop("vocab_size", None)
         now["model"].pop("vocab_size", None)
-        changed = [k for k in ("data", "model", "train") if old.get(k) != now[k]]
+        changed = [k for k in ("data", "model") if old.get(k) != now[k]]
+        changed += ["train"] if any(old.get("train", {}).get(k) != now["train"][k] for k in TRAINING_KEYS) else []
         if changed:
             steps = old.get("train", {}).get("steps")
             raise VQLadderError(f"{run} holds a demo run made with other {'/'.join(changed)} settings ({steps} steps); "

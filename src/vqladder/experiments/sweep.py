@@ -75,6 +75,9 @@ class SweepConfig:
         return Path(self.out_dir) / self.name
 
 
+TIME_BUDGET_STEPS = 10_000_000  # the step cap of a time-budgeted cell: the trainer plans the real count
+
+
 def parse_budget(budget: str) -> tuple[int | None, float | None]:
     """'600' -> (600 steps, None); '10m' -> (None, 600.0 s)."""
     b = str(budget).strip().lower()
@@ -120,8 +123,9 @@ def expand_grid(cfg: SweepConfig) -> list[tuple[str, RunConfig]]:
         d["train"]["seed"] = c["seed"]
         if steps is not None:
             d["train"]["steps"] = steps
-        if seconds is not None:
+        if seconds is not None:  # equal wall-clock: the schedule spans the budget, not a step count
             d["train"]["max_time"] = seconds
+            d["train"]["steps"] = TIME_BUDGET_STEPS
         try:
             cells.append((name, build(RunConfig, d)))
         except VQLadderError as e:

@@ -9,6 +9,12 @@ Two ways down from n to m (``downsample``):
     r times (+ offset embedding), transformer over n, logits. Code i describes symbols [i*r, (i+1)*r): codes
     are local, which is what stacking levels and variable-length segments need, and cost grows with n only
     in the outer blocks.
+  * ``segment`` — local-first: the r token embeddings of each segment (width ``tok_dim``) are concatenated and
+    mixed by a residual MLP (``seg_layers`` blocks), so every transformer block then runs over the m segments,
+    not the n tokens (``latent_layers`` context blocks on each side of the quantiser); the decoder mirrors it
+    and projects each segment back to r token vectors. ``enc_layers`` / ``dec_layers`` add thin token-level
+    blocks (width ``tok_dim``) where they pay. With ``latent_layers: 0`` it has no context at all: the
+    CALM-style local autoencoder that the sweep trains as its reference.
   * ``query`` — TiTok-style: m learned latent tokens are appended to the n symbol embeddings and one
     transformer runs over n + m; the latents' outputs are quantised. Decoding appends n mask tokens to the
     m code vectors. Each code may describe any part of the chunk (global "gist" codes).
@@ -31,9 +37,20 @@ from torch import nn
 
 from ..config import HalfOpenUnit, NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
-from ..nn import Block, RMSNorm, eval_mode, init_weights_
+from ..nn import MLP, Block, RMSNorm, eval_mode, init_weights_
 from ..quantize import QuantizerConfig, build_quantizer
 from .registry import register
+
+
+class SegmentMLP(nn.Module):
+    """Pre-norm residual MLP over each segment vector (no attention: what stays inside one segment)."""
+
+    def __init__(self, dim: int, ratio: float = 4.0):
+        super().__init__()
+        self.norm, self.mlp = RMSNorm(dim), MLP(dim, ratio)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mlp(self.norm(x))
 
 
 @dataclass
@@ -48,7 +65,9 @@ class CompressorConfig:
     dec_layers: NonNegInt = 2               # blocks over the N positions (decoder side)
     mlp_ratio: PosFloat = 4.0            # MLP hidden = mlp_ratio x d_model (SwiGLU keeps params equal)
     dropout: HalfOpenUnit = 0.0              # attention dropout
-    downsample: str = "pool"          # pool (local hourglass) | query (learned latent tokens, global)
+    downsample: str = "pool"          # pool (hourglass) | segment (local-first) | query (learned latents, global)
+    seg_layers: NonNegInt = 2         # segment: residual MLP blocks per segment, each side of the context blocks
+    tok_dim: PosInt = 64              # segment: width of the token embeddings / token-level blocks
     decoder: str = "parallel"         # parallel (all tokens at once) | autoregressive (codes + previous tokens)
     seed: NonNegInt = 0                     # init seed (weights and quantizer generator)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
@@ -60,12 +79,15 @@ class CompressorConfig:
             raise VQLadderError(
                 f"model.in_len={self.in_len} is not divisible by model.out_len={self.out_len}"
             )
-        if self.downsample not in ("pool", "query"):
-            raise VQLadderError(f"model.downsample must be pool or query, got {self.downsample!r}")
+        if self.downsample not in ("pool", "segment", "query"):
+            raise VQLadderError(f"model.downsample must be pool, segment or query, got {self.downsample!r}")
         if self.decoder not in ("parallel", "autoregressive"):
             raise VQLadderError(f"model.decoder must be parallel or autoregressive, got {self.decoder!r}")
         if self.decoder == "autoregressive" and self.downsample != "pool":
             raise VQLadderError("model.decoder=autoregressive needs model.downsample=pool")
+        if self.downsample == "segment" and (self.enc_layers or self.dec_layers) and self.tok_dim % 32:
+            raise VQLadderError(f"model.tok_dim={self.tok_dim} must be a multiple of 32 for token-level blocks "
+                                f"(heads of width 32)")
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
             raise VQLadderError(f"model.d_model={self.d_model} must split into n_heads={self.n_heads} even-width heads")
 
@@ -87,8 +109,11 @@ class SequenceCompressor(nn.Module):
     def _build(self, cfg: CompressorConfig) -> None:
         d, n, m = cfg.d_model, cfg.in_len, cfg.out_len
         self.r = n // m
-        self.tok_emb = nn.Embedding(cfg.vocab_size, d)
         blocks = lambda k: nn.ModuleList(Block(d, cfg.n_heads, cfg.mlp_ratio, dropout=cfg.dropout) for _ in range(k))
+        if cfg.downsample == "segment":
+            self._build_segment(cfg, blocks)
+            return
+        self.tok_emb = nn.Embedding(cfg.vocab_size, d)
         self.enc = blocks(cfg.enc_layers)
         self.enc_latent = blocks(cfg.latent_layers)
         self.dec_latent = blocks(cfg.latent_layers)
@@ -111,6 +136,27 @@ class SequenceCompressor(nn.Module):
         init_weights_(self, zero=("offset",), normal=("latents", "mask_tok", "bos"))
         self.quantizer = build_quantizer(cfg.quantizer, d, seed=cfg.seed)
 
+    def _build_segment(self, cfg: CompressorConfig, blocks) -> None:
+        d, t, r = cfg.d_model, cfg.tok_dim, self.r
+        tok_blocks = lambda k: nn.ModuleList(Block(t, t // 32, cfg.mlp_ratio, dropout=cfg.dropout) for _ in range(k))
+        self.tok_emb = nn.Embedding(cfg.vocab_size, t)
+        self.enc = tok_blocks(cfg.enc_layers)
+        self.seg_in = nn.Linear(r * t, d, bias=False)
+        self.enc_seg = nn.ModuleList(SegmentMLP(d, cfg.mlp_ratio) for _ in range(cfg.seg_layers))
+        self.enc_latent = blocks(cfg.latent_layers)
+        self.dec_latent = blocks(cfg.latent_layers)
+        self.dec_seg = nn.ModuleList(SegmentMLP(d, cfg.mlp_ratio) for _ in range(cfg.seg_layers))
+        self.seg_out = nn.Linear(d, r * t, bias=False)
+        self.dec = tok_blocks(cfg.dec_layers)
+        self.norm_q = RMSNorm(d)
+        self.norm_out = RMSNorm(t)
+        self.head = nn.Linear(t, cfg.vocab_size, bias=False)
+        init_weights_(self)
+        with torch.no_grad():  # keep the segment projections' outputs at unit scale (r * t inputs each)
+            self.seg_in.weight.normal_(0.0, (r * t) ** -0.5)
+            self.seg_out.weight.normal_(0.0, d ** -0.5)
+        self.quantizer = build_quantizer(cfg.quantizer, d, seed=cfg.seed)
+
     # -- properties -------------------------------------------------------------------------------------------
     @property
     def bits_per_token(self) -> float:
@@ -131,7 +177,10 @@ class SequenceCompressor(nn.Module):
         b, n = tokens.shape
         m, d = self.config.out_len, self.config.d_model
         x = self.tok_emb(tokens)
-        if self.config.downsample == "pool":
+        if self.config.downsample == "segment":  # tokens -> per-segment vectors: the costly blocks run over m
+            x = self._run(self.enc, x)
+            x = self._run(self.enc_seg, self.seg_in(x.reshape(b, m, -1)))
+        elif self.config.downsample == "pool":
             x = x + self.enc_offset.repeat(m, 1)
             x = self._run(self.enc, x)
             x = x.view(b, m, self.r, d).mean(2)
@@ -155,7 +204,10 @@ class SequenceCompressor(nn.Module):
         b, m, d = z_q.shape
         n = self.config.in_len
         x = self._run(self.dec_latent, z_q)
-        if self.config.downsample == "pool":
+        if self.config.downsample == "segment":
+            x = self.seg_out(self._run(self.dec_seg, x)).reshape(b, n, -1)
+            x = self._run(self.dec, x)
+        elif self.config.downsample == "pool":
             x = x.repeat_interleave(self.r, dim=1) + self.dec_offset.repeat(m, 1)
             if self.autoregressive:
                 x = x + self._prev(tokens)
@@ -207,7 +259,8 @@ class SequenceCompressor(nn.Module):
         """Reconstruction cross-entropy + quantiser loss; metrics are detached floats-as-tensors."""
         logits, q = self(tokens)
         ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens.reshape(-1))
-        with torch.no_grad():
-            acc = (logits.argmax(-1) == tokens).float().mean()
+        with torch.no_grad():  # train accuracy on the first chunks only (~2k tokens): the full argmax cost 5%
+            k = max(1, 2048 // tokens.shape[1])
+            acc = (logits[:k].argmax(-1) == tokens[:k]).float().mean()
         metrics = {"ce": ce.detach(), "acc": acc, "q_loss": q.loss.detach(), **q.stats}
         return ce + q.loss, metrics

@@ -53,7 +53,8 @@ class TrainerConfig:
     nan_policy: str = "stop"          # stop | skip   (what a NaN/inf loss does)
     progress: bool = True             # progress bar on stderr
     threads: OptPosInt = -1                 # torch CPU threads; -1 = leave torch's default
-    max_time: OptPosFloat = -1.0            # stop (with a checkpoint) after this many seconds; -1 = no limit
+    max_time: OptPosFloat = -1.0            # seconds; the schedule is planned to end then (see _plan_steps); -1 = none
+    mfu: bool = True                  # log model FLOP utilisation (FLOPs/token counted once, peak measured once)
 
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
@@ -66,6 +67,9 @@ class TrainerConfig:
             raise VQLadderError(f"train.device must be auto, cpu, cuda or mps, got {self.device!r}")
         if self.nan_policy not in ("stop", "skip"):
             raise VQLadderError(f"train.nan_policy must be stop or skip, got {self.nan_policy!r}")
+
+
+TIME_PLAN_MARGIN = 0.9  # share of the time left that a time-budgeted run plans its schedule for
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -100,10 +104,12 @@ def autocast_dtype(precision: str, device: torch.device):
     return None
 
 
-def lr_at(step: int, cfg: TrainerConfig) -> float:
+def lr_at(step: int, cfg: TrainerConfig, total: int | None = None) -> float:
+    """Linear warmup, then cosine from ``lr`` to ``lr * min_lr_ratio`` at step ``total`` (default ``cfg.steps``;
+    a time-budgeted run passes the step count it planned from its measured step time)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    span = max(1, cfg.steps - cfg.warmup)
+    span = max(1, (cfg.steps if total is None else total) - cfg.warmup)
     frac = min(1.0, (step - cfg.warmup) / span)
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
@@ -145,6 +151,7 @@ class Trainer:
         self.meta.setdefault("model_config", _config_dict(model))
         self.step = 0
         self.tokens_seen = 0
+        self.total_steps = cfg.steps  # with train.max_time: re-planned from the measured step time after warmup
         self.fingerprints: list[float] = []
         self.time_offset = 0.0  # training seconds before the last resume (for train.max_time and logs)
         decay, no_decay = [], []
@@ -218,6 +225,7 @@ class Trainer:
             "rng_cpu": torch.get_rng_state(),
             "step": torch.tensor(self.step),
             "tokens_seen": torch.tensor(self.tokens_seen),
+            "total_steps": torch.tensor(self.total_steps),
         }
         if torch.cuda.is_available():
             st["rng_cuda"] = torch.cuda.get_rng_state()
@@ -262,6 +270,8 @@ class Trainer:
             torch.cuda.set_rng_state(st["rng_cuda"])
         self.step = int(st["step"])
         self.tokens_seen = int(st["tokens_seen"])
+        if "total_steps" in st:  # a time-budgeted run resumes with the schedule it planned
+            self.total_steps = int(st["total_steps"])
         self.time_offset = float(meta.get("train_time", 0.0))
         # the data position is global (the same on every rank), so it also holds for another world size
         self.sampler.load_state_dict(meta["sampler"])
@@ -270,6 +280,24 @@ class Trainer:
         return True
 
     # -- loop -------------------------------------------------------------------------------------------------
+    def _measure_flops(self) -> None:
+        """FLOPs per token of one training step (counted on the sampler's next batch, then the sampler's state is
+        put back, so the data order is untouched) and this machine's matmul peak at the training dtype."""
+        from .flops import flops_per_token, matmul_peak
+
+        self.flops_per_token, self.peak_flops = 0.0, 1.0
+        if not self.cfg.mfu or not hasattr(self.model, "loss"):
+            return
+        state = self.sampler.state_dict()
+        batch = self.sampler.next_batch().to(self.device)
+        self.sampler.load_state_dict(state)
+        import copy
+
+        rng = torch.get_rng_state()  # counting must move neither the RNG nor any buffer (exact resume):
+        self.flops_per_token = flops_per_token(copy.deepcopy(self.model), batch, self._autocast())  # a copy
+        torch.set_rng_state(rng)
+        self.peak_flops = matmul_peak(self.device, self.amp_dtype or torch.float32)
+
     def _autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
@@ -296,23 +324,26 @@ class Trainer:
             raise VQLadderError(f"run directory {self.run_dir} already has checkpoints; pass --resume or a new name")
         else:
             torch.manual_seed(cfg.seed)
-        if self.step >= cfg.steps:
+        if self.step >= self.total_steps:
             D.print0(f"run already complete at step {self.step}", file=sys.stderr)
             self.fingerprints = self.rank_fingerprints()
             return self._eval()
+        self._measure_flops()
         self.model.train()
         fwd = self.ddp if self.ddp is not None else _LossModule(self.model)
         show = cfg.progress and D.is_main()
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=None if show else True, file=sys.stderr,
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=None if show else True, file=sys.stderr,
                    dynamic_ncols=True, leave=False, mininterval=1.0)
-        plain = PlainProgress(self.run_dir, cfg.steps, self.step) if show and bar.disable else None
+        plain = PlainProgress(self.run_dir, self.total_steps, self.step) if show and bar.disable else None
+        plan_at = max(cfg.warmup, 10) if cfg.max_time > 0 and self.total_steps == cfg.steps else -1
+        t_plan0, step_plan0 = None, None
         t0, tok0 = time.time(), self.tokens_seen
         self._t0 = t0
         last_val: dict = {}
         window_metrics: dict = {}
         n_window = 0
-        while self.step < cfg.steps:
-            lr = lr_at(self.step, cfg)
+        while self.step < self.total_steps:
+            lr = lr_at(self.step, cfg, self.total_steps)
             for g in self.opt.param_groups:
                 g["lr"] = lr
             step_metrics: dict = {}
@@ -355,9 +386,18 @@ class Trainer:
             elapsed = time.time() - t0
             tps = (self.tokens_seen - tok0) / max(elapsed, 1e-9)
             elapsed += self.time_offset
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+            if self.step == plan_at // 2:  # time-budget planning: measure steps plan_at/2 .. plan_at
+                t_plan0, step_plan0 = time.time(), self.step
+            if self.step == plan_at and t_plan0 is not None:
+                self.total_steps = self._plan_steps(time.time() - t_plan0, self.step - step_plan0, elapsed)
+                bar.total = self.total_steps
+                if plain is not None:
+                    plain.total = self.total_steps
+            if self.step % cfg.log_every == 0 or self.step == self.total_steps:
                 rec = {"step": self.step, "tokens": self.tokens_seen, "time": round(elapsed, 3), "lr": lr,
                        "tok_per_s": round(tps, 1)}
+                if self.flops_per_token:
+                    rec["mfu"] = round(tps / self.world * self.flops_per_token / self.peak_flops, 4)
                 keys = sorted(window_metrics)
                 avg = D.all_reduce_mean(torch.stack([torch.as_tensor(window_metrics[k], device=self.device)
                                                      .double() / n_window for k in keys]))
@@ -367,7 +407,8 @@ class Trainer:
                 self._log(rec)
                 window_metrics, n_window = {}, 0
                 bar.set_postfix(loss=f"{rec['train_loss']:.3f}", acc=f"{rec.get('train_acc', 0):.3f}",
-                                usage=f"{rec.get('train_usage', 0):.3f}", tok_s=f"{tps:.0f}", refresh=False)
+                                usage=f"{rec.get('train_usage', 0):.3f}", tok_s=f"{tps:.0f}",
+                                mfu=f"{rec.get('mfu', 0):.0%}", refresh=False)
                 if plain is not None:
                     plain.last = rec
             bar.update(1)
@@ -375,7 +416,7 @@ class Trainer:
                 plain.tick(self.step, tps)
             out_of_time = cfg.max_time > 0 and elapsed > cfg.max_time
             out_of_time = D.any_rank(out_of_time, self.device) if self.world > 1 else out_of_time
-            last = self.step == cfg.steps or out_of_time
+            last = self.step == self.total_steps or out_of_time
             if (cfg.eval_every > 0 and self.step % cfg.eval_every == 0) or last:
                 last_val = self._eval()
                 self._log({"step": self.step, "tokens": self.tokens_seen, "time": round(self.train_time, 3),
@@ -391,6 +432,25 @@ class Trainer:
         if len(set(self.fingerprints)) > 1:
             raise VQLadderError(f"ranks disagree on the model state after training: {self.fingerprints}")
         return last_val
+
+    def _plan_steps(self, seconds: float, steps: int, elapsed: float) -> int:
+        """The step count that ends the cosine schedule at ``train.max_time``, from the measured seconds per step
+        (held-out evals ahead are not counted: with many, the run stops at the deadline a little before the
+        floor); at most ``train.steps``. The same on
+        every rank (rank 0 decides), stored in every checkpoint so a resume keeps the schedule bitwise."""
+        per_step = seconds / max(steps, 1)
+        cfg = self.cfg
+        # plan for 90% of the time left: step times drift (checkpoints, logging, a busy machine), and the
+        # deadline stops a slower run before its floor while a faster one merely ends a little early
+        left = TIME_PLAN_MARGIN * (cfg.max_time - elapsed)
+        planned = min(cfg.steps, self.step + max(1, int(left / max(per_step, 1e-9))))
+        if self.world > 1:
+            t = torch.tensor([planned], device=self.device)
+            torch.distributed.broadcast(t, 0)
+            planned = int(t.item())
+        D.print0(f"time budget {cfg.max_time:.0f}s: {per_step * 1000:.0f} ms/step measured, the schedule now ends "
+                 f"at step {planned}", file=sys.stderr)
+        return planned
 
     @property
     def train_time(self) -> float:

@@ -1,0 +1,170 @@
+"""Compressors at the same rate and wall-clock: tokens/s, MFU, held-out token accuracy, code usage.
+
+    .venv/bin/python benchmarks/bench_compressor.py                       # 256 -> 64 codes, 200 s each
+    .venv/bin/python benchmarks/bench_compressor.py --seconds 600 --out-len 64 --depth 4
+    .venv/bin/python benchmarks/bench_compressor.py --models segment local --seconds 120
+
+Contenders (same width, same FSQ rate, the same time budget, the learning-rate schedule planned to end at it):
+  * ``segment``  — the local-first compressor (``downsample: segment``): per-segment MLPs, context blocks over
+                   the m segments on each side of the quantiser;
+  * ``hourglass``— the previous default (``downsample: pool``, the demo preset's shape);
+  * ``local``    — the context-free local autoencoder (``segment`` with no context blocks), the reference a
+                   compressor must beat;
+  * ``stitched`` — vector-quantize-pytorch's FSQ inside ``torch.nn.TransformerEncoder`` blocks in the
+                   hourglass shape (needs the [dev] extra).
+Run it on an otherwise idle machine: every number is time-budgeted, so anything else running changes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vqladder.config import build
+from vqladder.data import WindowSampler
+from vqladder.eval import evaluate_compressor
+from vqladder.experiments.rung1 import DataConfig, load_shards
+from vqladder.models import CompressorConfig, SequenceCompressor
+from vqladder.quantize import Quantized, levels_for
+from vqladder.quantize.base import code_histogram, histogram_stats
+from vqladder.train import Trainer, TrainerConfig
+
+
+def model_config(name: str, vocab: int, n: int, m: int, d: int, heads: int, codebook: int, depth: int) -> dict:
+    q = {"kind": "fsq", "codebook_size": codebook, "depth": depth}
+    base = {"vocab_size": vocab, "in_len": n, "out_len": m, "d_model": d, "n_heads": heads, "quantizer": q}
+    if name == "segment":
+        return {**base, "downsample": "segment", "seg_layers": 2, "latent_layers": 2, "enc_layers": 0, "dec_layers": 0}
+    if name == "local":
+        return {**base, "downsample": "segment", "seg_layers": 3, "latent_layers": 0, "enc_layers": 0, "dec_layers": 0}
+    if name == "hourglass":
+        return {**base, "downsample": "pool", "enc_layers": 2, "latent_layers": 2, "dec_layers": 2}
+    raise ValueError(name)
+
+
+class Stitched(nn.Module):
+    """vector-quantize-pytorch FSQ between torch.nn.TransformerEncoder stacks, hourglass-shaped (no RoPE: a
+    learned position embedding), behind the interface the trainer and evaluate_compressor use."""
+
+    kind = "stitched"
+
+    def __init__(self, vocab: int, n: int, m: int, d: int, heads: int, codebook: int):
+        super().__init__()
+        import vector_quantize_pytorch as vqp
+
+        self.config = CompressorConfig(vocab_size=vocab, in_len=n, out_len=m, d_model=d, n_heads=heads)
+        self.r = n // m
+        layer = lambda: nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.0, batch_first=True, norm_first=True)
+        self.emb, self.pos = nn.Embedding(vocab, d), nn.Parameter(torch.randn(n, d) * 0.02)
+        self.enc, self.enc_lat = nn.TransformerEncoder(layer(), 2), nn.TransformerEncoder(layer(), 2)
+        self.dec_lat, self.dec = nn.TransformerEncoder(layer(), 2), nn.TransformerEncoder(layer(), 2)
+        self.dpos = nn.Parameter(torch.randn(n, d) * 0.02)
+        self.fsq = vqp.FSQ(levels=levels_for(codebook), dim=d)
+        self.head = nn.Linear(d, vocab, bias=False)
+        k = 1
+        for lv in levels_for(codebook):
+            k *= lv
+        self.quantizer = type("Q", (), {"codebook_size": k, "bits_per_code": float(torch.tensor(k).log2())})()
+
+    @property
+    def bits_per_token(self) -> float:
+        return self.config.out_len * self.quantizer.bits_per_code / self.config.in_len
+
+    def forward(self, tokens):
+        b, n = tokens.shape
+        m = self.config.out_len
+        x = self.enc(self.emb(tokens) + self.pos)
+        x = self.enc_lat(x.view(b, m, self.r, -1).mean(2))
+        with torch.autocast(tokens.device.type, enabled=False):
+            zq, codes = self.fsq(x.float())
+        y = self.dec_lat(zq.to(x.dtype)).repeat_interleave(self.r, 1) + self.dpos
+        hist = code_histogram(codes, self.quantizer.codebook_size)
+        stats = {k: v for k, v in histogram_stats(hist).items()}
+        return self.head(self.dec(y)), Quantized(zq, codes, torch.zeros((), device=zq.device), stats)
+
+    def loss(self, tokens):
+        logits, q = self(tokens)
+        ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+        with torch.no_grad():
+            acc = (logits.argmax(-1) == tokens).float().mean()
+        return ce, {"ce": ce.detach(), "acc": acc, **q.stats}
+
+
+def run(name: str, args, shards) -> dict:
+    vocab, n, m = shards.vocab_size, args.in_len, args.out_len
+    if name == "stitched":
+        model = Stitched(vocab, n, m, args.d_model, args.n_heads, args.codebook)
+        lr, batch = args.lr_hourglass, args.batch_hourglass
+    else:
+        model = SequenceCompressor(build(CompressorConfig, model_config(name, vocab, n, m, args.d_model, args.n_heads,
+                                                                        args.codebook, args.depth)))
+        lr, batch = (args.lr_hourglass, args.batch_hourglass) if name == "hourglass" else (args.lr, args.batch)
+    tcfg = TrainerConfig(steps=10_000_000, max_time=args.seconds, batch_size=batch, lr=lr, warmup=args.warmup,
+                         eval_every=-1, ckpt_every=-1, log_every=20, progress=False, seed=0)
+    with tempfile.TemporaryDirectory() as d:
+        tr = Trainer(model, tcfg, Path(d) / name, lambda r, w: WindowSampler(shards.train, n, batch, 0, r, w),
+                     None, {"model_config": {}})
+        tr.fit()
+        logs = [json.loads(line) for line in (Path(d) / name / "metrics.jsonl").read_text().splitlines()]
+    t0 = time.time()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=tr.amp_dtype is not None):
+        res = evaluate_compressor(model, shards.val, max_chunks=args.eval_chunks)
+    mfu = [r["mfu"] for r in logs if "mfu" in r]
+    return {"model": name, "params": sum(p.numel() for p in model.parameters()), "steps": tr.step,
+            "tok_per_s": tr.tokens_seen / tr.train_time, "mfu": sum(mfu) / len(mfu) if mfu else float("nan"),
+            "acc": res["acc"], "usage": res["usage"], "bits_per_token": model.bits_per_token,
+            "eval_s": time.time() - t0}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["segment", "hourglass", "local", "stitched"])
+    p.add_argument("--data", default="data/builtin-bpe1024")
+    p.add_argument("--corpus", default="builtin")
+    p.add_argument("--tokenizer", default="bpe:1024")
+    p.add_argument("--seconds", type=float, default=200.0, help="training wall-clock per model")
+    p.add_argument("--in-len", type=int, default=256)
+    p.add_argument("--out-len", type=int, default=64)
+    p.add_argument("--codebook", type=int, default=4096, help="FSQ codebook request (4096 -> 4375 codes)")
+    p.add_argument("--depth", type=int, default=1, help="residual FSQ stages (ours only)")
+    p.add_argument("--d-model", type=int, default=192)
+    p.add_argument("--n-heads", type=int, default=3)
+    p.add_argument("--batch", type=int, default=32, help="chunks per step, segment / local models")
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--batch-hourglass", type=int, default=16, help="chunks per step, hourglass / stitched (demo)")
+    p.add_argument("--lr-hourglass", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=60)
+    p.add_argument("--eval-chunks", type=int, default=-1, help="held-out chunks (-1 = the whole val split)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", help="also write the rows here")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    shards = load_shards(build(DataConfig, {"path": args.data, "corpus": args.corpus, "tokenizer": args.tokenizer}))
+    rows = []
+    for name in args.models:
+        print(f"[bench] {name}: training {args.seconds:.0f}s …", file=sys.stderr, flush=True)
+        rows.append(run(name, args, shards))
+        print(f"[bench] {rows[-1]}", file=sys.stderr, flush=True)
+    ref = {r["model"]: r for r in rows}
+    print(f"\n{args.in_len} -> {args.out_len} codes, FSQ {args.codebook} x depth {args.depth}, {args.seconds:.0f} s "
+          f"each on {args.data} (held-out: {'all' if args.eval_chunks < 0 else args.eval_chunks} chunks)\n")
+    print("| model | params | bits/token | steps | tokens/s | MFU | held-out token acc | code usage | tokens/s vs hourglass |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        rel = r["tok_per_s"] / ref["hourglass"]["tok_per_s"] if "hourglass" in ref else float("nan")
+        print(f"| {r['model']} | {r['params'] / 1e6:.2f} M | {r['bits_per_token']:.2f} | {r['steps']} | "
+              f"{r['tok_per_s']:,.0f} | {r['mfu']:.1%} | {r['acc']:.3f} | {r['usage']:.3f} | {rel:.2f}x |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Model FLOP utilisation: FLOPs per token counted from the model, against this machine's measured matmul peak.
+
+``flops_per_token(model, batch)`` runs one forward + backward of ``model.loss(batch)`` under
+``torch.utils.flop_counter.FlopCounterMode`` (matmuls, attention, convolutions: what dominates) and divides by
+the tokens in the batch. ``matmul_peak(device, dtype)`` times square matmuls once and caches the result in
+``~/.cache/vqladder/`` (``VQLADDER_CACHE`` overrides), so MFU = tokens/s x FLOPs/token / peak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+
+def flops_per_token(model, batch: torch.Tensor, autocast=None) -> float:
+    """Training FLOPs (forward + backward) per input token of ``model.loss(batch)``; 0 if it cannot be counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was = model.training
+    model.train()
+    try:
+        with FlopCounterMode(display=False) as fc, (autocast or _null()):
+            loss, _ = model.loss(batch)
+            loss.backward()
+        total = fc.get_total_flops()
+    except Exception:  # noqa: BLE001 - an op the counter cannot trace: report no MFU rather than fail training
+        return 0.0
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was)
+    return float(total) / max(batch.numel(), 1)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("VQLADDER_CACHE", Path.home() / ".cache" / "vqladder"))
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 1024, repeats: int = 20) -> float:
+    """Measured FLOP/s of ``size`` x ``size`` matmuls in ``dtype`` on ``device`` with the current thread count;
+    cached per (device type, dtype, threads)."""
+    key = f"peak-{device.type}-{str(dtype).split('.')[-1]}-t{torch.get_num_threads()}.json"
+    path = _cache_dir() / key
+    try:
+        return float(json.loads(path.read_text())["flops"])
+    except (OSError, ValueError, KeyError):
+        pass
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    flops = 2 * size ** 3 * repeats / (time.perf_counter() - t0)
+    try:
+        from ..io import atomic_write_json
+
+        atomic_write_json(path, {"flops": flops, "size": size, "threads": torch.get_num_threads()})
+    except OSError:
+        pass
+    return flops
