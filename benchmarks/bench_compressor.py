@@ -39,6 +39,13 @@ from vqladder.train import Trainer, TrainerConfig
 
 
 def model_config(name: str, vocab: int, n: int, m: int, d: int, heads: int, codebook: int, depth: int) -> dict:
+    """A contender's CompressorConfig; ``NAME:key=value,…`` overrides fields (``segment:latent_layers=1``)."""
+    name, _, extra = name.partition(":")
+    over = {k: int(v) if v.isdigit() else v for k, v in (kv.split("=") for kv in extra.split(",") if kv)}
+    return {**_model_config(name, vocab, n, m, d, heads, codebook, depth), **over}
+
+
+def _model_config(name: str, vocab: int, n: int, m: int, d: int, heads: int, codebook: int, depth: int) -> dict:
     q = {"kind": "fsq", "codebook_size": codebook, "depth": depth}
     base = {"vocab_size": vocab, "in_len": n, "out_len": m, "d_model": d, "n_heads": heads, "quantizer": q}
     if name == "segment":
@@ -106,7 +113,7 @@ def run(name: str, args, shards) -> dict:
     else:
         model = SequenceCompressor(build(CompressorConfig, model_config(name, vocab, n, m, args.d_model, args.n_heads,
                                                                         args.codebook, args.depth)))
-        lr, batch = (args.lr_hourglass, args.batch_hourglass) if name == "hourglass" else (args.lr, args.batch)
+        lr, batch = (args.lr_hourglass, args.batch_hourglass) if name.startswith("hourglass") else (args.lr, args.batch)
     tcfg = TrainerConfig(steps=10_000_000, max_time=args.seconds, batch_size=batch, lr=lr, warmup=args.warmup,
                          eval_every=-1, ckpt_every=-1, log_every=20, progress=False, seed=0)
     with tempfile.TemporaryDirectory() as d:
@@ -137,8 +144,8 @@ def main() -> None:
     p.add_argument("--depth", type=int, default=1, help="residual FSQ stages (ours only)")
     p.add_argument("--d-model", type=int, default=192)
     p.add_argument("--n-heads", type=int, default=3)
-    p.add_argument("--batch", type=int, default=32, help="chunks per step, segment / local models")
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--batch", type=int, default=8, help="chunks per step, segment / local models (best of 8-64 for both)")
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch-hourglass", type=int, default=16, help="chunks per step, hourglass / stitched (demo)")
     p.add_argument("--lr-hourglass", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=60)

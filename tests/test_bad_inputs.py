@@ -337,35 +337,36 @@ def test_prepare_never_deletes_user_files(tmp_path, tiny_corpus, monkeypatch):
 
 def test_demo_reuses_or_refuses_and_discards_only_with_fresh(ctx, tmp_path, monkeypatch):
     import vqladder.experiments.demo as demo
-    from vqladder.data import TokenShards
 
-    monkeypatch.setattr(demo, "load_shards", lambda cfg, progress=True: TokenShards(ctx["data"]))
+    monkeypatch.chdir(tmp_path)  # nothing may be prepared or written in the repository
+    data = str(ctx["data"])
     out = tmp_path / "runs"
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        demo.run_demo(out_dir=str(out), steps=2)
+        demo.run_demo(out_dir=str(out), data_dir=data, steps=2)
     run = out / "demo"
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ckpts
     # another step count over a finished run: refused, nothing deleted
-    code, _, err = call(["demo", "--out", out, "--steps", "3"])
+    code, _, err = call(["demo", "--out", out, "--data", data, "--steps", "3"])
     assert code == 2 and "--fresh" in one_line_error(err)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ckpts
     # the same settings: reused
     with contextlib.redirect_stdout(io.StringIO()) as o, contextlib.redirect_stderr(io.StringIO()):
-        demo.run_demo(out_dir=str(out), steps=2)
+        demo.run_demo(out_dir=str(out), data_dir=data, steps=2)
     assert "reusing the finished run" in o.getvalue()
     # --fresh discards and retrains
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        demo.run_demo(out_dir=str(out), steps=3, fresh=True)
+        demo.run_demo(out_dir=str(out), data_dir=data, steps=3, fresh=True)
     assert json.loads((run / "results.json").read_text())["step"] == 3
     # a folder the tool did not make is never discarded, --fresh or not
     other = tmp_path / "other" / "demo"
     other.mkdir(parents=True)
     (other / "photo.jpg").write_bytes(b"jpg")
     for fresh in ([], ["--fresh"]):
-        code, _, err = call(["demo", "--out", other.parent, *fresh])
+        code, _, err = call(["demo", "--out", other.parent, "--data", data, *fresh])
         assert code == 2 and "not a vqladder run" in one_line_error(err)
     assert (other / "photo.jpg").read_bytes() == b"jpg"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "runs"]  # nothing prepared beside
 
 
 # -- 7. progress that reaches logs -------------------------------------------------------------------------

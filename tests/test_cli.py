@@ -128,3 +128,14 @@ def test_bad_input_docs_list_every_case():
     missing = [what for what, _, _ in CASES if f"| {what} |" not in doc]
     missing += [cmd for cmd in CONFIG_COMMANDS if f"| `vqladder {cmd}` |" not in doc]
     assert not missing, f"re-run `python tests/bad_input_cases.py > docs/bad-inputs.md`; missing: {missing}"
+
+
+def test_reconstructions_mark_exactly_the_wrong_tokens():
+    from vqladder.cli import mark_errors
+    from vqladder.data import make_tokenizer
+
+    tok = make_tokenizer("bytes")
+    orig, pred = list(b"the cat sat"), list(b"the cot sit")
+    assert mark_errors(tok, orig, pred) == "the c⟦o⟧t s⟦i⟧t"
+    assert mark_errors(tok, list(b"abcd"), list(b"axyd")) == "a⟦xy⟧d"
+    assert mark_errors(tok, orig, orig) == "the cat sat"

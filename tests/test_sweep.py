@@ -19,7 +19,7 @@ def sweep_cfg(tmp_path, data="data", **grid):
     base = to_dict(tiny_run_config(tmp_path / data, tmp_path, steps=20))
     return build(SweepConfig, {"name": "sw", "out_dir": str(tmp_path), "base": base, "budget": "20",
                                "grid": {"out_len": [16, 8], "codebook_size": [256], **grid},
-                               "references": {"lm": False}})
+                               "references": {"lm": False, "local_ae": False}})
 
 
 def test_grid_expansion(tmp_path):
@@ -61,10 +61,12 @@ def test_empty_grid_and_impossible_cell_fail_first(tmp_path):
     assert not (tmp_path / "sw" / "cells").exists()
 
 
-def _fake_results(run_dir, acc, usage=0.5, bits=1.0, out_len=16, k=256):
+def _fake_results(run_dir, acc, usage=0.5, bits=1.0, out_len=16, k=256, local=False):
     run_dir.mkdir(parents=True)
     cfg = to_dict(tiny_run_config("d", "o", out_len=out_len))
     cfg["model"]["quantizer"]["codebook_size"] = k
+    if local:
+        cfg["model"].update(downsample="segment", latent_layers=0, enc_layers=0, dec_layers=0)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
     (run_dir / "results.json").write_text(json.dumps(
         {"acc": acc, "exact_match": 0.0, "ce_bits": 2.0, "usage": usage, "perplexity": 10.0, "dead_codes": 3,
@@ -223,3 +225,33 @@ def test_lm_reference_checkpoint_is_chosen_on_held_back_train_text(tmp_path, tin
     assert sorted(dev) == [10, 20, 30] and ref["lm_steps"] == min(dev, key=dev.get)
     assert ref["lm_dev_bits"] == dev[ref["lm_steps"]] and ref["lm_positions"] == "all" and 0 < ref["lm_bits"] < 8
     assert not any(k.startswith("val_bits") for r in logged for k in r)  # val never seen while training
+
+
+def test_every_cell_gets_a_local_autoencoder_twin(tmp_path):
+    cfg = sweep_cfg(tmp_path, seed=[0, 1])
+    cfg.references.local_ae = True
+    cells = dict(expand_grid(cfg))
+    assert len(cells) == 2 * 2 * 2
+    twin, cell = cells["m008-k256-fsq-s1-local"], cells["m008-k256-fsq-s1"]
+    m = twin.model
+    assert (m.downsample, m.latent_layers, m.enc_layers, m.dec_layers, m.seg_layers) == ("segment", 0, 0, 0, 3)
+    assert (m.out_len, m.quantizer.codebook_size, m.seed, twin.train.seed, twin.train.steps) == \
+        (cell.model.out_len, cell.model.quantizer.codebook_size, 1, 1, cell.train.steps)
+    assert twin.run_dir == tmp_path / "sw" / "cells" / "m008-k256-fsq-s1-local"
+    # a grid whose compressor is itself local has no twin
+    cfg.base.model.downsample, cfg.base.model.latent_layers = "segment", 0
+    cfg.base.model.enc_layers = cfg.base.model.dec_layers = 0
+    assert not any(n.endswith("-local") for n, _ in expand_grid(cfg))
+
+
+def test_report_sets_each_cell_beside_its_local_twin(tmp_path):
+    d = tmp_path / "sw"
+    _fake_results(d / "cells" / "m016-k256-fsq-s0", 0.75, bits=2.0)
+    _fake_results(d / "cells" / "m016-k256-fsq-s0-local", 0.70, bits=2.0, local=True)
+    out = aggregate(d)
+    md = out["markdown"]
+    assert "| 16 | 256 | fsq | 2.000 | 0.750 | 0.700 | +0.050 | 100 | 100 |" in md
+    cells_table = md.split("## Against")[0]
+    assert cells_table.count("| 16 | 2x |") == 1  # the twin is not a row of the cells table
+    rows = {r["cell"]: r for r in csv.DictReader((d / "sweep.csv").open())}
+    assert rows["m016-k256-fsq-s0-local"]["arch"] == "local" and rows["m016-k256-fsq-s0"]["arch"] == "pool"

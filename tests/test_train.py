@@ -305,3 +305,14 @@ def test_mfu_is_logged_and_counting_leaves_training_unchanged(tmp_path, data):
     assert recs and all(0 < r["mfu"] < 5 for r in recs)
     for (k, pa), pb in zip(ta.model.state_dict().items(), tb.model.state_dict().values()):
         assert torch.equal(pa, pb), k  # counting FLOPs moved no weight, buffer, RNG or data position
+
+
+def test_time_budget_replans_once_halfway(tmp_path, data):
+    cfg = tiny_run_config(data, tmp_path / "runs", name="rp", steps=100000, max_time=3600.0, warmup=10)
+    tr = _trainer(cfg, data)
+    plans = iter([60, 50])
+    seen = []
+    tr._plan_steps = lambda seconds, steps, elapsed: seen.append(tr.step) or next(plans)
+    tr.fit()
+    assert seen == [10, 35] and tr.step == 50  # planned after warmup, re-planned at the midpoint of 10..60
+    assert tr.plan_points == [10, 35, -1]

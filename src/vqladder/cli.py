@@ -117,11 +117,29 @@ RESULT_COLUMNS = [("compression", "compression", "d"), ("codebook_size", "codebo
                   ("usage", "code usage", ".3f"), ("perplexity", "code perplexity", ".1f")]
 
 
+def mark_errors(tok, orig: list[int], pred: list[int], left: str = "⟦", right: str = "⟧") -> str:
+    """The reconstruction as text with every run of wrong tokens wrapped in ``left`` … ``right``."""
+    out, run = [], []
+    for o, p in zip(orig, pred):
+        if o == p:
+            if run:
+                out.append(left + tok.decode(run) + right)
+                run = []
+            out.append(tok.decode([p]))
+        else:
+            run.append(p)
+    if run:
+        out.append(left + tok.decode(run) + right)
+    return "".join(out)
+
+
 def _show_examples(tok, examples, n_chars: int = 240) -> None:
     for i, (orig, pred, _codes) in enumerate(examples):
         o = tok.decode(orig)[:n_chars].replace("\n", "⏎")
-        p = tok.decode(pred)[:n_chars].replace("\n", "⏎")
-        print(f"\n[{i}] original     : {o}\n[{i}] reconstructed: {p}")
+        p = mark_errors(tok, orig, pred)[:n_chars].replace("\n", "⏎")
+        wrong = sum(a != b for a, b in zip(orig, pred))
+        print(f"\n[{i}] original     : {o}\n[{i}] reconstructed: {p}\n"
+              f"[{i}] {wrong} of {len(orig)} tokens wrong, marked ⟦…⟧")
 
 
 def cmd_eval(a) -> int:

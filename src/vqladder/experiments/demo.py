@@ -1,8 +1,9 @@
 """``vqladder demo``: the first rung end to end on the built-in corpus in about five minutes on 2 CPU cores.
 
-Prepares the built-in corpus (Python's own documentation) with a 1,024-entry byte-level BPE, trains a
-compressor of 256-token chunks into 64 FSQ codes (4,375-entry codebook, ~3 bits/token), then prints the
-held-out table and a few reconstructions beside their originals. The run directory is reused if it is
+Prepares the built-in corpus (Python's own documentation) with a 1,024-entry byte-level BPE (fitted on the
+train split), trains the local-first compressor (``downsample: segment``) of 256-token chunks into 64 FSQ
+codes (4,375-entry codebook, ~3 bits/token), then prints the held-out table and a few reconstructions beside
+their originals, with every wrong token marked. The run directory is reused if it is
 complete (``--fresh`` retrains).
 """
 
@@ -19,10 +20,10 @@ from .rung1 import RunConfig, load_shards, train_run
 DEMO_PRESET = {
     "name": "demo",
     "data": {"path": "data/builtin-bpe1024", "corpus": "builtin", "tokenizer": "bpe:1024"},
-    "model": {"in_len": 256, "out_len": 64, "d_model": 192, "n_heads": 3, "enc_layers": 2, "latent_layers": 2,
-              "dec_layers": 2, "quantizer": {"kind": "fsq", "codebook_size": 4096}},
-    "train": {"steps": 600, "batch_size": 16, "lr": 2e-3, "warmup": 60, "eval_every": 200, "ckpt_every": 200,
-              "log_every": 20},
+    "model": {"in_len": 256, "out_len": 64, "d_model": 192, "n_heads": 3, "downsample": "segment", "seg_layers": 2,
+              "latent_layers": 2, "enc_layers": 0, "dec_layers": 0, "quantizer": {"kind": "fsq", "codebook_size": 4096}},
+    "train": {"steps": 2400, "batch_size": 8, "lr": 2e-3, "warmup": 60, "eval_every": 800, "ckpt_every": 400,
+              "log_every": 50},
     "eval": {"max_chunks": -1},
 }
 
@@ -37,6 +38,13 @@ def demo_config(out_dir: str = "runs", data_dir: str | None = None, steps: int =
     cfg.out_dir = out_dir
     if data_dir:
         cfg.data.path = data_dir
+        meta_p = Path(data_dir) / "meta.json"
+        if meta_p.is_file():  # an already prepared directory: its own corpus and tokenizer
+            try:
+                meta = json.loads(meta_p.read_text())
+                cfg.data.corpus, cfg.data.tokenizer = meta["corpus"], meta["tokenizer"]
+            except (ValueError, KeyError):
+                pass  # a corrupted meta.json is reported by load_shards
     if steps > 0:
         cfg.train.steps = steps
         cfg.train.warmup = min(cfg.train.warmup, max(1, steps // 10))

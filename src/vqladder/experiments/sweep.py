@@ -33,6 +33,7 @@ from ..config import NonNegFloat, NonNegInt, OpenUnit, PosInt, RunName, build, s
 from ..errors import RunFailed, VQLadderError
 from ..io import atomic_write_json, claim_run_dir, remove_tree
 from ..models import LMConfig
+from ..models.compressor import is_local
 from ..quantize import QuantizerConfig
 from ..train import TrainerConfig
 from ..train.checkpoint import latest_valid_checkpoint
@@ -56,6 +57,9 @@ class ReferenceConfig:
     dev_fraction: OpenUnit = 0.05     # last part of train held back to pick the LM's checkpoint (never val)
     lm_model: LMConfig = field(default_factory=LMConfig)
     lm_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(steps=1000, warmup=100, lr=2e-3))
+    local_ae: bool = True             # train the context-free local autoencoder beside every cell (same rate, split,
+                                      # budget): downsample=segment without context blocks, the floor to beat
+    local_seg_layers: PosInt = 3      # the local autoencoder's residual MLP blocks per side
 
 
 @dataclass
@@ -94,6 +98,15 @@ def cell_name(c: dict) -> str:
             + (f"-r{c['depth']}" if c["depth"] > 1 else "") + f"-s{c['seed']}")
 
 
+def local_twin(cell: dict, seg_layers: int) -> dict:
+    """The local-autoencoder reference of a cell: same rate, data, seed and budget; no context."""
+    d = copy.deepcopy(cell)
+    d["name"] = cell["name"] + "-local"
+    d["model"].update(downsample="segment", latent_layers=0, enc_layers=0, dec_layers=0, seg_layers=seg_layers,
+                      decoder="parallel")
+    return d
+
+
 def expand_grid(cfg: SweepConfig) -> list[tuple[str, RunConfig]]:
     """Every cell as (name, RunConfig); raises before anything trains if the grid is empty or a cell is bad."""
     g = cfg.grid
@@ -128,6 +141,8 @@ def expand_grid(cfg: SweepConfig) -> list[tuple[str, RunConfig]]:
             d["train"]["steps"] = TIME_BUDGET_STEPS
         try:
             cells.append((name, build(RunConfig, d)))
+            if cfg.references.local_ae and not is_local(d["model"]):
+                cells.append((name + "-local", build(RunConfig, local_twin(d, cfg.references.local_seg_layers))))
         except VQLadderError as e:
             raise VQLadderError(f"sweep cell {name}: {e}")
     if not cells:

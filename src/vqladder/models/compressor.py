@@ -42,6 +42,13 @@ from ..quantize import QuantizerConfig, build_quantizer
 from .registry import register
 
 
+def is_local(model: dict) -> bool:
+    """Is this compressor config (a dict) a context-free local autoencoder: a segment model with no block that
+    sees beyond its own segment?"""
+    return model.get("downsample") == "segment" and not (model.get("latent_layers") or model.get("enc_layers")
+                                                           or model.get("dec_layers"))
+
+
 class SegmentMLP(nn.Module):
     """Pre-norm residual MLP over each segment vector (no attention: what stays inside one segment)."""
 

@@ -13,13 +13,14 @@ from pathlib import Path
 import yaml
 
 from ..io import atomic_write_text
+from ..models.compressor import is_local
 from . import save_figure
 
 GIST = ["gist_semantic", "gist_semantic_random", "gist_semantic_frequent", "gist_retrieval_top1",
         "gist_retrieval_top5", "gist_bow_f1", "gist_token_recall"]
-COLUMNS = ["cell", "compression", "out_len", "codebook_size", "kind", "decoder", "depth", "seed",
+COLUMNS = ["cell", "arch", "compression", "out_len", "codebook_size", "kind", "decoder", "depth", "seed",
            "bits_per_token", "acc", "exact_match", "acc_free", "exact_match_free", "ce_bits", "usage",
-           "perplexity", "dead_codes", "collapsed", "step", "tokens_seen", "train_time"] + GIST
+           "perplexity", "dead_codes", "collapsed", "step", "tokens_seen", "train_time", "tok_per_s"] + GIST
 COLLAPSE_USAGE = 0.05  # fewer distinct held-out codes than 5% of what was possible flags a collapsed cell
 
 
@@ -45,10 +46,13 @@ def read_cells(sweep_dir: Path) -> list[dict]:
         m, q = cfg["model"], cfg["model"]["quantizer"]
         row = {"cell": run.name, "compression": m["in_len"] // m["out_len"], "out_len": m["out_len"],
                "codebook_size": res.get("codebook_size", q["codebook_size"]), "kind": q["kind"],
-               "decoder": m.get("decoder", "parallel"), "depth": q.get("depth", 1), "seed": m.get("seed", 0)}
+               "decoder": m.get("decoder", "parallel"), "depth": q.get("depth", 1), "seed": m.get("seed", 0),
+               "arch": "local" if is_local(m) else m.get("downsample", "pool")}
         for k in COLUMNS:
             if k not in row:
                 row[k] = res.get(k, "")
+        if res.get("train_time") and res.get("tokens_seen"):
+            row["tok_per_s"] = res["tokens_seen"] / res["train_time"]
         row["collapsed"] = collapsed(res, row["out_len"], row["depth"])
         rows.append(row)
     rows.sort(key=lambda r: (-r["out_len"], r["codebook_size"], r["kind"], r["decoder"], r["depth"], r["seed"]))
@@ -76,12 +80,14 @@ def group_seeds(rows: list[dict]) -> list[dict]:
     """Mean over seeds of every metric, per (out_len, codebook, kind, decoder, depth)."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["out_len"], r["codebook_size"], r["kind"], r["decoder"], r["depth"]), []).append(r)
+        groups.setdefault((r["out_len"], r["codebook_size"], r["kind"], r["decoder"], r["depth"], r.get("arch", "pool")),
+                          []).append(r)
     out = []
     for key, rs in groups.items():
-        g = {k: rs[0][k] for k in ("compression", "out_len", "codebook_size", "kind", "decoder", "depth")}
+        g = {k: rs[0].get(k, "pool") for k in ("compression", "out_len", "codebook_size", "kind", "decoder", "depth",
+                                               "arch")}
         for k in ("bits_per_token", "acc", "exact_match", "acc_free", "exact_match_free", "ce_bits", "usage",
-                  "perplexity", *GIST):
+                  "perplexity", "tok_per_s", *GIST):
             g[k] = _mean([r[k] for r in rs])
         g["acc_std"] = _std([r["acc"] for r in rs])
         g["seeds"] = len(rs)
@@ -90,8 +96,20 @@ def group_seeds(rows: list[dict]) -> list[dict]:
     return out
 
 
+def local_rows(groups: list[dict]) -> list[dict]:
+    """Each compressor group beside the local-autoencoder group of the same rate: ours - local accuracy."""
+    local = {(g["out_len"], g["codebook_size"], g["kind"], g["depth"]): g for g in groups if g["arch"] == "local"}
+    out = []
+    for g in groups:
+        ref = local.get((g["out_len"], g["codebook_size"], g["kind"], g["depth"]))
+        if g["arch"] != "local" and ref is not None:
+            out.append({"group": g, "local": ref, "delta": g["acc"] - ref["acc"]})
+    return out
+
+
 def markdown(rows: list[dict], refs: dict) -> str:
-    groups = group_seeds(rows)
+    all_groups = group_seeds(rows)
+    groups = [g for g in all_groups if g["arch"] != "local"]
     ar = any(g["decoder"] == "autoregressive" for g in groups)
     lm = refs.get("lm_bits")
     head = ["codes/chunk", "compression", "codebook", "quantiser", "decoder", "bits/token", "rate / LM bound",
@@ -108,6 +126,19 @@ def markdown(rows: list[dict], refs: dict) -> str:
                  "COLLAPSED (< 5% of possible codes used)" if g["collapsed"] else ""]
         lines.append("| " + " | ".join(cells) + " |")
     out = ["## Cells (held-out split)", "", *lines, ""]
+    pairs = local_rows(all_groups)
+    if pairs:
+        out += ["## Against the local autoencoder (same rate, split, seed and budget; no context)", "",
+                "| codes/chunk | codebook | quantiser | bits/token | ours acc | local AE acc | ours - local | "
+                "ours tokens/s | local tokens/s |", "|" + "---|" * 9]
+        for p_ in pairs:
+            g, ref = p_["group"], p_["local"]
+            out.append("| " + " | ".join([str(g["out_len"]), str(g["codebook_size"]),
+                                          g["kind"] + (f" x{g['depth']}" if g["depth"] > 1 else ""),
+                                          _f(g["bits_per_token"]), _f(g["acc"]), _f(ref["acc"]),
+                                          f"{p_['delta']:+.3f}", _f(g.get("tok_per_s", ""), ",.0f"),
+                                          _f(ref.get("tok_per_s", ""), ",.0f")]) + " |")
+        out.append("")
     if any(g.get("gist_semantic", "") != "" for g in groups):
         out += ["## Gist: what the reconstructions keep", "",
                 "| codes/chunk | codebook | bits/token | token acc | MiniLM similarity | (random chunk) | "
@@ -176,10 +207,14 @@ def plots(rows: list[dict], refs: dict, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    groups = [g for g in group_seeds(rows) if g["acc"] != ""]
+    all_groups = [g for g in group_seeds(rows) if g["acc"] != ""]
+    groups = [g for g in all_groups if g["arch"] != "local"]
     paths = []
-    # 1. held-out token accuracy vs bits/token, one line per compression
+    # 1. held-out token accuracy vs bits/token, one line per compression; the local reference as grey crosses
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    loc = sorted((g["bits_per_token"], g["acc"]) for g in all_groups if g["arch"] == "local")
+    if loc:
+        ax.scatter(*zip(*loc), marker="x", color="gray", zorder=3, label="local autoencoder (no context)")
     for m in sorted({g["out_len"] for g in groups}, reverse=True):
         for kind in sorted({g["kind"] for g in groups}):
             pts = sorted((g["bits_per_token"], g["acc"]) for g in groups if g["out_len"] == m and g["kind"] == kind)

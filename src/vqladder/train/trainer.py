@@ -151,7 +151,8 @@ class Trainer:
         self.meta.setdefault("model_config", _config_dict(model))
         self.step = 0
         self.tokens_seen = 0
-        self.total_steps = cfg.steps  # with train.max_time: re-planned from the measured step time after warmup
+        self.total_steps = cfg.steps  # with train.max_time: planned from the measured step time after warmup
+        self.plan_points: list[int] = []  # time budget: the steps at which the schedule is (re-)planned
         self.fingerprints: list[float] = []
         self.time_offset = 0.0  # training seconds before the last resume (for train.max_time and logs)
         decay, no_decay = [], []
@@ -226,6 +227,7 @@ class Trainer:
             "step": torch.tensor(self.step),
             "tokens_seen": torch.tensor(self.tokens_seen),
             "total_steps": torch.tensor(self.total_steps),
+            "plan_points": torch.tensor(self.plan_points, dtype=torch.long),
         }
         if torch.cuda.is_available():
             st["rng_cuda"] = torch.cuda.get_rng_state()
@@ -270,8 +272,9 @@ class Trainer:
             torch.cuda.set_rng_state(st["rng_cuda"])
         self.step = int(st["step"])
         self.tokens_seen = int(st["tokens_seen"])
-        if "total_steps" in st:  # a time-budgeted run resumes with the schedule it planned
+        if "total_steps" in st:  # a time-budgeted run resumes with the schedule it planned (and its next plan point)
             self.total_steps = int(st["total_steps"])
+            self.plan_points = [int(v) for v in st.get("plan_points", torch.zeros(0)).tolist()]
         self.time_offset = float(meta.get("train_time", 0.0))
         # the data position is global (the same on every rank), so it also holds for another world size
         self.sampler.load_state_dict(meta["sampler"])
@@ -335,7 +338,10 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, disable=None if show else True, file=sys.stderr,
                    dynamic_ncols=True, leave=False, mininterval=1.0)
         plain = PlainProgress(self.run_dir, self.total_steps, self.step) if show and bar.disable else None
-        plan_at = max(cfg.warmup, 10) if cfg.max_time > 0 and self.total_steps == cfg.steps else -1
+        if cfg.max_time > 0 and not self.plan_points and self.step == 0:
+            # plan after warmup (measured over its second half), then once more halfway through the planned
+            # schedule (measured since the first plan): step times drift, the deadline does not
+            self.plan_points = [max(cfg.warmup, 10)]
         t_plan0, step_plan0 = None, None
         t0, tok0 = time.time(), self.tokens_seen
         self._t0 = t0
@@ -386,10 +392,16 @@ class Trainer:
             elapsed = time.time() - t0
             tps = (self.tokens_seen - tok0) / max(elapsed, 1e-9)
             elapsed += self.time_offset
-            if self.step == plan_at // 2:  # time-budget planning: measure steps plan_at/2 .. plan_at
-                t_plan0, step_plan0 = time.time(), self.step
-            if self.step == plan_at and t_plan0 is not None:
+            nxt = self.plan_points[-1] if self.plan_points else -1
+            if t_plan0 is None and nxt // 2 <= self.step < nxt:
+                t_plan0, step_plan0 = time.time(), self.step  # the measuring window starts (again after a resume)
+            if self.step == nxt and t_plan0 is not None and self.step > step_plan0:
                 self.total_steps = self._plan_steps(time.time() - t_plan0, self.step - step_plan0, elapsed)
+                t_plan0 = None
+                if len(self.plan_points) == 1 and self.total_steps - self.step > 20:
+                    self.plan_points.append((self.step + self.total_steps) // 2)
+                else:
+                    self.plan_points.append(-1)  # planning done
                 bar.total = self.total_steps
                 if plain is not None:
                     plain.total = self.total_steps
