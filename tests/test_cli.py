@@ -131,7 +131,7 @@ def test_bad_input_docs_list_every_case():
 
 
 def test_reconstructions_mark_exactly_the_wrong_tokens():
-    from vqladder.cli import mark_errors
+    from vqladder.report.console import mark_errors
     from vqladder.data import make_tokenizer
 
     tok = make_tokenizer("bytes")

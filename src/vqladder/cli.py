@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 from .errors import VQLadderError
+from .report.console import RESULT_COLUMNS, print_table, show_examples
 
 
 def _split_config_args(args: list[str]) -> tuple[str | None, list[str]]:
@@ -103,45 +104,6 @@ def cmd_train(a) -> int:
     return 0
 
 
-def _print_table(rows: list[dict], cols: list[tuple[str, str, str]]) -> None:
-    head = "| " + " | ".join(c[1] for c in cols) + " |"
-    print(head)
-    print("|" + "|".join("---" for _ in cols) + "|")
-    for r in rows:
-        print("| " + " | ".join(format(r[c[0]], c[2]) for c in cols) + " |")
-
-
-RESULT_COLUMNS = [("compression", "compression", "d"), ("codebook_size", "codebook", "d"),
-                  ("bits_per_token", "bits/token", ".3f"), ("acc", "held-out token acc", ".3f"),
-                  ("exact_match", "exact chunks", ".3f"), ("ce_bits", "recon CE (bits)", ".3f"),
-                  ("usage", "code usage", ".3f"), ("perplexity", "code perplexity", ".1f")]
-
-
-def mark_errors(tok, orig: list[int], pred: list[int], left: str = "⟦", right: str = "⟧") -> str:
-    """The reconstruction as text with every run of wrong tokens wrapped in ``left`` … ``right``."""
-    out, run = [], []
-    for o, p in zip(orig, pred):
-        if o == p:
-            if run:
-                out.append(left + tok.decode(run) + right)
-                run = []
-            out.append(tok.decode([p]))
-        else:
-            run.append(p)
-    if run:
-        out.append(left + tok.decode(run) + right)
-    return "".join(out)
-
-
-def _show_examples(tok, examples, n_chars: int = 240) -> None:
-    for i, (orig, pred, _codes) in enumerate(examples):
-        o = tok.decode(orig)[:n_chars].replace("\n", "⏎")
-        p = mark_errors(tok, orig, pred)[:n_chars].replace("\n", "⏎")
-        wrong = sum(a != b for a, b in zip(orig, pred))
-        print(f"\n[{i}] original     : {o}\n[{i}] reconstructed: {p}\n"
-              f"[{i}] {wrong} of {len(orig)} tokens wrong, marked ⟦…⟧")
-
-
 def cmd_eval(a) -> int:
     from .data import TokenShards, load_tokenizer
     from .eval import evaluate_compressor
@@ -169,12 +131,12 @@ def cmd_eval(a) -> int:
     examples = res.pop("examples", [])
     res.update(compression=model.config.in_len // model.config.out_len, codebook_size=model.quantizer.codebook_size)
     print(f"{ckpt} on {data_dir} ({a.split}, {res['chunks']} chunks)")
-    _print_table([res], RESULT_COLUMNS)
+    print_table([res], RESULT_COLUMNS)
     extra = {k: v for k, v in res.items() if k.startswith(("gist_", "acc_free", "exact_match_free"))}
     if extra:
         print("\n" + "  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in extra.items()))
     if examples:
-        _show_examples(load_tokenizer(Path(data_dir) / "tokenizer"), examples)
+        show_examples(load_tokenizer(Path(data_dir) / "tokenizer"), examples)
     if a.json:
         print(json.dumps(res, indent=2))
     return 0

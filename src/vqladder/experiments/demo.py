@@ -52,7 +52,7 @@ def demo_config(out_dir: str = "runs", data_dir: str | None = None, steps: int =
 
 
 def run_demo(out_dir: str = "runs", data_dir: str | None = None, steps: int = -1, fresh: bool = False) -> dict:
-    from ..cli import RESULT_COLUMNS, _print_table, _show_examples
+    from ..report.console import RESULT_COLUMNS, print_table, show_examples
     from ..config import read_yaml, to_dict
     from ..errors import VQLadderError
     from ..eval import evaluate_compressor
@@ -96,7 +96,7 @@ def run_demo(out_dir: str = "runs", data_dir: str | None = None, steps: int = -1
     res = evaluate_compressor(model, shards.val, max_chunks=-1, return_examples=3)
     res.update(compression=model.config.in_len // model.config.out_len, codebook_size=model.quantizer.codebook_size)
     print(f"\nheld-out results ({res['chunks']} chunks of {model.config.in_len} tokens never seen in training):")
-    _print_table([res], RESULT_COLUMNS)
-    _show_examples(shards.tokenizer, res.pop("examples"))
+    print_table([res], RESULT_COLUMNS)
+    show_examples(shards.tokenizer, res.pop("examples"))
     print(f"\ndone in {time.time() - t0:.0f}s. Next: vqladder eval {run} | vqladder encode {run} --text '…'")
     return res
