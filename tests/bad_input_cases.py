@@ -31,6 +31,9 @@ CASES = [
     ("unknown config key (typo)", "train {cfg} model.out_lenn=4", "unknown config key 'model.out_lenn'"),
     ("config value of the wrong type", "train {cfg} train.lr=fast", "expected a number"),
     ("in_len not divisible by out_len", "train {cfg} model.out_len=5", "not divisible"),
+    ("segment compressor whose chunk does not split into segments",
+     "train {cfg} model.downsample=segment model.enc_layers=0 model.dec_layers=0 model.out_len=5", "not divisible"),
+    ("sweep budget that is not a number or a duration", "sweep {cfg_sweep} budget=soon", "budget 'soon'"),
     ("unknown quantizer kind", "train {cfg} model.quantizer.kind=pq", "quantizer.kind must be fsq or vq"),
     ("FSQ codebook size without levels", "train {cfg} model.quantizer.codebook_size=1000", "no recommended levels"),
     ("chunk longer than the corpus can fill", "train {cfg} model.in_len=8192 model.out_len=8 name=big",
@@ -129,8 +132,10 @@ def make_context(tmp: Path) -> dict:
     (tmp / "badtok" / "tokenizer" / "tokenizer_meta.json").write_text('{"spec": ')
     shutil.copytree(ladder, tmp / "ladder-missing")
     shutil.rmtree(tmp / "ladder-missing" / "level2")
+    sweep_cfg = tmp / "sweep.yaml"
+    sweep_cfg.write_text(yaml.safe_dump({"name": "sw", "out_dir": str(tmp / "runs"), "base": to_dict(cfg)}))
     return {"tmp": tmp, "corpus": corpus, "data": data, "cfg": cfg_path, "run": run, "ladder": ladder,
-            "ladder_cfg": lcfg_path}
+            "ladder_cfg": lcfg_path, "cfg_sweep": sweep_cfg}
 
 
 def run_case(argv_template: str, ctx: dict) -> tuple[int, str]:
@@ -153,6 +158,7 @@ def category(argv: str) -> str:
     """The category a hand-written case belongs to, from its subcommand."""
     cmd = argv.split()[0]
     return {"prepare": "corpus and prepare", "train": "configs and training", "fly": "configs and training",
+            "sweep": "configs and training",
             "eval": "runs and checkpoints", "decode": "codes and text", "encode": "codes and text",
             "ladder-decode": "ladder", "ladder-encode": "ladder", "generate": "ladder", "train-ladder": "ladder",
             "embed": "embeddings", "plan-experiment": "planning", "variable": "variable-length codes",
@@ -168,7 +174,8 @@ def print_docs() -> None:
     with tempfile.TemporaryDirectory() as d:
         ctx = make_context(Path(d))
         names = {"{tmp}": "…", "{corpus}": "CORPUS.txt", "{cfg}": "CONFIG.yaml", "{data}": "DATA_DIR",
-                 "{run}": "RUN_DIR", "{ladder}": "LADDER_DIR", "{ladder_cfg}": "LADDER.yaml"}
+                 "{run}": "RUN_DIR", "{ladder}": "LADDER_DIR", "{ladder_cfg}": "LADDER.yaml",
+                 "{cfg_sweep}": "SWEEP.yaml"}
         print("# Bad inputs and what they get\n")
         print("Printed by `.venv/bin/python tests/bad_input_cases.py > docs/bad-inputs.md` from the real messages;")
         print("every case is checked by `tests/test_cli.py` and `tests/test_bad_inputs.py`. Each exits with code 2,")
