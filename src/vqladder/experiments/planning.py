@@ -39,7 +39,7 @@ from ..config import NonNegFloat, NonNegInt, PosFloat, PosInt, RunName, save_yam
 from ..errors import VQLadderError
 from ..io import atomic_write_json, atomic_write_text, claim_run_dir
 from ..report import save_figure
-from ..ladder.search import beam_search, sample
+from ..models.sampling import beam_search, sample
 from ..models import CodePrior, CompressorConfig, PriorConfig, SequenceCompressor
 from ..quantize import QuantizerConfig
 from ..train import TrainerConfig

@@ -245,7 +245,7 @@ class Ladder:
         """Plan ``chunks`` top chunks with the prior (sampling, or beam search of width ``beam``), then decode
         them down the ladder. A prompt is tokenised, left-padded to whole top chunks and encoded: its top codes
         are the prior's prefix. Returns the codes at every level and the text."""
-        from .search import beam_search, sample
+        from ..models.sampling import beam_search, sample
 
         if self.prior is None:
             raise VQLadderError("this ladder has no trained prior (run `vqladder train-ladder` to the end)")

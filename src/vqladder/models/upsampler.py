@@ -110,7 +110,7 @@ class Upsampler(nn.Module):
     def generate(self, parent: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """Sample lower[b, length] given parent[b, p] (the parent encoding is computed once)."""
-        from ..ladder.search import sample
+        from .sampling import sample
 
         ctx = self.encode_parent(parent)
         return sample(lambda prefix: self(parent, prefix, ctx)[:, -1], parent.shape[0], self.config.length,

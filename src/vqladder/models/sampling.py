@@ -1,0 +1,131 @@
+"""Decoding strategies over any next-symbol model: filtered sampling and budgeted beam search.
+
+Both take a ``step_fn(prefix[b, t]) -> logits[b, v]`` (the next symbol's logits for each prefix; ``t`` may be 0)
+so the same code searches the top-level prior, an upsampler, a flat LM or a planted toy distribution.
+
+Beam search ranks partial sequences by ``log p(prefix) + score_weight * scorer(prefix)``; ``scorer`` is
+pluggable (a verifier, a reward model, a length penalty) and ``None`` means likelihood only. Every call of
+``step_fn`` on one prefix counts as one model evaluation, and ``max_evals`` caps the total, so searches with
+different widths can be compared at the same budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import VQLadderError
+
+StepFn = Callable[[torch.Tensor], torch.Tensor]
+Scorer = Callable[[torch.Tensor], torch.Tensor]
+
+
+def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Temperature, then keep the ``top_k`` most likely symbols (0 = all), then the smallest set whose
+    probability reaches ``top_p`` (1.0 = all). Filtered symbols get ``-inf``."""
+    if temperature <= 0:
+        raise VQLadderError(f"temperature must be > 0, got {temperature} (use beam search for greedy decoding)")
+    if not 0 < top_p <= 1:
+        raise VQLadderError(f"top_p must be in (0, 1], got {top_p}")
+    logits = logits.float() / temperature
+    if top_k > 0 and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, idx = logits.sort(-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        # drop a symbol when the mass before it already reaches top_p (the most likely one always stays)
+        drop = probs.cumsum(-1) - probs >= top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, idx, sorted_logits)
+    return logits
+
+
+@torch.no_grad()
+def sample(step_fn: StepFn, batch: int, length: int, temperature: float = 1.0, top_k: int = 0,
+           top_p: float = 1.0, prefix: torch.Tensor | None = None, generator: torch.Generator | None = None,
+           device: str | torch.device = "cpu") -> torch.Tensor:
+    """Sample ``length`` symbols after ``prefix`` (``[batch, t]``, may be None): returns ``[batch, length]``."""
+    seq = prefix if prefix is not None else torch.zeros(batch, 0, dtype=torch.long, device=device)
+    start = seq.shape[1]
+    for _ in range(length):
+        logits = filter_logits(step_fn(seq), temperature, top_k, top_p)
+        nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)
+        seq = torch.cat([seq, nxt.to(seq.device)], 1)
+    return seq[:, start:]
+
+
+@dataclass
+class BeamResult:
+    sequence: torch.Tensor      # [length] the best sequence
+    score: float                # its ranking score (log-prob + score_weight * scorer)
+    logprob: float              # its log-probability under the model (nats)
+    evaluations: int            # step_fn prefixes evaluated
+    beams: torch.Tensor         # [k, length] final beams, best first
+    beam_scores: torch.Tensor   # [k]
+
+
+@torch.no_grad()
+def beam_search(step_fn: StepFn, length: int, beam_width: int = 4, scorer: Scorer | None = None,
+                score_weight: float = 1.0, max_evals: int = 0, prefix: torch.Tensor | None = None,
+                shortlist: int = 0, scorer_cost: int = 0, device: str | torch.device = "cpu") -> BeamResult:
+    """Best ``length``-symbol continuation of ``prefix`` (``[t]`` or None) by beam search.
+
+    With a ``scorer``, the ``shortlist`` (default 4 x width; -1 = all) most likely extensions are scored and
+    the best ``beam_width`` by ``log p + score_weight * scorer`` are kept. ``scorer_cost`` is the number of
+    model evaluations one scored candidate costs (e.g. 1 when the scorer must decode codes with a model; 0
+    for a free verifier). ``max_evals`` > 0 caps the total evaluations (``step_fn`` prefixes + scorer costs):
+    each step spends at most its share of what is left, narrowing the beam and the shortlist (never below
+    1); a budget that cannot afford one greedy pass is an error.
+    """
+    if length < 1:
+        raise VQLadderError(f"beam search length must be >= 1, got {length}")
+    if beam_width < 1:
+        raise VQLadderError(f"beam width must be >= 1, got {beam_width}")
+    per_greedy = 1 + (scorer_cost if scorer is not None else 0)
+    if max_evals and max_evals < length * per_greedy:
+        raise VQLadderError(f"search budget of {max_evals} model evaluations cannot decode {length} symbols "
+                            f"(needs at least {length * per_greedy})")
+    pre = (prefix if prefix is not None else torch.zeros(0, dtype=torch.long, device=device)).view(1, -1)
+    seqs = pre
+    logp = torch.zeros(1, device=seqs.device)
+    rank = logp.clone()
+    evals = 0
+    for t in range(length):
+        width = beam_width
+        n_short_cap = None
+        if max_evals:
+            allow = (max_evals - evals) // (length - t)  # this step's share of the remaining budget
+            width = max(1, min(beam_width, allow // per_greedy))
+            if seqs.shape[0] > width:
+                seqs, logp = seqs[:width], logp[:width]  # already sorted best first
+            if scorer is not None and scorer_cost:
+                n_short_cap = max(width, (allow - seqs.shape[0]) // scorer_cost)
+        live = seqs.shape[0]
+        logits = step_fn(seqs).float()
+        evals += live
+        lp = F.log_softmax(logits, -1)                         # [live, v]
+        cand = (logp[:, None] + lp).reshape(-1)                # [live * v]
+        v = lp.shape[-1]
+        if scorer is None:
+            n_short = width
+        else:
+            n_short = cand.numel() if shortlist < 0 else (shortlist or width * 4)
+            if n_short_cap is not None:
+                n_short = min(n_short, n_short_cap)
+        n_short = max(1, min(cand.numel(), max(n_short, width)))
+        short = cand.topk(n_short).indices
+        parents, syms = short // v, short % v
+        new = torch.cat([seqs[parents], syms[:, None]], 1)
+        new_logp = cand[short]
+        rank = new_logp.clone()
+        if scorer is not None:
+            rank = rank + score_weight * scorer(new[:, pre.shape[1]:]).float().to(rank.device)
+            evals += scorer_cost * len(new)
+        order = rank.argsort(descending=True)[:width]
+        seqs, logp, rank = new[order], new_logp[order], rank[order]
+    body = seqs[:, pre.shape[1]:]
+    return BeamResult(body[0], float(rank[0]), float(logp[0]), evals, body, rank)
