@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-all lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,8 +20,17 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/vqladder demo
 
-test: $(STAMP)
+# `make test`: lint (ruff: pyflakes, pycodestyle, import order) + every test not marked slow (CI runs this).
+# `make test-all`: the same plus the slow ones (the vq-kind DDP run, a 2-rank kill -9 + resume, the fuzzed
+# configs trained for real).
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+test: lint
 	$(BIN)/python -m pytest -q -x tests
+
+test-all: lint
+	$(BIN)/python -m pytest -q -x -m '' tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_quantizers.py

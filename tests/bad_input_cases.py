@@ -49,6 +49,11 @@ CASES = [
     ("a truncated checkpoint given directly", "eval {tmp}/truncated/checkpoints/step_000030",
      "corrupted or truncated"),
     ("checkpoint of another model kind", "eval {tmp}/foreign/checkpoints/step_000030", "not a 'sequence_compressor'"),
+    ("report on a folder that is not a run", "report {tmp}/emptydir", "not a vqladder run, sweep or experiment"),
+    ("report on a run with no checkpoint yet", "report {tmp}/run-nockpt", "no checkpoint yet"),
+    ("report file under a missing folder", "report {run} -o {tmp}/no-such-dir/r.html", "does not exist"),
+    ("report file under a plain file", "report {run} -o {tmp}/empty.txt/r.html", "does not exist"),
+    ("report file that is a folder", "report {run} -o {tmp}/emptydir", "is a directory"),
     ("code out of range", "decode {run} --codes '99999 1 1 1 1 1 1 1'", "code out of range"),
     ("wrong number of codes", "decode {run} --codes '1 2 3'", "multiple of 8"),
     ("codes that are not integers", "decode {run} --codes 'a b c'", "must be integers"),
@@ -86,9 +91,9 @@ CASES = [
 def make_context(tmp: Path) -> dict:
     """A prepared tiny corpus, a trained tiny run, and the broken files the cases point at."""
     import yaml
-
     from conftest import make_text
     from helpers import tiny_run_config
+
     from vqladder.cli import main
     from vqladder.config import to_dict
 
@@ -107,6 +112,9 @@ def make_context(tmp: Path) -> dict:
     (tmp / "empty.txt").write_text("")
     (tmp / "binary.txt").write_bytes(b"\x7fELF\x00\x00\x01binary")
     (tmp / "emptydir").mkdir()
+    (tmp / "run-nockpt").mkdir()
+    (tmp / "run-nockpt" / "config.yaml").write_text("name: run-nockpt\n")
+    (tmp / "run-nockpt" / "metrics.jsonl").write_text("")
     (tmp / "emptydir" / "image.png").write_bytes(b"\x89PNG")
     (tmp / "bad.jsonl").write_text('{"body": "no text field"}\n')
     (tmp / "bad.yaml").write_text("model: [unclosed\n")

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from vqladder.cli import main
-
 from fuzz_cases import CONFIG_COMMANDS, argv_for, fuzz_overrides
 from test_cli import one_line_error
+
+from vqladder.cli import main
 
 
 def snapshot(*roots: Path) -> dict:
@@ -272,11 +271,11 @@ def test_bpe_larger_than_the_corpus_gives(tmp_path):
 
 
 def test_sweep_whose_cells_fail_exits_nonzero(tmp_path, tiny_corpus):
+    from test_sweep import sweep_cfg
+
     from vqladder.data import prepare
     from vqladder.errors import RunFailed
     from vqladder.experiments.sweep import run_sweep
-
-    from test_sweep import sweep_cfg
 
     prepare(str(tiny_corpus), "bytes", tmp_path / "data", block_size=512)
     with pytest.raises(RunFailed, match="2 of 2 sweep cells failed"):

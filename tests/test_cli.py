@@ -4,10 +4,9 @@ import sys
 
 import pytest
 import yaml
+from helpers import tiny_run_config
 
 from vqladder.cli import main
-
-from helpers import tiny_run_config
 
 
 def run_cli(*argv):
@@ -131,8 +130,8 @@ def test_bad_input_docs_list_every_case():
 
 
 def test_reconstructions_mark_exactly_the_wrong_tokens():
-    from vqladder.report.console import mark_errors
     from vqladder.data import make_tokenizer
+    from vqladder.report.console import mark_errors
 
     tok = make_tokenizer("bytes")
     orig, pred = list(b"the cat sat"), list(b"the cot sit")

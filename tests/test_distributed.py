@@ -10,13 +10,12 @@ import time
 import pytest
 import torch
 import yaml
+from helpers import tiny_run_config
 from safetensors.torch import load_file
 
 from vqladder.config import to_dict
 from vqladder.data import prepare
 from vqladder.train import find_checkpoints
-
-from helpers import tiny_run_config
 
 
 def _env():
@@ -37,7 +36,7 @@ def data(tmp_path_factory, ):
     return prepare(str(d / "c.txt"), "bytes", d / "data", block_size=512).dir
 
 
-@pytest.mark.parametrize("kind", ["vq", "fsq"])
+@pytest.mark.parametrize("kind", ["fsq", pytest.param("vq", marks=pytest.mark.slow)])
 def test_ddp_two_ranks_agree_and_match_single(tmp_path, data, kind):
     steps = 60
     single = tiny_run_config(data, tmp_path, name="one", kind=kind, steps=steps, batch_size=16, out_len=16)
@@ -98,6 +97,7 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, data):
     assert not list(root.glob(".step_*"))
 
 
+@pytest.mark.slow
 def test_ddp_sigkill_then_resume_matches(tmp_path, data):
     """kill -9 the whole 2-rank torchrun job mid-run, resume it under torchrun: the final weights match an
     uninterrupted 2-rank run (within float tolerance; in practice bitwise on this CPU)."""

@@ -5,9 +5,16 @@ import pytest
 import torch
 
 from vqladder.data.embeddings import embed_cached, split_texts
-from vqladder.models.matryoshka import PrefixRVQ, prefix_neighbour_loss, prefix_schedule, train_adapter
-from vqladder.experiments.matryoshka import EmbedConfig, exact_topk, method_fits, recalls, run_embed_eval, run_method
 from vqladder.errors import VQLadderError
+from vqladder.experiments.matryoshka import (
+    EmbedConfig,
+    exact_topk,
+    method_fits,
+    recalls,
+    run_embed_eval,
+    run_method,
+)
+from vqladder.models.matryoshka import PrefixRVQ, prefix_neighbour_loss, prefix_schedule, train_adapter
 
 
 def _planted(n=600, dim=64, clusters=30, seed=0):

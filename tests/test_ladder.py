@@ -12,8 +12,15 @@ import torch
 from vqladder.cli import main
 from vqladder.errors import VQLadderError
 from vqladder.ladder import Ladder, beam_search, filter_logits, sample
+from vqladder.models import (
+    CodePrior,
+    CompressorConfig,
+    PriorConfig,
+    SequenceCompressor,
+    Upsampler,
+    UpsamplerConfig,
+)
 from vqladder.quantize import QuantizerConfig
-from vqladder.models import CodePrior, CompressorConfig, PriorConfig, SequenceCompressor, Upsampler, UpsamplerConfig
 
 
 def _levels(vocab=50):
@@ -180,6 +187,7 @@ def trained_ladder(tmp_path_factory):
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest import make_text
     from helpers import tiny_ladder_config
+
     from vqladder.data import prepare
     from vqladder.experiments.ladder import train_ladder
 
@@ -262,9 +270,10 @@ def test_joint_finetuning_changes_levels_and_is_loaded(tmp_path, tiny_corpus):
 
     sys.path.insert(0, str(Path(__file__).parent))
     from helpers import tiny_ladder_config
+
     from vqladder.data import prepare
     from vqladder.experiments.ladder import train_ladder
-    from vqladder.train.checkpoint import load_model
+    from vqladder.models import load_model
 
     prepare(str(tiny_corpus), "bytes", tmp_path / "data", block_size=512, progress=False)
     cfg = tiny_ladder_config(tmp_path / "data", tmp_path / "runs", steps=10)

@@ -4,10 +4,18 @@ import numpy as np
 import pytest
 import torch
 
+from vqladder.data.maze import (
+    END,
+    EpisodeCodec,
+    Layout,
+    MazeConfig,
+    make_dataset,
+    make_layout,
+    return_bucket,
+    validate,
+)
 from vqladder.errors import VQLadderError
 from vqladder.ladder import beam_search
-from vqladder.data.maze import (END, EpisodeCodec, Layout, MazeConfig, make_dataset, make_layout, return_bucket,
-                                validate)
 
 U, D, L, R = 0, 1, 2, 3
 

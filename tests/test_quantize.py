@@ -3,7 +3,14 @@ import math
 import pytest
 import torch
 
-from vqladder.quantize import FSQ, QuantizerConfig, ResidualQuantizer, VectorQuantizer, build_quantizer, levels_for
+from vqladder.quantize import (
+    FSQ,
+    QuantizerConfig,
+    ResidualQuantizer,
+    VectorQuantizer,
+    build_quantizer,
+    levels_for,
+)
 from vqladder.quantize.base import histogram_stats
 from vqladder.quantize.vq import nearest_codes, rotate_to
 

@@ -4,15 +4,21 @@ import json
 import numpy as np
 import pytest
 import yaml
+from helpers import tiny_run_config
 
 from vqladder.config import build, to_dict
 from vqladder.data import make_tokenizer, prepare
 from vqladder.errors import VQLadderError
 from vqladder.eval.baselines import trivial_accuracy, unigram_bits_per_token, zstd_bits_per_token
-from vqladder.experiments.sweep import SweepConfig, cell_state, expand_grid, parse_budget, run_cells, run_sweep
+from vqladder.experiments.sweep import (
+    SweepConfig,
+    cell_state,
+    expand_grid,
+    parse_budget,
+    run_cells,
+    run_sweep,
+)
 from vqladder.report.sweep import aggregate
-
-from helpers import tiny_run_config
 
 
 def sweep_cfg(tmp_path, data="data", **grid):
@@ -132,7 +138,6 @@ def test_references_on_planted_corpora(tmp_path):
 
 
 def test_lm_reference_learns_a_repetitive_corpus(tmp_path):
-    import torch
 
     from vqladder.data import WindowSampler
     from vqladder.eval.baselines import lm_bits_per_token
@@ -172,9 +177,9 @@ def test_gist_pass_and_report(tmp_path, tiny_corpus):
     cfg = sweep_cfg(tmp_path, out_len=[8])
     cfg.gist_chunks = 8
     run_sweep(cfg)
-    from vqladder.experiments.sweep import gist_pass
-
     from test_gist import bag_embed
+
+    from vqladder.experiments.sweep import gist_pass
 
     assert gist_pass(cfg, embed=bag_embed) == 1
     assert gist_pass(cfg, embed=bag_embed) == 0  # cached

@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from helpers import tiny_run_config
 from safetensors.torch import load_file
 
 from vqladder.data import WindowSampler, prepare
@@ -11,8 +12,6 @@ from vqladder.experiments.rung1 import train_run
 from vqladder.models import SequenceCompressor
 from vqladder.train import Trainer, find_checkpoints, latest_valid_checkpoint, load_model
 from vqladder.train.trainer import lr_at
-
-from helpers import tiny_run_config
 
 
 @pytest.fixture
@@ -176,7 +175,7 @@ def test_same_config_same_weights():
 def test_disk_full_during_checkpoint_keeps_earlier(tmp_path, data, monkeypatch):
     import errno
 
-    import vqladder.train.checkpoint as ck
+    import vqladder.checkpoint as ck
 
     cfg = tiny_run_config(data, tmp_path / "runs", steps=6, ckpt_every=2)
     real, calls = ck.save_file, [0]
@@ -246,7 +245,7 @@ def test_time_budget_schedule_ends_at_the_floor(tmp_path, data):
     the run ends there with the learning rate at its floor, and the plan is stored in the checkpoint."""
     import json
 
-    from vqladder.train.checkpoint import latest_valid_checkpoint, load_trainer_state
+    from vqladder.checkpoint import latest_valid_checkpoint, load_trainer_state
     from vqladder.train.trainer import lr_at
 
     cfg = tiny_run_config(data, tmp_path / "runs", name="tb", steps=100000, max_time=3600.0, warmup=10, log_every=1)

@@ -9,15 +9,24 @@ import numpy as np
 import pytest
 import torch
 
+from vqladder.data import WindowSampler
 from vqladder.data.synthetic import mixed_spans
 from vqladder.errors import VQLadderError
 from vqladder.eval import evaluate_compressor
 from vqladder.models import CausalLM, LMConfig, VariableCompressor, VariableConfig
-from vqladder.models.variable import (boundary_bits, cap_segments, entropy_starts, pool_segments, ratio_loss,
-                                      segment_lengths, segment_positions, starts_from_lengths, unpool_segments)
+from vqladder.models.variable import (
+    boundary_bits,
+    cap_segments,
+    entropy_starts,
+    pool_segments,
+    ratio_loss,
+    segment_lengths,
+    segment_positions,
+    starts_from_lengths,
+    unpool_segments,
+)
 from vqladder.quantize import QuantizerConfig
 from vqladder.train import Trainer, TrainerConfig
-from vqladder.data import WindowSampler
 
 
 def _cfg(**kw):

@@ -8,7 +8,14 @@ import torch
 
 from vqladder.data.video import VideoDataConfig, bounce, generate, life_step, load_videos, simulate_balls
 from vqladder.errors import VQLadderError
-from vqladder.models.video import FrameAE, FrameAEConfig, FramePredictor, PredictorConfig, patchify, unpatchify
+from vqladder.models.video import (
+    FrameAE,
+    FrameAEConfig,
+    FramePredictor,
+    PredictorConfig,
+    patchify,
+    unpatchify,
+)
 from vqladder.quantize import QuantizerConfig
 
 
@@ -54,7 +61,7 @@ def test_sprites_in_bounds_and_colour_changes_at_wall_hits():
     s = generate(VideoDataConfig(kind="sprites", size=16, frames=40, objects=3), 20, 0)
     assert s["pos"].min() >= 0 and s["pos"].max() <= 16 - 5
     c = generate(VideoDataConfig(kind="colour", size=16, frames=60, radius=2.0, speed=2.0), 20, 0)
-    pos, vel, col = c["pos"], c["vel"], c["colour"]
+    vel, col = c["vel"], c["colour"]
     flipped = (np.sign(vel[:, 1:]) != np.sign(vel[:, :-1])).any(-1)          # a wall hit between t and t+1
     changed = col[:, 1:] != col[:, :-1]
     assert flipped.sum() > 10 and np.array_equal(flipped, changed)

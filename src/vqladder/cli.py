@@ -107,7 +107,7 @@ def cmd_train(a) -> int:
 def cmd_eval(a) -> int:
     from .data import TokenShards, load_tokenizer
     from .eval import evaluate_compressor
-    from .train.checkpoint import load_model
+    from .models import load_model
 
     model, meta, ckpt = load_model(a.run, expect_kind="sequence_compressor")
     data_dir = a.data or meta.get("data")
@@ -163,10 +163,21 @@ def _run_tokenizer(run: str, meta: dict):
     return load_tokenizer(_run_tokenizer_dir(run, meta))
 
 
+def cmd_report(a) -> int:
+    import time
+
+    from .report.html import build_report
+
+    t0 = time.time()
+    out = build_report(a.path, a.output, max_chunks=a.chunks)
+    print(f"report written to {out} ({out.stat().st_size / 1e6:.1f} MB, {time.time() - t0:.1f} s); open it in a browser")
+    return 0
+
+
 def cmd_encode(a) -> int:
     import torch
 
-    from .train.checkpoint import load_model
+    from .models import load_model
 
     model, meta, _ = load_model(a.run, expect_kind="sequence_compressor")
     tok = _run_tokenizer(a.run, meta)
@@ -189,7 +200,7 @@ def cmd_encode(a) -> int:
 def cmd_decode(a) -> int:
     import torch
 
-    from .train.checkpoint import load_model
+    from .models import load_model
 
     model, meta, _ = load_model(a.run, expect_kind="sequence_compressor")
     tok = _run_tokenizer(a.run, meta)
@@ -357,9 +368,9 @@ def cmd_plan(a) -> int:
     import torch
 
     from .config import load_config
-    from .experiments.planning import FlatPlanner, LadderPlanner, PlanConfig, Verifier
     from .data.maze import MOVES, EpisodeCodec, make_layout, random_task, validate
-    from .train.checkpoint import load_model
+    from .experiments.planning import FlatPlanner, LadderPlanner, PlanConfig, Verifier
+    from .models import load_model
 
     d = Path(a.run)
     if not (d / "plan.yaml").is_file():
@@ -516,6 +527,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add embedding gist metrics (semantic similarity, retrieval); needs the [gist] extra")
     s.add_argument("--embed-model", default="minilm", help="sentence-transformers model path (default: offline MiniLM)")
     s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("report", help="one self-contained HTML page for a run, sweep or experiment directory",
+                       description="Write a self-contained HTML report (opens from disk, no network): summary, "
+                                   "training curves, held-out reconstructions with wrong tokens marked and the code "
+                                   "explorer for a run; the rate-distortion plot for a sweep; tables and plots for "
+                                   "other experiments.")
+    s.add_argument("path", help="run, sweep or experiment directory")
+    s.add_argument("-o", "--output", help="HTML file to write (default: PATH/report.html)")
+    s.add_argument("--chunks", type=_num(int, min=1), default=48, help="held-out reconstructions to show")
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("encode", help="text -> codes (one line of codes per chunk)")
     s.add_argument("run", help="run or checkpoint directory")

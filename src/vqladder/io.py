@@ -48,6 +48,28 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def atomic_save_npy(path: Path, array) -> None:
+    """``np.save`` through ``atomic_write_bytes`` (complete or absent after a kill)."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, array)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_save_npz(path: Path, compressed: bool = False, **arrays) -> None:
+    """``np.savez`` (or ``savez_compressed``) through ``atomic_write_bytes``."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

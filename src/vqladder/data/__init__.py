@@ -3,6 +3,6 @@ cached sentence embeddings (``embeddings``), pixel videos (``video``) and synthe
 (``synthetic``) as synthetic / derived domains."""
 
 from .corpus import Corpus, open_corpus  # noqa: F401
-from .tokenizers import Tokenizer, load_tokenizer, make_tokenizer  # noqa: F401
-from .shards import TokenShards, prepare  # noqa: F401
 from .sampler import RowSampler, WindowSampler, val_windows  # noqa: F401
+from .shards import TokenShards, prepare  # noqa: F401
+from .tokenizers import Tokenizer, load_tokenizer, make_tokenizer  # noqa: F401

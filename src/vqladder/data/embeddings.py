@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import json
+import os
 import re
 from pathlib import Path
 from typing import Callable
@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import VQLadderError
-from ..io import atomic_write_json
+from ..io import atomic_save_npy, atomic_write_json
 
 
 # -- texts ----------------------------------------------------------------------------------------------------------
@@ -73,9 +73,7 @@ def embed_cached(texts: list[str], model: str, cache_dir: str | Path, embedder=N
                   leave=False):
         chunks.append(np.asarray(embedder(texts[s:s + batch]), dtype=np.float32))
     emb = np.concatenate(chunks)
-    tmp = arr.with_name(arr.stem + ".tmp.npy")
-    np.save(tmp, emb)
-    tmp.replace(arr)
+    atomic_save_npy(arr, emb)
     atomic_write_json(meta, {"model": model, "texts_sha256": texts_hash(texts), "n": len(texts), "dim": int(emb.shape[1])})
     return np.load(arr, mmap_mode="r")
 

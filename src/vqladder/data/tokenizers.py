@@ -88,7 +88,8 @@ class BPETokenizer(Tokenizer):
         self._tok = tok
 
     def fit(self, texts: Iterable[str]) -> None:
-        from tokenizers import Tokenizer as HFTok, decoders, models, pre_tokenizers, trainers
+        from tokenizers import Tokenizer as HFTok
+        from tokenizers import decoders, models, pre_tokenizers, trainers
 
         tok = HFTok(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

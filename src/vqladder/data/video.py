@@ -27,6 +27,7 @@ import numpy as np
 
 from ..config import NonNegFloat, NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
+from ..io import atomic_save_npz
 
 KINDS = ("balls", "sprites", "life", "colour")
 
@@ -175,7 +176,6 @@ def load_videos(cfg: VideoDataConfig) -> tuple[dict, dict]:
     tr = generate(cfg, cfg.train_clips, cfg.seed * 2 + 1)
     te = generate(cfg, cfg.test_clips, cfg.seed * 2 + 2)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **{f"train_{k}": v for k, v in tr.items()}, **{f"test_{k}": v for k, v in te.items()})
-    tmp.replace(path)
+    atomic_save_npz(path, compressed=True, **{f"train_{k}": v for k, v in tr.items()},
+                    **{f"test_{k}": v for k, v in te.items()})
     return tr, te

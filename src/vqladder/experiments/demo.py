@@ -52,12 +52,12 @@ def demo_config(out_dir: str = "runs", data_dir: str | None = None, steps: int =
 
 
 def run_demo(out_dir: str = "runs", data_dir: str | None = None, steps: int = -1, fresh: bool = False) -> dict:
-    from ..report.console import RESULT_COLUMNS, print_table, show_examples
     from ..config import read_yaml, to_dict
     from ..errors import VQLadderError
     from ..eval import evaluate_compressor
     from ..io import LOCK_NAME, claim_run_dir, clear_run_dir
-    from ..train.checkpoint import load_model
+    from ..models import load_model
+    from ..report.console import RESULT_COLUMNS, print_table, show_examples
 
     t0 = time.time()
     cfg = demo_config(out_dir, data_dir, steps)
@@ -98,5 +98,11 @@ def run_demo(out_dir: str = "runs", data_dir: str | None = None, steps: int = -1
     print(f"\nheld-out results ({res['chunks']} chunks of {model.config.in_len} tokens never seen in training):")
     print_table([res], RESULT_COLUMNS)
     show_examples(shards.tokenizer, res.pop("examples"))
+    try:
+        from ..report.html import build_report
+
+        print(f"\nreport: {build_report(run)} (open it in a browser: reconstructions, code explorer, curves)")
+    except VQLadderError as e:  # the report's extra is not installed: the demo itself still succeeded
+        print(f"\nno HTML report: {e}", file=sys.stderr)
     print(f"\ndone in {time.time() - t0:.0f}s. Next: vqladder eval {run} | vqladder encode {run} --text '…'")
     return res

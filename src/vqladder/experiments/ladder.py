@@ -41,12 +41,21 @@ from ..data import WindowSampler
 from ..data.sampler import gather_windows, val_windows
 from ..errors import VQLadderError
 from ..eval import evaluate_compressor
-from ..io import atomic_write_json, atomic_write_text, claim_run_dir
-from ..ladder.ladder import LEVEL_DIR, UP_DIR, Ladder, encode_stream, greedy_upsample
-from ..models import (CausalLM, CodePrior, CompressorConfig, LMConfig, PriorConfig, SequenceCompressor, Upsampler,
-                      UpsamplerConfig)
-from ..train import Trainer, TrainerConfig
-from ..train.checkpoint import latest_valid_checkpoint, load_model
+from ..io import atomic_save_npy, atomic_write_json, atomic_write_text, claim_run_dir
+from ..ladder.ladder import LEVEL_DIR, UP_DIR, Ladder, encode_stream
+from ..models import (
+    CausalLM,
+    CodePrior,
+    CompressorConfig,
+    LMConfig,
+    PriorConfig,
+    SequenceCompressor,
+    Upsampler,
+    UpsamplerConfig,
+    load_model,
+)
+from ..train import TrainerConfig
+from ..train.stage import params, run_stage
 from .rung1 import DataConfig, load_shards
 
 
@@ -121,45 +130,18 @@ class LadderConfig:
 
 
 # -- stages -------------------------------------------------------------------------------------------------------
-def _stage_state(run_dir: Path) -> str:
-    if (run_dir / "results.json").is_file():
-        return "done"
-    if latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None:
-        return "partial"
-    return "new"
-
-
-def _params(model) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def _body_params(model) -> int:
     """Non-embedding parameters: all but embedding tables and output heads (the usual count for matching
     model sizes, since the ladder's code vocabularies make its embedding tables large)."""
     emb = sum(p.numel() for name, mod in model.named_modules()
               if isinstance(mod, torch.nn.Embedding) or name.split(".")[-1] == "head" for p in mod.parameters())
-    return _params(model) - emb
+    return params(model) - emb
 
 
 def _lm_body_params(c: LMConfig) -> int:
     d = c.d_model
     hidden = (int(d * c.mlp_ratio * 2 / 3) + 63) // 64 * 64
     return c.n_layers * (4 * d * d + 3 * d * hidden + 2 * d) + d
-
-
-def _train_stage(what: str, run_dir: Path, model, train: TrainerConfig, sampler, evaluate, log) -> dict:
-    """Train (or resume, or skip) one stage; returns its results.json."""
-    state = _stage_state(run_dir)
-    if state == "done":
-        log(f"{what}: done, skipped")
-        return json.loads((run_dir / "results.json").read_text())
-    log(f"{what}: {'resuming' if state == 'partial' else 'training'} ({_params(model):,} params, {train.steps} steps)")
-    trainer = Trainer(model, train, run_dir, sampler, evaluate, {"stage": what})
-    val = trainer.fit(resume=state == "partial")
-    res = {"stage": what, "params": _params(model), "step": trainer.step, "tokens_seen": trainer.tokens_seen,
-           "train_time": round(trainer.train_time, 2), **{k: v for k, v in val.items() if k != "examples"}}
-    atomic_write_json(run_dir / "results.json", res)
-    return res
 
 
 class PairSampler:
@@ -184,10 +166,7 @@ class PairSampler:
 
 
 def _save_codes(path: Path, codes: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, codes.astype(np.uint16 if codes.max(initial=0) < 65535 else np.uint32))
-    tmp.replace(path)
+    atomic_save_npy(path, codes.astype(np.uint16 if codes.max(initial=0) < 65535 else np.uint32))
 
 
 def _load_codes(path: Path) -> np.ndarray:
@@ -253,7 +232,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
         align = 1 if k == 1 else cfg.levels[k - 2].model.out_len
         run = d / LEVEL_DIR.format(k)
         tok = shards.tokenizer if k == 1 else None
-        res = _train_stage(
+        res = run_stage(
             f"level {k} ({mc.in_len} -> {mc.out_len}, K={model.quantizer.codebook_size})", run, model, spec.train,
             lambda r, w, tr=tr, mc=mc, spec=spec, align=align: WindowSampler(tr, mc.in_len, spec.train.batch_size,
                                                                               spec.train.seed, r, w, align=align),
@@ -299,7 +278,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
             return {"ce": tot / max(n, 1), "bits_per_symbol": tot / max(n, 1) / math.log(2)}
 
         run = d / UP_DIR.format(k)
-        res = _train_stage(
+        res = run_stage(
             f"upsampler {k} (level {k} codes -> level {k - 1})", run, up, cfg.upsampler_train,
             lambda r, w, low_tr=low_tr, par_tr=par_tr, lv=lv: PairSampler(
                 low_tr, par_tr, lv.in_len, lv.out_len, cfg.upsampler_train.batch_size, cfg.upsampler_train.seed, r, w),
@@ -319,7 +298,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
         tot, n = _seq_nll(lambda x: m.log_prob(x), top_va, ctx, _windows(cfg.eval.max_chunks, ctx // m_top))
         return {"ce": tot / max(n, 1), "bits_per_code": tot / max(n, 1) / math.log(2)}
 
-    prior_res = _train_stage("prior (top codes)", d / "prior", prior, cfg.prior_train,
+    prior_res = run_stage("prior (top codes)", d / "prior", prior, cfg.prior_train,
                              lambda r, w: WindowSampler(top_tr, ctx, cfg.prior_train.batch_size, cfg.prior_train.seed,
                                                         r, w, align=m_top),
                              prior_eval, log)
@@ -346,7 +325,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
                           _windows(cfg.eval.max_chunks, ctx // m_top) * span // fc.context or 1)
         return {"ce": tot / max(n, 1), "bits_per_token": tot / max(n, 1) / math.log(2)}
 
-    flat_res = _train_stage("flat causal LM (tokens)", d / "flat", flat, flat_train,
+    flat_res = run_stage("flat causal LM (tokens)", d / "flat", flat, flat_train,
                             lambda r, w: WindowSampler(tok_tr, fc.context, flat_train.batch_size, flat_train.seed, r, w),
                             flat_eval, log)
     ladder.flat = load_model(d / "flat", "causal_lm")[0]
@@ -356,10 +335,10 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     results = evaluate_ladder(ladder, streams, cfg, log)
     results["stages"] = {"levels": level_res, "upsamplers": up_res, "prior": prior_res, "flat": flat_res}
     results["matched"] = {
-        "hierarchical_params": sum(_params(u) for u in ups) + _params(ladder.prior),
+        "hierarchical_params": sum(params(u) for u in ups) + params(ladder.prior),
         "hierarchical_body_params": sum(_body_params(u) for u in ups) + _body_params(ladder.prior),
-        "compressor_params": sum(_params(lv) for lv in levels),
-        "flat_params": _params(ladder.flat),
+        "compressor_params": sum(params(lv) for lv in levels),
+        "flat_params": params(ladder.flat),
         "flat_body_params": _body_params(ladder.flat),
         "flat_layers": ladder.flat.config.n_layers,
         "up1_training_tokens": up1_tokens,
@@ -456,8 +435,7 @@ def evaluate_ladder(ladder: Ladder, streams: dict, cfg: LadderConfig, log=print)
         fl = ladder.flat
         n_tok = e.sample_chunks * c0
         seed_tok = torch.tensor([[ladder.pad_token()]])
-        toks = sample(lambda p: fl(p[:, -fctx:])[:, -1], 1, n_tok, e.temperature, e.top_k, e.top_p, prefix=seed_tok,
-                      generator=g)[0]
+        toks = sample(fl.step_fn(), 1, n_tok, e.temperature, e.top_k, e.top_p, prefix=seed_tok, generator=g)[0]
         samples["flat"].append({"text": ladder.text(toks.tolist())})
     return {"levels": per_level, "bits": {"hierarchical": hier, "components": bits, "flat": flat_bits},
             "held_out_tokens": int(tokens.size), "held_out_top_chunks": int(n_top), "samples": samples}
@@ -495,7 +473,7 @@ def _joint_finetune(cfg: LadderConfig, d: Path, levels: list, streams: dict, log
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, spec.grad_clip)
             opt.step()
-        from ..train.checkpoint import save_checkpoint
+        from ..checkpoint import save_checkpoint
 
         for k, lv in enumerate(levels, 1):
             lv.eval()

@@ -18,23 +18,30 @@ rank by cosine between the query and the decoded database vector (asymmetric dis
 
 from __future__ import annotations
 
+import io
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import safetensors.torch
 import torch
 
 from ..config import NonNegInt, PosInt, RunName, save_yaml
-from ..errors import VQLadderError
-from ..io import atomic_write_json, atomic_write_text, claim_run_dir
-from ..report import save_figure
 from ..data.embeddings import embed_cached, split_texts
-from ..models.matryoshka import (PREFIXES, PrefixRVQ, apply_adapter, prefix_neighbour_loss, prefix_schedule,
-                                 train_adapter)
+from ..errors import VQLadderError
+from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_run_dir
+from ..models.matryoshka import (
+    PREFIXES,
+    PrefixRVQ,
+    apply_adapter,
+    prefix_neighbour_loss,
+    prefix_schedule,
+    train_adapter,
+)
+from ..report import save_figure
 
 METHODS = ["float32-trunc", "float32-trunc-raw", "int8", "binary", "faiss-pq", "faiss-opq-pq", "faiss-rq",
            "ours-prefix-rvq", "ours-rvq-adapted", "ours-rvq"]
@@ -328,7 +335,7 @@ def _plot(res: dict, path: Path) -> None:
 # -- a searchable index of our codes ---------------------------------------------------------------------------------
 def build_index(cfg: EmbedConfig, out: str | Path, n_bytes: int = 16, embedder=None, log=None) -> Path:
     """Embed the corpora, train the adapter and the prefix codes, encode every text: a directory that
-    ``vqladder embed encode`` / ``search`` use (texts.json, codes.npy, model.pt, index.json)."""
+    ``vqladder embed encode`` / ``search`` use (texts.json, codes.npy, model.safetensors, index.json)."""
     log = log or (lambda m: print(f"[embed] {m}", file=sys.stderr, flush=True))
     cfg.validate()
     texts = [t for c in cfg.corpora for t in split_texts(c, cfg.min_chars, cfg.max_chars)]
@@ -346,15 +353,17 @@ def build_index(cfg: EmbedConfig, out: str | Path, n_bytes: int = 16, embedder=N
     q.fit(x)
     codes = q.encode(x, beam=cfg.rvq.beam)
     d = claim_run_dir(out)
-    tmp = d / "model.tmp.pt"
-    torch.save({"adapter": adapter.state_dict() if adapter else None, "quantizer": q.state_dict(),
-                "prefixes": q.prefixes, "dim": dim}, tmp)
-    tmp.replace(d / "model.pt")
-    np.save(d / "codes.tmp.npy", codes)
-    (d / "codes.tmp.npy").replace(d / "codes.npy")
+    weights = {f"quantizer.{k}": v.detach().contiguous() for k, v in q.state_dict().items()}
+    if adapter is not None:
+        weights.update({f"adapter.{k}": v.detach().contiguous() for k, v in adapter.state_dict().items()})
+    atomic_write_bytes(d / "model.safetensors", safetensors.torch.save(weights))
+    buf = io.BytesIO()
+    np.save(buf, codes)
+    atomic_write_bytes(d / "codes.npy", buf.getvalue())
     atomic_write_text(d / "texts.json", json.dumps(texts))
     atomic_write_json(d / "index.json", {"model": cfg.model, "bytes": n_bytes, "n": len(texts), "dim": dim,
-                                         "prefixes": q.prefixes, "beam": cfg.rvq.beam})
+                                         "prefixes": q.prefixes, "beam": cfg.rvq.beam,
+                                         "adapter": adapter is not None})
     log(f"index of {len(texts):,} texts at {n_bytes} bytes each written to {d}")
     return d
 
@@ -369,14 +378,19 @@ class CodeIndex:
         if not (d / "index.json").is_file():
             raise VQLadderError(f"{d} is not an embedding index (no index.json); build one with `vqladder embed build`")
         self.meta = json.loads((d / "index.json").read_text())
-        state = torch.load(d / "model.pt", map_location="cpu", weights_only=False)
+        if not (d / "model.safetensors").is_file():
+            raise VQLadderError(f"{d} has no model.safetensors (an index built before safetensors: rebuild it with "
+                                "`vqladder embed build`)")
+        state = safetensors.torch.load_file(d / "model.safetensors")
+        part = lambda prefix: {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        dim = int(self.meta["dim"])
         self.adapter = None
-        if state["adapter"] is not None:
-            self.adapter = MatryoshkaAdapter(state["dim"])
-            self.adapter.load_state_dict(state["adapter"])
+        if self.meta.get("adapter"):
+            self.adapter = MatryoshkaAdapter(dim)
+            self.adapter.load_state_dict(part("adapter."))
             self.adapter.eval()
-        self.q = PrefixRVQ(state["dim"], state["prefixes"])
-        self.q.load_state_dict(state["quantizer"])
+        self.q = PrefixRVQ(dim, self.meta["prefixes"])
+        self.q.load_state_dict(part("quantizer."))
         self.q.eval()
         self.codes = np.load(d / "codes.npy")
         self.texts = json.loads((d / "texts.json").read_text())

@@ -36,15 +36,15 @@ import numpy as np
 import torch
 
 from ..config import NonNegFloat, NonNegInt, PosFloat, PosInt, RunName, save_yaml, to_dict
+from ..data.maze import END, EpisodeCodec, Layout, MazeConfig, make_dataset, validate
 from ..errors import VQLadderError
-from ..io import atomic_write_json, atomic_write_text, claim_run_dir
-from ..report import save_figure
-from ..models.sampling import beam_search, sample
+from ..io import atomic_save_npy, atomic_save_npz, atomic_write_json, atomic_write_text, claim_run_dir
 from ..models import CodePrior, CompressorConfig, PriorConfig, SequenceCompressor
+from ..models.sampling import beam_search, sample
 from ..quantize import QuantizerConfig
+from ..report import save_figure
 from ..train import TrainerConfig
 from .stages import train_rows
-from ..data.maze import END, EpisodeCodec, Layout, MazeConfig, make_dataset, validate
 
 
 @dataclass
@@ -140,9 +140,7 @@ def build_data(cfg: PlanConfig) -> dict:
             conds.append(codec.cond(lay, s, g, 3))
     data = {"train_cond": train["cond"], "train_moves": train["moves"], "train_keys": train["keys"],
             "train_buckets": train["buckets"], "test_cond": np.stack(conds), "test_keys": test["keys"][:len(conds)]}
-    tmp = p.with_name("data.tmp.npz")
-    np.savez(tmp, **data)
-    tmp.replace(p)
+    atomic_save_npz(p, **data)
     return data
 
 
@@ -248,9 +246,7 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
         with torch.no_grad():
             codes = torch.cat([comp.encode(torch.from_numpy(data["train_moves"][i:i + 512].astype(np.int64)))
                                for i in range(0, len(data["train_moves"]), 512)]).numpy()
-        tmp = codes_p.with_name("ladder_codes.tmp.npy")
-        np.save(tmp, codes)
-        tmp.replace(codes_p)
+        atomic_save_npy(codes_p, codes)
     codes = np.load(codes_p)
     pc = PriorConfig(**{**to_dict(cfg.ladder.prior), "vocab_size": comp.quantizer.codebook_size,
                         "cond_vocab": codec.cond_vocab, "cond_len": codec.cond_len, "context": T // ch, "seed": seed})

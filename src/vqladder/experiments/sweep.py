@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 import json
+import math
 import os
 import re
 import subprocess
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..checkpoint import latest_valid_checkpoint
 from ..config import NonNegFloat, NonNegInt, OpenUnit, PosInt, RunName, build, save_yaml, to_dict
 from ..errors import RunFailed, VQLadderError
 from ..io import atomic_write_json, claim_run_dir, remove_tree
@@ -36,7 +37,7 @@ from ..models import LMConfig
 from ..models.compressor import is_local
 from ..quantize import QuantizerConfig
 from ..train import TrainerConfig
-from ..train.checkpoint import latest_valid_checkpoint
+from ..train.stage import stage_state
 from .rung1 import RunConfig, load_shards
 
 
@@ -151,12 +152,9 @@ def expand_grid(cfg: SweepConfig) -> list[tuple[str, RunConfig]]:
 
 
 def cell_state(run_dir: Path) -> str:
-    """'done' (results.json), 'partial' (a valid checkpoint to resume from) or 'new'."""
-    if (run_dir / "results.json").is_file():
-        return "done"
-    if latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None and (run_dir / "config.yaml").is_file():
-        return "partial"
-    return "new"
+    """The stage runner's state of a cell; a checkpoint without the cell's config.yaml starts over."""
+    state = stage_state(run_dir)
+    return "new" if state == "partial" and not (run_dir / "config.yaml").is_file() else state
 
 
 def _subprocess_runner(cfg_path: Path, resume: bool, log: Path) -> int:
@@ -229,11 +227,11 @@ def train_lm_reference(cfg: SweepConfig, shards, n: int, maxc: int) -> dict:
     by the lowest bits on that held-back train slice (never on val), then scored on val at every position."""
     import torch
 
+    from ..checkpoint import find_checkpoints
     from ..data import WindowSampler
     from ..eval.baselines import lm_bits_per_token, unigram_logp
-    from ..models import CausalLM
+    from ..models import CausalLM, load_model
     from ..train import Trainer
-    from ..train.checkpoint import find_checkpoints, load_model
 
     lm_cfg = copy.deepcopy(cfg.references.lm_model)
     lm_cfg.vocab_size, lm_cfg.context = shards.vocab_size, n
@@ -274,7 +272,7 @@ def gist_pass(cfg: SweepConfig, embed=None) -> int:
     from ..eval import evaluate_compressor
     from ..eval.baselines import most_frequent_token
     from ..eval.gist import load_embedder
-    from ..train.checkpoint import load_model
+    from ..models import load_model
 
     shards = load_shards(cfg.base.data)
     top = most_frequent_token(shards.train, shards.vocab_size)

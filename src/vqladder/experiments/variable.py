@@ -29,19 +29,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import Annotated, Check, NonNegInt, PosInt, RunName, save_yaml, to_dict
+from ..checkpoint import latest_valid_checkpoint
+from ..config import Annotated, Check, NonNegInt, PosInt, RunName, to_dict
 from ..data import WindowSampler
 from ..data.sampler import gather_windows, val_windows
 from ..data.synthetic import mixed_spans, render_symbols
 from ..errors import VQLadderError
 from ..eval import evaluate_compressor
 from ..io import atomic_write_json, atomic_write_text, claim_run_dir
-from ..models import CausalLM, LMConfig
-from ..nn import eval_mode
+from ..models import CausalLM, LMConfig, load_model
 from ..models.variable import BOUNDARY_METHODS, VariableCompressor, VariableConfig, segment_positions
+from ..nn import eval_mode
 from ..report import save_figure
 from ..train import Trainer, TrainerConfig
-from ..train.checkpoint import latest_valid_checkpoint, load_model
+from ..train.stage import guard_config, mark_done, stage_state
 from .rung1 import DataConfig, EvalConfig, load_shards
 
 
@@ -134,11 +135,11 @@ def _fit(model, tcfg: TrainerConfig, run_dir: Path, stream: np.ndarray, n: int, 
 def train_entropy_lm(cfg: VariableExpConfig, data: dict, log) -> CausalLM:
     """The small causal LM behind entropy boundaries (trained once per experiment, resumable)."""
     d = cfg.dir / "entropy_lm"
-    if not (d / "done.json").is_file():
+    if stage_state(d) != "done":
         lm_cfg = replace(cfg.entropy_lm, vocab_size=data["vocab"], context=cfg.chunk)
         log(f"training the entropy LM ({cfg.entropy_lm_train.steps} steps)")
         tr = _fit(CausalLM(lm_cfg), cfg.entropy_lm_train, d, data["train"], cfg.chunk, {"model_config": to_dict(lm_cfg)})
-        atomic_write_json(d / "done.json", {"step": tr.step, "train_time": round(tr.train_time, 2)})
+        mark_done(d, {"step": tr.step, "train_time": round(tr.train_time, 2)})
     return load_model(d, expect_kind="causal_lm")[0]
 
 
@@ -198,17 +199,10 @@ def run_variable(cfg: VariableExpConfig, log=None) -> dict:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     claim_run_dir(cfg.dir)
-    saved = cfg.dir / "variable.yaml"
-    if saved.is_file() and any((cfg.dir / cell_name(m, t) / "results.json").is_file()
-                               for m in cfg.methods for t in cfg.targets):
-        from ..config import load_config
-
-        old = load_config(VariableExpConfig, saved)
-        same = dict(targets=[], methods=[], fixed_extra=[], out_dir="", threads=0, render_chunks=0)  # cells / location
-        if to_dict(replace(old, **same)) != to_dict(replace(cfg, **same)):
-            raise VQLadderError(f"{cfg.dir} holds cells trained with another config (see {saved}); "
-                                f"use another name= or remove the directory")
-    save_yaml(cfg, saved)
+    started = any(stage_state(cfg.dir / cell_name(m, t)) == "done" for m in cfg.methods for t in cfg.targets)
+    # the cells and where they live may change between runs; everything that shapes a cell may not
+    guard_config(cfg.dir, to_dict(cfg), force=not started, name="variable.yaml",
+                 ignore=("targets", "methods", "fixed_extra", "out_dir", "threads", "render_chunks"))
     data = load_streams(cfg)
     lm = train_entropy_lm(cfg, data, log) if "entropy" in cfg.methods else None
     rows = [train_cell(cfg, data, m, t, lm, log) for t in cfg.targets for m in cfg.methods]

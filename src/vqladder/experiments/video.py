@@ -17,7 +17,7 @@ latent prediction); ridge-regression probes from pixels, level-1 and level-2 fea
 velocities (R^2), colour (accuracy) and Game-of-Life next state (cell accuracy, with the copy-current
 baseline); parameters, training and rollout times. Bits per frame per level.
 
-``<out_dir>/<name>/``: ``seed<k>/{ae,level2,latent,pixel}/`` run directories (resumable, ``done.json`` when
+``<out_dir>/<name>/``: ``seed<k>/{ae,level2,latent,pixel}/`` run directories (resumable, ``results.json`` when
 finished), ``seed<k>/eval.json``, ``results.{json,md}``, ``strip.png`` (ground truth vs both predictions).
 """
 
@@ -33,17 +33,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import NonNegFloat, NonNegInt, PosInt, RunName, save_yaml, to_dict
+from ..config import NonNegFloat, NonNegInt, PosInt, RunName, to_dict
 from ..data.video import VideoDataConfig, load_videos
 from ..errors import VQLadderError
-from ..io import atomic_write_json, atomic_write_text, claim_run_dir
-from ..models import CompressorConfig, SequenceCompressor
+from ..io import atomic_save_npy, atomic_write_json, atomic_write_text, claim_run_dir
+from ..models import CompressorConfig, SequenceCompressor, load_model
 from ..models.video import FrameAE, FrameAEConfig, FramePredictor, PredictorConfig, patchify, unpatchify
 from ..quantize import QuantizerConfig
 from ..report import save_figure
 from ..train import TrainerConfig
-from ..train.checkpoint import load_model
+from ..train.stage import guard_config, stage_results, stage_state
 from .stages import train_rows
+
+STAGES = ("ae", "level2", "latent", "pixel")  # the run directories of one seed
 
 
 def _tc(**kw):
@@ -134,9 +136,7 @@ def train_seed(cfg: VideoExpConfig, train: dict, seed: int, log) -> dict:
                     tc(cfg.ae_train), train["frames"], log)
     codes_p = d / "codes.train.npy"
     if not codes_p.is_file():
-        tmp = codes_p.with_name("codes.train.tmp.npy")
-        np.save(tmp, encode_clips(ae, train["frames"]))
-        tmp.replace(codes_p)
+        atomic_save_npy(codes_p, encode_clips(ae, train["frames"]))
     codes = np.load(codes_p)
     P, t2 = cfg.ae_config(seed).tokens, cfg.level2.tubelet
     l2cfg = replace(cfg.level2.model, vocab_size=ae.quantizer.codebook_size, in_len=P * t2, out_len=P, seed=seed)
@@ -347,7 +347,7 @@ def evaluate_seed(cfg: VideoExpConfig, models: dict, train: dict, test: dict, se
     bits = {"pixels (8-bit)": frames.shape[2] * cfg.data.size ** 2 * 8.0, "level 1": ae.bits_per_frame,
             "level 2": P * models["level2"].quantizer.bits_per_code / cfg.level2.tubelet}
     d = cfg.dir / f"seed{seed}"
-    info = {k: json.loads((d / k / "done.json").read_text()) for k in ("ae", "level2", "latent", "pixel")}
+    info = {k: stage_results(d / k) for k in STAGES}
     return {"seed": seed, "prediction": pred, "code_acc": ro["code_acc"].tolist(), "bits_per_frame": bits,
             "reconstruction": level_reconstruction(cfg, models, frames),
             "mean_frame_mse": mean_frame_mse(train["frames"], truth),
@@ -361,15 +361,8 @@ def _prepare(cfg: VideoExpConfig, log):
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     claim_run_dir(cfg.dir)
-    saved = cfg.dir / "video.yaml"
-    if saved.is_file():
-        from ..config import load_config
-
-        old = load_config(VideoExpConfig, saved)
-        same = dict(seeds=[], eval_clips=0, probe_clips=0, out_dir="", threads=0)  # not part of what was trained
-        if to_dict(replace(old, **same)) != to_dict(replace(cfg, **same)):
-            raise VQLadderError(f"{cfg.dir} was trained with another config (see {saved}); use another name=")
-    save_yaml(cfg, saved)
+    guard_config(cfg.dir, to_dict(cfg), name="video.yaml",  # seeds and evaluation sizes are not part of training
+                 ignore=("seeds", "eval_clips", "probe_clips", "out_dir", "threads"))
     t0 = time.time()
     train, test = load_videos(cfg.data)
     log(f"{cfg.data.kind}: {len(train['frames'])} train / {len(test['frames'])} held-out clips of "
@@ -390,7 +383,7 @@ def eval_video(cfg: VideoExpConfig, log=None, train_missing: bool = True) -> dic
     evals = []
     for seed in cfg.seeds:
         d = cfg.dir / f"seed{seed}"
-        if not train_missing and not all((d / k / "done.json").is_file() for k in ("ae", "level2", "latent", "pixel")):
+        if not train_missing and not all(stage_state(d / k) == "done" for k in STAGES):
             raise VQLadderError(f"seed {seed} is not trained yet: run `vqladder video train` with this config first")
         models = train_seed(cfg, train, seed, log)
         ev_p = d / "eval.json"
@@ -496,7 +489,7 @@ def show(cfg: VideoExpConfig, seed: int, clip: int, out: Path) -> Path:
     if not 0 <= clip < len(test["frames"]):
         raise VQLadderError(f"clip {clip} out of range: {len(test['frames'])} held-out clips")
     d = cfg.dir / f"seed{seed}"
-    if not all((d / k / "done.json").is_file() for k in ("ae", "level2", "latent", "pixel")):
+    if not all(stage_state(d / k) == "done" for k in STAGES):
         raise VQLadderError(f"seed {seed} of {cfg.dir} is not trained: run `vqladder video train` first")
     models = {k: load_model(d / k, kind)[0] for k, kind in (("ae", "frame_ae"), ("level2", "sequence_compressor"),
                                                             ("latent", "frame_predictor"), ("pixel", "frame_predictor"))}

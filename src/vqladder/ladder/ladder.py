@@ -36,7 +36,7 @@ import torch
 
 from ..data.tokenizers import load_tokenizer
 from ..errors import CheckpointError, VQLadderError
-from ..train.checkpoint import load_model
+from ..models.registry import load_model
 
 LEVEL_DIR = "level{}"
 UP_DIR = "up{}"
@@ -199,7 +199,7 @@ class Ladder:
             if method != "vq":
                 raise VQLadderError(f"level {level} is variable-rate: decode it with method=vq")
             return lv.decode_stream(codes, batch_size, strict=False)
-        m, n = lv.config.out_len, lv.config.in_len
+        m = lv.config.out_len
         chunks = torch.from_numpy(codes).view(-1, m)
         out = []
         if method == "vq":
@@ -289,13 +289,10 @@ class Ladder:
 
 @torch.no_grad()
 def greedy_upsample(up, parent: torch.Tensor) -> torch.Tensor:
-    """Argmax decoding of an upsampler (one pass per symbol; the parent encoding is computed once)."""
-    ctx = up.encode_parent(parent)
-    seq = torch.zeros(parent.shape[0], 0, dtype=torch.long, device=parent.device)
-    for _ in range(up.config.length):
-        nxt = up(parent, seq, ctx)[:, -1].argmax(-1, keepdim=True)
-        seq = torch.cat([seq, nxt], 1)
-    return seq
+    """Argmax decoding of an upsampler (KV-cached; the parent encoding is computed once)."""
+    from ..models.sampling import greedy
+
+    return greedy(up.step_fn(parent), parent.shape[0], up.config.length, device=parent.device)
 
 
 def _declared_levels(d: Path) -> int:

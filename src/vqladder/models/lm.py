@@ -15,8 +15,10 @@ from torch import nn
 
 from ..config import NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
-from ..nn import Block, RMSNorm, init_weights_
+from ..nn import KVCache, init_weights_
+from .decoder import DecoderCore, seeded
 from .registry import register
+from .sampling import CachedStep
 
 
 @dataclass
@@ -35,7 +37,7 @@ class LMConfig:
 
 
 @register("causal_lm", LMConfig)
-class CausalLM(nn.Module):
+class CausalLM(DecoderCore):
     def __init__(self, cfg: LMConfig):
         super().__init__()
         cfg.validate()
@@ -44,20 +46,24 @@ class CausalLM(nn.Module):
         if cfg.context < 1:
             raise VQLadderError("lm.context must be set (>= 1)")
         self.config = cfg
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
+        with seeded(cfg.seed):
             d = cfg.d_model
             self.tok_emb = nn.Embedding(cfg.vocab_size, d)
-            self.blocks = nn.ModuleList(Block(d, cfg.n_heads, cfg.mlp_ratio) for _ in range(cfg.n_layers))
-            self.norm = RMSNorm(d)
+            self.build_core(d, cfg.n_heads, cfg.n_layers, cfg.mlp_ratio)
             self.head = nn.Linear(d, cfg.vocab_size, bias=False)
             init_weights_(self)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = self.tok_emb(tokens)
-        for blk in self.blocks:
-            x = blk(x, causal=True)
-        return self.head(self.norm(x))
+    def forward(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """tokens[b, t] -> next-token logits[b, t, v]; with ``cache``, ``tokens`` are the new positions only."""
+        return self.head(self.run(self.tok_emb(tokens), cache=cache))
+
+    def step_fn(self) -> CachedStep:
+        """A KV-cached ``StepFn`` (prefix[b, t >= 1] -> next-token logits[b, v]) with a sliding window of the
+        model's context."""
+        def prefill(prefix):
+            cache = self.new_cache()
+            return self(prefix, cache)[:, -1], cache
+        return CachedStep(prefill, lambda sym, cache: self(sym, cache)[:, -1], max_len=self.config.context)
 
     def loss(self, tokens: torch.Tensor):
         logits = self(tokens[:, :-1]).float()

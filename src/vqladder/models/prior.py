@@ -17,8 +17,10 @@ from torch import nn
 
 from ..config import NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
-from ..nn import Block, RMSNorm, init_weights_
+from ..nn import KVCache, init_weights_
+from .decoder import DecoderCore, seeded
 from .registry import register
+from .sampling import CachedStep
 
 
 @dataclass
@@ -43,21 +45,19 @@ class PriorConfig:
 
 
 @register("code_prior", PriorConfig)
-class CodePrior(nn.Module):
+class CodePrior(DecoderCore):
     def __init__(self, cfg: PriorConfig):
         super().__init__()
         cfg.validate()
         if cfg.vocab_size < 2:
             raise VQLadderError("prior.vocab_size must be set (>= 2)")
         self.config = cfg
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
+        with seeded(cfg.seed):
             d = cfg.d_model
             self.code_emb = nn.Embedding(cfg.vocab_size, d)
             self.cond_emb = nn.Embedding(cfg.cond_vocab, d) if cfg.cond_vocab else None
             self.bos = nn.Parameter(torch.zeros(d))
-            self.blocks = nn.ModuleList(Block(d, cfg.n_heads, cfg.mlp_ratio) for _ in range(cfg.n_layers))
-            self.norm = RMSNorm(d)
+            self.build_core(d, cfg.n_heads, cfg.n_layers, cfg.mlp_ratio)
             self.head = nn.Linear(d, cfg.vocab_size, bias=False)
             init_weights_(self, normal=("bos",))
 
@@ -77,8 +77,14 @@ class CodePrior(nn.Module):
             raise VQLadderError(f"prior context is {c.context} codes, got {codes.shape[1]} "
                                 f"(a prompt longer than the context?)")
 
-    def forward(self, codes: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """codes[b, t] (t >= 0), cond[b, c] -> logits[b, t + 1, v] (position i predicts code i+1)."""
+    def forward(self, codes: torch.Tensor, cond: torch.Tensor | None = None,
+                cache: KVCache | None = None) -> torch.Tensor:
+        """codes[b, t] (t >= 0), cond[b, c] -> logits[b, t + 1, v] (position i predicts code i+1). With a
+        non-empty ``cache``: codes[b, t] are the new codes only -> their logits[b, t, v]."""
+        if cache is not None and cache.length:
+            if cache.length - self.config.cond_len + codes.shape[1] > self.config.context + 1:
+                raise VQLadderError(f"prior context is {self.config.context} codes")
+            return self.head(self.run(self.code_emb(codes), cache=cache))
         self._check(codes, cond)
         b = codes.shape[0]
         parts = []
@@ -86,11 +92,8 @@ class CodePrior(nn.Module):
             parts.append(self.cond_emb(cond))
         parts.append(self.bos.expand(b, 1, -1).to(self.code_emb.weight.dtype))
         parts.append(self.code_emb(codes))
-        x = torch.cat(parts, 1)
-        for blk in self.blocks:
-            x = blk(x, causal=True)
-        c = self.config.cond_len
-        return self.head(self.norm(x[:, c:]))
+        x = self.run(torch.cat(parts, 1), cache=cache)
+        return self.head(x[:, self.config.cond_len:])
 
     def split(self, batch: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
         c = self.config.cond_len
@@ -110,9 +113,10 @@ class CodePrior(nn.Module):
             acc = (logits.argmax(-1) == codes).float().mean()
         return ce, {"ce": ce.detach(), "acc": acc}
 
-    def step_fn(self, cond: torch.Tensor | None = None):
-        """A ``search.StepFn``: prefix codes[b, t] -> next-code logits[b, v] (cond broadcast over the batch)."""
-        def fn(prefix: torch.Tensor) -> torch.Tensor:
+    def step_fn(self, cond: torch.Tensor | None = None) -> CachedStep:
+        """A KV-cached ``StepFn``: prefix codes[b, t] -> next-code logits[b, v] (cond broadcast over the batch)."""
+        def prefill(prefix: torch.Tensor):
             cc = None if cond is None else cond.view(1, -1).expand(prefix.shape[0], -1)
-            return self(prefix, cc)[:, -1]
-        return fn
+            cache = self.new_cache()
+            return self(prefix, cc, cache)[:, -1], cache
+        return CachedStep(prefill, lambda sym, cache: self(sym, cache=cache)[:, -1])

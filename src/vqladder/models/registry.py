@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import torch
+
+from ..checkpoint import load_weights, resolve_checkpoint
 from ..config import build
 from ..errors import CheckpointError
 
@@ -23,3 +26,15 @@ def build_model(kind: str, config: dict):
         raise CheckpointError(f"unknown model kind {kind!r} in checkpoint; known: {', '.join(sorted(MODEL_KINDS))}")
     cls, cfg_cls = MODEL_KINDS[kind]
     return cls(build(cfg_cls, config))
+
+
+def load_model(path, expect_kind: str | None = None, device: str | torch.device = "cpu"):
+    """Rebuild the model a checkpoint (or a run directory's latest valid one) describes and load its weights.
+    Returns (model in eval mode on ``device``, meta, checkpoint dir)."""
+    ckpt, meta = resolve_checkpoint(path)
+    kind = meta.get("kind")
+    if expect_kind is not None and kind != expect_kind:
+        raise CheckpointError(f"checkpoint {ckpt} holds a {kind!r} model, not a {expect_kind!r}")
+    model = build_model(kind, meta.get("model_config", {}))
+    load_weights(model, ckpt)
+    return model.to(device).eval(), meta, ckpt

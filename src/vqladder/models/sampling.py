@@ -23,6 +23,52 @@ StepFn = Callable[[torch.Tensor], torch.Tensor]
 Scorer = Callable[[torch.Tensor], torch.Tensor]
 
 
+class CachedStep:
+    """A ``StepFn`` with a KV cache, so that each generated symbol costs one position, not the whole prefix.
+
+    ``prefill(prefix[b, t]) -> (logits[b, v], cache)`` runs a prefix from scratch; ``extend(sym[b, 1], cache) ->
+    logits[b, v]`` feeds one more symbol. A call whose prefix is an earlier call's prefix plus one symbol per
+    row (rows in any order, duplicated or dropped, as beam search leaves them) reorders the cache and extends
+    it; any other call prefills. So ``sample`` and ``beam_search`` use it unchanged, and the evaluation count
+    (one per prefix) is the same with or without the cache. ``max_len``: positions the model may hold (its
+    context); past it the cache is rebuilt from the last ``max_len // 2`` symbols (a sliding window in jumps).
+    """
+
+    def __init__(self, prefill: Callable, extend: Callable, max_len: int = 0):
+        self.prefill, self.extend, self.max_len = prefill, extend, max_len
+        self.seq: torch.Tensor | None = None   # the last prefix seen
+        self.start = 0                         # symbols of it before the cached window
+        self.cache = None
+        self.prefills = self.extends = 0
+
+    def _parents(self, prefix: torch.Tensor) -> torch.Tensor | None:
+        old = self.seq
+        if old is None or prefix.shape[1] != old.shape[1] + 1:
+            return None
+        body = prefix[:, :-1]
+        if body.shape == old.shape and torch.equal(body, old):
+            return torch.arange(len(old), device=old.device)
+        same = (body[:, None, :] == old[None, :, :]).all(-1)        # [b_new, b_old]
+        if not bool(same.any(1).all()):
+            return None
+        return same.float().argmax(1)
+
+    def __call__(self, prefix: torch.Tensor) -> torch.Tensor:
+        parents = self._parents(prefix)
+        full = self.max_len and prefix.shape[1] - self.start > self.max_len
+        if parents is None or full:
+            self.start = max(0, prefix.shape[1] - (self.max_len // 2 if full else self.max_len)) if self.max_len else 0
+            logits, self.cache = self.prefill(prefix[:, self.start:])
+            self.prefills += 1
+        else:
+            if not torch.equal(parents, torch.arange(len(parents), device=parents.device)):
+                self.cache.reorder(parents)
+            logits = self.extend(prefix[:, -1:], self.cache)
+            self.extends += 1
+        self.seq = prefix
+        return logits
+
+
 def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
     """Temperature, then keep the ``top_k`` most likely symbols (0 = all), then the smallest set whose
     probability reaches ``top_p`` (1.0 = all). Filtered symbols get ``-inf``."""
@@ -55,6 +101,17 @@ def sample(step_fn: StepFn, batch: int, length: int, temperature: float = 1.0, t
         logits = filter_logits(step_fn(seq), temperature, top_k, top_p)
         nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)
         seq = torch.cat([seq, nxt.to(seq.device)], 1)
+    return seq[:, start:]
+
+
+@torch.no_grad()
+def greedy(step_fn: StepFn, batch: int, length: int, prefix: torch.Tensor | None = None,
+           device: str | torch.device = "cpu") -> torch.Tensor:
+    """Argmax decoding of ``length`` symbols after ``prefix`` ([batch, t] or None): returns [batch, length]."""
+    seq = prefix if prefix is not None else torch.zeros(batch, 0, dtype=torch.long, device=device)
+    start = seq.shape[1]
+    for _ in range(length):
+        seq = torch.cat([seq, step_fn(seq).argmax(-1, keepdim=True).to(seq.device)], 1)
     return seq[:, start:]
 
 

@@ -18,8 +18,10 @@ from torch import nn
 
 from ..config import NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
-from ..nn import Block, RMSNorm, init_weights_
+from ..nn import Block, KVCache, RMSNorm, init_weights_
+from .decoder import DecoderCore, seeded
 from .registry import register
+from .sampling import CachedStep, sample
 
 
 @dataclass
@@ -41,7 +43,7 @@ class UpsamplerConfig:
 
 
 @register("upsampler", UpsamplerConfig)
-class Upsampler(nn.Module):
+class Upsampler(DecoderCore):
     def __init__(self, cfg: UpsamplerConfig):
         super().__init__()
         cfg.validate()
@@ -49,8 +51,7 @@ class Upsampler(nn.Module):
             if getattr(cfg, k) < 1:
                 raise VQLadderError(f"upsampler.{k} must be set (it is filled in from the ladder when 0)")
         self.config = cfg
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
+        with seeded(cfg.seed):
             d = cfg.d_model
             self.parent_emb = nn.Embedding(cfg.parent_vocab, d)
             self.parent_pos = nn.Parameter(torch.zeros(cfg.parent_len, d))
@@ -58,10 +59,10 @@ class Upsampler(nn.Module):
             self.enc_norm = RMSNorm(d)
             self.tok_emb = nn.Embedding(cfg.vocab_size, d)
             self.bos = nn.Parameter(torch.zeros(d))
-            self.dec = nn.ModuleList(Block(d, cfg.n_heads, cfg.mlp_ratio, cross=True) for _ in range(cfg.dec_layers))
-            self.norm = RMSNorm(d)
+            self.build_core(d, cfg.n_heads, cfg.dec_layers, cfg.mlp_ratio, cross=True)
             self.head = nn.Linear(d, cfg.vocab_size, bias=False)
             init_weights_(self, normal=("bos", "parent_pos"))
+        self._register_load_state_dict_pre_hook(_renamed_dec)
 
     def _check(self, parent: torch.Tensor, lower: torch.Tensor) -> None:
         c = self.config
@@ -78,15 +79,17 @@ class Upsampler(nn.Module):
             x = blk(x)
         return self.enc_norm(x)
 
-    def forward(self, parent: torch.Tensor, lower: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
-        """parent[b, p], lower[b, t] (t <= length) -> logits[b, t + 1, v] (position i predicts symbol i+1)."""
+    def forward(self, parent: torch.Tensor, lower: torch.Tensor, ctx: torch.Tensor | None = None,
+                cache: KVCache | None = None) -> torch.Tensor:
+        """parent[b, p], lower[b, t] (t <= length) -> logits[b, t + 1, v] (position i predicts symbol i+1).
+        With a non-empty ``cache``: lower[b, t] are the new symbols only -> their logits[b, t, v]."""
+        if cache is not None and cache.length:
+            return self.head(self.run(self.tok_emb(lower), cache=cache))
         self._check(parent, lower)
         ctx = self.encode_parent(parent) if ctx is None else ctx
         b = parent.shape[0]
         x = torch.cat([self.bos.expand(b, 1, -1).to(self.tok_emb.weight.dtype), self.tok_emb(lower)], 1)
-        for blk in self.dec:
-            x = blk(x, context=ctx, causal=True)
-        return self.head(self.norm(x))
+        return self.head(self.run(x, context=ctx, cache=cache))
 
     def split(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         p = self.config.parent_len
@@ -106,12 +109,27 @@ class Upsampler(nn.Module):
         logits = self(parent, lower[:, :-1]).float()
         return F.log_softmax(logits, -1).gather(-1, lower[:, :, None]).squeeze(-1).sum(1)
 
+    def step_fn(self, parent: torch.Tensor) -> CachedStep:
+        """A KV-cached ``StepFn`` over the symbols of chunks with codes parent[b, p] (encoded once; a beam
+        search over one chunk may pass parent[1, p])."""
+        ctx = self.encode_parent(parent)
+
+        def prefill(prefix: torch.Tensor):
+            b = prefix.shape[0]
+            p, c = (parent, ctx) if parent.shape[0] == b else (parent[:1].expand(b, -1), ctx[:1].expand(b, -1, -1))
+            cache = self.new_cache()
+            return self(p, prefix, c, cache)[:, -1], cache
+        return CachedStep(prefill, lambda sym, cache: self(parent, sym, cache=cache)[:, -1])
+
     @torch.no_grad()
     def generate(self, parent: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """Sample lower[b, length] given parent[b, p] (the parent encoding is computed once)."""
-        from .sampling import sample
+        """Sample lower[b, length] given parent[b, p] (KV-cached: one position per symbol)."""
+        return sample(self.step_fn(parent), parent.shape[0], self.config.length, temperature, top_k, top_p,
+                      generator=generator, device=parent.device)
 
-        ctx = self.encode_parent(parent)
-        return sample(lambda prefix: self(parent, prefix, ctx)[:, -1], parent.shape[0], self.config.length,
-                      temperature, top_k, top_p, generator=generator, device=parent.device)
+
+def _renamed_dec(state_dict, prefix, *args):
+    """Checkpoints written before the shared decoder core named the causal blocks ``dec``."""
+    for k in [k for k in state_dict if k.startswith(prefix + "dec.")]:
+        state_dict[prefix + "blocks." + k[len(prefix) + 4:]] = state_dict.pop(k)

@@ -25,8 +25,9 @@ from torch import nn
 
 from ..config import NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
-from ..nn import Block, RMSNorm, eval_mode, init_weights_
+from ..nn import Block, KVCache, RMSNorm, eval_mode, init_weights_
 from ..quantize import QuantizerConfig, build_quantizer
+from .decoder import DecoderCore, seeded
 from .registry import register
 
 
@@ -173,7 +174,7 @@ class PredictorConfig:
 
 
 @register("frame_predictor", PredictorConfig)
-class FramePredictor(nn.Module):
+class FramePredictor(DecoderCore):
     """Batches: latent mode codes[b, t, p] (int), pixel mode patches[b, t, p, in_dim] (float in [0, 1])."""
 
     def __init__(self, cfg: PredictorConfig):
@@ -184,8 +185,7 @@ class FramePredictor(nn.Module):
         if cfg.mode == "pixel" and cfg.in_dim < 1:
             raise VQLadderError("a pixel predictor needs in_dim (values per patch)")
         self.config = cfg
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
+        with seeded(cfg.seed):
             d = cfg.d_model
             if cfg.mode == "latent":
                 self.inp = nn.Embedding(cfg.vocab, d)
@@ -195,28 +195,31 @@ class FramePredictor(nn.Module):
                 self.head = nn.Linear(d, cfg.in_dim)
             self.frame_emb = nn.Parameter(torch.zeros(cfg.frames, d))
             self.patch_emb = nn.Parameter(torch.zeros(cfg.tokens, d))
-            self.blocks = nn.ModuleList(Block(d, cfg.n_heads, cfg.mlp_ratio) for _ in range(cfg.n_layers))
-            self.norm = RMSNorm(d)
+            self.build_core(d, cfg.n_heads, cfg.n_layers, cfg.mlp_ratio)
             init_weights_(self, normal=("frame_emb", "patch_emb"))
 
     def _mask(self, t: int, device) -> torch.Tensor:
         f = torch.arange(t, device=device).repeat_interleave(self.config.tokens)
         return f[:, None] >= f[None, :]  # block-causal over frames
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: codes[b, t, p] or patches[b, t, p, in_dim] -> predictions for frames 1..t: logits[b, t, p, k] or
-        pixels[b, t, p, in_dim] (position t predicts frame t+1)."""
-        b, t, p = x.shape[:3]
-        if t > self.config.frames or p != self.config.tokens:
-            raise VQLadderError(f"predictor takes <= {self.config.frames} frames of {self.config.tokens} tokens, "
-                                f"got {t} x {p}")
-        h = self.inp(x) + self.frame_emb[:t, None] + self.patch_emb
-        h = h.reshape(b, t * p, -1)
-        mask = self._mask(t, x.device)
-        for blk in self.blocks:
-            h = blk(h, mask=mask)
-        out = self.head(self.norm(h)).reshape(b, t, p, -1)
+    def _out(self, h: torch.Tensor, b: int, t: int, p: int) -> torch.Tensor:
+        out = self.head(h).reshape(b, t, p, -1)
         return out if self.config.mode == "latent" else torch.sigmoid(out.float())
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """x: codes[b, t, p] or patches[b, t, p, in_dim] -> predictions for frames 1..t: logits[b, t, p, k] or
+        pixels[b, t, p, in_dim] (position t predicts frame t+1). With a non-empty ``cache``, ``x`` holds the
+        next frames only (they see every cached frame and each other's frame)."""
+        b, t, p = x.shape[:3]
+        t0 = cache.length // p if cache is not None else 0
+        if t0 + t > self.config.frames or p != self.config.tokens:
+            raise VQLadderError(f"predictor takes <= {self.config.frames} frames of {self.config.tokens} tokens, "
+                                f"got {t0 + t} x {p}")
+        h = (self.inp(x) + self.frame_emb[t0:t0 + t, None] + self.patch_emb).reshape(b, t * p, -1)
+        mask = self._mask(t, x.device)
+        if t0:
+            mask = torch.cat([torch.ones(t * p, t0 * p, dtype=torch.bool, device=x.device), mask], 1)
+        return self._out(self.run(h, cache=cache, mask=mask, causal=False), b, t, p)
 
     def loss(self, x: torch.Tensor):
         pred = self(x[:, :-1])
@@ -234,10 +237,13 @@ class FramePredictor(nn.Module):
         if context.shape[1] + horizon > self.config.frames:
             raise VQLadderError(f"context {context.shape[1]} + horizon {horizon} frames exceed the predictor's "
                                 f"{self.config.frames} frames")
-        x = context
+        frames = []
         with eval_mode(self):
-            for _ in range(horizon):
-                nxt = self(x)[:, -1:]
-                nxt = nxt.argmax(-1) if self.config.mode == "latent" else nxt.to(x.dtype)
-                x = torch.cat([x, nxt], 1)
-        return x[:, context.shape[1]:]
+            cache = self.new_cache()
+            pred = self(context, cache)[:, -1:]
+            for i in range(horizon):
+                nxt = pred.argmax(-1) if self.config.mode == "latent" else pred.to(context.dtype)
+                frames.append(nxt)
+                if i + 1 < horizon:
+                    pred = self(nxt, cache)
+        return torch.cat(frames, 1)

@@ -1,3 +1,3 @@
 """Transformer building blocks: RMSNorm, RoPE, SDPA attention (self / cross, causal or not), SwiGLU MLP."""
 
-from .layers import MLP, Attention, Block, RMSNorm, Rotary, eval_mode, init_weights_  # noqa: F401
+from .layers import MLP, Attention, Block, KVCache, LayerCache, RMSNorm, Rotary, eval_mode, init_weights_  # noqa: F401

@@ -60,14 +60,32 @@ class Attention(nn.Module):
         self.rotary = None if cross else Rotary(self.e)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, causal: bool = False,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+                mask: torch.Tensor | None = None, cache: LayerCache | None = None) -> torch.Tensor:
+        """With ``cache``, ``x`` holds only the new positions: self-attention appends their keys/values to the
+        cache (RoPE at their absolute positions) and attends over everything cached; cross-attention computes
+        the context's keys/values once and reuses them (``context`` may then be None)."""
         b, t, d = x.shape
-        ctx = x if context is None else context
         q = self.q(x).view(b, t, self.h, self.e).transpose(1, 2)
-        k, v = self.kv(ctx).view(b, ctx.shape[1], 2, self.h, self.e).permute(2, 0, 3, 1, 4)
+        if self.cross and cache is not None and cache.k is not None:
+            k, v = cache.k, cache.v
+        else:
+            ctx = x if context is None else context
+            k, v = self.kv(ctx).view(ctx.shape[0], ctx.shape[1], 2, self.h, self.e).permute(2, 0, 3, 1, 4)
+        past = 0
         if self.rotary is not None:
-            cos, sin = self.rotary.tables(t, x.device, q.dtype)
+            past = cache.length if cache is not None else 0
+            cos, sin = self.rotary.tables(past + t, x.device, q.dtype)
+            cos, sin = cos[past:], sin[past:]
             q, k = Rotary.apply(q, cos, sin), Rotary.apply(k, cos, sin)
+        if cache is not None:
+            if self.cross:
+                if cache.k is None:
+                    cache.k, cache.v = k, v
+            else:
+                k, v = cache.append(k, v)
+        if causal and past and mask is None and t > 1:  # new queries after cached keys: bottom-right aligned
+            mask = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(past)
+        causal = causal and not (past and t == 1)  # one new query may see everything cached
         drop = self.dropout if self.training else 0.0
         if x.device.type == "cpu" and max(t, k.shape[2]) <= SHORT_ATTENTION and drop == 0.0:
             y = _math_attention(q, k, v, mask, causal)
@@ -75,6 +93,46 @@ class Attention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None,
                                                dropout_p=drop)
         return self.o(y.transpose(1, 2).reshape(b, t, d))
+
+
+class LayerCache:
+    """Keys and values one attention layer has seen: [b, heads, positions, head width]."""
+
+    def __init__(self):
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k is None else self.k.shape[2]
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.k is not None:
+            k, v = torch.cat([self.k, k], 2), torch.cat([self.v, v], 2)
+        self.k, self.v = k, v
+        return k, v
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        if self.k is not None:
+            self.k, self.v = self.k.index_select(0, rows), self.v.index_select(0, rows)
+
+
+class KVCache:
+    """A decoder's cache: one self-attention and one cross-attention ``LayerCache`` per block."""
+
+    def __init__(self, n_layers: int):
+        self.self_attn = [LayerCache() for _ in range(n_layers)]
+        self.cross_attn = [LayerCache() for _ in range(n_layers)]
+
+    @property
+    def length(self) -> int:
+        """Positions cached so far (the absolute position of the next one)."""
+        return self.self_attn[0].length if self.self_attn else 0
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        """Keep/duplicate batch rows (beam search: each new beam continues the beam ``rows[i]``)."""
+        for c in self.self_attn + self.cross_attn:
+            c.reorder(rows)
 
 
 # On CPU, sequences up to this length use plain matmul attention: over 64 segments (3 heads of 64) it ran
@@ -120,11 +178,15 @@ class Block(nn.Module):
         self.n2, self.mlp = RMSNorm(dim), MLP(dim, mlp_ratio)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, causal: bool = False,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``mask``: optional boolean attention mask (True = may attend), broadcast to [b, heads, t, t]."""
-        x = x + self.attn(self.n1(x), causal=causal, mask=mask)
-        if self.xattn is not None and context is not None:
-            x = x + self.xattn(self.nx(x), context=context)
+                mask: torch.Tensor | None = None, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        """``mask``: optional boolean attention mask (True = may attend), broadcast to [b, heads, t, t];
+        ``cache``/``layer``: this block's entries of a ``KVCache`` (``x`` then holds only the new positions)."""
+        sc = cache.self_attn[layer] if cache is not None else None
+        x = x + self.attn(self.n1(x), causal=causal, mask=mask, cache=sc)
+        if self.xattn is not None and (context is not None or (cache is not None and cache.cross_attn[layer].k
+                                                               is not None)):
+            xc = cache.cross_attn[layer] if cache is not None else None
+            x = x + self.xattn(self.nx(x), context=context, cache=xc)
         return x + self.mlp(self.n2(x))
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import VQLadderError
-from .base import BatchStandardize, QuantizerBase, Quantized
+from .base import BatchStandardize, Quantized, QuantizerBase
 
 # Recommended levels from the FSQ paper (Table 1) for 2^8, 2^10, 2^12, 2^14, 2^16, and exact-size
 # choices with levels >= 4 for the odd powers in between.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import QuantizerBase, Quantized
+from .base import Quantized, QuantizerBase
 
 
 class ResidualQuantizer(nn.Module):

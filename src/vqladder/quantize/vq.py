@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import QuantizerBase, Quantized, all_reduce_sum, broadcast
+from .base import Quantized, QuantizerBase, all_reduce_sum, broadcast
 
 
 def nearest_codes(x: torch.Tensor, embed: torch.Tensor, cosine: bool, chunk_elems: int = 1 << 24) -> torch.Tensor:

@@ -1,6 +1,9 @@
 """Reports read run directories after the fact (never imported by training code)."""
 
+import io
 from pathlib import Path
+
+from ..io import atomic_write_bytes
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
@@ -8,9 +11,8 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=dpi)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format="png")
     plt.close(fig)
-    tmp.replace(path)
+    atomic_write_bytes(path, buf.getvalue())
     return path

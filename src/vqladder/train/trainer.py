@@ -25,11 +25,28 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..config import Annotated, Check, HalfOpenUnit, NonNegFloat, NonNegInt, OptPosFloat, OptPosInt, PosFloat, PosInt, Unit
+from ..config import (
+    Annotated,
+    Check,
+    HalfOpenUnit,
+    NonNegFloat,
+    NonNegInt,
+    OptPosFloat,
+    OptPosInt,
+    PosFloat,
+    PosInt,
+    Unit,
+)
 from ..errors import NonFiniteLossError, VQLadderError
 from ..io import remove_tree
 from . import distributed as D
-from .checkpoint import find_checkpoints, latest_valid_checkpoint, load_trainer_state, load_weights, save_checkpoint
+from .checkpoint import (
+    find_checkpoints,
+    latest_valid_checkpoint,
+    load_trainer_state,
+    load_weights,
+    save_checkpoint,
+)
 
 
 @dataclass
@@ -55,6 +72,7 @@ class TrainerConfig:
     threads: OptPosInt = -1                 # torch CPU threads; -1 = leave torch's default
     max_time: OptPosFloat = -1.0            # seconds; the schedule is planned to end then (see _plan_steps); -1 = none
     mfu: bool = True                  # log model FLOP utilisation (FLOPs/token counted once, peak measured once)
+    tensorboard: bool = False         # also write every logged scalar to <run>/tensorboard (needs the [tb] extra)
 
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
@@ -172,6 +190,7 @@ class Trainer:
             self.ddp = DDP(_LossModule(self.model), device_ids=ids, broadcast_buffers=False)
         self.ckpt_root = self.run_dir / "checkpoints"
         self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.tb = None
 
     # -- run directory ----------------------------------------------------------------------------------------
     def check_writable(self) -> None:
@@ -202,6 +221,22 @@ class Trainer:
         if D.is_main():
             with open(self.metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
+            if self.tb is not None:
+                for k, v in record.items():
+                    if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                        self.tb.add_scalar(k.replace("_", "/", 1) if k.startswith(("train_", "val_")) else k, v,
+                                           record["step"])
+                self.tb.flush()
+
+    def _open_tensorboard(self):
+        """The same scalars as metrics.jsonl, for TensorBoard (``tensorboard --logdir runs``)."""
+        if not (self.cfg.tensorboard and D.is_main()):
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as e:
+            raise VQLadderError("train.tensorboard needs the tensorboard package (pip install -e '.[tb]')") from e
+        return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step + 1 if self.step else None)
 
     def _truncate_metrics(self, step: int) -> None:
         """On resume, drop log lines beyond the checkpoint's step (and any torn last line)."""
@@ -327,6 +362,7 @@ class Trainer:
             raise VQLadderError(f"run directory {self.run_dir} already has checkpoints; pass --resume or a new name")
         else:
             torch.manual_seed(cfg.seed)
+        self.tb = self._open_tensorboard()
         if self.step >= self.total_steps:
             D.print0(f"run already complete at step {self.step}", file=sys.stderr)
             self.fingerprints = self.rank_fingerprints()
@@ -439,6 +475,9 @@ class Trainer:
                 D.print0(f"stopping at step {self.step}: train.max_time={cfg.max_time}s reached", file=sys.stderr)
                 break
         bar.close()
+        if self.tb is not None:
+            self.tb.close()
+            self.tb = None
         self.time_offset, self._t0 = self.train_time, None  # freeze the clock
         self.fingerprints = self.rank_fingerprints()
         if len(set(self.fingerprints)) > 1:

@@ -1,0 +1,61 @@
+"""One causal decoder core behind every autoregressive model: the LM, the code prior, the upsampler and the
+video frame predictor are thin configurations of it (their own embeddings and heads around the same blocks).
+
+``DecoderCore`` owns ``blocks`` (pre-norm ``nn.Block``s, optionally with cross-attention) and the final
+``norm``; ``run`` feeds them a sequence of embeddings, with an optional context for cross-attention, a mask,
+and a ``KVCache`` so that generation only feeds the new positions. ``TransformerConfig`` holds the fields
+every configuration shares and their check; ``seeded`` builds a model's weights from its own seed.
+Axes: b batch, t positions, d width.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import NonNegInt, PosFloat, PosInt
+from ..errors import VQLadderError
+from ..nn import Block, KVCache, RMSNorm
+
+
+@dataclass
+class TransformerConfig:
+    d_model: PosInt = 128                # width
+    n_heads: PosInt = 2                  # heads
+    n_layers: PosInt = 4                 # blocks
+    mlp_ratio: PosFloat = 4.0            # MLP width ratio
+    seed: NonNegInt = 0                  # init seed
+
+    def check_heads(self, what: str, layers: int | None = None) -> None:
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise VQLadderError(f"{what}.d_model={self.d_model} must split into n_heads={self.n_heads} "
+                                f"even-width heads")
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Build weights from ``seed`` without touching the caller's RNG stream."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+class DecoderCore(nn.Module):
+    """The shared blocks + final norm. Subclasses add their embeddings and heads and call ``build_core``."""
+
+    def build_core(self, d: int, n_heads: int, n_layers: int, mlp_ratio: float, cross: bool = False) -> None:
+        self.blocks = nn.ModuleList(Block(d, n_heads, mlp_ratio, cross=cross) for _ in range(n_layers))
+        self.norm = RMSNorm(d)
+
+    def new_cache(self) -> KVCache:
+        return KVCache(len(self.blocks))
+
+    def run(self, x: torch.Tensor, context: torch.Tensor | None = None, cache: KVCache | None = None,
+            mask: torch.Tensor | None = None, causal: bool = True) -> torch.Tensor:
+        """x[b, t, d] embeddings (only the new positions when ``cache`` holds earlier ones) -> normed hidden."""
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, context=context, causal=causal, mask=mask, cache=cache, layer=i)
+        return self.norm(x)

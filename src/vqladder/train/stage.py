@@ -1,0 +1,87 @@
+"""The one stage runner: every experiment is a recipe of stages, and this module owns what they share.
+
+A stage is one model trained into its own run directory (a sweep cell, a ladder level, an upsampler, the
+planner's prior, a video autoencoder, …). The runner owns
+  * the completion marker: ``results.json`` (older runs wrote ``done.json``; both count as finished), so a
+    finished stage is skipped, one with a valid checkpoint is resumed and any other is trained from scratch;
+  * the config guard: ``guard_config`` records the config a directory was made with and refuses to continue
+    it under another one ("use --force or another name");
+  * atomic artifacts: results and configs go through ``io`` (fsync + rename), never half written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from ..checkpoint import latest_valid_checkpoint
+from ..errors import VQLadderError
+from ..io import atomic_write_json, atomic_write_text
+from .trainer import Trainer, TrainerConfig
+
+MARKER = "results.json"
+LEGACY_MARKERS = ("done.json",)
+
+
+def stage_state(run_dir: Path) -> str:
+    """'done' (a completion marker), 'partial' (a valid checkpoint to resume from) or 'new'."""
+    run_dir = Path(run_dir)
+    if any((run_dir / m).is_file() for m in (MARKER,) + LEGACY_MARKERS):
+        return "done"
+    if latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None:
+        return "partial"
+    return "new"
+
+
+def stage_results(run_dir: Path) -> dict:
+    """The finished stage's results (its marker's contents)."""
+    for m in (MARKER,) + LEGACY_MARKERS:
+        if (Path(run_dir) / m).is_file():
+            return json.loads((Path(run_dir) / m).read_text())
+    raise VQLadderError(f"stage {run_dir} has not finished (no {MARKER})")
+
+
+def mark_done(run_dir: Path, results: dict) -> dict:
+    atomic_write_json(Path(run_dir) / MARKER, results)
+    return results
+
+
+def params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def run_stage(what: str, run_dir: Path, model, train: TrainerConfig, sampler_factory: Callable,
+              evaluate: Callable | None = None, log: Callable[[str], None] = print, extra: dict | None = None) -> dict:
+    """Train (or resume, or skip) one stage into ``run_dir``; returns its results (also ``results.json``):
+    the stage name, parameters, steps, tokens, train time and the final held-out metrics of ``evaluate``."""
+    state = stage_state(run_dir)
+    if state == "done":
+        log(f"{what}: done, skipped")
+        return stage_results(run_dir)
+    log(f"{what}: {'resuming' if state == 'partial' else 'training'} ({params(model):,} params, {train.steps} steps)")
+    trainer = Trainer(model, train, run_dir, sampler_factory, evaluate, {"stage": what, **(extra or {})})
+    val = trainer.fit(resume=state == "partial")
+    return mark_done(run_dir, {"stage": what, "params": params(model), "step": trainer.step,
+                               "tokens_seen": trainer.tokens_seen, "train_time": round(trainer.train_time, 2),
+                               **{k: v for k, v in (val or {}).items() if k != "examples"}})
+
+
+def guard_config(directory: Path, config: dict, force: bool = False, name: str = "experiment.yaml",
+                 ignore: tuple[str, ...] = ()) -> None:
+    """Record the config ``directory`` is made with; refuse to continue it under another one.
+
+    ``ignore``: top-level keys that may change between runs (budgets of evaluation-only passes, say)."""
+    import yaml
+
+    directory = Path(directory)
+    saved = directory / name
+    now = {k: v for k, v in config.items() if k not in ignore}
+    if saved.is_file() and not force:
+        old = {k: v for k, v in (yaml.safe_load(saved.read_text()) or {}).items() if k not in ignore}
+        if old != now:
+            diff = sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k))
+            raise VQLadderError(f"{directory} was made with another config ({', '.join(diff)} differ; see {saved}): "
+                                f"use --force to continue it anyway, or another name=")
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(saved, yaml.safe_dump(config, sort_keys=False))
