@@ -49,6 +49,8 @@ CASES = [
     ("a truncated checkpoint given directly", "eval {tmp}/truncated/checkpoints/step_000030",
      "corrupted or truncated"),
     ("checkpoint of another model kind", "eval {tmp}/foreign/checkpoints/step_000030", "not a 'sequence_compressor'"),
+    ("config made for another experiment", "train {tmp}/plan.yaml", "is a planning config"),
+    ("config for an experiment that does not exist", "sweep {tmp}/unknown-exp.yaml", "unknown experiment 'teleport'"),
     ("report on a folder that is not a run", "report {tmp}/emptydir", "not a vqladder run, sweep or experiment"),
     ("report on a run with no checkpoint yet", "report {tmp}/run-nockpt", "no checkpoint yet"),
     ("report file under a missing folder", "report {run} -o {tmp}/no-such-dir/r.html", "does not exist"),
@@ -113,6 +115,8 @@ def make_context(tmp: Path) -> dict:
     (tmp / "binary.txt").write_bytes(b"\x7fELF\x00\x00\x01binary")
     (tmp / "emptydir").mkdir()
     (tmp / "run-nockpt").mkdir()
+    (tmp / "plan.yaml").write_text("experiment: planning\nseeds: [0]\n")
+    (tmp / "unknown-exp.yaml").write_text("experiment: teleport\n")
     (tmp / "run-nockpt" / "config.yaml").write_text("name: run-nockpt\n")
     (tmp / "run-nockpt" / "metrics.jsonl").write_text("")
     (tmp / "emptydir" / "image.png").write_bytes(b"\x89PNG")

@@ -47,10 +47,23 @@ def _split_config_args(args: list[str]) -> tuple[str | None, list[str]]:
 def _load(cls, a, what: str):
     """The command's config: CONFIG.yaml + dotted overrides. Without a CONFIG file the command says, before any
     work, that it runs the built-in defaults and where they write."""
-    from .config import load_config
+    from .config import load_config, read_yaml
+    from .experiments import EXPERIMENTS, by_command
 
     config, overrides = _split_config_args(a.args)
-    cfg = load_config(cls, config, overrides)
+    tree = read_yaml(config) if config is not None else {}
+    declared = tree.pop("experiment", None) if isinstance(tree, dict) else None
+    command = by_command(what.split()[0])
+    if declared is not None and declared != command.name:
+        other = EXPERIMENTS.get(declared)
+        if other is None:
+            raise VQLadderError(f"{config}: unknown experiment {declared!r}; known: {', '.join(EXPERIMENTS)}")
+        raise VQLadderError(f"{config} is a {declared} config (experiment: {declared}): run it with "
+                            f"`vqladder {other.command} {config}`, not `vqladder {what}`")
+    if config is not None and declared is None:
+        print(f"note: {config} does not say which experiment it is for (add `experiment: {command.name}`); "
+              f"loading it as one", file=sys.stderr)
+    cfg = load_config(cls, None, overrides, base=tree)
     if config is None:
         where = getattr(cfg, "dir", None) or getattr(cfg, "run_dir", None)
         steps = getattr(getattr(cfg, "train", None), "steps", None)

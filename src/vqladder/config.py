@@ -274,7 +274,10 @@ def load_config(cls, path: str | Path | None = None, overrides: list[str] | None
     """defaults < ``base`` dict < YAML file at ``path`` < dotted ``overrides``."""
     tree = dict(base or {})
     if path is not None:
-        tree = _merge(tree, read_yaml(path))
+        doc = read_yaml(path)
+        if isinstance(doc, dict):
+            doc.pop("experiment", None)  # which experiment the file is for: checked by the CLI, not a field
+        tree = _merge(tree, doc)
     tree = _merge(tree, parse_overrides(overrides))
     return build(cls, tree)
 

@@ -4,5 +4,5 @@ cached sentence embeddings (``embeddings``), pixel videos (``video``) and synthe
 
 from .corpus import Corpus, open_corpus  # noqa: F401
 from .sampler import RowSampler, WindowSampler, val_windows  # noqa: F401
-from .shards import TokenShards, prepare  # noqa: F401
+from .shards import DataConfig, TokenShards, load_shards, prepare  # noqa: F401
 from .tokenizers import Tokenizer, load_tokenizer, make_tokenizer  # noqa: F401

@@ -43,6 +43,11 @@ def split_texts(corpus: str, min_chars: int = 30, max_chars: int = 400, limit: i
     return out
 
 
+def normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (cosine similarity as a dot product)."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def texts_hash(texts: list[str]) -> str:
     h = hashlib.sha256()
     for t in texts:
@@ -80,7 +85,6 @@ def embed_cached(texts: list[str], model: str, cache_dir: str | Path, embedder=N
 
 def load_embedder(model: str = "minilm", device: str = "cpu") -> Callable[[list[str]], np.ndarray]:
     """texts -> L2-normalised embeddings [n, dim]. ``minilm`` = the offline all-MiniLM-L6-v2 package."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
@@ -96,7 +100,7 @@ def load_embedder(model: str = "minilm", device: str = "cpu") -> Callable[[list[
     elif not os.path.exists(model):
         raise VQLadderError(f"embedding model path does not exist: {model}")
     try:
-        st = SentenceTransformer(path, device=device)
+        st = SentenceTransformer(path, device=device, local_files_only=True)  # a local model: never the hub
     except Exception as e:
         raise VQLadderError(f"cannot load embedding model {model!r} offline: {type(e).__name__}: {e}")
 

@@ -20,11 +20,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
+from ..config import Check
 from ..errors import VQLadderError
 from ..io import atomic_write_json, remove_tree
 from .corpus import open_corpus
@@ -257,3 +261,31 @@ class TokenShards:
         if name not in ("train", "val"):
             raise VQLadderError(f"unknown split {name!r}; use train or val")
         return getattr(self, name)
+
+
+@dataclass
+class DataConfig:
+    path: str = "data/builtin-bpe1024"   # prepared data directory; prepared from corpus+tokenizer if missing
+    corpus: str = "builtin"             # corpus spec used when `path` is not prepared yet
+    tokenizer: str = "bpe:1024"         # tokenizer spec used when `path` is not prepared yet
+    val_every: Annotated[int, Check(min=2)] = 10  # every val_every-th block of the text is held out (BPE fitted on the rest)
+
+
+def load_shards(cfg: DataConfig, progress: bool = True) -> TokenShards:
+    """Open the prepared data directory, preparing it first (rank 0) if it does not exist yet."""
+    p = Path(cfg.path)
+    if not (p / "meta.json").is_file():
+        dist = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if not dist or torch.distributed.get_rank() == 0:
+            print(f"preparing {cfg.corpus} with {cfg.tokenizer} into {p} …", file=sys.stderr)
+            prepare(cfg.corpus, cfg.tokenizer, p, val_every=cfg.val_every, progress=progress)
+        if dist:
+            torch.distributed.barrier()
+    shards = TokenShards(p)
+    m = shards.meta
+    if (m.get("corpus"), m.get("tokenizer")) != (cfg.corpus, cfg.tokenizer):
+        raise VQLadderError(
+            f"data directory {p} holds corpus {m.get('corpus')!r} with tokenizer {m.get('tokenizer')!r}, but the "
+            f"config asks for {cfg.corpus!r} with {cfg.tokenizer!r}; fix data.* or use another data.path"
+        )
+    return shards

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from ..config import build
-from .rung1 import RunConfig, load_shards, train_run
+from ..data import load_shards
+from .rung1 import RunConfig, train_run
 
 DEMO_PRESET = {
     "name": "demo",

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import Annotated, Check, NonNegInt, OptPosInt, PosFloat, PosInt, RunName, save_yaml, to_dict
-from ..data import WindowSampler
+from ..data import DataConfig, WindowSampler, load_shards
 from ..data.sampler import gather_windows, val_windows
 from ..errors import VQLadderError
 from ..eval import evaluate_compressor
@@ -54,9 +54,9 @@ from ..models import (
     UpsamplerConfig,
     load_model,
 )
+from ..report.ladder import ladder_markdown  # noqa: F401
 from ..train import TrainerConfig
 from ..train.stage import params, run_stage
-from .rung1 import DataConfig, load_shards
 
 
 def _default_levels():
@@ -491,34 +491,3 @@ def _joint_finetune(cfg: LadderConfig, d: Path, levels: list, streams: dict, log
     return out
 
 
-def ladder_markdown(res: dict, cfg: LadderConfig) -> str:
-    lines = [f"# Ladder {cfg.name}", "", f"Corpus `{cfg.data.corpus}`, tokenizer `{cfg.data.tokenizer}`; held-out: "
-             f"{res['held_out_tokens']:,} tokens ({res['held_out_top_chunks']} top chunks).", "",
-             "## Per level (held-out)", "",
-             "| level | vocabulary | codes per top chunk | tokens per top chunk | bits/token | reconstruction acc (own input) "
-             "| end-to-end token acc (VQ decoders) | end-to-end token acc (upsamplers, greedy) | code usage |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in res["levels"]:
-        lines.append(f"| {r['level']} | {r['vocab']} | {r['codes_per_chunk']} | {r['tokens_per_chunk']} | "
-                     f"{r['bits_per_token']:.3f} | {r['recon_acc']:.3f} ({r['recon_input']}) | {r['e2e_acc_vq']:.3f} | "
-                     f"{r['e2e_acc_upsample']:.3f} | {r['usage']:.3f} |")
-    b = res["bits"]
-    m = res.get("matched", {})
-    lines += ["", "## Likelihood: hierarchical model vs a flat causal LM (held-out bits/token)", "",
-              "| model | bits/token | non-embedding parameters | all parameters | training tokens |",
-              "|---|---|---|---|---|",
-              f"| hierarchical (prior + upsamplers; two-part code) | {b['hierarchical']:.3f} | "
-              f"{m.get('hierarchical_body_params', 0):,} | {m.get('hierarchical_params', 0):,} (+ "
-              f"{m.get('compressor_params', 0):,} in the compressors) | {m.get('up1_training_tokens', 0):,} (level-1 upsampler) |",
-              f"| flat causal LM ({m.get('flat_layers', 0)} layers) | {b['flat']:.3f} | {m.get('flat_body_params', 0):,} | "
-              f"{m.get('flat_params', 0):,} | {m.get('flat_training_tokens', 0):,} |",
-              "", "Hierarchical components (bits/token): " + ", ".join(f"{k} {v:.3f}" for k, v in b["components"].items()),
-              "", "## Samples", ""]
-    for key, title in (("ladder_upsample", "ladder: prior -> upsamplers"), ("ladder_vq", "ladder: prior -> VQ decoders"),
-                       ("flat", "flat LM")):
-        lines.append(f"### {title}")
-        for s in res["samples"][key]:
-            text = s["text"].replace("```", "'''")
-            lines += ["", "```", text[:1200], "```"]
-        lines.append("")
-    return "\n".join(lines) + "\n"

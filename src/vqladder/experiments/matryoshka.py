@@ -30,18 +30,19 @@ import safetensors.torch
 import torch
 
 from ..config import NonNegInt, PosInt, RunName, save_yaml
-from ..data.embeddings import embed_cached, split_texts
+from ..data.embeddings import embed_cached, normalize, split_texts
 from ..errors import VQLadderError
+from ..eval.retrieval import exact_topk, recalls  # noqa: F401
 from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_run_dir
 from ..models.matryoshka import (
-    PREFIXES,
+    CodeIndex,  # noqa: F401
     PrefixRVQ,
     apply_adapter,
     prefix_neighbour_loss,
     prefix_schedule,
     train_adapter,
 )
-from ..report import save_figure
+from ..report.embed import _plot, embed_markdown  # noqa: F401
 
 METHODS = ["float32-trunc", "float32-trunc-raw", "int8", "binary", "faiss-pq", "faiss-opq-pq", "faiss-rq",
            "ours-prefix-rvq", "ours-rvq-adapted", "ours-rvq"]
@@ -110,25 +111,6 @@ def method_fits(method: str, n_bytes: int, dim: int) -> str | None:
     return None
 
 
-def exact_topk(q: np.ndarray, db: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest inner products (rows of q against db), best first."""
-    s = torch.from_numpy(np.ascontiguousarray(q, dtype=np.float32)) @ torch.from_numpy(np.ascontiguousarray(db, dtype=np.float32)).T
-    return s.topk(min(k, db.shape[0]), dim=1).indices.numpy()
-
-
-def recalls(found: np.ndarray, truth: np.ndarray) -> dict:
-    """found[q, >=100] ranked ids, truth[q, 10] exact top-10 -> recall@1/@10/@100 as defined above."""
-    t10 = truth[:, :10]
-    r1 = float(np.mean(found[:, 0] == truth[:, 0]))
-    r10 = float(np.mean([len(set(f[:10]) & set(t)) / 10 for f, t in zip(found, t10)]))
-    r100 = float(np.mean([len(set(f[:100]) & set(t)) / 10 for f, t in zip(found, t10)]))
-    return {"recall@1": r1, "recall@10": r10, "recall@100": r100}
-
-
-def _normalize(x):
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, beam: int = 4):
     """-> (ranked ids [q, 100], encode seconds, search seconds, extra). ``raw``/``ada``: train/db/q arrays;
     ``beam``: the residual-encoding beam of faiss-rq and of our RVQs (the same at every budget)."""
@@ -139,9 +121,9 @@ def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, b
         src = raw if method.endswith("raw") else ada
         p = n_bytes // 4
         t0 = time.time()
-        db = _normalize(src["db"][:, :p])
+        db = normalize(src["db"][:, :p])
         t1 = time.time()
-        found = exact_topk(_normalize(src["q"][:, :p]), db, k)
+        found = exact_topk(normalize(src["q"][:, :p]), db, k)
         return found, t1 - t0, time.time() - t1, extra
     if method == "int8":
         p = n_bytes
@@ -151,7 +133,7 @@ def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, b
         codes = np.clip(np.round((ada["db"][:, :p] - lo) / scale), 0, 255).astype(np.uint8)
         t1 = time.time()
         rec = codes.astype(np.float32) * scale + lo
-        found = exact_topk(ada["q"][:, :p], _normalize(rec), k)
+        found = exact_topk(ada["q"][:, :p], normalize(rec), k)
         return found, t1 - t0, time.time() - t1, extra
     if method == "binary":
         bits = 8 * n_bytes
@@ -185,7 +167,7 @@ def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, b
         t1 = time.time()
         extra["bytes"] = int(codes.shape[1])
         rec = index.sa_decode(codes)
-        found = exact_topk(raw["q"], _normalize(rec), k)
+        found = exact_topk(raw["q"], normalize(rec), k)
         return found, t1 - t0, time.time() - t1, extra
     if method in ("ours-prefix-rvq", "ours-rvq-adapted", "ours-rvq"):
         # prefix schedule on adapted embeddings; all dims at every stage on adapted ones (isolates the schedule);
@@ -200,7 +182,7 @@ def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, b
         t1 = time.time()
         extra["bytes"] = int(codes.shape[1] * codes.itemsize)
         rec = q.decode(codes)
-        found = exact_topk(src["q"], _normalize(rec), k)
+        found = exact_topk(src["q"], normalize(rec), k)
         extra["quantizer"] = q
         extra["codes"] = codes
         return found, t1 - t0, time.time() - t1, extra
@@ -281,57 +263,6 @@ def _concepts(level1: np.ndarray, texts: list[str], n: int, per: int = 4) -> lis
     return out
 
 
-def embed_markdown(res: dict, cfg: EmbedConfig) -> str:
-    lines = [f"# Codes over Matryoshka embeddings vs FAISS ({cfg.name})", "",
-             f"{res['texts']:,} texts from {', '.join(res['corpora'])}; model `{res['model']}` ({res['dim']} dims); "
-             f"database {res['database']:,}, queries {res['queries']}, training {res['train']:,}. Ground truth: exact "
-             f"top-10 by cosine on the full float embeddings. Prefix-neighbour loss of held-out queries (mean KL over "
-             f"prefixes {PREFIXES}): raw {res['prefix_loss_raw']:.4f}, adapted {res['prefix_loss_adapted']:.4f}. "
-             f"Residual encoding beam {res.get('rvq_beam', '?')} for faiss-rq and our RVQs alike, at every budget. "
-             "ours-prefix-rvq: prefix schedule on adapted embeddings; ours-rvq-adapted: all dims at every stage on the "
-             "same adapted embeddings (the schedule alone differs); ours-rvq: all dims on raw embeddings.", "",
-             "| bytes/vector | method | recall@1 | recall@10 | recall@100 (of true top-10) | encode ms / 1k vectors | "
-             "search ms / query | train s |", "|---|---|---|---|---|---|---|---|"]
-    for r in res["rows"]:
-        if "note" in r:
-            lines.append(f"| {r['bytes']} | {r['method']} | – | – | – | – | – | n/a: {r['note']} |")
-        else:
-            lines.append(f"| {r['bytes']} | {r['method']} | {r['recall@1']:.3f} | {r['recall@10']:.3f} | "
-                         f"{r['recall@100']:.3f} | {r['encode_ms_per_1k']:.2f} | {r['search_ms_per_query']:.3f} | "
-                         f"{r['train_s']} |")
-    if res["concepts"]:
-        lines += ["", "## What a level-1 code (16-dim prefix, 256 codes) means: database texts sharing it", ""]
-        for c in res["concepts"]:
-            lines.append(f"**code {c['code']}** ({c['size']} texts):")
-            lines += [f"- {t}" for t in c["texts"]]
-            lines.append("")
-    return "\n".join(lines) + "\n"
-
-
-def _plot(res: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    by = {}
-    for r in res["rows"]:
-        if "note" not in r:
-            by.setdefault(r["method"], []).append((r["bytes"], r["recall@10"]))
-    for m, pts in sorted(by.items()):
-        pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", lw=2.5 if m.startswith("ours") else 1.2,
-                label=m)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("bytes per vector")
-    ax.set_ylabel("recall@10")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
 # -- a searchable index of our codes ---------------------------------------------------------------------------------
 def build_index(cfg: EmbedConfig, out: str | Path, n_bytes: int = 16, embedder=None, log=None) -> Path:
     """Embed the corpora, train the adapter and the prefix codes, encode every text: a directory that
@@ -368,49 +299,3 @@ def build_index(cfg: EmbedConfig, out: str | Path, n_bytes: int = 16, embedder=N
     return d
 
 
-class CodeIndex:
-    """A built index: embed new text, encode it to codes, search the database by decoded codes."""
-
-    def __init__(self, path: str | Path, embedder=None):
-        from ..models.matryoshka import MatryoshkaAdapter
-
-        d = Path(path)
-        if not (d / "index.json").is_file():
-            raise VQLadderError(f"{d} is not an embedding index (no index.json); build one with `vqladder embed build`")
-        self.meta = json.loads((d / "index.json").read_text())
-        if not (d / "model.safetensors").is_file():
-            raise VQLadderError(f"{d} has no model.safetensors (an index built before safetensors: rebuild it with "
-                                "`vqladder embed build`)")
-        state = safetensors.torch.load_file(d / "model.safetensors")
-        part = lambda prefix: {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        dim = int(self.meta["dim"])
-        self.adapter = None
-        if self.meta.get("adapter"):
-            self.adapter = MatryoshkaAdapter(dim)
-            self.adapter.load_state_dict(part("adapter."))
-            self.adapter.eval()
-        self.q = PrefixRVQ(dim, self.meta["prefixes"])
-        self.q.load_state_dict(part("quantizer."))
-        self.q.eval()
-        self.codes = np.load(d / "codes.npy")
-        self.texts = json.loads((d / "texts.json").read_text())
-        self._db = _normalize(self.q.decode(self.codes))
-        self._embedder = embedder
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        if not texts or not any(t.strip() for t in texts):
-            raise VQLadderError("no text given (empty text list)")
-        if self._embedder is None:
-            from ..eval.gist import load_embedder
-
-            self._embedder = load_embedder(self.meta["model"])
-        return apply_adapter(self.adapter, np.asarray(self._embedder(texts), dtype=np.float32))
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        return self.q.encode(self.embed(texts), beam=int(self.meta.get("beam", 1)))
-
-    def search(self, text: str, k: int = 5) -> list[tuple[float, str, list[int]]]:
-        qv = self.embed([text])
-        scores = (torch.from_numpy(_normalize(qv)) @ torch.from_numpy(self._db).T)[0]
-        top = scores.topk(min(k, len(self.texts))).indices.tolist()
-        return [(float(scores[i]), self.texts[i], self.codes[i].tolist()) for i in top]

@@ -26,7 +26,6 @@ seeds.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,13 +35,13 @@ import numpy as np
 import torch
 
 from ..config import NonNegFloat, NonNegInt, PosFloat, PosInt, RunName, save_yaml, to_dict
-from ..data.maze import END, EpisodeCodec, Layout, MazeConfig, make_dataset, validate
+from ..data.maze import EpisodeCodec, MazeConfig, make_dataset, validate
 from ..errors import VQLadderError
 from ..io import atomic_save_npy, atomic_save_npz, atomic_write_json, atomic_write_text, claim_run_dir
 from ..models import CodePrior, CompressorConfig, PriorConfig, SequenceCompressor
-from ..models.sampling import beam_search, sample
+from ..models.planners import FlatPlanner, LadderPlanner, Verifier  # noqa: F401
 from ..quantize import QuantizerConfig
-from ..report import save_figure
+from ..report.planning import _agg, _ms, _plot, plan_markdown  # noqa: F401
 from ..train import TrainerConfig
 from .stages import train_rows
 
@@ -142,88 +141,6 @@ def build_data(cfg: PlanConfig) -> dict:
             "train_buckets": train["buckets"], "test_cond": np.stack(conds), "test_keys": test["keys"][:len(conds)]}
     atomic_save_npz(p, **data)
     return data
-
-
-# -- planners -----------------------------------------------------------------------------------------------------
-class Verifier:
-    """Validator score of (partial) move sequences for one task: +5 at the goal, -10 for a bump into a wall;
-    ``dense`` adds minus the BFS distance still to go (an oracle heuristic: with it, greedy search alone
-    solves the maze, so the default is the sparse verdict). Never raises on arbitrary symbols."""
-
-    def __init__(self, lay: Layout, start, goal, dense: bool = False):
-        self.lay, self.start, self.goal, self.dense = lay, tuple(start), tuple(goal), dense
-        self.dist = lay.bfs(self.goal)
-
-    def __call__(self, moves: torch.Tensor) -> torch.Tensor:
-        out = []
-        far = len(self.dist) + 1
-        for row in moves.tolist():
-            o = validate(self.lay, self.start, self.goal, row)
-            s = -self.dist.get(o.final, far) if self.dense else 0.0
-            if o.reached:
-                s += 5.0
-            elif not o.valid:
-                s -= 10.0
-            out.append(float(s))
-        return torch.tensor(out)
-
-
-class FlatPlanner:
-    def __init__(self, prior: CodePrior, T: int):
-        self.prior, self.T = prior, T
-
-    def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
-        c = torch.as_tensor(cond).long()
-        fn = self.prior.step_fn(c)
-        if method == "beam":
-            res = beam_search(fn, self.T, beam_width=max(1, budget // self.T), scorer=scorer, score_weight=weight,
-                              max_evals=budget)
-            return res.sequence.numpy(), res.evaluations
-        n = budget // self.T
-        if n < 1:
-            raise VQLadderError(f"budget {budget} cannot afford one sample of {self.T} moves")
-        g = torch.Generator().manual_seed(seed)
-        seqs = sample(fn, n, self.T, temperature, generator=g)
-        score = self.prior.log_prob(seqs, c.view(1, -1).expand(n, -1))
-        if scorer is not None:
-            score = score + weight * scorer(seqs)
-        return seqs[int(score.argmax())].numpy(), n * self.T
-
-
-class LadderPlanner:
-    def __init__(self, comp: SequenceCompressor, prior: CodePrior, T: int, chunk: int):
-        self.comp, self.prior, self.T, self.chunk = comp, prior, T, chunk
-        self.n_codes = T // chunk
-        # the code that says "four ends": pads a partial plan so it can be decoded
-        self.end_code = int(comp.encode(torch.full((1, T), END, dtype=torch.long))[0, -1])
-
-    @torch.no_grad()
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes[n, j] (j <= n_codes) -> moves[n, j * chunk] (padded with the end code to decode)."""
-        n, j = codes.shape
-        full = torch.full((n, self.n_codes), self.end_code, dtype=torch.long)
-        full[:, :j] = codes
-        return self.comp.decode(full).argmax(-1)[:, :j * self.chunk]
-
-    def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
-        c = torch.as_tensor(cond).long()
-        fn = self.prior.step_fn(c)
-        code_scorer = None if scorer is None else (lambda codes: scorer(self.decode(codes)))
-        if method == "beam":
-            per = 1 + (1 if scorer is not None else 0)
-            res = beam_search(fn, self.n_codes, beam_width=max(1, (budget - 1) // (self.n_codes * per)),
-                              scorer=code_scorer, score_weight=weight, max_evals=budget - 1, scorer_cost=1)
-            return self.decode(res.sequence[None])[0].numpy(), res.evaluations + 1
-        n = budget // (self.n_codes + 1)
-        if n < 1:
-            raise VQLadderError(f"budget {budget} cannot afford one sample of {self.n_codes} codes + decoding")
-        g = torch.Generator().manual_seed(seed)
-        codes = sample(fn, n, self.n_codes, temperature, generator=g)
-        moves = self.decode(codes)
-        score = self.prior.log_prob(codes, c.view(1, -1).expand(n, -1))
-        if scorer is not None:
-            score = score + weight * scorer(moves)
-        return moves[int(score.argmax())].numpy(), n * (self.n_codes + 1)
 
 
 def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
@@ -333,61 +250,3 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
     return res
 
 
-def _agg(rows):
-    out = {}
-    for r in rows:
-        k = (r["contender"], r["method"], r["scorer"], r["budget_x"])
-        out.setdefault(k, []).append(r)
-    return out
-
-
-def _ms(vals):
-    vals = [v for v in vals if not (isinstance(v, float) and math.isnan(v))]
-    if not vals:
-        return "–"
-    return f"{np.mean(vals):.2f} ± {np.std(vals):.2f}" if len(vals) > 1 else f"{vals[0]:.2f}"
-
-
-def plan_markdown(res: dict, cfg: PlanConfig) -> str:
-    m = cfg.maze
-    seeds = sorted(res["meta"])
-    p = res["meta"][seeds[0]]["params"]
-    lines = [f"# Planning: flat vs ladder ({cfg.name})", "",
-             f"Maze {m.rooms}x{m.rooms} rooms of {m.room}x{m.room} cells, {m.max_moves} moves max; "
-             f"{res['demonstrations']:,} demonstrations (return buckets fail/poor/ok/optimal: {res['demo_buckets']}); "
-             f"{res['tasks']} held-out layouts (overlap with training: {res['layout_overlap']}); seeds {seeds}. "
-             f"Budget = model evaluations, as a multiple of {m.max_moves} (one greedy pass of the flat model).", "",
-             f"Parameters: flat {p['flat']:,}; ladder prior {p['ladder_prior']:,} + level-1 compressor "
-             f"{p['ladder_compressor']:,}. Level-1 codes decode training plans exactly: "
-             + ", ".join(f"{res['meta'][s]['code_exact']:.3f}" for s in seeds) + " (per seed).", "",
-             "| contender | search | scorer | budget | success | optimality | validity |",
-             "|---|---|---|---|---|---|---|"]
-    for (who, method, sc, mult), rs in sorted(_agg(res["rows"]).items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][3], kv[0][0])):
-        lines.append(f"| {who} | {method} | {sc} | {mult}x | {_ms([r['success'] for r in rs])} | "
-                     f"{_ms([r['optimality'] for r in rs])} | {_ms([r['validity'] for r in rs])} |")
-    return "\n".join(lines) + "\n"
-
-
-def _plot(res: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    agg = _agg(res["rows"])
-    for ax, method in zip(axes, ("beam", "sample")):
-        for who, color in (("flat", "tab:blue"), ("ladder", "tab:red")):
-            for sc, ls in (("likelihood", "--"), ("verifier", "-")):
-                pts = sorted((k[3], np.mean([r["success"] for r in v])) for k, v in agg.items()
-                             if k[0] == who and k[1] == method and k[2] == sc)
-                if pts:
-                    ax.plot([p[0] for p in pts], [p[1] for p in pts], ls, color=color, marker="o", label=f"{who}, {sc}")
-        ax.set_xscale("log", base=2)
-        ax.set_title(f"{method} search")
-        ax.set_xlabel("budget (x one greedy pass, model evaluations)")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("success rate (held-out layouts)")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)

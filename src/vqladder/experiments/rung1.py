@@ -8,26 +8,18 @@ A run directory ``<out_dir>/<name>/`` gets ``config.yaml`` (fully resolved), ``m
 from __future__ import annotations
 
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import Annotated, Check, OptPosInt, PosInt, RunName, save_yaml, to_dict
-from ..data import TokenShards, WindowSampler, prepare
+from ..config import OptPosInt, PosInt, RunName, save_yaml, to_dict
+from ..data import WindowSampler
+from ..data.shards import DataConfig, load_shards  # noqa: F401
 from ..errors import VQLadderError
 from ..eval import evaluate_compressor
 from ..io import atomic_write_json, claim_run_dir
 from ..models import CompressorConfig, SequenceCompressor
 from ..train import Trainer, TrainerConfig
 from ..train import distributed as D
-
-
-@dataclass
-class DataConfig:
-    path: str = "data/builtin-bpe1024"   # prepared data directory; prepared from corpus+tokenizer if missing
-    corpus: str = "builtin"             # corpus spec used when `path` is not prepared yet
-    tokenizer: str = "bpe:1024"         # tokenizer spec used when `path` is not prepared yet
-    val_every: Annotated[int, Check(min=2)] = 10  # every val_every-th block of the text is held out (BPE fitted on the rest)
 
 
 @dataclass
@@ -48,24 +40,6 @@ class RunConfig:
     @property
     def run_dir(self) -> Path:
         return Path(self.out_dir) / self.name
-
-
-def load_shards(cfg: DataConfig, progress: bool = True) -> TokenShards:
-    """Open the prepared data directory, preparing it first (rank 0) if it does not exist yet."""
-    p = Path(cfg.path)
-    if not (p / "meta.json").is_file():
-        if D.is_main():
-            print(f"preparing {cfg.corpus} with {cfg.tokenizer} into {p} …", file=sys.stderr)
-            prepare(cfg.corpus, cfg.tokenizer, p, val_every=cfg.val_every, progress=progress)
-        D.barrier()
-    shards = TokenShards(p)
-    m = shards.meta
-    if (m.get("corpus"), m.get("tokenizer")) != (cfg.corpus, cfg.tokenizer):
-        raise VQLadderError(
-            f"data directory {p} holds corpus {m.get('corpus')!r} with tokenizer {m.get('tokenizer')!r}, but the "
-            f"config asks for {cfg.corpus!r} with {cfg.tokenizer!r}; fix data.* or use another data.path"
-        )
-    return shards
 
 
 def train_run(cfg: RunConfig, resume: bool = False) -> dict:

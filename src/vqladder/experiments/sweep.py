@@ -31,6 +31,7 @@ from typing import Callable
 
 from ..checkpoint import latest_valid_checkpoint
 from ..config import NonNegFloat, NonNegInt, OpenUnit, PosInt, RunName, build, save_yaml, to_dict
+from ..data import load_shards
 from ..errors import RunFailed, VQLadderError
 from ..io import atomic_write_json, claim_run_dir, remove_tree
 from ..models import LMConfig
@@ -38,7 +39,7 @@ from ..models.compressor import is_local
 from ..quantize import QuantizerConfig
 from ..train import TrainerConfig
 from ..train.stage import stage_state
-from .rung1 import RunConfig, load_shards
+from .rung1 import RunConfig
 
 
 @dataclass

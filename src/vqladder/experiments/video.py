@@ -24,7 +24,6 @@ finished), ``seed<k>/eval.json``, ``results.{json,md}``, ``strip.png`` (ground t
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -36,11 +35,13 @@ import torch
 from ..config import NonNegFloat, NonNegInt, PosInt, RunName, to_dict
 from ..data.video import VideoDataConfig, load_videos
 from ..errors import VQLadderError
+from ..eval.probes import _ridge, psnr, r2, ridge_probe, ssim_frames  # noqa: F401
 from ..io import atomic_save_npy, atomic_write_json, atomic_write_text, claim_run_dir
 from ..models import CompressorConfig, SequenceCompressor, load_model
 from ..models.video import FrameAE, FrameAEConfig, FramePredictor, PredictorConfig, patchify, unpatchify
 from ..quantize import QuantizerConfig
 from ..report import save_figure
+from ..report.video import _ms, video_markdown  # noqa: F401
 from ..train import TrainerConfig
 from ..train.stage import guard_config, stage_results, stage_state
 from .stages import train_rows
@@ -154,22 +155,6 @@ def train_seed(cfg: VideoExpConfig, train: dict, seed: int, log) -> dict:
     return {"ae": ae, "level2": l2, "latent": lat, "pixel": pix}
 
 
-# -- evaluation ----------------------------------------------------------------------------------------------
-def psnr(mse: np.ndarray) -> np.ndarray:
-    return 10 * np.log10(1.0 / np.maximum(mse, 1e-10))
-
-
-def ssim_frames(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """SSIM of frames[..., c, s, s] pairs with scikit-image (data range 1); -> [...]."""
-    from skimage.metrics import structural_similarity
-
-    lead = a.shape[:-3]
-    a2, b2 = a.reshape(-1, *a.shape[-3:]), b.reshape(-1, *b.shape[-3:])
-    win = min(7, a.shape[-1] - (1 - a.shape[-1] % 2))
-    out = [structural_similarity(x, y, data_range=1.0, channel_axis=0, win_size=win) for x, y in zip(a2, b2)]
-    return np.asarray(out).reshape(lead)
-
-
 @torch.no_grad()
 def rollouts(cfg: VideoExpConfig, models: dict, frames: np.ndarray) -> dict:
     """Latent and pixel rollouts (+ references) of clips[n, t, c, s, s] -> predicted frames[n, horizon, c, s, s]."""
@@ -192,37 +177,6 @@ def rollouts(cfg: VideoExpConfig, models: dict, frames: np.ndarray) -> dict:
             "code_acc": (pred_codes == codes[:, c0:]).float().mean((0, 2)).numpy()}
 
 
-RIDGE_GRID = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
-
-
-def ridge_probe(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, l2: float = 0.0) -> np.ndarray:
-    """Ridge regression on standardised features (closed form) -> predictions for ``xte``. ``l2 <= 0`` picks
-    the penalty from ``RIDGE_GRID`` on a held-back fifth of the training rows, then refits on all of them."""
-    if l2 <= 0:
-        cut = max(1, len(xtr) * 4 // 5)
-        errs = [((_ridge(xtr[:cut], ytr[:cut], xtr[cut:], lam) - ytr[cut:]) ** 2).mean() for lam in RIDGE_GRID]
-        l2 = RIDGE_GRID[int(np.argmin(errs))]
-    return _ridge(xtr, ytr, xte, l2)
-
-
-def _ridge(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, l2: float) -> np.ndarray:
-    mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
-    a = torch.from_numpy(((xtr - mu) / sd).astype(np.float64))
-    b = torch.from_numpy((xte - mu) / sd).double()
-    ym = ytr.mean(0)
-    y = torch.from_numpy((ytr - ym).astype(np.float64))
-    if a.shape[1] <= a.shape[0]:
-        w = torch.linalg.solve(a.T @ a + l2 * torch.eye(a.shape[1], dtype=a.dtype), a.T @ y)
-        return (b @ w).numpy() + ym
-    k = torch.linalg.solve(a @ a.T + l2 * torch.eye(a.shape[0], dtype=a.dtype), y)  # dual form when F > N
-    return (b @ (a.T @ k)).numpy() + ym
-
-
-def r2(y: np.ndarray, pred: np.ndarray) -> float:
-    """Coefficient of determination averaged over outputs."""
-    ss_res = ((y - pred) ** 2).sum(0)
-    ss_tot = ((y - y.mean(0)) ** 2).sum(0)
-    return float(np.mean(1 - ss_res / np.maximum(ss_tot, 1e-12)))
 
 
 @torch.no_grad()
@@ -400,56 +354,6 @@ def eval_video(cfg: VideoExpConfig, log=None, train_missing: bool = True) -> dic
     atomic_write_json(cfg.dir / "results.json", res)
     atomic_write_text(cfg.dir / "results.md", video_markdown(res, cfg))
     return res
-
-
-def _ms(vals: list[float], fmt: str = ".4f") -> str:
-    vals = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not vals:
-        return "–"
-    return f"{np.mean(vals):{fmt}} ± {np.std(vals):{fmt}}" if len(vals) > 1 else f"{vals[0]:{fmt}}"
-
-
-def video_markdown(res: dict, cfg: VideoExpConfig) -> str:
-    ev = res["evals"]
-    dc = cfg.data
-    t = ev[0]["train"]
-    lines = [f"# Video: latent vs pixel prediction ({cfg.name})", "",
-             f"{dc.kind}, {dc.size}x{dc.size}, {dc.frames} frames, {dc.train_clips} training clips, "
-             f"{ev[0]['clips']} held-out clips; seeds {res['seeds']} (mean ± std over seeds). Rollouts: "
-             f"{cfg.context} true frames, then {cfg.horizon} predicted. Both predictors: same blocks, "
-             f"{cfg.predictor_train.steps} steps x {cfg.predictor_train.batch_size} clips; parameters latent "
-             f"{t['latent']['params']:,} / pixel {t['pixel']['params']:,}; training s latent "
-             f"{_ms([e['train']['latent']['train_time'] for e in ev], '.0f')} (+ level 1 "
-             f"{_ms([e['train']['ae']['train_time'] for e in ev], '.0f')}) / pixel "
-             f"{_ms([e['train']['pixel']['train_time'] for e in ev], '.0f')}; rollout s latent "
-             f"{_ms([e['rollout_seconds']['latent'] for e in ev], '.2f')} / pixel "
-             f"{_ms([e['rollout_seconds']['pixel'] for e in ev], '.2f')}.", "",
-             "Bits per frame: " + ", ".join(f"{k} {v:,.0f}" for k, v in ev[0]["bits_per_frame"].items()) + ". "
-             + (("Held-out reconstruction MSE from level 1 codes "
-                 f"{_ms([e['reconstruction']['level 1'] for e in ev])}, from level 2 codes "
-                 f"{_ms([e['reconstruction']['level 2'] for e in ev])} (level 2 returns "
-                 f"{_ms([e['reconstruction']['level2_code_acc'] for e in ev], '.3f')} of the level-1 codes exactly); "
-                 f"predicting the mean frame: {_ms([e['mean_frame_mse'] for e in ev])}.")
-                if all("reconstruction" in e for e in ev) else ""), "",
-             "## Prediction error vs horizon (held-out)", "",
-             "`copy last` repeats the last true frame; `AE floor` decodes the true future codes (the best latent "
-             "prediction can do).", "",
-             "| horizon | latent MSE | pixel MSE | copy last MSE | AE floor MSE | latent PSNR | pixel PSNR | "
-             "latent SSIM | pixel SSIM | latent code acc |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for h in range(cfg.horizon):
-        g = lambda k, m: _ms([e["prediction"][k][m][h] for e in ev], ".4f" if m != "psnr" else ".2f")
-        lines.append(f"| {h + 1} | {g('latent', 'mse')} | {g('pixel', 'mse')} | {g('copy_last', 'mse')} | "
-                     f"{g('ae_floor', 'mse')} | {g('latent', 'psnr')} | {g('pixel', 'psnr')} | {g('latent', 'ssim')} | "
-                     f"{g('pixel', 'ssim')} | {_ms([e['code_acc'][h] for e in ev], '.3f')} |")
-    names = [k for k in ev[0]["probes"][0] if k != "level"]
-    lines += ["", "## Linear probes from each level (held-out clips, at tubelet starts)", "",
-              "R^2 for positions / velocities (velocity from two consecutive frames at pixel level and level 1, "
-              "from one tubelet at level 2); accuracy for colour and Game-of-Life cells.", "",
-              "| features | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for i, row in enumerate(ev[0]["probes"]):
-        lines.append(f"| {row['level']} | " + " | ".join(_ms([e['probes'][i].get(n) for e in ev], '.3f')
-                                                        for n in names) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def strip(cfg: VideoExpConfig, models: dict, clip: np.ndarray, path: Path) -> None:

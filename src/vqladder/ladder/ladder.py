@@ -302,9 +302,12 @@ def _declared_levels(d: Path) -> int:
     if not p.is_file():
         return 0
     try:
-        return len((yaml.safe_load(p.read_text()) or {}).get("levels") or [])
-    except Exception:
-        return 0
+        doc = yaml.safe_load(p.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise VQLadderError(f"{p} is corrupt ({type(e).__name__}); re-run train-ladder to rewrite it") from e
+    if doc is not None and not isinstance(doc, dict):
+        raise VQLadderError(f"{p} is corrupt (not a mapping); re-run train-ladder to rewrite it")
+    return len((doc or {}).get("levels") or [])
 
 
 def _load_part(path: Path, kind: str | tuple, what: str):

@@ -37,7 +37,7 @@ from torch import nn
 
 from ..config import HalfOpenUnit, NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
-from ..nn import MLP, Block, RMSNorm, eval_mode, init_weights_
+from ..nn import MLP, Block, RMSNorm, check_heads, eval_mode, init_weights_
 from ..quantize import QuantizerConfig, build_quantizer
 from .registry import register
 
@@ -95,8 +95,7 @@ class CompressorConfig:
         if self.downsample == "segment" and (self.enc_layers or self.dec_layers) and self.tok_dim % 32:
             raise VQLadderError(f"model.tok_dim={self.tok_dim} must be a multiple of 32 for token-level blocks "
                                 f"(heads of width 32)")
-        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
-            raise VQLadderError(f"model.d_model={self.d_model} must split into n_heads={self.n_heads} even-width heads")
+        check_heads("model.", self.d_model, self.n_heads)
 
 
 @register("sequence_compressor", CompressorConfig)

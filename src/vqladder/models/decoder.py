@@ -3,36 +3,19 @@ video frame predictor are thin configurations of it (their own embeddings and he
 
 ``DecoderCore`` owns ``blocks`` (pre-norm ``nn.Block``s, optionally with cross-attention) and the final
 ``norm``; ``run`` feeds them a sequence of embeddings, with an optional context for cross-attention, a mask,
-and a ``KVCache`` so that generation only feeds the new positions. ``TransformerConfig`` holds the fields
-every configuration shares and their check; ``seeded`` builds a model's weights from its own seed.
+and a ``KVCache`` so that generation only feeds the new positions. ``nn.check_heads`` is the width check every
+configuration shares; ``seeded`` builds a model's weights from its own seed.
 Axes: b batch, t positions, d width.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..config import NonNegInt, PosFloat, PosInt
-from ..errors import VQLadderError
 from ..nn import Block, KVCache, RMSNorm
-
-
-@dataclass
-class TransformerConfig:
-    d_model: PosInt = 128                # width
-    n_heads: PosInt = 2                  # heads
-    n_layers: PosInt = 4                 # blocks
-    mlp_ratio: PosFloat = 4.0            # MLP width ratio
-    seed: NonNegInt = 0                  # init seed
-
-    def check_heads(self, what: str, layers: int | None = None) -> None:
-        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
-            raise VQLadderError(f"{what}.d_model={self.d_model} must split into n_heads={self.n_heads} "
-                                f"even-width heads")
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..config import NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
-from ..nn import KVCache, init_weights_
+from ..nn import KVCache, check_heads, init_weights_
 from .decoder import DecoderCore, seeded
 from .registry import register
 from .sampling import CachedStep
@@ -32,8 +32,7 @@ class LMConfig:
     seed: NonNegInt = 0                     # init seed
 
     def validate(self) -> None:
-        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
-            raise VQLadderError(f"lm.d_model={self.d_model} must split into n_heads={self.n_heads} even-width heads")
+        check_heads("lm.", self.d_model, self.n_heads)
 
 
 @register("causal_lm", LMConfig)

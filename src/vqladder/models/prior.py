@@ -17,7 +17,7 @@ from torch import nn
 
 from ..config import NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
-from ..nn import KVCache, init_weights_
+from ..nn import KVCache, check_heads, init_weights_
 from .decoder import DecoderCore, seeded
 from .registry import register
 from .sampling import CachedStep
@@ -36,8 +36,7 @@ class PriorConfig:
     seed: NonNegInt = 0                     # init seed
 
     def validate(self) -> None:
-        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
-            raise VQLadderError(f"prior.d_model={self.d_model} must split into n_heads={self.n_heads} even-width heads")
+        check_heads("prior.", self.d_model, self.n_heads)
         if (self.cond_len > 0) != (self.cond_vocab > 0):
             raise VQLadderError("prior.cond_len and prior.cond_vocab must both be 0 (unconditional) or both > 0")
         if self.context < 1:

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..config import NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
-from ..nn import Block, KVCache, RMSNorm, init_weights_
+from ..nn import Block, KVCache, RMSNorm, check_heads, init_weights_
 from .decoder import DecoderCore, seeded
 from .registry import register
 from .sampling import CachedStep, sample
@@ -38,8 +38,7 @@ class UpsamplerConfig:
     seed: NonNegInt = 0                     # init seed
 
     def validate(self) -> None:
-        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
-            raise VQLadderError(f"upsampler.d_model={self.d_model} must split into n_heads={self.n_heads} even-width heads")
+        check_heads("upsampler.", self.d_model, self.n_heads)
 
 
 @register("upsampler", UpsamplerConfig)

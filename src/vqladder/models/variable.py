@@ -42,8 +42,8 @@ from torch import nn
 
 from ..config import Annotated, Check, NonNegFloat, NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
-from ..nn import Block, RMSNorm, eval_mode, init_weights_
-from ..quantize import QuantizerConfig, build_quantizer
+from ..nn import Block, RMSNorm, check_heads, eval_mode, init_weights_
+from ..quantize import Quantized, QuantizerConfig, build_quantizer
 from .lm import CausalLM, LMConfig
 from .registry import register
 
@@ -80,8 +80,7 @@ class VariableConfig:
             raise VQLadderError(f"fixed boundaries need a whole target_ratio, got {self.target_ratio}")
         if self.max_segment < 0 or self.max_segment > self.in_len:
             raise VQLadderError(f"model.max_segment={self.max_segment} must be in [0, in_len={self.in_len}]")
-        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
-            raise VQLadderError(f"model.d_model={self.d_model} must split into n_heads={self.n_heads} even-width heads")
+        check_heads("model.", self.d_model, self.n_heads)
 
     @property
     def segment_cap(self) -> int:
@@ -159,6 +158,16 @@ def ratio_loss(starts: torch.Tensor, p: torch.Tensor, target: float) -> torch.Te
     if target <= 1:
         return (1 - g)  # every token its own segment
     return target / (target - 1) * ((target - 1) * f * g + (1 - f) * (1 - g))
+
+
+@dataclass
+class VariableQuantized(Quantized):
+    """``Quantized`` of a variable-rate chunk, with its segmentation: segments per row, start flags, the
+    router's boundary probabilities (learned boundaries) and the codes padded to [b, max segments]."""
+    segments: torch.Tensor | None = None
+    starts: torch.Tensor | None = None
+    router_p: torch.Tensor | None = None
+    padded_codes: torch.Tensor | None = None
 
 
 @register("variable_compressor", VariableConfig)
@@ -316,8 +325,8 @@ class VariableCompressor(nn.Module):
             c = torch.where(starts, p, 1 - p)
             conf = c + (1 - c).detach()  # straight-through: value 1, gradient into the router
         logits = self._decode(z_q, starts, valid, conf)
-        q.segments, q.starts, q.router_p, q.padded_codes = segments, starts, p, codes
-        return logits, q
+        return logits, VariableQuantized(q.z_q, q.codes, q.loss, q.stats, segments=segments, starts=starts,
+                                         router_p=p, padded_codes=codes)
 
     @torch.no_grad()
     def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..config import NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
-from ..nn import Block, KVCache, RMSNorm, eval_mode, init_weights_
+from ..nn import Block, KVCache, RMSNorm, check_heads, eval_mode, init_weights_
 from ..quantize import QuantizerConfig, build_quantizer
 from .decoder import DecoderCore, seeded
 from .registry import register
@@ -68,8 +68,7 @@ class FrameAEConfig:
             raise VQLadderError(f"frame size {self.size} is smaller than a patch of {self.patch} pixels")
         if self.size % self.patch:
             raise VQLadderError(f"frame size {self.size} is not a multiple of the patch size {self.patch}")
-        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
-            raise VQLadderError(f"d_model={self.d_model} must split into n_heads={self.n_heads} even-width heads")
+        check_heads("", self.d_model, self.n_heads)
 
     @property
     def tokens(self) -> int:
@@ -169,8 +168,7 @@ class PredictorConfig:
             raise VQLadderError(f"predictor mode must be latent or pixel, got {self.mode!r}")
         if self.frames < 2 or self.tokens < 1:
             raise VQLadderError(f"predictor needs frames >= 2 and tokens >= 1, got {self.frames}, {self.tokens}")
-        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
-            raise VQLadderError(f"d_model={self.d_model} must split into n_heads={self.n_heads} even-width heads")
+        check_heads("", self.d_model, self.n_heads)
 
 
 @register("frame_predictor", PredictorConfig)

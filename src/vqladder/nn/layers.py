@@ -49,6 +49,14 @@ class Rotary(nn.Module):
         return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
+def check_heads(what: str, d_model: int, n_heads: int) -> None:
+    """Attention splits ``d_model`` into ``n_heads`` heads whose width RoPE rotates in pairs: it must be even."""
+    from ..errors import VQLadderError
+
+    if d_model % n_heads or (d_model // n_heads) % 2:
+        raise VQLadderError(f"{what}d_model={d_model} must split into n_heads={n_heads} even-width heads")
+
+
 class Attention(nn.Module):
     def __init__(self, dim: int, n_heads: int, cross: bool = False, dropout: float = 0.0):
         super().__init__()

@@ -15,7 +15,8 @@ from .vq import VectorQuantizer  # noqa: F401
 @dataclass
 class QuantizerConfig:
     kind: str = "fsq"                 # fsq | vq
-    codebook_size: PosInt = 4096         # FSQ: picks the recommended levels (2^8 … 2^16); VQ: number of codes
+    codebook_size: PosInt = 4096         # VQ: number of codes. FSQ: a request, the recommended levels nearest it
+                                         # (4096 -> [7,5,5,5,5] = 4,375 codes; model.quantizer.codebook_size is real)
     levels: list[PosInt] = field(default_factory=list)  # FSQ explicit levels; [] = recommended for codebook_size
     depth: PosInt = 1                    # residual depth; > 1 stacks residual stages of `kind`
     codebook_dim: OptPosInt = 32            # VQ: codebook vector width (low-dim codebook); -1 = model width

@@ -1,0 +1,57 @@
+"""Video experiment: the markdown tables, from the experiment's results."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _ms(vals: list[float], fmt: str = ".4f") -> str:
+    vals = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return "–"
+    return f"{np.mean(vals):{fmt}} ± {np.std(vals):{fmt}}" if len(vals) > 1 else f"{vals[0]:{fmt}}"
+
+
+def video_markdown(res: dict, cfg) -> str:
+    ev = res["evals"]
+    dc = cfg.data
+    t = ev[0]["train"]
+    lines = [f"# Video: latent vs pixel prediction ({cfg.name})", "",
+             f"{dc.kind}, {dc.size}x{dc.size}, {dc.frames} frames, {dc.train_clips} training clips, "
+             f"{ev[0]['clips']} held-out clips; seeds {res['seeds']} (mean ± std over seeds). Rollouts: "
+             f"{cfg.context} true frames, then {cfg.horizon} predicted. Both predictors: same blocks, "
+             f"{cfg.predictor_train.steps} steps x {cfg.predictor_train.batch_size} clips; parameters latent "
+             f"{t['latent']['params']:,} / pixel {t['pixel']['params']:,}; training s latent "
+             f"{_ms([e['train']['latent']['train_time'] for e in ev], '.0f')} (+ level 1 "
+             f"{_ms([e['train']['ae']['train_time'] for e in ev], '.0f')}) / pixel "
+             f"{_ms([e['train']['pixel']['train_time'] for e in ev], '.0f')}; rollout s latent "
+             f"{_ms([e['rollout_seconds']['latent'] for e in ev], '.2f')} / pixel "
+             f"{_ms([e['rollout_seconds']['pixel'] for e in ev], '.2f')}.", "",
+             "Bits per frame: " + ", ".join(f"{k} {v:,.0f}" for k, v in ev[0]["bits_per_frame"].items()) + ". "
+             + (("Held-out reconstruction MSE from level 1 codes "
+                 f"{_ms([e['reconstruction']['level 1'] for e in ev])}, from level 2 codes "
+                 f"{_ms([e['reconstruction']['level 2'] for e in ev])} (level 2 returns "
+                 f"{_ms([e['reconstruction']['level2_code_acc'] for e in ev], '.3f')} of the level-1 codes exactly); "
+                 f"predicting the mean frame: {_ms([e['mean_frame_mse'] for e in ev])}.")
+                if all("reconstruction" in e for e in ev) else ""), "",
+             "## Prediction error vs horizon (held-out)", "",
+             "`copy last` repeats the last true frame; `AE floor` decodes the true future codes (the best latent "
+             "prediction can do).", "",
+             "| horizon | latent MSE | pixel MSE | copy last MSE | AE floor MSE | latent PSNR | pixel PSNR | "
+             "latent SSIM | pixel SSIM | latent code acc |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for h in range(cfg.horizon):
+        g = lambda k, m: _ms([e["prediction"][k][m][h] for e in ev], ".4f" if m != "psnr" else ".2f")
+        lines.append(f"| {h + 1} | {g('latent', 'mse')} | {g('pixel', 'mse')} | {g('copy_last', 'mse')} | "
+                     f"{g('ae_floor', 'mse')} | {g('latent', 'psnr')} | {g('pixel', 'psnr')} | {g('latent', 'ssim')} | "
+                     f"{g('pixel', 'ssim')} | {_ms([e['code_acc'][h] for e in ev], '.3f')} |")
+    names = [k for k in ev[0]["probes"][0] if k != "level"]
+    lines += ["", "## Linear probes from each level (held-out clips, at tubelet starts)", "",
+              "R^2 for positions / velocities (velocity from two consecutive frames at pixel level and level 1, "
+              "from one tubelet at level 2); accuracy for colour and Game-of-Life cells.", "",
+              "| features | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for i, row in enumerate(ev[0]["probes"]):
+        lines.append(f"| {row['level']} | " + " | ".join(_ms([e['probes'][i].get(n) for e in ev], '.3f')
+                                                        for n in names) + " |")
+    return "\n".join(lines) + "\n"
