@@ -149,3 +149,22 @@ def test_plan_cli_shows_an_episode(tiny_plan, capsys):
     assert main(["plan", str(cfg.dir), "--budget", "0"]) == 2
     assert main(["plan", str(cfg.dir), "--doors=-1,-1,-1,-1", "--start", "0,0", "--goal", "3,3"]) == 2
     assert "no path" in capsys.readouterr().err
+
+
+def test_example_episodes_follow_their_moves(tiny_plan):
+    """episodes.json (for the report): both contenders on the same held-out tasks, the walked cells are the
+    moves' cells from the start, and the ladder's codes begin every `chunk` moves."""
+    import json
+
+    from vqladder.data.maze import DELTA, MOVES
+
+    cfg, _, _ = tiny_plan
+    eps = json.loads((cfg.dir / "episodes.json").read_text())
+    assert len(eps) == 2 * min(cfg.search.examples, 4) and {e["contender"] for e in eps} == {"flat", "ladder"}
+    for e in eps:
+        assert e["cells"][0] == e["start"] and e["evaluations"] <= e["budget"]
+        for (r, c), (r2, c2), m in zip(e["cells"], e["cells"][1:], e["moves"]):
+            assert (r + DELTA[MOVES.index(m)][0], c + DELTA[MOVES.index(m)][1]) == (r2, c2)
+        assert e["reached"] == (e["valid"] and e["cells"][-1] == e["goal"]) or not e["valid"]
+        step = cfg.ladder.chunk if e["contender"] == "ladder" else 1
+        assert e["code_starts"] == list(range(0, cfg.maze.max_moves, step))

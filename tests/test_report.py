@@ -155,3 +155,54 @@ def test_tensorboard_scalars_match_metrics_jsonl(tmp_path):
     assert [s for s, _ in got] == [s for s, _ in logged]
     assert np.allclose([v for _, v in got], [v for _, v in logged], rtol=1e-5)
     assert "val/acc" in ea.Tags()["scalars"]
+
+
+def test_planning_report_steps_an_episode(tmp_path):
+    """The episode viewer: the maze is drawn, stepping moves the agent along the recorded cells, code starts
+    are marked."""
+    sync_playwright, exe = _browser()
+    d = tmp_path / "plan"
+    d.mkdir()
+    maze = ["#####", "#. .#", "# # #", "#. .#", "#####"]
+    ep = {"task": 0, "contender": "ladder", "method": "beam", "scorer": "verifier", "budget": 32, "evaluations": 30,
+          "maze": maze, "start": [0, 0], "goal": [1, 1], "moves": "RD..", "cells": [[0, 0], [0, 1], [1, 1]],
+          "valid": True, "reached": True, "code_starts": [0, 2]}
+    (d / "episodes.json").write_text(json.dumps([ep]))
+    (d / "results.md").write_text("# Planning\n")
+    out = build_report(d)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(out.as_uri())
+        page.wait_for_selector("#episode-maze")
+        assert page.locator("#episode-maze").inner_text().splitlines()[1] == "#@ .#"
+        page.locator("#episode-step").fill("2")
+        rows = page.locator("#episode-maze").inner_text().splitlines()
+        assert rows[1][3] == "*" and rows[3][3] == "@"            # walked (0,1), now at (1,1)
+        starts = page.locator("#episode-moves .code-start").evaluate_all("els => els.map(e => +e.dataset.i)")
+        assert starts == [0, 2] and "goal reached" in page.locator("#episode-label").inner_text()
+        browser.close()
+    assert not errors, errors
+
+
+def test_video_report_steps_through_rollouts(tmp_path):
+    sync_playwright, exe = _browser()
+    d = tmp_path / "video"
+    d.mkdir()
+    png = lambda i: f"data:image/png;base64,frame{i}"        # the viewer only places them
+    clip = {"context": [png(0), png(1)], **{k: [png(f"{k}{i}") for i in range(3)]
+                                             for k in ("truth", "latent", "pixel", "copy_last")}}
+    (d / "rollouts.json").write_text(json.dumps({"context": 2, "horizon": 3, "clips": [clip]}))
+    (d / "results.md").write_text("# Video\n")
+    out = build_report(d)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.goto(out.as_uri())
+        page.wait_for_selector("#rollout-frames")
+        page.locator("#rollout-step").fill("2")
+        src = page.locator("#rollout-frames figure[data-kind=latent] img").get_attribute("src")
+        assert src.endswith("framelatent2") and "t = 5" in page.locator("#rollout-label").inner_text()
+        browser.close()

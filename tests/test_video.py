@@ -181,6 +181,21 @@ def test_video_experiment_end_to_end(tmp_path):
     assert ev["bits_per_frame"]["level 2"] == pytest.approx(ev["bits_per_frame"]["level 1"] / 4, rel=0.01)
     d = tmp_path / "v"
     assert (d / "results.md").is_file() and (d / "strip.png").is_file()
+    import base64
+    import io
+    import json
+
+    from PIL import Image
+
+    ro = json.loads((d / "rollouts.json").read_text())     # the report's frame viewer
+    assert len(ro["clips"]) == 3 and all(len(c[k]) == 4 for c in ro["clips"] for k in ("truth", "latent", "pixel"))
+    from vqladder.data.video import load_videos
+
+    truth = load_videos(cfg.data)[1]["frames"][0, 2]        # clip 0, first predicted frame (context=2)
+    png = Image.open(io.BytesIO(base64.b64decode(ro["clips"][0]["truth"][0].split(",", 1)[1])))
+    got = np.asarray(png, dtype=np.float32) / 255
+    want = truth[0] if truth.shape[0] == 1 else truth.transpose(1, 2, 0)
+    assert np.abs(got - want).max() <= 0.5 / 255 + 1e-6
     assert show(cfg, 0, 2, tmp_path / "s.png").is_file()
     cfg.ae.d_model = 64
     with pytest.raises(VQLadderError, match="another config"):

@@ -188,20 +188,12 @@ def cmd_report(a) -> int:
 
 
 def cmd_encode(a) -> int:
-    import torch
-
     from .models import load_model
 
     model, meta, _ = load_model(a.run, expect_kind="sequence_compressor")
     tok = _run_tokenizer(a.run, meta)
     ids = tok.encode(_text_input(a))
-    if not ids:
-        raise VQLadderError("nothing to encode: the text is empty")
-    n = model.config.in_len
-    pad_id = (tok.encode(" ") or [0])[0]
-    n_pad = (-len(ids)) % n
-    x = torch.tensor(ids + [pad_id] * n_pad).view(-1, n)
-    codes = model.encode(x)
+    codes, n_pad = model.encode_ids(ids, pad_id=(tok.encode(" ") or [0])[0])
     print(f"# {len(ids)} tokens -> {codes.shape[0]} chunk(s) x {model.config.out_len} codes "
           f"({model.bits_per_token:.3f} bits/token)" + (f"; last chunk padded with {n_pad} spaces" if n_pad else ""),
           file=sys.stderr)
@@ -211,20 +203,12 @@ def cmd_encode(a) -> int:
 
 
 def cmd_decode(a) -> int:
-    import torch
-
     from .models import load_model
 
     model, meta, _ = load_model(a.run, expect_kind="sequence_compressor")
     tok = _run_tokenizer(a.run, meta)
     vals = _read_codes(a.codes if a.codes is not None else sys.stdin.read())
-    depth = getattr(model.quantizer, "depth", 1)
-    per_chunk = model.config.out_len * depth
-    if not vals or len(vals) % per_chunk:
-        raise VQLadderError(f"got {len(vals)} codes; this model takes a multiple of {per_chunk} codes per chunk")
-    codes = torch.tensor(vals).view(-1, model.config.out_len, *([depth] if depth > 1 else []))
-    logits = model.decode(codes)
-    out = tok.decode(logits.argmax(-1).reshape(-1).tolist())
+    out = tok.decode(model.decode_ids(vals))
     print(out.rstrip(" "))
     return 0
 

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ..config import NonNegFloat, NonNegInt, PosFloat, PosInt, RunName, save_yaml, to_dict
-from ..data.maze import EpisodeCodec, MazeConfig, make_dataset, validate
+from ..data.maze import DELTA, MOVES, EpisodeCodec, MazeConfig, make_dataset, validate
 from ..errors import VQLadderError
 from ..io import atomic_save_npy, atomic_save_npz, atomic_write_json, atomic_write_text, claim_run_dir
 from ..models import CodePrior, CompressorConfig, PriorConfig, SequenceCompressor
@@ -86,6 +86,7 @@ class SearchConfig:
     dense_verifier: bool = False      # add the BFS distance-to-go to the verifier (an oracle heuristic)
     temperature: PosFloat = 1.0          # sampling temperature for best-of-N
     max_tasks: NonNegInt = 0                # evaluate the first N held-out tasks only (0 = all)
+    examples: NonNegInt = 6                 # held-out tasks recorded move by move in episodes.json (the report)
 
 
 @dataclass
@@ -216,6 +217,41 @@ def evaluate(cfg: PlanConfig, planners: dict, test_cond: np.ndarray, seed: int, 
     return rows
 
 
+def example_episodes(cfg: PlanConfig, planners: dict, test_cond: np.ndarray, seed: int) -> list[dict]:
+    """The first ``search.examples`` held-out tasks planned by both contenders with the first search method,
+    the verifier if it is searched (else likelihood), at the largest budget: the maze, the moves, the cells
+    walked and where each code's moves begin (every ``ladder.chunk`` moves; one code per move for flat)."""
+    codec = EpisodeCodec(cfg.maze)
+    T, ch = cfg.maze.max_moves, cfg.ladder.chunk
+    method = cfg.search.methods[0]
+    sc = "verifier" if "verifier" in cfg.search.scorers else cfg.search.scorers[0]
+    budget = max(cfg.search.budgets) * T
+    out = []
+    for i, cond in enumerate(test_cond[:cfg.search.examples]):
+        lay, start, goal, _ = codec.decode_cond(cond)
+        for who in ("flat", "ladder"):
+            scorer = Verifier(lay, start, goal, cfg.search.dense_verifier) if sc == "verifier" else None
+            moves, used = planners[who].plan(cond, method, scorer, budget, cfg.search.verifier_weight,
+                                             cfg.search.temperature, seed=seed * 100_003 + i)
+            moves = [int(m) for m in moves]
+            o = validate(lay, start, goal, moves)
+            cells, u = [list(start)], start
+            for m in moves:
+                if m not in DELTA or not lay.can_move(u, m):
+                    break
+                u = (u[0] + DELTA[m][0], u[1] + DELTA[m][1])
+                cells.append(list(u))
+                if u == goal:
+                    break
+            out.append({"task": i, "contender": who, "method": method, "scorer": sc, "budget": budget,
+                        "evaluations": int(used), "maze": lay.render(start, goal).splitlines(),
+                        "start": list(start), "goal": list(goal), "moves": "".join(MOVES[m] if m < 4 else "."
+                                                                                  for m in moves),
+                        "cells": cells, "valid": bool(o.valid), "reached": bool(o.reached),
+                        "code_starts": list(range(0, T, ch if who == "ladder" else 1))})
+    return out
+
+
 def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
     log = log or (lambda m: print(f"[plan] {m}", file=sys.stderr, flush=True))
     cfg.validate()
@@ -233,10 +269,12 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
         ev_p = cfg.dir / f"seed{seed}" / "eval.json"
         planners = train_contenders(cfg, data, seed, log)
         meta[seed] = {"params": planners["params"], "code_exact": planners["code_exact"]}
+        tasks = data["test_cond"][:cfg.search.max_tasks] if cfg.search.max_tasks > 0 else data["test_cond"]
+        if seed == cfg.seeds[0] and cfg.search.examples and not (cfg.dir / "episodes.json").is_file():
+            atomic_write_json(cfg.dir / "episodes.json", example_episodes(cfg, planners, tasks, seed))
         if ev_p.is_file():
             rows += json.loads(ev_p.read_text())
             continue
-        tasks = data["test_cond"][:cfg.search.max_tasks] if cfg.search.max_tasks > 0 else data["test_cond"]
         r = evaluate(cfg, planners, tasks, seed, log)
         atomic_write_json(ev_p, r)
         rows += r

@@ -23,6 +23,8 @@ finished), ``seed<k>/eval.json``, ``results.{json,md}``, ``strip.png`` (ground t
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import sys
 import time
@@ -287,9 +289,32 @@ def mean_frame_mse(train_frames: np.ndarray, truth: np.ndarray) -> float:
     return float(((truth - train_frames.mean((0, 1))) ** 2).mean())
 
 
-def evaluate_seed(cfg: VideoExpConfig, models: dict, train: dict, test: dict, seed: int) -> dict:
+def frame_png(frame: np.ndarray) -> str:
+    """frame[c, s, s] in [0, 1] -> a PNG data URL (for the report's frame viewer)."""
+    from PIL import Image
+
+    a = (np.clip(frame, 0, 1) * 255).round().astype(np.uint8)
+    img = Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def example_rollouts(cfg: VideoExpConfig, ro: dict, frames: np.ndarray, clips: int = 3) -> dict:
+    """The first held-out clips' frames as PNGs: the context, then truth / latent / pixel / copy-last per step."""
+    c0 = cfg.context
+    return {"context": c0, "horizon": cfg.horizon, "clips": [
+        {"context": [frame_png(f) for f in frames[i, :c0]],
+         **{k: [frame_png(f) for f in ro[k][i]] for k in ("truth", "latent", "pixel", "copy_last")}}
+        for i in range(min(clips, len(frames)))]}
+
+
+def evaluate_seed(cfg: VideoExpConfig, models: dict, train: dict, test: dict, seed: int,
+                  examples: Path | None = None) -> dict:
     frames = test["frames"][:cfg.eval_clips]
     ro = rollouts(cfg, models, frames)
+    if examples is not None:
+        atomic_write_json(examples, example_rollouts(cfg, ro, frames))
     truth = ro["truth"]
     pred = {}
     for k in ("latent", "pixel", "copy_last", "ae_floor"):
@@ -345,7 +370,8 @@ def eval_video(cfg: VideoExpConfig, log=None, train_missing: bool = True) -> dic
             evals.append(json.loads(ev_p.read_text()))
             continue
         log(f"seed {seed}: evaluating on {min(cfg.eval_clips, len(test['frames']))} held-out clips")
-        ev = evaluate_seed(cfg, models, train, test, seed)
+        ev = evaluate_seed(cfg, models, train, test, seed,
+                           examples=cfg.dir / "rollouts.json" if seed == cfg.seeds[0] else None)
         atomic_write_json(ev_p, ev)
         evals.append(ev)
         if seed == cfg.seeds[0]:

@@ -252,6 +252,28 @@ class SequenceCompressor(nn.Module):
             return self.quantizer(self.pre_quant(tokens)).codes
 
     @torch.no_grad()
+    def encode_ids(self, ids: list[int], pad_id: int) -> tuple[torch.Tensor, int]:
+        """Token ids of any length -> (codes[chunks, m(, depth)], padding): the last chunk is padded with
+        ``pad_id`` to a whole chunk; ``padding`` says how many ids were added."""
+        if not ids:
+            raise VQLadderError("nothing to encode: the text is empty")
+        n = self.config.in_len
+        n_pad = (-len(ids)) % n
+        x = torch.tensor(list(ids) + [pad_id] * n_pad, device=self.head.weight.device).view(-1, n)
+        return self.encode(x), n_pad
+
+    @torch.no_grad()
+    def decode_ids(self, codes: list[int]) -> list[int]:
+        """Flat codes of whole chunks (``out_len`` x depth each, position-major) -> the decoded token ids."""
+        depth = getattr(self.quantizer, "depth", 1)
+        per_chunk = self.config.out_len * depth
+        if not codes or len(codes) % per_chunk:
+            raise VQLadderError(f"got {len(codes)} codes; this model takes a multiple of {per_chunk} codes per chunk")
+        c = torch.tensor(codes, device=self.head.weight.device)
+        c = c.view(-1, self.config.out_len, *([depth] if depth > 1 else []))
+        return self.decode(c).argmax(-1).reshape(-1).tolist()
+
+    @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes[b, m] -> logits[b, n, v]. Out-of-range codes are a VQLadderError."""
         if codes.dim() < 2 or codes.shape[1] != self.config.out_len:

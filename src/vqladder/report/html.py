@@ -13,6 +13,10 @@ What each kind of directory gets:
     held-out usage, the text spans it stands for with counts, its nearest codes; search by id or by text);
   * a sweep: the accuracy-vs-bits plot (hover for the cell, the LM bound and references drawn), the
     accuracy heatmap, the table;
+  * a planning experiment: an episode viewer (the maze drawn, each contender's plan stepped move by move,
+    the moves where a code begins marked) from ``episodes.json``; a video experiment: truth, latent, pixel
+    and copy-last rollouts of held-out clips stepped frame by frame, from ``rollouts.json``; variable-length codes: each method's segment boundaries
+    over held-out text (``boundaries.html``, shown in a sandboxed frame);
   * any other experiment directory (ladder, planning, variable, video, embedding): its result tables and
     plots (PNG, inlined).
 """
@@ -187,8 +191,15 @@ def experiment_data(d: Path) -> dict:
     for p in sorted(list(d.glob("*.png")) + list(d.glob("plots/*.png")))[:24]:
         images.append({"name": p.name, "src": "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode()})
     results = json.loads((d / "results.json").read_text()) if (d / "results.json").is_file() else {}
-    return {"kind": "experiment", "title": d.name, "path": str(d), "markdown": _markdown_files(d),
-            "images": images, "results": results}
+    out = {"kind": "experiment", "title": d.name, "path": str(d), "markdown": _markdown_files(d),
+           "images": images, "results": results if len(json.dumps(results)) < 200_000 else {}}
+    if (d / "episodes.json").is_file():          # planning: example episodes, move by move
+        out["episodes"] = json.loads((d / "episodes.json").read_text())
+    if (d / "rollouts.json").is_file():          # video: held-out rollouts, frame by frame
+        out["rollouts"] = json.loads((d / "rollouts.json").read_text())
+    if (d / "boundaries.html").is_file():        # variable-length codes: segments drawn over held-out text
+        out["boundaries"] = (d / "boundaries.html").read_text()
+    return out
 
 
 def markdown_to_html(text: str) -> str:

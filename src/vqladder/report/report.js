@@ -184,7 +184,68 @@ function markdownSections() {
   }
 }
 
+function episodes() {
+  const E = D.episodes, s = section("Episodes (held-out mazes)", "episodes");
+  s.append(el("p", {class: "small muted"}, "Each contender's plan for the same held-out task, stepped move by move. " +
+    "S start, G goal; in the move strip a bar marks where a code begins (the ladder plans in codes of several " +
+    "moves, the flat planner in single moves)."));
+  const pick = el("select", {id: "episode-select"});
+  E.forEach((e, i) => pick.append(el("option", {value: i}, `task ${e.task} · ${e.contender} · ${e.valid && e.reached ? "reached" : "failed"}`)));
+  const slider = el("input", {type: "range", id: "episode-step", min: 0, value: 0});
+  const label = el("span", {id: "episode-label", class: "small"});
+  const grid = el("pre", {id: "episode-maze", class: "maze"}), strip = el("div", {id: "episode-moves", class: "line"});
+  s.append(el("div", {}, pick, " step ", slider, " ", label), grid, strip);
+  function draw() {
+    const e = E[+pick.value], k = +slider.value;
+    slider.max = e.cells.length - 1;
+    const rows = e.maze.map(r => r.split(""));
+    e.cells.slice(1, k + 1).forEach(([r, c]) => { rows[2 * r + 1][2 * c + 1] = "*"; });
+    const [ar, ac] = e.cells[Math.min(k, e.cells.length - 1)];
+    rows[2 * ar + 1][2 * ac + 1] = "@";
+    grid.replaceChildren(...rows.map(r => el("div", {}, r.join(""))));
+    label.textContent = `move ${k} of ${e.cells.length - 1} · ${e.evaluations} model evaluations (budget ${e.budget}) · ` +
+      `${e.method} + ${e.scorer}` + (e.valid ? "" : " · invalid move") + (e.reached ? " · goal reached" : "");
+    const starts = new Set(e.code_starts);
+    strip.replaceChildren(...e.moves.split("").map((m, i) => el("span",
+      {class: "mv" + (i < k ? " done" : "") + (starts.has(i) ? " code-start" : ""), "data-i": i}, m)));
+  }
+  pick.addEventListener("change", () => { slider.value = 0; draw(); });
+  slider.addEventListener("input", draw);
+  draw();
+}
+
+function rollouts() {
+  const R = D.rollouts, s = section("Rollouts (held-out clips)", "rollouts");
+  const kinds = ["truth", "latent", "pixel", "copy_last"];
+  s.append(el("p", {class: "small muted"}, `After ${R.context} context frames, each predictor feeds back its own ` +
+    `predictions for ${R.horizon} frames: latent (codes), pixel, and copy-last; step through them.`));
+  const pick = el("select", {id: "rollout-clip"});
+  R.clips.forEach((c, i) => pick.append(el("option", {value: i}, `clip ${i}`)));
+  const slider = el("input", {type: "range", id: "rollout-step", min: 0, max: R.horizon - 1, value: 0});
+  const label = el("span", {class: "small", id: "rollout-label"});
+  const row = el("div", {class: "frames", id: "rollout-frames"});
+  s.append(el("div", {}, pick, " frame ", slider, " ", label), row);
+  function draw() {
+    const c = R.clips[+pick.value], k = +slider.value;
+    label.textContent = `t = ${R.context + k + 1} (prediction step ${k + 1} of ${R.horizon})`;
+    row.replaceChildren(el("figure", {}, el("img", {src: c.context[c.context.length - 1], class: "frame"}),
+      el("figcaption", {}, "last context")), ...kinds.map(kd => el("figure", {"data-kind": kd},
+      el("img", {src: c[kd][k], class: "frame"}), el("figcaption", {}, kd.replace("_", " ")))));
+  }
+  pick.addEventListener("change", draw);
+  slider.addEventListener("input", draw);
+  draw();
+}
+
 function experimentPage() {
+  if (D.episodes) episodes();
+  if (D.rollouts) rollouts();
+  if (D.boundaries) {
+    const s = section("Segment boundaries (held-out text)", "boundaries");
+    const frame = el("iframe", {sandbox: "", id: "boundaries-frame", style: "width:100%;height:520px;border:1px solid #ddd"});
+    frame.srcdoc = D.boundaries;   // its own document: the experiment wrote it, escaped
+    s.append(frame);
+  }
   if (Object.keys(D.results || {}).length) { const s = section("Results", "results"); s.append(el("pre", {}, JSON.stringify(D.results, null, 2))); }
   markdownSections();
   if ((D.images || []).length) {
