@@ -138,3 +138,18 @@ def test_reconstructions_mark_exactly_the_wrong_tokens():
     assert mark_errors(tok, orig, pred) == "the c⟦o⟧t s⟦i⟧t"
     assert mark_errors(tok, list(b"abcd"), list(b"axyd")) == "a⟦xy⟧d"
     assert mark_errors(tok, orig, orig) == "the cat sat"
+
+
+def test_run_dispatches_on_the_experiment_key(tmp_path, capsys):
+    """`vqladder run CONFIG` runs the experiment the config declares, with overrides and the command's flags."""
+    import yaml
+
+    from vqladder.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("experiment: compressor\nname: r\n")
+    assert main(["run", str(cfg), "train.steps=0"]) == 2             # reached `train`'s own range check
+    assert "train.steps" in capsys.readouterr().err
+    cfg.write_text(yaml.safe_dump({"name": "r"}))
+    assert main(["run", str(cfg)]) == 2
+    assert "does not say which experiment" in capsys.readouterr().err

@@ -232,3 +232,11 @@ def test_out_of_range_codes_rejected():
     q = FSQ(8, [4, 4])
     with pytest.raises(VQLadderError, match="out of range"):
         q.decode_codes(torch.tensor([[3, 16]]))
+
+
+def test_residual_quantizer_is_a_quantizer_base_with_its_old_state_dict():
+    from vqladder.quantize import FSQ, QuantizerBase
+
+    rq = ResidualQuantizer([FSQ(8, [5, 5, 5]), FSQ(8, [5, 5, 5])])
+    assert isinstance(rq, QuantizerBase) and rq.codebook_size == 125 and rq.bits_per_code == pytest.approx(2 * math.log2(125))
+    assert all(k.startswith("stages.") for k in rq.state_dict())    # checkpoints made before still load

@@ -230,6 +230,24 @@ def cmd_demo(a) -> int:
     return 0
 
 
+def cmd_run(a) -> int:
+    """``vqladder run CONFIG.yaml [key=value …]``: the experiment the config declares, through its own command."""
+    from .config import read_yaml
+    from .experiments import EXPERIMENTS
+
+    doc = read_yaml(a.config)
+    name = doc.get("experiment") if isinstance(doc, dict) else None
+    if name is None:
+        raise VQLadderError(f"{a.config} does not say which experiment it is for: add `experiment: NAME` "
+                            f"({', '.join(EXPERIMENTS)}) or run it with its own command")
+    if name not in EXPERIMENTS:
+        raise VQLadderError(f"{a.config}: unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
+    argv = EXPERIMENTS[name].argv + [a.config] + list(a.overrides)
+    print(f"note: {a.config} is a {name} config: running `vqladder {' '.join(argv)}`", file=sys.stderr)
+    inner = build_parser().parse_args(argv)
+    return inner.func(inner)
+
+
 def cmd_train_ladder(a) -> int:
     from .experiments.ladder import LadderConfig, train_ladder
 
@@ -524,6 +542,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add embedding gist metrics (semantic similarity, retrieval); needs the [gist] extra")
     s.add_argument("--embed-model", default="minilm", help="sentence-transformers model path (default: offline MiniLM)")
     s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("run", help="run the experiment a config declares (experiment: …), whatever it is",
+                       description="Run CONFIG.yaml with the command of the experiment it declares "
+                                   "(experiment: compressor | sweep | ladder | planning | variable | video | embed); "
+                                   "dotted key=value overrides follow.")
+    s.add_argument("config", help="a YAML config with an experiment: key")
+    s.add_argument("overrides", nargs=argparse.REMAINDER, help="key.sub=value overrides and the command's own flags")
+    s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("report", help="one self-contained HTML page for a run, sweep or experiment directory",
                        description="Write a self-contained HTML report (opens from disk, no network): summary, "

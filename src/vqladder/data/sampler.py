@@ -124,3 +124,24 @@ class RowSampler:
 
     def load_state_dict(self, s):
         self.epoch, self.pos = int(s["epoch"]), int(s["pos"])
+
+
+class PairSampler:
+    """Batches ``cat([parent codes, lower symbols], 1)`` of aligned chunks (for upsamplers)."""
+
+    def __init__(self, lower: np.ndarray, parent: np.ndarray, length: int, parent_len: int, batch_size: int,
+                 seed: int, rank: int = 0, world: int = 1):
+        self.inner = WindowSampler(lower, length, batch_size, seed, rank, world, align=length)
+        self.parent, self.lower, self.length, self.parent_len = parent, lower, length, parent_len
+
+    def next_batch(self) -> torch.Tensor:
+        starts = self.inner.next_starts()
+        low = gather_windows(self.lower, starts, self.length)
+        par = gather_windows(self.parent, starts // self.length * self.parent_len, self.parent_len)
+        return torch.cat([par, low], 1)
+
+    def state_dict(self) -> dict:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.inner.load_state_dict(state)

@@ -23,8 +23,6 @@ finished), ``seed<k>/eval.json``, ``results.{json,md}``, ``strip.png`` (ground t
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import sys
 import time
@@ -38,12 +36,30 @@ from ..config import NonNegFloat, NonNegInt, PosInt, RunName, to_dict
 from ..data.video import VideoDataConfig, load_videos
 from ..errors import VQLadderError
 from ..eval.probes import _ridge, psnr, r2, ridge_probe, ssim_frames  # noqa: F401
+from ..eval.video import (  # noqa: F401
+    level_features,
+    level_reconstruction,
+    mean_frame_mse,
+    probe_targets,
+    rollouts,
+    run_probes,
+)
 from ..io import atomic_save_npy, atomic_write_json, atomic_write_text, claim_run_dir
 from ..models import CompressorConfig, SequenceCompressor, load_model
-from ..models.video import FrameAE, FrameAEConfig, FramePredictor, PredictorConfig, patchify, unpatchify
+from ..models.video import (  # noqa: F401
+    FrameAE,
+    FrameAEConfig,
+    FramePredictor,
+    PredictorConfig,
+    encode_clips,
+    from_tubelets,
+    patchify,
+    to_tubelets,
+    unpatchify,
+)
 from ..quantize import QuantizerConfig
 from ..report import save_figure
-from ..report.video import _ms, video_markdown  # noqa: F401
+from ..report.video import _ms, example_rollouts, frame_png, video_markdown  # noqa: F401  # noqa: F401
 from ..train import TrainerConfig
 from ..train.stage import guard_config, stage_results, stage_state
 from .stages import train_rows
@@ -108,30 +124,6 @@ class VideoExpConfig:
         return replace(self.ae, channels=self.data.channels, size=self.data.size, seed=seed)
 
 
-# -- stages ----------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def encode_clips(ae: FrameAE, frames: np.ndarray, batch: int = 512) -> np.ndarray:
-    """frames[n, t, c, s, s] -> level-1 codes[n, t, p]."""
-    n, t = frames.shape[:2]
-    flat = torch.from_numpy(frames.reshape(n * t, *frames.shape[2:]))
-    codes = torch.cat([ae.encode(flat[i:i + batch]) for i in range(0, len(flat), batch)])
-    return codes.view(n, t, -1).numpy()
-
-
-def to_tubelets(codes: np.ndarray, tubelet: int) -> np.ndarray:
-    """codes[n, t, p] -> level-2 input rows[n * t/tubelet, p * tubelet], patch-major, so that each run of
-    ``tubelet`` symbols is one patch over ``tubelet`` frames."""
-    n, t, p = codes.shape
-    g = t // tubelet
-    x = codes.reshape(n, g, tubelet, p).transpose(0, 1, 3, 2)  # n, g, p, tubelet
-    return x.reshape(n * g, p * tubelet)
-
-
-def from_tubelets(rows: np.ndarray, n: int, tubelet: int, p: int) -> np.ndarray:
-    g = rows.shape[0] // n
-    return rows.reshape(n, g, p, tubelet).transpose(0, 1, 3, 2).reshape(n, g * tubelet, p)
-
-
 def train_seed(cfg: VideoExpConfig, train: dict, seed: int, log) -> dict:
     d = cfg.dir / f"seed{seed}"
     tc = lambda t: replace(t, seed=seed, progress=False)
@@ -155,158 +147,6 @@ def train_seed(cfg: VideoExpConfig, train: dict, seed: int, log) -> dict:
                      FramePredictor(replace(base, mode="pixel", in_dim=pix_rows.shape[-1])),
                      tc(cfg.predictor_train), pix_rows, log)
     return {"ae": ae, "level2": l2, "latent": lat, "pixel": pix}
-
-
-@torch.no_grad()
-def rollouts(cfg: VideoExpConfig, models: dict, frames: np.ndarray) -> dict:
-    """Latent and pixel rollouts (+ references) of clips[n, t, c, s, s] -> predicted frames[n, horizon, c, s, s]."""
-    ae, lat, pix = models["ae"], models["latent"], models["pixel"]
-    c0, h, q = cfg.context, cfg.horizon, cfg.ae.patch
-    x = torch.from_numpy(frames)
-    n, C = x.shape[0], x.shape[2]
-    codes = torch.from_numpy(encode_clips(ae, frames[:, :c0 + h]))
-    t0 = time.time()
-    pred_codes = lat.rollout(codes[:, :c0], h)
-    lat_frames = ae.decode(pred_codes.reshape(n * h, -1)).view(n, h, *x.shape[2:])
-    t_lat = time.time() - t0
-    t0 = time.time()
-    pix_frames = unpatchify(pix.rollout(patchify(x[:, :c0], q), h), q, C)
-    t_pix = time.time() - t0
-    recon = ae.decode(codes[:, c0:].reshape(n * h, -1)).view(n, h, *x.shape[2:])
-    copy = x[:, c0 - 1:c0].expand(n, h, *x.shape[2:])
-    return {"latent": lat_frames.numpy(), "pixel": pix_frames.numpy(), "copy_last": copy.numpy(),
-            "ae_floor": recon.numpy(), "truth": frames[:, c0:c0 + h], "seconds": {"latent": t_lat, "pixel": t_pix},
-            "code_acc": (pred_codes == codes[:, c0:]).float().mean((0, 2)).numpy()}
-
-
-
-
-@torch.no_grad()
-def level_features(cfg: VideoExpConfig, models: dict, frames: np.ndarray) -> dict:
-    """Features at tubelet starts, per level: {level: (single-frame features, two-frame features)} with shape
-    [n * groups, F]; level 2's tubelet features serve for both (a tubelet already spans several frames)."""
-    ae, l2 = models["ae"], models["level2"]
-    t2 = cfg.level2.tubelet
-    n, T = frames.shape[:2]
-    starts = np.arange(0, T, t2)
-    nxt = np.minimum(starts + 1, T - 1)
-    pix = frames.reshape(n, T, -1)
-    codes = encode_clips(ae, frames)
-    vec = ae.code_vectors(torch.from_numpy(codes)).reshape(n, T, -1).numpy()
-    rows = torch.from_numpy(to_tubelets(codes, t2))
-    c2 = torch.cat([l2.encode(rows[i:i + 512]) for i in range(0, len(rows), 512)])
-    v2 = l2.quantizer.decode_codes(c2).reshape(n * len(starts), -1).numpy()
-    out = {}
-    for name, f in (("pixels", pix), ("level 1", vec)):
-        one = f[:, starts].reshape(n * len(starts), -1)
-        two = np.concatenate([f[:, starts], f[:, nxt]], -1).reshape(n * len(starts), -1)
-        out[name] = (one, two)
-    out["level 2"] = (v2, v2)
-    return out
-
-
-def probe_targets(cfg: VideoExpConfig, data: dict) -> dict:
-    """Ground truth at tubelet starts: {name: (array[n * groups, k], 'r2' | 'acc' | 'cells')}."""
-    t2 = cfg.level2.tubelet
-    T = cfg.data.frames
-    starts = np.arange(0, T, t2)
-    n = data["frames"].shape[0]
-    out = {}
-    if cfg.data.kind in ("balls", "sprites", "colour"):
-        pos, vel = data["pos"], data["vel"]
-        if pos.ndim == 3:  # one object: [n, T, 2] -> [n, T, 1, 2]
-            pos, vel = pos[:, :, None], vel[:, :, None]
-        order = np.argsort(pos[..., 1], axis=-1)  # canonical object order: by column
-        pos = np.take_along_axis(pos, order[..., None], 2)
-        vel = np.take_along_axis(vel, order[..., None], 2)
-        out["position"] = (pos[:, starts].reshape(n * len(starts), -1), "r2")
-        out["velocity"] = (vel[:, starts].reshape(n * len(starts), -1), "r2")
-    if cfg.data.kind == "colour":
-        out["colour"] = (np.eye(3)[data["colour"][:, starts]].reshape(n * len(starts), 3), "acc")
-    if cfg.data.kind == "life":
-        cells = data["cells"]
-        after = np.minimum(starts + t2, T - 1)  # the frame after the tubelet (next state for single frames: +1)
-        out["next state (t+1)"] = (cells[:, np.minimum(starts + 1, T - 1)].reshape(n * len(starts), -1), "cells")
-        out["state after tubelet"] = (cells[:, after].reshape(n * len(starts), -1), "cells")
-    return out
-
-
-def run_probes(cfg: VideoExpConfig, models: dict, train: dict, test: dict) -> list[dict]:
-    tr_n, te_n = min(cfg.probe_clips, len(train["frames"])), min(cfg.eval_clips, len(test["frames"]))
-    trd = {k: v[:tr_n] for k, v in train.items()}
-    ted = {k: v[:te_n] for k, v in test.items()}
-    ftr, fte = level_features(cfg, models, trd["frames"]), level_features(cfg, models, ted["frames"])
-    ttr, tte = probe_targets(cfg, trd), probe_targets(cfg, ted)
-    rows = []
-    for level in ftr:
-        row = {"level": level}
-        for name, (ytr, kind) in ttr.items():
-            yte = tte[name][0]
-            two = name == "velocity"  # motion needs two frames at levels 0/1
-            xtr, xte = ftr[level][1 if two else 0], fte[level][1 if two else 0]
-            pred = ridge_probe(xtr, ytr.astype(np.float64), xte, cfg.probe_l2)
-            if kind == "r2":
-                row[name] = r2(yte, pred)
-            elif kind == "acc":
-                row[name] = float((pred.argmax(1) == yte.argmax(1)).mean())
-            else:
-                row[name] = float(((pred > 0.5) == (yte > 0.5)).mean())
-        rows.append(row)
-    if cfg.data.kind == "life":  # references: the current state copied, and all cells dead
-        t2, T = cfg.level2.tubelet, cfg.data.frames
-        st = np.arange(0, T, t2)
-        cur = ted["cells"][:, st].reshape(len(st) * te_n, -1)
-        for name, (yte, _) in tte.items():
-            rows_ref = {"copy current state": float((cur == yte).mean()), "all dead": float((yte == 0).mean())}
-            for ref, v in rows_ref.items():
-                r = next((x for x in rows if x["level"] == ref), None)
-                if r is None:
-                    r = {"level": ref}
-                    rows.append(r)
-                r[name] = v
-    return rows
-
-
-@torch.no_grad()
-def level_reconstruction(cfg: VideoExpConfig, models: dict, frames: np.ndarray) -> dict:
-    """Pixel MSE of held-out clips reconstructed from each level's codes (level 2 -> level 1 codes -> pixels),
-    and the fraction of level-1 codes level 2 gives back exactly."""
-    ae, l2 = models["ae"], models["level2"]
-    n, T = frames.shape[:2]
-    codes = encode_clips(ae, frames)
-    P, t2 = codes.shape[-1], cfg.level2.tubelet
-    rows = torch.from_numpy(to_tubelets(codes, t2))
-    back = torch.cat([l2.decode(l2.encode(rows[i:i + 512])).argmax(-1) for i in range(0, len(rows), 512)])
-    codes2 = from_tubelets(back.numpy(), n, t2, P)
-    dec = lambda c: ae.decode(torch.from_numpy(c).reshape(n * T, P)).view(n, T, *frames.shape[2:]).numpy()
-    return {"level 1": float(((dec(codes) - frames) ** 2).mean()), "level 2": float(((dec(codes2) - frames) ** 2).mean()),
-            "level2_code_acc": float((codes2 == codes).mean())}
-
-
-def mean_frame_mse(train_frames: np.ndarray, truth: np.ndarray) -> float:
-    """MSE of predicting the mean training frame, scored on the same predicted frames as the predictors
-    (``truth`` = the rolled-out horizon), not on the context frames too."""
-    return float(((truth - train_frames.mean((0, 1))) ** 2).mean())
-
-
-def frame_png(frame: np.ndarray) -> str:
-    """frame[c, s, s] in [0, 1] -> a PNG data URL (for the report's frame viewer)."""
-    from PIL import Image
-
-    a = (np.clip(frame, 0, 1) * 255).round().astype(np.uint8)
-    img = Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def example_rollouts(cfg: VideoExpConfig, ro: dict, frames: np.ndarray, clips: int = 3) -> dict:
-    """The first held-out clips' frames as PNGs: the context, then truth / latent / pixel / copy-last per step."""
-    c0 = cfg.context
-    return {"context": c0, "horizon": cfg.horizon, "clips": [
-        {"context": [frame_png(f) for f in frames[i, :c0]],
-         **{k: [frame_png(f) for f in ro[k][i]] for k in ("truth", "latent", "pixel", "copy_last")}}
-        for i in range(min(clips, len(frames)))]}
 
 
 def evaluate_seed(cfg: VideoExpConfig, models: dict, train: dict, test: dict, seed: int,

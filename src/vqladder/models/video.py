@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -245,3 +246,27 @@ class FramePredictor(DecoderCore):
                 if i + 1 < horizon:
                     pred = self(nxt, cache)
         return torch.cat(frames, 1)
+
+
+# -- stages ----------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def encode_clips(ae: FrameAE, frames: np.ndarray, batch: int = 512) -> np.ndarray:
+    """frames[n, t, c, s, s] -> level-1 codes[n, t, p]."""
+    n, t = frames.shape[:2]
+    flat = torch.from_numpy(frames.reshape(n * t, *frames.shape[2:]))
+    codes = torch.cat([ae.encode(flat[i:i + batch]) for i in range(0, len(flat), batch)])
+    return codes.view(n, t, -1).numpy()
+
+
+def to_tubelets(codes: np.ndarray, tubelet: int) -> np.ndarray:
+    """codes[n, t, p] -> level-2 input rows[n * t/tubelet, p * tubelet], patch-major, so that each run of
+    ``tubelet`` symbols is one patch over ``tubelet`` frames."""
+    n, t, p = codes.shape
+    g = t // tubelet
+    x = codes.reshape(n, g, tubelet, p).transpose(0, 1, 3, 2)  # n, g, p, tubelet
+    return x.reshape(n * g, p * tubelet)
+
+
+def from_tubelets(rows: np.ndarray, n: int, tubelet: int, p: int) -> np.ndarray:
+    g = rows.shape[0] // n
+    return rows.reshape(n, g, p, tubelet).transpose(0, 1, 3, 2).reshape(n, g * tubelet, p)

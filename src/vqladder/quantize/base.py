@@ -102,12 +102,13 @@ class BatchStandardize(nn.Module):
 class QuantizerBase(nn.Module):
     """Common parts: codebook size, bits per code, per-step code statistics."""
 
-    def __init__(self, codebook_size: int, dead_after: int = 100):
+    def __init__(self, codebook_size: int, dead_after: int = 100, track_usage: bool = True):
         super().__init__()
         self.codebook_size = int(codebook_size)
         self.dead_after = dead_after
-        # steps since each code was last used (training steps only); identical on all ranks under DDP
-        self.register_buffer("steps_unused", torch.zeros(self.codebook_size, dtype=torch.int32), persistent=True)
+        if track_usage:  # a composite quantizer (residual) leaves this to its stages
+            # steps since each code was last used (training steps only); identical on all ranks under DDP
+            self.register_buffer("steps_unused", torch.zeros(self.codebook_size, dtype=torch.int32), persistent=True)
 
     @property
     def bits_per_code(self) -> float:

@@ -13,11 +13,12 @@ from torch import nn
 from .base import Quantized, QuantizerBase
 
 
-class ResidualQuantizer(nn.Module):
+class ResidualQuantizer(QuantizerBase):
+    """A ``QuantizerBase`` whose codes are [..., depth]; code statistics are kept by its stages."""
+
     def __init__(self, stages: list[QuantizerBase]):
-        super().__init__()
+        super().__init__(stages[0].codebook_size, track_usage=False)
         self.stages = nn.ModuleList(stages)
-        self.codebook_size = stages[0].codebook_size
         self.depth = len(stages)
 
     @property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 
 import numpy as np
@@ -55,3 +57,23 @@ def video_markdown(res: dict, cfg) -> str:
         lines.append(f"| {row['level']} | " + " | ".join(_ms([e['probes'][i].get(n) for e in ev], '.3f')
                                                         for n in names) + " |")
     return "\n".join(lines) + "\n"
+
+
+def frame_png(frame: np.ndarray) -> str:
+    """frame[c, s, s] in [0, 1] -> a PNG data URL (for the report's frame viewer)."""
+    from PIL import Image
+
+    a = (np.clip(frame, 0, 1) * 255).round().astype(np.uint8)
+    img = Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def example_rollouts(cfg, ro: dict, frames: np.ndarray, clips: int = 3) -> dict:
+    """The first held-out clips' frames as PNGs: the context, then truth / latent / pixel / copy-last per step."""
+    c0 = cfg.context
+    return {"context": c0, "horizon": cfg.horizon, "clips": [
+        {"context": [frame_png(f) for f in frames[i, :c0]],
+         **{k: [frame_png(f) for f in ro[k][i]] for k in ("truth", "latent", "pixel", "copy_last")}}
+        for i in range(min(clips, len(frames)))]}
