@@ -166,9 +166,9 @@ def main() -> None:
     print("| model | params | bits/token | steps | tokens/s | MFU | held-out token acc | code usage | tokens/s vs hourglass |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        rel = r["tok_per_s"] / ref["hourglass"]["tok_per_s"] if "hourglass" in ref else float("nan")
+        rel = f"{r['tok_per_s'] / ref['hourglass']['tok_per_s']:.2f}x" if "hourglass" in ref else "–"
         print(f"| {r['model']} | {r['params'] / 1e6:.2f} M | {r['bits_per_token']:.2f} | {r['steps']} | "
-              f"{r['tok_per_s']:,.0f} | {r['mfu']:.1%} | {r['acc']:.3f} | {r['usage']:.3f} | {rel:.2f}x |")
+              f"{r['tok_per_s']:,.0f} | {r['mfu']:.1%} | {r['acc']:.3f} | {r['usage']:.3f} | {rel} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

@@ -206,3 +206,37 @@ def test_video_report_steps_through_rollouts(tmp_path):
         src = page.locator("#rollout-frames figure[data-kind=latent] img").get_attribute("src")
         assert src.endswith("framelatent2") and "t = 5" in page.locator("#rollout-label").inner_text()
         browser.close()
+
+
+def test_ladder_report_reconstructs_every_level(tmp_path):
+    """A ladder's report: held-out chunks decoded from every level, equal to Ladder.decode(Ladder.encode(…)), and
+    in the browser the level picker shows each level's rows with exactly the wrong tokens marked."""
+    from conftest import make_text
+    from helpers import tiny_ladder_config
+
+    from vqladder.experiments.ladder import train_ladder
+    from vqladder.ladder import Ladder
+
+    (tmp_path / "c.txt").write_text(make_text(8000))
+    prepare(str(tmp_path / "c.txt"), "bpe:300", tmp_path / "data", block_size=512)
+    cfg = tiny_ladder_config(tmp_path / "data", tmp_path / "runs", steps=10)
+    train_ladder(cfg, log=lambda m: None)
+    out = build_report(cfg.dir, max_chunks=4)
+    data = _blob(out.read_text())
+    assert data["kind"] == "ladder" and [lv["level"] for lv in data["levels"]] == [1, 2, 3]
+    lad = Ladder.load(cfg.dir)
+    x = np.concatenate([np.asarray(r["orig"]) for r in data["levels"][1]["rows"]])
+    want = lad.decode(lad.encode(x, 2), 2)
+    assert np.concatenate([r["pred"] for r in data["levels"][1]["rows"]]).tolist() == want.tolist()
+    sync_playwright, exe = _browser()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.goto(out.as_uri())
+        page.wait_for_selector("#level-rows .recon-row")
+        page.select_option("#level-select", "1")
+        marked = page.locator("#level-rows .recon-row").first.locator(".pred .wrong").evaluate_all(
+            "els => els.map(e => +e.dataset.pos)")
+        r = data["levels"][1]["rows"][0]
+        assert marked == [i for i, (a, b) in enumerate(zip(r["orig"], r["pred"])) if a != b]
+        browser.close()

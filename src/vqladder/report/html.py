@@ -13,6 +13,8 @@ What each kind of directory gets:
     held-out usage, the text spans it stands for with counts, its nearest codes; search by id or by text);
   * a sweep: the accuracy-vs-bits plot (hover for the cell, the LM bound and references drawn), the
     accuracy heatmap, the table;
+  * a ladder: held-out chunks reconstructed from every level (decoded down the ladder), wrong tokens marked,
+    with each level's rate and accuracy, beside the experiment's tables;
   * a planning experiment: an episode viewer (the maze drawn, each contender's plan stepped move by move,
     the moves where a code begins marked) from ``episodes.json``; a video experiment: truth, latent, pixel
     and copy-last rollouts of held-out clips stepped frame by frame, from ``rollouts.json``; variable-length codes: each method's segment boundaries
@@ -67,6 +69,8 @@ def detect(path: Path) -> str:
         raise VQLadderError(f"{path} is not a directory (give a run, sweep or experiment directory)")
     if (path / "sweep.yaml").is_file() or (path / "sweep.csv").is_file():
         return "sweep"
+    if (path / "ladder.yaml").is_file() and (path / "level1").is_dir():
+        return "ladder"
     if (path / "config.yaml").is_file() and ((path / "checkpoints").is_dir() or (path / "metrics.jsonl").is_file()):
         return "run"
     if any(path.glob("*.md")) or (path / "results.json").is_file():
@@ -181,6 +185,41 @@ def sweep_data(d: Path) -> dict:
             "markdown": _markdown_files(d)}
 
 
+# -- a ladder ---------------------------------------------------------------------------------------------------------
+def ladder_data(d: Path, max_chunks: int = 12) -> dict:
+    """The experiment's tables and plots, plus held-out top chunks reconstructed from every level (each level's
+    codes decoded down the ladder with the levels' own decoders), aligned token by token."""
+    import yaml
+
+    from ..data import TokenShards
+    from ..ladder import Ladder
+
+    out = experiment_data(d)
+    out["kind"] = "ladder"
+    ladder = Ladder.load(d)
+    cfg = yaml.safe_load((d / "ladder.yaml").read_text()) or {}
+    data_dir = Path((cfg.get("data") or {}).get("path", ""))
+    if ladder.variable_level is not None or not (data_dir / "meta.json").is_file() or ladder.tokenizer is None:
+        out["note"] = "no per-level reconstructions (variable-rate level, or the data directory is missing)"
+        return out
+    n = ladder.chunk_len(0)
+    val = np.asarray(TokenShards(data_dir).val)
+    n_win = len(val) // n
+    starts = np.floor(np.arange(min(max_chunks, n_win)) * (n_win / max(1, min(max_chunks, n_win)))).astype(np.int64) * n
+    x = np.concatenate([val[s:s + n] for s in starts]).astype(np.int64)
+    levels = []
+    for k in range(1, ladder.n_levels + 1):
+        pred = ladder.decode(ladder.encode(x, k), k)
+        levels.append({"level": k, "bits_per_token": ladder.bits_per_token(k), "codes_per_chunk": ladder.chunk_len(k),
+                       "acc": float((pred == x).mean()),
+                       "rows": [{"chunk": int(s // n), "orig": x[i * n:(i + 1) * n].tolist(),
+                                 "pred": pred[i * n:(i + 1) * n].tolist()} for i, s in enumerate(starts)]})
+    used = sorted(set(x.tolist()) | {int(t) for lv in levels for r in lv["rows"] for t in r["pred"]})
+    out["tokens"] = {str(t): ladder.tokenizer.decode([t]) for t in used}
+    out["levels"] = levels
+    return out
+
+
 # -- any other experiment ------------------------------------------------------------------------------------------
 def _markdown_files(d: Path) -> list[dict]:
     return [{"name": p.name, "html": markdown_to_html(p.read_text())} for p in sorted(d.glob("*.md"))]
@@ -277,6 +316,6 @@ def build_report(path: str | Path, out: str | Path | None = None, max_chunks: in
     if not target.parent.is_dir():
         raise VQLadderError(f"cannot write {target}: {target.parent} does not exist")
     data = {"run": lambda: run_data(d, max_chunks), "sweep": lambda: sweep_data(d),
-            "experiment": lambda: experiment_data(d)}[kind]()
+            "ladder": lambda: ladder_data(d, min(max_chunks, 12)), "experiment": lambda: experiment_data(d)}[kind]()
     atomic_write_text(target, render(_json_safe(data)))
     return target

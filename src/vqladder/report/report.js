@@ -237,7 +237,27 @@ function rollouts() {
   draw();
 }
 
+function ladderLevels() {
+  const s = section("Reconstructions by level (held-out chunks)", "levels");
+  s.append(el("p", {class: "small muted"}, "Each level's codes decoded down the ladder with the levels' own " +
+    "decoders; wrong tokens in red."));
+  const pick = el("select", {id: "level-select"});
+  D.levels.forEach((lv, i) => pick.append(el("option", {value: i},
+    `level ${lv.level}: ${lv.codes_per_chunk} codes per chunk, ${lv.bits_per_token.toFixed(3)} bits/token, acc ${lv.acc.toFixed(3)}`)));
+  const box = el("div", {id: "level-rows"});
+  s.append(pick, box);
+  function draw() {
+    const lv = D.levels[+pick.value];
+    box.replaceChildren(...lv.rows.map(r => el("div", {class: "row recon-row", "data-chunk": r.chunk},
+      el("div", {}, el("span", {class: "label"}, "original"), tokSpans(r.orig, null, 1e9)),
+      el("div", {class: "pred"}, el("span", {class: "label"}, `level ${lv.level}`), tokSpans(r.pred, r.orig, 1e9)))));
+  }
+  pick.addEventListener("change", draw);
+  draw();
+}
+
 function experimentPage() {
+  if (D.levels) ladderLevels();
   if (D.episodes) episodes();
   if (D.rollouts) rollouts();
   if (D.boundaries) {
@@ -255,5 +275,5 @@ function experimentPage() {
 }
 
 header();
-({run: runPage, sweep: sweepPage, experiment: experimentPage})[D.kind]();
+({run: runPage, sweep: sweepPage, ladder: experimentPage, experiment: experimentPage})[D.kind]();
 document.body.setAttribute("data-ready", "1");
