@@ -353,6 +353,7 @@ def test_demo_reuses_or_refuses_and_discards_only_with_fresh(ctx, tmp_path, monk
     with contextlib.redirect_stdout(io.StringIO()) as o, contextlib.redirect_stderr(io.StringIO()):
         demo.run_demo(out_dir=str(out), data_dir=data, steps=2)
     assert "reusing the finished run" in o.getvalue()
+    assert f"report: {run / 'report.html'}" in o.getvalue() and (run / "report.html").stat().st_size > 100_000
     # --fresh discards and retrains
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         demo.run_demo(out_dir=str(out), data_dir=data, steps=3, fresh=True)

@@ -109,6 +109,10 @@ def test_split_texts_and_comparison_run(tmp_path, tiny_corpus):
     assert any(r.get("note") for r in res["rows"])  # binary at 8 bytes needs 64 dims > 32
     assert (cfg.dir / "recall_vs_bytes.png").is_file() and "faiss-opq-pq" in (cfg.dir / "results.md").read_text()
     assert res["concepts"] and res["concepts"][0]["texts"]
+    view = res["concept_view"]                       # the report's concept explorer: every used level-1 code
+    assert sum(c["size"] for c in view) == cfg.database and len({c["code"] for c in view}) == len(view)
+    assert all(c["size"] > 0 for c in view)
+    assert [c["size"] for c in view] == sorted((c["size"] for c in view), reverse=True)
     with pytest.raises(VQLadderError, match="unknown method"):
         run_embed_eval(EmbedConfig(methods=["lsh"]))
 

@@ -240,3 +240,32 @@ def test_ladder_report_reconstructs_every_level(tmp_path):
         r = data["levels"][1]["rows"][0]
         assert marked == [i for i, (a, b) in enumerate(zip(r["orig"], r["pred"])) if a != b]
         browser.close()
+
+
+def test_embedding_report_recall_chart_and_concept_search(tmp_path):
+    sync_playwright, exe = _browser()
+    d = tmp_path / "embed"
+    d.mkdir()
+    rows = [{"method": m, "bytes": b, "recall@1": 0.1 * i, "recall@10": 0.1 * i + 0.05, "recall@100": 0.2 * i}
+            for i, (m, b) in enumerate([("faiss-pq", 8), ("faiss-pq", 16), ("ours-prefix-rvq", 8),
+                                        ("ours-prefix-rvq", 16)])]
+    rows.append({"method": "binary", "bytes": 4, "note": "does not fit"})
+    concepts = [{"code": 7, "size": 30, "texts": ["the river sings", "a song of rivers"]},
+                {"code": 12, "size": 20, "texts": ["seven wizards judge", "boxing matches"]}]
+    (d / "results.json").write_text(json.dumps({"rows": rows, "concepts": concepts[:1], "concept_view": concepts}))
+    (d / "results.md").write_text("# Embeddings\n")
+    out = build_report(d)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(out.as_uri())
+        page.wait_for_selector("#recall svg", timeout=20000)
+        assert page.locator("#concept-list .concept").count() == 2
+        page.fill("#concept-search", "WIZARD")
+        assert page.locator("#concept-list .concept").evaluate_all("els => els.map(e => +e.dataset.code)") == [12]
+        page.fill("#concept-search", "#7")
+        assert page.locator("#concept-list .concept").evaluate_all("els => els.map(e => +e.dataset.code)") == [7]
+        browser.close()
+    assert not errors, errors

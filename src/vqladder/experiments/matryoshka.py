@@ -229,7 +229,7 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
         loss_raw = float(prefix_neighbour_loss(held, held))
         loss_ada = float(prefix_neighbour_loss(torch.from_numpy(ada["q"][:500]), held))
     truth = exact_topk(raw["q"], raw["db"], 10)
-    rows, concepts = [], []
+    rows, concepts, concept_view = [], [], []
     for b in cfg.budgets:
         for m in cfg.methods:
             why = method_fits(m, b, dim)
@@ -243,11 +243,13 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
             rows.append(r)
             log(f"{b:>3} bytes {m:16s} R@1 {r['recall@1']:.3f} R@10 {r['recall@10']:.3f} R@100 {r['recall@100']:.3f}")
             if m == "ours-prefix-rvq" and not concepts:
-                concepts = _concepts(extra["codes"][:, 0], [texts[i] for i in idx["db"]], cfg.concepts)
+                db_texts = [texts[i] for i in idx["db"]]
+                concepts = _concepts(extra["codes"][:, 0], db_texts, cfg.concepts)
+                concept_view = _concepts(extra["codes"][:, 0], db_texts, 256, per=8)  # the report's explorer
     res = {"texts": len(texts), "database": n_db, "queries": n_q, "train": int(len(idx["train"])), "dim": dim,
            "model": cfg.model, "corpora": cfg.corpora, "adapter_curve": curve[::max(1, len(curve) // 20)],
            "prefix_loss_raw": loss_raw, "prefix_loss_adapted": loss_ada, "rows": rows, "concepts": concepts,
-           "rvq_beam": cfg.rvq.beam}
+           "concept_view": concept_view, "rvq_beam": cfg.rvq.beam}
     atomic_write_json(d / "results.json", res)
     atomic_write_text(d / "results.md", embed_markdown(res, cfg))
     _plot(res, d / "recall_vs_bytes.png")
@@ -257,7 +259,9 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
 def _concepts(level1: np.ndarray, texts: list[str], n: int, per: int = 4) -> list[dict]:
     counts = np.bincount(level1.astype(np.int64), minlength=256)
     out = []
-    for code in np.argsort(-counts)[:n]:
+    for code in np.argsort(-counts, kind="stable")[:n]:
+        if counts[code] == 0:
+            break
         members = np.flatnonzero(level1 == code)[:per]
         out.append({"code": int(code), "size": int(counts[code]), "texts": [texts[i][:160] for i in members]})
     return out

@@ -40,3 +40,16 @@ def show_examples(tok, examples, n_chars: int = 240) -> None:
         wrong = sum(a != b for a, b in zip(orig, pred))
         print(f"\n[{i}] original     : {o}\n[{i}] reconstructed: {p}\n"
               f"[{i}] {wrong} of {len(orig)} tokens wrong, marked ⟦…⟧")
+
+
+def show_side_by_side(tok, rows: list[tuple[str, list]], n_chars: int = 240) -> None:
+    """The same held-out chunks reconstructed at several rates: ``rows`` = [(label, examples)], each examples
+    list as ``evaluate_compressor(return_examples=…)`` gives it (the originals must match)."""
+    width = max(len(label) for label, _ in rows)
+    for i, (orig, _, _) in enumerate(rows[0][1]):
+        print(f"\n[{i}] {'original'.ljust(width)} : {tok.decode(orig)[:n_chars].replace(chr(10), '⏎')}")
+        for label, ex in rows:
+            o, pred, _ = ex[i]
+            wrong = sum(a != b for a, b in zip(o, pred))
+            text = mark_errors(tok, o, pred)[:n_chars].replace("\n", "⏎")
+            print(f"[{i}] {label.ljust(width)} : {text}   ({wrong} of {len(o)} wrong)")

@@ -19,6 +19,8 @@ What each kind of directory gets:
     the moves where a code begins marked) from ``episodes.json``; a video experiment: truth, latent, pixel
     and copy-last rollouts of held-out clips stepped frame by frame, from ``rollouts.json``; variable-length codes: each method's segment boundaries
     over held-out text (``boundaries.html``, shown in a sandboxed frame);
+  * an embedding experiment: recall@10 vs bytes per vector (hover for the method) and the concept view (the
+    database texts that share a level-1 code, searchable by text or code);
   * any other experiment directory (ladder, planning, variable, video, embedding): its result tables and
     plots (PNG, inlined).
 """
@@ -231,7 +233,10 @@ def experiment_data(d: Path) -> dict:
         images.append({"name": p.name, "src": "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode()})
     results = json.loads((d / "results.json").read_text()) if (d / "results.json").is_file() else {}
     out = {"kind": "experiment", "title": d.name, "path": str(d), "markdown": _markdown_files(d),
-           "images": images, "results": results if len(json.dumps(results)) < 200_000 else {}}
+           "images": images, "results": {k: v for k, v in results.items() if k not in ("concept_view", "rows")}}
+    if results.get("rows") and all("method" in r and "bytes" in r for r in results["rows"]):  # embeddings
+        out["recall_rows"] = [r for r in results["rows"] if "recall@10" in r]
+        out["concepts"] = results.get("concept_view") or results.get("concepts") or []
     if (d / "episodes.json").is_file():          # planning: example episodes, move by move
         out["episodes"] = json.loads((d / "episodes.json").read_text())
     if (d / "rollouts.json").is_file():          # video: held-out rollouts, frame by frame

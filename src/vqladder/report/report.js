@@ -171,6 +171,14 @@ function sweepPage() {
   if (ours.length) chart(box, {title: "accuracy: codes per chunk × codebook", width: 260, height: 260, data: {values: ours},
     mark: "rect", encoding: {x: {field: "codebook_size", type: "ordinal"}, y: {field: "out_len", type: "ordinal", sort: "descending"},
       color: {field: "acc", type: "quantitative"}, tooltip: ["cell", {field: "acc", format: ".3f"}, {field: "bits_per_token", format: ".2f"}]}});
+  const gist = pts.filter(p => typeof p.gist_semantic === "number");
+  if (gist.length) chart(box, {title: "gist: MiniLM similarity of reconstruction to original", width: 560, height: 260,
+    data: {values: gist}, mark: {type: "point", filled: true, size: 60},
+    encoding: {x: {field: "bits_per_token", type: "quantitative", scale: {type: "log", base: 2}, title: "bits per token"},
+      y: {field: "gist_semantic", type: "quantitative", title: "MiniLM similarity"},
+      color: {field: "out_len", type: "nominal", title: "codes/chunk"}, shape: {field: "model", type: "nominal"},
+      tooltip: ["cell", {field: "gist_semantic", format: ".3f"}, {field: "gist_semantic_random", format: ".3f"},
+        {field: "gist_retrieval_top1", format: ".2f"}]}});
   if (Object.keys(R).length) { const r = section("References", "refs"); r.append(kvTable(R)); }
   markdownSections();
 }
@@ -256,7 +264,36 @@ function ladderLevels() {
   draw();
 }
 
+function embeddings() {
+  if ((D.recall_rows || []).length) {
+    const s = section("Recall vs bytes per vector", "recall");
+    const box = el("div", {class: "charts"});
+    s.append(box);
+    chart(box, {width: 560, height: 320, data: {values: D.recall_rows}, mark: {type: "line", point: true},
+      encoding: {x: {field: "bytes", type: "quantitative", scale: {type: "log", base: 2}, title: "bytes per vector"},
+        y: {field: "recall@10", type: "quantitative"}, color: {field: "method", type: "nominal"},
+        tooltip: ["method", "bytes", {field: "recall@1", format: ".3f"}, {field: "recall@10", format: ".3f"},
+          {field: "recall@100", format: ".3f"}]}});
+  }
+  if (!(D.concepts || []).length) return;
+  const s = section("Concepts: texts that share a level-1 code", "concepts");
+  const search = el("input", {type: "search", id: "concept-search", placeholder: "code id (#12) or text…"});
+  const list = el("div", {id: "concept-list"});
+  s.append(el("p", {class: "small muted"}, `${D.concepts.length} level-1 codes (the coarsest prefix), largest first; ` +
+    "each with database texts that get it."), search, list);
+  function draw() {
+    const q = search.value.trim().toLowerCase(), m = q.match(/^#?(\d+)$/);
+    const shown = D.concepts.filter(c => !q || (m ? c.code === +m[1] : c.texts.some(t => t.toLowerCase().includes(q))));
+    list.replaceChildren(el("div", {class: "small muted", id: "concept-count"}, `${shown.length} codes`),
+      ...shown.slice(0, 60).map(c => el("div", {class: "row concept", "data-code": c.code},
+        el("b", {}, `code #${c.code}`), ` · ${c.size} texts`, el("ul", {}, c.texts.map(t => el("li", {}, t))))));
+  }
+  search.addEventListener("input", draw);
+  draw();
+}
+
 function experimentPage() {
+  if (D.recall_rows || D.concepts) embeddings();
   if (D.levels) ladderLevels();
   if (D.episodes) episodes();
   if (D.rollouts) rollouts();
