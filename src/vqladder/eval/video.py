@@ -140,3 +140,35 @@ def mean_frame_mse(train_frames: np.ndarray, truth: np.ndarray) -> float:
     """MSE of predicting the mean training frame, scored on the same predicted frames as the predictors
     (``truth`` = the rolled-out horizon), not on the context frames too."""
     return float(((truth - train_frames.mean((0, 1))) ** 2).mean())
+
+
+def canonical_positions(pos: np.ndarray) -> np.ndarray:
+    """pos[n, T, (k,) 2] -> [n, T, k, 2] with the objects ordered by column (so a probe's targets are defined)."""
+    if pos.ndim == 3:
+        pos = pos[:, :, None]
+    order = np.argsort(pos[..., 1], axis=-1)
+    return np.take_along_axis(pos, order[..., None], 2)
+
+
+def rollout_position_error(cfg, train: dict, test: dict, ro: dict, fit_frames: int = 4000,
+                           seed: int = 0) -> dict | None:
+    """A rollout metric that leans towards neither predictor: ONE linear probe, fitted on true training frames
+    (pixels -> object positions), reads the positions off every predicted frame -- the latent predictor's decoded
+    codes, the pixel predictor's regression, copy-last, and the true frames (the probe's own floor). Returns the
+    RMSE in pixels to the true positions per horizon step, for each. MSE/PSNR favour the MSE-trained pixel
+    regressor (a blur scores well) and code accuracy only exists for the latent one; this asks both the same
+    question: is the object where it should be? None for data without object positions (life)."""
+    if "pos" not in train or "pos" not in test:
+        return None
+    ptr = canonical_positions(train["pos"])
+    n, T = ptr.shape[:2]
+    x = train["frames"].reshape(n * T, -1)
+    y = ptr.reshape(n * T, -1)
+    idx = np.random.default_rng(seed).choice(n * T, min(fit_frames, n * T), replace=False)
+    c0, h = cfg.context, cfg.horizon
+    m = len(ro["truth"])
+    want = canonical_positions(test["pos"][:m])[:, c0:c0 + h].reshape(m, h, -1)
+    kinds = ("truth", "latent", "pixel", "copy_last")
+    frames = np.concatenate([np.asarray(ro[k], dtype=np.float32).reshape(m * h, -1) for k in kinds])
+    got = ridge_probe(x[idx], y[idx], frames).reshape(len(kinds), m, h, -1)
+    return {k: np.sqrt(((got[i] - want) ** 2).mean(-1)).mean(0).tolist() for i, k in enumerate(kinds)}

@@ -41,6 +41,7 @@ from ..eval.video import (  # noqa: F401
     level_reconstruction,
     mean_frame_mse,
     probe_targets,
+    rollout_position_error,
     rollouts,
     run_probes,
 )
@@ -170,6 +171,7 @@ def evaluate_seed(cfg: VideoExpConfig, models: dict, train: dict, test: dict, se
     return {"seed": seed, "prediction": pred, "code_acc": ro["code_acc"].tolist(), "bits_per_frame": bits,
             "reconstruction": level_reconstruction(cfg, models, frames),
             "mean_frame_mse": mean_frame_mse(train["frames"], truth),
+            "position_error": rollout_position_error(cfg, train, test, ro),
             "probes": run_probes(cfg, models, train, test), "train": info,
             "rollout_seconds": {k: round(v, 3) for k, v in ro["seconds"].items()}, "clips": len(frames)}
 

@@ -48,6 +48,16 @@ def video_markdown(res: dict, cfg) -> str:
         lines.append(f"| {h + 1} | {g('latent', 'mse')} | {g('pixel', 'mse')} | {g('copy_last', 'mse')} | "
                      f"{g('ae_floor', 'mse')} | {g('latent', 'psnr')} | {g('pixel', 'psnr')} | {g('latent', 'ssim')} | "
                      f"{g('pixel', 'ssim')} | {_ms([e['code_acc'][h] for e in ev], '.3f')} |")
+    if all(e.get("position_error") for e in ev):
+        lines += ["", "## Where the objects are: one probe reads every rollout (held-out)", "",
+                  "A single linear probe fitted on true training frames (pixels -> object positions) reads the "
+                  "positions off each predicted frame; RMSE in pixels to the true positions. It favours neither "
+                  "predictor (MSE favours the MSE-trained pixel regressor, code accuracy exists only for the latent "
+                  "one). `truth` is the probe's own error on the true frames: the floor.", "",
+                  "| horizon | truth (floor) | latent | pixel | copy last |", "|---|---|---|---|---|"]
+        for h in range(cfg.horizon):
+            q = lambda k: _ms([e["position_error"][k][h] for e in ev], ".2f")
+            lines.append(f"| {h + 1} | {q('truth')} | {q('latent')} | {q('pixel')} | {q('copy_last')} |")
     names = [k for k in ev[0]["probes"][0] if k != "level"]
     lines += ["", "## Linear probes from each level (held-out clips, at tubelet starts)", "",
               "R^2 for positions / velocities (velocity from two consecutive frames at pixel level and level 1, "
