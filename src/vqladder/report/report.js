@@ -303,8 +303,11 @@ function experimentPage() {
     frame.srcdoc = D.boundaries;   // its own document: the experiment wrote it, escaped
     s.append(frame);
   }
-  if (Object.keys(D.results || {}).length) { const s = section("Results", "results"); s.append(el("pre", {}, JSON.stringify(D.results, null, 2))); }
   markdownSections();
+  if (Object.keys(D.results || {}).length) {
+    const s = section("results.json", "results");
+    s.append(el("details", {}, el("summary", {}, "the raw results"), el("pre", {}, JSON.stringify(D.results, null, 2))));
+  }
   if ((D.images || []).length) {
     const s = section("Plots", "plots");
     for (const im of D.images) s.append(el("div", {}, el("div", {class: "small muted"}, im.name), el("img", {class: "plot", src: im.src, alt: im.name})));
