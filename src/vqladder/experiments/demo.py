@@ -1,4 +1,4 @@
-"""``vqladder demo``: the first rung end to end on the built-in corpus in about five minutes on 2 CPU cores.
+"""``vqladder demo``: the first rung end to end on the built-in corpus in about 5.5 minutes on 2 CPU cores.
 
 Prepares the built-in corpus (Python's own documentation) with a 1,024-entry byte-level BPE (fitted on the
 train split), trains the local-first compressor (``downsample: segment``) of 256-token chunks into 64 FSQ
