@@ -1,5 +1,6 @@
 """`vqladder report`: a self-contained HTML page, checked as data and in a real headless Chromium."""
 
+import contextlib
 import json
 import os
 import re
@@ -92,18 +93,29 @@ def _browser():
     return sync_playwright, CHROMIUM
 
 
-def test_report_in_headless_chromium(run, tmp_path):
-    """No console errors; the code explorer answers a text search; reconstruction rows mark exactly the wrong
-    tokens; the screenshot is not blank."""
+@contextlib.contextmanager
+def _page(**kw):
+    """A headless Chromium page; yields (page, errors): console errors and uncaught page errors, as they come."""
     sync_playwright, exe = _browser()
-    out = build_report(run, tmp_path / "r.html", max_chunks=6)
-    data = _blob(out.read_text())
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page = browser.new_page(**kw)
         errors = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            yield page, errors
+        finally:
+            browser.close()
+
+
+def test_report_in_headless_chromium(run, tmp_path):
+    """No console errors; the code explorer answers a text search; reconstruction rows mark exactly the wrong
+    tokens; the screenshot is not blank."""
+    _browser()                                        # skip early without a browser
+    out = build_report(run, tmp_path / "r.html", max_chunks=6)
+    data = _blob(out.read_text())
+    with _page(viewport={"width": 1200, "height": 900}) as (page, errors):
         page.route("**/*", lambda r: r.abort() if not r.request.url.startswith(("file:", "data:")) else r.continue_())
         page.goto(out.as_uri())
         page.wait_for_selector("body[data-ready='1']", state="attached", timeout=20000)
@@ -130,7 +142,6 @@ def test_report_in_headless_chromium(run, tmp_path):
         page.evaluate("window.scrollTo(0, 0)")
         shot = tmp_path / "shot.png"
         page.screenshot(path=str(shot))
-        browser.close()
     assert not errors, errors
     from PIL import Image
 
@@ -160,7 +171,7 @@ def test_tensorboard_scalars_match_metrics_jsonl(tmp_path):
 def test_planning_report_steps_an_episode(tmp_path):
     """The episode viewer: the maze is drawn, stepping moves the agent along the recorded cells, code starts
     are marked."""
-    sync_playwright, exe = _browser()
+    _browser()                                        # skip early without a browser
     d = tmp_path / "plan"
     d.mkdir()
     maze = ["#####", "#. .#", "# # #", "#. .#", "#####"]
@@ -170,11 +181,7 @@ def test_planning_report_steps_an_episode(tmp_path):
     (d / "episodes.json").write_text(json.dumps([ep]))
     (d / "results.md").write_text("# Planning\n")
     out = build_report(d)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page()
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    with _page() as (page, errors):
         page.goto(out.as_uri())
         page.wait_for_selector("#episode-maze")
         assert page.locator("#episode-maze").inner_text().splitlines()[1] == "#@ .#"
@@ -183,12 +190,11 @@ def test_planning_report_steps_an_episode(tmp_path):
         assert rows[1][3] == "*" and rows[3][3] == "@"            # walked (0,1), now at (1,1)
         starts = page.locator("#episode-moves .code-start").evaluate_all("els => els.map(e => +e.dataset.i)")
         assert starts == [0, 2] and "goal reached" in page.locator("#episode-label").inner_text()
-        browser.close()
     assert not errors, errors
 
 
 def test_video_report_steps_through_rollouts(tmp_path):
-    sync_playwright, exe = _browser()
+    _browser()                                        # skip early without a browser
     d = tmp_path / "video"
     d.mkdir()
     png = lambda i: f"data:image/png;base64,frame{i}"        # the viewer only places them
@@ -197,15 +203,12 @@ def test_video_report_steps_through_rollouts(tmp_path):
     (d / "rollouts.json").write_text(json.dumps({"context": 2, "horizon": 3, "clips": [clip]}))
     (d / "results.md").write_text("# Video\n")
     out = build_report(d)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page()
+    with _page() as (page, _):
         page.goto(out.as_uri())
         page.wait_for_selector("#rollout-frames")
         page.locator("#rollout-step").fill("2")
         src = page.locator("#rollout-frames figure[data-kind=latent] img").get_attribute("src")
         assert src.endswith("framelatent2") and "t = 5" in page.locator("#rollout-label").inner_text()
-        browser.close()
 
 
 def test_ladder_report_reconstructs_every_level(tmp_path):
@@ -228,10 +231,8 @@ def test_ladder_report_reconstructs_every_level(tmp_path):
     x = np.concatenate([np.asarray(r["orig"]) for r in data["levels"][1]["rows"]])
     want = lad.decode(lad.encode(x, 2), 2)
     assert np.concatenate([r["pred"] for r in data["levels"][1]["rows"]]).tolist() == want.tolist()
-    sync_playwright, exe = _browser()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page()
+    _browser()                                        # skip early without a browser
+    with _page() as (page, _):
         page.goto(out.as_uri())
         page.wait_for_selector("#level-rows .recon-row")
         page.select_option("#level-select", "1")
@@ -239,11 +240,10 @@ def test_ladder_report_reconstructs_every_level(tmp_path):
             "els => els.map(e => +e.dataset.pos)")
         r = data["levels"][1]["rows"][0]
         assert marked == [i for i, (a, b) in enumerate(zip(r["orig"], r["pred"])) if a != b]
-        browser.close()
 
 
 def test_embedding_report_recall_chart_and_concept_search(tmp_path):
-    sync_playwright, exe = _browser()
+    _browser()                                        # skip early without a browser
     d = tmp_path / "embed"
     d.mkdir()
     rows = [{"method": m, "bytes": b, "recall@1": 0.1 * i, "recall@10": 0.1 * i + 0.05, "recall@100": 0.2 * i}
@@ -255,11 +255,7 @@ def test_embedding_report_recall_chart_and_concept_search(tmp_path):
     (d / "results.json").write_text(json.dumps({"rows": rows, "concepts": concepts[:1], "concept_view": concepts}))
     (d / "results.md").write_text("# Embeddings\n")
     out = build_report(d)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page()
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    with _page() as (page, errors):
         page.goto(out.as_uri())
         page.wait_for_selector("#recall svg", timeout=20000)
         assert page.locator("#concept-list .concept").count() == 2
@@ -267,5 +263,4 @@ def test_embedding_report_recall_chart_and_concept_search(tmp_path):
         assert page.locator("#concept-list .concept").evaluate_all("els => els.map(e => +e.dataset.code)") == [12]
         page.fill("#concept-search", "#7")
         assert page.locator("#concept-list .concept").evaluate_all("els => els.map(e => +e.dataset.code)") == [7]
-        browser.close()
     assert not errors, errors

@@ -18,7 +18,6 @@ rank by cosine between the query and the decoded database vector (asymmetric dis
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 import time
@@ -33,7 +32,7 @@ from ..config import NonNegInt, PosInt, RunName, save_yaml
 from ..data.embeddings import embed_cached, normalize, split_texts
 from ..errors import VQLadderError
 from ..eval.retrieval import exact_topk, recalls  # noqa: F401
-from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text, claim_run_dir
+from ..io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text, claim_run_dir
 from ..models.matryoshka import (
     CodeIndex,  # noqa: F401
     PrefixRVQ,
@@ -292,9 +291,7 @@ def build_index(cfg: EmbedConfig, out: str | Path, n_bytes: int = 16, embedder=N
     if adapter is not None:
         weights.update({f"adapter.{k}": v.detach().contiguous() for k, v in adapter.state_dict().items()})
     atomic_write_bytes(d / "model.safetensors", safetensors.torch.save(weights))
-    buf = io.BytesIO()
-    np.save(buf, codes)
-    atomic_write_bytes(d / "codes.npy", buf.getvalue())
+    atomic_save_npy(d / "codes.npy", codes)
     atomic_write_text(d / "texts.json", json.dumps(texts))
     atomic_write_json(d / "index.json", {"model": cfg.model, "bytes": n_bytes, "n": len(texts), "dim": dim,
                                          "prefixes": q.prefixes, "beam": cfg.rvq.beam,

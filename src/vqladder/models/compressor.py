@@ -37,7 +37,7 @@ from torch import nn
 
 from ..config import HalfOpenUnit, NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
-from ..nn import MLP, Block, RMSNorm, check_heads, eval_mode, init_weights_
+from ..nn import MLP, Block, RMSNorm, check_heads, eval_mode, init_weights_, seeded
 from ..quantize import QuantizerConfig, build_quantizer
 from .registry import register
 
@@ -108,8 +108,7 @@ class SequenceCompressor(nn.Module):
         self.config = cfg
         # every default init (the quantizer's projections too) draws from a generator seeded by cfg.seed,
         # without touching the caller's global RNG: the same config builds the same weights
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
+        with seeded(cfg.seed):
             self._build(cfg)
 
     def _build(self, cfg: CompressorConfig) -> None:

@@ -4,26 +4,16 @@ video frame predictor are thin configurations of it (their own embeddings and he
 ``DecoderCore`` owns ``blocks`` (pre-norm ``nn.Block``s, optionally with cross-attention) and the final
 ``norm``; ``run`` feeds them a sequence of embeddings, with an optional context for cross-attention, a mask,
 and a ``KVCache`` so that generation only feeds the new positions. ``nn.check_heads`` is the width check every
-configuration shares; ``seeded`` builds a model's weights from its own seed.
+configuration shares; ``nn.seeded`` builds a model's weights from its own seed.
 Axes: b batch, t positions, d width.
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch import nn
 
 from ..nn import Block, KVCache, RMSNorm
-
-
-@contextlib.contextmanager
-def seeded(seed: int):
-    """Build weights from ``seed`` without touching the caller's RNG stream."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 class DecoderCore(nn.Module):

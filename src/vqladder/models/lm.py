@@ -15,8 +15,8 @@ from torch import nn
 
 from ..config import NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
-from ..nn import KVCache, check_heads, init_weights_
-from .decoder import DecoderCore, seeded
+from ..nn import KVCache, check_heads, init_weights_, seeded
+from .decoder import DecoderCore
 from .registry import register
 from .sampling import CachedStep
 

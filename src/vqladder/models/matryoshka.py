@@ -23,6 +23,7 @@ from torch import nn
 
 from ..data.embeddings import normalize
 from ..errors import VQLadderError
+from ..nn import seeded
 from ..quantize.prefix_rvq import PREFIXES, PrefixRVQ, prefix_schedule  # noqa: F401
 
 
@@ -32,8 +33,7 @@ class MatryoshkaAdapter(nn.Module):
 
     def __init__(self, dim: int, hidden: int = 768, seed: int = 0):
         super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             self.up = nn.Linear(dim, hidden)
             self.down = nn.Linear(hidden, dim)
             nn.init.zeros_(self.down.weight)

@@ -42,7 +42,7 @@ from torch import nn
 
 from ..config import Annotated, Check, NonNegFloat, NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
-from ..nn import Block, RMSNorm, check_heads, eval_mode, init_weights_
+from ..nn import Block, RMSNorm, check_heads, eval_mode, init_weights_, seeded
 from ..quantize import Quantized, QuantizerConfig, build_quantizer
 from .lm import CausalLM, LMConfig
 from .registry import register
@@ -182,8 +182,7 @@ class VariableCompressor(nn.Module):
         if cfg.vocab_size < 2:
             raise VQLadderError("model.vocab_size must be set (>= 2); it is taken from the data when 0")
         self.config = cfg
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
+        with seeded(cfg.seed):
             self._build(cfg)
 
     def _build(self, cfg: VariableConfig) -> None:

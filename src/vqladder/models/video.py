@@ -26,9 +26,9 @@ from torch import nn
 
 from ..config import NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
-from ..nn import Block, KVCache, RMSNorm, check_heads, eval_mode, init_weights_
+from ..nn import Block, KVCache, RMSNorm, check_heads, eval_mode, init_weights_, seeded
 from ..quantize import QuantizerConfig, build_quantizer
-from .decoder import DecoderCore, seeded
+from .decoder import DecoderCore
 from .registry import register
 
 
@@ -82,8 +82,7 @@ class FrameAE(nn.Module):
         super().__init__()
         cfg.validate()
         self.config = cfg
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
+        with seeded(cfg.seed):
             d, D, P = cfg.d_model, cfg.channels * cfg.patch ** 2, cfg.tokens
             self.inp = nn.Linear(D, d)
             self.pos = nn.Parameter(torch.zeros(P, d))

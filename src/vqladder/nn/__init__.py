@@ -11,4 +11,5 @@ from .layers import (  # noqa: F401
     check_heads,
     eval_mode,
     init_weights_,
+    seeded,
 )

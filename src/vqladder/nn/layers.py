@@ -83,7 +83,8 @@ class Attention(nn.Module):
         if self.rotary is not None:
             past = cache.length if cache is not None else 0
             cos, sin = self.rotary.tables(past + t, x.device, q.dtype)
-            cos, sin = cos[past:], sin[past:]
+            if past:  # cached positions: the new ones start at ``past``
+                cos, sin = cos[past:], sin[past:]
             q, k = Rotary.apply(q, cos, sin), Rotary.apply(k, cos, sin)
         if cache is not None:
             if self.cross:
@@ -208,6 +209,14 @@ def init_weights_(module: nn.Module, std: float = 0.02, zero: tuple[str, ...] = 
                 p.zero_()
             elif p.dim() >= 2 or name.endswith(tuple(normal)):
                 p.normal_(0.0, std)
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Build weights from ``seed`` without touching the caller's RNG stream."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 @contextlib.contextmanager

@@ -16,3 +16,12 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+def log2_axes(ax, xlabel: str, ylabel: str, legend_size: float | None = None) -> None:
+    """The house style of a rate plot: log2 x axis, labels, a light grid, the legend."""
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..models.matryoshka import PREFIXES
-from . import save_figure
+from . import log2_axes, save_figure
 
 
 def embed_markdown(res: dict, cfg) -> str:
@@ -50,10 +50,6 @@ def _plot(res: dict, path: Path) -> None:
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", lw=2.5 if m.startswith("ours") else 1.2,
                 label=m)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("bytes per vector")
-    ax.set_ylabel("recall@10")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    log2_axes(ax, "bytes per vector", "recall@10", 8)
     fig.tight_layout()
     save_figure(fig, path)

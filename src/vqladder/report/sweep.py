@@ -14,7 +14,7 @@ import yaml
 
 from ..io import atomic_write_text
 from ..models.compressor import is_local
-from . import save_figure
+from . import log2_axes, save_figure
 
 GIST = ["gist_semantic", "gist_semantic_random", "gist_semantic_frequent", "gist_retrieval_top1",
         "gist_retrieval_top5", "gist_bow_f1", "gist_token_recall"]
@@ -230,11 +230,8 @@ def plots(rows: list[dict], refs: dict, out_dir: Path) -> list[Path]:
         ax.axvline(refs["lm_bits"], color="k", ls="--", lw=1, label=f"LM bound {refs['lm_bits']:.2f} bits/token")
     if refs.get("trivial_acc") is not None:
         ax.axhline(refs["trivial_acc"], color="gray", ls=":", lw=1, label="most frequent token")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("bits per token (M·log2 K / N)")
-    ax.set_ylabel("held-out token accuracy (solid) / gist similarity (dashed)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    log2_axes(ax, "bits per token (M·log2 K / N)", "held-out token accuracy (solid) / gist similarity (dashed)",
+              legend_size=7)
     fig.tight_layout()
     p = save_figure(fig, out_dir / "acc_vs_bits.png")
     paths.append(p)

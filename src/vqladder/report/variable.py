@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from ..models.variable import BOUNDARY_METHODS
-from . import save_figure
+from . import log2_axes, save_figure
 
 
 def _f(v, fmt=".3f"):
@@ -53,10 +53,6 @@ def _plot_acc(rows: list[dict], path: Path) -> None:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=c, label=m)
             for x, y, t in pts:
                 ax.annotate(f"{t:g}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("bits per token (codes + boundaries), held-out")
-    ax.set_ylabel("held-out token accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    log2_axes(ax, "bits per token (codes + boundaries), held-out", "held-out token accuracy")
     fig.tight_layout()
     save_figure(fig, path)
