@@ -98,7 +98,7 @@ def _token_strings(tok, vocab: int) -> list[str]:
     return [tok.decode([i]) for i in range(vocab)]
 
 
-def run_data(run: Path, max_chunks: int = 48, explorer_chunks: int = 0) -> dict:
+def run_data(run: Path, max_chunks: int = 48) -> dict:
     """Everything the page shows for one compressor run, as plain JSON."""
     import yaml
 
@@ -128,8 +128,7 @@ def run_data(run: Path, max_chunks: int = 48, explorer_chunks: int = 0) -> dict:
     if n_win == 0:
         out["note"] = "the val split is shorter than one chunk"
         return out
-    use = n_win if not explorer_chunks else min(n_win, explorer_chunks)
-    starts = (np.floor(np.arange(use) * (n_win / use)).astype(np.int64)) * n
+    starts = np.arange(n_win, dtype=np.int64) * n      # every held-out chunk (the explorer counts them all)
     x = torch.from_numpy(np.stack([val[s:s + n] for s in starts]).astype(np.int64))
     codes, recon = [], []
     with torch.no_grad():
