@@ -65,6 +65,11 @@ CASES = [
     ("codes of the wrong ladder level", "ladder-decode {ladder} --level 1 --codes '1 2'", "whole top chunks"),
     ("ladder level that does not exist", "ladder-encode {ladder} --level 7 --text abc", "level 7 does not exist"),
     ("ladder directory with a missing level", "generate {tmp}/ladder-missing", "missing level 2"),
+    ("generate on a ladder without a prior", "generate {tmp}/ladder-noprior", "the prior"),
+    ("generate zero chunks", "generate {ladder} --chunks 0", "--chunks must be >= 1"),
+    ("generate levels of a level that does not exist", "ladder-decode {ladder} --level 4 --codes '1 2'",
+     "level 4 does not exist"),
+    ("ladder mode that does not exist", "train-ladder {ladder_cfg} mode=jukebox", "mode must be one of"),
     ("prompt longer than the prior's context", "generate {ladder} --prompt-file {corpus}",
      "more than the prior's context"),
     ("embedding budget no method can meet", "embed eval methods=[float32-trunc] budgets=[3] out_dir={tmp}/e",
@@ -144,6 +149,8 @@ def make_context(tmp: Path) -> dict:
     (tmp / "badtok" / "tokenizer" / "tokenizer_meta.json").write_text('{"spec": ')
     shutil.copytree(ladder, tmp / "ladder-missing")
     shutil.rmtree(tmp / "ladder-missing" / "level2")
+    shutil.copytree(ladder, tmp / "ladder-noprior")
+    shutil.rmtree(tmp / "ladder-noprior" / "prior")
     sweep_cfg = tmp / "sweep.yaml"
     sweep_cfg.write_text(yaml.safe_dump({"name": "sw", "out_dir": str(tmp / "runs"), "base": to_dict(cfg)}))
     return {"tmp": tmp, "corpus": corpus, "data": data, "cfg": cfg_path, "run": run, "ladder": ladder,

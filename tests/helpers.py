@@ -24,8 +24,10 @@ def tiny_run_config(data_path, out_dir, name="t", kind="fsq", steps=40, out_len=
     })
 
 
-def tiny_ladder_config(data_path, out_dir, name="lad", steps=20):
-    """Three tiny levels (32 tokens -> 8 -> 4 -> 2 codes), upsamplers, prior and flat LM: seconds on CPU."""
+def tiny_ladder_config(data_path, out_dir, name="lad", steps=20, mode="codes"):
+    """Three tiny levels, upsamplers, prior and flat LM: seconds on CPU. ``codes``: 32 tokens -> 8 -> 4 -> 2 codes,
+    each level over the codes below; ``text``: every level over the tokens, 16 -> 4, 32 -> 4, 32 -> 2 (a level's
+    chunk covers whole chunks of the level below: level 1 has 8 codes under a top chunk of 32 tokens)."""
     import json
     from pathlib import Path
 
@@ -39,9 +41,9 @@ def tiny_ladder_config(data_path, out_dir, name="lad", steps=20):
     return build(LadderConfig, {
         "name": name, "out_dir": str(out_dir),
         "data": {"path": str(data_path), "corpus": meta["corpus"], "tokenizer": meta["tokenizer"]},
-        "levels": [{"model": {"in_len": 32, "out_len": 8, **small}, "train": train},
-                   {"model": {"in_len": 8, "out_len": 4, **small}, "train": train},
-                   {"model": {"in_len": 4, "out_len": 2, **small}, "train": train}],
+        "mode": mode,
+        "levels": [{"model": {"in_len": i, "out_len": o, **small}, "train": train}
+                   for i, o in ([(32, 8), (8, 4), (4, 2)] if mode == "codes" else [(16, 4), (32, 4), (32, 2)])],
         "upsampler": {"d_model": 32, "n_heads": 2, "enc_layers": 1, "dec_layers": 1},
         "upsampler_train": train, "prior": {"context": 8, "d_model": 32, "n_heads": 2, "n_layers": 1},
         "prior_train": train, "flat": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "flat_train": train,

@@ -288,3 +288,156 @@ def test_joint_finetuning_changes_levels_and_is_loaded(tmp_path, tiny_corpus):
     lad = Ladder.load(d)
     loaded = dict(lad.levels[0].named_parameters())
     assert all(torch.equal(loaded[n], p) for n, p in after.named_parameters())
+
+
+# -- text ladders: every level over the tokens ------------------------------------------------------------------------
+def _text_levels(vocab=50):
+    return [SequenceCompressor(CompressorConfig(vocab_size=vocab, in_len=n, out_len=m, d_model=32, n_heads=2,
+                                                enc_layers=1, latent_layers=1, dec_layers=1,
+                                                quantizer=QuantizerConfig(codebook_size=256)))
+            for n, m in ((8, 4), (16, 4), (16, 2))]
+
+
+def test_text_ladder_geometry_and_round_trips():
+    torch.manual_seed(0)
+    lad = Ladder(_text_levels(), mode="text")
+    assert [lad.chunk_len(k) for k in range(4)] == [16, 8, 4, 2]
+    assert [lad.up_geometry(k) for k in (1, 2, 3)] == [(4, 8), (4, 8), (2, 4)]  # (codes, symbols below) per chunk
+    tokens = np.random.default_rng(0).integers(0, 50, 16 * 3)
+    for k in (1, 2, 3):
+        codes = lad.encode(tokens, level=k)
+        assert len(codes) == 3 * lad.chunk_len(k)
+        # each level encodes the tokens directly (not the level below) and its VQ decoder returns tokens
+        assert np.array_equal(codes, lad.levels[k - 1].encode(torch.from_numpy(tokens).view(-1, lad.levels[k - 1].config.in_len)).reshape(-1).numpy())
+        assert lad.decode(codes, k, 0, method="vq").shape == tokens.shape
+        assert len(lad.decode(codes, k, k - 1, method="vq")) == 3 * lad.chunk_len(k - 1)
+    with pytest.raises(VQLadderError, match="multiple of level 1"):
+        Ladder(_text_levels()[:1] + [SequenceCompressor(CompressorConfig(
+            vocab_size=50, in_len=12, out_len=2, d_model=32, n_heads=2, quantizer=QuantizerConfig(codebook_size=256)))],
+            mode="text")
+
+
+def _prev_upsampler(seed=0):
+    return Upsampler(UpsamplerConfig(vocab_size=12, parent_vocab=10, length=6, parent_len=2, d_model=32, n_heads=2,
+                                     enc_layers=1, dec_layers=2, prev_chunk=True, seed=seed))
+
+
+def test_upsampler_previous_chunk_context_is_used_and_kv_cache_matches():
+    from vqladder.ladder.ladder import greedy_upsample
+    from vqladder.models.sampling import greedy
+
+    torch.manual_seed(0)
+    up = _prev_upsampler()
+
+    def batch(i):  # lower = the previous chunk reversed (only the context can tell)
+        parent = torch.randint(0, 10, (32, 2))
+        prev = torch.randint(0, 12, (32, 6))
+        return torch.cat([parent, prev, prev.flip(1)], 1)
+
+    _fit(up, batch, steps=300)
+    up.eval()
+    b = batch(0)[:8]
+    parent, prev, lower = up.split(b)
+    assert float(up.log_prob(parent, lower, prev).mean()) > float(up.log_prob(parent, lower, (prev + 1) % 12).mean()) + 5
+    # greedy with the KV cache = greedy recomputing the whole prefix every step, token for token
+    cached = greedy_upsample(up, parent, prev)
+
+    def uncached(prefix):
+        return up(parent, prefix, prev=prev)[:, -1]
+    assert torch.equal(cached, greedy(uncached, 8, 6))
+    assert (cached == lower).float().mean() > 0.9
+    # no previous chunk (-1s) is the learned "none" context, the same as passing None
+    none = torch.full_like(prev, -1)
+    assert torch.allclose(up(parent, lower[:, :3], prev=none), up(parent, lower[:, :3]), atol=1e-5)
+
+
+def test_two_part_code_length_of_a_planted_uniform_ladder_is_hand_computed():
+    """Zero output heads make the prior and every upsampler uniform: the code length is then known exactly."""
+    from vqladder.eval.ladder import hierarchical_bits
+
+    torch.manual_seed(0)
+    lad = Ladder(_text_levels(), mode="text")
+    lad.prior = CodePrior(PriorConfig(vocab_size=lad.vocab(3), context=4, d_model=32, n_heads=2, n_layers=1))
+    lad.upsamplers = []
+    for k in (1, 2, 3):
+        p, n = lad.up_geometry(k)
+        lad.upsamplers.append(Upsampler(UpsamplerConfig(vocab_size=lad.vocab(k - 1), parent_vocab=lad.vocab(k), length=n,
+                                                        parent_len=p, d_model=32, n_heads=2, prev_chunk=True)))
+    for m in [lad.prior] + lad.upsamplers:
+        torch.nn.init.zeros_(m.head.weight)
+    tokens = np.random.default_rng(1).integers(0, 50, 16 * 8)
+    streams = {k: (None, lad.encode(tokens, level=k)) for k in range(4)}
+    bits = hierarchical_bits(lad, streams, n_top=8, batch_size=3)
+    n_tok = tokens.size
+    hand = {"prior": 8 * 2 * math.log2(lad.vocab(3)) / n_tok,
+            **{f"upsampler{k}": 8 * lad.chunk_len(k - 1) * math.log2(lad.vocab(k - 1)) / n_tok for k in (1, 2, 3)}}
+    assert bits == pytest.approx(hand, rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def trained_text_ladder(tmp_path_factory):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import make_text
+    from helpers import tiny_ladder_config
+
+    from vqladder.data import prepare
+    from vqladder.experiments.ladder import train_ladder
+
+    tmp = tmp_path_factory.mktemp("tladder")
+    corpus = tmp / "c.txt"
+    corpus.write_text(make_text(6000))
+    prepare(str(corpus), "bytes", tmp / "data", block_size=512, progress=False)
+    cfg = tiny_ladder_config(tmp / "data", tmp / "runs", steps=20, mode="text")
+    cfg.use_judge, cfg.judge_train.steps = True, 10
+    cfg.judge.d_model, cfg.judge.n_heads, cfg.judge.n_layers = 32, 2, 1
+    res = train_ladder(cfg, log=lambda m: None)
+    return cfg, res
+
+
+def test_text_ladder_trains_matches_the_flat_lm_and_reports_generation(trained_text_ladder):
+    cfg, res = trained_text_ladder
+    assert res["mode"] == "text" and [r["recon_input"] for r in res["levels"]] == ["tokens"] * 3
+    assert all("gist_bow_f1" in r for r in res["levels"]) and 0 < res["floor_acc"] < 1
+    m = res["matched"]
+    # all parameters matched to what generation runs (prior + upsamplers), within one flat layer's worth
+    from vqladder.models import CausalLM, LMConfig
+    layer = sum(p.numel() for p in CausalLM(LMConfig(vocab_size=256, context=8, d_model=32, n_heads=2,
+                                                      n_layers=1)).blocks[0].parameters())
+    assert abs(m["flat_params"] - m["hierarchical_params"]) <= layer
+    # training FLOPs counted per stage and the flat LM's steps set to match their sum
+    assert m["hierarchical_train_flops"] == pytest.approx(sum(m["hierarchical_train_flops_by_stage"].values()))
+    assert m["flat_train_flops"] == pytest.approx(m["hierarchical_train_flops"], rel=0.5)
+    g = res["generation"]
+    assert {"ladder_upsample", "ladder_vq", "flat", "held_out"} <= set(g)
+    assert all(g[k]["tokens_per_s"] > 0 and g[k]["judge_bits_per_token"] > 0 for k in ("ladder_upsample", "flat"))
+    md = (cfg.dir / "results.md").read_text()
+    assert "## Generation: speed and sample quality" in md and "mode: text" in md
+    lad = Ladder.load(cfg.dir, need_prior=True, need_upsamplers=True)
+    assert lad.mode == "text"
+    out = lad.generate("the river runs", chunks=2, seed=3)  # the prompt's last chunk is each upsampler's context
+    assert len(out["levels"][0]) == 2 * lad.chunk_len(0) and len(out["levels"][1]) == 2 * lad.chunk_len(1)
+    vq = lad.generate(None, chunks=1, method="vq")
+    assert np.array_equal(vq["levels"][1], lad.encode(vq["levels"][0], 1))
+
+
+def test_text_ladder_resumes_per_stage_and_refuses_another_mode(trained_text_ladder):
+    import shutil
+
+    from vqladder.experiments.ladder import train_ladder
+
+    cfg, res = trained_text_ladder
+    shutil.rmtree(cfg.dir / "up2")
+    logs = []
+    res2 = train_ladder(cfg, log=logs.append)
+    assert sum("done, skipped" in m for m in logs) == 8  # 3 levels, up1, up3, prior, flat, judge
+    assert any(m.startswith("upsampler 2") and "training" in m for m in logs)
+    assert res2["levels"] == res["levels"]
+    import copy
+    other = copy.deepcopy(cfg)
+    other.mode = "codes"
+    other.levels = other.levels[:1]
+    with pytest.raises(VQLadderError, match="different 'mode'"):
+        train_ladder(other, log=lambda m: None)

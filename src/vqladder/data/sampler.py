@@ -127,21 +127,35 @@ class RowSampler:
 
 
 class PairSampler:
-    """Batches ``cat([parent codes, lower symbols], 1)`` of aligned chunks (for upsamplers)."""
+    """Batches ``cat([parent codes, lower symbols], 1)`` of aligned chunks (for upsamplers); with ``prev``,
+    ``cat([parent codes, previous chunk's lower symbols, lower symbols], 1)``, the previous chunk all -1 for the
+    first chunk of the stream (there is none)."""
 
     def __init__(self, lower: np.ndarray, parent: np.ndarray, length: int, parent_len: int, batch_size: int,
-                 seed: int, rank: int = 0, world: int = 1):
+                 seed: int, rank: int = 0, world: int = 1, prev: bool = False):
         self.inner = WindowSampler(lower, length, batch_size, seed, rank, world, align=length)
-        self.parent, self.lower, self.length, self.parent_len = parent, lower, length, parent_len
+        self.parent, self.lower, self.length, self.parent_len, self.prev = parent, lower, length, parent_len, prev
 
     def next_batch(self) -> torch.Tensor:
-        starts = self.inner.next_starts()
-        low = gather_windows(self.lower, starts, self.length)
-        par = gather_windows(self.parent, starts // self.length * self.parent_len, self.parent_len)
-        return torch.cat([par, low], 1)
+        return pair_batch(self.lower, self.parent, self.inner.next_starts(), self.length, self.parent_len, self.prev)
 
     def state_dict(self) -> dict:
         return self.inner.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
         self.inner.load_state_dict(state)
+
+
+def pair_batch(lower: np.ndarray, parent: np.ndarray, starts: np.ndarray, length: int, parent_len: int,
+               prev: bool = False, first: np.ndarray | None = None) -> torch.Tensor:
+    """The upsampler rows of the chunks starting at ``starts`` (offsets into ``lower``, multiples of
+    ``length``): parent codes, with ``prev`` the previous chunk's symbols (-1s where there is none: at the start
+    of the stream, or where ``first`` is true), then the chunk's symbols."""
+    low = gather_windows(lower, starts, length)
+    par = gather_windows(parent, starts // length * parent_len, parent_len)
+    if not prev:
+        return torch.cat([par, low], 1)
+    none = starts < length if first is None else (starts < length) | first
+    before = gather_windows(lower, np.where(none, 0, starts - length), length)
+    before[torch.from_numpy(np.asarray(none))] = -1
+    return torch.cat([par, before, low], 1)

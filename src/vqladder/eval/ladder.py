@@ -9,10 +9,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.sampler import gather_windows, val_windows
+from ..data.sampler import gather_windows, pair_batch, val_windows
 from ..errors import VQLadderError
 from ..ladder.ladder import Ladder
 from ..models import CausalLM
+from .baselines import most_frequent_token, unigram_logp
 from .metrics import evaluate_compressor
 
 
@@ -28,14 +29,15 @@ def _seq_nll(model_fn, stream: np.ndarray, window: int, max_windows: int, batch_
     return tot, n
 
 
-def _lm_logprob(lm: CausalLM, x: torch.Tensor) -> torch.Tensor:
-    """Per-window log p of every token of x under a causal LM: x[1:] given its prefix; the first token (no
-    prefix: the LM has no BOS) under the softmax of the LM's mean logits over the batch, a unigram proxy. It is
-    one token in ``context``, as the prior's first code of a window is scored from BOS alone."""
+def _lm_logprob(lm: CausalLM, x: torch.Tensor, first_logp: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-window log p of every token of x under a causal LM: x[1:] given its prefix; the first token (the LM
+    has no BOS) under ``first_logp`` (the train split's unigram log-probabilities), or without it the softmax
+    of the LM's mean logits over the batch. It is one token in ``context``, as the prior's first code of a
+    window is scored from BOS alone."""
     logits = lm(x[:, :-1]).float()
     lp = F.log_softmax(logits, -1).gather(-1, x[:, 1:, None]).squeeze(-1).sum(1)
-    first = F.log_softmax(logits.mean((0, 1)), -1)[x[:, 0]]
-    return lp + first
+    first = first_logp if first_logp is not None else F.log_softmax(logits.mean((0, 1)), -1)
+    return lp + first.to(lp.device)[x[:, 0]]
 
 
 def _windows(max_chunks: int, chunks_per_window: int) -> int:
@@ -57,8 +59,13 @@ def _jsonable(x):
 
 
 @torch.no_grad()
-def evaluate_ladder(ladder: Ladder, streams: dict, cfg, log=print) -> dict:
-    """Per-level table, hierarchical vs flat bits/token and samples, on held-out text."""
+def evaluate_ladder(ladder: Ladder, streams: dict, cfg, log=print, judge: CausalLM | None = None) -> dict:
+    """Per-level table, hierarchical vs flat bits/token, samples from each path with their generation speed
+    and (with a ``judge`` LM) their bits/token under it, on held-out text.
+
+    Held-out text is cut into windows of one prior context (``chunks_per_window`` top chunks); each window is
+    scored as a document of its own by both models: the prior from BOS, every upsampler's first chunk with no
+    previous chunk, the flat LM from the window's first token (its train-split unigram probability)."""
     L = ladder.n_levels
     c0 = ladder.chunk_len(0)
     m_top = ladder.chunk_len(L)
@@ -71,59 +78,112 @@ def evaluate_ladder(ladder: Ladder, streams: dict, cfg, log=print) -> dict:
     if n_top == 0:
         raise VQLadderError(f"the val split is shorter than one prior window of {chunks_per_window} top chunks "
                             f"({chunks_per_window * c0} tokens)")
+    n_win = n_top // chunks_per_window
     tokens = np.asarray(streams[0][1][:n_top * c0], dtype=np.int64)
+    train_tokens = np.asarray(streams[0][0])
+    floor_tok = most_frequent_token(train_tokens, ladder.vocab(0))
+    floor_acc = float((tokens == floor_tok).mean())
     per_level = []
     for k in range(1, L + 1):
         lv = ladder.levels[k - 1]
-        below = np.asarray(streams[k - 1][1][:n_top * ladder.chunk_len(k - 1)], dtype=np.int64)
+        own = 0 if ladder.mode == "text" else k - 1
+        below = np.asarray(streams[own][1][:n_top * ladder.chunk_len(own)], dtype=np.int64)
         codes = np.asarray(streams[k][1][:n_top * ladder.chunk_len(k)], dtype=np.int64)
-        rec = evaluate_compressor(lv, below, cfg.eval.batch_size, -1)
+        rec = evaluate_compressor(lv, below, cfg.eval.batch_size, -1,
+                                  tokenizer=ladder.tokenizer if own == 0 else None,
+                                  frequent_token=floor_tok if own == 0 else None)
         vq_tokens = ladder.decode(codes, k, 0, method="vq")
-        up_tokens = ladder.decode(codes, k, 0, method="upsample", temperature=0)
+        up_tokens = ladder.decode(codes, k, 0, method="upsample", temperature=0, streams=n_win)
         per_level.append({
             "level": k, "vocab": ladder.vocab(k), "codes_per_chunk": ladder.chunk_len(k),
             "tokens_per_chunk": c0, "bits_per_token": ladder.bits_per_token(k),
-            "recon_acc": rec["acc"], "recon_input": "tokens" if k == 1 else f"level {k - 1} codes",
+            "recon_acc": rec["acc"], "recon_input": "tokens" if own == 0 else f"level {own} codes",
             "e2e_acc_vq": float((vq_tokens == tokens).mean()),
             "e2e_acc_upsample": float((up_tokens == tokens).mean()),
             "usage": float(len(np.unique(codes)) / ladder.vocab(k)),
+            **{key: v for key, v in rec.items() if key.startswith("gist_")},
         })
         log(f"level {k}: {per_level[-1]}")
-    # hierarchical code length: prior over top codes + each upsampler over its chunks
-    top = torch.from_numpy(np.asarray(streams[L][1][:n_top * m_top], dtype=np.int64)).view(-1, ctx)
-    bits = {}
-    nats = 0.0
-    for s in range(0, len(top), cfg.eval.batch_size):
-        nats -= float(ladder.prior.log_prob(top[s:s + cfg.eval.batch_size]).sum())
-    bits["prior"] = nats / math.log(2) / tokens.size
-    for k in range(1, L + 1):
-        lv = ladder.levels[k - 1].config
-        low = torch.from_numpy(np.asarray(streams[k - 1][1][:n_top * ladder.chunk_len(k - 1)], dtype=np.int64))
-        par = torch.from_numpy(np.asarray(streams[k][1][:n_top * ladder.chunk_len(k)], dtype=np.int64))
-        low, par = low.view(-1, lv.in_len), par.view(-1, lv.out_len)
-        nats = 0.0
-        for s in range(0, len(low), cfg.eval.batch_size):
-            nats -= float(ladder.upsamplers[k - 1].log_prob(par[s:s + cfg.eval.batch_size], low[s:s + cfg.eval.batch_size]).sum())
-        bits[f"upsampler{k}"] = nats / math.log(2) / tokens.size
+    bits = hierarchical_bits(ladder, streams, n_top, cfg.eval.batch_size)
     hier = sum(bits.values())
-    fctx = ladder.flat.config.context
-    tot, n = _seq_nll(lambda x: _lm_logprob(ladder.flat, x), tokens, fctx, 0)
+    flat, fctx = ladder.flat, ladder.flat.config.context
+    first = torch.from_numpy(unigram_logp(train_tokens, ladder.vocab(0))).float()
+    tot, n = _seq_nll(lambda x: _lm_logprob(flat, x, first), tokens, min(fctx, c0 * chunks_per_window), 0)
     flat_bits = tot / max(n, 1) / math.log(2)
     log(f"bits/token: hierarchical {hier:.3f} ({bits}), flat {flat_bits:.3f}")
-    # samples
-    e = cfg.eval
+    out = {"levels": per_level, "bits": {"hierarchical": hier, "components": bits, "flat": flat_bits},
+           "held_out_tokens": int(tokens.size), "held_out_top_chunks": int(n_top), "floor_acc": floor_acc}
+    out.update(sample_paths(ladder, cfg.eval, judge, first, tokens))
+    return out
+
+
+@torch.no_grad()
+def hierarchical_bits(ladder: Ladder, streams: dict, n_top: int, batch_size: int = 32) -> dict:
+    """Two-part code length of the first ``n_top`` held-out top chunks, bits per token, by component: the prior
+    over the top codes (windows of its context), then each upsampler over its chunks (a window's first chunk
+    without a previous one)."""
+    L, c0 = ladder.n_levels, ladder.chunk_len(0)
+    ctx = ladder.prior.config.context
+    chunks_per_window = ctx // ladder.chunk_len(L)
+    n_tok = n_top * c0
+    top = torch.from_numpy(np.asarray(streams[L][1][:n_top * ladder.chunk_len(L)], dtype=np.int64)).view(-1, ctx)
+    bits = {"prior": -sum(float(ladder.prior.log_prob(top[s:s + batch_size]).sum())
+                          for s in range(0, len(top), batch_size)) / math.log(2) / n_tok}
+    for k in range(1, L + 1):
+        up = ladder.upsamplers[k - 1]
+        par_len, length = ladder.up_geometry(k)
+        low = np.asarray(streams[k - 1][1][:n_top * ladder.chunk_len(k - 1)], dtype=np.int64)
+        par = np.asarray(streams[k][1][:n_top * ladder.chunk_len(k)], dtype=np.int64)
+        per_window = chunks_per_window * ladder.chunk_len(k) // par_len  # level-k chunks per prior window
+        idx = np.arange(len(par) // par_len, dtype=np.int64)
+        nats = 0.0
+        for s in range(0, len(idx), batch_size):
+            i = idx[s:s + batch_size]
+            batch = pair_batch(low, par, i * length, length, par_len, up.config.prev_chunk, first=i % per_window == 0)
+            parent, prev, lower = up.split(batch)
+            nats -= float(up.log_prob(parent, lower, prev).sum())
+        bits[f"upsampler{k}"] = nats / math.log(2) / n_tok
+    return bits
+
+
+@torch.no_grad()
+def sample_paths(ladder: Ladder, e, judge: CausalLM | None, first_logp: torch.Tensor, held_out: np.ndarray) -> dict:
+    """``e.samples`` samples of ``e.sample_chunks`` top chunks from each path (the ladder through its upsamplers,
+    the ladder through its VQ decoders, the flat LM; KV-cached, batch 1), timed: generation tokens/s per path,
+    and with a judge LM the samples' bits/token under it beside held-out text's."""
+    import time
+
+    from ..models.sampling import sample
+
+    c0, L = ladder.chunk_len(0), ladder.n_levels
     samples = {"ladder_upsample": [], "ladder_vq": [], "flat": []}
+    secs = dict.fromkeys(samples, 0.0)
     for i in range(e.samples):
         for method in ("upsample", "vq"):
+            t0 = time.perf_counter()
             out = ladder.generate(None, e.sample_chunks, e.temperature, e.top_k, e.top_p, method=method, seed=i)
-            samples[f"ladder_{method}"].append({"text": out.get("text", ""), "top_codes": out["levels"][L].tolist()})
+            secs[f"ladder_{method}"] += time.perf_counter() - t0
+            samples[f"ladder_{method}"].append({"text": out.get("text", ""), "tokens": out["levels"][0].tolist(),
+                                                "top_codes": out["levels"][L].tolist()})
         g = torch.Generator().manual_seed(i)
-        from ..models.sampling import sample
-
-        fl = ladder.flat
-        n_tok = e.sample_chunks * c0
+        t0 = time.perf_counter()
         seed_tok = torch.tensor([[ladder.pad_token()]])
-        toks = sample(fl.step_fn(), 1, n_tok, e.temperature, e.top_k, e.top_p, prefix=seed_tok, generator=g)[0]
-        samples["flat"].append({"text": ladder.text(toks.tolist())})
-    return {"levels": per_level, "bits": {"hierarchical": hier, "components": bits, "flat": flat_bits},
-            "held_out_tokens": int(tokens.size), "held_out_top_chunks": int(n_top), "samples": samples}
+        toks = sample(ladder.flat.step_fn(), 1, e.sample_chunks * c0, e.temperature, e.top_k, e.top_p,
+                      prefix=seed_tok, generator=g)[0]
+        secs["flat"] += time.perf_counter() - t0
+        samples["flat"].append({"text": ladder.text(toks.tolist()) if ladder.tokenizer else "",
+                                "tokens": toks.tolist()})
+    n_tok = e.samples * e.sample_chunks * c0
+    speed = {k: {"tokens_per_s": n_tok / v if v else 0.0, "seconds": v} for k, v in secs.items()}
+    if judge is not None and e.samples:
+        jctx = judge.config.context
+
+        def judged(toks: np.ndarray) -> float:
+            w = min(jctx, len(toks))
+            tot, n = _seq_nll(lambda x: _lm_logprob(judge, x, first_logp), toks, w, 0)
+            return tot / max(n, 1) / math.log(2)
+
+        for k, rows in samples.items():
+            speed[k]["judge_bits_per_token"] = float(np.mean([judged(np.asarray(r["tokens"])) for r in rows]))
+        speed["held_out"] = {"judge_bits_per_token": judged(held_out[:n_tok])}
+    return {"samples": samples, "generation": speed}

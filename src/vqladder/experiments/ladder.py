@@ -37,15 +37,12 @@ import torch
 
 from ..config import Annotated, Check, NonNegInt, OptPosInt, PosFloat, PosInt, RunName, save_yaml, to_dict
 from ..data import DataConfig, WindowSampler, load_shards
-from ..data.sampler import (
-    PairSampler,  # noqa: F401
-    gather_windows,
-)
+from ..data.sampler import PairSampler, pair_batch
 from ..errors import VQLadderError
 from ..eval import evaluate_compressor
 from ..eval.ladder import _jsonable, _lm_logprob, _seq_nll, _windows, evaluate_ladder  # noqa: F401
 from ..io import atomic_save_npy, atomic_write_json, atomic_write_text, claim_run_dir
-from ..ladder.ladder import LEVEL_DIR, UP_DIR, Ladder, encode_stream
+from ..ladder.ladder import LEVEL_DIR, MODES, UP_DIR, Ladder, check_text_levels, encode_stream
 from ..models import (
     CausalLM,
     CodePrior,
@@ -66,7 +63,7 @@ def _default_levels():
     return [
         LevelSpec(CompressorConfig(in_len=128, out_len=32, d_model=128, n_heads=2),
                   TrainerConfig(steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100)),
-        LevelSpec(CompressorConfig(in_len=32, out_len=8, d_model=128, n_heads=2),
+        LevelSpec(CompressorConfig(in_len=128, out_len=8, d_model=128, n_heads=2),
                   TrainerConfig(steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100)),
     ]
 
@@ -93,9 +90,10 @@ class LadderConfig:
     name: RunName = "ladder"              # ladder directory name under out_dir
     out_dir: str = "runs"             # where ladders live
     data: DataConfig = field(default_factory=DataConfig)
+    mode: str = "text"                  # text: every level compresses the tokens; codes: level k+1 the codes of k
     levels: list[LevelSpec] = field(default_factory=_default_levels)
     joint_steps: NonNegInt = 0              # > 0: joint fine-tuning of all levels on live codes (see module doc)
-    upsampler: UpsamplerConfig = field(default_factory=UpsamplerConfig)  # template for every level
+    upsampler: UpsamplerConfig = field(default_factory=lambda: UpsamplerConfig(prev_chunk=True))  # every level's
     upsampler_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
         steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100))
     prior: PriorConfig = field(default_factory=PriorConfig)
@@ -104,8 +102,13 @@ class LadderConfig:
     flat: LMConfig = field(default_factory=lambda: LMConfig(context=0, d_model=128, n_heads=2, n_layers=4))
     flat_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
         steps=400, batch_size=16, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100))
-    flat_match_tokens: bool = True    # set flat_train.steps so the flat LM sees as many tokens as upsampler 1
-    flat_match_params: bool = True    # set flat.n_layers so its parameters are closest to prior + upsamplers
+    flat_match_flops: bool = True     # set flat_train.steps so its training FLOPs (counted) match the hierarchy's
+    flat_match_tokens: bool = True    # (without flat_match_flops) ... so it sees as many tokens as upsampler 1
+    flat_match_params: bool = True    # set flat.n_layers so its parameters (all) are closest to prior + upsamplers
+    use_judge: bool = False           # train a judge LM that scores the samples of every path (generation table)
+    judge: LMConfig = field(default_factory=lambda: LMConfig(context=0, d_model=128, n_heads=2, n_layers=4, seed=7))
+    judge_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
+        steps=400, batch_size=8, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100))
     eval: LadderEvalConfig = field(default_factory=LadderEvalConfig)
 
     @property
@@ -115,10 +118,14 @@ class LadderConfig:
     def validate(self) -> None:
         if not self.levels:
             raise VQLadderError("a ladder needs at least one level (levels: [...])")
+        if self.mode not in MODES:
+            raise VQLadderError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mode == "text":
+            check_text_levels([lv.model for lv in self.levels], 0)
         for k, lv in enumerate(self.levels, 1):
             if lv.model.quantizer.depth != 1:
                 raise VQLadderError(f"level {k}: ladder levels need quantizer.depth=1 (codes are the next level's symbols)")
-            if k > 1:
+            if k > 1 and self.mode == "codes":
                 below = self.levels[k - 2].model
                 if lv.model.in_len % below.out_len:
                     raise VQLadderError(f"level {k}: in_len={lv.model.in_len} must be a multiple of level {k - 1}'s "
@@ -141,12 +148,6 @@ def _body_params(model) -> int:
     return params(model) - emb
 
 
-def _lm_body_params(c: LMConfig) -> int:
-    d = c.d_model
-    hidden = (int(d * c.mlp_ratio * 2 / 3) + 63) // 64 * 64
-    return c.n_layers * (4 * d * d + 3 * d * hidden + 2 * d) + d
-
-
 def _save_codes(path: Path, codes: np.ndarray) -> None:
     atomic_save_npy(path, codes.astype(np.uint16 if codes.max(initial=0) < 65535 else np.uint32))
 
@@ -166,8 +167,9 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
         import yaml
 
         old = yaml.safe_load(saved.read_text()) or {}
+        old.setdefault("mode", "codes")  # ladders from before text mode
         now = to_dict(cfg)
-        for key in ("data", "levels", "upsampler", "prior", "flat", "joint_steps"):
+        for key in ("data", "mode", "levels", "upsampler", "prior", "flat", "joint_steps"):
             if json.dumps(old.get(key), sort_keys=True) != json.dumps(now.get(key), sort_keys=True):
                 raise VQLadderError(f"ladder directory {d} was trained with a different {key!r} config; "
                                     f"use a new name= or delete it")
@@ -177,8 +179,9 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
         shutil.copytree(shards.dir / "tokenizer", d / ".tokenizer.tmp", dirs_exist_ok=True)
         (d / ".tokenizer.tmp").rename(d / "tokenizer")
     t_start = time.time()
+    text = cfg.mode == "text"
 
-    # 1. levels, bottom-up
+    # 1. levels, bottom-up (a text ladder's levels all read the tokens)
     streams = {0: (np.asarray(shards.train), np.asarray(shards.val))}
     levels = []
     vocab = shards.vocab_size
@@ -188,12 +191,14 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
         mc.vocab_size = vocab
         mc.validate()
         model = SequenceCompressor(mc)
-        tr, va = streams[k - 1]
-        align = 1 if k == 1 else cfg.levels[k - 2].model.out_len
+        tr, va = streams[0 if text else k - 1]
+        align = 1 if k == 1 or text else cfg.levels[k - 2].model.out_len
         run = d / LEVEL_DIR.format(k)
-        tok = shards.tokenizer if k == 1 else None
+        tok = shards.tokenizer if k == 1 or text else None
+        src = "tokens" if k == 1 or text else f"level {k - 1} codes"
         res = run_stage(
-            f"level {k} ({mc.in_len} -> {mc.out_len}, K={model.quantizer.codebook_size})", run, model, spec.train,
+            f"level {k} ({mc.in_len} {src} -> {mc.out_len}, K={model.quantizer.codebook_size})", run, model,
+            spec.train,
             lambda r, w, tr=tr, mc=mc, spec=spec, align=align: WindowSampler(tr, mc.in_len, spec.train.batch_size,
                                                                               spec.train.seed, r, w, align=align),
             lambda m, va=va, tok=tok: evaluate_compressor(m, va, cfg.eval.batch_size, cfg.eval.max_chunks, tokenizer=tok),
@@ -201,7 +206,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
         level_res.append(res)
         model, _, _ = load_model(run, "sequence_compressor")
         levels.append(model)
-        vocab = model.quantizer.codebook_size
+        vocab = vocab if text else model.quantizer.codebook_size
         # codes of this level for the next stages (recomputed when missing)
         ctr, cva = d / "codes" / f"level{k}.train.npy", d / "codes" / f"level{k}.val.npy"
         if not (ctr.is_file() and cva.is_file()):
@@ -210,38 +215,41 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
             _save_codes(cva, encode_stream(model, va))
         streams[k] = (_load_codes(ctr), _load_codes(cva))
     if cfg.joint_steps > 0:
+        if text:
+            raise VQLadderError("joint_steps is for mode: codes (a text ladder's levels are trained on the tokens)")
         levels = _joint_finetune(cfg, d, levels, streams, log)
-    ladder = Ladder(levels, tokenizer=shards.tokenizer, directory=d)
+    ladder = Ladder(levels, tokenizer=shards.tokenizer, directory=d, mode=cfg.mode)
     L = ladder.n_levels
 
-    # 2. upsamplers
+    # 2. upsamplers: level-k codes (+ the previous chunk below) -> the level-(k-1) symbols of the chunk
     ups, up_res = [], []
     for k in range(1, L + 1):
-        lv = levels[k - 1].config
+        par_len, length = ladder.up_geometry(k)
         uc = UpsamplerConfig(**{**to_dict(cfg.upsampler), "vocab_size": ladder.vocab(k - 1),
-                                "parent_vocab": ladder.vocab(k), "length": lv.in_len, "parent_len": lv.out_len})
+                                "parent_vocab": ladder.vocab(k), "length": length, "parent_len": par_len})
         up = Upsampler(uc)
         low_tr, low_va = streams[k - 1]
         par_tr, par_va = streams[k]
-        n_pairs = min(len(low_va) // lv.in_len, len(par_va) // lv.out_len)
+        n_pairs = min(len(low_va) // length, len(par_va) // par_len)
 
-        def up_eval(m, low_va=low_va, par_va=par_va, lv=lv, n_pairs=n_pairs):
+        def up_eval(m, low_va=low_va, par_va=par_va, length=length, par_len=par_len, n_pairs=n_pairs):
             cap = n_pairs if cfg.eval.max_chunks < 0 else min(n_pairs, cfg.eval.max_chunks)
             idx = np.arange(cap, dtype=np.int64)
             tot, n = 0.0, 0
             for b in range(0, cap, cfg.eval.batch_size):
-                st = idx[b:b + cfg.eval.batch_size] * lv.in_len
-                low = gather_windows(low_va, st, lv.in_len)
-                par = gather_windows(par_va, st // lv.in_len * lv.out_len, lv.out_len)
-                tot += float(-m.log_prob(par, low).sum())
+                batch = pair_batch(low_va, par_va, idx[b:b + cfg.eval.batch_size] * length, length, par_len,
+                                   m.config.prev_chunk)
+                parent, prev, low = m.split(batch)
+                tot += float(-m.log_prob(parent, low, prev).sum())
                 n += low.numel()
             return {"ce": tot / max(n, 1), "bits_per_symbol": tot / max(n, 1) / math.log(2)}
 
         run = d / UP_DIR.format(k)
         res = run_stage(
             f"upsampler {k} (level {k} codes -> level {k - 1})", run, up, cfg.upsampler_train,
-            lambda r, w, low_tr=low_tr, par_tr=par_tr, lv=lv: PairSampler(
-                low_tr, par_tr, lv.in_len, lv.out_len, cfg.upsampler_train.batch_size, cfg.upsampler_train.seed, r, w),
+            lambda r, w, low_tr=low_tr, par_tr=par_tr, length=length, par_len=par_len: PairSampler(
+                low_tr, par_tr, length, par_len, cfg.upsampler_train.batch_size, cfg.upsampler_train.seed, r, w,
+                prev=cfg.upsampler.prev_chunk),
             up_eval, log)
         up_res.append(res)
         ups.append(load_model(run, "upsampler")[0])
@@ -264,50 +272,88 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
                              prior_eval, log)
     ladder.prior = load_model(d / "prior", "code_prior")[0]
 
-    # 4. flat LM, matched in parameters (by config) and training tokens
+    # 4. flat LM, matched in parameters (all of them, against what the hierarchy runs at generation: prior +
+    #    upsamplers) and in training FLOPs (counted, against every stage of the hierarchy, compressors included)
     tok_tr, tok_va = streams[0]
     span = ctx // m_top * ladder.chunk_len(0)  # tokens under one prior window
-    fc = LMConfig(**{**to_dict(cfg.flat), "vocab_size": shards.vocab_size,
-                     "context": cfg.flat.context or span})
+    fc = LMConfig(**{**to_dict(cfg.flat), "vocab_size": shards.vocab_size, "context": cfg.flat.context or span})
+    gen_params = sum(params(u) for u in ups) + params(ladder.prior)
     if cfg.flat_match_params:
-        target = sum(_body_params(u) for u in ups) + _body_params(prior)
-        fc = min((LMConfig(**{**to_dict(fc), "n_layers": n}) for n in range(1, 49)),
-                 key=lambda c: abs(_lm_body_params(c) - target))
+        fc = _match_layers(fc, gen_params)
+    stages = level_res + up_res + [prior_res]
+    hier_flops = sum(r.get("train_flops", 0.0) for r in stages)
     flat_train = cfg.flat_train
-    up1_tokens = up_res[0]["step"] * cfg.upsampler_train.batch_size * levels[0].config.in_len
-    if cfg.flat_match_tokens:
+    up1_tokens = up_res[0]["step"] * cfg.upsampler_train.batch_size * (
+        ladder.up_geometry(1)[1] * (2 if cfg.upsampler.prev_chunk else 1) + ladder.up_geometry(1)[0])
+    flat_step_flops = _step_flops(CausalLM(fc), flat_train.batch_size, fc.context)
+    if cfg.flat_match_flops and hier_flops and flat_step_flops:
+        flat_train = TrainerConfig(**{**to_dict(flat_train), "steps": max(1, round(hier_flops / flat_step_flops))})
+    elif cfg.flat_match_tokens:
         flat_train = TrainerConfig(**{**to_dict(flat_train),
                                       "steps": max(1, round(up1_tokens / (flat_train.batch_size * fc.context)))})
     flat = CausalLM(fc)
 
-    def flat_eval(m):
-        tot, n = _seq_nll(lambda x: _lm_logprob(m, x), tok_va, fc.context,
-                          _windows(cfg.eval.max_chunks, ctx // m_top) * span // fc.context or 1)
+    def lm_eval(m):
+        tot, n = _seq_nll(lambda x: _lm_logprob(m, x), tok_va, m.config.context,
+                          _windows(cfg.eval.max_chunks, ctx // m_top) * span // m.config.context or 1)
         return {"ce": tot / max(n, 1), "bits_per_token": tot / max(n, 1) / math.log(2)}
 
     flat_res = run_stage("flat causal LM (tokens)", d / "flat", flat, flat_train,
                             lambda r, w: WindowSampler(tok_tr, fc.context, flat_train.batch_size, flat_train.seed, r, w),
-                            flat_eval, log)
+                            lm_eval, log)
     ladder.flat = load_model(d / "flat", "causal_lm")[0]
 
-    # 5. evaluation
+    # 5. the judge: a separately trained LM that scores the samples of both (optional)
+    judge = judge_res = None
+    if cfg.use_judge:
+        jc = LMConfig(**{**to_dict(cfg.judge), "vocab_size": shards.vocab_size, "context": cfg.judge.context or span})
+        judge_res = run_stage("judge LM (scores samples)", d / "judge", CausalLM(jc), cfg.judge_train,
+                              lambda r, w: WindowSampler(tok_tr, jc.context, cfg.judge_train.batch_size,
+                                                         cfg.judge_train.seed + 1, r, w), lm_eval, log)
+        judge = load_model(d / "judge", "causal_lm")[0]
+
+    # 6. evaluation
     log("evaluating the ladder on held-out text")
-    results = evaluate_ladder(ladder, streams, cfg, log)
-    results["stages"] = {"levels": level_res, "upsamplers": up_res, "prior": prior_res, "flat": flat_res}
+    results = evaluate_ladder(ladder, streams, cfg, log, judge=judge)
+    results["mode"] = cfg.mode
+    results["stages"] = {"levels": level_res, "upsamplers": up_res, "prior": prior_res, "flat": flat_res,
+                         **({"judge": judge_res} if judge_res else {})}
     results["matched"] = {
-        "hierarchical_params": sum(params(u) for u in ups) + params(ladder.prior),
+        "hierarchical_params": gen_params,
         "hierarchical_body_params": sum(_body_params(u) for u in ups) + _body_params(ladder.prior),
         "compressor_params": sum(params(lv) for lv in levels),
         "flat_params": params(ladder.flat),
         "flat_body_params": _body_params(ladder.flat),
         "flat_layers": ladder.flat.config.n_layers,
+        "flat_context": ladder.flat.config.context,
+        "hierarchy_context_tokens": span,
         "up1_training_tokens": up1_tokens,
         "flat_training_tokens": flat_res["step"] * flat_train.batch_size * fc.context,
+        "hierarchical_train_flops": hier_flops,
+        "hierarchical_train_flops_by_stage": {r["stage"]: r.get("train_flops", 0.0) for r in stages},
+        "flat_train_flops": flat_res.get("train_flops", flat_step_flops * flat_res["step"]),
+        "hierarchical_train_time": sum(r.get("train_time", 0.0) for r in stages),
+        "flat_train_time": flat_res.get("train_time", 0.0),
     }
     results["wall_time_s"] = round(time.time() - t_start, 1)
     atomic_write_json(d / "results.json", _jsonable(results))
     atomic_write_text(d / "results.md", ladder_markdown(results, cfg))
     return results
+
+
+def _match_layers(fc: LMConfig, target: int) -> LMConfig:
+    """The flat LM's depth whose parameters (all of them) are closest to ``target`` (parameters are linear in
+    depth: two builds give the line)."""
+    p1, p2 = (params(CausalLM(LMConfig(**{**to_dict(fc), "n_layers": n}))) for n in (1, 2))
+    n = max(1, min(96, round(1 + (target - p1) / max(p2 - p1, 1))))
+    return LMConfig(**{**to_dict(fc), "n_layers": n})
+
+
+def _step_flops(model, batch_size: int, context: int) -> float:
+    """Training FLOPs of one step of ``model`` on a [batch_size, context] batch (counted)."""
+    from ..train.flops import flops_per_token
+
+    return flops_per_token(model, torch.zeros(batch_size, context, dtype=torch.long)) * batch_size * context
 
 
 def _joint_finetune(cfg: LadderConfig, d: Path, levels: list, streams: dict, log) -> list:

@@ -1,5 +1,14 @@
-"""``Ladder``: a trained stack of compressors (level k+1 over the codes of level k), with the top-level prior
-and one upsampler per level, loaded from one directory.
+"""``Ladder``: a trained stack of compressors with the top-level prior and one upsampler per level, loaded
+from one directory.
+
+Two kinds of stack (``mode``):
+  * ``text``   every level is a compressor over the *tokens* at its own rate (Jukebox: each level its own
+               VQ-VAE on the raw signal), judged by token reconstruction; level k's chunk of ``in_len`` tokens
+               covers whole level-(k-1) chunks, so level-k codes sit above level-(k-1) codes of the same text;
+  * ``codes``  level k+1 compresses the code stream of level k (the first design: each rung reproduces the
+               code ids of the rung below).
+In both, upsampler k generates the level-(k-1) symbols under a level-k chunk from its codes (and, when trained
+with ``prev_chunk``, the previous chunk's level-(k-1) symbols), so decoding down the ladder is the same.
 
 Levels are numbered from the text up: level 0 = tokens, level k = the codes of the k-th compressor. A *top
 chunk* is the span one top-level code block covers: ``chunk_len(0)`` tokens = ``chunk_len(L)`` top codes.
@@ -22,6 +31,7 @@ Directory layout (written by ``vqladder train-ladder``)::
     level1/ level2/ …      compressor run directories (checkpoints, metrics.jsonl, results.json)
     joint/level1/ …        the levels after joint fine-tuning (``joint_steps`` > 0), used instead when present
     codes/level1.train.npy codes/level1.val.npy …   precomputed code streams
+    (``ladder.yaml``'s ``mode`` says which kind of stack; a ladder.yaml without it is a ``codes`` ladder)
     up1/ up2/ …            upsamplers (level k codes -> level k-1 symbols)
     prior/                 top-level prior;   flat/   the flat causal LM baseline
 """
@@ -40,6 +50,7 @@ from ..models.registry import load_model
 
 LEVEL_DIR = "level{}"
 UP_DIR = "up{}"
+MODES = ("text", "codes")
 
 
 def is_variable(model) -> bool:
@@ -69,10 +80,13 @@ def encode_stream(model, stream: np.ndarray, batch_size: int = 64) -> np.ndarray
 
 class Ladder:
     def __init__(self, levels: list, upsamplers: list | None = None, prior=None, tokenizer=None, flat=None,
-                 directory: Path | None = None):
+                 directory: Path | None = None, mode: str = "codes"):
         if not levels:
             raise VQLadderError("a ladder needs at least one level")
-        for k in range(1, len(levels)):
+        if mode not in MODES:
+            raise VQLadderError(f"ladder mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.mode = mode
+        for k in range(1, len(levels) if mode == "codes" else 0):
             below, here = levels[k - 1], levels[k]
             if here.config.vocab_size != symbol_vocab(below):
                 raise VQLadderError(f"level {k + 1} reads {here.config.vocab_size} symbols but level {k} has "
@@ -80,6 +94,10 @@ class Ladder:
             if not is_variable(below) and here.config.in_len % below.config.out_len:
                 raise VQLadderError(f"level {k + 1} in_len={here.config.in_len} must be a multiple of level {k} "
                                     f"out_len={below.config.out_len} (a chunk covers whole lower chunks)")
+        if mode == "text":
+            check_text_levels([lv.config for lv in levels], levels[0].config.vocab_size)
+            if any(is_variable(lv) for lv in levels):
+                raise VQLadderError("a text ladder takes fixed-rate levels (variable-rate levels need mode: codes)")
         self.levels = list(levels)
         # the lowest variable-rate level (1-based), above which symbols per chunk are not fixed
         self.variable_level = next((k + 1 for k, lv in enumerate(self.levels) if is_variable(lv)), None)
@@ -115,7 +133,7 @@ class Ladder:
             prior = _load_part(d / "prior", "code_prior", "the prior")
         flat = _load_part(d / "flat", "causal_lm", "the flat LM") if (d / "flat" / "results.json").is_file() else None
         tok = load_tokenizer(d / "tokenizer") if (d / "tokenizer").is_dir() else None
-        return cls(levels, ups, prior, tok, flat, d)
+        return cls(levels, ups, prior, tok, flat, d, mode=_saved(d).get("mode", "codes"))
 
     # -- geometry ---------------------------------------------------------------------------------------------
     @property
@@ -135,11 +153,23 @@ class Ladder:
         if level > top:
             raise VQLadderError(f"level {level} has a variable number of symbols per chunk (level {v} is "
                                 f"variable-rate); measure it from encode()")
+        if self.mode == "text":
+            top_in = self.levels[-1].config.in_len
+            return top_in if level == 0 else top_in // self.levels[level - 1].config.in_len * self.levels[level - 1].config.out_len
         n = self.levels[-1].config.out_len if v is None else self.levels[v - 1].config.in_len
         for k in range(top, level, -1):  # walk down: level k chunk of in_len covers in_len/out_len_{k-1}
             lv = self.levels[k - 1]
             n = n // lv.config.out_len * lv.config.in_len
         return n
+
+    def up_geometry(self, level: int) -> tuple[int, int]:
+        """(parent_len, length) of upsampler ``level``: codes per level chunk and level-(k-1) symbols under it."""
+        self._check_level(level)
+        c = self.levels[level - 1].config
+        if self.mode == "codes":
+            return c.out_len, c.in_len
+        below = self.levels[level - 2].config if level > 1 else None
+        return c.out_len, c.in_len if below is None else c.in_len // below.in_len * below.out_len
 
     def bits_per_token(self, level: int) -> float:
         """Rate of ``level``'s codes in bits per token (level 0: log2 of the token vocabulary)."""
@@ -181,14 +211,22 @@ class Ladder:
             raise VQLadderError(f"need at least one top chunk of {self.chunk_len(0)} tokens, got {len(stream)}")
         stream = stream[:n]
         self._check_symbols(stream, 0)
+        if self.mode == "text":
+            return stream if level == 0 else encode_stream(self.levels[level - 1], stream, batch_size)
         for k in range(level):
             stream = encode_stream(self.levels[k], stream, batch_size)
         return stream
 
     @torch.no_grad()
     def decode_one(self, codes, level: int, method: str = "vq", temperature: float = 1.0, top_k: int = 0,
-                   top_p: float = 1.0, generator: torch.Generator | None = None, batch_size: int = 64) -> np.ndarray:
-        """Level-``level`` code stream -> level-``level - 1`` symbol stream, one rung down."""
+                   top_p: float = 1.0, generator: torch.Generator | None = None, batch_size: int = 64,
+                   streams: int = 1, first_prev=None) -> np.ndarray:
+        """Level-``level`` code stream -> level-``level - 1`` symbol stream, one rung down.
+
+        An upsampler trained with the previous chunk as context decodes chunk after chunk, each seeing the one
+        it decoded before: ``streams`` > 1 cuts the stream into that many equal independent parts decoded side
+        by side (a batch); ``first_prev`` (level-(k-1) symbols, one chunk per stream) is the context of each
+        part's first chunk (default: none). ``temperature=0`` is greedy."""
         if level < 1:
             raise VQLadderError("level 0 (tokens) is the bottom: nothing to decode")
         self._check_level(level)
@@ -205,26 +243,50 @@ class Ladder:
         if method == "vq":
             for s in range(0, len(chunks), batch_size):
                 out.append(lv.decode(chunks[s:s + batch_size].to(lv.head.weight.device)).argmax(-1).cpu())
-        elif method == "upsample":
-            up = self.upsamplers[level - 1]
-            if up is None:
-                raise VQLadderError(f"this ladder has no upsampler for level {level} (decode with method=vq)")
-            dev = up.head.weight.device
-            for s in range(0, len(chunks), batch_size):
-                parent = chunks[s:s + batch_size].to(dev)
-                if temperature == 0:
-                    out.append(greedy_upsample(up, parent).cpu())
-                else:
-                    out.append(up.generate(parent, temperature, top_k, top_p, generator).cpu())
-        else:
+            x = torch.cat(out).reshape(-1).numpy()
+            if self.mode == "text" and level > 1:  # a text level decodes to tokens: re-encode one rung down
+                x = encode_stream(self.levels[level - 2], x, batch_size)
+            return x
+        if method != "upsample":
             raise VQLadderError(f"decode method must be vq or upsample, got {method!r}")
-        return torch.cat(out).reshape(-1).numpy()
+        up = self.upsamplers[level - 1]
+        if up is None:
+            raise VQLadderError(f"this ladder has no upsampler for level {level} (decode with method=vq)")
+        dev = up.head.weight.device
+
+        def run(parent, prev=None):
+            if temperature == 0:
+                return greedy_upsample(up, parent, prev)
+            return up.generate(parent, temperature, top_k, top_p, generator, prev=prev)
+
+        if not up.config.prev_chunk:
+            for s in range(0, len(chunks), batch_size):
+                out.append(run(chunks[s:s + batch_size].to(dev)).cpu())
+            return torch.cat(out).reshape(-1).numpy()
+        if streams < 1 or len(chunks) % streams:
+            raise VQLadderError(f"{len(chunks)} chunks do not split into {streams} equal streams")
+        par = chunks.view(streams, -1, m).to(dev)
+        prev = None if first_prev is None else torch.as_tensor(np.asarray(first_prev, dtype=np.int64)).view(
+            streams, -1).to(dev)
+        for i in range(par.shape[1]):
+            prev = run(par[:, i], prev)
+            out.append(prev.cpu())
+        return torch.stack(out, 1).reshape(-1).numpy()
 
     def decode(self, codes, level: int, to_level: int = 0, method: str = "vq", **kw) -> np.ndarray:
-        """Decode a level-``level`` stream down to ``to_level`` (default tokens), rung by rung."""
+        """Decode a level-``level`` stream down to ``to_level`` (default tokens), rung by rung (a text ladder's
+        VQ decoders go to tokens in one step)."""
         self._check_level(to_level)
         if to_level > level:
             raise VQLadderError(f"cannot decode level {level} up to level {to_level}")
+        if self.mode == "text" and method == "vq" and level > to_level:
+            self._check_symbols(np.asarray(codes, dtype=np.int64), level)
+            lv = self.levels[level - 1]
+            chunks = torch.from_numpy(np.asarray(codes, dtype=np.int64)).view(-1, lv.config.out_len)
+            bs = kw.get("batch_size", 64)
+            x = torch.cat([lv.decode(chunks[s:s + bs].to(lv.head.weight.device)).argmax(-1).cpu()
+                           for s in range(0, len(chunks), bs)]).reshape(-1).numpy()
+            return x if to_level == 0 else encode_stream(self.levels[to_level - 1], x, bs)
         x = codes
         for k in range(level, to_level, -1):
             x = self.decode_one(x, k, method, **kw)
@@ -277,8 +339,17 @@ class Ladder:
                          generator=g)[0].numpy()
         levels = {self.n_levels: top}
         x = top
-        for k in range(self.n_levels, 0, -1):
-            x = self.decode_one(x, k, method, temperature=temperature, top_k=top_k, top_p=top_p, generator=g)
+        if self.mode == "text" and method == "vq":  # the top level's decoder gives the tokens at once; the levels
+            x = self.decode(top, self.n_levels, 0, method="vq")  # between are those tokens' codes
+            levels.update({k: self.encode(x, k) for k in range(1, self.n_levels)})
+            levels[0] = x
+        for k in range(self.n_levels, 0, -1) if 0 not in levels else ():
+            first_prev = None
+            if prompt and method == "upsample" and self.upsamplers[k - 1] is not None:  # the prompt's last chunk
+                below = padded if k == 1 else self.encode(padded, k - 1)
+                first_prev = below[-self.up_geometry(k)[1]:]
+            x = self.decode_one(x, k, method, temperature=temperature, top_k=top_k, top_p=top_p, generator=g,
+                                first_prev=first_prev)
             levels[k - 1] = x
         out = {"levels": levels, "prompt_codes": prefix}
         if self.tokenizer is not None:
@@ -288,26 +359,40 @@ class Ladder:
 
 
 @torch.no_grad()
-def greedy_upsample(up, parent: torch.Tensor) -> torch.Tensor:
+def greedy_upsample(up, parent: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
     """Argmax decoding of an upsampler (KV-cached; the parent encoding is computed once)."""
     from ..models.sampling import greedy
 
-    return greedy(up.step_fn(parent), parent.shape[0], up.config.length, device=parent.device)
+    return greedy(up.step_fn(parent, prev), parent.shape[0], up.config.length, device=parent.device)
 
 
-def _declared_levels(d: Path) -> int:
+def check_text_levels(configs: list, vocab: int) -> None:
+    """A text ladder's geometry: every level reads the tokens; level k's chunk covers whole level-(k-1) chunks."""
+    for k, c in enumerate(configs, 1):
+        if vocab and c.vocab_size and c.vocab_size != vocab:
+            raise VQLadderError(f"level {k} of a text ladder reads {c.vocab_size} symbols, not the {vocab} tokens")
+        if k > 1 and c.in_len % configs[k - 2].in_len:
+            raise VQLadderError(f"level {k}: in_len={c.in_len} must be a multiple of level {k - 1}'s "
+                                f"in_len={configs[k - 2].in_len} (a chunk covers whole lower chunks)")
+
+
+def _saved(d: Path) -> dict:
     import yaml
 
     p = d / "ladder.yaml"
     if not p.is_file():
-        return 0
+        return {}
     try:
         doc = yaml.safe_load(p.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise VQLadderError(f"{p} is corrupt ({type(e).__name__}); re-run train-ladder to rewrite it") from e
     if doc is not None and not isinstance(doc, dict):
         raise VQLadderError(f"{p} is corrupt (not a mapping); re-run train-ladder to rewrite it")
-    return len((doc or {}).get("levels") or [])
+    return doc or {}
+
+
+def _declared_levels(d: Path) -> int:
+    return len(_saved(d).get("levels") or [])
 
 
 def _load_part(path: Path, kind: str | tuple, what: str):

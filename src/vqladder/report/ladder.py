@@ -3,29 +3,62 @@
 from __future__ import annotations
 
 
+def _num(x, fmt=",.0f") -> str:
+    return format(x, fmt) if isinstance(x, (int, float)) else "-"
+
+
 def ladder_markdown(res: dict, cfg) -> str:
-    lines = [f"# Ladder {cfg.name}", "", f"Corpus `{cfg.data.corpus}`, tokenizer `{cfg.data.tokenizer}`; held-out: "
-             f"{res['held_out_tokens']:,} tokens ({res['held_out_top_chunks']} top chunks).", "",
-             "## Per level (held-out)", "",
-             "| level | vocabulary | codes per top chunk | tokens per top chunk | bits/token | reconstruction acc (own input) "
-             "| end-to-end token acc (VQ decoders) | end-to-end token acc (upsamplers, greedy) | code usage |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    mode = res.get("mode", "codes")
+    how = ("every level a compressor over the tokens (mode: text)" if mode == "text"
+           else "level k+1 over the codes of level k (mode: codes)")
+    lines = [f"# Ladder {cfg.name}", "", f"Corpus `{cfg.data.corpus}`, tokenizer `{cfg.data.tokenizer}`; {how}; "
+             f"held-out: {res['held_out_tokens']:,} tokens ({res['held_out_top_chunks']} top chunks).", "",
+             "## Per level (held-out)", ""]
+    if "floor_acc" in res:
+        lines += [f"Most-frequent-token floor (the train split's most frequent token everywhere): "
+                  f"{res['floor_acc']:.3f} token accuracy.", ""]
+    lines += ["| level | vocabulary | codes per top chunk | tokens per top chunk | bits/token | reconstruction acc (own input) "
+              "| end-to-end token acc (VQ decoders) | end-to-end token acc (upsamplers, greedy) | code usage | gist BoW F1 |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["levels"]:
         lines.append(f"| {r['level']} | {r['vocab']} | {r['codes_per_chunk']} | {r['tokens_per_chunk']} | "
                      f"{r['bits_per_token']:.3f} | {r['recon_acc']:.3f} ({r['recon_input']}) | {r['e2e_acc_vq']:.3f} | "
-                     f"{r['e2e_acc_upsample']:.3f} | {r['usage']:.3f} |")
+                     f"{r['e2e_acc_upsample']:.3f} | {r['usage']:.3f} | {_num(r.get('gist_bow_f1'), '.3f')} |")
     b = res["bits"]
     m = res.get("matched", {})
+    gf = m.get("hierarchical_train_flops")
     lines += ["", "## Likelihood: hierarchical model vs a flat causal LM (held-out bits/token)", "",
-              "| model | bits/token | non-embedding parameters | all parameters | training tokens |",
-              "|---|---|---|---|---|",
+              "| model | bits/token | all parameters (at generation) | non-embedding parameters | training FLOPs (counted) "
+              "| train time (s) | context (tokens) |",
+              "|---|---|---|---|---|---|---|",
               f"| hierarchical (prior + upsamplers; two-part code) | {b['hierarchical']:.3f} | "
-              f"{m.get('hierarchical_body_params', 0):,} | {m.get('hierarchical_params', 0):,} (+ "
-              f"{m.get('compressor_params', 0):,} in the compressors) | {m.get('up1_training_tokens', 0):,} (level-1 upsampler) |",
-              f"| flat causal LM ({m.get('flat_layers', 0)} layers) | {b['flat']:.3f} | {m.get('flat_body_params', 0):,} | "
-              f"{m.get('flat_params', 0):,} | {m.get('flat_training_tokens', 0):,} |",
-              "", "Hierarchical components (bits/token): " + ", ".join(f"{k} {v:.3f}" for k, v in b["components"].items()),
-              "", "## Samples", ""]
+              f"{m.get('hierarchical_params', 0):,} (+ {m.get('compressor_params', 0):,} in the compressors, used to "
+              f"encode prompts) | {m.get('hierarchical_body_params', 0):,} | {_num(gf, '.3g')} (compressors included) "
+              f"| {_num(m.get('hierarchical_train_time'), '.0f')} | {_num(m.get('hierarchy_context_tokens'))} |",
+              f"| flat causal LM ({m.get('flat_layers', 0)} layers) | {b['flat']:.3f} | {m.get('flat_params', 0):,} | "
+              f"{m.get('flat_body_params', 0):,} | {_num(m.get('flat_train_flops'), '.3g')} | "
+              f"{_num(m.get('flat_train_time'), '.0f')} | {_num(m.get('flat_context'))} |",
+              "", f"Ratio hierarchical / flat: {b['hierarchical'] / max(b['flat'], 1e-9):.2f}x. Hierarchical components "
+              "(bits/token): " + ", ".join(f"{k} {v:.3f}" for k, v in b["components"].items()), ""]
+    gen = res.get("generation")
+    if gen:
+        flat_tps = gen.get("flat", {}).get("tokens_per_s") or 0
+        lines += ["## Generation: speed and sample quality", "",
+                  "Batch 1, KV-cached, the same number of tokens per path; quality = the samples' bits/token under a "
+                  "separately trained judge LM (lower is more like held-out text).", "",
+                  "| path | tokens/s | speed vs flat | judge bits/token |", "|---|---|---|---|"]
+        names = {"ladder_upsample": "ladder: prior -> upsamplers", "ladder_vq": "ladder: prior -> VQ decoder(s)",
+                 "flat": "flat LM", "held_out": "held-out text (reference)"}
+        for k, title in names.items():
+            g = gen.get(k)
+            if g is None:
+                continue
+            tps = g.get("tokens_per_s")
+            lines.append(f"| {title} | {_num(tps, ',.0f')} | "
+                         f"{_num(tps / flat_tps if tps and flat_tps else None, '.2f')}x | "
+                         f"{_num(g.get('judge_bits_per_token'), '.3f')} |")
+        lines.append("")
+    lines += ["## Samples", ""]
     for key, title in (("ladder_upsample", "ladder: prior -> upsamplers"), ("ladder_vq", "ladder: prior -> VQ decoders"),
                        ("flat", "flat LM")):
         lines.append(f"### {title}")

@@ -54,7 +54,9 @@ def params(model) -> int:
 def run_stage(what: str, run_dir: Path, model, train: TrainerConfig, sampler_factory: Callable,
               evaluate: Callable | None = None, log: Callable[[str], None] = print, extra: dict | None = None) -> dict:
     """Train (or resume, or skip) one stage into ``run_dir``; returns its results (also ``results.json``):
-    the stage name, parameters, steps, tokens, train time and the final held-out metrics of ``evaluate``."""
+    the stage name, parameters, steps, tokens, train time, training FLOPs (forward + backward, counted by
+    ``FlopCounterMode`` on one step's batch, times the tokens seen; absent with ``mfu: false``) and the final
+    held-out metrics of ``evaluate``."""
     state = stage_state(run_dir)
     if state == "done":
         log(f"{what}: done, skipped")
@@ -62,8 +64,10 @@ def run_stage(what: str, run_dir: Path, model, train: TrainerConfig, sampler_fac
     log(f"{what}: {'resuming' if state == 'partial' else 'training'} ({params(model):,} params, {train.steps} steps)")
     trainer = Trainer(model, train, run_dir, sampler_factory, evaluate, {"stage": what, **(extra or {})})
     val = trainer.fit(resume=state == "partial")
+    flops = float(getattr(trainer, "flops_per_token", 0.0) or 0.0) * trainer.tokens_seen  # counted per step
     return mark_done(run_dir, {"stage": what, "params": params(model), "step": trainer.step,
                                "tokens_seen": trainer.tokens_seen, "train_time": round(trainer.train_time, 2),
+                               **({"train_flops": flops} if flops else {}),
                                **{k: v for k, v in (val or {}).items() if k != "examples"}})
 
 
