@@ -102,6 +102,59 @@ def test_beam_search_budget_with_scorer_cost():
         beam_search(fn, 8, beam_width=2, scorer=scorer, scorer_cost=1, max_evals=15)
 
 
+def test_value_targets_are_moves_to_go_and_zero_for_failures():
+    from vqladder.data.maze import END
+    from vqladder.models.value import value_targets
+
+    moves = np.array([[0, 1, 1, END, END], [2, 3, 2, 3, 2], [0, END, END, END, END]])
+    to_go = value_targets(moves, np.array([True, True, False]), END)
+    assert to_go.tolist() == [[3, 2, 1, 0, 0, 0], [5, 4, 3, 2, 1, 0], [-1] * 6]
+    from vqladder.models import PlanValue, ValueConfig
+
+    v = PlanValue(ValueConfig(move_vocab=5, cond_vocab=4, cond_len=2, max_moves=5, gamma=0.5, d_model=16, n_heads=2,
+                              n_layers=1))
+    assert v.target(torch.from_numpy(to_go)).tolist()[0] == [0.125, 0.25, 0.5, 1.0, 1.0, 1.0]
+    assert v.target(torch.from_numpy(to_go))[2].abs().sum() == 0
+
+
+def test_value_scorer_is_charged_for_flat_and_ladder():
+    """Every learned-value evaluation is charged: the same search with the free verifier and with the value
+    differs in evaluations by exactly one per scored candidate."""
+    from vqladder.models import CodePrior, PriorConfig, SequenceCompressor
+    from vqladder.models.planners import FlatPlanner, LadderPlanner, ValueScorer, Verifier
+
+    class Count:
+        cost = 1
+
+        def __init__(self):
+            self.n = 0
+
+        def __call__(self, moves):
+            self.n += len(moves)
+            return torch.zeros(len(moves))
+
+    torch.manual_seed(0)
+    prior = CodePrior(PriorConfig(vocab_size=5, cond_vocab=4, cond_len=1, context=8, d_model=16, n_heads=2, n_layers=1))
+    flat = FlatPlanner(prior, 8)
+    for method in ("beam", "sample"):
+        sc = Count()
+        _, used = flat.plan([1], method, sc, budget=64)
+        steps = used - sc.n  # evaluations of the prior
+        assert used <= 64 and sc.n > 0 and steps > 0
+        if method == "sample":
+            assert used == (64 // 9) * 9
+    comp = SequenceCompressor(__import__("vqladder.models", fromlist=["CompressorConfig"]).CompressorConfig(
+        vocab_size=5, in_len=8, out_len=2, d_model=16, n_heads=2, enc_layers=1, latent_layers=1, dec_layers=1))
+    lp = LadderPlanner(comp, CodePrior(PriorConfig(vocab_size=comp.quantizer.codebook_size, cond_vocab=4, cond_len=1,
+                                                   context=2, d_model=16, n_heads=2, n_layers=1)), 8, 4)
+    sc = Count()
+    _, used = lp.plan([1], "sample", sc, budget=40)
+    assert used == (40 // (2 + 2)) * (2 + 2) and sc.n == 40 // 4  # per sample: 2 codes + 1 decode + 1 value
+    assert ValueScorer.cost == 1 and Verifier.cost == 0
+    with pytest.raises(VQLadderError, match="budget"):
+        flat.plan([1], "beam", Count(), budget=8)  # 1x: a greedy pass plus one value per step does not fit
+
+
 @pytest.fixture(scope="module")
 def tiny_plan(tmp_path_factory):
     from vqladder.config import build
@@ -118,7 +171,8 @@ def tiny_plan(tmp_path_factory):
                                               "dec_layers": 1, "quantizer": {"codebook_size": 1024}},
                    "compressor_train": small, "prior": {"d_model": 32, "n_heads": 2, "n_layers": 1},
                    "prior_train": small},
-        "search": {"budgets": [1, 2]},
+        "value": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
+        "search": {"budgets": [1, 2], "scorers": ["likelihood", "verifier", "value", "value+verifier"]},
     })
     logs = []
     return cfg, run_plan_experiment(cfg, log=logs.append), logs
@@ -129,12 +183,25 @@ def test_both_contenders_train_and_respect_budgets(tiny_plan):
     assert res["layout_overlap"] == 0
     rows = res["rows"]
     assert {r["contender"] for r in rows} == {"flat", "ladder"}
-    assert len(rows) == 2 * 2 * 2 * 2
+    assert len(rows) == 2 * 2 * 4 * 2
+    # a charged scorer (the learned value) cannot afford a 1x budget for the flat beam: said, not run
+    assert any(r.get("unaffordable") and r["scorer"].startswith("value") and r["budget_x"] == 1 for r in rows)
+    assert not any(r.get("unaffordable") for r in rows if not r["scorer"].startswith("value"))
     for r in rows:
+        if r.get("unaffordable"):
+            continue
         assert r["max_evals"] <= r["budget"]
         assert 0 <= r["success"] <= r["validity"] <= 1
-    assert (cfg.dir / "success_vs_budget.png").is_file()
-    assert "| ladder | beam | verifier | 2x |" in (cfg.dir / "results.md").read_text()
+        assert len(r["per_task"]) == res["tasks"]
+    assert (cfg.dir / "success_vs_budget.png").is_file() and (cfg.dir / "success_vs_length.png").is_file()
+    md = (cfg.dir / "results.md").read_text()
+    assert "| ladder | beam | verifier | 2x |" in md and "| flat | beam | value | 2x |" in md
+    assert "unaffordable" in md and "Training compute (FLOPs, counted" in md
+    meta = res["meta"][0] if 0 in res["meta"] else res["meta"]["0"]
+    assert set(meta["train_flops"]) == {"flat", "ladder_compressor", "ladder_prior", "value"}
+    assert all(v > 0 for v in meta["train_flops"].values())
+    b = meta["boundaries"]
+    assert b["crossings"] > 0 and all(0 <= b[k] <= 1 for k in ("fixed", "entropy", "chance"))
 
 
 def test_plan_cli_shows_an_episode(tiny_plan, capsys):
@@ -143,7 +210,9 @@ def test_plan_cli_shows_an_episode(tiny_plan, capsys):
     cfg, _, _ = tiny_plan
     assert main(["plan", str(cfg.dir), "--task", "0", "--contender", "ladder", "--scorer", "verifier"]) == 0
     out = capsys.readouterr().out
-    assert "plan codes" in out and "valid=" in out and "#" in out
+    assert "plan codes" in out and "valid=" in out and "#" in out and "code boundary" in out
+    assert main(["plan", str(cfg.dir), "--task", "1", "--scorer", "value+verifier", "--budget", "4"]) == 0
+    assert "evaluations=" in capsys.readouterr().out
     assert main(["plan", str(cfg.dir), "--goal", "7,7"]) == 2
     assert "outside" in capsys.readouterr().err
     assert main(["plan", str(cfg.dir), "--budget", "0"]) == 2

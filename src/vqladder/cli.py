@@ -384,7 +384,7 @@ def cmd_plan(a) -> int:
 
     from .config import load_config
     from .data.maze import MOVES, EpisodeCodec, make_layout, random_task, validate
-    from .experiments.planning import FlatPlanner, LadderPlanner, PlanConfig, Verifier
+    from .experiments.planning import FlatPlanner, LadderPlanner, PlanConfig, make_scorer
     from .models import load_model
 
     d = Path(a.run)
@@ -428,15 +428,22 @@ def cmd_plan(a) -> int:
     if shortest < 0:
         raise VQLadderError(f"no path from {start} to {goal} in this layout (closed doors)")
     cond = codec.cond(lay, start, goal, 3)
-    scorer = Verifier(lay, start, goal, cfg.search.dense_verifier) if a.scorer == "verifier" else None
+    value = None
+    if a.scorer.startswith("value"):
+        if not (sd / "value").is_dir():
+            raise VQLadderError(f"{sd} has no learned value (train one: search.scorers with value in the config)")
+        value = load_model(sd / "value", "plan_value")[0]
+    scorer = make_scorer(a.scorer, cfg, {"value": value}, cond, lay, start, goal)
     budget = a.budget * T
     moves, used = planner.plan(cond, a.method, scorer, budget, seed=a.seed)
     if a.contender == "ladder":
         codes = planner.comp.encode(torch.as_tensor(moves).long()[None])[0].tolist()
         print(f"plan codes (level 1, {cfg.ladder.chunk} moves each): {' '.join(map(str, codes))}")
     o = validate(lay, start, goal, moves.tolist())
-    shown = "".join(MOVES[m] if m < 4 else "." for m in moves.tolist()[:max(o.length, 1)])
-    print(f"moves: {shown}")
+    shown = [MOVES[m] if m < 4 else "." for m in moves.tolist()[:max(o.length, 1)]]
+    if a.contender == "ladder":  # mark where each code's moves begin
+        shown = [("|" if i and i % cfg.ladder.chunk == 0 else "") + m for i, m in enumerate(shown)]
+    print(f"moves: {''.join(shown)}" + ("   (| = a code boundary)" if a.contender == "ladder" else ""))
     print(lay.render(start, goal, moves.tolist()))
     print(f"valid={o.valid} reached={o.reached} length={o.length} shortest={o.shortest} "
           f"evaluations={used}/{budget}")
@@ -649,7 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_num(int, min=0), default=0, help="which trained seed")
     s.add_argument("--contender", default="ladder", choices=["ladder", "flat"])
     s.add_argument("--method", default="beam", choices=["beam", "sample"])
-    s.add_argument("--scorer", default="likelihood", choices=["likelihood", "verifier"])
+    s.add_argument("--scorer", default="likelihood", choices=["likelihood", "verifier", "value", "value+verifier"])
     s.add_argument("--budget", type=_num(int, min=1), default=4, help="model evaluations as a multiple of max_moves")
     s.add_argument("--task", type=_num(int, min=0), default=0, help="held-out task index")
     s.add_argument("--layout-seed", type=_num(int, min=0), help="a fresh random layout instead of a held-out task")

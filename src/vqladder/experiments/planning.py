@@ -14,9 +14,17 @@ evaluations (one evaluation = one forward pass of a model on one sequence):
 ``beam`` (beam search, width set by the budget) and ``sample`` (best of N samples); and with the same
 scorers: ``likelihood`` (the model's own log-probability) and ``verifier`` (log-probability plus a
 validator score of the partial plan: minus the BFS distance still to go, a bonus for reaching the goal, a
-penalty for a bump -- a Q*-like heuristic given to both). For the ladder, scoring a partial plan means
-decoding its codes, which costs one evaluation per candidate and is charged to its budget.
-Planners are asked for return bucket 3 (optimal).
+penalty for a bump -- a rule, free), ``value`` (log-probability minus a learned value's estimate of the moves
+still to go, ``models.value.PlanValue``, trained on the demonstrations' discounted returns: a learned g + h,
+Q*-style; one evaluation per scored candidate) and ``value+verifier`` (both). For the ladder, scoring a
+partial plan means decoding its codes, which costs one evaluation per candidate and is charged to its budget;
+a budget a search cannot afford (a charged scorer at 1x) is reported as such, not run.
+Planners are asked for return bucket 3 (optimal). Training compute is counted per stage (FLOPs, counted
+per step): the ladder's compressor and prior against the flat model; the value (shared) apart.
+
+Also measured: success against the task's shortest-path length (``success_vs_length.png``) and how often code
+boundaries fall on room crossings on held-out optimal plans (fixed chunks of the ladder, entropy boundaries of
+the flat model, and chance; ``boundaries`` in the results).
 
 Results: ``<out_dir>/<name>/results.{json,md}`` and ``success_vs_budget.png``: success rate, optimality
 (shortest / length over successes) and validity per contender x method x scorer x budget, mean +- std over
@@ -35,14 +43,16 @@ import numpy as np
 import torch
 
 from ..config import NonNegFloat, NonNegInt, PosFloat, PosInt, RunName, save_yaml, to_dict
-from ..data.maze import DELTA, MOVES, EpisodeCodec, MazeConfig, make_dataset, validate
+from ..data.maze import DELTA, END, MOVES, EpisodeCodec, MazeConfig, make_dataset, validate
 from ..errors import VQLadderError
 from ..io import atomic_save_npy, atomic_save_npz, atomic_write_json, atomic_write_text, claim_run_dir
-from ..models import CodePrior, CompressorConfig, PriorConfig, SequenceCompressor
-from ..models.planners import FlatPlanner, LadderPlanner, Verifier  # noqa: F401
+from ..models import CodePrior, CompressorConfig, PlanValue, PriorConfig, SequenceCompressor, ValueConfig
+from ..models.planners import FlatPlanner, LadderPlanner, ValueScorer, Verifier
+from ..models.value import value_targets
 from ..quantize import QuantizerConfig
-from ..report.planning import _agg, _ms, _plot, plan_markdown  # noqa: F401
+from ..report.planning import _plot, _plot_length, plan_markdown
 from ..train import TrainerConfig
+from ..train.stage import stage_results
 from .stages import train_rows
 
 
@@ -78,6 +88,15 @@ class LadderSpec:
 
 
 @dataclass
+class ValueSpec:
+    model: ValueConfig = field(default_factory=ValueConfig)
+    train: TrainerConfig = field(default_factory=_tc(steps=800))
+
+
+SCORERS = ("likelihood", "verifier", "value", "value+verifier")
+
+
+@dataclass
 class SearchConfig:
     budgets: list[int] = field(default_factory=lambda: [1, 4, 16])  # x max_moves model evaluations
     methods: list[str] = field(default_factory=lambda: ["beam", "sample"])
@@ -98,6 +117,7 @@ class PlanConfig:
     seeds: list[NonNegInt] = field(default_factory=lambda: [0, 1, 2])
     flat: FlatSpec = field(default_factory=FlatSpec)
     ladder: LadderSpec = field(default_factory=LadderSpec)
+    value: ValueSpec = field(default_factory=ValueSpec)   # the learned value (trained when a value scorer is searched)
     search: SearchConfig = field(default_factory=SearchConfig)
     threads: NonNegInt = 0                  # torch threads (0 = default)
 
@@ -118,8 +138,8 @@ class PlanConfig:
             if m not in ("beam", "sample"):
                 raise VQLadderError(f"search method must be beam or sample, got {m!r}")
         for s in self.search.scorers:
-            if s not in ("likelihood", "verifier"):
-                raise VQLadderError(f"scorer must be likelihood or verifier, got {s!r}")
+            if s not in SCORERS:
+                raise VQLadderError(f"scorer must be one of {', '.join(SCORERS)}, got {s!r}")
 
 
 # -- data -------------------------------------------------------------------------------------------------------
@@ -177,8 +197,36 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     params = {"flat": sum(p.numel() for p in flat.parameters()),
               "ladder_prior": sum(p.numel() for p in prior.parameters()),
               "ladder_compressor": sum(p.numel() for p in comp.parameters())}
+    value = None
+    if any(sc.startswith("value") for sc in cfg.search.scorers):
+        vc = ValueConfig(**{**to_dict(cfg.value.model), "move_vocab": codec.move_vocab, "cond_vocab": codec.cond_vocab,
+                            "cond_len": codec.cond_len, "max_moves": T, "seed": seed})
+        vt = TrainerConfig(**{**to_dict(cfg.value.train), "seed": seed})
+        value = train_rows(f"seed {seed}: value (moves to go)", d / "value", PlanValue(vc), vt, value_rows(cfg, data), log)
+        params["value"] = sum(p.numel() for p in value.parameters())
+    flops = {k: stage_results(d / sub).get("train_flops", 0.0) for k, sub in
+             (("flat", "flat"), ("ladder_compressor", "ladder_level1"), ("ladder_prior", "ladder_prior"),
+              *((("value", "value"),) if value is not None else ()))}
     return {"flat": FlatPlanner(flat, T), "ladder": LadderPlanner(comp, prior, T, ch), "params": params,
-            "code_exact": exact}
+            "code_exact": exact, "value": value, "train_flops": flops}
+
+
+def value_rows(cfg: PlanConfig, data: dict) -> np.ndarray:
+    """Training rows of the value: the demonstrations' conditioning with the return bucket fixed at 3 (the value
+    must judge the moves, not read the outcome), their moves, and the moves still to go after each prefix."""
+    codec = EpisodeCodec(cfg.maze)
+    cond = data["train_cond"].copy()
+    cond[:, -1] = codec.bucket_base + 3
+    to_go = value_targets(data["train_moves"], data["train_buckets"] > 0, END)
+    return np.concatenate([cond, data["train_moves"], to_go], 1)
+
+
+def make_scorer(name: str, cfg: PlanConfig, planners: dict, cond, lay, start, goal):
+    """The named scorer for one task (None = likelihood only)."""
+    ver = Verifier(lay, start, goal, cfg.search.dense_verifier) if "verifier" in name else None
+    vcond = np.asarray(cond).copy()
+    vcond[-1] = EpisodeCodec(cfg.maze).bucket_base + 3
+    return ValueScorer(planners["value"], vcond, ver) if name.startswith("value") else ver
 
 
 def evaluate(cfg: PlanConfig, planners: dict, test_cond: np.ndarray, seed: int, log) -> list[dict]:
@@ -191,24 +239,34 @@ def evaluate(cfg: PlanConfig, planners: dict, test_cond: np.ndarray, seed: int, 
             for sc in cfg.search.scorers:
                 for mult in cfg.search.budgets:
                     budget = mult * T
-                    succ, opt, valid, evals = [], [], [], []
+                    succ, opt, valid, evals, shortest = [], [], [], [], []
                     t0 = time.time()
-                    for i, cond in enumerate(test_cond):
-                        lay, s, g, _ = codec.decode_cond(cond)
-                        scorer = Verifier(lay, s, g, cfg.search.dense_verifier) if sc == "verifier" else None
-                        moves, used = pl.plan(cond, method, scorer, budget, cfg.search.verifier_weight,
-                                              cfg.search.temperature, seed=seed * 100_003 + i)
-                        o = validate(lay, s, g, moves.tolist())
-                        succ.append(o.valid and o.reached)
-                        valid.append(o.valid)
-                        if o.valid and o.reached:
-                            opt.append(o.optimality)
-                        evals.append(used)
+                    try:
+                        for i, cond in enumerate(test_cond):
+                            lay, s, g, _ = codec.decode_cond(cond)
+                            scorer = make_scorer(sc, cfg, planners, cond, lay, s, g)
+                            moves, used = pl.plan(cond, method, scorer, budget, cfg.search.verifier_weight,
+                                                  cfg.search.temperature, seed=seed * 100_003 + i)
+                            o = validate(lay, s, g, moves.tolist())
+                            succ.append(o.valid and o.reached)
+                            valid.append(o.valid)
+                            shortest.append(o.shortest)
+                            if o.valid and o.reached:
+                                opt.append(o.optimality)
+                            evals.append(used)
+                    except VQLadderError as e:  # this search cannot afford this budget: say so, do not run it
+                        if "budget" not in str(e):
+                            raise
+                        log(f"seed {seed} {who:6s} {method:6s} {sc:10s} budget {mult:>2}x: unaffordable ({e})")
+                        rows.append({"seed": seed, "contender": who, "method": method, "scorer": sc, "budget_x": mult,
+                                     "budget": budget, "unaffordable": True})
+                        continue
                     row = {"seed": seed, "contender": who, "method": method, "scorer": sc, "budget_x": mult,
                            "budget": budget, "success": float(np.mean(succ)), "validity": float(np.mean(valid)),
                            "optimality": float(np.mean(opt)) if opt else float("nan"),
                            "mean_evals": float(np.mean(evals)), "max_evals": int(np.max(evals)),
-                           "seconds": round(time.time() - t0, 2)}
+                           "seconds": round(time.time() - t0, 2),
+                           "per_task": [[int(a), bool(b)] for a, b in zip(shortest, succ)]}
                     if row["max_evals"] > budget:
                         raise RuntimeError(f"search exceeded its budget: {row}")
                     log(f"seed {seed} {who:6s} {method:6s} {sc:10s} budget {mult:>2}x: success {row['success']:.2f} "
@@ -224,13 +282,13 @@ def example_episodes(cfg: PlanConfig, planners: dict, test_cond: np.ndarray, see
     codec = EpisodeCodec(cfg.maze)
     T, ch = cfg.maze.max_moves, cfg.ladder.chunk
     method = cfg.search.methods[0]
-    sc = "verifier" if "verifier" in cfg.search.scorers else cfg.search.scorers[0]
+    sc = next((s for s in ("value+verifier", "verifier") if s in cfg.search.scorers), cfg.search.scorers[0])
     budget = max(cfg.search.budgets) * T
     out = []
     for i, cond in enumerate(test_cond[:cfg.search.examples]):
         lay, start, goal, _ = codec.decode_cond(cond)
         for who in ("flat", "ladder"):
-            scorer = Verifier(lay, start, goal, cfg.search.dense_verifier) if sc == "verifier" else None
+            scorer = make_scorer(sc, cfg, planners, cond, lay, start, goal)
             moves, used = planners[who].plan(cond, method, scorer, budget, cfg.search.verifier_weight,
                                              cfg.search.temperature, seed=seed * 100_003 + i)
             moves = [int(m) for m in moves]
@@ -268,7 +326,10 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
     for seed in cfg.seeds:
         ev_p = cfg.dir / f"seed{seed}" / "eval.json"
         planners = train_contenders(cfg, data, seed, log)
-        meta[seed] = {"params": planners["params"], "code_exact": planners["code_exact"]}
+        meta[seed] = {"params": planners["params"], "code_exact": planners["code_exact"],
+                      "train_flops": planners["train_flops"]}
+        if seed == cfg.seeds[0]:
+            meta[seed]["boundaries"] = boundary_alignment(cfg, planners, data["test_cond"])
         tasks = data["test_cond"][:cfg.search.max_tasks] if cfg.search.max_tasks > 0 else data["test_cond"]
         if seed == cfg.seeds[0] and cfg.search.examples and not (cfg.dir / "episodes.json").is_file():
             atomic_write_json(cfg.dir / "episodes.json", example_episodes(cfg, planners, tasks, seed))
@@ -285,6 +346,45 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
     atomic_write_json(cfg.dir / "results.json", res)
     atomic_write_text(cfg.dir / "results.md", plan_markdown(res, cfg))
     _plot(res, cfg.dir / "success_vs_budget.png")
+    _plot_length(res, cfg.dir / "success_vs_length.png")
     return res
+
+
+@torch.no_grad()
+def boundary_alignment(cfg: PlanConfig, planners: dict, test_cond: np.ndarray) -> dict:
+    """How often a code boundary falls on a room crossing, on the held-out tasks' shortest plans: a crossing at
+    move i (the move that leaves a room) is hit when a code starts at move i or i + 1. For the ladder's fixed
+    chunks, for entropy boundaries (the same number of boundaries at the moves where the flat model's
+    next-move entropy is highest, the boundary rule of entropy-based variable-length codes) and for that many
+    boundaries at random (the chance level, averaged over 20 draws)."""
+    codec = EpisodeCodec(cfg.maze)
+    ch, room = cfg.ladder.chunk, cfg.maze.room
+    flat = planners["flat"].prior
+    rng = np.random.default_rng(0)
+    hit = {"fixed": [], "entropy": [], "chance": []}
+    for cond in test_cond:
+        lay, s, g, _ = codec.decode_cond(cond)
+        path = lay.shortest_path(tuple(s), tuple(g)) or []
+        if len(path) < 2:
+            continue
+        cells = [tuple(s)]
+        for m in path:
+            cells.append((cells[-1][0] + DELTA[m][0], cells[-1][1] + DELTA[m][1]))
+        cross = [i for i in range(len(path)) if (cells[i][0] // room, cells[i][1] // room)
+                 != (cells[i + 1][0] // room, cells[i + 1][1] // room)]
+        if not cross:
+            continue
+        n_b = max(1, -(-len(path) // ch))  # codes covering the plan
+        logits = flat(torch.as_tensor(path[:-1]).long()[None], torch.as_tensor(cond).long()[None])[0].float()
+        ent = -(logits.log_softmax(-1).exp() * logits.log_softmax(-1)).sum(-1).numpy()  # before each move
+        sets = {"fixed": set(range(0, len(path), ch)),
+                "entropy": set(np.argsort(-ent[:len(path)], kind="stable")[:n_b].tolist())}
+        for k, b in sets.items():
+            hit[k] += [i in b or i + 1 in b for i in cross]
+        for _ in range(20):
+            b = set(rng.choice(len(path), size=min(n_b, len(path)), replace=False).tolist())
+            hit["chance"] += [(i in b or i + 1 in b) / 20 for i in cross]
+    n = len(hit["fixed"])
+    return {"crossings": n, **{k: (float(np.sum(v) / n) if n else float("nan")) for k, v in hit.items()}}
 
 

@@ -13,6 +13,8 @@ from . import save_figure
 def _agg(rows):
     out = {}
     for r in rows:
+        if r.get("unaffordable"):
+            continue
         k = (r["contender"], r["method"], r["scorer"], r["budget_x"])
         out.setdefault(k, []).append(r)
     return out
@@ -29,6 +31,8 @@ def plan_markdown(res: dict, cfg) -> str:
     m = cfg.maze
     seeds = sorted(res["meta"])
     p = res["meta"][seeds[0]]["params"]
+    flops = res["meta"][seeds[0]].get("train_flops")
+    bnd = res["meta"][seeds[0]].get("boundaries")
     lines = [f"# Planning: flat vs ladder ({cfg.name})", "",
              f"Maze {m.rooms}x{m.rooms} rooms of {m.room}x{m.room} cells, {m.max_moves} moves max; "
              f"{res['demonstrations']:,} demonstrations (return buckets fail/poor/ok/optimal: {res['demo_buckets']}); "
@@ -36,10 +40,28 @@ def plan_markdown(res: dict, cfg) -> str:
              f"Budget = model evaluations, as a multiple of {m.max_moves} (one greedy pass of the flat model).", "",
              f"Parameters: flat {p['flat']:,}; ladder prior {p['ladder_prior']:,} + level-1 compressor "
              f"{p['ladder_compressor']:,}. Level-1 codes decode training plans exactly: "
-             + ", ".join(f"{res['meta'][s]['code_exact']:.3f}" for s in seeds) + " (per seed).", "",
-             "| contender | search | scorer | budget | success | optimality | validity |",
-             "|---|---|---|---|---|---|---|"]
-    for (who, method, sc, mult), rs in sorted(_agg(res["rows"]).items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][3], kv[0][0])):
+             + ", ".join(f"{res['meta'][s]['code_exact']:.3f}" for s in seeds) + " (per seed)."
+             + (f" Learned value: {p['value']:,} parameters, shared by both." if "value" in p else ""), ""]
+    if flops:
+        ladder_f = flops.get("ladder_compressor", 0) + flops.get("ladder_prior", 0)
+        lines += [f"Training compute (FLOPs, counted; seed {seeds[0]}): flat {flops.get('flat', 0):.3g}; ladder "
+                  f"{ladder_f:.3g} (compressor {flops.get('ladder_compressor', 0):.3g} + prior "
+                  f"{flops.get('ladder_prior', 0):.3g}) = {ladder_f / max(flops.get('flat', 0), 1):.2f}x the flat model's"
+                  + (f"; the value {flops['value']:.3g}, used by both" if "value" in flops else "") + ".", ""]
+    if bnd and bnd.get("crossings"):
+        lines += [f"Code boundaries on room crossings (held-out shortest plans, {bnd['crossings']} crossings; a crossing "
+                  f"is hit when a code starts at the crossing move or the next): fixed {cfg.ladder.chunk}-move chunks "
+                  f"{bnd['fixed']:.2f}, entropy boundaries of the flat model {bnd['entropy']:.2f}, chance "
+                  f"{bnd['chance']:.2f}.", ""]
+    lines += ["| contender | search | scorer | budget | success | optimality | validity |",
+              "|---|---|---|---|---|---|---|"]
+    agg = _agg(res["rows"])
+    keys = set(agg) | {(r["contender"], r["method"], r["scorer"], r["budget_x"]) for r in res["rows"]}
+    for (who, method, sc, mult) in sorted(keys, key=lambda k: (k[1], k[2], k[3], k[0])):
+        rs = agg.get((who, method, sc, mult))
+        if not rs:
+            lines.append(f"| {who} | {method} | {sc} | {mult}x | unaffordable (a charged scorer needs more evaluations) | | |")
+            continue
         lines.append(f"| {who} | {method} | {sc} | {mult}x | {_ms([r['success'] for r in rs])} | "
                      f"{_ms([r['optimality'] for r in rs])} | {_ms([r['validity'] for r in rs])} |")
     return "\n".join(lines) + "\n"
@@ -55,7 +77,7 @@ def _plot(res: dict, path: Path) -> None:
     agg = _agg(res["rows"])
     for ax, method in zip(axes, ("beam", "sample")):
         for who, color in (("flat", "tab:blue"), ("ladder", "tab:red")):
-            for sc, ls in (("likelihood", "--"), ("verifier", "-")):
+            for sc, ls in (("likelihood", ":"), ("verifier", "-"), ("value", "--"), ("value+verifier", "-.")):
                 pts = sorted((k[3], np.mean([r["success"] for r in v])) for k, v in agg.items()
                              if k[0] == who and k[1] == method and k[2] == sc)
                 if pts:
@@ -66,5 +88,44 @@ def _plot(res: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("success rate (held-out layouts)")
     axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _plot_length(res: dict, path: Path) -> None:
+    """Success against the task's shortest-path length (bins of equal task counts), for each contender's best
+    (method, scorer) at the largest budget: where plans are long, does the hierarchy pay?"""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in res["rows"] if r.get("per_task")]
+    if not rows:
+        return
+    top = max(r["budget_x"] for r in rows)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for who, color in (("flat", "tab:blue"), ("ladder", "tab:red")):
+        cand = [r for r in rows if r["contender"] == who and r["budget_x"] == top]
+        if not cand:
+            continue
+        agg = _agg(cand)
+        best = max(agg, key=lambda k: np.mean([r["success"] for r in agg[k]]))
+        pts = [t for r in agg[best] for t in r["per_task"]]
+        lengths = np.array([p[0] for p in pts])
+        ok = np.array([p[1] for p in pts], dtype=float)
+        edges = np.unique(np.quantile(lengths, np.linspace(0, 1, 5)))
+        xs, ys = [], []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            m = (lengths >= lo) & ((lengths < hi) | (hi == edges[-1]))
+            if m.any():
+                xs.append(float(lengths[m].mean()))
+                ys.append(float(ok[m].mean()))
+        ax.plot(xs, ys, "-o", color=color, label=f"{who} ({best[1]}, {best[2]}, {top}x)")
+    ax.set_xlabel("shortest plan length (moves), binned")
+    ax.set_ylabel("success rate (held-out layouts)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
