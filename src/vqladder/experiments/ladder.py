@@ -56,7 +56,7 @@ from ..models import (
 )
 from ..report.ladder import ladder_markdown  # noqa: F401
 from ..train import TrainerConfig
-from ..train.stage import params, run_stage
+from ..train.stage import mark_done, params, run_stage, stage_state
 
 
 def _default_levels():
@@ -359,8 +359,7 @@ def _step_flops(model, batch_size: int, context: int) -> float:
 def _joint_finetune(cfg: LadderConfig, d: Path, levels: list, streams: dict, log) -> list:
     """Fine-tune all levels together on live codes; writes ``joint/`` and re-encodes the code streams."""
     run = d / "joint"
-    done = run / "done.json"
-    if done.is_file():
+    if stage_state(run) == "done":
         log("joint fine-tuning: done, skipped")
     else:
         log(f"joint fine-tuning: {cfg.joint_steps} steps")
@@ -394,7 +393,7 @@ def _joint_finetune(cfg: LadderConfig, d: Path, levels: list, streams: dict, log
             lv.eval()
             save_checkpoint(run / f"level{k}" / "checkpoints", cfg.joint_steps, lv, {},
                             {"stage": f"joint level {k}", "model_config": to_dict(lv.config)})
-        atomic_write_json(done, {"steps": cfg.joint_steps})
+        mark_done(run, {"stage": "joint fine-tuning", "steps": cfg.joint_steps})
     out = []
     for k in range(1, len(levels) + 1):
         model, _, _ = load_model(run / f"level{k}", "sequence_compressor")

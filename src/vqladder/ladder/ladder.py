@@ -29,7 +29,7 @@ Directory layout (written by ``vqladder train-ladder``)::
 
     ladder.yaml  tokenizer/  results.json  results.md
     level1/ level2/ …      compressor run directories (checkpoints, metrics.jsonl, results.json)
-    joint/level1/ …        the levels after joint fine-tuning (``joint_steps`` > 0), used instead when present
+    joint/level1/ …        the levels after joint fine-tuning (``joint_steps`` > 0), used instead when finished
     codes/level1.train.npy codes/level1.val.npy …   precomputed code streams
     (``ladder.yaml``'s ``mode`` says which kind of stack; a ladder.yaml without it is a ``codes`` ladder)
     up1/ up2/ …            upsamplers (level k codes -> level k-1 symbols)
@@ -121,7 +121,8 @@ class Ladder:
             raise VQLadderError(f"ladder directory {d} is missing level {missing} ({d / LEVEL_DIR.format(missing)}); "
                                 f"train it with `vqladder train-ladder`")
         levels, ups = [], []
-        joint = (d / "joint" / "done.json").is_file()  # jointly fine-tuned levels replace the bottom-up ones
+        joint = any((d / "joint" / m).is_file() for m in ("results.json", "done.json"))  # jointly fine-tuned
+        # levels (results.json; done.json in ladders written before the stage runner) replace the bottom-up ones
         for k in range(1, n + 1):
             src = d / "joint" / LEVEL_DIR.format(k) if joint else d / LEVEL_DIR.format(k)
             levels.append(_load_part(src, ("sequence_compressor", "variable_compressor"), f"level {k}"))
