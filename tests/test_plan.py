@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from vqladder.data.maze import (
+    DELTA,
     END,
     EpisodeCodec,
     Layout,
@@ -172,6 +173,7 @@ def tiny_plan(tmp_path_factory):
                    "compressor_train": small, "prior": {"d_model": 32, "n_heads": 2, "n_layers": 1},
                    "prior_train": small},
         "value": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
+        "subgoal": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
         "search": {"budgets": [1, 2], "scorers": ["likelihood", "verifier", "value", "value+verifier"]},
     })
     logs = []
@@ -182,11 +184,13 @@ def test_both_contenders_train_and_respect_budgets(tiny_plan):
     cfg, res, logs = tiny_plan
     assert res["layout_overlap"] == 0
     rows = res["rows"]
-    assert {r["contender"] for r in rows} == {"flat", "ladder"}
-    assert len(rows) == 2 * 2 * 4 * 2
+    assert {r["contender"] for r in rows} == {"flat", "ladder", "subgoal"}
+    assert len(rows) == 3 * 2 * 4 * 2
     # a charged scorer (the learned value) cannot afford a 1x budget for the flat beam: said, not run
     assert any(r.get("unaffordable") and r["scorer"].startswith("value") and r["budget_x"] == 1 for r in rows)
-    assert not any(r.get("unaffordable") for r in rows if not r["scorer"].startswith("value"))
+    assert not any(r.get("unaffordable") for r in rows if not r["scorer"].startswith("value") and r["contender"] != "subgoal")
+    # the subgoal planner pays `chunk` per expanded code: a 1x budget cannot expand a whole plan
+    assert all(r.get("unaffordable") for r in rows if r["contender"] == "subgoal" and r["budget_x"] == 1)
     for r in rows:
         if r.get("unaffordable"):
             continue
@@ -198,7 +202,7 @@ def test_both_contenders_train_and_respect_budgets(tiny_plan):
     assert "| ladder | beam | verifier | 2x |" in md and "| flat | beam | value | 2x |" in md
     assert "unaffordable" in md and "Training compute (FLOPs, counted" in md
     meta = res["meta"][0] if 0 in res["meta"] else res["meta"]["0"]
-    assert set(meta["train_flops"]) == {"flat", "ladder_compressor", "ladder_prior", "value"}
+    assert set(meta["train_flops"]) == {"flat", "ladder_compressor", "ladder_prior", "subgoal_decoder", "value"}
     assert all(v > 0 for v in meta["train_flops"].values())
     b = meta["boundaries"]
     assert b["crossings"] > 0 and all(0 <= b[k] <= 1 for k in ("fixed", "entropy", "chance"))
@@ -213,6 +217,8 @@ def test_plan_cli_shows_an_episode(tiny_plan, capsys):
     assert "plan codes" in out and "valid=" in out and "#" in out and "code boundary" in out
     assert main(["plan", str(cfg.dir), "--task", "1", "--scorer", "value+verifier", "--budget", "4"]) == 0
     assert "evaluations=" in capsys.readouterr().out
+    assert main(["plan", str(cfg.dir), "--task", "0", "--contender", "subgoal", "--scorer", "verifier", "--budget", "8"]) == 0
+    assert "code boundary" in capsys.readouterr().out
     assert main(["plan", str(cfg.dir), "--goal", "7,7"]) == 2
     assert "outside" in capsys.readouterr().err
     assert main(["plan", str(cfg.dir), "--budget", "0"]) == 2
@@ -229,11 +235,47 @@ def test_example_episodes_follow_their_moves(tiny_plan):
 
     cfg, _, _ = tiny_plan
     eps = json.loads((cfg.dir / "episodes.json").read_text())
-    assert len(eps) == 2 * min(cfg.search.examples, 4) and {e["contender"] for e in eps} == {"flat", "ladder"}
+    assert len(eps) == 3 * min(cfg.search.examples, 4) and {e["contender"] for e in eps} == {"flat", "ladder", "subgoal"}
     for e in eps:
         assert e["cells"][0] == e["start"] and e["evaluations"] <= e["budget"]
         for (r, c), (r2, c2), m in zip(e["cells"], e["cells"][1:], e["moves"]):
             assert (r + DELTA[MOVES.index(m)][0], c + DELTA[MOVES.index(m)][1]) == (r2, c2)
         assert e["reached"] == (e["valid"] and e["cells"][-1] == e["goal"]) or not e["valid"]
-        step = cfg.ladder.chunk if e["contender"] == "ladder" else 1
+        step = 1 if e["contender"] == "flat" else cfg.ladder.chunk
         assert e["code_starts"] == list(range(0, cfg.maze.max_moves, step))
+
+
+def test_subgoal_rows_and_planner_charge_every_expansion():
+    """Subgoal rows carry the cell where each chunk begins and the chunk's code; the planner charges `chunk`
+    evaluations per code it expands (cached by code prefix) on top of the prior's steps."""
+    from vqladder.models import CodePrior, PriorConfig
+    from vqladder.models.planners import SubgoalPlanner, Verifier, subgoal_rows
+
+    cfg = MazeConfig(rooms=2, room=2, max_moves=8)
+    codec = EpisodeCodec(cfg)
+    lay = make_layout(cfg, np.random.default_rng(0))
+    start, goal = (0, 0), (3, 3)
+    path = lay.shortest_path(start, goal)
+    cond = codec.cond(lay, start, goal, 3)
+    moves = codec.moves(path)
+    rows = subgoal_rows(codec, cond[None], moves[None], np.array([[7, 9]]), 4)
+    n = cfg.n_walls
+    assert rows.shape == (2, codec.cond_len + 4)
+    assert rows[0, n + 2] == codec.cond_vocab + 7 and rows[1, n + 2] == codec.cond_vocab + 9
+    u = start
+    for m in path[:4]:
+        u = (u[0] + DELTA[m][0], u[1] + DELTA[m][1])
+    assert rows[1, n] == codec.cell_base + u[0] * cfg.side + u[1]
+    assert rows[1, codec.cond_len:].tolist() == moves[4:8].tolist()
+    torch.manual_seed(0)
+    prior = CodePrior(PriorConfig(vocab_size=16, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, context=2,
+                                  d_model=16, n_heads=2, n_layers=1))
+    low = CodePrior(PriorConfig(vocab_size=5, cond_vocab=codec.cond_vocab + 16, cond_len=codec.cond_len, context=4,
+                                d_model=16, n_heads=2, n_layers=1))
+    pl = SubgoalPlanner(prior, low, codec, 8, 4)
+    mv, used = pl.plan(cond, "sample", None, budget=30)
+    assert used == (30 // 10) * 10 and mv.shape == (8,)  # per sample: 2 prior steps + 2 codes x 4 moves
+    mv, used = pl.plan(cond, "beam", None, budget=20)
+    assert used <= 20 and used >= 2 + 8
+    with pytest.raises(VQLadderError, match="budget"):
+        pl.plan(cond, "beam", Verifier(lay, start, goal), budget=8)

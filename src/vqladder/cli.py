@@ -384,7 +384,7 @@ def cmd_plan(a) -> int:
 
     from .config import load_config
     from .data.maze import MOVES, EpisodeCodec, make_layout, random_task, validate
-    from .experiments.planning import FlatPlanner, LadderPlanner, PlanConfig, make_scorer
+    from .experiments.planning import FlatPlanner, LadderPlanner, PlanConfig, SubgoalPlanner, make_scorer
     from .models import load_model
 
     d = Path(a.run)
@@ -398,6 +398,11 @@ def cmd_plan(a) -> int:
     T = cfg.maze.max_moves
     if a.contender == "flat":
         planner = FlatPlanner(load_model(sd / "flat", "code_prior")[0], T)
+    elif a.contender == "subgoal":
+        if not (sd / "subgoal").is_dir():
+            raise VQLadderError(f"{sd} has no subgoal decoder (contenders in the config did not include subgoal)")
+        planner = SubgoalPlanner(load_model(sd / "ladder_prior", "code_prior")[0],
+                                 load_model(sd / "subgoal", "code_prior")[0], codec, T, cfg.ladder.chunk)
     else:
         planner = LadderPlanner(load_model(sd / "ladder_level1", "sequence_compressor")[0],
                                 load_model(sd / "ladder_prior", "code_prior")[0], T, cfg.ladder.chunk)
@@ -439,11 +444,12 @@ def cmd_plan(a) -> int:
     if a.contender == "ladder":
         codes = planner.comp.encode(torch.as_tensor(moves).long()[None])[0].tolist()
         print(f"plan codes (level 1, {cfg.ladder.chunk} moves each): {' '.join(map(str, codes))}")
+    ladderish = a.contender != "flat"
     o = validate(lay, start, goal, moves.tolist())
     shown = [MOVES[m] if m < 4 else "." for m in moves.tolist()[:max(o.length, 1)]]
-    if a.contender == "ladder":  # mark where each code's moves begin
+    if ladderish:  # mark where each code's moves begin
         shown = [("|" if i and i % cfg.ladder.chunk == 0 else "") + m for i, m in enumerate(shown)]
-    print(f"moves: {''.join(shown)}" + ("   (| = a code boundary)" if a.contender == "ladder" else ""))
+    print(f"moves: {''.join(shown)}" + ("   (| = a code boundary)" if ladderish else ""))
     print(lay.render(start, goal, moves.tolist()))
     print(f"valid={o.valid} reached={o.reached} length={o.length} shortest={o.shortest} "
           f"evaluations={used}/{budget}")
@@ -654,7 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "  vqladder plan runs/plan-small --task 3 --contender ladder --scorer verifier")
     s.add_argument("run", help="plan-experiment directory")
     s.add_argument("--seed", type=_num(int, min=0), default=0, help="which trained seed")
-    s.add_argument("--contender", default="ladder", choices=["ladder", "flat"])
+    s.add_argument("--contender", default="ladder", choices=["ladder", "subgoal", "flat"])
     s.add_argument("--method", default="beam", choices=["beam", "sample"])
     s.add_argument("--scorer", default="likelihood", choices=["likelihood", "verifier", "value", "value+verifier"])
     s.add_argument("--budget", type=_num(int, min=1), default=4, help="model evaluations as a multiple of max_moves")

@@ -1,13 +1,16 @@
 """Does planning in abstract tokens beat a flat model? ``vqladder plan-experiment CONFIG``.
 
-Two contenders on the rooms maze (``plan.maze``), trained on the same imperfect, return-labelled
+Contenders on the rooms maze (``plan.maze``, ``contenders``), trained on the same imperfect, return-labelled
 demonstrations for the same number of steps and episodes, for each seed:
 
 * **flat**: a Decision-Transformer-style causal transformer over moves, conditioned on the prefix
   (doors, start, goal, return bucket) -- a ``CodePrior`` whose codes are the moves;
 * **ladder**: a level-1 compressor over the move sequence (each code covers ``chunk`` moves; learned, not
   hand-labelled), a top prior over those codes with the same conditioning prefix, and the compressor's
-  decoder to turn codes back into moves.
+  decoder to turn codes back into moves;
+* **subgoal**: the same codes and top prior, but each code is expanded to moves by a low-level model that
+  sees the layout, the goal and the cell the plan has reached (``models.planners.SubgoalPlanner``): search
+  branches per code and the verifier / value judge where each code leads.
 
 Both are searched on held-out layouts with the same search procedures and the same budget in model
 evaluations (one evaluation = one forward pass of a model on one sequence):
@@ -47,7 +50,7 @@ from ..data.maze import DELTA, END, MOVES, EpisodeCodec, MazeConfig, make_datase
 from ..errors import VQLadderError
 from ..io import atomic_save_npy, atomic_save_npz, atomic_write_json, atomic_write_text, claim_run_dir
 from ..models import CodePrior, CompressorConfig, PlanValue, PriorConfig, SequenceCompressor, ValueConfig
-from ..models.planners import FlatPlanner, LadderPlanner, ValueScorer, Verifier
+from ..models.planners import FlatPlanner, LadderPlanner, SubgoalPlanner, ValueScorer, Verifier, subgoal_rows
 from ..models.value import value_targets
 from ..quantize import QuantizerConfig
 from ..report.planning import _plot, _plot_length, plan_markdown
@@ -88,6 +91,15 @@ class LadderSpec:
 
 
 @dataclass
+class SubgoalSpec:
+    model: PriorConfig = field(default_factory=lambda: PriorConfig(d_model=96, n_heads=2, n_layers=3))
+    train: TrainerConfig = field(default_factory=_tc(steps=1200))
+
+
+CONTENDERS = ("flat", "ladder", "subgoal")
+
+
+@dataclass
 class ValueSpec:
     model: ValueConfig = field(default_factory=ValueConfig)
     train: TrainerConfig = field(default_factory=_tc(steps=800))
@@ -117,6 +129,8 @@ class PlanConfig:
     seeds: list[NonNegInt] = field(default_factory=lambda: [0, 1, 2])
     flat: FlatSpec = field(default_factory=FlatSpec)
     ladder: LadderSpec = field(default_factory=LadderSpec)
+    contenders: list[str] = field(default_factory=lambda: ["flat", "ladder", "subgoal"])
+    subgoal: SubgoalSpec = field(default_factory=SubgoalSpec)  # the subgoal contender's low-level decoder
     value: ValueSpec = field(default_factory=ValueSpec)   # the learned value (trained when a value scorer is searched)
     search: SearchConfig = field(default_factory=SearchConfig)
     threads: NonNegInt = 0                  # torch threads (0 = default)
@@ -137,6 +151,11 @@ class PlanConfig:
         for m in self.search.methods:
             if m not in ("beam", "sample"):
                 raise VQLadderError(f"search method must be beam or sample, got {m!r}")
+        for c in self.contenders:
+            if c not in CONTENDERS:
+                raise VQLadderError(f"contender must be one of {', '.join(CONTENDERS)}, got {c!r}")
+        if not self.contenders:
+            raise VQLadderError("contenders is empty")
         for s in self.search.scorers:
             if s not in SCORERS:
                 raise VQLadderError(f"scorer must be one of {', '.join(SCORERS)}, got {s!r}")
@@ -197,6 +216,19 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     params = {"flat": sum(p.numel() for p in flat.parameters()),
               "ladder_prior": sum(p.numel() for p in prior.parameters()),
               "ladder_compressor": sum(p.numel() for p in comp.parameters())}
+    planners = {"flat": FlatPlanner(flat, T), "ladder": LadderPlanner(comp, prior, T, ch)}
+    if "subgoal" in cfg.contenders:
+        K = comp.quantizer.codebook_size
+        sc_ = PriorConfig(**{**to_dict(cfg.subgoal.model), "vocab_size": codec.move_vocab,
+                             "cond_vocab": codec.cond_vocab + K, "cond_len": codec.cond_len, "context": ch, "seed": seed})
+        st = TrainerConfig(**{**to_dict(cfg.subgoal.train), "seed": seed})
+        rows_p = d / "subgoal_rows.npy"
+        if not rows_p.is_file():
+            atomic_save_npy(rows_p, subgoal_rows(codec, data["train_cond"], data["train_moves"], codes, ch))
+        low = train_rows(f"seed {seed}: subgoal decoder (code + cell -> moves)", d / "subgoal", CodePrior(sc_), st,
+                         np.load(rows_p), log)
+        planners["subgoal"] = SubgoalPlanner(prior, low, codec, T, ch)
+        params["subgoal_decoder"] = sum(p.numel() for p in low.parameters())
     value = None
     if any(sc.startswith("value") for sc in cfg.search.scorers):
         vc = ValueConfig(**{**to_dict(cfg.value.model), "move_vocab": codec.move_vocab, "cond_vocab": codec.cond_vocab,
@@ -206,9 +238,9 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
         params["value"] = sum(p.numel() for p in value.parameters())
     flops = {k: stage_results(d / sub).get("train_flops", 0.0) for k, sub in
              (("flat", "flat"), ("ladder_compressor", "ladder_level1"), ("ladder_prior", "ladder_prior"),
+              *((("subgoal_decoder", "subgoal"),) if "subgoal" in planners else ()),
               *((("value", "value"),) if value is not None else ()))}
-    return {"flat": FlatPlanner(flat, T), "ladder": LadderPlanner(comp, prior, T, ch), "params": params,
-            "code_exact": exact, "value": value, "train_flops": flops}
+    return {**planners, "params": params, "code_exact": exact, "value": value, "train_flops": flops}
 
 
 def value_rows(cfg: PlanConfig, data: dict) -> np.ndarray:
@@ -233,7 +265,7 @@ def evaluate(cfg: PlanConfig, planners: dict, test_cond: np.ndarray, seed: int, 
     codec = EpisodeCodec(cfg.maze)
     T = cfg.maze.max_moves
     rows = []
-    for who in ("flat", "ladder"):
+    for who in cfg.contenders:
         pl = planners[who]
         for method in cfg.search.methods:
             for sc in cfg.search.scorers:
@@ -287,7 +319,7 @@ def example_episodes(cfg: PlanConfig, planners: dict, test_cond: np.ndarray, see
     out = []
     for i, cond in enumerate(test_cond[:cfg.search.examples]):
         lay, start, goal, _ = codec.decode_cond(cond)
-        for who in ("flat", "ladder"):
+        for who in cfg.contenders:
             scorer = make_scorer(sc, cfg, planners, cond, lay, start, goal)
             moves, used = planners[who].plan(cond, method, scorer, budget, cfg.search.verifier_weight,
                                              cfg.search.temperature, seed=seed * 100_003 + i)
@@ -306,7 +338,7 @@ def example_episodes(cfg: PlanConfig, planners: dict, test_cond: np.ndarray, see
                         "start": list(start), "goal": list(goal), "moves": "".join(MOVES[m] if m < 4 else "."
                                                                                   for m in moves),
                         "cells": cells, "valid": bool(o.valid), "reached": bool(o.reached),
-                        "code_starts": list(range(0, T, ch if who == "ladder" else 1))})
+                        "code_starts": list(range(0, T, 1 if who == "flat" else ch))})
     return out
 
 

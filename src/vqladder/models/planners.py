@@ -7,13 +7,14 @@ costs (0 for the rule-based verifier, 1 for the learned value)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from ..data.maze import END, Layout, validate
+from ..data.maze import DELTA, END, Layout, validate
 from ..errors import VQLadderError
 from .compressor import SequenceCompressor
 from .prior import CodePrior
-from .sampling import beam_search, sample
+from .sampling import beam_search, greedy, sample
 
 
 # -- planners -----------------------------------------------------------------------------------------------------
@@ -119,3 +120,105 @@ class LadderPlanner:
         if scorer is not None:
             score = score + weight * scorer(moves)
         return moves[int(score.argmax())].numpy(), n * (self.n_codes + cost)
+
+
+# -- the ladder with a subgoal decoder -------------------------------------------------------------------------------
+def subgoal_rows(codec, cond: np.ndarray, moves: np.ndarray, codes: np.ndarray, chunk: int) -> np.ndarray:
+    """Training rows of the subgoal decoder, one per (demonstration, chunk): the conditioning prefix with the
+    start replaced by the cell where the chunk begins and the return bucket by the chunk's level-1 code
+    (symbol ``codec.cond_vocab + code``), then the chunk's moves. Cells come from replaying the moves."""
+    n_walls, W = codec.cfg.n_walls, codec.cfg.side
+    out = []
+    for c, mv, cd in zip(cond, moves, codes):
+        lay, start, goal, _ = codec.decode_cond(c)
+        u = tuple(start)
+        for j in range(len(cd)):
+            row = np.array(c, dtype=np.int64)
+            row[n_walls] = codec.cell_base + u[0] * W + u[1]
+            row[n_walls + 2] = codec.cond_vocab + int(cd[j])
+            seg = mv[j * chunk:(j + 1) * chunk]
+            out.append(np.concatenate([row, seg]))
+            u = replay(lay, u, seg)
+    return np.stack(out)
+
+
+def replay(lay, cell, moves) -> tuple:
+    """The cell after ``moves`` from ``cell`` (a bump or an end stops the walk there)."""
+    u = tuple(cell)
+    for m in np.asarray(moves).tolist():
+        if m == END or m not in DELTA or not lay.can_move(u, m):
+            break
+        u = (u[0] + DELTA[m][0], u[1] + DELTA[m][1])
+    return u
+
+
+class SubgoalPlanner:
+    """The ladder with a subgoal decoder (HIQL / Director style): the top prior proposes the next level-1 code,
+    a low-level model expands it to ``chunk`` moves conditioned on the layout, the goal and the cell the plan
+    has reached (a ``CodePrior`` over moves whose prefix carries the code), and search branches per code.
+
+    Costs, charged like every model call: one evaluation per prior step, ``chunk`` per code expanded (greedy,
+    one per move); expansions are cached by code prefix, so a beam only pays for the new code of each
+    candidate, and a scorer's own cost (the value) comes on top. The cell after a chunk comes from replaying
+    its moves (the maze's rules, free, as the verifier)."""
+
+    def __init__(self, prior: CodePrior, low: CodePrior, codec, T: int, chunk: int):
+        self.prior, self.low, self.codec, self.T, self.chunk = prior, low, codec, T, chunk
+        self.n_codes = T // chunk
+
+    @torch.no_grad()
+    def _expand(self, cond, codes: torch.Tensor, cache: dict) -> tuple[torch.Tensor, int]:
+        """codes[n, j] -> moves[n, j * chunk]; returns the moves and the evaluations spent (new expansions)."""
+        codec, ch = self.codec, self.chunk
+        n_walls, W = codec.cfg.n_walls, codec.cfg.side
+        lay, start, _, _ = codec.decode_cond(cond)
+        spent = 0
+        rows = []
+        for r in codes.tolist():
+            key = ()
+            moves, u = [], tuple(start)
+            for j, c in enumerate(r):
+                key = key + (c,)
+                if key not in cache:
+                    row = torch.as_tensor(np.asarray(cond), dtype=torch.long).clone()
+                    row[n_walls] = codec.cell_base + u[0] * W + u[1]
+                    row[n_walls + 2] = codec.cond_vocab + c
+                    seg = greedy(self.low.step_fn(row), 1, ch)[0].tolist()
+                    spent += ch
+                    cache[key] = (seg, replay(lay, u, seg))
+                seg, u = cache[key]
+                moves += seg
+            rows.append(moves)
+        return torch.tensor(rows, dtype=torch.long).view(len(rows), -1), spent
+
+    def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
+        c = torch.as_tensor(cond).long()
+        fn = self.prior.step_fn(c)
+        cache: dict = {}
+        cost = self.chunk + scorer_cost(scorer)  # expanding a scored candidate's new code, then scoring it
+        if method == "beam":
+            def code_scorer(codes):
+                return scorer(self._expand(cond, codes, cache)[0])
+            # without a scorer only the winner is expanded, at the end: the prior gets the rest of the budget
+            cap = budget if scorer is not None else budget - self.n_codes * self.chunk
+            if cap < self.n_codes:
+                raise VQLadderError(f"budget {budget} cannot afford {self.n_codes} codes expanded to moves "
+                                    f"({self.n_codes * (1 + self.chunk)} evaluations)")
+            res = beam_search(fn, self.n_codes, beam_width=max(1, budget // (self.n_codes * (1 + cost))),
+                              scorer=code_scorer if scorer is not None else None, score_weight=weight,
+                              max_evals=cap, scorer_cost=cost)
+            moves, spent = self._expand(cond, res.sequence[None], cache)
+            # with a scorer every code of the winner was expanded (and charged) during the search
+            return moves[0].numpy(), res.evaluations + (0 if scorer is not None else spent)
+        per = self.n_codes * (1 + self.chunk) + scorer_cost(scorer)
+        n = budget // per
+        if n < 1:
+            raise VQLadderError(f"budget {budget} cannot afford one sample of {self.n_codes} codes expanded "
+                                f"to moves ({per} evaluations)")
+        g = torch.Generator().manual_seed(seed)
+        codes = sample(fn, n, self.n_codes, temperature, generator=g)
+        moves, _ = self._expand(cond, codes, cache)
+        score = self.prior.log_prob(codes, c.view(1, -1).expand(n, -1))
+        if scorer is not None:
+            score = score + weight * scorer(moves)
+        return moves[int(score.argmax())].numpy(), n * per

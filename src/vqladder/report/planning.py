@@ -41,13 +41,18 @@ def plan_markdown(res: dict, cfg) -> str:
              f"Parameters: flat {p['flat']:,}; ladder prior {p['ladder_prior']:,} + level-1 compressor "
              f"{p['ladder_compressor']:,}. Level-1 codes decode training plans exactly: "
              + ", ".join(f"{res['meta'][s]['code_exact']:.3f}" for s in seeds) + " (per seed)."
-             + (f" Learned value: {p['value']:,} parameters, shared by both." if "value" in p else ""), ""]
+             + (f" Subgoal contender: the ladder's codes and prior + a subgoal decoder of {p['subgoal_decoder']:,} "
+                "parameters." if "subgoal_decoder" in p else "")
+             + (f" Learned value: {p['value']:,} parameters, shared by all." if "value" in p else ""), ""]
     if flops:
         ladder_f = flops.get("ladder_compressor", 0) + flops.get("ladder_prior", 0)
         lines += [f"Training compute (FLOPs, counted; seed {seeds[0]}): flat {flops.get('flat', 0):.3g}; ladder "
                   f"{ladder_f:.3g} (compressor {flops.get('ladder_compressor', 0):.3g} + prior "
                   f"{flops.get('ladder_prior', 0):.3g}) = {ladder_f / max(flops.get('flat', 0), 1):.2f}x the flat model's"
-                  + (f"; the value {flops['value']:.3g}, used by both" if "value" in flops else "") + ".", ""]
+                  + (f"; subgoal: the ladder's + its decoder {flops['subgoal_decoder']:.3g} = "
+                     f"{(ladder_f + flops['subgoal_decoder']) / max(flops.get('flat', 0), 1):.2f}x"
+                     if "subgoal_decoder" in flops else "")
+                  + (f"; the value {flops['value']:.3g}, used by all" if "value" in flops else "") + ".", ""]
     if bnd and bnd.get("crossings"):
         lines += [f"Code boundaries on room crossings (held-out shortest plans, {bnd['crossings']} crossings; a crossing "
                   f"is hit when a code starts at the crossing move or the next): fixed {cfg.ladder.chunk}-move chunks "
@@ -76,7 +81,7 @@ def _plot(res: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     agg = _agg(res["rows"])
     for ax, method in zip(axes, ("beam", "sample")):
-        for who, color in (("flat", "tab:blue"), ("ladder", "tab:red")):
+        for who, color in (("flat", "tab:blue"), ("ladder", "tab:red"), ("subgoal", "tab:green")):
             for sc, ls in (("likelihood", ":"), ("verifier", "-"), ("value", "--"), ("value+verifier", "-.")):
                 pts = sorted((k[3], np.mean([r["success"] for r in v])) for k, v in agg.items()
                              if k[0] == who and k[1] == method and k[2] == sc)
@@ -105,7 +110,7 @@ def _plot_length(res: dict, path: Path) -> None:
         return
     top = max(r["budget_x"] for r in rows)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for who, color in (("flat", "tab:blue"), ("ladder", "tab:red")):
+    for who, color in (("flat", "tab:blue"), ("ladder", "tab:red"), ("subgoal", "tab:green")):
         cand = [r for r in rows if r["contender"] == who and r["budget_x"] == top]
         if not cand:
             continue
