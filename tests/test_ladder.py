@@ -441,3 +441,61 @@ def test_text_ladder_resumes_per_stage_and_refuses_another_mode(trained_text_lad
     other.levels = other.levels[:1]
     with pytest.raises(VQLadderError, match="different 'mode'"):
         train_ladder(other, log=lambda m: None)
+
+
+def test_multi_exit_compressor_exits_share_a_trunk_and_train_jointly():
+    from vqladder.models import MultiExitCompressor, MultiExitConfig
+
+    torch.manual_seed(0)
+    me = MultiExitCompressor(MultiExitConfig(
+        base=CompressorConfig(vocab_size=30, in_len=16, out_len=8, d_model=32, n_heads=2, downsample="segment",
+                              enc_layers=0, dec_layers=0, latent_layers=1, quantizer=QuantizerConfig(codebook_size=256)),
+        exits=[4, 2], exit_layers=1, quantizer=QuantizerConfig(codebook_size=256)))
+    x = torch.randint(0, 30, (6, 16))
+    loss, m = me.loss(x)
+    assert {"ce1", "ce2", "ce3"} <= set(m)
+    loss.backward()
+    # exit 3's loss reaches the trunk's encoder (it pools exit 1's continuous latents)
+    assert me.trunk.seg_in.weight.grad.abs().sum() > 0 and next(me.exits[1].enc.parameters()).grad is not None
+    views = [me.exit(k) for k in (1, 2, 3)]
+    assert [v.config.out_len for v in views] == [8, 4, 2]
+    for v in views:
+        codes = v.encode(x)
+        assert codes.shape == (6, v.config.out_len)
+        assert v.decode(codes).shape == (6, 16, 30)
+    lad = Ladder(views, mode="multi_exit")
+    assert [lad.chunk_len(k) for k in range(4)] == [16, 8, 4, 2]
+    with pytest.raises(VQLadderError, match="exit 4 does not exist"):
+        me.exit(4)
+    with pytest.raises(VQLadderError, match="must divide"):
+        MultiExitConfig(base=CompressorConfig(in_len=16, out_len=8), exits=[3]).validate()
+
+
+def test_multi_exit_ladder_trains_and_reloads(tmp_path, tiny_corpus):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from helpers import tiny_ladder_config
+
+    from vqladder.config import build, to_dict
+    from vqladder.data import prepare
+    from vqladder.experiments.ladder import LadderConfig, train_ladder
+
+    prepare(str(tiny_corpus), "bytes", tmp_path / "data", block_size=512, progress=False)
+    d = to_dict(tiny_ladder_config(tmp_path / "data", tmp_path / "runs", steps=10, mode="text"))
+    d["mode"] = "multi_exit"
+    d["multi_exit"] = {"base": {"in_len": 32, "out_len": 8, "d_model": 32, "n_heads": 2, "downsample": "segment",
+                                "enc_layers": 0, "dec_layers": 0, "latent_layers": 1, "quantizer": {"codebook_size": 256}},
+                       "exits": [4, 2], "exit_layers": 1, "quantizer": {"codebook_size": 256}}
+    d["multi_exit_train"] = d["levels"][0]["train"]
+    d["eval"]["samples"] = 0
+    cfg = build(LadderConfig, d)
+    res = train_ladder(cfg, log=lambda m: None)
+    assert [r["level"] for r in res["levels"]] == [1, 2, 3] and res["mode"] == "multi_exit"
+    assert [r["codes_per_chunk"] for r in res["levels"]] == [8, 4, 2]
+    lad = Ladder.load(cfg.dir, need_prior=True, need_upsamplers=True)
+    assert lad.mode == "multi_exit" and lad.levels[0].model is lad.levels[2].model  # one model, three exits
+    from vqladder.data import TokenShards
+    tokens = np.asarray(TokenShards(cfg.data.path).val)[:2 * lad.chunk_len(0)].astype(np.int64)
+    assert np.array_equal(lad.encode(tokens, 3), np.load(cfg.dir / "codes" / "level3.val.npy")[:4].astype(np.int64))

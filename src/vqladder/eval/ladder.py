@@ -86,7 +86,7 @@ def evaluate_ladder(ladder: Ladder, streams: dict, cfg, log=print, judge: Causal
     per_level = []
     for k in range(1, L + 1):
         lv = ladder.levels[k - 1]
-        own = 0 if ladder.mode == "text" else k - 1
+        own = 0 if ladder.mode != "codes" else k - 1
         below = np.asarray(streams[own][1][:n_top * ladder.chunk_len(own)], dtype=np.int64)
         codes = np.asarray(streams[k][1][:n_top * ladder.chunk_len(k)], dtype=np.int64)
         rec = evaluate_compressor(lv, below, cfg.eval.batch_size, -1,

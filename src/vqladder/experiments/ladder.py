@@ -42,12 +42,14 @@ from ..errors import VQLadderError
 from ..eval import evaluate_compressor
 from ..eval.ladder import _jsonable, _lm_logprob, _seq_nll, _windows, evaluate_ladder  # noqa: F401
 from ..io import atomic_save_npy, atomic_write_json, atomic_write_text, claim_run_dir
-from ..ladder.ladder import LEVEL_DIR, MODES, UP_DIR, Ladder, check_text_levels, encode_stream
+from ..ladder.ladder import LEVEL_DIR, MODES, MULTI_EXIT_DIR, UP_DIR, Ladder, check_text_levels, encode_stream
 from ..models import (
     CausalLM,
     CodePrior,
     CompressorConfig,
     LMConfig,
+    MultiExitCompressor,
+    MultiExitConfig,
     PriorConfig,
     SequenceCompressor,
     Upsampler,
@@ -90,8 +92,12 @@ class LadderConfig:
     name: RunName = "ladder"              # ladder directory name under out_dir
     out_dir: str = "runs"             # where ladders live
     data: DataConfig = field(default_factory=DataConfig)
-    mode: str = "text"                  # text: every level compresses the tokens; codes: level k+1 the codes of k
+    mode: str = "text"                  # text: every level compresses the tokens; codes: level k+1 the codes of k;
+    #                                     multi_exit: one compressor whose exits are the levels (multi_exit below)
     levels: list[LevelSpec] = field(default_factory=_default_levels)
+    multi_exit: MultiExitConfig = field(default_factory=MultiExitConfig)  # mode: multi_exit (levels unused)
+    multi_exit_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
+        steps=1200, batch_size=8, lr=2e-3, warmup=80, eval_every=-1, ckpt_every=100))
     joint_steps: NonNegInt = 0              # > 0: joint fine-tuning of all levels on live codes (see module doc)
     upsampler: UpsamplerConfig = field(default_factory=lambda: UpsamplerConfig(prev_chunk=True))  # every level's
     upsampler_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
@@ -122,6 +128,8 @@ class LadderConfig:
             raise VQLadderError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.mode == "text":
             check_text_levels([lv.model for lv in self.levels], 0)
+        if self.mode == "multi_exit":
+            self.multi_exit.validate()
         for k, lv in enumerate(self.levels, 1):
             if lv.model.quantizer.depth != 1:
                 raise VQLadderError(f"level {k}: ladder levels need quantizer.depth=1 (codes are the next level's symbols)")
@@ -169,7 +177,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
         old = yaml.safe_load(saved.read_text()) or {}
         old.setdefault("mode", "codes")  # ladders from before text mode
         now = to_dict(cfg)
-        for key in ("data", "mode", "levels", "upsampler", "prior", "flat", "joint_steps"):
+        for key in ("data", "mode", "levels", "multi_exit", "upsampler", "prior", "flat", "joint_steps"):
             if json.dumps(old.get(key), sort_keys=True) != json.dumps(now.get(key), sort_keys=True):
                 raise VQLadderError(f"ladder directory {d} was trained with a different {key!r} config; "
                                     f"use a new name= or delete it")
@@ -179,14 +187,16 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
         shutil.copytree(shards.dir / "tokenizer", d / ".tokenizer.tmp", dirs_exist_ok=True)
         (d / ".tokenizer.tmp").rename(d / "tokenizer")
     t_start = time.time()
-    text = cfg.mode == "text"
+    text = cfg.mode != "codes"
 
-    # 1. levels, bottom-up (a text ladder's levels all read the tokens)
+    # 1. levels, bottom-up (a text ladder's levels all read the tokens; a multi-exit ladder trains them as one)
     streams = {0: (np.asarray(shards.train), np.asarray(shards.val))}
     levels = []
     vocab = shards.vocab_size
     level_res = []
-    for k, spec in enumerate(cfg.levels, 1):
+    if cfg.mode == "multi_exit":
+        levels, level_res = _train_multi_exit(cfg, d, shards, streams, log)
+    for k, spec in enumerate(cfg.levels if cfg.mode != "multi_exit" else [], 1):
         mc = copy.deepcopy(spec.model)  # the config object stays as the user gave it (ladder.yaml compares it)
         mc.vocab_size = vocab
         mc.validate()
@@ -321,7 +331,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     results["matched"] = {
         "hierarchical_params": gen_params,
         "hierarchical_body_params": sum(_body_params(u) for u in ups) + _body_params(ladder.prior),
-        "compressor_params": sum(params(lv) for lv in levels),
+        "compressor_params": sum(p.numel() for p in {id(p): p for lv in levels for p in lv.parameters()}.values()),
         "flat_params": params(ladder.flat),
         "flat_body_params": _body_params(ladder.flat),
         "flat_layers": ladder.flat.config.n_layers,
@@ -339,6 +349,40 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     atomic_write_json(d / "results.json", _jsonable(results))
     atomic_write_text(d / "results.md", ladder_markdown(results, cfg))
     return results
+
+
+def _train_multi_exit(cfg: LadderConfig, d: Path, shards, streams: dict, log) -> tuple[list, list]:
+    """mode: multi_exit — one compressor, its exits the levels; each exit's code streams written as a level's."""
+    mc = copy.deepcopy(cfg.multi_exit)
+    mc.base.vocab_size = shards.vocab_size
+    mc.validate()
+    model = MultiExitCompressor(mc)
+    tr, va = streams[0]
+    n = mc.base.in_len
+
+    def evaluate(m):
+        out = {}
+        for k in range(1, m.n_exits + 1):
+            r = evaluate_compressor(m.exit(k), va, cfg.eval.batch_size, cfg.eval.max_chunks)
+            out.update({f"acc{k}": r["acc"], f"usage{k}": r["usage"]})
+        return {**out, "acc": out["acc1"]}
+
+    t = cfg.multi_exit_train
+    res = run_stage(f"multi-exit compressor ({n} tokens -> {mc.base.out_len} / "
+                    f"{' / '.join(map(str, mc.exits))} codes)", d / MULTI_EXIT_DIR, model, t,
+                    lambda r, w: WindowSampler(tr, n, t.batch_size, t.seed, r, w), evaluate, log)
+    model = load_model(d / MULTI_EXIT_DIR, "multi_exit_compressor")[0]
+    levels = [model.exit(k) for k in range(1, model.n_exits + 1)]
+    for k, lv in enumerate(levels, 1):
+        ctr, cva = d / "codes" / f"level{k}.train.npy", d / "codes" / f"level{k}.val.npy"
+        if not (ctr.is_file() and cva.is_file()):
+            log(f"exit {k}: encoding the train and val streams")
+            _save_codes(ctr, encode_stream(lv, tr))
+            _save_codes(cva, encode_stream(lv, va))
+        streams[k] = (_load_codes(ctr), _load_codes(cva))
+    # one stage trains every level: its FLOPs and time are counted once, under level 1
+    return levels, [res] + [{"stage": f"exit {k} (trained with exit 1)", "step": res["step"]}
+                            for k in range(2, len(levels) + 1)]
 
 
 def _match_layers(fc: LMConfig, target: int) -> LMConfig:

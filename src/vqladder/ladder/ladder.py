@@ -6,7 +6,9 @@ Two kinds of stack (``mode``):
                VQ-VAE on the raw signal), judged by token reconstruction; level k's chunk of ``in_len`` tokens
                covers whole level-(k-1) chunks, so level-k codes sit above level-(k-1) codes of the same text;
   * ``codes``  level k+1 compresses the code stream of level k (the first design: each rung reproduces the
-               code ids of the rung below).
+               code ids of the rung below);
+  * ``multi_exit`` one ``MultiExitCompressor`` whose exits are the levels (exit k+1 pools exit k's continuous
+               latents; every exit decoded to tokens, trained jointly); as ``text`` once loaded.
 In both, upsampler k generates the level-(k-1) symbols under a level-k chunk from its codes (and, when trained
 with ``prev_chunk``, the previous chunk's level-(k-1) symbols), so decoding down the ladder is the same.
 
@@ -50,7 +52,8 @@ from ..models.registry import load_model
 
 LEVEL_DIR = "level{}"
 UP_DIR = "up{}"
-MODES = ("text", "codes")
+MULTI_EXIT_DIR = "multi_exit"
+MODES = ("text", "codes", "multi_exit")
 
 
 def is_variable(model) -> bool:
@@ -94,7 +97,7 @@ class Ladder:
             if not is_variable(below) and here.config.in_len % below.config.out_len:
                 raise VQLadderError(f"level {k + 1} in_len={here.config.in_len} must be a multiple of level {k} "
                                     f"out_len={below.config.out_len} (a chunk covers whole lower chunks)")
-        if mode == "text":
+        if mode != "codes":  # text and multi_exit: every level reads the tokens
             check_text_levels([lv.config for lv in levels], levels[0].config.vocab_size)
             if any(is_variable(lv) for lv in levels):
                 raise VQLadderError("a text ladder takes fixed-rate levels (variable-rate levels need mode: codes)")
@@ -112,6 +115,11 @@ class Ladder:
         d = Path(directory)
         if not d.is_dir():
             raise VQLadderError(f"no such ladder directory: {d}")
+        mode = _saved(d).get("mode", "codes")
+        if mode == "multi_exit":
+            me = _load_part(d / MULTI_EXIT_DIR, "multi_exit_compressor", "the multi-exit compressor")
+            levels = [me.exit(k) for k in range(1, me.n_exits + 1)]
+            return cls._load_rest(d, levels, mode, need_prior, need_upsamplers)
         n = 0
         while (d / LEVEL_DIR.format(n + 1)).exists():
             n += 1
@@ -120,12 +128,18 @@ class Ladder:
             missing = n + 1
             raise VQLadderError(f"ladder directory {d} is missing level {missing} ({d / LEVEL_DIR.format(missing)}); "
                                 f"train it with `vqladder train-ladder`")
-        levels, ups = [], []
+        levels = []
         joint = any((d / "joint" / m).is_file() for m in ("results.json", "done.json"))  # jointly fine-tuned
         # levels (results.json; done.json in ladders written before the stage runner) replace the bottom-up ones
         for k in range(1, n + 1):
             src = d / "joint" / LEVEL_DIR.format(k) if joint else d / LEVEL_DIR.format(k)
             levels.append(_load_part(src, ("sequence_compressor", "variable_compressor"), f"level {k}"))
+        return cls._load_rest(d, levels, mode, need_prior, need_upsamplers)
+
+    @classmethod
+    def _load_rest(cls, d: Path, levels: list, mode: str, need_prior: bool, need_upsamplers: bool) -> "Ladder":
+        ups = []
+        for k in range(1, len(levels) + 1):
             up_dir = d / UP_DIR.format(k)
             ups.append(_load_part(up_dir, "upsampler", f"upsampler {k}") if (up_dir / "results.json").is_file()
                        or need_upsamplers else None)
@@ -134,7 +148,7 @@ class Ladder:
             prior = _load_part(d / "prior", "code_prior", "the prior")
         flat = _load_part(d / "flat", "causal_lm", "the flat LM") if (d / "flat" / "results.json").is_file() else None
         tok = load_tokenizer(d / "tokenizer") if (d / "tokenizer").is_dir() else None
-        return cls(levels, ups, prior, tok, flat, d, mode=_saved(d).get("mode", "codes"))
+        return cls(levels, ups, prior, tok, flat, d, mode=mode)
 
     # -- geometry ---------------------------------------------------------------------------------------------
     @property
@@ -154,7 +168,7 @@ class Ladder:
         if level > top:
             raise VQLadderError(f"level {level} has a variable number of symbols per chunk (level {v} is "
                                 f"variable-rate); measure it from encode()")
-        if self.mode == "text":
+        if self.mode != "codes":
             top_in = self.levels[-1].config.in_len
             return top_in if level == 0 else top_in // self.levels[level - 1].config.in_len * self.levels[level - 1].config.out_len
         n = self.levels[-1].config.out_len if v is None else self.levels[v - 1].config.in_len
@@ -212,7 +226,7 @@ class Ladder:
             raise VQLadderError(f"need at least one top chunk of {self.chunk_len(0)} tokens, got {len(stream)}")
         stream = stream[:n]
         self._check_symbols(stream, 0)
-        if self.mode == "text":
+        if self.mode != "codes":
             return stream if level == 0 else encode_stream(self.levels[level - 1], stream, batch_size)
         for k in range(level):
             stream = encode_stream(self.levels[k], stream, batch_size)
@@ -245,7 +259,7 @@ class Ladder:
             for s in range(0, len(chunks), batch_size):
                 out.append(lv.decode(chunks[s:s + batch_size].to(lv.head.weight.device)).argmax(-1).cpu())
             x = torch.cat(out).reshape(-1).numpy()
-            if self.mode == "text" and level > 1:  # a text level decodes to tokens: re-encode one rung down
+            if self.mode != "codes" and level > 1:  # a text level decodes to tokens: re-encode one rung down
                 x = encode_stream(self.levels[level - 2], x, batch_size)
             return x
         if method != "upsample":
@@ -280,7 +294,7 @@ class Ladder:
         self._check_level(to_level)
         if to_level > level:
             raise VQLadderError(f"cannot decode level {level} up to level {to_level}")
-        if self.mode == "text" and method == "vq" and level > to_level:
+        if self.mode != "codes" and method == "vq" and level > to_level:
             self._check_symbols(np.asarray(codes, dtype=np.int64), level)
             lv = self.levels[level - 1]
             chunks = torch.from_numpy(np.asarray(codes, dtype=np.int64)).view(-1, lv.config.out_len)
@@ -340,7 +354,7 @@ class Ladder:
                          generator=g)[0].numpy()
         levels = {self.n_levels: top}
         x = top
-        if self.mode == "text" and method == "vq":  # the top level's decoder gives the tokens at once; the levels
+        if self.mode != "codes" and method == "vq":  # the top level's decoder gives the tokens at once; the levels
             x = self.decode(top, self.n_levels, 0, method="vq")  # between are those tokens' codes
             levels.update({k: self.encode(x, k) for k in range(1, self.n_levels)})
             levels[0] = x
