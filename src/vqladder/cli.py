@@ -7,7 +7,7 @@
   encode    text -> codes
   decode    codes -> text
   demo      the whole first rung on the built-in corpus in a few minutes
-  train-ladder  a ladder of levels (codes over codes) + prior + upsamplers + flat LM baseline, resumable
+  train-ladder  a ladder of levels (mode text | multi_exit | codes) + prior + upsamplers + flat LM + judge, resumable
   generate  plan top-level codes with a ladder's prior, decode down the ladder, print text
   ladder-encode / ladder-decode   text <-> the codes of any ladder level
   plan-experiment  flat vs ladder planners on the rooms maze (held-out layouts, seeds, budgets)
@@ -594,9 +594,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("train-ladder", help="train a ladder (levels, upsamplers, prior, flat LM) and evaluate it",
-                       description="Train all levels bottom-up (level k+1 over level k's codes), one upsampler per "
-                                   "level, the top-level prior and a matched flat LM, then write results.md/json "
-                                   "(per-level table, hierarchical vs flat bits/token, samples) into "
+                       description="Train all levels (mode text: each a compressor over the tokens at its own rate; "
+                                   "multi_exit: one compressor whose exits are the levels; codes: level k+1 over "
+                                   "level k's codes), one upsampler per level, the top-level prior, a flat LM "
+                                   "matched in parameters and training FLOPs and (use_judge) a judge LM, then write "
+                                   "results.md/json (per-level table, hierarchical vs flat bits/token, generation "
+                                   "speed and sample quality, samples) into "
                                    "<out_dir>/<name>/. Rerun the same command to resume after a kill.\n"
                                    "  vqladder train-ladder configs/ladder_cpu.yaml\n"
                                    "  vqladder train-ladder configs/ladder_cpu.yaml name=ladder-shakespeare "
