@@ -204,6 +204,9 @@ def test_both_contenders_train_and_respect_budgets(tiny_plan):
     meta = res["meta"][0] if 0 in res["meta"] else res["meta"]["0"]
     assert set(meta["train_flops"]) == {"flat", "ladder_compressor", "ladder_prior", "subgoal_decoder", "value"}
     assert all(v > 0 for v in meta["train_flops"].values())
+    dg = meta["diagnostics"]
+    assert 0 <= dg["ladder_code_exact"] <= 1 and 0 <= dg["subgoal_code_exact"] <= 1
+    assert dg["value_mae"] >= 0 and -1 <= dg["value_spearman"] <= 1 and "moves-to-go error" in md
     b = meta["boundaries"]
     assert b["crossings"] > 0 and all(0 <= b[k] <= 1 for k in ("fixed", "entropy", "chance"))
 

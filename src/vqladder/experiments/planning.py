@@ -37,6 +37,7 @@ seeds.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -362,6 +363,7 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
                       "train_flops": planners["train_flops"]}
         if seed == cfg.seeds[0]:
             meta[seed]["boundaries"] = boundary_alignment(cfg, planners, data["test_cond"])
+        meta[seed]["diagnostics"] = diagnostics(cfg, planners, data["test_cond"])
         tasks = data["test_cond"][:cfg.search.max_tasks] if cfg.search.max_tasks > 0 else data["test_cond"]
         if seed == cfg.seeds[0] and cfg.search.examples and not (cfg.dir / "episodes.json").is_file():
             atomic_write_json(cfg.dir / "episodes.json", example_episodes(cfg, planners, tasks, seed))
@@ -380,6 +382,50 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
     _plot(res, cfg.dir / "success_vs_budget.png")
     _plot_length(res, cfg.dir / "success_vs_length.png")
     return res
+
+
+@torch.no_grad()
+def diagnostics(cfg: PlanConfig, planners: dict, test_cond: np.ndarray) -> dict:
+    """Why a planner wins or loses, measured on the held-out tasks' shortest plans: how often each level-1 code
+    of such a plan decodes back to its moves (the ladder's compressor decoder from the codes alone; the subgoal
+    decoder from the code and the cell where the chunk begins), and the learned value's error: its estimated
+    moves to go after every prefix against the true (BFS) distance, mean absolute error and Spearman rank
+    correlation."""
+    codec = EpisodeCodec(cfg.maze)
+    T, ch = cfg.maze.max_moves, cfg.ladder.chunk
+    lad = planners["ladder"]
+    ok_lad, ok_sub, pred, true = [], [], [], []
+    for cond in test_cond:
+        lay, s, g, _ = codec.decode_cond(cond)
+        path = lay.shortest_path(tuple(s), tuple(g)) or []
+        if not path or len(path) > T:
+            continue
+        moves = torch.from_numpy(codec.moves(path))[None]
+        codes = lad.comp.encode(moves)
+        dec = lad.comp.decode(codes).argmax(-1)
+        n_c = -(-len(path) // ch)  # codes that carry moves of the plan
+        ok_lad += (dec.view(-1, ch) == moves.view(-1, ch)).all(1)[:n_c].tolist()
+        if "subgoal" in planners:
+            got, _ = planners["subgoal"]._expand(cond, codes, {})
+            ok_sub += (got.view(-1, ch) == moves.view(-1, ch)).all(1)[:n_c].tolist()
+        if planners.get("value") is not None:
+            vcond = np.asarray(cond).copy()
+            vcond[-1] = codec.bucket_base + 3
+            prefixes = torch.stack([torch.from_numpy(codec.moves(path[:t])) for t in range(len(path) + 1)])
+            v = planners["value"]
+            logits = v(prefixes[:, :len(path)], torch.as_tensor(vcond).long()[None].expand(len(prefixes), -1))
+            est = (torch.sigmoid(logits.float()).clamp_min(1e-12).log() / math.log(v.config.gamma))
+            pred += [float(est[t, t]) for t in range(len(path) + 1)]
+            true += [len(path) - t for t in range(len(path) + 1)]
+    out = {"plans": int(len(test_cond)), "ladder_code_exact": float(np.mean(ok_lad)) if ok_lad else float("nan")}
+    if ok_sub:
+        out["subgoal_code_exact"] = float(np.mean(ok_sub))
+    if pred:
+        p_, t_ = np.array(pred), np.array(true)
+        rank = lambda a: np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(float)  # noqa: E731
+        out.update({"value_mae": float(np.abs(p_ - t_).mean()), "value_spearman": float(np.corrcoef(rank(p_), rank(t_))[0, 1]),
+                    "true_mean_to_go": float(t_.mean())})
+    return out
 
 
 @torch.no_grad()

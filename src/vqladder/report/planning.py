@@ -58,6 +58,17 @@ def plan_markdown(res: dict, cfg) -> str:
                   f"is hit when a code starts at the crossing move or the next): fixed {cfg.ladder.chunk}-move chunks "
                   f"{bnd['fixed']:.2f}, entropy boundaries of the flat model {bnd['entropy']:.2f}, chance "
                   f"{bnd['chance']:.2f}.", ""]
+    diag = [res["meta"][s].get("diagnostics") for s in seeds]
+    if all(diag):
+        def per_seed(key, fmt=".2f"):
+            return ", ".join(format(d[key], fmt) for d in diag if key in d) or "–"
+        lines += ["Diagnostics on the held-out tasks' shortest plans (per seed): level-1 codes decoded back to their "
+                  f"moves exactly, by the ladder's compressor decoder {per_seed('ladder_code_exact')}"
+                  + (f", by the subgoal decoder (code + cell) {per_seed('subgoal_code_exact')}"
+                     if "subgoal_code_exact" in diag[0] else "")
+                  + (f"; the learned value's moves-to-go error: mean absolute {per_seed('value_mae', '.1f')} moves "
+                     f"(true mean {per_seed('true_mean_to_go', '.1f')}), Spearman rank correlation with the true "
+                     f"distance {per_seed('value_spearman')}" if "value_mae" in diag[0] else "") + ".", ""]
     lines += ["| contender | search | scorer | budget | success | optimality | validity |",
               "|---|---|---|---|---|---|---|"]
     agg = _agg(res["rows"])
