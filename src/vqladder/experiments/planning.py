@@ -388,13 +388,14 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
 def diagnostics(cfg: PlanConfig, planners: dict, test_cond: np.ndarray) -> dict:
     """Why a planner wins or loses, measured on the held-out tasks' shortest plans: how often each level-1 code
     of such a plan decodes back to its moves (the ladder's compressor decoder from the codes alone; the subgoal
-    decoder from the code and the cell where the chunk begins), and the learned value's error: its estimated
-    moves to go after every prefix against the true (BFS) distance, mean absolute error and Spearman rank
-    correlation."""
+    decoder from the code and the cell where the chunk begins); how often the top prior predicts the plan's next
+    code (teacher-forced, given the optimal bucket) against how often the flat model predicts every move of the
+    same chunk; and the learned value's error: its estimated moves to go after every prefix against the true
+    (BFS) distance, mean absolute error and Spearman rank correlation."""
     codec = EpisodeCodec(cfg.maze)
     T, ch = cfg.maze.max_moves, cfg.ladder.chunk
     lad = planners["ladder"]
-    ok_lad, ok_sub, pred, true = [], [], [], []
+    ok_lad, ok_sub, pred, true, prior_ok, flat_ok = [], [], [], [], [], []
     for cond in test_cond:
         lay, s, g, _ = codec.decode_cond(cond)
         path = lay.shortest_path(tuple(s), tuple(g)) or []
@@ -405,6 +406,10 @@ def diagnostics(cfg: PlanConfig, planners: dict, test_cond: np.ndarray) -> dict:
         dec = lad.comp.decode(codes).argmax(-1)
         n_c = -(-len(path) // ch)  # codes that carry moves of the plan
         ok_lad += (dec.view(-1, ch) == moves.view(-1, ch)).all(1)[:n_c].tolist()
+        c = torch.as_tensor(cond).long()[None]  # teacher-forced next-symbol accuracy of the two priors:
+        prior_ok += (lad.prior(codes[:, :-1], c).argmax(-1) == codes)[0, :n_c].tolist()  # per code
+        fl = (planners["flat"].prior(moves[:, :-1], c).argmax(-1) == moves)[0]
+        flat_ok += fl[:n_c * ch].view(-1, ch).all(1).tolist()  # per chunk: all its moves right
         if "subgoal" in planners:
             got, _ = planners["subgoal"]._expand(cond, codes, {})
             ok_sub += (got.view(-1, ch) == moves.view(-1, ch)).all(1)[:n_c].tolist()
@@ -417,7 +422,9 @@ def diagnostics(cfg: PlanConfig, planners: dict, test_cond: np.ndarray) -> dict:
             est = (torch.sigmoid(logits.float()).clamp_min(1e-12).log() / math.log(v.config.gamma))
             pred += [float(est[t, t]) for t in range(len(path) + 1)]
             true += [len(path) - t for t in range(len(path) + 1)]
-    out = {"plans": int(len(test_cond)), "ladder_code_exact": float(np.mean(ok_lad)) if ok_lad else float("nan")}
+    out = {"plans": int(len(test_cond)), "ladder_code_exact": float(np.mean(ok_lad)) if ok_lad else float("nan"),
+           "prior_code_acc": float(np.mean(prior_ok)) if prior_ok else float("nan"),
+           "flat_chunk_acc": float(np.mean(flat_ok)) if flat_ok else float("nan")}
     if ok_sub:
         out["subgoal_code_exact"] = float(np.mean(ok_sub))
     if pred:

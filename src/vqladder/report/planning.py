@@ -66,6 +66,9 @@ def plan_markdown(res: dict, cfg) -> str:
                   f"moves exactly, by the ladder's compressor decoder {per_seed('ladder_code_exact')}"
                   + (f", by the subgoal decoder (code + cell) {per_seed('subgoal_code_exact')}"
                      if "subgoal_code_exact" in diag[0] else "")
+                  + f"; next-symbol accuracy, teacher-forced: the top prior predicts the plan's next code "
+                  f"{per_seed('prior_code_acc')}, the flat model all moves of the same 4-move chunk "
+                  f"{per_seed('flat_chunk_acc')}"
                   + (f"; the learned value's moves-to-go error: mean absolute {per_seed('value_mae', '.1f')} moves "
                      f"(true mean {per_seed('true_mean_to_go', '.1f')}), Spearman rank correlation with the true "
                      f"distance {per_seed('value_spearman')}" if "value_mae" in diag[0] else "") + ".", ""]
