@@ -115,6 +115,7 @@ class SearchConfig:
     methods: list[str] = field(default_factory=lambda: ["beam", "sample"])
     scorers: list[str] = field(default_factory=lambda: ["likelihood", "verifier"])
     verifier_weight: NonNegFloat = 1.0      # weight of the validator score beside the log-probability
+    value_weight: NonNegFloat = 1.0         # weight of the learned value's moves to go (nats per move) in its scorers
     dense_verifier: bool = False      # add the BFS distance-to-go to the verifier (an oracle heuristic)
     temperature: PosFloat = 1.0          # sampling temperature for best-of-N
     max_tasks: NonNegInt = 0                # evaluate the first N held-out tasks only (0 = all)
@@ -259,7 +260,7 @@ def make_scorer(name: str, cfg: PlanConfig, planners: dict, cond, lay, start, go
     ver = Verifier(lay, start, goal, cfg.search.dense_verifier) if "verifier" in name else None
     vcond = np.asarray(cond).copy()
     vcond[-1] = EpisodeCodec(cfg.maze).bucket_base + 3
-    return ValueScorer(planners["value"], vcond, ver) if name.startswith("value") else ver
+    return ValueScorer(planners["value"], vcond, ver, cfg.search.value_weight) if name.startswith("value") else ver
 
 
 def evaluate(cfg: PlanConfig, planners: dict, test_cond: np.ndarray, seed: int, log) -> list[dict]:

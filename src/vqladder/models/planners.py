@@ -46,15 +46,16 @@ class Verifier:
 
 class ValueScorer:
     """Minus the learned value's estimate of the moves still to go (``PlanValue.moves_to_go``), plus the verifier's
-    verdict when one is given: log p + weight x this is a learned g + h. One model evaluation per candidate."""
+    verdict when one is given: log p + weight x this is a learned g + h (``weight`` scales the value's term
+    against the verifier's). One model evaluation per candidate."""
 
     cost = 1
 
-    def __init__(self, value, cond, verifier: Verifier | None = None):
-        self.value, self.cond, self.verifier = value, torch.as_tensor(cond).long(), verifier
+    def __init__(self, value, cond, verifier: Verifier | None = None, weight: float = 1.0):
+        self.value, self.cond, self.verifier, self.weight = value, torch.as_tensor(cond).long(), verifier, weight
 
     def __call__(self, moves: torch.Tensor) -> torch.Tensor:
-        s = -self.value.moves_to_go(moves.long(), self.cond)
+        s = -self.weight * self.value.moves_to_go(moves.long(), self.cond)
         return s + self.verifier(moves) if self.verifier is not None else s
 
 
