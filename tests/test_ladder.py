@@ -413,6 +413,7 @@ def test_text_ladder_trains_matches_the_flat_lm_and_reports_generation(trained_t
     g = res["generation"]
     assert {"ladder_upsample", "ladder_vq", "flat", "held_out"} <= set(g)
     assert all(g[k]["tokens_per_s"] > 0 and g[k]["judge_bits_per_token"] > 0 for k in ("ladder_upsample", "flat"))
+    assert all(0 < g[k]["distinct2"] <= 1 for k in ("ladder_upsample", "ladder_vq", "flat", "held_out"))
     md = (cfg.dir / "results.md").read_text()
     assert "## Generation: speed and sample quality" in md and "mode: text" in md
     lad = Ladder.load(cfg.dir, need_prior=True, need_upsamplers=True)
@@ -499,3 +500,10 @@ def test_multi_exit_ladder_trains_and_reloads(tmp_path, tiny_corpus):
     from vqladder.data import TokenShards
     tokens = np.asarray(TokenShards(cfg.data.path).val)[:2 * lad.chunk_len(0)].astype(np.int64)
     assert np.array_equal(lad.encode(tokens, 3), np.load(cfg.dir / "codes" / "level3.val.npy")[:4].astype(np.int64))
+
+
+def test_distinct_bigrams_flags_repetition():
+    from vqladder.eval.ladder import distinct_bigrams
+
+    assert distinct_bigrams([1, 2, 3, 4, 5]) == 1.0
+    assert distinct_bigrams([7, 7, 7, 7, 7]) == 0.25

@@ -146,11 +146,20 @@ def hierarchical_bits(ladder: Ladder, streams: dict, n_top: int, batch_size: int
     return bits
 
 
+def distinct_bigrams(tokens) -> float:
+    """Distinct token bigrams / bigrams of one sample: a degenerate, repetitive sample scores low (and a judge LM
+    finds it easy, so low judge bits/token alone is not quality)."""
+    t = np.asarray(tokens).tolist()
+    pairs = list(zip(t, t[1:]))
+    return len(set(pairs)) / max(len(pairs), 1)
+
+
 @torch.no_grad()
 def sample_paths(ladder: Ladder, e, judge: CausalLM | None, first_logp: torch.Tensor, held_out: np.ndarray) -> dict:
     """``e.samples`` samples of ``e.sample_chunks`` top chunks from each path (the ladder through its upsamplers,
     the ladder through its VQ decoders, the flat LM; KV-cached, batch 1), timed: generation tokens/s per path,
-    and with a judge LM the samples' bits/token under it beside held-out text's."""
+    and with a judge LM the samples' bits/token under it beside held-out text's; distinct bigrams per sample
+    beside held-out text's (repetitive samples are cheap for a judge)."""
     import time
 
     from ..models.sampling import sample
@@ -174,7 +183,9 @@ def sample_paths(ladder: Ladder, e, judge: CausalLM | None, first_logp: torch.Te
         samples["flat"].append({"text": ladder.text(toks.tolist()) if ladder.tokenizer else "",
                                 "tokens": toks.tolist()})
     n_tok = e.samples * e.sample_chunks * c0
-    speed = {k: {"tokens_per_s": n_tok / v if v else 0.0, "seconds": v} for k, v in secs.items()}
+    speed = {k: {"tokens_per_s": n_tok / v if v else 0.0, "seconds": v,
+                 "distinct2": float(np.mean([distinct_bigrams(r["tokens"]) for r in samples[k]])) if samples[k] else 0.0}
+             for k, v in secs.items()}
     if judge is not None and e.samples:
         jctx = judge.config.context
 
@@ -185,5 +196,8 @@ def sample_paths(ladder: Ladder, e, judge: CausalLM | None, first_logp: torch.Te
 
         for k, rows in samples.items():
             speed[k]["judge_bits_per_token"] = float(np.mean([judged(np.asarray(r["tokens"])) for r in rows]))
-        speed["held_out"] = {"judge_bits_per_token": judged(held_out[:n_tok])}
+        per = e.sample_chunks * c0
+        speed["held_out"] = {"judge_bits_per_token": judged(held_out[:n_tok]),
+                             "distinct2": float(np.mean([distinct_bigrams(held_out[i * per:(i + 1) * per])
+                                                         for i in range(e.samples)]))}
     return {"samples": samples, "generation": speed}

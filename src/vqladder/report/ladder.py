@@ -45,8 +45,9 @@ def ladder_markdown(res: dict, cfg) -> str:
         flat_tps = gen.get("flat", {}).get("tokens_per_s") or 0
         lines += ["## Generation: speed and sample quality", "",
                   "Batch 1, KV-cached, the same number of tokens per path; quality = the samples' bits/token under a "
-                  "separately trained judge LM (lower is more like held-out text).", "",
-                  "| path | tokens/s | speed vs flat | judge bits/token |", "|---|---|---|---|"]
+                  "separately trained judge LM, closer to held-out text's is better (far below it means repetitive "
+                  "text the judge finds easy: see distinct bigrams, the share of a sample's bigrams that are distinct).",
+                  "", "| path | tokens/s | speed vs flat | judge bits/token | distinct bigrams |", "|---|---|---|---|---|"]
         names = {"ladder_upsample": "ladder: prior -> upsamplers", "ladder_vq": "ladder: prior -> VQ decoder(s)",
                  "flat": "flat LM", "held_out": "held-out text (reference)"}
         for k, title in names.items():
@@ -55,8 +56,8 @@ def ladder_markdown(res: dict, cfg) -> str:
                 continue
             tps = g.get("tokens_per_s")
             lines.append(f"| {title} | {_num(tps, ',.0f')} | "
-                         f"{_num(tps / flat_tps if tps and flat_tps else None, '.2f')}x | "
-                         f"{_num(g.get('judge_bits_per_token'), '.3f')} |")
+                         f"{_num(tps / flat_tps if tps and flat_tps else None, '.2f') + 'x' if tps else '-'} | "
+                         f"{_num(g.get('judge_bits_per_token'), '.3f')} | {_num(g.get('distinct2'), '.3f')} |")
         lines.append("")
     lines += ["## Samples", ""]
     for key, title in (("ladder_upsample", "ladder: prior -> upsamplers"), ("ladder_vq", "ladder: prior -> VQ decoders"),
