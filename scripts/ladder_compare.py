@@ -1,0 +1,64 @@
+"""The README's ladder tables: several ladder runs side by side, from their results.json.
+
+    python scripts/ladder_compare.py runs/ladder-text runs/ladder-multi-exit runs/ladder-codes runs/ladder-text-small
+
+Prints markdown: per-level held-out token accuracy (decoded to tokens through the VQ decoders: a text level's own
+decoder; a codes level down the decoders below it) with the
+most-frequent-token floor, the two-part code length against the matched flat LM, and generation speed with
+sample quality under each run's judge LM.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def main(dirs: list[str]) -> int:
+    runs = []
+    for d in dirs:
+        p = Path(d) / "results.json"
+        if not p.is_file():
+            print(f"error: {p} does not exist (train the ladder first)", file=sys.stderr)
+            return 2
+        runs.append((Path(d).name, json.loads(p.read_text())))
+    print("| ladder | mode | level 1 token acc (bits/token) | level 2 token acc | level 3 token acc | floor | code usage 1 / 2 / 3 |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in runs:
+        lv = r["levels"]
+        accs = [f"{x['e2e_acc_vq']:.3f}" + (f" ({x['bits_per_token']:.2f})" if i == 0 else "") for i, x in enumerate(lv)]
+        accs += ["-"] * (3 - len(accs))
+        print(f"| {name} | {r.get('mode', 'codes')} | {' | '.join(accs[:3])} | {r.get('floor_acc', float('nan')):.3f} | "
+              + " / ".join(f"{x['usage']:.2f}" for x in lv) + " |")
+    print()
+    print("| ladder | hierarchical bits/token (prior + upsamplers) | flat LM bits/token | ratio | params at generation "
+          "(hierarchy / flat) | training FLOPs (hierarchy / flat) | wall-clock of the run |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in runs:
+        b, m = r["bits"], r["matched"]
+        comp = " + ".join(f"{v:.2f}" for v in b["components"].values())
+        print(f"| {name} | {b['hierarchical']:.2f} ({comp}) | {b['flat']:.2f} | {b['hierarchical'] / b['flat']:.2f}x | "
+              f"{m['hierarchical_params'] / 1e6:.2f} M / {m['flat_params'] / 1e6:.2f} M ({m['flat_layers']} layers) | "
+              f"{m.get('hierarchical_train_flops', 0):.2e} / {m.get('flat_train_flops', 0):.2e} | "
+              f"{r.get('wall_time_s', 0) / 60:.0f} min |")
+    print()
+    print("| ladder | path | tokens/s (batch 1) | vs flat | judge bits/token | distinct bigrams |")
+    print("|---|---|---|---|---|---|")
+    names = {"ladder_upsample": "prior -> upsamplers", "ladder_vq": "prior -> top VQ decoder", "flat": "flat LM",
+             "held_out": "held-out text"}
+    for name, r in runs:
+        g = r.get("generation", {})
+        flat = g.get("flat", {}).get("tokens_per_s") or 0
+        for k, title in names.items():
+            if k not in g:
+                continue
+            x = g[k]
+            tps = x.get("tokens_per_s")
+            print(f"| {name} | {title} | {f'{tps:,.0f}' if tps else '-'} | {f'{tps / flat:.1f}x' if tps and flat else '-'} | "
+                  f"{x.get('judge_bits_per_token', float('nan')):.2f} | {x.get('distinct2', float('nan')):.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
