@@ -27,7 +27,6 @@ import copy
 import json
 import math
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +57,7 @@ from ..models import (
 )
 from ..report.ladder import ladder_markdown  # noqa: F401
 from ..train import TrainerConfig
-from ..train.stage import mark_done, params, run_stage, stage_state
+from ..train.stage import mark_done, params, run_stage, stage_state, stderr_log
 
 
 def _default_levels():
@@ -167,7 +166,7 @@ def _load_codes(path: Path) -> np.ndarray:
 # -- the whole ladder -----------------------------------------------------------------------------------------------
 def train_ladder(cfg: LadderConfig, log=None) -> dict:
     """Train every stage of the ladder (resumable per stage), evaluate, write results.{json,md}."""
-    log = log or (lambda msg: print(f"[ladder] {msg}", file=sys.stderr, flush=True))
+    log = log or stderr_log("ladder")
     cfg.validate()
     d = claim_run_dir(cfg.dir)
     saved = d / "ladder.yaml"

@@ -19,7 +19,6 @@ rank by cosine between the query and the decoded database vector (asymmetric dis
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from ..models.matryoshka import (
     train_adapter,
 )
 from ..report.embed import _plot, embed_markdown  # noqa: F401
+from ..train.stage import stderr_log
 
 METHODS = ["float32-trunc", "float32-trunc-raw", "int8", "binary", "faiss-pq", "faiss-opq-pq", "faiss-rq",
            "ours-prefix-rvq", "ours-rvq-adapted", "ours-rvq"]
@@ -189,7 +189,7 @@ def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, b
 
 
 def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
-    log = log or (lambda m: print(f"[embed] {m}", file=sys.stderr, flush=True))
+    log = log or stderr_log("embed")
     cfg.validate()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -270,7 +270,7 @@ def _concepts(level1: np.ndarray, texts: list[str], n: int, per: int = 4) -> lis
 def build_index(cfg: EmbedConfig, out: str | Path, n_bytes: int = 16, embedder=None, log=None) -> Path:
     """Embed the corpora, train the adapter and the prefix codes, encode every text: a directory that
     ``vqladder embed encode`` / ``search`` use (texts.json, codes.npy, model.safetensors, index.json)."""
-    log = log or (lambda m: print(f"[embed] {m}", file=sys.stderr, flush=True))
+    log = log or stderr_log("embed")
     cfg.validate()
     texts = [t for c in cfg.corpora for t in split_texts(c, cfg.min_chars, cfg.max_chars)]
     if cfg.max_texts:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +55,7 @@ from ..models.value import value_targets
 from ..quantize import QuantizerConfig
 from ..report.planning import _plot, _plot_length, plan_markdown
 from ..train import TrainerConfig
-from ..train.stage import stage_results
+from ..train.stage import stage_results, stderr_log
 from .stages import train_rows
 
 
@@ -345,7 +344,7 @@ def example_episodes(cfg: PlanConfig, planners: dict, test_cond: np.ndarray, see
 
 
 def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
-    log = log or (lambda m: print(f"[plan] {m}", file=sys.stderr, flush=True))
+    log = log or stderr_log("plan")
     cfg.validate()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)

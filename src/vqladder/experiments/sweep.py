@@ -38,7 +38,7 @@ from ..models import LMConfig
 from ..models.compressor import is_local
 from ..quantize import QuantizerConfig
 from ..train import TrainerConfig
-from ..train.stage import stage_state
+from ..train.stage import stage_state, stderr_log
 from .rung1 import RunConfig
 
 
@@ -81,6 +81,7 @@ class SweepConfig:
         return Path(self.out_dir) / self.name
 
 
+_log = stderr_log("sweep")
 TIME_BUDGET_STEPS = 10_000_000  # the step cap of a time-budgeted cell: the trainer plans the real count
 
 
@@ -189,11 +190,11 @@ def run_cells(cfg: SweepConfig, runner: Callable[[Path, bool, Path], int] | None
 
     def one(item):
         name, path, resume, log = item
-        print(f"[sweep] {'resuming' if resume else 'training'} {name}", file=sys.stderr, flush=True)
+        _log(f"{'resuming' if resume else 'training'} {name}")
         code = runner(path, resume, log)
         ok = code == 0 and (cells_dir / name / "results.json").is_file()
         if not ok:
-            print(f"[sweep] cell {name} failed (exit {code}); see {log}", file=sys.stderr, flush=True)
+            _log(f"cell {name} failed (exit {code}); see {log}")
         return name, ("resumed" if resume else "trained") if ok else "failed"
 
     with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as ex:
@@ -251,7 +252,7 @@ def train_lm_reference(cfg: SweepConfig, shards, n: int, maxc: int) -> dict:
                       lambda r, w: WindowSampler(train, n, tcfg.batch_size, tcfg.seed, r, w),
                       lambda m: {"dev_bits": lm_bits_per_token(m, dev, n, maxc, first_logp=first)},
                       {"model_config": to_dict(lm_cfg)})
-    print("[sweep] training the LM reference", file=sys.stderr, flush=True)
+    _log("training the LM reference")
     trainer.fit(resume=resume)
     dev_by_step = {}
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
@@ -287,7 +288,7 @@ def gist_pass(cfg: SweepConfig, embed=None) -> int:
         res = evaluate_compressor(model, shards.val, max_chunks=cfg.gist_chunks, tokenizer=shards.tokenizer,
                                   embed=embed, gist_chunks=cfg.gist_chunks, frequent_token=top)
         atomic_write_json(out, {k: v for k, v in res.items() if k.startswith("gist_")})
-        print(f"[sweep] gist metrics for {name}", file=sys.stderr, flush=True)
+        _log(f"gist metrics for {name}")
         done += 1
     return done
 
@@ -303,8 +304,8 @@ def run_sweep(cfg: SweepConfig, runner=None, aggregate_only: bool = False) -> Pa
         train_references(cfg)
         status = run_cells(cfg, runner)
         failed = [k for k, v in status.items() if v == "failed"]
-        print(f"[sweep] {len(cells)} cells: " + ", ".join(f"{sum(v == s for v in status.values())} {s}"
-              for s in ("skipped", "trained", "resumed", "failed")), file=sys.stderr)
+        _log(f"{len(cells)} cells: " + ", ".join(f"{sum(v == s for v in status.values())} {s}"
+              for s in ("skipped", "trained", "resumed", "failed")))
         if cfg.gist and not failed:
             gist_pass(cfg)
     aggregate(cfg.dir)

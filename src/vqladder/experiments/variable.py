@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import html
 import json
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from ..nn import eval_mode
 from ..report import save_figure
 from ..report.variable import _f, _plot_acc, variable_markdown  # noqa: F401
 from ..train import Trainer, TrainerConfig
-from ..train.stage import guard_config, mark_done, stage_state
+from ..train.stage import guard_config, mark_done, stage_state, stderr_log
 from .rung1 import EvalConfig
 
 
@@ -194,7 +193,7 @@ def codes_per_token_by_label(model, tokens: np.ndarray, labels: np.ndarray, n: i
 
 # -- the experiment -----------------------------------------------------------------------------------------------
 def run_variable(cfg: VariableExpConfig, log=None) -> dict:
-    log = log or (lambda m: print(f"[variable] {m}", file=sys.stderr, flush=True))
+    log = log or stderr_log("variable")
     cfg.validate()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)

@@ -24,7 +24,6 @@ finished), ``seed<k>/eval.json``, ``results.{json,md}``, ``strip.png`` (ground t
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -62,7 +61,7 @@ from ..quantize import QuantizerConfig
 from ..report import save_figure
 from ..report.video import _ms, example_rollouts, frame_png, video_markdown  # noqa: F401  # noqa: F401
 from ..train import TrainerConfig
-from ..train.stage import guard_config, stage_results, stage_state
+from ..train.stage import guard_config, stage_results, stage_state, stderr_log
 from .stages import train_rows
 
 STAGES = ("ae", "level2", "latent", "pixel")  # the run directories of one seed
@@ -192,14 +191,14 @@ def _prepare(cfg: VideoExpConfig, log):
 
 
 def train_video(cfg: VideoExpConfig, log=None) -> None:
-    log = log or (lambda m: print(f"[video] {m}", file=sys.stderr, flush=True))
+    log = log or stderr_log("video")
     train, _ = _prepare(cfg, log)
     for seed in cfg.seeds:
         train_seed(cfg, train, seed, log)
 
 
 def eval_video(cfg: VideoExpConfig, log=None, train_missing: bool = True) -> dict:
-    log = log or (lambda m: print(f"[video] {m}", file=sys.stderr, flush=True))
+    log = log or stderr_log("video")
     train, test = _prepare(cfg, log)
     evals = []
     for seed in cfg.seeds:

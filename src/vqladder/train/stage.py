@@ -47,6 +47,13 @@ def mark_done(run_dir: Path, results: dict) -> dict:
     return results
 
 
+def stderr_log(tag: str) -> Callable[[str], None]:
+    """The progress logger every experiment uses: ``[tag] message`` lines on stderr, flushed."""
+    import sys
+
+    return lambda msg: print(f"[{tag}] {msg}", file=sys.stderr, flush=True)
+
+
 def params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
