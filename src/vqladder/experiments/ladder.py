@@ -176,7 +176,9 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
         old = yaml.safe_load(saved.read_text()) or {}
         old.setdefault("mode", "codes")  # ladders from before text mode
         now = to_dict(cfg)
-        for key in ("data", "mode", "levels", "multi_exit", "upsampler", "prior", "flat", "joint_steps"):
+        keys = ("data", "mode", "multi_exit" if cfg.mode == "multi_exit" else "levels", "upsampler", "prior", "flat",
+                "joint_steps")  # the part of the config that made the levels (the multi-exit one, or the levels)
+        for key in keys:
             if json.dumps(old.get(key), sort_keys=True) != json.dumps(now.get(key), sort_keys=True):
                 raise VQLadderError(f"ladder directory {d} was trained with a different {key!r} config; "
                                     f"use a new name= or delete it")
