@@ -84,6 +84,7 @@ class LadderEvalConfig:
     temperature: PosFloat = 1.0          # sampling temperature for the samples
     top_k: NonNegInt = 0                    # top-k for the samples (0 = off)
     top_p: Annotated[float, Check(gt=0, max=1)] = 0.95               # nucleus for the samples
+    threads: OptPosInt = -1                 # torch CPU threads for the evaluation (generation is timed); -1 = leave
 
 
 @dataclass
@@ -323,8 +324,10 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
                                                          cfg.judge_train.seed + 1, r, w), lm_eval, log)
         judge = load_model(d / "judge", "causal_lm")[0]
 
-    # 6. evaluation
-    log("evaluating the ladder on held-out text")
+    # 6. evaluation (its thread count set, not left to whichever stage ran last: generation speed is timed)
+    if cfg.eval.threads > 0:
+        torch.set_num_threads(cfg.eval.threads)
+    log(f"evaluating the ladder on held-out text ({torch.get_num_threads()} threads)")
     results = evaluate_ladder(ladder, streams, cfg, log, judge=judge)
     results["mode"] = cfg.mode
     results["stages"] = {"levels": level_res, "upsamplers": up_res, "prior": prior_res, "flat": flat_res,
