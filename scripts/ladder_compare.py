@@ -15,6 +15,14 @@ import sys
 from pathlib import Path
 
 
+def _train_minutes(r: dict) -> str:
+    st = r.get("stages", {})
+    hier = sum(x.get("train_time", 0.0) for k in ("levels", "upsamplers") for x in st.get(k, [])) + \
+        st.get("prior", {}).get("train_time", 0.0)
+    flat, judge = st.get("flat", {}).get("train_time", 0.0), st.get("judge", {}).get("train_time", 0.0)
+    return f"{hier / 60:.0f} + {flat / 60:.0f} + {judge / 60:.0f} min"
+
+
 def main(dirs: list[str]) -> int:
     runs = []
     for d in dirs:
@@ -33,7 +41,7 @@ def main(dirs: list[str]) -> int:
               + " / ".join(f"{x['usage']:.2f}" for x in lv) + " |")
     print()
     print("| ladder | hierarchical bits/token (prior + upsamplers) | flat LM bits/token | ratio | params at generation "
-          "(hierarchy / flat) | training FLOPs (hierarchy / flat) | wall-clock of the run |")
+          "(hierarchy / flat) | training FLOPs (hierarchy / flat) | training time, all stages (hierarchy + flat + judge) |")
     print("|---|---|---|---|---|---|---|")
     for name, r in runs:
         b, m = r["bits"], r["matched"]
@@ -41,7 +49,7 @@ def main(dirs: list[str]) -> int:
         print(f"| {name} | {b['hierarchical']:.2f} ({comp}) | {b['flat']:.2f} | {b['hierarchical'] / b['flat']:.2f}x | "
               f"{m['hierarchical_params'] / 1e6:.2f} M / {m['flat_params'] / 1e6:.2f} M ({m['flat_layers']} layers) | "
               f"{m.get('hierarchical_train_flops', 0):.2e} / {m.get('flat_train_flops', 0):.2e} | "
-              f"{r.get('wall_time_s', 0) / 60:.0f} min |")
+              f"{_train_minutes(r)} |")
     print()
     print("| ladder | path | tokens/s (batch 1) | vs flat | judge bits/token | distinct bigrams |")
     print("|---|---|---|---|---|---|")
