@@ -179,8 +179,8 @@ def test_upsampler_uses_its_conditioning():
 
 
 # -- end to end -----------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def trained_ladder(tmp_path_factory):
+def _train_tiny_ladder(tmp_path_factory, name: str, mode: str, **set_):
+    """A tiny ladder trained end to end on a small synthetic corpus: (config, results, logs)."""
     import sys
     from pathlib import Path
 
@@ -191,14 +191,23 @@ def trained_ladder(tmp_path_factory):
     from vqladder.data import prepare
     from vqladder.experiments.ladder import train_ladder
 
-    tmp = tmp_path_factory.mktemp("ladder")
+    tmp = tmp_path_factory.mktemp(name)
     corpus = tmp / "c.txt"
     corpus.write_text(make_text(6000))
     prepare(str(corpus), "bytes", tmp / "data", block_size=512, progress=False)
-    cfg = tiny_ladder_config(tmp / "data", tmp / "runs", steps=20)
+    cfg = tiny_ladder_config(tmp / "data", tmp / "runs", steps=20, mode=mode)
+    for key, v in set_.items():
+        obj, *path = key.split("__")
+        target = getattr(cfg, obj) if path else cfg
+        setattr(target, path[0] if path else obj, v)
     logs = []
     res = train_ladder(cfg, log=logs.append)
     return cfg, res, logs
+
+
+@pytest.fixture(scope="module")
+def trained_ladder(tmp_path_factory):
+    return _train_tiny_ladder(tmp_path_factory, "ladder", "codes")
 
 
 def test_train_ladder_writes_tables_and_reloads_identically(trained_ladder):
@@ -376,24 +385,8 @@ def test_two_part_code_length_of_a_planted_uniform_ladder_is_hand_computed():
 
 @pytest.fixture(scope="module")
 def trained_text_ladder(tmp_path_factory):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from conftest import make_text
-    from helpers import tiny_ladder_config
-
-    from vqladder.data import prepare
-    from vqladder.experiments.ladder import train_ladder
-
-    tmp = tmp_path_factory.mktemp("tladder")
-    corpus = tmp / "c.txt"
-    corpus.write_text(make_text(6000))
-    prepare(str(corpus), "bytes", tmp / "data", block_size=512, progress=False)
-    cfg = tiny_ladder_config(tmp / "data", tmp / "runs", steps=20, mode="text")
-    cfg.use_judge, cfg.judge_train.steps = True, 10
-    cfg.judge.d_model, cfg.judge.n_heads, cfg.judge.n_layers = 32, 2, 1
-    res = train_ladder(cfg, log=lambda m: None)
+    cfg, res, _ = _train_tiny_ladder(tmp_path_factory, "tladder", "text", use_judge=True, judge_train__steps=10,
+                                     judge__d_model=32, judge__n_heads=2, judge__n_layers=1)
     return cfg, res
 
 

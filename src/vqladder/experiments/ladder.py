@@ -164,6 +164,16 @@ def _load_codes(path: Path) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
+def _level_codes(d: Path, k: int, model, tr: np.ndarray, va: np.ndarray, log) -> tuple:
+    """Level k's train and val code streams, ``codes/level{k}.{train,val}.npy`` (encoded when missing)."""
+    ctr, cva = d / "codes" / f"level{k}.train.npy", d / "codes" / f"level{k}.val.npy"
+    if not (ctr.is_file() and cva.is_file()):
+        log(f"level {k}: encoding the train and val streams")
+        _save_codes(ctr, encode_stream(model, tr))
+        _save_codes(cva, encode_stream(model, va))
+    return _load_codes(ctr), _load_codes(cva)
+
+
 # -- the whole ladder -----------------------------------------------------------------------------------------------
 def train_ladder(cfg: LadderConfig, log=None) -> dict:
     """Train every stage of the ladder (resumable per stage), evaluate, write results.{json,md}."""
@@ -219,13 +229,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
         model, _, _ = load_model(run, "sequence_compressor")
         levels.append(model)
         vocab = vocab if text else model.quantizer.codebook_size
-        # codes of this level for the next stages (recomputed when missing)
-        ctr, cva = d / "codes" / f"level{k}.train.npy", d / "codes" / f"level{k}.val.npy"
-        if not (ctr.is_file() and cva.is_file()):
-            log(f"level {k}: encoding the train and val streams")
-            _save_codes(ctr, encode_stream(model, tr))
-            _save_codes(cva, encode_stream(model, va))
-        streams[k] = (_load_codes(ctr), _load_codes(cva))
+        streams[k] = _level_codes(d, k, model, tr, va, log)  # for the next stages
     if cfg.joint_steps > 0:
         if text:
             raise VQLadderError("joint_steps is for mode: codes (a text ladder's levels are trained on the tokens)")
@@ -378,12 +382,7 @@ def _train_multi_exit(cfg: LadderConfig, d: Path, shards, streams: dict, log) ->
     model = load_model(d / MULTI_EXIT_DIR, "multi_exit_compressor")[0]
     levels = [model.exit(k) for k in range(1, model.n_exits + 1)]
     for k, lv in enumerate(levels, 1):
-        ctr, cva = d / "codes" / f"level{k}.train.npy", d / "codes" / f"level{k}.val.npy"
-        if not (ctr.is_file() and cva.is_file()):
-            log(f"exit {k}: encoding the train and val streams")
-            _save_codes(ctr, encode_stream(lv, tr))
-            _save_codes(cva, encode_stream(lv, va))
-        streams[k] = (_load_codes(ctr), _load_codes(cva))
+        streams[k] = _level_codes(d, k, lv, tr, va, log)
     # one stage trains every level: its FLOPs and time are counted once, under level 1
     return levels, [res] + [{"stage": f"exit {k} (trained with exit 1)", "step": res["step"]}
                             for k in range(2, len(levels) + 1)]
