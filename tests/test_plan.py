@@ -282,3 +282,15 @@ def test_subgoal_rows_and_planner_charge_every_expansion():
     assert used <= 20 and used >= 2 + 8
     with pytest.raises(VQLadderError, match="budget"):
         pl.plan(cond, "beam", Verifier(lay, start, goal), budget=8)
+
+
+def test_room_crossings_and_boundary_hits_on_a_planted_episode():
+    """2x2 rooms of 3x3 cells: going right along row 0 from (0,0) to (0,5) leaves room (0,0) on move 2 (the move
+    from column 2 to column 3); chunks of 4 start at moves 0 and 4, so they miss it; a boundary at move 3 hits."""
+    from vqladder.experiments.planning import boundary_hits, room_crossings
+
+    path = [R] * 5
+    assert room_crossings((0, 0), path, 3) == [2]
+    assert room_crossings((0, 0), [D, D, D, R], 3) == [2]  # down across the horizontal wall
+    assert boundary_hits([2], {0, 4}) == [False]
+    assert boundary_hits([2], {0, 3}) == [True] and boundary_hits([2], {2}) == [True]

@@ -435,6 +435,20 @@ def diagnostics(cfg: PlanConfig, planners: dict, test_cond: np.ndarray) -> dict:
     return out
 
 
+def room_crossings(start, path, room: int) -> list[int]:
+    """Indices of the moves of ``path`` (from ``start``) that leave a room for another."""
+    cells = [tuple(start)]
+    for m in path:
+        cells.append((cells[-1][0] + DELTA[m][0], cells[-1][1] + DELTA[m][1]))
+    return [i for i in range(len(path)) if (cells[i][0] // room, cells[i][1] // room)
+            != (cells[i + 1][0] // room, cells[i + 1][1] // room)]
+
+
+def boundary_hits(crossings: list[int], boundaries: set) -> list[bool]:
+    """Per crossing: does a segment start at the crossing move or the move after it?"""
+    return [i in boundaries or i + 1 in boundaries for i in crossings]
+
+
 @torch.no_grad()
 def boundary_alignment(cfg: PlanConfig, planners: dict, test_cond: np.ndarray) -> dict:
     """How often a code boundary falls on a room crossing, on the held-out tasks' shortest plans: a crossing at
@@ -452,11 +466,7 @@ def boundary_alignment(cfg: PlanConfig, planners: dict, test_cond: np.ndarray) -
         path = lay.shortest_path(tuple(s), tuple(g)) or []
         if len(path) < 2:
             continue
-        cells = [tuple(s)]
-        for m in path:
-            cells.append((cells[-1][0] + DELTA[m][0], cells[-1][1] + DELTA[m][1]))
-        cross = [i for i in range(len(path)) if (cells[i][0] // room, cells[i][1] // room)
-                 != (cells[i + 1][0] // room, cells[i + 1][1] // room)]
+        cross = room_crossings(s, path, room)
         if not cross:
             continue
         n_b = max(1, -(-len(path) // ch))  # codes covering the plan
@@ -465,10 +475,10 @@ def boundary_alignment(cfg: PlanConfig, planners: dict, test_cond: np.ndarray) -
         sets = {"fixed": set(range(0, len(path), ch)),
                 "entropy": set(np.argsort(-ent[:len(path)], kind="stable")[:n_b].tolist())}
         for k, b in sets.items():
-            hit[k] += [i in b or i + 1 in b for i in cross]
+            hit[k] += boundary_hits(cross, b)
         for _ in range(20):
             b = set(rng.choice(len(path), size=min(n_b, len(path)), replace=False).tolist())
-            hit["chance"] += [(i in b or i + 1 in b) / 20 for i in cross]
+            hit["chance"] += [h / 20 for h in boundary_hits(cross, b)]
     n = len(hit["fixed"])
     return {"crossings": n, **{k: (float(np.sum(v) / n) if n else float("nan")) for k, v in hit.items()}}
 
