@@ -277,6 +277,12 @@ class EpisodeCodec:
         return np.concatenate([lay.doors + 1, [self.cell_base + start[0] * W + start[1],
                                                self.cell_base + goal[0] * W + goal[1], self.bucket_base + bucket]])
 
+    def with_bucket(self, cond: np.ndarray, bucket: int) -> np.ndarray:
+        """A copy of conditioning prefix(es) ``cond[..., c]`` asking for return bucket ``bucket``."""
+        out = np.array(cond, dtype=np.int64)
+        out[..., -1] = self.bucket_base + bucket
+        return out
+
     def decode_cond(self, cond) -> tuple[Layout, tuple, tuple, int]:
         W, n = self.cfg.side, self.cfg.n_walls
         cond = np.asarray(cond)

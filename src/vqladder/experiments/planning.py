@@ -37,7 +37,6 @@ seeds.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,9 +246,7 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
 def value_rows(cfg: PlanConfig, data: dict) -> np.ndarray:
     """Training rows of the value: the demonstrations' conditioning with the return bucket fixed at 3 (the value
     must judge the moves, not read the outcome), their moves, and the moves still to go after each prefix."""
-    codec = EpisodeCodec(cfg.maze)
-    cond = data["train_cond"].copy()
-    cond[:, -1] = codec.bucket_base + 3
+    cond = EpisodeCodec(cfg.maze).with_bucket(data["train_cond"], 3)
     to_go = value_targets(data["train_moves"], data["train_buckets"] > 0, END)
     return np.concatenate([cond, data["train_moves"], to_go], 1)
 
@@ -257,9 +254,9 @@ def value_rows(cfg: PlanConfig, data: dict) -> np.ndarray:
 def make_scorer(name: str, cfg: PlanConfig, planners: dict, cond, lay, start, goal):
     """The named scorer for one task (None = likelihood only)."""
     ver = Verifier(lay, start, goal, cfg.search.dense_verifier) if "verifier" in name else None
-    vcond = np.asarray(cond).copy()
-    vcond[-1] = EpisodeCodec(cfg.maze).bucket_base + 3
-    return ValueScorer(planners["value"], vcond, ver, cfg.search.value_weight) if name.startswith("value") else ver
+    if not name.startswith("value"):
+        return ver
+    return ValueScorer(planners["value"], EpisodeCodec(cfg.maze).with_bucket(cond, 3), ver, cfg.search.value_weight)
 
 
 def evaluate(cfg: PlanConfig, planners: dict, test_cond: np.ndarray, seed: int, log) -> list[dict]:
@@ -413,14 +410,9 @@ def diagnostics(cfg: PlanConfig, planners: dict, test_cond: np.ndarray) -> dict:
         if "subgoal" in planners:
             got, _ = planners["subgoal"]._expand(cond, codes, {})
             ok_sub += (got.view(-1, ch) == moves.view(-1, ch)).all(1)[:n_c].tolist()
-        if planners.get("value") is not None:
-            vcond = np.asarray(cond).copy()
-            vcond[-1] = codec.bucket_base + 3
-            prefixes = torch.stack([torch.from_numpy(codec.moves(path[:t])) for t in range(len(path) + 1)])
-            v = planners["value"]
-            logits = v(prefixes[:, :len(path)], torch.as_tensor(vcond).long()[None].expand(len(prefixes), -1))
-            est = (torch.sigmoid(logits.float()).clamp_min(1e-12).log() / math.log(v.config.gamma))
-            pred += [float(est[t, t]) for t in range(len(path) + 1)]
+        if planners.get("value") is not None:  # one causal pass gives the value after every prefix
+            vcond = torch.from_numpy(codec.with_bucket(cond, 3))
+            pred += planners["value"].moves_to_go_all(torch.tensor(path)[None], vcond)[0].tolist()
             true += [len(path) - t for t in range(len(path) + 1)]
     out = {"plans": int(len(test_cond)), "ladder_code_exact": float(np.mean(ok_lad)) if ok_lad else float("nan"),
            "prior_code_acc": float(np.mean(prior_ok)) if prior_ok else float("nan"),

@@ -63,6 +63,14 @@ def scorer_cost(scorer) -> int:
     return 0 if scorer is None else int(getattr(scorer, "cost", 0))
 
 
+def best_of(prior: CodePrior, seqs: torch.Tensor, cond: torch.Tensor, moves: torch.Tensor, scorer, weight: float) -> int:
+    """Best-of-N: the index of the sample with the highest log p under ``prior`` (+ weight x scorer of its moves)."""
+    score = prior.log_prob(seqs, cond.view(1, -1).expand(len(seqs), -1))
+    if scorer is not None:
+        score = score + weight * scorer(moves)
+    return int(score.argmax())
+
+
 class FlatPlanner:
     def __init__(self, prior: CodePrior, T: int):
         self.prior, self.T = prior, T
@@ -80,10 +88,7 @@ class FlatPlanner:
             raise VQLadderError(f"budget {budget} cannot afford one sample of {self.T} moves (+ {cost} to score it)")
         g = torch.Generator().manual_seed(seed)
         seqs = sample(fn, n, self.T, temperature, generator=g)
-        score = self.prior.log_prob(seqs, c.view(1, -1).expand(n, -1))
-        if scorer is not None:
-            score = score + weight * scorer(seqs)
-        return seqs[int(score.argmax())].numpy(), n * (self.T + cost)
+        return seqs[best_of(self.prior, seqs, c, seqs, scorer, weight)].numpy(), n * (self.T + cost)
 
 
 class LadderPlanner:
@@ -117,28 +122,30 @@ class LadderPlanner:
         g = torch.Generator().manual_seed(seed)
         codes = sample(fn, n, self.n_codes, temperature, generator=g)
         moves = self.decode(codes)
-        score = self.prior.log_prob(codes, c.view(1, -1).expand(n, -1))
-        if scorer is not None:
-            score = score + weight * scorer(moves)
-        return moves[int(score.argmax())].numpy(), n * (self.n_codes + cost)
+        return moves[best_of(self.prior, codes, c, moves, scorer, weight)].numpy(), n * (self.n_codes + cost)
 
 
 # -- the ladder with a subgoal decoder -------------------------------------------------------------------------------
-def subgoal_rows(codec, cond: np.ndarray, moves: np.ndarray, codes: np.ndarray, chunk: int) -> np.ndarray:
-    """Training rows of the subgoal decoder, one per (demonstration, chunk): the conditioning prefix with the
-    start replaced by the cell where the chunk begins and the return bucket by the chunk's level-1 code
-    (symbol ``codec.cond_vocab + code``), then the chunk's moves. Cells come from replaying the moves."""
+def subgoal_cond(codec, cond, cell, code: int) -> np.ndarray:
+    """The subgoal decoder's prefix: the task's conditioning with the start replaced by ``cell`` (where the
+    chunk begins) and the return bucket by the chunk's level-1 code (symbol ``codec.cond_vocab + code``)."""
     n_walls, W = codec.cfg.n_walls, codec.cfg.side
+    row = np.array(cond, dtype=np.int64)
+    row[n_walls] = codec.cell_base + cell[0] * W + cell[1]
+    row[n_walls + 2] = codec.cond_vocab + int(code)
+    return row
+
+
+def subgoal_rows(codec, cond: np.ndarray, moves: np.ndarray, codes: np.ndarray, chunk: int) -> np.ndarray:
+    """Training rows of the subgoal decoder, one per (demonstration, chunk): ``subgoal_cond`` of the cell where
+    the chunk begins and its code, then the chunk's moves. Cells come from replaying the moves."""
     out = []
     for c, mv, cd in zip(cond, moves, codes):
         lay, start, goal, _ = codec.decode_cond(c)
         u = tuple(start)
         for j in range(len(cd)):
-            row = np.array(c, dtype=np.int64)
-            row[n_walls] = codec.cell_base + u[0] * W + u[1]
-            row[n_walls + 2] = codec.cond_vocab + int(cd[j])
             seg = mv[j * chunk:(j + 1) * chunk]
-            out.append(np.concatenate([row, seg]))
+            out.append(np.concatenate([subgoal_cond(codec, c, u, cd[j]), seg]))
             u = replay(lay, u, seg)
     return np.stack(out)
 
@@ -171,7 +178,6 @@ class SubgoalPlanner:
     def _expand(self, cond, codes: torch.Tensor, cache: dict) -> tuple[torch.Tensor, int]:
         """codes[n, j] -> moves[n, j * chunk]; returns the moves and the evaluations spent (new expansions)."""
         codec, ch = self.codec, self.chunk
-        n_walls, W = codec.cfg.n_walls, codec.cfg.side
         lay, start, _, _ = codec.decode_cond(cond)
         spent = 0
         rows = []
@@ -181,9 +187,7 @@ class SubgoalPlanner:
             for j, c in enumerate(r):
                 key = key + (c,)
                 if key not in cache:
-                    row = torch.as_tensor(np.asarray(cond), dtype=torch.long).clone()
-                    row[n_walls] = codec.cell_base + u[0] * W + u[1]
-                    row[n_walls + 2] = codec.cond_vocab + c
+                    row = torch.from_numpy(subgoal_cond(codec, cond, u, c))
                     seg = greedy(self.low.step_fn(row), 1, ch)[0].tolist()
                     spent += ch
                     cache[key] = (seg, replay(lay, u, seg))
@@ -219,7 +223,4 @@ class SubgoalPlanner:
         g = torch.Generator().manual_seed(seed)
         codes = sample(fn, n, self.n_codes, temperature, generator=g)
         moves, _ = self._expand(cond, codes, cache)
-        score = self.prior.log_prob(codes, c.view(1, -1).expand(n, -1))
-        if scorer is not None:
-            score = score + weight * scorer(moves)
-        return moves[int(score.argmax())].numpy(), n * per
+        return moves[best_of(self.prior, codes, c, moves, scorer, weight)].numpy(), n * per

@@ -113,7 +113,14 @@ class PlanValue(DecoderCore):
         cc = cond.view(1, -1).expand(moves.shape[0], -1) if cond.dim() == 1 else cond
         return torch.sigmoid(self(moves, cc)[:, -1].float())
 
-    def moves_to_go(self, moves: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """The value as an estimated number of moves still to go, ``log V / log gamma`` (capped at 4 x max_moves)."""
-        v = self.value(moves, cond).clamp_min(1e-12)
+    @torch.no_grad()
+    def moves_to_go_all(self, moves: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The value after every prefix of moves[b, t] (0 … t moves) as an estimated number of moves still to go,
+        ``log V / log gamma`` (capped at 4 x max_moves) -> [b, t + 1]."""
+        cc = cond.view(1, -1).expand(moves.shape[0], -1) if cond.dim() == 1 else cond
+        v = torch.sigmoid(self(moves, cc).float()).clamp_min(1e-12)
         return (v.log() / math.log(self.config.gamma)).clamp(0, 4 * self.config.max_moves)
+
+    def moves_to_go(self, moves: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The estimated moves still to go after the whole of each prefix moves[b, t] -> [b]."""
+        return self.moves_to_go_all(moves, cond)[:, -1]
