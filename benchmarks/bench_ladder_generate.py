@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,17 +22,9 @@ from vqladder.data import TokenShards
 from vqladder.errors import VQLadderError
 from vqladder.eval.baselines import unigram_logp
 from vqladder.eval.ladder import sample_paths
+from vqladder.experiments.ladder import LadderEvalConfig
 from vqladder.ladder import Ladder
 from vqladder.models import load_model
-
-
-@dataclass
-class _Eval:
-    samples: int
-    sample_chunks: int
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 0.95
 
 
 def main() -> int:
@@ -57,7 +48,7 @@ def main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     first = torch.from_numpy(unigram_logp(np.asarray(shards.train), lad.vocab(0))).float()
-    out = sample_paths(lad, _Eval(a.samples, a.chunks), judge, first, np.asarray(shards.val, dtype=np.int64))
+    out = sample_paths(lad, LadderEvalConfig(samples=a.samples, sample_chunks=a.chunks), judge, first, np.asarray(shards.val, dtype=np.int64))
     g = out["generation"]
     flat = g["flat"]["tokens_per_s"]
     print(f"| path | tokens/s (batch 1, {a.threads} threads) | vs flat | judge bits/token | distinct bigrams |")

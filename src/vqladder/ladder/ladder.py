@@ -256,9 +256,7 @@ class Ladder:
         chunks = torch.from_numpy(codes).view(-1, m)
         out = []
         if method == "vq":
-            for s in range(0, len(chunks), batch_size):
-                out.append(lv.decode(chunks[s:s + batch_size].to(lv.head.weight.device)).argmax(-1).cpu())
-            x = torch.cat(out).reshape(-1).numpy()
+            x = self._vq(chunks, lv, batch_size)
             if self.mode != "codes" and level > 1:  # a text level decodes to tokens: re-encode one rung down
                 x = encode_stream(self.levels[level - 2], x, batch_size)
             return x
@@ -288,6 +286,13 @@ class Ladder:
             out.append(prev.cpu())
         return torch.stack(out, 1).reshape(-1).numpy()
 
+    @staticmethod
+    def _vq(chunks: torch.Tensor, lv, batch_size: int) -> np.ndarray:
+        """A level's own deterministic decoder (argmax) over code chunks[n, m] -> the flat stream it decodes to."""
+        dev = lv.head.weight.device
+        return torch.cat([lv.decode(chunks[s:s + batch_size].to(dev)).argmax(-1).cpu()
+                          for s in range(0, len(chunks), batch_size)]).reshape(-1).numpy()
+
     def decode(self, codes, level: int, to_level: int = 0, method: str = "vq", **kw) -> np.ndarray:
         """Decode a level-``level`` stream down to ``to_level`` (default tokens), rung by rung (a text ladder's
         VQ decoders go to tokens in one step)."""
@@ -295,12 +300,10 @@ class Ladder:
         if to_level > level:
             raise VQLadderError(f"cannot decode level {level} up to level {to_level}")
         if self.mode != "codes" and method == "vq" and level > to_level:
-            self._check_symbols(np.asarray(codes, dtype=np.int64), level)
-            lv = self.levels[level - 1]
-            chunks = torch.from_numpy(np.asarray(codes, dtype=np.int64)).view(-1, lv.config.out_len)
-            bs = kw.get("batch_size", 64)
-            x = torch.cat([lv.decode(chunks[s:s + bs].to(lv.head.weight.device)).argmax(-1).cpu()
-                           for s in range(0, len(chunks), bs)]).reshape(-1).numpy()
+            codes = np.asarray(codes, dtype=np.int64)
+            self._check_symbols(codes, level)
+            lv, bs = self.levels[level - 1], kw.get("batch_size", 64)
+            x = self._vq(torch.from_numpy(codes).view(-1, lv.config.out_len), lv, bs)
             return x if to_level == 0 else encode_stream(self.levels[to_level - 1], x, bs)
         x = codes
         for k in range(level, to_level, -1):
