@@ -301,13 +301,13 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     flat_train = cfg.flat_train
     up1_tokens = up_res[0]["step"] * cfg.upsampler_train.batch_size * (
         ladder.up_geometry(1)[1] * (2 if cfg.upsampler.prev_chunk else 1) + ladder.up_geometry(1)[0])
-    flat_step_flops = _step_flops(CausalLM(fc), flat_train.batch_size, fc.context)
+    flat = CausalLM(fc)
+    flat_step_flops = _step_flops(flat, flat_train.batch_size, fc.context)
     if cfg.flat_match_flops and hier_flops and flat_step_flops:
         flat_train = TrainerConfig(**{**to_dict(flat_train), "steps": max(1, round(hier_flops / flat_step_flops))})
     elif cfg.flat_match_tokens:
         flat_train = TrainerConfig(**{**to_dict(flat_train),
                                       "steps": max(1, round(up1_tokens / (flat_train.batch_size * fc.context)))})
-    flat = CausalLM(fc)
 
     def lm_eval(m):
         tot, n = _seq_nll(lambda x: _lm_logprob(m, x), tok_va, m.config.context,
