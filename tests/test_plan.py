@@ -287,7 +287,7 @@ def test_subgoal_rows_and_planner_charge_every_expansion():
 def test_room_crossings_and_boundary_hits_on_a_planted_episode():
     """2x2 rooms of 3x3 cells: going right along row 0 from (0,0) to (0,5) leaves room (0,0) on move 2 (the move
     from column 2 to column 3); chunks of 4 start at moves 0 and 4, so they miss it; a boundary at move 3 hits."""
-    from vqladder.experiments.planning import boundary_hits, room_crossings
+    from vqladder.eval.planning import boundary_hits, room_crossings
 
     path = [R] * 5
     assert room_crossings((0, 0), path, 3) == [2]

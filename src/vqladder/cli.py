@@ -384,8 +384,10 @@ def cmd_plan(a) -> int:
 
     from .config import load_config
     from .data.maze import MOVES, EpisodeCodec, make_layout, random_task, validate
-    from .experiments.planning import FlatPlanner, LadderPlanner, PlanConfig, SubgoalPlanner, make_scorer
+    from .eval.planning import make_scorer
+    from .experiments.planning import PlanConfig
     from .models import load_model
+    from .models.planners import FlatPlanner, LadderPlanner, SubgoalPlanner
 
     d = Path(a.run)
     if not (d / "plan.yaml").is_file():

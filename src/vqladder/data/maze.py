@@ -335,3 +335,18 @@ def make_dataset(cfg: MazeConfig, n_layouts: int, episodes_per_layout: int, seed
             keys.append(k)
             buckets.append(b)
     return {"cond": np.stack(conds), "moves": np.stack(moves), "keys": np.array(keys), "buckets": np.array(buckets)}
+
+
+def plan_tasks(cfg: MazeConfig, train_layouts: int, episodes_per_layout: int, test_layouts: int, seed: int) -> dict:
+    """A planning benchmark: training demonstrations and held-out tasks on layouts never seen in training (one
+    task each, asking for the optimal bucket 3; tasks whose shortest path does not fit ``max_moves`` dropped)."""
+    train = make_dataset(cfg, train_layouts, episodes_per_layout, seed)
+    test = make_dataset(cfg, test_layouts, 1, seed + 1_000_003, exclude=set(train["keys"]))
+    codec = EpisodeCodec(cfg)
+    conds = []
+    for c in test["cond"]:
+        lay, s, g, _ = codec.decode_cond(c)
+        if validate(lay, s, g, []).shortest <= cfg.max_moves:
+            conds.append(codec.cond(lay, s, g, 3))
+    return {"train_cond": train["cond"], "train_moves": train["moves"], "train_keys": train["keys"],
+            "train_buckets": train["buckets"], "test_cond": np.stack(conds), "test_keys": test["keys"][:len(conds)]}

@@ -59,6 +59,13 @@ def value_targets(moves: np.ndarray, reached: np.ndarray, end: int) -> np.ndarra
     return np.where(np.asarray(reached, dtype=bool)[:, None], to_go, -1).astype(np.int64)
 
 
+def value_rows(codec, cond: np.ndarray, moves: np.ndarray, buckets: np.ndarray, end: int) -> np.ndarray:
+    """Training rows of the value: the demonstrations' conditioning with the return bucket fixed at 3 (the value
+    must judge the moves, not read the outcome), their moves, and the moves still to go after each prefix
+    (``codec`` is the maze's ``EpisodeCodec``; a demonstration with bucket 0 failed)."""
+    return np.concatenate([codec.with_bucket(cond, 3), moves, value_targets(moves, buckets > 0, end)], 1)
+
+
 @register("plan_value", ValueConfig)
 class PlanValue(DecoderCore):
     def __init__(self, cfg: ValueConfig):
