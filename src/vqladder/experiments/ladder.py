@@ -39,9 +39,9 @@ from ..data import DataConfig, WindowSampler, load_shards
 from ..data.sampler import PairSampler, pair_batch
 from ..errors import VQLadderError
 from ..eval import evaluate_compressor
-from ..eval.ladder import _jsonable, _lm_logprob, _seq_nll, _windows, evaluate_ladder  # noqa: F401
-from ..io import atomic_save_npy, atomic_write_json, atomic_write_text, claim_run_dir
-from ..ladder.ladder import LEVEL_DIR, MODES, MULTI_EXIT_DIR, UP_DIR, Ladder, check_text_levels, encode_stream
+from ..eval.ladder import _jsonable, _lm_logprob, _seq_nll, _windows, evaluate_ladder
+from ..io import atomic_write_json, atomic_write_text, claim_run_dir
+from ..ladder.ladder import LEVEL_DIR, MODES, MULTI_EXIT_DIR, UP_DIR, Ladder, check_text_levels, level_codes
 from ..models import (
     CausalLM,
     CodePrior,
@@ -55,9 +55,11 @@ from ..models import (
     UpsamplerConfig,
     load_model,
 )
-from ..report.ladder import ladder_markdown  # noqa: F401
+from ..report.ladder import ladder_markdown
 from ..train import TrainerConfig
-from ..train.stage import mark_done, params, run_stage, stage_state, stderr_log
+from ..train.flops import body_params, match_lm_depth, step_flops
+from ..train.joint import joint_finetune
+from ..train.stage import params, run_stage, stderr_log
 
 
 def _default_levels():
@@ -148,32 +150,6 @@ class LadderConfig:
 
 
 # -- stages -------------------------------------------------------------------------------------------------------
-def _body_params(model) -> int:
-    """Non-embedding parameters: all but embedding tables and output heads (the usual count for matching
-    model sizes, since the ladder's code vocabularies make its embedding tables large)."""
-    emb = sum(p.numel() for name, mod in model.named_modules()
-              if isinstance(mod, torch.nn.Embedding) or name.split(".")[-1] == "head" for p in mod.parameters())
-    return params(model) - emb
-
-
-def _save_codes(path: Path, codes: np.ndarray) -> None:
-    atomic_save_npy(path, codes.astype(np.uint16 if codes.max(initial=0) < 65535 else np.uint32))
-
-
-def _load_codes(path: Path) -> np.ndarray:
-    return np.load(path, mmap_mode="r")
-
-
-def _level_codes(d: Path, k: int, model, tr: np.ndarray, va: np.ndarray, log) -> tuple:
-    """Level k's train and val code streams, ``codes/level{k}.{train,val}.npy`` (encoded when missing)."""
-    ctr, cva = d / "codes" / f"level{k}.train.npy", d / "codes" / f"level{k}.val.npy"
-    if not (ctr.is_file() and cva.is_file()):
-        log(f"level {k}: encoding the train and val streams")
-        _save_codes(ctr, encode_stream(model, tr))
-        _save_codes(cva, encode_stream(model, va))
-    return _load_codes(ctr), _load_codes(cva)
-
-
 # -- the whole ladder -----------------------------------------------------------------------------------------------
 def train_ladder(cfg: LadderConfig, log=None) -> dict:
     """Train every stage of the ladder (resumable per stage), evaluate, write results.{json,md}."""
@@ -229,11 +205,11 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
         model, _, _ = load_model(run, "sequence_compressor")
         levels.append(model)
         vocab = vocab if text else model.quantizer.codebook_size
-        streams[k] = _level_codes(d, k, model, tr, va, log)  # for the next stages
+        streams[k] = level_codes(d, k, model, tr, va, log)  # for the next stages
     if cfg.joint_steps > 0:
         if text:
             raise VQLadderError("joint_steps is for mode: codes (a text ladder's levels are trained on the tokens)")
-        levels = _joint_finetune(cfg, d, levels, streams, log)
+        levels = joint_finetune(levels, streams, cfg.joint_steps, cfg.levels[0].train, d / "joint", log)
     ladder = Ladder(levels, tokenizer=shards.tokenizer, directory=d, mode=cfg.mode)
     L = ladder.n_levels
 
@@ -295,14 +271,14 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     fc = LMConfig(**{**to_dict(cfg.flat), "vocab_size": shards.vocab_size, "context": cfg.flat.context or span})
     gen_params = sum(params(u) for u in ups) + params(ladder.prior)
     if cfg.flat_match_params:
-        fc = _match_layers(fc, gen_params)
+        fc = match_lm_depth(fc, gen_params)
     stages = level_res + up_res + [prior_res]
     hier_flops = sum(r.get("train_flops", 0.0) for r in stages)
     flat_train = cfg.flat_train
     up1_tokens = up_res[0]["step"] * cfg.upsampler_train.batch_size * (
         ladder.up_geometry(1)[1] * (2 if cfg.upsampler.prev_chunk else 1) + ladder.up_geometry(1)[0])
     flat = CausalLM(fc)
-    flat_step_flops = _step_flops(flat, flat_train.batch_size, fc.context)
+    flat_step_flops = step_flops(flat, flat_train.batch_size, fc.context)
     if cfg.flat_match_flops and hier_flops and flat_step_flops:
         flat_train = TrainerConfig(**{**to_dict(flat_train), "steps": max(1, round(hier_flops / flat_step_flops))})
     elif cfg.flat_match_tokens:
@@ -338,10 +314,10 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
                          **({"judge": judge_res} if judge_res else {})}
     results["matched"] = {
         "hierarchical_params": gen_params,
-        "hierarchical_body_params": sum(_body_params(u) for u in ups) + _body_params(ladder.prior),
+        "hierarchical_body_params": sum(body_params(u) for u in ups) + body_params(ladder.prior),
         "compressor_params": sum(p.numel() for p in {id(p): p for lv in levels for p in lv.parameters()}.values()),
         "flat_params": params(ladder.flat),
-        "flat_body_params": _body_params(ladder.flat),
+        "flat_body_params": body_params(ladder.flat),
         "flat_layers": ladder.flat.config.n_layers,
         "flat_context": ladder.flat.config.context,
         "hierarchy_context_tokens": span,
@@ -382,73 +358,7 @@ def _train_multi_exit(cfg: LadderConfig, d: Path, shards, streams: dict, log) ->
     model = load_model(d / MULTI_EXIT_DIR, "multi_exit_compressor")[0]
     levels = [model.exit(k) for k in range(1, model.n_exits + 1)]
     for k, lv in enumerate(levels, 1):
-        streams[k] = _level_codes(d, k, lv, tr, va, log)
+        streams[k] = level_codes(d, k, lv, tr, va, log)
     # one stage trains every level: its FLOPs and time are counted once, under level 1
     return levels, [res] + [{"stage": f"exit {k} (trained with exit 1)", "step": res["step"]}
                             for k in range(2, len(levels) + 1)]
-
-
-def _match_layers(fc: LMConfig, target: int) -> LMConfig:
-    """The flat LM's depth whose parameters (all of them) are closest to ``target`` (parameters are linear in
-    depth: two builds give the line)."""
-    p1, p2 = (params(CausalLM(LMConfig(**{**to_dict(fc), "n_layers": n}))) for n in (1, 2))
-    n = max(1, min(96, round(1 + (target - p1) / max(p2 - p1, 1))))
-    return LMConfig(**{**to_dict(fc), "n_layers": n})
-
-
-def _step_flops(model, batch_size: int, context: int) -> float:
-    """Training FLOPs of one step of ``model`` on a [batch_size, context] batch (counted)."""
-    from ..train.flops import flops_per_token
-
-    return flops_per_token(model, torch.zeros(batch_size, context, dtype=torch.long)) * batch_size * context
-
-
-def _joint_finetune(cfg: LadderConfig, d: Path, levels: list, streams: dict, log) -> list:
-    """Fine-tune all levels together on live codes; writes ``joint/`` and re-encodes the code streams."""
-    run = d / "joint"
-    if stage_state(run) == "done":
-        log("joint fine-tuning: done, skipped")
-    else:
-        log(f"joint fine-tuning: {cfg.joint_steps} steps")
-        spec = cfg.levels[0].train
-        params = [p for lv in levels for p in lv.parameters()]
-        opt = torch.optim.AdamW(params, lr=spec.lr * 0.1, betas=tuple(spec.betas), weight_decay=spec.weight_decay)
-        c0 = levels[0].config.in_len  # tokens per top chunk
-        for k in range(1, len(levels)):
-            c0 = c0 * (levels[k].config.in_len // levels[k - 1].config.out_len)
-        sampler = WindowSampler(streams[0][0], c0, cfg.levels[0].train.batch_size, spec.seed, align=1)
-        for lv in levels:
-            lv.train()
-        for step in range(cfg.joint_steps):
-            x = sampler.next_batch()
-            loss = 0.0
-            inp = x.reshape(-1, levels[0].config.in_len)
-            for k, lv in enumerate(levels):
-                l_k, _ = lv.loss(inp)
-                loss = loss + l_k
-                if k + 1 < len(levels):
-                    with torch.no_grad():
-                        codes = lv.quantizer(lv.pre_quant(inp)).codes
-                    inp = codes.reshape(-1, levels[k + 1].config.in_len)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, spec.grad_clip)
-            opt.step()
-        from ..checkpoint import save_checkpoint
-
-        for k, lv in enumerate(levels, 1):
-            lv.eval()
-            save_checkpoint(run / f"level{k}" / "checkpoints", cfg.joint_steps, lv, {},
-                            {"stage": f"joint level {k}", "model_config": to_dict(lv.config)})
-        mark_done(run, {"stage": "joint fine-tuning", "steps": cfg.joint_steps})
-    out = []
-    for k in range(1, len(levels) + 1):
-        model, _, _ = load_model(run / f"level{k}", "sequence_compressor")
-        out.append(model)
-    # re-encode the code streams with the fine-tuned levels
-    for k, model in enumerate(out, 1):
-        tr, va = (np.asarray(streams[k - 1][0]), np.asarray(streams[k - 1][1]))
-        streams[k] = (encode_stream(model, tr), encode_stream(model, va))
-    return out
-
-

@@ -48,6 +48,7 @@ import torch
 
 from ..data.tokenizers import load_tokenizer
 from ..errors import CheckpointError, VQLadderError
+from ..io import atomic_save_npy
 from ..models.registry import load_model
 
 LEVEL_DIR = "level{}"
@@ -374,6 +375,24 @@ class Ladder:
             out["text"] = self.text(levels[0])
             out["prompt"] = prompt or ""
         return out
+
+
+def save_codes(path: Path, codes: np.ndarray) -> None:
+    atomic_save_npy(path, codes.astype(np.uint16 if codes.max(initial=0) < 65535 else np.uint32))
+
+
+def load_codes(path: Path) -> np.ndarray:
+    return np.load(path, mmap_mode="r")
+
+
+def level_codes(d: Path, k: int, model, tr: np.ndarray, va: np.ndarray, log) -> tuple:
+    """Level k's train and val code streams, ``codes/level{k}.{train,val}.npy`` (encoded when missing)."""
+    ctr, cva = d / "codes" / f"level{k}.train.npy", d / "codes" / f"level{k}.val.npy"
+    if not (ctr.is_file() and cva.is_file()):
+        log(f"level {k}: encoding the train and val streams")
+        save_codes(ctr, encode_stream(model, tr))
+        save_codes(cva, encode_stream(model, va))
+    return load_codes(ctr), load_codes(cva)
 
 
 @torch.no_grad()

@@ -68,3 +68,27 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 1024, repe
     except OSError:
         pass
     return flops
+
+
+def body_params(model) -> int:
+    """Non-embedding parameters: all but embedding tables and output heads (the usual count for matching
+    model sizes, since the ladder's code vocabularies make its embedding tables large)."""
+    emb = sum(p.numel() for name, mod in model.named_modules()
+              if isinstance(mod, torch.nn.Embedding) or name.split(".")[-1] == "head" for p in mod.parameters())
+    return sum(p.numel() for p in model.parameters()) - emb
+
+
+def match_lm_depth(fc, target: int):
+    """The flat LM's depth whose parameters (all of them) are closest to ``target`` (parameters are linear in
+    depth: two builds give the line)."""
+    from ..config import to_dict
+    from ..models import CausalLM, LMConfig
+
+    p1, p2 = (sum(p.numel() for p in CausalLM(LMConfig(**{**to_dict(fc), "n_layers": n})).parameters()) for n in (1, 2))
+    n = max(1, min(96, round(1 + (target - p1) / max(p2 - p1, 1))))
+    return LMConfig(**{**to_dict(fc), "n_layers": n})
+
+
+def step_flops(model, batch_size: int, context: int) -> float:
+    """Training FLOPs of one step of ``model`` on a [batch_size, context] batch (counted)."""
+    return flops_per_token(model, torch.zeros(batch_size, context, dtype=torch.long)) * batch_size * context
