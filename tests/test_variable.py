@@ -103,7 +103,7 @@ def test_entropy_boundaries_fall_after_the_planted_surprise(monkeypatch):
 def test_real_entropy_lm_spends_codes_on_random_spans():
     """Train a tiny causal LM on repetitive + random spans: entropy patching must give random spans more
     codes per token than repetitive ones."""
-    from vqladder.experiments.variable import codes_per_token_by_label
+    from vqladder.eval.variable import codes_per_token_by_label
 
     tr, _ = mixed_spans(40_000, vocab=16, seed=0, span=(16, 32), period=(1, 2))
     va, lab = mixed_spans(4_096, vocab=16, seed=1, span=(16, 32), period=(1, 2))
@@ -300,7 +300,7 @@ def test_fixed_at_equal_bits_is_time_sharing():
     """Two fixed cells at 1 and 4 bits/token (acc 0.2 and 0.8); a variable cell at 2 bits/token is compared
     with coding 2/3 of the chunks at 1 bit and 1/3 at 4 bits: acc 0.2 + (2 - 1) / 3 x 0.6 = 0.4 (interpolating
     in log2-rate would have said 0.5, above what the fixed models can reach)."""
-    from vqladder.experiments.variable import add_equal_bits
+    from vqladder.eval.variable import add_equal_bits
 
     rows = [{"method": "fixed", "bits_per_token": 1.0, "acc": 0.2}, {"method": "fixed", "bits_per_token": 4.0, "acc": 0.8},
             {"method": "entropy", "bits_per_token": 2.0, "acc": 0.45}, {"method": "learned", "bits_per_token": 5.0, "acc": 0.9}]

@@ -59,6 +59,27 @@ def _jsonable(x):
 
 
 @torch.no_grad()
+def bits_of(tot: float, n: int, per: str) -> dict:
+    """``{"ce": nats per symbol, "bits_per_<per>": bits per symbol}`` of a summed -log p over ``n`` symbols."""
+    return {"ce": tot / max(n, 1), f"bits_per_{per}": tot / max(n, 1) / math.log(2)}
+
+
+def upsampler_bits(m, low_va: np.ndarray, par_va: np.ndarray, length: int, par_len: int, max_chunks: int,
+                   batch_size: int) -> dict:
+    """Held-out cross-entropy of an upsampler: the level-(k-1) symbols of each chunk given its level-k codes
+    (and the previous chunk below, when the upsampler reads it), over the first ``max_chunks`` chunks (-1: all)."""
+    n_pairs = min(len(low_va) // length, len(par_va) // par_len)
+    cap = n_pairs if max_chunks < 0 else min(n_pairs, max_chunks)
+    idx = np.arange(cap, dtype=np.int64)
+    tot, n = 0.0, 0
+    for b in range(0, cap, batch_size):
+        batch = pair_batch(low_va, par_va, idx[b:b + batch_size] * length, length, par_len, m.config.prev_chunk)
+        parent, prev, low = m.split(batch)
+        tot += float(-m.log_prob(parent, low, prev).sum())
+        n += low.numel()
+    return bits_of(tot, n, "symbol")
+
+
 def evaluate_ladder(ladder: Ladder, streams: dict, cfg, log=print, judge: CausalLM | None = None) -> dict:
     """Per-level table, hierarchical vs flat bits/token, samples from each path with their generation speed
     and (with a ``judge`` LM) their bits/token under it, on held-out text.

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -36,10 +35,10 @@ import torch
 
 from ..config import Annotated, Check, NonNegInt, OptPosInt, PosFloat, PosInt, RunName, save_yaml, to_dict
 from ..data import DataConfig, WindowSampler, load_shards
-from ..data.sampler import PairSampler, pair_batch
+from ..data.sampler import PairSampler
 from ..errors import VQLadderError
 from ..eval import evaluate_compressor
-from ..eval.ladder import _jsonable, _lm_logprob, _seq_nll, _windows, evaluate_ladder
+from ..eval.ladder import _jsonable, _lm_logprob, _seq_nll, _windows, bits_of, evaluate_ladder, upsampler_bits
 from ..io import atomic_write_json, atomic_write_text, claim_run_dir
 from ..ladder.ladder import LEVEL_DIR, MODES, MULTI_EXIT_DIR, UP_DIR, Ladder, check_text_levels, level_codes
 from ..models import (
@@ -222,27 +221,14 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
         up = Upsampler(uc)
         low_tr, low_va = streams[k - 1]
         par_tr, par_va = streams[k]
-        n_pairs = min(len(low_va) // length, len(par_va) // par_len)
-
-        def up_eval(m, low_va=low_va, par_va=par_va, length=length, par_len=par_len, n_pairs=n_pairs):
-            cap = n_pairs if cfg.eval.max_chunks < 0 else min(n_pairs, cfg.eval.max_chunks)
-            idx = np.arange(cap, dtype=np.int64)
-            tot, n = 0.0, 0
-            for b in range(0, cap, cfg.eval.batch_size):
-                batch = pair_batch(low_va, par_va, idx[b:b + cfg.eval.batch_size] * length, length, par_len,
-                                   m.config.prev_chunk)
-                parent, prev, low = m.split(batch)
-                tot += float(-m.log_prob(parent, low, prev).sum())
-                n += low.numel()
-            return {"ce": tot / max(n, 1), "bits_per_symbol": tot / max(n, 1) / math.log(2)}
-
         run = d / UP_DIR.format(k)
         res = run_stage(
             f"upsampler {k} (level {k} codes -> level {k - 1})", run, up, cfg.upsampler_train,
             lambda r, w, low_tr=low_tr, par_tr=par_tr, length=length, par_len=par_len: PairSampler(
                 low_tr, par_tr, length, par_len, cfg.upsampler_train.batch_size, cfg.upsampler_train.seed, r, w,
                 prev=cfg.upsampler.prev_chunk),
-            up_eval, log)
+            lambda m, low_va=low_va, par_va=par_va, length=length, par_len=par_len: upsampler_bits(
+                m, low_va, par_va, length, par_len, cfg.eval.max_chunks, cfg.eval.batch_size), log)
         up_res.append(res)
         ups.append(load_model(run, "upsampler")[0])
     ladder.upsamplers = ups
@@ -255,8 +241,8 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     ctx = pc.context
 
     def prior_eval(m):
-        tot, n = _seq_nll(lambda x: m.log_prob(x), top_va, ctx, _windows(cfg.eval.max_chunks, ctx // m_top))
-        return {"ce": tot / max(n, 1), "bits_per_code": tot / max(n, 1) / math.log(2)}
+        return bits_of(*_seq_nll(lambda x: m.log_prob(x), top_va, ctx, _windows(cfg.eval.max_chunks, ctx // m_top)),
+                       "code")
 
     prior_res = run_stage("prior (top codes)", d / "prior", prior, cfg.prior_train,
                              lambda r, w: WindowSampler(top_tr, ctx, cfg.prior_train.batch_size, cfg.prior_train.seed,
@@ -286,9 +272,8 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
                                       "steps": max(1, round(up1_tokens / (flat_train.batch_size * fc.context)))})
 
     def lm_eval(m):
-        tot, n = _seq_nll(lambda x: _lm_logprob(m, x), tok_va, m.config.context,
-                          _windows(cfg.eval.max_chunks, ctx // m_top) * span // m.config.context or 1)
-        return {"ce": tot / max(n, 1), "bits_per_token": tot / max(n, 1) / math.log(2)}
+        return bits_of(*_seq_nll(lambda x: _lm_logprob(m, x), tok_va, m.config.context,
+                                 _windows(cfg.eval.max_chunks, ctx // m_top) * span // m.config.context or 1), "token")
 
     flat_res = run_stage("flat causal LM (tokens)", d / "flat", flat, flat_train,
                             lambda r, w: WindowSampler(tok_tr, fc.context, flat_train.batch_size, flat_train.seed, r, w),

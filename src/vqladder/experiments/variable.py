@@ -19,7 +19,6 @@ ratio over training), ``acc_vs_bits.png``, ``boundaries.html`` (held-out text wi
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,15 +30,14 @@ from ..checkpoint import latest_valid_checkpoint
 from ..config import Annotated, Check, NonNegInt, PosInt, RunName, to_dict
 from ..data import DataConfig, WindowSampler, load_shards
 from ..data.sampler import gather_windows, val_windows
-from ..data.synthetic import mixed_spans, render_symbols
+from ..data.synthetic import mixed_spans
 from ..errors import VQLadderError
 from ..eval import evaluate_compressor
+from ..eval.variable import add_equal_bits, codes_per_token_by_label
 from ..io import atomic_write_json, atomic_write_text, claim_run_dir
 from ..models import CausalLM, LMConfig, load_model
-from ..models.variable import BOUNDARY_METHODS, VariableCompressor, VariableConfig, segment_positions
-from ..nn import eval_mode
-from ..report import save_figure
-from ..report.variable import _f, _plot_acc, variable_markdown  # noqa: F401
+from ..models.variable import BOUNDARY_METHODS, VariableCompressor, VariableConfig
+from ..report.variable import _plot_acc, _plot_ratio, cell_name, render_boundaries, variable_markdown
 from ..train import Trainer, TrainerConfig
 from ..train.stage import guard_config, mark_done, stage_state, stderr_log
 from .rung1 import EvalConfig
@@ -104,10 +102,6 @@ class VariableExpConfig:
                        entropy_lm=replace(self.entropy_lm))
 
 
-def cell_name(method: str, target: float) -> str:
-    return f"{method}-r{target:g}"
-
-
 # -- data -------------------------------------------------------------------------------------------------------
 def load_streams(cfg: VariableExpConfig) -> dict:
     """-> {train, val, vocab, tokenizer (or None), val_labels (synthetic only)}."""
@@ -169,28 +163,6 @@ def train_cell(cfg: VariableExpConfig, data: dict, method: str, target: float, l
     return res
 
 
-@torch.no_grad()
-def segment_starts(model: VariableCompressor, chunks: torch.Tensor) -> torch.Tensor:
-    """Held-out segment starts[b, n] of ``model`` (eval mode)."""
-    with eval_mode(model):
-        return model(chunks)[1].starts
-
-
-def codes_per_token_by_label(model, tokens: np.ndarray, labels: np.ndarray, n: int, max_chunks: int) -> dict:
-    """Codes spent per token (1 / length of the token's segment) on labelled (repetitive) vs other tokens."""
-    starts_idx = val_windows(tokens, n, max_chunks)
-    per_tok, lab = [], []
-    for s in range(0, len(starts_idx), 64):
-        idx = starts_idx[s:s + 64]
-        st = segment_starts(model, gather_windows(tokens, idx, n))
-        seg, _ = segment_positions(st)
-        lengths = torch.zeros_like(seg).scatter_add_(1, seg, torch.ones_like(seg))
-        per_tok.append((1.0 / lengths.gather(1, seg).double()).numpy().reshape(-1))
-        lab.append(labels[idx[:, None] + np.arange(n)[None, :]].reshape(-1))
-    c, lab = np.concatenate(per_tok), np.concatenate(lab)
-    return {"codes_per_token_repetitive": float(c[lab].mean()), "codes_per_token_random": float(c[~lab].mean())}
-
-
 # -- the experiment -----------------------------------------------------------------------------------------------
 def run_variable(cfg: VariableExpConfig, log=None) -> dict:
     log = log or stderr_log("variable")
@@ -216,83 +188,3 @@ def run_variable(cfg: VariableExpConfig, log=None) -> dict:
     _plot_acc(rows, cfg.dir / "acc_vs_bits.png")
     atomic_write_text(cfg.dir / "boundaries.html", render_boundaries(cfg, data))
     return res
-
-
-def add_equal_bits(rows: list[dict]) -> None:
-    """Give every variable row ``fixed_acc_at_equal_bits``: what the fixed-rate models achieve at the row's
-    measured rate by *time-sharing*: coding a fraction of the chunks with each of the two neighbouring fixed
-    models, so accuracy is linear in bits/token between them (an achievable point; interpolating in log-rate
-    would sit above it and favour the fixed baseline). NaN outside the fixed rows' range of rates."""
-    fx = sorted((r["bits_per_token"], r["acc"]) for r in rows if r["method"] == "fixed")
-    for r in rows:
-        if r["method"] == "fixed" or len(fx) < 2:
-            continue
-        b = r["bits_per_token"]
-        xs = [x for x, _ in fx]
-        r["fixed_acc_at_equal_bits"] = float(np.interp(b, xs, [a for _, a in fx])) if xs[0] <= b <= xs[-1] else float("nan")
-
-
-def _plot_ratio(cfg: VariableExpConfig, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    colors = dict(zip(cfg.targets, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    for t in cfg.targets:
-        ax.axhline(t, color=colors[t], lw=0.8, ls=":")
-        for m, ls in (("learned", "-"), ("entropy", "--")):
-            p = cfg.dir / cell_name(m, t) / "metrics.jsonl"
-            if m not in cfg.methods or not p.is_file():
-                continue
-            recs = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-            pts = [(r["step"], r["train_ratio"]) for r in recs if "train_ratio" in r]
-            if pts:
-                ax.plot(*zip(*pts), ls, color=colors[t], label=f"{m}, target {t:g}")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("achieved ratio (tokens per code, training batches)")
-    ax.set_yscale("log", base=2)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
-def render_boundaries(cfg: VariableExpConfig, data: dict) -> str:
-    """HTML: the first held-out chunks, one block per cell, segments on alternating backgrounds."""
-    n = cfg.chunk
-    chunks = gather_windows(data["val"], val_windows(data["val"], n, cfg.render_chunks), n)
-    tok = data["tokenizer"]
-    piece = (lambda ts: tok.decode([int(t) for t in ts])) if tok is not None else render_symbols  # a segment at once
-    out = ["<!doctype html><meta charset='utf-8'><title>segments</title>",
-           "<style>body{font-family:monospace;max-width:60em} span.a{background:#cde} span.b{background:#edc}"
-           " pre{white-space:pre-wrap;line-height:1.6}</style>",
-           f"<h1>{html.escape(cfg.name)}: segment boundaries on held-out chunks</h1>",
-           "<p>Each coloured run is one segment = one code.</p>"]
-    labels = data.get("val_labels")
-    if labels is not None:
-        lab = labels[val_windows(data["val"], n, cfg.render_chunks)[:, None] + np.arange(n)[None, :]]
-        out.append("<h2>ground truth: repetitive (blue) / random (orange) spans</h2>")
-        for row, lr in zip(chunks, lab):
-            out.append("<pre>" + "".join(f"<span class='{'a' if l else 'b'}'>{html.escape(piece([t]))}</span>"
-                                         for t, l in zip(row.tolist(), lr)) + "</pre>")
-    for t in cfg.targets:
-        for m in cfg.methods:
-            d = cfg.dir / cell_name(m, t)
-            if not (d / "results.json").is_file():
-                continue
-            model = load_model(d, expect_kind="variable_compressor")[0]
-            st = segment_starts(model, chunks)
-            seg, _ = segment_positions(st)
-            out.append(f"<h2>{m}, target {t:g} tokens per code</h2>")
-            for row, sg in zip(chunks.tolist(), seg.tolist()):
-                spans, cur = [], None
-                for tk, s in zip(row, sg):
-                    if s != cur:
-                        spans.append([s, []])
-                        cur = s
-                    spans[-1][1].append(tk)
-                out.append("<pre>" + "".join(f"<span class='{'ab'[s % 2]}'>{html.escape(piece(p))}</span>"
-                                             for s, p in spans) + "</pre>")
-    return "\n".join(out) + "\n"

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import html
+import json
 import math
 from pathlib import Path
 
-from ..models.variable import BOUNDARY_METHODS
+import numpy as np
+
+from ..data.sampler import gather_windows, val_windows
+from ..data.synthetic import render_symbols
+from ..eval.variable import segment_starts
+from ..models import load_model
+from ..models.variable import BOUNDARY_METHODS, segment_positions
 from . import log2_axes, save_figure
+
+
+def cell_name(method: str, target: float) -> str:
+    return f"{method}-r{target:g}"
 
 
 def _f(v, fmt=".3f"):
@@ -56,3 +68,69 @@ def _plot_acc(rows: list[dict], path: Path) -> None:
     log2_axes(ax, "bits per token (codes + boundaries), held-out", "held-out token accuracy")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def _plot_ratio(cfg, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colors = dict(zip(cfg.targets, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for t in cfg.targets:
+        ax.axhline(t, color=colors[t], lw=0.8, ls=":")
+        for m, ls in (("learned", "-"), ("entropy", "--")):
+            p = cfg.dir / cell_name(m, t) / "metrics.jsonl"
+            if m not in cfg.methods or not p.is_file():
+                continue
+            recs = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+            pts = [(r["step"], r["train_ratio"]) for r in recs if "train_ratio" in r]
+            if pts:
+                ax.plot(*zip(*pts), ls, color=colors[t], label=f"{m}, target {t:g}")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("achieved ratio (tokens per code, training batches)")
+    ax.set_yscale("log", base=2)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def render_boundaries(cfg, data: dict) -> str:
+    """HTML: the first held-out chunks, one block per cell, segments on alternating backgrounds."""
+    n = cfg.chunk
+    chunks = gather_windows(data["val"], val_windows(data["val"], n, cfg.render_chunks), n)
+    tok = data["tokenizer"]
+    piece = (lambda ts: tok.decode([int(t) for t in ts])) if tok is not None else render_symbols  # a segment at once
+    out = ["<!doctype html><meta charset='utf-8'><title>segments</title>",
+           "<style>body{font-family:monospace;max-width:60em} span.a{background:#cde} span.b{background:#edc}"
+           " pre{white-space:pre-wrap;line-height:1.6}</style>",
+           f"<h1>{html.escape(cfg.name)}: segment boundaries on held-out chunks</h1>",
+           "<p>Each coloured run is one segment = one code.</p>"]
+    labels = data.get("val_labels")
+    if labels is not None:
+        lab = labels[val_windows(data["val"], n, cfg.render_chunks)[:, None] + np.arange(n)[None, :]]
+        out.append("<h2>ground truth: repetitive (blue) / random (orange) spans</h2>")
+        for row, lr in zip(chunks, lab):
+            out.append("<pre>" + "".join(f"<span class='{'a' if l else 'b'}'>{html.escape(piece([t]))}</span>"
+                                         for t, l in zip(row.tolist(), lr)) + "</pre>")
+    for t in cfg.targets:
+        for m in cfg.methods:
+            d = cfg.dir / cell_name(m, t)
+            if not (d / "results.json").is_file():
+                continue
+            model = load_model(d, expect_kind="variable_compressor")[0]
+            st = segment_starts(model, chunks)
+            seg, _ = segment_positions(st)
+            out.append(f"<h2>{m}, target {t:g} tokens per code</h2>")
+            for row, sg in zip(chunks.tolist(), seg.tolist()):
+                spans, cur = [], None
+                for tk, s in zip(row, sg):
+                    if s != cur:
+                        spans.append([s, []])
+                        cur = s
+                    spans[-1][1].append(tk)
+                out.append("<pre>" + "".join(f"<span class='{'ab'[s % 2]}'>{html.escape(piece(p))}</span>"
+                                             for s, p in spans) + "</pre>")
+    return "\n".join(out) + "\n"
