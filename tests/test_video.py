@@ -140,7 +140,7 @@ def test_predictor_is_block_causal_and_rolls_out(mode):
 
 # -- probes ---------------------------------------------------------------------------------------------------------
 def test_probe_recovers_a_planted_linear_relation():
-    from vqladder.experiments.video import r2, ridge_probe
+    from vqladder.eval.probes import r2, ridge_probe
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(600, 40))
@@ -207,7 +207,7 @@ def test_video_experiment_end_to_end(tmp_path):
 
 
 def test_mean_frame_reference_is_scored_on_the_predicted_frames():
-    from vqladder.experiments.video import mean_frame_mse
+    from vqladder.eval.video import mean_frame_mse
 
     train = np.zeros((2, 4, 1, 2, 2), dtype=np.float32)  # the mean training frame is all zeros
     clips = np.zeros((1, 4, 1, 2, 2), dtype=np.float32)

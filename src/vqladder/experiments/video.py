@@ -34,32 +34,27 @@ import torch
 from ..config import NonNegFloat, NonNegInt, PosInt, RunName, to_dict
 from ..data.video import VideoDataConfig, load_videos
 from ..errors import VQLadderError
-from ..eval.probes import _ridge, psnr, r2, ridge_probe, ssim_frames  # noqa: F401
-from ..eval.video import (  # noqa: F401
-    level_features,
+from ..eval.probes import psnr, ssim_frames
+from ..eval.video import (
     level_reconstruction,
     mean_frame_mse,
-    probe_targets,
     rollout_position_error,
     rollouts,
     run_probes,
 )
 from ..io import atomic_save_npy, atomic_write_json, atomic_write_text, claim_run_dir
 from ..models import CompressorConfig, SequenceCompressor, load_model
-from ..models.video import (  # noqa: F401
+from ..models.video import (
     FrameAE,
     FrameAEConfig,
     FramePredictor,
     PredictorConfig,
     encode_clips,
-    from_tubelets,
     patchify,
     to_tubelets,
-    unpatchify,
 )
 from ..quantize import QuantizerConfig
-from ..report import save_figure
-from ..report.video import _ms, example_rollouts, frame_png, video_markdown  # noqa: F401  # noqa: F401
+from ..report.video import example_rollouts, frames_png, strip_png, video_markdown
 from ..train import TrainerConfig
 from ..train.stage import guard_config, stage_results, stage_state, stderr_log
 from .stages import train_rows
@@ -216,42 +211,12 @@ def eval_video(cfg: VideoExpConfig, log=None, train_missing: bool = True) -> dic
         atomic_write_json(ev_p, ev)
         evals.append(ev)
         if seed == cfg.seeds[0]:
-            strip(cfg, models, test["frames"][:1], cfg.dir / "strip.png")
+            strip_png(cfg.name, cfg.context, test["frames"][:1], rollouts(cfg, models, test["frames"][:1]),
+                      cfg.dir / "strip.png")
     res = {"kind": cfg.data.kind, "seeds": cfg.seeds, "evals": evals}
     atomic_write_json(cfg.dir / "results.json", res)
     atomic_write_text(cfg.dir / "results.md", video_markdown(res, cfg))
     return res
-
-
-def strip(cfg: VideoExpConfig, models: dict, clip: np.ndarray, path: Path) -> None:
-    """PNG: the last context frame and the predicted frames; rows truth / latent / pixel."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ro = rollouts(cfg, models, clip)
-    c0 = cfg.context
-    rows = [("truth", np.concatenate([clip[:, c0 - 1:c0], ro["truth"]], 1)),
-            ("latent", np.concatenate([clip[:, c0 - 1:c0], ro["latent"]], 1)),
-            ("pixel", np.concatenate([clip[:, c0 - 1:c0], ro["pixel"]], 1))]
-    H = cfg.horizon + 1
-    fig, axes = plt.subplots(3, H, figsize=(1.2 * H, 3.9))
-    for r, (name, fr) in enumerate(rows):
-        for j in range(H):
-            img = fr[0, j]
-            img = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
-            ax = axes[r, j]
-            ax.imshow(np.clip(img, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j == 0:
-                ax.set_ylabel(name, fontsize=8)
-            if r == 0:
-                ax.set_title("context" if j == 0 else f"+{j}", fontsize=7)
-    fig.suptitle(f"{cfg.name}: truth vs latent vs pixel rollouts", fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path)
 
 
 def show(cfg: VideoExpConfig, seed: int, clip: int, out: Path) -> Path:
@@ -264,28 +229,11 @@ def show(cfg: VideoExpConfig, seed: int, clip: int, out: Path) -> Path:
         raise VQLadderError(f"seed {seed} of {cfg.dir} is not trained: run `vqladder video train` first")
     models = {k: load_model(d / k, kind)[0] for k, kind in (("ae", "frame_ae"), ("level2", "sequence_compressor"),
                                                             ("latent", "frame_predictor"), ("pixel", "frame_predictor"))}
-    strip(cfg, models, test["frames"][clip:clip + 1], out)
+    frames = test["frames"][clip:clip + 1]
+    strip_png(cfg.name, cfg.context, frames, rollouts(cfg, models, frames), out)
     return out
 
 
 def preview(cfg: VideoExpConfig, out: Path, clips: int = 3) -> Path:
     """PNG of the first frames of a few generated training clips (``vqladder video generate``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    train, _ = load_videos(cfg.data)
-    fr = train["frames"][:clips]
-    T = min(cfg.data.frames, 8)
-    fig, axes = plt.subplots(len(fr), T, figsize=(1.2 * T, 1.3 * len(fr)), squeeze=False)
-    for i in range(len(fr)):
-        for j in range(T):
-            img = fr[i, j]
-            img = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
-            axes[i, j].imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            axes[i, j].set_xticks([])
-            axes[i, j].set_yticks([])
-    fig.tight_layout()
-    save_figure(fig, out)
-    return out
+    return frames_png(load_videos(cfg.data)[0]["frames"][:clips], out)

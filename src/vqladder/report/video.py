@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import io
 import math
+from pathlib import Path
 
 import numpy as np
+
+from . import save_figure
 
 
 def _ms(vals: list[float], fmt: str = ".4f") -> str:
@@ -87,3 +90,55 @@ def example_rollouts(cfg, ro: dict, frames: np.ndarray, clips: int = 3) -> dict:
         {"context": [frame_png(f) for f in frames[i, :c0]],
          **{k: [frame_png(f) for f in ro[k][i]] for k in ("truth", "latent", "pixel", "copy_last")}}
         for i in range(min(clips, len(frames)))]}
+
+
+def strip_png(name: str, context: int, clip: np.ndarray, ro: dict, path: Path) -> None:
+    """PNG: the last context frame of ``clip`` and the predicted frames of ``ro`` (``eval.video.rollouts``);
+    rows truth / latent / pixel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c0 = context
+    rows = [("truth", np.concatenate([clip[:, c0 - 1:c0], ro["truth"]], 1)),
+            ("latent", np.concatenate([clip[:, c0 - 1:c0], ro["latent"]], 1)),
+            ("pixel", np.concatenate([clip[:, c0 - 1:c0], ro["pixel"]], 1))]
+    H = ro["truth"].shape[1] + 1
+    fig, axes = plt.subplots(3, H, figsize=(1.2 * H, 3.9))
+    for r, (name, fr) in enumerate(rows):
+        for j in range(H):
+            img = fr[0, j]
+            img = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
+            ax = axes[r, j]
+            ax.imshow(np.clip(img, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(name, fontsize=8)
+            if r == 0:
+                ax.set_title("context" if j == 0 else f"+{j}", fontsize=7)
+    fig.suptitle(f"{name}: truth vs latent vs pixel rollouts", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def frames_png(fr: np.ndarray, out: Path) -> Path:
+    """PNG of the first (up to 8) frames of each clip of ``fr[clips, T, C, H, W]``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    T = min(fr.shape[1], 8)
+    fig, axes = plt.subplots(len(fr), T, figsize=(1.2 * T, 1.3 * len(fr)), squeeze=False)
+    for i in range(len(fr)):
+        for j in range(T):
+            img = fr[i, j]
+            img = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
+            axes[i, j].imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+    fig.tight_layout()
+    save_figure(fig, out)
+    return out
