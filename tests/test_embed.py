@@ -6,14 +6,8 @@ import torch
 
 from vqladder.data.embeddings import embed_cached, split_texts
 from vqladder.errors import VQLadderError
-from vqladder.experiments.matryoshka import (
-    EmbedConfig,
-    exact_topk,
-    method_fits,
-    recalls,
-    run_embed_eval,
-    run_method,
-)
+from vqladder.eval.retrieval import exact_topk, method_fits, recalls, run_method
+from vqladder.experiments.matryoshka import EmbedConfig, run_embed_eval
 from vqladder.models.matryoshka import PrefixRVQ, prefix_neighbour_loss, prefix_schedule, train_adapter
 
 

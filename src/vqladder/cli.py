@@ -459,7 +459,8 @@ def cmd_plan(a) -> int:
 
 
 def cmd_embed(a) -> int:
-    from .experiments.matryoshka import CodeIndex, EmbedConfig, build_index, run_embed_eval
+    from .experiments.matryoshka import EmbedConfig, build_index, run_embed_eval
+    from .models.matryoshka import CodeIndex
 
     if a.embed_cmd in ("eval", "build"):
         cfg = _load(EmbedConfig, a, 'embed')

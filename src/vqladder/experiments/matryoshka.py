@@ -19,7 +19,6 @@ rank by cosine between the query and the decoded database vector (asymmetric dis
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,23 +27,19 @@ import safetensors.torch
 import torch
 
 from ..config import NonNegInt, PosInt, RunName, save_yaml
-from ..data.embeddings import embed_cached, normalize, split_texts
+from ..data.embeddings import embed_cached, split_texts
 from ..errors import VQLadderError
-from ..eval.retrieval import exact_topk, recalls  # noqa: F401
+from ..eval.retrieval import METHODS, exact_topk, method_fits, recalls, run_method
 from ..io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text, claim_run_dir
 from ..models.matryoshka import (
-    CodeIndex,  # noqa: F401
     PrefixRVQ,
     apply_adapter,
     prefix_neighbour_loss,
     prefix_schedule,
     train_adapter,
 )
-from ..report.embed import _plot, embed_markdown  # noqa: F401
+from ..report.embed import _plot, embed_markdown
 from ..train.stage import stderr_log
-
-METHODS = ["float32-trunc", "float32-trunc-raw", "int8", "binary", "faiss-pq", "faiss-opq-pq", "faiss-rq",
-           "ours-prefix-rvq", "ours-rvq-adapted", "ours-rvq"]
 
 
 @dataclass
@@ -94,98 +89,6 @@ class EmbedConfig:
             if all(method_fits(m, b, dim) for m in self.methods):
                 why = "; ".join(f"{m}: {method_fits(m, b, dim)}" for m in self.methods)
                 raise VQLadderError(f"no method can store {b} bytes per vector ({why})")
-
-
-def method_fits(method: str, n_bytes: int, dim: int) -> str | None:
-    """None if ``method`` can produce exactly ``n_bytes`` per vector at width ``dim``, else why not."""
-    if method.startswith("float32-trunc"):
-        if n_bytes % 4 or n_bytes // 4 > dim:
-            return f"{n_bytes} bytes is not a whole number of float32 dims <= {dim}"
-    elif method == "int8" and n_bytes > dim:
-        return f"int8 holds at most {dim} bytes"
-    elif method == "binary" and 8 * n_bytes > dim:
-        return f"binary holds at most {dim // 8} bytes ({dim} dims)"
-    elif method in ("faiss-pq", "faiss-opq-pq") and dim % n_bytes:
-        return f"PQ needs the width {dim} divisible by {n_bytes} sub-quantisers"
-    return None
-
-
-def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, beam: int = 4):
-    """-> (ranked ids [q, 100], encode seconds, search seconds, extra). ``raw``/``ada``: train/db/q arrays;
-    ``beam``: the residual-encoding beam of faiss-rq and of our RVQs (the same at every budget)."""
-    dim = raw["db"].shape[1]
-    k = min(100, raw["db"].shape[0])
-    extra = {}
-    if method.startswith("float32-trunc"):
-        src = raw if method.endswith("raw") else ada
-        p = n_bytes // 4
-        t0 = time.time()
-        db = normalize(src["db"][:, :p])
-        t1 = time.time()
-        found = exact_topk(normalize(src["q"][:, :p]), db, k)
-        return found, t1 - t0, time.time() - t1, extra
-    if method == "int8":
-        p = n_bytes
-        lo, hi = ada["train"][:, :p].min(0), ada["train"][:, :p].max(0)
-        scale = np.maximum(hi - lo, 1e-6) / 255
-        t0 = time.time()
-        codes = np.clip(np.round((ada["db"][:, :p] - lo) / scale), 0, 255).astype(np.uint8)
-        t1 = time.time()
-        rec = codes.astype(np.float32) * scale + lo
-        found = exact_topk(ada["q"][:, :p], normalize(rec), k)
-        return found, t1 - t0, time.time() - t1, extra
-    if method == "binary":
-        bits = 8 * n_bytes
-        t0 = time.time()
-        db = np.packbits(ada["db"][:, :bits] > 0, axis=1)
-        t1 = time.time()
-        qb = np.packbits(ada["q"][:, :bits] > 0, axis=1)
-        # Hamming distance via popcount of XOR, as a torch matmul on +-1 vectors (same ranking)
-        dbs = torch.from_numpy(np.unpackbits(db, axis=1)[:, :bits].astype(np.float32) * 2 - 1)
-        qs = torch.from_numpy(np.unpackbits(qb, axis=1)[:, :bits].astype(np.float32) * 2 - 1)
-        found = (qs @ dbs.T).topk(k, dim=1).indices.numpy()
-        return found, t1 - t0, time.time() - t1, extra
-    if method.startswith("faiss"):
-        try:
-            import faiss
-        except ImportError:
-            raise VQLadderError("the FAISS baselines need faiss-cpu: pip install 'vqladder[embed]'")
-        faiss.omp_set_num_threads(max(1, torch.get_num_threads()))
-        if method == "faiss-pq":
-            index = faiss.IndexPQ(dim, n_bytes, 8, faiss.METRIC_INNER_PRODUCT)
-        elif method == "faiss-opq-pq":
-            index = faiss.index_factory(dim, f"OPQ{n_bytes},PQ{n_bytes}", faiss.METRIC_INNER_PRODUCT)
-        else:
-            index = faiss.IndexResidualQuantizer(dim, n_bytes, 8, faiss.METRIC_INNER_PRODUCT)
-            index.rq.max_beam_size = beam  # the same beam as ours, at every budget
-        t0 = time.time()
-        index.train(np.ascontiguousarray(raw["train"], dtype=np.float32))
-        extra["train_s"] = round(time.time() - t0, 2)
-        t0 = time.time()
-        codes = index.sa_encode(np.ascontiguousarray(raw["db"], dtype=np.float32))
-        t1 = time.time()
-        extra["bytes"] = int(codes.shape[1])
-        rec = index.sa_decode(codes)
-        found = exact_topk(raw["q"], normalize(rec), k)
-        return found, t1 - t0, time.time() - t1, extra
-    if method in ("ours-prefix-rvq", "ours-rvq-adapted", "ours-rvq"):
-        # prefix schedule on adapted embeddings; all dims at every stage on adapted ones (isolates the schedule);
-        # all dims on the raw embeddings (isolates the adapter)
-        src = raw if method == "ours-rvq" else ada
-        q = PrefixRVQ(dim, prefix_schedule(n_bytes, dim, matryoshka=method == "ours-prefix-rvq"), seed=seed)
-        t0 = time.time()
-        q.fit(src["train"])
-        extra["train_s"] = round(time.time() - t0, 2)
-        t0 = time.time()
-        codes = q.encode(src["db"], beam=beam)
-        t1 = time.time()
-        extra["bytes"] = int(codes.shape[1] * codes.itemsize)
-        rec = q.decode(codes)
-        found = exact_topk(src["q"], normalize(rec), k)
-        extra["quantizer"] = q
-        extra["codes"] = codes
-        return found, t1 - t0, time.time() - t1, extra
-    raise VQLadderError(f"unknown method {method!r}")
 
 
 def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
