@@ -222,9 +222,10 @@ def test_lm_reference_checkpoint_is_chosen_on_held_back_train_text(tmp_path, tin
     m.d_model, m.n_heads, m.n_layers = 32, 2, 1
     t.steps, t.batch_size, t.eval_every, t.lr = 30, 8, 10, 3e-3
     from vqladder.data import TokenShards
-    from vqladder.experiments.sweep import train_lm_reference
+    from vqladder.train.reference import train_lm_reference
 
-    ref = train_lm_reference(cfg, TokenShards(tmp_path / "data"), 32, 16)
+    ref = train_lm_reference(m, t, TokenShards(tmp_path / "data"), 32, 16, cfg.references.dev_fraction,
+                             tmp_path / "sw" / "references" / "lm")
     logged = [json.loads(l) for l in (tmp_path / "sw" / "references" / "lm" / "metrics.jsonl").read_text().splitlines()]
     dev = {r["step"]: r["val_dev_bits"] for r in logged if "val_dev_bits" in r}
     assert sorted(dev) == [10, 20, 30] and ref["lm_steps"] == min(dev, key=dev.get)

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..checkpoint import latest_valid_checkpoint
 from ..config import NonNegFloat, NonNegInt, OpenUnit, PosInt, RunName, build, save_yaml, to_dict
 from ..data import load_shards
 from ..errors import RunFailed, VQLadderError
@@ -38,6 +37,7 @@ from ..models import LMConfig
 from ..models.compressor import is_local
 from ..quantize import QuantizerConfig
 from ..train import TrainerConfig
+from ..train.reference import train_lm_reference
 from ..train.stage import stage_state, stderr_log
 from .rung1 import RunConfig
 
@@ -219,53 +219,10 @@ def train_references(cfg: SweepConfig) -> dict:
            "trivial_acc": trivial_accuracy(shards.train, shards.val, shards.vocab_size),
            **zstd_bits_per_token(shards.tokenizer, shards.val, n, maxc)}
     if cfg.references.lm:
-        ref.update(train_lm_reference(cfg, shards, n, maxc))
+        ref.update(train_lm_reference(cfg.references.lm_model, cfg.references.lm_train, shards, n, maxc,
+                                      cfg.references.dev_fraction, cfg.dir / "references" / "lm", _log))
     atomic_write_json(out, ref)
     return ref
-
-
-def train_lm_reference(cfg: SweepConfig, shards, n: int, maxc: int) -> dict:
-    """The LM reference: trained on train minus its last ``dev_fraction``, its checkpoint (one per eval) chosen
-    by the lowest bits on that held-back train slice (never on val), then scored on val at every position."""
-    import torch
-
-    from ..checkpoint import find_checkpoints
-    from ..data import WindowSampler
-    from ..eval.baselines import lm_bits_per_token, unigram_logp
-    from ..models import CausalLM, load_model
-    from ..train import Trainer
-
-    lm_cfg = copy.deepcopy(cfg.references.lm_model)
-    lm_cfg.vocab_size, lm_cfg.context = shards.vocab_size, n
-    tcfg = copy.deepcopy(cfg.references.lm_train)
-    tcfg.progress, tcfg.keep_last = False, -1
-    if tcfg.eval_every > 0:
-        tcfg.ckpt_every = tcfg.eval_every  # a checkpoint for every dev evaluation, to pick from
-    cut = int(len(shards.train) * (1 - cfg.references.dev_fraction))
-    train, dev = shards.train[:cut], shards.train[cut:]
-    if len(dev) < n:
-        raise VQLadderError(f"references.dev_fraction={cfg.references.dev_fraction} holds back fewer than one chunk")
-    first = unigram_logp(train, shards.vocab_size)
-    run_dir = cfg.dir / "references" / "lm"
-    resume = latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None
-    trainer = Trainer(CausalLM(lm_cfg), tcfg, run_dir,
-                      lambda r, w: WindowSampler(train, n, tcfg.batch_size, tcfg.seed, r, w),
-                      lambda m: {"dev_bits": lm_bits_per_token(m, dev, n, maxc, first_logp=first)},
-                      {"model_config": to_dict(lm_cfg)})
-    _log("training the LM reference")
-    trainer.fit(resume=resume)
-    dev_by_step = {}
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        rec = json.loads(line)
-        if "val_dev_bits" in rec:
-            dev_by_step[rec["step"]] = rec["val_dev_bits"]
-    ckpts = {int(c.name.split("_")[1]): c for c in find_checkpoints(run_dir / "checkpoints")}
-    step = min((s for s in ckpts if s in dev_by_step), key=lambda s: dev_by_step[s], default=max(ckpts))
-    model, _, _ = load_model(ckpts[step], expect_kind="causal_lm")
-    with torch.autocast("cpu", enabled=False):
-        bits = lm_bits_per_token(model, shards.val, n, maxc, first_logp=first)
-    return {"lm_bits": bits, "lm_params": sum(p.numel() for p in model.parameters()), "lm_steps": step,
-            "lm_trained_steps": tcfg.steps, "lm_dev_bits": dev_by_step.get(step), "lm_positions": "all"}
 
 
 def gist_pass(cfg: SweepConfig, embed=None) -> int:
