@@ -153,3 +153,28 @@ def test_run_dispatches_on_the_experiment_key(tmp_path, capsys):
     cfg.write_text(yaml.safe_dump({"name": "r"}))
     assert main(["run", str(cfg)]) == 2
     assert "does not say which experiment" in capsys.readouterr().err
+
+
+def test_every_experiment_command_is_built_from_the_registry():
+    """The experiments' parsers come from ``EXPERIMENTS``: each command (and each of its actions) parses a config
+    and its overrides into the experiment's handler, with the registry's flags."""
+    from vqladder.cli import build_parser
+    from vqladder.experiments import EXPERIMENTS
+
+    p = build_parser()
+    for e in EXPERIMENTS.values():
+        for act in e.actions or (None,):
+            argv = [e.command] + ([act.name] if act else [])
+            if act is None or act.config:
+                a = p.parse_args(argv + ["x.yaml", "name=y"] + (["--out", "o"] if act and act.name == "build" else []))
+                assert a.args == ["x.yaml", "name=y"], argv
+            else:
+                a = p.parse_args(argv + ["idx"] + (["--query", "q"] if act.name == "search" else []))
+                assert a.index == "idx"
+            assert callable(a.func) and a.func.__name__.startswith("cmd_"), argv
+            for arg in (act.args if act else e.args):
+                dest = arg.flags[0].lstrip("-").replace("-", "_")
+                assert hasattr(a, dest), (argv, dest)
+    assert p.parse_args(["video", "show", "c.yaml", "--clip", "3"]).clip == 3
+    with pytest.raises(SystemExit):
+        p.parse_args(["video", "show", "c.yaml", "--clip", "-1"])  # the registry's bounds are checked

@@ -349,7 +349,7 @@ def cmd_video(a) -> int:
 
     cfg = _load(V.VideoExpConfig, a, 'video')
     cfg.validate()
-    if a.video_cmd == "generate":
+    if a.action == "generate":
         out = Path(a.out) if a.out else cfg.dir / "preview.png"
         V.preview(cfg, out)
         from .data.video import load_videos
@@ -357,10 +357,10 @@ def cmd_video(a) -> int:
         tr, te = load_videos(cfg.data)
         print(f"{cfg.data.kind}: train frames {list(tr['frames'].shape)}, held-out {list(te['frames'].shape)}; "
               f"state: {', '.join(k for k in tr if k != 'frames')}; cached in {cfg.data.cache_dir}; preview {out}")
-    elif a.video_cmd == "train":
+    elif a.action == "train":
         V.train_video(cfg)
         print(f"trained: {cfg.dir} (seeds {cfg.seeds}); next: vqladder video eval with the same config")
-    elif a.video_cmd == "eval":
+    elif a.action == "eval":
         V.eval_video(cfg, train_missing=a.train)
         print((cfg.dir / "results.md").read_text())
         print(f"written: {cfg.dir}/results.{{json,md}}, {cfg.dir}/strip.png")
@@ -462,9 +462,9 @@ def cmd_embed(a) -> int:
     from .experiments.matryoshka import EmbedConfig, build_index, run_embed_eval
     from .models.matryoshka import CodeIndex
 
-    if a.embed_cmd in ("eval", "build"):
+    if a.action in ("eval", "build"):
         cfg = _load(EmbedConfig, a, 'embed')
-        if a.embed_cmd == "eval":
+        if a.action == "eval":
             run_embed_eval(cfg)
             print((cfg.dir / "results.md").read_text())
             print(f"written: {cfg.dir / 'results.json'}, {cfg.dir / 'results.md'}, {cfg.dir / 'recall_vs_bytes.png'}")
@@ -472,7 +472,7 @@ def cmd_embed(a) -> int:
             build_index(cfg, a.out, a.bytes)
         return 0
     index = CodeIndex(a.index)
-    if a.embed_cmd == "encode":
+    if a.action == "encode":
         lines = [t for t in _text_input(a).splitlines() if t.strip()]
         for t, c in zip(lines, index.encode(lines)):
             print(" ".join(map(str, c.tolist())) + "\t" + t[:80])
@@ -529,24 +529,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="rebuild an existing data directory")
     s.set_defaults(func=cmd_prepare)
 
-    s = sub.add_parser("train", help="train a compressor from a YAML config",
-                       description="Train a level-1 compressor. Example:\n"
-                                   "  vqladder train configs/cpu-small.yaml model.out_len=32 train.steps=500\n"
-                                   "Under torchrun: torchrun --nproc_per_node 2 -m vqladder.cli train CONFIG",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("args", nargs="*", help="CONFIG.yaml then key.sub=value overrides (e.g. model.out_len=32)")
-    s.add_argument("--resume", action="store_true", help="continue the run from its newest valid checkpoint")
-    s.set_defaults(func=cmd_train)
-
-    s = sub.add_parser("sweep", help="compression x codebook grid of compressors, with references",
-                       description="Train a grid of compressors (each cell a run directory) plus the LM / zstd /"
-                                   " unigram references, then write sweep.csv, sweep.md and plots. Rerun the same"
-                                   " command to resume.\n  vqladder sweep configs/sweep_cpu.yaml budget=5m workers=2",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("args", nargs="*", help="SWEEP.yaml then key.sub=value overrides (e.g. grid.out_len=[64,8])")
-    s.add_argument("--aggregate-only", action="store_true", help="only re-read the run directories and re-plot")
-    s.set_defaults(func=cmd_sweep)
-
     s = sub.add_parser("eval", help="held-out metrics of a trained run")
     s.add_argument("run", help="run directory (newest valid checkpoint) or a checkpoint directory")
     s.add_argument("--data", help="data directory (default: the one the run was trained on)")
@@ -596,22 +578,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fresh", action="store_true", help="discard an earlier demo run instead of reusing it")
     s.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("train-ladder", help="train a ladder (levels, upsamplers, prior, flat LM) and evaluate it",
-                       description="Train all levels (mode text: each a compressor over the tokens at its own rate; "
-                                   "multi_exit: one compressor whose exits are the levels; codes: level k+1 over "
-                                   "level k's codes), one upsampler per level, the top-level prior, a flat LM "
-                                   "matched in parameters and training FLOPs and (use_judge) a judge LM, then write "
-                                   "results.md/json (per-level table, hierarchical vs flat bits/token, generation "
-                                   "speed and sample quality, samples) into "
-                                   "<out_dir>/<name>/. Rerun the same command to resume after a kill.\n"
-                                   "  vqladder train-ladder configs/ladder_cpu.yaml\n"
-                                   "  vqladder train-ladder configs/ladder_cpu.yaml name=ladder-shakespeare "
-                                   "data.path=data/shakespeare-bpe2048 data.corpus=../shared/data/tinyshakespeare.txt "
-                                   "data.tokenizer=bpe:2048",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("args", nargs="*", help="LADDER.yaml then key.sub=value overrides (e.g. prior_train.steps=800)")
-    s.set_defaults(func=cmd_train_ladder)
-
     s = sub.add_parser("generate", help="plan with a ladder's top prior, decode down the ladder, print text",
                        description="Sample (or beam-search) top-level codes with the prior, conditioned on the "
                                    "prompt's top codes, decode them rung by rung with the upsamplers (or the VQ "
@@ -650,16 +616,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_num(int, min=0), default=0, help="sampling seed")
     s.set_defaults(func=cmd_ladder_decode)
 
-    s = sub.add_parser("plan-experiment", help="flat vs ladder planners on the rooms maze, several seeds and budgets",
-                       description="Generate the rooms-maze demonstrations, train the flat (Decision-Transformer-"
-                                   "style) and the ladder planner per seed, search held-out layouts at several "
-                                   "budgets, write results.md/json and success_vs_budget.png. Resumable.\n"
-                                   "  vqladder plan-experiment configs/plan_cpu.yaml\n"
-                                   "  vqladder plan-experiment configs/plan_cpu.yaml name=plan-hard maze.rooms=4",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("args", nargs="*", help="PLAN.yaml then key.sub=value overrides")
-    s.set_defaults(func=cmd_plan_experiment)
-
     s = sub.add_parser("plan", help="plan one maze episode with a trained planner and draw it",
                        description="Show one episode: the plan codes (ladder), the decoded moves, an ASCII "
                                    "rendering and the validator's verdict.\n"
@@ -677,65 +633,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--goal", help="goal cell ROW,COL")
     s.set_defaults(func=cmd_plan)
 
-    s = sub.add_parser("variable", help="variable-length codes (entropy / learned boundaries) vs fixed rate",
-                       description="Train one variable-rate compressor per boundary method (fixed | entropy | "
-                                   "learned) and target ratio (tokens per code) on the same windows; report "
-                                   "held-out accuracy, achieved ratio and bits/token with the boundary bits "
-                                   "counted, the fixed baseline at equal bits, plots and a boundary rendering. "
-                                   "Resumable.\n"
-                                   "  vqladder variable configs/variable_cpu.yaml\n"
-                                   "  vqladder variable configs/variable_cpu.yaml name=variable-synth synthetic.enabled=true\n"
-                                   "  vqladder variable configs/variable_cpu.yaml targets=[4] methods=[fixed,learned]",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("args", nargs="*", help="VARIABLE.yaml then key.sub=value overrides")
-    s.set_defaults(func=cmd_variable)
+    from .experiments import EXPERIMENTS
 
-    s = sub.add_parser("video", help="pixel videos: latent vs pixel prediction, probes of each level",
-                       description="Small algorithmic videos with known state (balls, sprites, life, colour).\n"
-                                   "  vqladder video generate configs/video_cpu.yaml      clips + a preview PNG\n"
-                                   "  vqladder video train configs/video_cpu.yaml         level 1, level 2, both predictors\n"
-                                   "  vqladder video eval configs/video_cpu.yaml          tables, results.md, strip.png\n"
-                                   "  vqladder video show configs/video_cpu.yaml --clip 3 one held-out clip, predicted\n"
-                                   "Other data: data.kind=life|sprites|colour name=video-life (key=value overrides).",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    vsub = s.add_subparsers(dest="video_cmd", required=True, metavar="ACTION", parser_class=_Parser)
-    for name, hlp in (("generate", "generate (and cache) the clips, write a preview PNG"),
-                      ("train", "train level 1, level 2, the latent and the pixel predictor for every seed"),
-                      ("eval", "evaluate trained seeds: prediction vs horizon, probes, times -> results.md"),
-                      ("show", "draw truth vs latent vs pixel rollouts of one held-out clip")):
-        v = vsub.add_parser(name, help=hlp)
-        v.add_argument("args", nargs="*", help="VIDEO.yaml then key.sub=value overrides")
-        if name in ("generate", "show"):
-            v.add_argument("--out", help="PNG path")
-        if name == "show":
-            v.add_argument("--seed", type=_num(int, min=0), default=0, help="trained seed")
-            v.add_argument("--clip", type=_num(int, min=0), default=0, help="held-out clip index")
-        if name == "eval":
-            v.add_argument("--train", action="store_true", help="train missing stages first instead of failing")
-    s.set_defaults(func=cmd_video)
-
-    s = sub.add_parser("embed", help="codes over Matryoshka embeddings: eval vs FAISS, build an index, encode, search",
-                       description="  vqladder embed eval configs/embed_cpu.yaml      recall vs bytes, ours vs FAISS\n"
-                                   "  vqladder embed build configs/embed_cpu.yaml --out runs/embed-index --bytes 16\n"
-                                   "  vqladder embed encode runs/embed-index --text 'To be, or not to be'\n"
-                                   "  vqladder embed search runs/embed-index --query 'sorting a list' -k 5",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    esub = s.add_subparsers(dest="embed_cmd", required=True, metavar="ACTION", parser_class=_Parser)
-    e = esub.add_parser("eval", help="the comparison table and plot")
-    e.add_argument("args", nargs="*", help="EMBED.yaml then key.sub=value overrides")
-    e = esub.add_parser("build", help="build a searchable index of our codes")
-    e.add_argument("args", nargs="*", help="EMBED.yaml then key.sub=value overrides")
-    e.add_argument("--out", required=True, help="index directory")
-    e.add_argument("--bytes", type=_num(int, min=1), default=16, help="bytes (1-byte codes) per vector")
-    e = esub.add_parser("encode", help="texts (one per line) -> codes, coarse to fine")
-    e.add_argument("index", help="index directory")
-    e.add_argument("--text", help="text (default: stdin), one text per line")
-    e = esub.add_parser("search", help="nearest database texts of a query, by decoded codes")
-    e.add_argument("index", help="index directory")
-    e.add_argument("--query", required=True, help="query text")
-    e.add_argument("-k", type=_num(int, min=1), default=5, help="results")
-    s.set_defaults(func=cmd_embed)
+    handlers = {"train": cmd_train, "sweep": cmd_sweep, "train-ladder": cmd_train_ladder,
+                "plan-experiment": cmd_plan_experiment, "variable": cmd_variable, "video": cmd_video,
+                "embed": cmd_embed}
+    for e in EXPERIMENTS.values():  # every experiment's command, from the registry
+        s = sub.add_parser(e.command, help=e.help, description=e.description or None,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        config_help = f"{e.name} CONFIG.yaml, then key.sub=value overrides (e.g. name=other)"
+        if e.actions:
+            asub = s.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
+            for act in e.actions:
+                v = asub.add_parser(act.name, help=act.help)
+                if act.config:
+                    v.add_argument("args", nargs="*", help=config_help)
+                for arg in act.args:
+                    _add_arg(v, arg)
+        else:
+            s.add_argument("args", nargs="*", help=config_help)
+            for arg in e.args:
+                _add_arg(s, arg)
+        s.set_defaults(func=handlers[e.command])
     return p
+
+
+def _add_arg(parser, arg) -> None:
+    """One registry ``Arg`` on an argparse parser (``num``: a checked number, see ``_num``)."""
+    kw = dict(arg.kw)
+    if arg.num is not None:
+        typ, bounds = arg.num
+        kw["type"] = _num(typ, **bounds)
+    parser.add_argument(*arg.flags, help=arg.help, **kw)
 
 
 def _error_log(exc: BaseException) -> Path:
