@@ -175,6 +175,8 @@ def tiny_plan(tmp_path_factory):
         "value": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
         "subgoal": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
         "search": {"budgets": [1, 2], "scorers": ["likelihood", "verifier", "value", "value+verifier"]},
+        "segments": {"methods": ["learned", "entropy"], "model": {"d_model": 32, "n_heads": 2}, "train": small,
+                     "entropy_lm_train": small},
     })
     logs = []
     return cfg, run_plan_experiment(cfg, log=logs.append), logs
@@ -209,6 +211,9 @@ def test_both_contenders_train_and_respect_budgets(tiny_plan):
     assert dg["value_mae"] >= 0 and -1 <= dg["value_spearman"] <= 1 and "moves-to-go error" in md
     b = meta["boundaries"]
     assert b["crossings"] > 0 and all(0 <= b[k] <= 1 for k in ("fixed", "entropy", "chance"))
+    seg = meta["segments"]  # variable-length codes of moves, both boundary methods, measured on the same plans
+    assert set(seg) == {"learned", "entropy"} and "Variable-length codes of moves" in md
+    assert all(v["crossings"] == b["crossings"] and 0 <= v["hit"] <= 1 and v["segments_per_plan"] >= 1 for v in seg.values())
 
 
 def test_plan_cli_shows_an_episode(tiny_plan, capsys):
@@ -294,3 +299,33 @@ def test_room_crossings_and_boundary_hits_on_a_planted_episode():
     assert room_crossings((0, 0), [D, D, D, R], 3) == [2]  # down across the horizontal wall
     assert boundary_hits([2], {0, 4}) == [False]
     assert boundary_hits([2], {0, 3}) == [True] and boundary_hits([2], {2}) == [True]
+
+
+def test_segment_boundaries_on_a_planted_episode():
+    """Variable-length codes against the maze: the only shortest plan from (0,0) to (0,3) is R R R, which
+    crosses from room (0,0) into room (0,1) on move 1. A segmenter that starts segments at moves 0 and 2 hits the
+    crossing; one with a single segment misses it; chance is drawn at each segmenter's own count of starts."""
+    from types import SimpleNamespace
+
+    from vqladder.data.maze import EpisodeCodec
+    from vqladder.eval.planning import segment_alignment
+
+    class Seg(torch.nn.Module):
+        def __init__(self, at):
+            super().__init__()
+            self.at = at
+
+        def forward(self, moves):
+            starts = torch.zeros(moves.shape, dtype=torch.bool)
+            starts[:, self.at] = True
+            return torch.nn.functional.one_hot(moves, 5).float(), SimpleNamespace(starts=starts)
+
+    lay = _two_rooms(door=0)
+    codec = EpisodeCodec(lay.cfg)
+    assert lay.shortest_path((0, 0), (0, 3)) == [R, R, R]
+    cond = codec.cond(lay, (0, 0), (0, 3), 3)[None]
+    res = segment_alignment({"two": Seg([0, 2]), "one": Seg([0])}, cond, codec, room=2)
+    assert res["two"]["crossings"] == 1 and res["two"]["hit"] == 1.0 and res["one"]["hit"] == 0.0
+    assert res["two"]["segments_per_plan"] == 2 and res["two"]["moves_per_segment"] == 1.5
+    # chance keeps move 0 as a start and draws the rest from moves 1..2: one start never hits, two always do
+    assert res["one"]["chance"] == 0.0 and res["two"]["chance"] == pytest.approx(1.0) and res["two"]["plan_exact"] == 1.0

@@ -17,6 +17,7 @@ import torch
 from ..data.maze import DELTA, MOVES, EpisodeCodec, validate
 from ..errors import VQLadderError
 from ..models.planners import ValueScorer, Verifier
+from ..nn import eval_mode
 
 
 def make_scorer(name: str, cfg, planners: dict, cond, lay, start, goal):
@@ -200,3 +201,44 @@ def boundary_alignment(cfg, planners: dict, test_cond: np.ndarray) -> dict:
             hit["chance"] += [h / 20 for h in boundary_hits(cross, b)]
     n = len(hit["fixed"])
     return {"crossings": n, **{k: (float(np.sum(v) / n) if n else float("nan")) for k, v in hit.items()}}
+
+
+@torch.no_grad()
+def segment_alignment(segmenters: dict, test_cond: np.ndarray, codec: EpisodeCodec, room: int,
+                      chance_draws: int = 20, seed: int = 0) -> dict:
+    """Variable-length codes of moves against the maze: for each trained segmenter (``VariableCompressor`` over
+    whole move sequences, by boundary method) on the held-out tasks' shortest plans, how often a room crossing is
+    hit by a segment start (at the crossing move or the next, as for fixed chunks), beside chance at the *same*
+    number of segment starts per plan (the first at move 0, as the model's, the others drawn at random,
+    ``chance_draws`` draws); how many segments a plan gets and their
+    mean length; and how exactly the plan's moves decode from its codes and lengths (whole plan)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, model in segmenters.items():
+        hit, chance, n_seg, lengths, exact = [], [], [], [], []
+        for cond in test_cond:
+            lay, s, g, _ = codec.decode_cond(cond)
+            path = lay.shortest_path(tuple(s), tuple(g)) or []
+            if len(path) < 2:
+                continue
+            moves = torch.from_numpy(codec.moves(path))[None]
+            with eval_mode(model):
+                logits, q = model(moves)
+            starts = set(np.flatnonzero(q.starts[0, :len(path)].numpy()).tolist())
+            n_seg.append(len(starts))
+            lengths.append(len(path) / max(len(starts), 1))
+            exact.append(bool((logits.argmax(-1)[0, :len(path)] == moves[0, :len(path)]).all()))
+            cross = room_crossings(s, path, room)
+            if not cross:
+                continue
+            hit += boundary_hits(cross, starts)
+            for _ in range(chance_draws):  # move 0 starts a segment, as in the model; the others drawn at random
+                b = {0} | set((1 + rng.choice(len(path) - 1, size=min(len(starts), len(path)) - 1, replace=False)).tolist())
+                chance += [h / chance_draws for h in boundary_hits(cross, b)]
+        n = len(hit)
+        out[name] = {"crossings": n, "hit": float(np.sum(hit) / n) if n else float("nan"),
+                     "chance": float(np.sum(chance) / n) if n else float("nan"),
+                     "segments_per_plan": float(np.mean(n_seg)) if n_seg else float("nan"),
+                     "moves_per_segment": float(np.mean(lengths)) if lengths else float("nan"),
+                     "plan_exact": float(np.mean(exact)) if exact else float("nan")}
+    return out

@@ -37,7 +37,7 @@ seeds.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,15 +46,24 @@ import torch
 from ..config import NonNegFloat, NonNegInt, PosFloat, PosInt, RunName, save_yaml, to_dict
 from ..data.maze import END, EpisodeCodec, MazeConfig, plan_tasks
 from ..errors import VQLadderError
-from ..eval.planning import boundary_alignment, diagnostics, evaluate, example_episodes
+from ..eval.planning import boundary_alignment, diagnostics, evaluate, example_episodes, segment_alignment
 from ..io import atomic_save_npy, atomic_save_npz, atomic_write_json, atomic_write_text, claim_run_dir
-from ..models import CodePrior, CompressorConfig, PlanValue, PriorConfig, SequenceCompressor, ValueConfig
+from ..models import (
+    CausalLM,
+    CodePrior,
+    CompressorConfig,
+    PlanValue,
+    PriorConfig,
+    SequenceCompressor,
+    ValueConfig,
+)
 from ..models.planners import FlatPlanner, LadderPlanner, SubgoalPlanner, subgoal_rows
 from ..models.value import value_rows
+from ..models.variable import VariableCompressor, VariableConfig
 from ..quantize import QuantizerConfig
 from ..report.planning import _plot, _plot_length, plan_markdown
 from ..train import TrainerConfig
-from ..train.stage import stage_results, stderr_log
+from ..train.stage import stage_results, stage_state, stderr_log
 from .stages import train_rows
 
 
@@ -108,6 +117,18 @@ SCORERS = ("likelihood", "verifier", "value", "value+verifier")
 
 
 @dataclass
+class SegmentSpec:
+    """Variable-length codes of moves (``models.variable``), trained on the first seed's demonstrations at
+    ``ladder.chunk`` moves per code, to measure whether content-chosen boundaries fall on room crossings."""
+    methods: list[str] = field(default_factory=list)  # learned | entropy (empty: none trained)
+    model: VariableConfig = field(default_factory=lambda: VariableConfig(
+        d_model=64, n_heads=2, enc_layers=1, latent_layers=1, dec_layers=1,
+        quantizer=QuantizerConfig(kind="fsq", codebook_size=1024)))
+    train: TrainerConfig = field(default_factory=_tc(steps=1500, lr=3e-3))
+    entropy_lm_train: TrainerConfig = field(default_factory=_tc(steps=600))  # its next-move LM (entropy)
+
+
+@dataclass
 class SearchConfig:
     budgets: list[int] = field(default_factory=lambda: [1, 4, 16])  # x max_moves model evaluations
     methods: list[str] = field(default_factory=lambda: ["beam", "sample"])
@@ -132,6 +153,7 @@ class PlanConfig:
     contenders: list[str] = field(default_factory=lambda: ["flat", "ladder", "subgoal"])
     subgoal: SubgoalSpec = field(default_factory=SubgoalSpec)  # the subgoal contender's low-level decoder
     value: ValueSpec = field(default_factory=ValueSpec)   # the learned value (trained when a value scorer is searched)
+    segments: SegmentSpec = field(default_factory=SegmentSpec)  # variable-length codes of moves (boundary alignment)
     search: SearchConfig = field(default_factory=SearchConfig)
     threads: NonNegInt = 0                  # torch threads (0 = default)
 
@@ -159,6 +181,9 @@ class PlanConfig:
         for s in self.search.scorers:
             if s not in SCORERS:
                 raise VQLadderError(f"scorer must be one of {', '.join(SCORERS)}, got {s!r}")
+        for m in self.segments.methods:
+            if m not in ("learned", "entropy"):
+                raise VQLadderError(f"segments.methods must be learned or entropy, got {m!r}")
 
 
 def build_data(cfg: PlanConfig) -> dict:
@@ -232,6 +257,29 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     return {**planners, "params": params, "code_exact": exact, "value": value, "train_flops": flops}
 
 
+def train_segmenters(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
+    """One variable-length compressor of whole move sequences per ``segments.methods`` (entropy boundaries: a
+    next-move LM trained first, its threshold calibrated on training plans)."""
+    codec, T = EpisodeCodec(cfg.maze), cfg.maze.max_moves
+    d, moves = cfg.dir / f"seed{seed}", data["train_moves"].astype(np.int64)
+    out = {}
+    for m in cfg.segments.methods:
+        vc = replace(cfg.segments.model, vocab_size=codec.move_vocab, in_len=T, target_ratio=float(cfg.ladder.chunk),
+                     boundary=m, seed=seed)
+        vc.validate()
+        model = VariableCompressor(vc)
+        if m == "entropy" and stage_state(d / "segments-entropy") != "done":
+            lt = TrainerConfig(**{**to_dict(cfg.segments.entropy_lm_train), "seed": seed})
+            lm = train_rows(f"seed {seed}: next-move LM (entropy boundaries)", d / "segments-entropy-lm",
+                            CausalLM(model.entropy_lm.config), lt, moves, log)
+            model.entropy_lm.load_state_dict(lm.state_dict())
+            log(f"seed {seed}: entropy threshold {model.calibrate(torch.from_numpy(moves[:2048])):.3f} nats")
+        t = TrainerConfig(**{**to_dict(cfg.segments.train), "seed": seed})
+        out[m] = train_rows(f"seed {seed}: variable-length codes of moves ({m} boundaries)", d / f"segments-{m}",
+                            model, t, moves, log)
+    return out
+
+
 def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
     log = log or stderr_log("plan")
     cfg.validate()
@@ -252,6 +300,9 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
                       "train_flops": planners["train_flops"]}
         if seed == cfg.seeds[0]:
             meta[seed]["boundaries"] = boundary_alignment(cfg, planners, data["test_cond"])
+            if cfg.segments.methods:
+                meta[seed]["segments"] = segment_alignment(train_segmenters(cfg, data, seed, log), data["test_cond"],
+                                                           EpisodeCodec(cfg.maze), cfg.maze.room)
         meta[seed]["diagnostics"] = diagnostics(cfg, planners, data["test_cond"])
         tasks = data["test_cond"][:cfg.search.max_tasks] if cfg.search.max_tasks > 0 else data["test_cond"]
         if seed == cfg.seeds[0] and cfg.search.examples and not (cfg.dir / "episodes.json").is_file():

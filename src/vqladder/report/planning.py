@@ -58,6 +58,15 @@ def plan_markdown(res: dict, cfg) -> str:
                   f"is hit when a code starts at the crossing move or the next): fixed {cfg.ladder.chunk}-move chunks "
                   f"{bnd['fixed']:.2f}, entropy boundaries of the flat model {bnd['entropy']:.2f}, chance "
                   f"{bnd['chance']:.2f}.", ""]
+    seg = res["meta"][seeds[0]].get("segments") or {}
+    if seg:
+        lines += ["Variable-length codes of moves (target {0} moves per code; held-out shortest plans): a room "
+                  "crossing hit when a segment starts at the crossing move or the next, against chance at the same "
+                  "number of starts per plan (move 0 always a start):".format(cfg.ladder.chunk), "",
+                  "| boundaries | crossings hit | chance | segments per plan | moves per segment | plans decoded exactly |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {m} | {v['hit']:.2f} | {v['chance']:.2f} | {v['segments_per_plan']:.2f} | "
+                  f"{v['moves_per_segment']:.2f} | {v['plan_exact']:.2f} |" for m, v in seg.items()] + [""]
     diag = [res["meta"][s].get("diagnostics") for s in seeds]
     if all(diag):
         def per_seed(key, fmt=".2f"):
