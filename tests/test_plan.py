@@ -175,6 +175,7 @@ def tiny_plan(tmp_path_factory):
         "value": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
         "subgoal": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
         "search": {"budgets": [1, 2], "scorers": ["likelihood", "verifier", "value", "value+verifier"]},
+        "match_flops": True,
         "segments": {"methods": ["learned", "entropy"], "model": {"d_model": 32, "n_heads": 2}, "train": small,
                      "entropy_lm_train": small},
     })
@@ -206,6 +207,8 @@ def test_both_contenders_train_and_respect_budgets(tiny_plan):
     meta = res["meta"][0] if 0 in res["meta"] else res["meta"]["0"]
     assert set(meta["train_flops"]) == {"flat", "ladder_compressor", "ladder_prior", "subgoal_decoder", "value"}
     assert all(v > 0 for v in meta["train_flops"].values())
+    f = meta["train_flops"]  # match_flops: the flat planner's steps bought with the ladder's counted FLOPs
+    assert f["flat"] == pytest.approx(f["ladder_compressor"] + f["ladder_prior"], rel=0.1)
     dg = meta["diagnostics"]
     assert 0 <= dg["ladder_code_exact"] <= 1 and 0 <= dg["subgoal_code_exact"] <= 1
     assert dg["value_mae"] >= 0 and -1 <= dg["value_spearman"] <= 1 and "moves-to-go error" in md

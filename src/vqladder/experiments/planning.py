@@ -63,6 +63,7 @@ from ..models.variable import VariableCompressor, VariableConfig
 from ..quantize import QuantizerConfig
 from ..report.planning import _plot, _plot_length, plan_markdown
 from ..train import TrainerConfig
+from ..train.flops import flops_per_token
 from ..train.stage import stage_results, stage_state, stderr_log
 from .stages import train_rows
 
@@ -156,6 +157,8 @@ class PlanConfig:
     segments: SegmentSpec = field(default_factory=SegmentSpec)  # variable-length codes of moves (boundary alignment)
     search: SearchConfig = field(default_factory=SearchConfig)
     threads: NonNegInt = 0                  # torch threads (0 = default)
+    match_flops: bool = False  # the flat planner's steps set so its training FLOPs (counted) equal the ladder's
+                               # (compressor + prior); else flat.train.steps as given
 
     @property
     def dir(self) -> Path:
@@ -203,8 +206,6 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     rows_flat = np.concatenate([data["train_cond"], data["train_moves"]], 1)
     fc = PriorConfig(**{**to_dict(cfg.flat.model), "vocab_size": codec.move_vocab, "cond_vocab": codec.cond_vocab,
                         "cond_len": codec.cond_len, "context": T, "seed": seed})
-    ft = TrainerConfig(**{**to_dict(cfg.flat.train), "seed": seed})
-    flat = train_rows(f"seed {seed}: flat planner", d / "flat", CodePrior(fc), ft, rows_flat, log)
     qc = cfg.ladder.compressor.quantizer
     cc = CompressorConfig(**{**to_dict(cfg.ladder.compressor), "quantizer": QuantizerConfig(**to_dict(qc)),
                              "vocab_size": codec.move_vocab, "in_len": T, "out_len": T // ch, "seed": seed})
@@ -223,6 +224,15 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     pt = TrainerConfig(**{**to_dict(cfg.ladder.prior_train), "seed": seed})
     prior = train_rows(f"seed {seed}: ladder top prior (codes)", d / "ladder_prior", CodePrior(pc), pt,
                    np.concatenate([data["train_cond"], codes], 1), log)
+    ft = TrainerConfig(**{**to_dict(cfg.flat.train), "seed": seed})
+    flat = CodePrior(fc)
+    if cfg.match_flops:  # the ladder's counted training FLOPs buy the flat planner its steps
+        ladder_f = sum(stage_results(d / k).get("train_flops", 0.0) for k in ("ladder_level1", "ladder_prior"))
+        per_step = flops_per_token(flat, torch.zeros(ft.batch_size, rows_flat.shape[1], dtype=torch.long)) \
+            * ft.batch_size * rows_flat.shape[1]
+        if ladder_f and per_step:
+            ft = TrainerConfig(**{**to_dict(ft), "steps": max(1, round(ladder_f / per_step))})
+    flat = train_rows(f"seed {seed}: flat planner ({ft.steps} steps)", d / "flat", flat, ft, rows_flat, log)
     with torch.no_grad():  # how faithful is the level-1 code? (fraction of training plans decoded exactly)
         sub = torch.from_numpy(data["train_moves"][:512].astype(np.int64))
         exact = float((comp.decode(comp.encode(sub)).argmax(-1) == sub).all(1).float().mean())

@@ -46,7 +46,9 @@ def plan_markdown(res: dict, cfg) -> str:
              + (f" Learned value: {p['value']:,} parameters, shared by all." if "value" in p else ""), ""]
     if flops:
         ladder_f = flops.get("ladder_compressor", 0) + flops.get("ladder_prior", 0)
-        lines += [f"Training compute (FLOPs, counted; seed {seeds[0]}): flat {flops.get('flat', 0):.3g}; ladder "
+        lines += [f"Training compute (FLOPs, counted; seed {seeds[0]}"
+                  + ("; the flat planner's steps matched to the ladder's FLOPs" if getattr(cfg, "match_flops", False)
+                     else "") + f"): flat {flops.get('flat', 0):.3g}; ladder "
                   f"{ladder_f:.3g} (compressor {flops.get('ladder_compressor', 0):.3g} + prior "
                   f"{flops.get('ladder_prior', 0):.3g}) = {ladder_f / max(flops.get('flat', 0), 1):.2f}x the flat model's"
                   + (f"; subgoal: the ladder's + its decoder {flops['subgoal_decoder']:.3g} = "
