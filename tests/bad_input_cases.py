@@ -81,6 +81,8 @@ CASES = [
     ("planning budget of zero", "plan-experiment search.budgets=[0] out_dir={tmp}/p", "budget multiples must be > 0"),
     ("unknown planning search method", "plan-experiment search.methods=[astar] out_dir={tmp}/p",
      "search method must be beam or sample"),
+    ("unknown move-segment boundary method", "plan-experiment segments.methods=[fixed] out_dir={tmp}/p",
+     "segments.methods must be learned or entropy"),
     ("variable target ratio below 1", "variable targets=[0.5] out_dir={tmp}/v", "must be between 1 and the chunk length"),
     ("variable target ratio above the chunk", "variable chunk=16 targets=[32] out_dir={tmp}/v",
      "must be between 1 and the chunk length 16"),
