@@ -63,7 +63,7 @@ from ..models.variable import VariableCompressor, VariableConfig
 from ..quantize import QuantizerConfig
 from ..report.planning import _plot, _plot_length, plan_markdown
 from ..train import TrainerConfig
-from ..train.flops import flops_per_token
+from ..train.flops import step_flops
 from ..train.stage import stage_results, stage_state, stderr_log
 from .stages import train_rows
 
@@ -228,8 +228,7 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     flat = CodePrior(fc)
     if cfg.match_flops:  # the ladder's counted training FLOPs buy the flat planner its steps
         ladder_f = sum(stage_results(d / k).get("train_flops", 0.0) for k in ("ladder_level1", "ladder_prior"))
-        per_step = flops_per_token(flat, torch.zeros(ft.batch_size, rows_flat.shape[1], dtype=torch.long)) \
-            * ft.batch_size * rows_flat.shape[1]
+        per_step = step_flops(flat, ft.batch_size, rows_flat.shape[1])
         if ladder_f and per_step:
             ft = TrainerConfig(**{**to_dict(ft), "steps": max(1, round(ladder_f / per_step))})
     flat = train_rows(f"seed {seed}: flat planner ({ft.steps} steps)", d / "flat", flat, ft, rows_flat, log)
