@@ -16,7 +16,7 @@ def tiny_run_config(data_path, out_dir, name="t", kind="fsq", steps=40, out_len=
     return build(RunConfig, {
         "name": name, "out_dir": str(out_dir),
         "data": data,
-        "model": {"in_len": 32, "out_len": out_len, "d_model": 32, "n_heads": 2, "enc_layers": 1, "latent_layers": 1,
+        "model": {"in_len": 32, "out_len": out_len, "d_model": 32, "n_heads": 2, "downsample": "pool", "enc_layers": 1, "latent_layers": 1,
                   "dec_layers": 1, "quantizer": {"kind": kind, "codebook_size": 256, "codebook_dim": 8}},
         "train": {"steps": steps, "batch_size": 16, "lr": 3e-3, "warmup": 5, "eval_every": -1, "ckpt_every": -1,
                   "log_every": 5, "progress": False, "precision": "fp32", **train},

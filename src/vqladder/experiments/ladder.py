@@ -63,9 +63,11 @@ from ..train.stage import params, run_stage, stderr_log
 
 def _default_levels():
     return [
-        LevelSpec(CompressorConfig(in_len=128, out_len=32, d_model=128, n_heads=2),
+        LevelSpec(CompressorConfig(in_len=128, out_len=32, d_model=128, n_heads=2, downsample="pool", enc_layers=2,
+                                   dec_layers=2),
                   TrainerConfig(steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100)),
-        LevelSpec(CompressorConfig(in_len=128, out_len=8, d_model=128, n_heads=2),
+        LevelSpec(CompressorConfig(in_len=128, out_len=8, d_model=128, n_heads=2, downsample="pool", enc_layers=2,
+                                   dec_layers=2),
                   TrainerConfig(steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100)),
     ]
 

@@ -92,7 +92,7 @@ class FlatSpec:
 class LadderSpec:
     chunk: PosInt = 4                    # moves per level-1 code
     compressor: CompressorConfig = field(default_factory=lambda: CompressorConfig(
-        d_model=64, n_heads=2, enc_layers=1, latent_layers=1, dec_layers=1,
+        d_model=64, n_heads=2, downsample="pool", enc_layers=1, latent_layers=1, dec_layers=1,
         quantizer=QuantizerConfig(kind="fsq", codebook_size=1024)))
     compressor_train: TrainerConfig = field(default_factory=_tc(steps=3000, lr=3e-3))  # 800 steps: 9% exact plans
     prior: PriorConfig = field(default_factory=lambda: PriorConfig(d_model=128, n_heads=2, n_layers=4))
@@ -274,7 +274,7 @@ def train_segmenters(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     out = {}
     for m in cfg.segments.methods:
         vc = replace(cfg.segments.model, vocab_size=codec.move_vocab, in_len=T, target_ratio=float(cfg.ladder.chunk),
-                     boundary=m, seed=seed)
+                     boundary=m, seed=seed, pad_id=END)  # the ratio is over the plan's moves, not its END padding
         vc.validate()
         model = VariableCompressor(vc)
         if m == "entropy" and stage_state(d / "segments-entropy") != "done":

@@ -73,7 +73,7 @@ def _tc(**kw):
 class Level2Config:
     tubelet: PosInt = 4                  # frames per tubelet: one level-2 code per patch per `tubelet` frames
     model: CompressorConfig = field(default_factory=lambda: CompressorConfig(
-        d_model=64, n_heads=2, enc_layers=1, latent_layers=1, dec_layers=1,
+        d_model=64, n_heads=2, downsample="pool", enc_layers=1, latent_layers=1, dec_layers=1,
         quantizer=QuantizerConfig(kind="fsq", codebook_size=1024)))
 
 

@@ -2,14 +2,14 @@
 
 Axes: b batch, n = in_len symbols, m = out_len codes, r = n / m symbols per code, d model width, v vocab.
 
-Two ways down from n to m (``downsample``):
-  * ``pool`` (default) — an hourglass: a bidirectional transformer over the n symbols (with an
+Three ways down from n to m (``downsample``):
+  * ``pool`` — an hourglass (the default until issue #16): a bidirectional transformer over the n symbols (with an
     offset-in-segment embedding so pooling keeps order), mean-pool each run of r symbols into one slot,
     a transformer over the m slots, quantise. The decoder mirrors it: transformer over m codes, repeat each
     r times (+ offset embedding), transformer over n, logits. Code i describes symbols [i*r, (i+1)*r): codes
     are local, which is what stacking levels and variable-length segments need, and cost grows with n only
     in the outer blocks.
-  * ``segment`` — local-first: the r token embeddings of each segment (width ``tok_dim``) are concatenated and
+  * ``segment`` (default) — local-first: the r token embeddings of each segment (width ``tok_dim``) are concatenated and
     mixed by a residual MLP (``seg_layers`` blocks), so every transformer block then runs over the m segments,
     not the n tokens (``latent_layers`` context blocks on each side of the quantiser); the decoder mirrors it
     and projects each segment back to r token vectors. ``enc_layers`` / ``dec_layers`` add thin token-level
@@ -67,12 +67,12 @@ class CompressorConfig:
     out_len: PosInt = 32                 # M: codes per chunk (compression = in_len / out_len)
     d_model: PosInt = 256                # transformer width
     n_heads: PosInt = 4                  # attention heads
-    enc_layers: NonNegInt = 2               # blocks over the N symbols (encoder side)
+    enc_layers: NonNegInt = 0               # blocks over the N symbols (encoder side; query needs >= 1)
     latent_layers: NonNegInt = 2            # blocks over the M slots, on each side of the quantiser
-    dec_layers: NonNegInt = 2               # blocks over the N positions (decoder side)
+    dec_layers: NonNegInt = 0               # blocks over the N positions (decoder side; query needs >= 1)
     mlp_ratio: PosFloat = 4.0            # MLP hidden = mlp_ratio x d_model (SwiGLU keeps params equal)
     dropout: HalfOpenUnit = 0.0              # attention dropout
-    downsample: str = "pool"          # pool (hourglass) | segment (local-first) | query (learned latents, global)
+    downsample: str = "segment"       # segment (local-first) | pool (hourglass) | query (learned latents, global)
     seg_layers: NonNegInt = 2         # segment: residual MLP blocks per segment, each side of the context blocks
     tok_dim: PosInt = 64              # segment: width of the token embeddings / token-level blocks
     decoder: str = "parallel"         # parallel (all tokens at once) | autoregressive (codes + previous tokens)
@@ -90,6 +90,9 @@ class CompressorConfig:
             raise VQLadderError(f"model.downsample must be pool, segment or query, got {self.downsample!r}")
         if self.decoder not in ("parallel", "autoregressive"):
             raise VQLadderError(f"model.decoder must be parallel or autoregressive, got {self.decoder!r}")
+        if self.downsample == "query" and not (self.enc_layers and self.dec_layers):
+            raise VQLadderError("model.downsample=query needs model.enc_layers and model.dec_layers >= 1 (the latents "
+                                "see the tokens only through them)")
         if self.decoder == "autoregressive" and self.downsample != "pool":
             raise VQLadderError("model.decoder=autoregressive needs model.downsample=pool")
         if self.downsample == "segment" and (self.enc_layers or self.dec_layers) and self.tok_dim % 32:
