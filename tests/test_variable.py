@@ -17,6 +17,7 @@ from vqladder.models import CausalLM, LMConfig, VariableCompressor, VariableConf
 from vqladder.models.variable import (
     boundary_bits,
     cap_segments,
+    content_mask,
     entropy_starts,
     pool_segments,
     ratio_loss,
@@ -154,6 +155,34 @@ def test_ratio_loss_gradient_sign():
     p.grad = None
     ratio_loss(torch.eye(16, dtype=torch.bool)[:1], p, 4.0).backward()  # too few: push p up
     assert float(p.grad.sum()) < 0
+
+
+def test_padding_counts_toward_neither_the_ratio_loss_nor_the_calibration(monkeypatch):
+    """Issue #19: a plan of 7 moves + END padded with END to 16 positions. With ``pad_id`` the ratio loss sees the
+    8 content positions only (F = 3/8, not 3/16), and the entropy calibration asks for target-ratio segments over
+    the content, so the padding no longer pushes the boundaries into the moves."""
+    END = 4
+    tok = torch.tensor([[0, 1, 2, 3, 0, 1, 2, END] + [END] * 8])
+    mask = content_mask(tok, END)
+    assert mask.sum() == 8 and mask[0, :8].all() and not mask[0, 8:].any()
+    assert content_mask(tok, -1).all()
+    starts = torch.zeros(1, 16, dtype=torch.bool)
+    starts[0, [0, 2, 4]] = True
+    p = torch.full((1, 16), 0.5)
+    f, g, n = 3 / 8, 0.5, 4.0
+    assert float(ratio_loss(starts, p, n, mask)) == pytest.approx(n / (n - 1) * ((n - 1) * f * g + (1 - f) * (1 - g)))
+    assert float(ratio_loss(starts, p, n, mask)) != pytest.approx(float(ratio_loss(starts, p, n)))
+
+    m = VariableCompressor(_cfg(boundary="entropy", target_ratio=4, vocab_size=8, in_len=16, pad_id=END))
+    h = torch.arange(16, dtype=torch.float32).expand(64, 16).clone()  # position t has entropy t
+    monkeypatch.setattr(m, "token_entropy", lambda x: h)
+    x = tok.expand(64, 16)
+    thr = m.calibrate(x)
+    # content = positions 0..7: 8 / 4 - 1 = 1 start wanted among positions 1..7, so the threshold sits at the
+    # top 1/7 of entropies 1..7 (about 6); without the pad_id it would ask for 3 of 15 among 1..15
+    assert 5.9 <= thr <= 7.0
+    m.config.pad_id = -1
+    assert m.calibrate(x) > 11.0
 
 
 def test_router_gets_gradient_from_reconstruction():

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Annotated, Check, NonNegFloat, NonNegInt, PosFloat, PosInt
+from ..config import Annotated, Check, NonNegFloat, NonNegInt, OptNonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
 from ..nn import Block, RMSNorm, check_heads, eval_mode, init_weights_, seeded
 from ..quantize import Quantized, QuantizerConfig, build_quantizer
@@ -58,6 +58,8 @@ class VariableConfig:
     boundary: str = "learned"         # fixed | entropy | learned
     max_segment: NonNegInt = 0              # longest segment in tokens; 0 = min(in_len, 4 x target_ratio)
     ratio_weight: NonNegFloat = 1.0         # weight of the ratio loss (learned boundaries); 0.1 let the router drift to ~2x more segments
+    pad_id: OptNonNegInt = -1               # a symbol that fills chunks after their content (the maze's END): its repeats
+    #                                         count toward neither the ratio loss nor the entropy calibration; -1 = none
     d_model: PosInt = 128                # transformer width
     n_heads: PosInt = 2                  # attention heads
     enc_layers: NonNegInt = 2               # blocks over the n tokens (encoder)
@@ -150,10 +152,22 @@ def boundary_bits(segments: torch.Tensor, n: int) -> torch.Tensor:
     return (math.log(n) + lc) / math.log(2)
 
 
-def ratio_loss(starts: torch.Tensor, p: torch.Tensor, target: float) -> torch.Tensor:
-    """H-Net's ratio loss: N/(N-1) ((N-1) F G + (1-F)(1-G)), F = fraction of starts, G = mean router probability.
-    Its gradient in G is N/(N-1) (N F - 1): it lowers the router's probabilities while more than 1/N of the
-    positions start a segment and raises them while fewer do."""
+def content_mask(tokens: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """tokens[b, n] -> bool[b, n]: False where ``pad_id`` repeats the symbol before it (padding after the content;
+    its first occurrence, e.g. a plan's END, is content). All True when ``pad_id < 0``."""
+    if pad_id < 0:
+        return torch.ones_like(tokens, dtype=torch.bool)
+    rep = (tokens[:, 1:] == pad_id) & (tokens[:, :-1] == pad_id)
+    return torch.cat([torch.ones_like(rep[:, :1]), ~rep], 1)
+
+
+def ratio_loss(starts: torch.Tensor, p: torch.Tensor, target: float, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """H-Net's ratio loss: N/(N-1) ((N-1) F G + (1-F)(1-G)), F = fraction of starts, G = mean router probability
+    (both over the ``mask``ed positions: the content, not its padding). Its gradient in G is N/(N-1) (N F - 1):
+    it lowers the router's probabilities while more than 1/N of the positions start a segment and raises them
+    while fewer do."""
+    if mask is not None:
+        starts, p = starts[mask], p[mask]
     f, g = starts.float().mean(), p.float().mean()
     if target <= 1:
         return (1 - g)  # every token its own segment
@@ -243,9 +257,11 @@ class VariableCompressor(nn.Module):
         ``target_ratio`` tokens per segment (before the max-segment cap). Returns the threshold."""
         if self.config.boundary != "entropy":
             raise VQLadderError("calibrate() is for entropy boundaries")
-        n = self.config.in_len
-        h = self.token_entropy(chunks)[:, 1:].reshape(-1).float()
-        frac = (n / self.config.target_ratio - 1) / max(n - 1, 1)  # starts wanted among positions 1..n-1
+        keep = content_mask(chunks, self.config.pad_id)[:, 1:]  # positions 1..n-1 of each chunk's content
+        h = self.token_entropy(chunks)[:, 1:][keep].float()
+        length = keep.sum(1).float() + 1                           # content length of each chunk
+        # starts wanted among those positions (the first of each chunk always starts one)
+        frac = float((length / self.config.target_ratio - 1).sum() / (length - 1).sum().clamp(min=1))
         thr = float("inf") if frac <= 0 else float(torch.quantile(h[:1 << 24], 1 - min(frac, 1.0)))
         self.threshold.fill_(thr)
         return thr
@@ -361,7 +377,8 @@ class VariableCompressor(nn.Module):
                        "ratio": n / seg.mean(), "bits_per_token": (self.chunk_bits(q.segments) / n).mean().float(),
                        **q.stats}
         if q.router_p is not None:
-            rl = ratio_loss(q.starts, q.router_p, self.config.target_ratio)
+            rl = ratio_loss(q.starts, q.router_p, self.config.target_ratio,
+                            content_mask(tokens, self.config.pad_id) if self.config.pad_id >= 0 else None)
             loss = loss + self.config.ratio_weight * rl
             metrics["ratio_loss"] = rl.detach()
             metrics["router_p"] = q.router_p.detach().mean()
