@@ -174,6 +174,7 @@ def tiny_plan(tmp_path_factory):
                    "prior_train": small},
         "value": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
         "subgoal": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
+        "contenders": ["flat", "ladder", "subgoal", "rooms"],
         "search": {"budgets": [1, 2], "scorers": ["likelihood", "verifier", "value", "value+verifier"]},
         "match_flops": True,
         "segments": {"methods": ["learned", "entropy"], "model": {"d_model": 32, "n_heads": 2}, "train": small,
@@ -187,13 +188,14 @@ def test_both_contenders_train_and_respect_budgets(tiny_plan):
     cfg, res, logs = tiny_plan
     assert res["layout_overlap"] == 0
     rows = res["rows"]
-    assert {r["contender"] for r in rows} == {"flat", "ladder", "subgoal"}
-    assert len(rows) == 3 * 2 * 4 * 2
+    assert {r["contender"] for r in rows} == {"flat", "ladder", "subgoal", "rooms"}
+    assert len(rows) == 4 * 2 * 4 * 2
     # a charged scorer (the learned value) cannot afford a 1x budget for the flat beam: said, not run
     assert any(r.get("unaffordable") and r["scorer"].startswith("value") and r["budget_x"] == 1 for r in rows)
-    assert not any(r.get("unaffordable") for r in rows if not r["scorer"].startswith("value") and r["contender"] != "subgoal")
-    # the subgoal planner pays `chunk` per expanded code: a 1x budget cannot expand a whole plan
-    assert all(r.get("unaffordable") for r in rows if r["contender"] == "subgoal" and r["budget_x"] == 1)
+    assert not any(r.get("unaffordable") for r in rows
+                   if not r["scorer"].startswith("value") and r["contender"] not in ("subgoal", "rooms"))
+    # the subgoal and rooms planners pay `chunk` per expanded code: a 1x budget cannot expand a whole plan
+    assert all(r.get("unaffordable") for r in rows if r["contender"] in ("subgoal", "rooms") and r["budget_x"] == 1)
     for r in rows:
         if r.get("unaffordable"):
             continue
@@ -205,13 +207,16 @@ def test_both_contenders_train_and_respect_budgets(tiny_plan):
     assert "| ladder | beam | verifier | 2x |" in md and "| flat | beam | value | 2x |" in md
     assert "unaffordable" in md and "Training compute (FLOPs, counted" in md
     meta = res["meta"][0] if 0 in res["meta"] else res["meta"]["0"]
-    assert set(meta["train_flops"]) == {"flat", "ladder_compressor", "ladder_prior", "subgoal_decoder", "value"}
+    assert set(meta["train_flops"]) == {"flat", "ladder_compressor", "ladder_prior", "subgoal_decoder", "value",
+                                        "rooms_compressor", "rooms_prior", "rooms_decoder"}
     assert all(v > 0 for v in meta["train_flops"].values())
     f = meta["train_flops"]  # match_flops: the flat planner's steps bought with the ladder's counted FLOPs
     assert f["flat"] == pytest.approx(f["ladder_compressor"] + f["ladder_prior"], rel=0.1)
     dg = meta["diagnostics"]
     assert 0 <= dg["ladder_code_exact"] <= 1 and 0 <= dg["subgoal_code_exact"] <= 1
     assert dg["value_mae"] >= 0 and -1 <= dg["value_spearman"] <= 1 and "moves-to-go error" in md
+    assert dg["rooms_segments"] >= 1 and all(0 <= dg[f"rooms_{k}"] <= 1 for k in ("seg_exact", "plan_exact", "prior_acc"))
+    assert "Rooms contender on the same plans" in md and "rooms: compressor + prior + decoder" in md
     b = meta["boundaries"]
     assert b["crossings"] > 0 and all(0 <= b[k] <= 1 for k in ("fixed", "entropy", "chance"))
     seg = meta["segments"]  # variable-length codes of moves, both boundary methods, measured on the same plans
@@ -230,6 +235,8 @@ def test_plan_cli_shows_an_episode(tiny_plan, capsys):
     assert "evaluations=" in capsys.readouterr().out
     assert main(["plan", str(cfg.dir), "--task", "0", "--contender", "subgoal", "--scorer", "verifier", "--budget", "8"]) == 0
     assert "code boundary" in capsys.readouterr().out
+    assert main(["plan", str(cfg.dir), "--task", "0", "--contender", "rooms", "--scorer", "verifier", "--budget", "8"]) == 0
+    assert "valid=" in capsys.readouterr().out
     assert main(["plan", str(cfg.dir), "--goal", "7,7"]) == 2
     assert "outside" in capsys.readouterr().err
     assert main(["plan", str(cfg.dir), "--budget", "0"]) == 2
@@ -246,12 +253,17 @@ def test_example_episodes_follow_their_moves(tiny_plan):
 
     cfg, _, _ = tiny_plan
     eps = json.loads((cfg.dir / "episodes.json").read_text())
-    assert len(eps) == 3 * min(cfg.search.examples, 4) and {e["contender"] for e in eps} == {"flat", "ladder", "subgoal"}
+    assert len(eps) == 4 * min(cfg.search.examples, 4)
+    assert {e["contender"] for e in eps} == {"flat", "ladder", "subgoal", "rooms"}
     for e in eps:
         assert e["cells"][0] == e["start"] and e["evaluations"] <= e["budget"]
         for (r, c), (r2, c2), m in zip(e["cells"], e["cells"][1:], e["moves"]):
             assert (r + DELTA[MOVES.index(m)][0], c + DELTA[MOVES.index(m)][1]) == (r2, c2)
         assert e["reached"] == (e["valid"] and e["cells"][-1] == e["goal"]) or not e["valid"]
+        if e["contender"] == "rooms":  # a code per expanded segment: starts increase from 0, at most `chunk` apart
+            st = e["code_starts"]
+            assert st[0] == 0 and all(0 < b - a <= cfg.ladder.chunk for a, b in zip(st, st[1:]))
+            continue
         step = 1 if e["contender"] == "flat" else cfg.ladder.chunk
         assert e["code_starts"] == list(range(0, cfg.maze.max_moves, step))
 
@@ -332,3 +344,79 @@ def test_segment_boundaries_on_a_planted_episode():
     assert res["two"]["segments_per_plan"] == 2 and res["two"]["moves_per_segment"] == 1.5
     # chance keeps move 0 as a start and draws the rest from moves 1..2: one start never hits, two always do
     assert res["one"]["chance"] == 0.0 and res["two"]["chance"] == pytest.approx(1.0) and res["two"]["plan_exact"] == 1.0
+
+
+def test_added_budgets_and_contenders_evaluate_only_what_is_missing(tiny_plan):
+    """Re-running an experiment with a larger budget list trains nothing and evaluates only the new budget."""
+    from dataclasses import replace
+
+    from vqladder.experiments.planning import run_plan_experiment
+
+    cfg, res, _ = tiny_plan
+    logs = []
+    more = replace(cfg, search=replace(cfg.search, budgets=[1, 2, 4]))
+    res2 = run_plan_experiment(more, log=logs.append)
+    assert not any("training" in line for line in logs)
+    evaluated = [line for line in logs if "budget" in line and "x:" in line]
+    assert evaluated and all(" 4x:" in line for line in evaluated)
+    assert len(res2["rows"]) == len(res["rows"]) * 3 // 2
+    def key(r):
+        return r["contender"], r["method"], r["scorer"], r["budget_x"], r.get("success"), r.get("per_task")
+    assert [key(r) for r in res2["rows"] if r["budget_x"] < 4] == [key(r) for r in res["rows"]]
+    run_plan_experiment(cfg, log=logs.append)  # back to the fixture's budgets, for the tests after this one
+
+
+def test_room_segments_on_a_planted_episode():
+    """R R R from (0,0) to (0,3) in 2x2 rooms of 2x2 cells enters room (0,1) on move 1: segments R R | R, then
+    the "plan ends" segment; each starts where the last ended. A longer room walk is cut at seg_len moves."""
+    from vqladder.models.planners import room_segments, segment_rows
+
+    lay = _two_rooms(door=0)
+    codec = EpisodeCodec(lay.cfg)
+    cond = codec.cond(lay, (0, 0), (0, 3), 3)[None]
+    segs, cells, used = room_segments(codec, cond, codec.moves([R, R, R])[None], 4, 4)
+    assert used.tolist() == [2]
+    assert segs[0, 0].tolist() == [R, R, END, END] and segs[0, 1].tolist() == [R, END, END, END]
+    assert (segs[0, 2:] == END).all()
+    assert cells[0, :3].tolist() == [[0, 0], [0, 2], [0, 3]]
+    segs, cells, used = room_segments(codec, cond, codec.moves([R, R, R])[None], 1, 4)  # one move per segment
+    assert used.tolist() == [3] and segs[0, :3, 0].tolist() == [R, R, R] and cells[0, 1].tolist() == [0, 1]
+    segs, _, used = room_segments(codec, cond, codec.moves([R, R, R])[None], 4, 2)  # no room for "plan ends"
+    assert used.tolist() == [2]
+    rows = segment_rows(codec, cond, *room_segments(codec, cond, codec.moves([R, R, R])[None], 4, 4)[:2],
+                        np.array([[5, 6, 7, 7]]), np.array([2]))
+    n = lay.cfg.n_walls
+    assert rows.shape == (3, codec.cond_len + 4)  # two segments with moves + "plan ends"
+    assert rows[:, n + 2].tolist() == [codec.cond_vocab + 5, codec.cond_vocab + 6, codec.cond_vocab + 7]
+    assert rows[1, n] == codec.cell_base + 0 * lay.cfg.side + 2 and (rows[2, codec.cond_len:] == END).all()
+
+
+def test_segment_planner_strips_padding_ends_plans_and_charges_every_expansion():
+    """In segments mode a code's expansion stops at END, an expansion with no moves ends the plan (later codes
+    are not expanded, not charged), each expansion is charged `chunk` evaluations, and code_starts mark where
+    each segment begins."""
+    from vqladder.models.planners import SubgoalPlanner
+
+    lay = _two_rooms(door=0)
+    codec = EpisodeCodec(lay.cfg)
+    n = lay.cfg.n_walls
+    script = {0: [R, R, END, END], 1: [R, END, END, END], 2: [END] * 4}
+
+    class Low:  # emits the planted moves of the code in its prefix
+        def step_fn(self, row):
+            code = int(row[n + 2]) - codec.cond_vocab
+
+            def fn(seq):
+                out = torch.full((len(seq), 5), -9.0)
+                out[:, script[code][seq.shape[1]]] = 0.0
+                return out
+            return fn
+
+    pl = SubgoalPlanner(None, Low(), codec, 8, 4, segments=True)
+    cond = codec.cond(lay, (0, 0), (0, 3), 3)
+    moves, spent = pl._expand(cond, torch.tensor([[0, 1, 2, 0]]), {})
+    assert moves[0].tolist() == [R, R, R] + [END] * 5 and spent == 3 * 4 and pl.code_starts == [0, 2]
+    cache = {}
+    pl._expand(cond, torch.tensor([[0, 1]]), cache)
+    _, spent = pl._expand(cond, torch.tensor([[0, 1], [0, 2]]), cache)
+    assert spent == 4  # only the new code's expansion: (0, 2)

@@ -385,9 +385,7 @@ def cmd_plan(a) -> int:
     from .config import load_config
     from .data.maze import MOVES, EpisodeCodec, make_layout, random_task, validate
     from .eval.planning import make_scorer
-    from .experiments.planning import PlanConfig
-    from .models import load_model
-    from .models.planners import FlatPlanner, LadderPlanner, SubgoalPlanner
+    from .experiments.planning import PlanConfig, load_planner
 
     d = Path(a.run)
     if not (d / "plan.yaml").is_file():
@@ -398,16 +396,7 @@ def cmd_plan(a) -> int:
         raise VQLadderError(f"--budget must be > 0 model evaluations, got {a.budget}")
     sd = d / f"seed{a.seed}"
     T = cfg.maze.max_moves
-    if a.contender == "flat":
-        planner = FlatPlanner(load_model(sd / "flat", "code_prior")[0], T)
-    elif a.contender == "subgoal":
-        if not (sd / "subgoal").is_dir():
-            raise VQLadderError(f"{sd} has no subgoal decoder (contenders in the config did not include subgoal)")
-        planner = SubgoalPlanner(load_model(sd / "ladder_prior", "code_prior")[0],
-                                 load_model(sd / "subgoal", "code_prior")[0], codec, T, cfg.ladder.chunk)
-    else:
-        planner = LadderPlanner(load_model(sd / "ladder_level1", "sequence_compressor")[0],
-                                load_model(sd / "ladder_prior", "code_prior")[0], T, cfg.ladder.chunk)
+    planner = load_planner(cfg, sd, a.contender)
     if a.layout_seed is None:
         data = np.load(d / "data.npz")
         if not 0 <= a.task < len(data["test_cond"]):
@@ -439,6 +428,8 @@ def cmd_plan(a) -> int:
     if a.scorer.startswith("value"):
         if not (sd / "value").is_dir():
             raise VQLadderError(f"{sd} has no learned value (train one: search.scorers with value in the config)")
+        from .models import load_model
+
         value = load_model(sd / "value", "plan_value")[0]
     scorer = make_scorer(a.scorer, cfg, {"value": value}, cond, lay, start, goal)
     budget = a.budget * T
@@ -450,7 +441,8 @@ def cmd_plan(a) -> int:
     o = validate(lay, start, goal, moves.tolist())
     shown = [MOVES[m] if m < 4 else "." for m in moves.tolist()[:max(o.length, 1)]]
     if ladderish:  # mark where each code's moves begin
-        shown = [("|" if i and i % cfg.ladder.chunk == 0 else "") + m for i, m in enumerate(shown)]
+        starts = set(getattr(planner, "code_starts", None) or range(0, T, cfg.ladder.chunk))
+        shown = [("|" if i and i in starts else "") + m for i, m in enumerate(shown)]
     print(f"moves: {''.join(shown)}" + ("   (| = a code boundary)" if ladderish else ""))
     print(lay.render(start, goal, moves.tolist()))
     print(f"valid={o.valid} reached={o.reached} length={o.length} shortest={o.shortest} "
@@ -622,7 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "  vqladder plan runs/plan-small --task 3 --contender ladder --scorer verifier")
     s.add_argument("run", help="plan-experiment directory")
     s.add_argument("--seed", type=_num(int, min=0), default=0, help="which trained seed")
-    s.add_argument("--contender", default="ladder", choices=["ladder", "subgoal", "flat"])
+    s.add_argument("--contender", default="ladder", choices=["ladder", "subgoal", "rooms", "flat"])
     s.add_argument("--method", default="beam", choices=["beam", "sample"])
     s.add_argument("--scorer", default="likelihood", choices=["likelihood", "verifier", "value", "value+verifier"])
     s.add_argument("--budget", type=_num(int, min=1), default=4, help="model evaluations as a multiple of max_moves")

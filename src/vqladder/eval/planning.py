@@ -16,7 +16,8 @@ import torch
 
 from ..data.maze import DELTA, MOVES, EpisodeCodec, validate
 from ..errors import VQLadderError
-from ..models.planners import ValueScorer, Verifier
+from ..models.planners import ValueScorer, Verifier, room_segments, subgoal_cond
+from ..models.sampling import greedy
 from ..nn import eval_mode
 
 
@@ -28,7 +29,8 @@ def make_scorer(name: str, cfg, planners: dict, cond, lay, start, goal):
     return ValueScorer(planners["value"], EpisodeCodec(cfg.maze).with_bucket(cond, 3), ver, cfg.search.value_weight)
 
 
-def evaluate(cfg, planners: dict, test_cond: np.ndarray, seed: int, log) -> list[dict]:
+def evaluate(cfg, planners: dict, test_cond: np.ndarray, seed: int, log, done=()) -> list[dict]:
+    """Rows of (contender, method, scorer, budget multiple) over the tasks, skipping the keys in ``done``."""
     codec = EpisodeCodec(cfg.maze)
     T = cfg.maze.max_moves
     rows = []
@@ -37,6 +39,8 @@ def evaluate(cfg, planners: dict, test_cond: np.ndarray, seed: int, log) -> list
         for method in cfg.search.methods:
             for sc in cfg.search.scorers:
                 for mult in cfg.search.budgets:
+                    if (who, method, sc, mult) in done:
+                        continue
                     budget = mult * T
                     succ, opt, valid, evals, shortest = [], [], [], [], []
                     t0 = time.time()
@@ -105,7 +109,8 @@ def example_episodes(cfg, planners: dict, test_cond: np.ndarray, seed: int) -> l
                         "start": list(start), "goal": list(goal), "moves": "".join(MOVES[m] if m < 4 else "."
                                                                                   for m in moves),
                         "cells": cells, "valid": bool(o.valid), "reached": bool(o.reached),
-                        "code_starts": list(range(0, T, 1 if who == "flat" else ch))})
+                        "code_starts": list(getattr(planners[who], "code_starts", None)
+                                            or range(0, T, 1 if who == "flat" else ch))})
     return out
 
 
@@ -121,6 +126,7 @@ def diagnostics(cfg, planners: dict, test_cond: np.ndarray) -> dict:
     T, ch = cfg.maze.max_moves, cfg.ladder.chunk
     lad = planners["ladder"]
     ok_lad, ok_sub, pred, true, prior_ok, flat_ok = [], [], [], [], [], []
+    room = {"seg_exact": [], "plan_exact": [], "prior_acc": [], "segments": []}
     for cond in test_cond:
         lay, s, g, _ = codec.decode_cond(cond)
         path = lay.shortest_path(tuple(s), tuple(g)) or []
@@ -138,6 +144,8 @@ def diagnostics(cfg, planners: dict, test_cond: np.ndarray) -> dict:
         if "subgoal" in planners:
             got, _ = planners["subgoal"]._expand(cond, codes, {})
             ok_sub += (got.view(-1, ch) == moves.view(-1, ch)).all(1)[:n_c].tolist()
+        if "rooms" in planners:
+            _rooms_diag(planners["rooms"], planners["rooms_compressor"], codec, cond, path, room)
         if planners.get("value") is not None:  # one causal pass gives the value after every prefix
             vcond = torch.from_numpy(codec.with_bucket(cond, 3))
             pred += planners["value"].moves_to_go_all(torch.tensor(path)[None], vcond)[0].tolist()
@@ -147,12 +155,32 @@ def diagnostics(cfg, planners: dict, test_cond: np.ndarray) -> dict:
            "flat_chunk_acc": float(np.mean(flat_ok)) if flat_ok else float("nan")}
     if ok_sub:
         out["subgoal_code_exact"] = float(np.mean(ok_sub))
+    if room["segments"]:
+        out.update({f"rooms_{k}": float(np.mean(v)) for k, v in room.items()})
     if pred:
         p_, t_ = np.array(pred), np.array(true)
         rank = lambda a: np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(float)  # noqa: E731
         out.update({"value_mae": float(np.abs(p_ - t_).mean()), "value_spearman": float(np.corrcoef(rank(p_), rank(t_))[0, 1]),
                     "true_mean_to_go": float(t_.mean())})
     return out
+
+
+def _rooms_diag(pl, comp, codec, cond, path, acc: dict) -> None:
+    """The rooms contender on one shortest plan: its room segments coded by the rooms compressor; each segment
+    decoded from its code and its true starting cell (``seg_exact``), the whole plan expanded from its codes
+    (``plan_exact``), the top prior's teacher-forced next-code accuracy over the segments (``prior_acc``)."""
+    ch, n = pl.chunk, pl.n_codes
+    segs, cells, used = room_segments(codec, np.asarray(cond)[None], codec.moves(path)[None], ch, n)
+    k = int(used[0])
+    codes = comp.encode(torch.from_numpy(segs[0]))[:, 0]
+    for j in range(k):
+        row = torch.from_numpy(subgoal_cond(codec, cond, tuple(cells[0, j]), int(codes[j])))
+        acc["seg_exact"].append(greedy(pl.low.step_fn(row), 1, ch)[0].tolist() == segs[0, j].tolist())
+    got, _ = pl._expand(cond, codes[None], {})
+    acc["plan_exact"].append(got[0, :len(path)].tolist() == list(path))
+    c = torch.as_tensor(cond).long()[None]
+    acc["prior_acc"] += (pl.prior(codes[None, :-1], c).argmax(-1)[0] == codes)[:k].tolist()
+    acc["segments"].append(k)
 
 
 def room_crossings(start, path, room: int) -> list[int]:

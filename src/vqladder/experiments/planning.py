@@ -10,7 +10,12 @@ demonstrations for the same number of steps and episodes, for each seed:
   decoder to turn codes back into moves;
 * **subgoal**: the same codes and top prior, but each code is expanded to moves by a low-level model that
   sees the layout, the goal and the cell the plan has reached (``models.planners.SubgoalPlanner``): search
-  branches per code and the verifier / value judge where each code leads.
+  branches per code and the verifier / value judge where each code leads;
+* **rooms**: codes whose boundaries are the task's: each demonstration cut into room-to-room segments (a
+  segment ends with the move that enters another room, at most ``ladder.chunk`` moves;
+  ``models.planners.room_segments``, the maze's rule, free, as the verifier), one learned code per segment (a
+  compressor of the ladder's size and steps), a top prior over them and a segment decoder as the subgoal
+  contender's (code + cell -> the segment's moves; an expansion with no moves ends the plan).
 
 Both are searched on held-out layouts with the same search procedures and the same budget in model
 evaluations (one evaluation = one forward pass of a model on one sequence):
@@ -56,8 +61,16 @@ from ..models import (
     PriorConfig,
     SequenceCompressor,
     ValueConfig,
+    load_model,
 )
-from ..models.planners import FlatPlanner, LadderPlanner, SubgoalPlanner, subgoal_rows
+from ..models.planners import (
+    FlatPlanner,
+    LadderPlanner,
+    SubgoalPlanner,
+    room_segments,
+    segment_rows,
+    subgoal_rows,
+)
 from ..models.value import value_rows
 from ..models.variable import VariableCompressor, VariableConfig
 from ..quantize import QuantizerConfig
@@ -105,7 +118,7 @@ class SubgoalSpec:
     train: TrainerConfig = field(default_factory=_tc(steps=1200))
 
 
-CONTENDERS = ("flat", "ladder", "subgoal")
+CONTENDERS = ("flat", "ladder", "subgoal", "rooms")
 
 
 @dataclass
@@ -251,6 +264,9 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
                          np.load(rows_p), log)
         planners["subgoal"] = SubgoalPlanner(prior, low, codec, T, ch)
         params["subgoal_decoder"] = sum(p.numel() for p in low.parameters())
+    if "rooms" in cfg.contenders:
+        planners["rooms"], planners["rooms_compressor"], extra = train_rooms(cfg, data, seed, log)
+        params.update(extra)
     value = None
     if any(sc.startswith("value") for sc in cfg.search.scorers):
         vc = ValueConfig(**{**to_dict(cfg.value.model), "move_vocab": codec.move_vocab, "cond_vocab": codec.cond_vocab,
@@ -262,8 +278,70 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     flops = {k: stage_results(d / sub).get("train_flops", 0.0) for k, sub in
              (("flat", "flat"), ("ladder_compressor", "ladder_level1"), ("ladder_prior", "ladder_prior"),
               *((("subgoal_decoder", "subgoal"),) if "subgoal" in planners else ()),
+              *((("rooms_compressor", "rooms_level1"), ("rooms_prior", "rooms_prior"), ("rooms_decoder", "rooms_decoder"))
+                if "rooms" in planners else ()),
               *((("value", "value"),) if value is not None else ()))}
     return {**planners, "params": params, "code_exact": exact, "value": value, "train_flops": flops}
+
+
+def train_rooms(cfg: PlanConfig, data: dict, seed: int, log) -> tuple:
+    """The rooms contender (module docstring): room-to-room segments of the demonstrations, their codes, the top
+    prior and the segment decoder, each a resumable stage in ``seed<k>/rooms_*``. Returns the planner, the
+    compressor and the parameter counts."""
+    codec, T, ch = EpisodeCodec(cfg.maze), cfg.maze.max_moves, cfg.ladder.chunk
+    d, n = cfg.dir / f"seed{seed}", T // ch
+    segs, cells, used = room_segments(codec, data["train_cond"], data["train_moves"], ch, n)
+    qc = cfg.ladder.compressor.quantizer
+    cc = CompressorConfig(**{**to_dict(cfg.ladder.compressor), "quantizer": QuantizerConfig(**to_dict(qc)),
+                             "vocab_size": codec.move_vocab, "in_len": ch, "out_len": 1, "seed": seed})
+    ct = TrainerConfig(**{**to_dict(cfg.ladder.compressor_train), "seed": seed})
+    held = np.arange(n)[None, :] <= used[:, None]  # segments with moves and the "plan ends" one after them
+    comp = train_rows(f"seed {seed}: rooms level 1 (room segments -> codes)", d / "rooms_level1",
+                      SequenceCompressor(cc), ct, segs[held], log)
+    codes_p = d / "rooms_codes.npy"
+    if not codes_p.is_file():
+        flat_segs = torch.from_numpy(segs.reshape(-1, ch))
+        with torch.no_grad():
+            codes = torch.cat([comp.encode(flat_segs[i:i + 4096]) for i in range(0, len(flat_segs), 4096)])
+        atomic_save_npy(codes_p, codes.view(len(segs), n).numpy())
+    codes = np.load(codes_p)
+    K = comp.quantizer.codebook_size
+    pc = PriorConfig(**{**to_dict(cfg.ladder.prior), "vocab_size": K, "cond_vocab": codec.cond_vocab,
+                        "cond_len": codec.cond_len, "context": n, "seed": seed})
+    pt = TrainerConfig(**{**to_dict(cfg.ladder.prior_train), "seed": seed})
+    prior = train_rows(f"seed {seed}: rooms top prior (segment codes)", d / "rooms_prior", CodePrior(pc), pt,
+                       np.concatenate([data["train_cond"], codes], 1), log)
+    lc = PriorConfig(**{**to_dict(cfg.subgoal.model), "vocab_size": codec.move_vocab,
+                        "cond_vocab": codec.cond_vocab + K, "cond_len": codec.cond_len, "context": ch, "seed": seed})
+    lt = TrainerConfig(**{**to_dict(cfg.subgoal.train), "seed": seed})
+    rows_p = d / "rooms_rows.npy"
+    if not rows_p.is_file():
+        atomic_save_npy(rows_p, segment_rows(codec, data["train_cond"], segs, cells, codes, used))
+    low = train_rows(f"seed {seed}: rooms segment decoder (code + cell -> moves)", d / "rooms_decoder",
+                     CodePrior(lc), lt, np.load(rows_p), log)
+    params = {"rooms_compressor": sum(p.numel() for p in comp.parameters()),
+              "rooms_prior": sum(p.numel() for p in prior.parameters()),
+              "rooms_decoder": sum(p.numel() for p in low.parameters()),
+              "rooms_segments_per_demo": float(used.mean()), "rooms_cut_demos": float((used >= n).mean())}
+    return SubgoalPlanner(prior, low, codec, T, ch, segments=True), comp, params
+
+
+def load_planner(cfg: PlanConfig, seed_dir: Path, contender: str):
+    """One trained contender of a plan-experiment directory's seed (``vqladder plan``)."""
+    codec, T, ch = EpisodeCodec(cfg.maze), cfg.maze.max_moves, cfg.ladder.chunk
+    need = {"flat": ["flat"], "ladder": ["ladder_level1", "ladder_prior"], "subgoal": ["ladder_prior", "subgoal"],
+            "rooms": ["rooms_prior", "rooms_decoder"]}[contender]
+    for k in need:
+        if not (seed_dir / k).is_dir():
+            raise VQLadderError(f"{seed_dir} has no trained {k} (contenders in the config did not include {contender})")
+    m = {k: load_model(seed_dir / k, "sequence_compressor" if k.endswith("level1") else "code_prior")[0] for k in need}
+    if contender == "flat":
+        return FlatPlanner(m["flat"], T)
+    if contender == "ladder":
+        return LadderPlanner(m["ladder_level1"], m["ladder_prior"], T, ch)
+    if contender == "subgoal":
+        return SubgoalPlanner(m["ladder_prior"], m["subgoal"], codec, T, ch)
+    return SubgoalPlanner(m["rooms_prior"], m["rooms_decoder"], codec, T, ch, segments=True)
 
 
 def train_segmenters(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
@@ -316,12 +394,16 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
         tasks = data["test_cond"][:cfg.search.max_tasks] if cfg.search.max_tasks > 0 else data["test_cond"]
         if seed == cfg.seeds[0] and cfg.search.examples and not (cfg.dir / "episodes.json").is_file():
             atomic_write_json(cfg.dir / "episodes.json", example_episodes(cfg, planners, tasks, seed))
-        if ev_p.is_file():
-            rows += json.loads(ev_p.read_text())
-            continue
-        r = evaluate(cfg, planners, tasks, seed, log)
-        atomic_write_json(ev_p, r)
-        rows += r
+        done = json.loads(ev_p.read_text()) if ev_p.is_file() else []  # finished evaluations are kept
+        for who in cfg.contenders:  # the rest, one contender at a time, saved after each
+            have = {(r["contender"], r["method"], r["scorer"], r["budget_x"]) for r in done}
+            new = evaluate(replace(cfg, contenders=[who]), planners, tasks, seed, log, done=have)
+            if new:
+                done += new
+                atomic_write_json(ev_p, done)
+        want = {(w, m, s, b) for w in cfg.contenders for m in cfg.search.methods for s in cfg.search.scorers
+                for b in cfg.search.budgets}
+        rows += [r for r in done if (r["contender"], r["method"], r["scorer"], r["budget_x"]) in want]
     n_tasks = min(len(data["test_cond"]), cfg.search.max_tasks or len(data["test_cond"]))
     res = {"rows": rows, "meta": meta, "tasks": int(n_tasks), "layout_overlap": overlap,
            "demonstrations": int(len(data["train_cond"])),

@@ -150,6 +150,47 @@ def subgoal_rows(codec, cond: np.ndarray, moves: np.ndarray, codes: np.ndarray, 
     return np.stack(out)
 
 
+def room_segments(codec, cond: np.ndarray, moves: np.ndarray, seg_len: int, n_segs: int) -> tuple:
+    """Each demonstration cut into room-to-room segments: a segment ends with the move that enters another room
+    (or the plan's last move), and one longer than ``seg_len`` moves is cut into pieces of ``seg_len``. Returns
+    ``segs[e, n_segs, seg_len]`` (moves, END-padded; the slot after the last segment and every later one all
+    END: the "plan ends" segment), ``cells[e, n_segs, 2]`` (the cell where each segment begins) and ``used[e]``
+    (segments holding moves; a plan needing more than ``n_segs - 1`` is cut there, ``used`` = n_segs)."""
+    room = codec.cfg.room
+    segs = np.full((len(cond), n_segs, seg_len), END, dtype=np.int64)
+    cells = np.zeros((len(cond), n_segs, 2), dtype=np.int64)
+    used = np.zeros(len(cond), dtype=np.int64)
+    for e, (c, mv) in enumerate(zip(cond, moves)):
+        lay, start, _, _ = codec.decode_cond(c)
+        u, j, cur = tuple(start), 0, []
+        cells[e, :] = u
+        for m in np.asarray(mv).tolist():
+            if m == END or m not in DELTA or not lay.can_move(u, m) or j >= n_segs:
+                break
+            v = (u[0] + DELTA[m][0], u[1] + DELTA[m][1])
+            cur.append(m)
+            if (u[0] // room, u[1] // room) != (v[0] // room, v[1] // room) or len(cur) == seg_len:
+                segs[e, j, :len(cur)], j, cur = cur, j + 1, []
+                cells[e, j:] = v
+            u = v
+        if cur and j < n_segs:
+            segs[e, j, :len(cur)], j = cur, j + 1
+            cells[e, j:] = u
+        used[e] = j
+    return segs, cells, used
+
+
+def segment_rows(codec, cond: np.ndarray, segs: np.ndarray, cells: np.ndarray, codes: np.ndarray,
+                 used: np.ndarray) -> np.ndarray:
+    """Training rows of a segment decoder: ``subgoal_cond`` of the cell where each segment begins and its code,
+    then the segment's moves, for every segment that holds moves and the "plan ends" one after them."""
+    out = []
+    for e in range(len(cond)):
+        for j in range(min(int(used[e]) + 1, segs.shape[1])):
+            out.append(np.concatenate([subgoal_cond(codec, cond[e], tuple(cells[e, j]), codes[e, j]), segs[e, j]]))
+    return np.stack(out)
+
+
 def replay(lay, cell, moves) -> tuple:
     """The cell after ``moves`` from ``cell`` (a bump or an end stops the walk there)."""
     u = tuple(cell)
@@ -170,30 +211,44 @@ class SubgoalPlanner:
     candidate, and a scorer's own cost (the value) comes on top. The cell after a chunk comes from replaying
     its moves (the maze's rules, free, as the verifier)."""
 
-    def __init__(self, prior: CodePrior, low: CodePrior, codec, T: int, chunk: int):
+    def __init__(self, prior: CodePrior, low: CodePrior, codec, T: int, chunk: int, segments: bool = False):
         self.prior, self.low, self.codec, self.T, self.chunk = prior, low, codec, T, chunk
         self.n_codes = T // chunk
+        # segments: each code stands for a segment of up to `chunk` moves (room-to-room, ``room_segments``); its
+        # expansion ends at the first END and an expansion with no moves ends the plan
+        self.segments = segments
+        self.code_starts: list[int] = []  # where each code's moves begin in the last plan returned
 
     @torch.no_grad()
     def _expand(self, cond, codes: torch.Tensor, cache: dict) -> tuple[torch.Tensor, int]:
-        """codes[n, j] -> moves[n, j * chunk]; returns the moves and the evaluations spent (new expansions)."""
+        """codes[n, j] -> moves[n, j * chunk] (segments: moves[n, T], END-padded); returns the moves and the
+        evaluations spent (new expansions, ``chunk`` each even when a segment ends sooner). Sets
+        ``code_starts`` for the last row."""
         codec, ch = self.codec, self.chunk
         lay, start, _, _ = codec.decode_cond(cond)
         spent = 0
         rows = []
         for r in codes.tolist():
             key = ()
-            moves, u = [], tuple(start)
+            moves, u, starts = [], tuple(start), []
             for j, c in enumerate(r):
                 key = key + (c,)
                 if key not in cache:
                     row = torch.from_numpy(subgoal_cond(codec, cond, u, c))
                     seg = greedy(self.low.step_fn(row), 1, ch)[0].tolist()
+                    if self.segments:
+                        seg = seg[:seg.index(END)] if END in seg else seg
                     spent += ch
                     cache[key] = (seg, replay(lay, u, seg))
                 seg, u = cache[key]
+                if self.segments and not seg:
+                    break  # "the plan ends": later codes are not expanded
+                starts.append(len(moves))
                 moves += seg
+            if self.segments:
+                moves = (moves + [END] * self.T)[:self.T]
             rows.append(moves)
+            self.code_starts = [s for s in starts if s < self.T]
         return torch.tensor(rows, dtype=torch.long).view(len(rows), -1), spent
 
     def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
@@ -223,4 +278,6 @@ class SubgoalPlanner:
         g = torch.Generator().manual_seed(seed)
         codes = sample(fn, n, self.n_codes, temperature, generator=g)
         moves, _ = self._expand(cond, codes, cache)
-        return moves[best_of(self.prior, codes, c, moves, scorer, weight)].numpy(), n * per
+        i = best_of(self.prior, codes, c, moves, scorer, weight)
+        self._expand(cond, codes[i:i + 1], cache)  # cached, free: sets code_starts for the plan returned
+        return moves[i].numpy(), n * per
