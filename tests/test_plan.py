@@ -174,7 +174,7 @@ def tiny_plan(tmp_path_factory):
                    "prior_train": small},
         "value": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
         "subgoal": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
-        "contenders": ["flat", "ladder", "subgoal", "rooms"],
+        "contenders": ["flat", "ladder", "subgoal", "rooms", "doors"],
         "search": {"budgets": [1, 2], "scorers": ["likelihood", "verifier", "value", "value+verifier"]},
         "match_flops": True,
         "segments": {"methods": ["learned", "entropy"], "model": {"d_model": 32, "n_heads": 2}, "train": small,
@@ -188,14 +188,15 @@ def test_both_contenders_train_and_respect_budgets(tiny_plan):
     cfg, res, logs = tiny_plan
     assert res["layout_overlap"] == 0
     rows = res["rows"]
-    assert {r["contender"] for r in rows} == {"flat", "ladder", "subgoal", "rooms"}
-    assert len(rows) == 4 * 2 * 4 * 2
+    assert {r["contender"] for r in rows} == {"flat", "ladder", "subgoal", "rooms", "doors"}
+    assert len(rows) == 5 * 2 * 4 * 2
     # a charged scorer (the learned value) cannot afford a 1x budget for the flat beam: said, not run
     assert any(r.get("unaffordable") and r["scorer"].startswith("value") and r["budget_x"] == 1 for r in rows)
+    expanders = ("subgoal", "rooms", "doors")
     assert not any(r.get("unaffordable") for r in rows
-                   if not r["scorer"].startswith("value") and r["contender"] not in ("subgoal", "rooms"))
-    # the subgoal and rooms planners pay `chunk` per expanded code: a 1x budget cannot expand a whole plan
-    assert all(r.get("unaffordable") for r in rows if r["contender"] in ("subgoal", "rooms") and r["budget_x"] == 1)
+                   if not r["scorer"].startswith("value") and r["contender"] not in expanders)
+    # the subgoal, rooms and doors planners pay `chunk` per expanded code: a 1x budget cannot expand a whole plan
+    assert all(r.get("unaffordable") for r in rows if r["contender"] in expanders and r["budget_x"] == 1)
     for r in rows:
         if r.get("unaffordable"):
             continue
@@ -208,15 +209,18 @@ def test_both_contenders_train_and_respect_budgets(tiny_plan):
     assert "unaffordable" in md and "Training compute (FLOPs, counted" in md
     meta = res["meta"][0] if 0 in res["meta"] else res["meta"]["0"]
     assert set(meta["train_flops"]) == {"flat", "ladder_compressor", "ladder_prior", "subgoal_decoder", "value",
-                                        "rooms_compressor", "rooms_prior", "rooms_decoder"}
+                                        "rooms_compressor", "rooms_prior", "rooms_decoder", "doors_prior",
+                                        "doors_decoder"}
     assert all(v > 0 for v in meta["train_flops"].values())
     f = meta["train_flops"]  # match_flops: the flat planner's steps bought with the ladder's counted FLOPs
     assert f["flat"] == pytest.approx(f["ladder_compressor"] + f["ladder_prior"], rel=0.1)
     dg = meta["diagnostics"]
     assert 0 <= dg["ladder_code_exact"] <= 1 and 0 <= dg["subgoal_code_exact"] <= 1
     assert dg["value_mae"] >= 0 and -1 <= dg["value_spearman"] <= 1 and "moves-to-go error" in md
-    assert dg["rooms_segments"] >= 1 and all(0 <= dg[f"rooms_{k}"] <= 1 for k in ("seg_exact", "plan_exact", "prior_acc"))
+    for k in ("rooms", "doors"):
+        assert dg[f"{k}_segments"] >= 1 and all(0 <= dg[f"{k}_{m}"] <= 1 for m in ("seg_exact", "plan_exact", "prior_acc"))
     assert "Rooms contender on the same plans" in md and "rooms: compressor + prior + decoder" in md
+    assert "Doors contender on the same plans" in md and "doors: prior + decoder" in md
     b = meta["boundaries"]
     assert b["crossings"] > 0 and all(0 <= b[k] <= 1 for k in ("fixed", "entropy", "chance"))
     seg = meta["segments"]  # variable-length codes of moves, both boundary methods, measured on the same plans
@@ -237,6 +241,8 @@ def test_plan_cli_shows_an_episode(tiny_plan, capsys):
     assert "code boundary" in capsys.readouterr().out
     assert main(["plan", str(cfg.dir), "--task", "0", "--contender", "rooms", "--scorer", "verifier", "--budget", "8"]) == 0
     assert "valid=" in capsys.readouterr().out
+    assert main(["plan", str(cfg.dir), "--task", "1", "--contender", "doors", "--method", "sample", "--budget", "16"]) == 0
+    assert "valid=" in capsys.readouterr().out
     assert main(["plan", str(cfg.dir), "--goal", "7,7"]) == 2
     assert "outside" in capsys.readouterr().err
     assert main(["plan", str(cfg.dir), "--budget", "0"]) == 2
@@ -253,14 +259,14 @@ def test_example_episodes_follow_their_moves(tiny_plan):
 
     cfg, _, _ = tiny_plan
     eps = json.loads((cfg.dir / "episodes.json").read_text())
-    assert len(eps) == 4 * min(cfg.search.examples, 4)
-    assert {e["contender"] for e in eps} == {"flat", "ladder", "subgoal", "rooms"}
+    assert len(eps) == 5 * min(cfg.search.examples, 4)
+    assert {e["contender"] for e in eps} == {"flat", "ladder", "subgoal", "rooms", "doors"}
     for e in eps:
         assert e["cells"][0] == e["start"] and e["evaluations"] <= e["budget"]
         for (r, c), (r2, c2), m in zip(e["cells"], e["cells"][1:], e["moves"]):
             assert (r + DELTA[MOVES.index(m)][0], c + DELTA[MOVES.index(m)][1]) == (r2, c2)
         assert e["reached"] == (e["valid"] and e["cells"][-1] == e["goal"]) or not e["valid"]
-        if e["contender"] == "rooms":  # a code per expanded segment: starts increase from 0, at most `chunk` apart
+        if e["contender"] in ("rooms", "doors"):  # a code per expanded segment: starts increase from 0, at most `chunk` apart
             st = e["code_starts"]
             assert st[0] == 0 and all(0 < b - a <= cfg.ladder.chunk for a, b in zip(st, st[1:]))
             continue
@@ -369,19 +375,22 @@ def test_added_budgets_and_contenders_evaluate_only_what_is_missing(tiny_plan):
 def test_room_segments_on_a_planted_episode():
     """R R R from (0,0) to (0,3) in 2x2 rooms of 2x2 cells enters room (0,1) on move 1: segments R R | R, then
     the "plan ends" segment; each starts where the last ended. A longer room walk is cut at seg_len moves."""
-    from vqladder.models.planners import room_segments, segment_rows
+    from vqladder.models.planners import DOOR_END, DOOR_GOAL, door_codes, room_segments, segment_rows
 
     lay = _two_rooms(door=0)
     codec = EpisodeCodec(lay.cfg)
     cond = codec.cond(lay, (0, 0), (0, 3), 3)[None]
-    segs, cells, used = room_segments(codec, cond, codec.moves([R, R, R])[None], 4, 4)
-    assert used.tolist() == [2]
+    segs, cells, used, exits = room_segments(codec, cond, codec.moves([R, R, R])[None], 4, 4)
+    assert used.tolist() == [2] and exits[0].tolist() == [R, -1, -1, -1]
     assert segs[0, 0].tolist() == [R, R, END, END] and segs[0, 1].tolist() == [R, END, END, END]
     assert (segs[0, 2:] == END).all()
     assert cells[0, :3].tolist() == [[0, 0], [0, 2], [0, 3]]
-    segs, cells, used = room_segments(codec, cond, codec.moves([R, R, R])[None], 1, 4)  # one move per segment
+    assert door_codes(exits, used)[0].tolist() == [R, DOOR_GOAL, DOOR_END, DOOR_END]
+    segs, cells, used, exits = room_segments(codec, cond, codec.moves([R, R, R])[None], 1, 4)  # one move each
     assert used.tolist() == [3] and segs[0, :3, 0].tolist() == [R, R, R] and cells[0, 1].tolist() == [0, 1]
-    segs, _, used = room_segments(codec, cond, codec.moves([R, R, R])[None], 4, 2)  # no room for "plan ends"
+    # the room's first piece carries the door its room is left by, as the piece that leaves it does
+    assert exits[0].tolist() == [-1, R, -1, -1] and door_codes(exits, used)[0].tolist() == [R, R, DOOR_GOAL, DOOR_END]
+    segs, _, used, _ = room_segments(codec, cond, codec.moves([R, R, R])[None], 4, 2)  # no room for "plan ends"
     assert used.tolist() == [2]
     rows = segment_rows(codec, cond, *room_segments(codec, cond, codec.moves([R, R, R])[None], 4, 4)[:2],
                         np.array([[5, 6, 7, 7]]), np.array([2]))

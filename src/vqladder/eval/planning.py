@@ -126,7 +126,8 @@ def diagnostics(cfg, planners: dict, test_cond: np.ndarray) -> dict:
     T, ch = cfg.maze.max_moves, cfg.ladder.chunk
     lad = planners["ladder"]
     ok_lad, ok_sub, pred, true, prior_ok, flat_ok = [], [], [], [], [], []
-    room = {"seg_exact": [], "plan_exact": [], "prior_acc": [], "segments": []}
+    seg = {k: {"seg_exact": [], "plan_exact": [], "prior_acc": [], "segments": []} for k in ("rooms", "doors")
+           if k in planners}
     for cond in test_cond:
         lay, s, g, _ = codec.decode_cond(cond)
         path = lay.shortest_path(tuple(s), tuple(g)) or []
@@ -144,8 +145,8 @@ def diagnostics(cfg, planners: dict, test_cond: np.ndarray) -> dict:
         if "subgoal" in planners:
             got, _ = planners["subgoal"]._expand(cond, codes, {})
             ok_sub += (got.view(-1, ch) == moves.view(-1, ch)).all(1)[:n_c].tolist()
-        if "rooms" in planners:
-            _rooms_diag(planners["rooms"], planners["rooms_compressor"], codec, cond, path, room)
+        for k, acc in seg.items():
+            _segment_diag(planners[k], planners[f"{k}_coder"], codec, cond, path, acc)
         if planners.get("value") is not None:  # one causal pass gives the value after every prefix
             vcond = torch.from_numpy(codec.with_bucket(cond, 3))
             pred += planners["value"].moves_to_go_all(torch.tensor(path)[None], vcond)[0].tolist()
@@ -155,8 +156,9 @@ def diagnostics(cfg, planners: dict, test_cond: np.ndarray) -> dict:
            "flat_chunk_acc": float(np.mean(flat_ok)) if flat_ok else float("nan")}
     if ok_sub:
         out["subgoal_code_exact"] = float(np.mean(ok_sub))
-    if room["segments"]:
-        out.update({f"rooms_{k}": float(np.mean(v)) for k, v in room.items()})
+    for k, acc in seg.items():
+        if acc["segments"]:
+            out.update({f"{k}_{m}": float(np.mean(v)) for m, v in acc.items()})
     if pred:
         p_, t_ = np.array(pred), np.array(true)
         rank = lambda a: np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(float)  # noqa: E731
@@ -165,14 +167,14 @@ def diagnostics(cfg, planners: dict, test_cond: np.ndarray) -> dict:
     return out
 
 
-def _rooms_diag(pl, comp, codec, cond, path, acc: dict) -> None:
-    """The rooms contender on one shortest plan: its room segments coded by the rooms compressor; each segment
+def _segment_diag(pl, coder, codec, cond, path, acc: dict) -> None:
+    """The rooms or doors contender on one shortest plan: its room segments coded by ``coder``; each segment
     decoded from its code and its true starting cell (``seg_exact``), the whole plan expanded from its codes
     (``plan_exact``), the top prior's teacher-forced next-code accuracy over the segments (``prior_acc``)."""
     ch, n = pl.chunk, pl.n_codes
-    segs, cells, used = room_segments(codec, np.asarray(cond)[None], codec.moves(path)[None], ch, n)
+    segs, cells, used, exits = room_segments(codec, np.asarray(cond)[None], codec.moves(path)[None], ch, n)
     k = int(used[0])
-    codes = comp.encode(torch.from_numpy(segs[0]))[:, 0]
+    codes = torch.as_tensor(coder(segs, exits, used)[0]).long()
     for j in range(k):
         row = torch.from_numpy(subgoal_cond(codec, cond, tuple(cells[0, j]), int(codes[j])))
         acc["seg_exact"].append(greedy(pl.low.step_fn(row), 1, ch)[0].tolist() == segs[0, j].tolist())

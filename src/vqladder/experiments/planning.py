@@ -15,7 +15,10 @@ demonstrations for the same number of steps and episodes, for each seed:
   segment ends with the move that enters another room, at most ``ladder.chunk`` moves;
   ``models.planners.room_segments``, the maze's rule, free, as the verifier), one learned code per segment (a
   compressor of the ladder's size and steps), a top prior over them and a segment decoder as the subgoal
-  contender's (code + cell -> the segment's moves; an expansion with no moves ends the plan).
+  contender's (code + cell -> the segment's moves; an expansion with no moves ends the plan);
+* **doors**: the rooms contender with codes given by the rule instead of learned (``door_codes``: the door
+  each room is left by, "to the goal" in the last room): the reference for a vocabulary that means "go
+  through that door", to tell a loss of the learned codes from a loss of planning in two levels.
 
 Both are searched on held-out layouts with the same search procedures and the same budget in model
 evaluations (one evaluation = one forward pass of a model on one sequence):
@@ -64,9 +67,11 @@ from ..models import (
     load_model,
 )
 from ..models.planners import (
+    DOOR_END,
     FlatPlanner,
     LadderPlanner,
     SubgoalPlanner,
+    door_codes,
     room_segments,
     segment_rows,
     subgoal_rows,
@@ -118,7 +123,7 @@ class SubgoalSpec:
     train: TrainerConfig = field(default_factory=_tc(steps=1200))
 
 
-CONTENDERS = ("flat", "ladder", "subgoal", "rooms")
+CONTENDERS = ("flat", "ladder", "subgoal", "rooms", "doors")
 
 
 @dataclass
@@ -264,9 +269,10 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
                          np.load(rows_p), log)
         planners["subgoal"] = SubgoalPlanner(prior, low, codec, T, ch)
         params["subgoal_decoder"] = sum(p.numel() for p in low.parameters())
-    if "rooms" in cfg.contenders:
-        planners["rooms"], planners["rooms_compressor"], extra = train_rooms(cfg, data, seed, log)
-        params.update(extra)
+    for kind in ("rooms", "doors"):
+        if kind in cfg.contenders:
+            planners[kind], planners[f"{kind}_coder"], extra = train_rooms(cfg, data, seed, log, kind)
+            params.update(extra)
     value = None
     if any(sc.startswith("value") for sc in cfg.search.scorers):
         vc = ValueConfig(**{**to_dict(cfg.value.model), "move_vocab": codec.move_vocab, "cond_vocab": codec.cond_vocab,
@@ -278,59 +284,69 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     flops = {k: stage_results(d / sub).get("train_flops", 0.0) for k, sub in
              (("flat", "flat"), ("ladder_compressor", "ladder_level1"), ("ladder_prior", "ladder_prior"),
               *((("subgoal_decoder", "subgoal"),) if "subgoal" in planners else ()),
-              *((("rooms_compressor", "rooms_level1"), ("rooms_prior", "rooms_prior"), ("rooms_decoder", "rooms_decoder"))
-                if "rooms" in planners else ()),
+              *((("rooms_compressor", "rooms_level1"),) if "rooms" in planners else ()),
+              *((f"{k}_{s}", f"{k}_{s}") for k in ("rooms", "doors") if k in planners for s in ("prior", "decoder")),
               *((("value", "value"),) if value is not None else ()))}
     return {**planners, "params": params, "code_exact": exact, "value": value, "train_flops": flops}
 
 
-def train_rooms(cfg: PlanConfig, data: dict, seed: int, log) -> tuple:
-    """The rooms contender (module docstring): room-to-room segments of the demonstrations, their codes, the top
-    prior and the segment decoder, each a resumable stage in ``seed<k>/rooms_*``. Returns the planner, the
-    compressor and the parameter counts."""
+def train_rooms(cfg: PlanConfig, data: dict, seed: int, log, kind: str = "rooms") -> tuple:
+    """The rooms or doors contender (module docstring): room-to-room segments of the demonstrations, their codes
+    (rooms: learned by a compressor; doors: ``door_codes``, the rule's), the top prior and the segment decoder,
+    each a resumable stage in ``seed<k>/<kind>_*``. Returns the planner, its coder (one plan's segments ->
+    codes, for the diagnostics) and the parameter counts."""
     codec, T, ch = EpisodeCodec(cfg.maze), cfg.maze.max_moves, cfg.ladder.chunk
     d, n = cfg.dir / f"seed{seed}", T // ch
-    segs, cells, used = room_segments(codec, data["train_cond"], data["train_moves"], ch, n)
-    qc = cfg.ladder.compressor.quantizer
-    cc = CompressorConfig(**{**to_dict(cfg.ladder.compressor), "quantizer": QuantizerConfig(**to_dict(qc)),
-                             "vocab_size": codec.move_vocab, "in_len": ch, "out_len": 1, "seed": seed})
-    ct = TrainerConfig(**{**to_dict(cfg.ladder.compressor_train), "seed": seed})
-    held = np.arange(n)[None, :] <= used[:, None]  # segments with moves and the "plan ends" one after them
-    comp = train_rows(f"seed {seed}: rooms level 1 (room segments -> codes)", d / "rooms_level1",
-                      SequenceCompressor(cc), ct, segs[held], log)
-    codes_p = d / "rooms_codes.npy"
+    segs, cells, used, exits = room_segments(codec, data["train_cond"], data["train_moves"], ch, n)
+    params = {}
+    if kind == "rooms":
+        qc = cfg.ladder.compressor.quantizer
+        cc = CompressorConfig(**{**to_dict(cfg.ladder.compressor), "quantizer": QuantizerConfig(**to_dict(qc)),
+                                 "vocab_size": codec.move_vocab, "in_len": ch, "out_len": 1, "seed": seed})
+        ct = TrainerConfig(**{**to_dict(cfg.ladder.compressor_train), "seed": seed})
+        held = np.arange(n)[None, :] <= used[:, None]  # segments with moves and the "plan ends" one after them
+        comp = train_rows(f"seed {seed}: rooms level 1 (room segments -> codes)", d / "rooms_level1",
+                          SequenceCompressor(cc), ct, segs[held], log)
+        params["rooms_compressor"] = sum(p.numel() for p in comp.parameters())
+        K = comp.quantizer.codebook_size
+
+        @torch.no_grad()
+        def coder(sg, ex, us):
+            return comp.encode(torch.from_numpy(sg.reshape(-1, ch)))[:, 0].view(sg.shape[:-1]).numpy()
+    else:
+        K = DOOR_END + 1
+
+        def coder(sg, ex, us):
+            return door_codes(ex, us)
+    codes_p = d / f"{kind}_codes.npy"
     if not codes_p.is_file():
-        flat_segs = torch.from_numpy(segs.reshape(-1, ch))
-        with torch.no_grad():
-            codes = torch.cat([comp.encode(flat_segs[i:i + 4096]) for i in range(0, len(flat_segs), 4096)])
-        atomic_save_npy(codes_p, codes.view(len(segs), n).numpy())
+        atomic_save_npy(codes_p, np.concatenate([coder(segs[i:i + 1024], exits[i:i + 1024], used[i:i + 1024])
+                                                 for i in range(0, len(segs), 1024)]))
     codes = np.load(codes_p)
-    K = comp.quantizer.codebook_size
     pc = PriorConfig(**{**to_dict(cfg.ladder.prior), "vocab_size": K, "cond_vocab": codec.cond_vocab,
                         "cond_len": codec.cond_len, "context": n, "seed": seed})
     pt = TrainerConfig(**{**to_dict(cfg.ladder.prior_train), "seed": seed})
-    prior = train_rows(f"seed {seed}: rooms top prior (segment codes)", d / "rooms_prior", CodePrior(pc), pt,
+    prior = train_rows(f"seed {seed}: {kind} top prior (segment codes)", d / f"{kind}_prior", CodePrior(pc), pt,
                        np.concatenate([data["train_cond"], codes], 1), log)
     lc = PriorConfig(**{**to_dict(cfg.subgoal.model), "vocab_size": codec.move_vocab,
                         "cond_vocab": codec.cond_vocab + K, "cond_len": codec.cond_len, "context": ch, "seed": seed})
     lt = TrainerConfig(**{**to_dict(cfg.subgoal.train), "seed": seed})
-    rows_p = d / "rooms_rows.npy"
+    rows_p = d / f"{kind}_rows.npy"
     if not rows_p.is_file():
         atomic_save_npy(rows_p, segment_rows(codec, data["train_cond"], segs, cells, codes, used))
-    low = train_rows(f"seed {seed}: rooms segment decoder (code + cell -> moves)", d / "rooms_decoder",
+    low = train_rows(f"seed {seed}: {kind} segment decoder (code + cell -> moves)", d / f"{kind}_decoder",
                      CodePrior(lc), lt, np.load(rows_p), log)
-    params = {"rooms_compressor": sum(p.numel() for p in comp.parameters()),
-              "rooms_prior": sum(p.numel() for p in prior.parameters()),
-              "rooms_decoder": sum(p.numel() for p in low.parameters()),
-              "rooms_segments_per_demo": float(used.mean()), "rooms_cut_demos": float((used >= n).mean())}
-    return SubgoalPlanner(prior, low, codec, T, ch, segments=True), comp, params
+    params.update({f"{kind}_prior": sum(p.numel() for p in prior.parameters()),
+                   f"{kind}_decoder": sum(p.numel() for p in low.parameters()),
+                   f"{kind}_segments_per_demo": float(used.mean()), f"{kind}_cut_demos": float((used >= n).mean())})
+    return SubgoalPlanner(prior, low, codec, T, ch, segments=True), coder, params
 
 
 def load_planner(cfg: PlanConfig, seed_dir: Path, contender: str):
     """One trained contender of a plan-experiment directory's seed (``vqladder plan``)."""
     codec, T, ch = EpisodeCodec(cfg.maze), cfg.maze.max_moves, cfg.ladder.chunk
     need = {"flat": ["flat"], "ladder": ["ladder_level1", "ladder_prior"], "subgoal": ["ladder_prior", "subgoal"],
-            "rooms": ["rooms_prior", "rooms_decoder"]}[contender]
+            "rooms": ["rooms_prior", "rooms_decoder"], "doors": ["doors_prior", "doors_decoder"]}[contender]
     for k in need:
         if not (seed_dir / k).is_dir():
             raise VQLadderError(f"{seed_dir} has no trained {k} (contenders in the config did not include {contender})")
@@ -341,7 +357,7 @@ def load_planner(cfg: PlanConfig, seed_dir: Path, contender: str):
         return LadderPlanner(m["ladder_level1"], m["ladder_prior"], T, ch)
     if contender == "subgoal":
         return SubgoalPlanner(m["ladder_prior"], m["subgoal"], codec, T, ch)
-    return SubgoalPlanner(m["rooms_prior"], m["rooms_decoder"], codec, T, ch, segments=True)
+    return SubgoalPlanner(m[f"{contender}_prior"], m[f"{contender}_decoder"], codec, T, ch, segments=True)
 
 
 def train_segmenters(cfg: PlanConfig, data: dict, seed: int, log) -> dict:

@@ -155,11 +155,13 @@ def room_segments(codec, cond: np.ndarray, moves: np.ndarray, seg_len: int, n_se
     (or the plan's last move), and one longer than ``seg_len`` moves is cut into pieces of ``seg_len``. Returns
     ``segs[e, n_segs, seg_len]`` (moves, END-padded; the slot after the last segment and every later one all
     END: the "plan ends" segment), ``cells[e, n_segs, 2]`` (the cell where each segment begins) and ``used[e]``
-    (segments holding moves; a plan needing more than ``n_segs - 1`` is cut there, ``used`` = n_segs)."""
+    (segments holding moves; a plan needing more than ``n_segs - 1`` is cut there, ``used`` = n_segs) and
+    ``exits[e, n_segs]`` (the move that leaves the room when a segment ends with one, else -1)."""
     room = codec.cfg.room
     segs = np.full((len(cond), n_segs, seg_len), END, dtype=np.int64)
     cells = np.zeros((len(cond), n_segs, 2), dtype=np.int64)
     used = np.zeros(len(cond), dtype=np.int64)
+    exits = np.full((len(cond), n_segs), -1, dtype=np.int64)
     for e, (c, mv) in enumerate(zip(cond, moves)):
         lay, start, _, _ = codec.decode_cond(c)
         u, j, cur = tuple(start), 0, []
@@ -169,7 +171,9 @@ def room_segments(codec, cond: np.ndarray, moves: np.ndarray, seg_len: int, n_se
                 break
             v = (u[0] + DELTA[m][0], u[1] + DELTA[m][1])
             cur.append(m)
-            if (u[0] // room, u[1] // room) != (v[0] // room, v[1] // room) or len(cur) == seg_len:
+            crossed = (u[0] // room, u[1] // room) != (v[0] // room, v[1] // room)
+            if crossed or len(cur) == seg_len:
+                exits[e, j] = m if crossed else -1
                 segs[e, j, :len(cur)], j, cur = cur, j + 1, []
                 cells[e, j:] = v
             u = v
@@ -177,7 +181,23 @@ def room_segments(codec, cond: np.ndarray, moves: np.ndarray, seg_len: int, n_se
             segs[e, j, :len(cur)], j = cur, j + 1
             cells[e, j:] = u
         used[e] = j
-    return segs, cells, used
+    return segs, cells, used, exits
+
+
+DOOR_GOAL, DOOR_END = 4, 5  # door codes beside the four exits (U D L R): "to the goal", "the plan ends"
+
+
+def door_codes(exits: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """Codes given by the maze's rule, not learned: each segment's code is the door its room is left by (the
+    exit move of the room's last segment, so every piece of one room's walk carries it), ``DOOR_GOAL`` in the
+    last room, ``DOOR_END`` from the "plan ends" segment on. ``exits``/``used`` from ``room_segments``."""
+    out = np.full(exits.shape, DOOR_END, dtype=np.int64)
+    for e in range(len(exits)):
+        cur = DOOR_GOAL
+        for j in range(int(used[e]) - 1, -1, -1):
+            cur = int(exits[e, j]) if exits[e, j] >= 0 else cur
+            out[e, j] = cur
+    return out
 
 
 def segment_rows(codec, cond: np.ndarray, segs: np.ndarray, cells: np.ndarray, codes: np.ndarray,

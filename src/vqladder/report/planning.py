@@ -43,11 +43,13 @@ def plan_markdown(res: dict, cfg) -> str:
              + ", ".join(f"{res['meta'][s]['code_exact']:.3f}" for s in seeds) + " (per seed)."
              + (f" Subgoal contender: the ladder's codes and prior + a subgoal decoder of {p['subgoal_decoder']:,} "
                 "parameters." if "subgoal_decoder" in p else "")
-             + (f" Rooms contender: codes over room-to-room segments (at most {cfg.ladder.chunk} moves; "
-                f"{p['rooms_segments_per_demo']:.2f} segments per training demonstration, "
-                f"{p['rooms_cut_demos']:.3f} of them cut at {m.max_moves // cfg.ladder.chunk} segments), compressor "
-                f"{p['rooms_compressor']:,} + top prior {p['rooms_prior']:,} + segment decoder {p['rooms_decoder']:,} "
-                "parameters." if "rooms_prior" in p else "")
+             + "".join(f" {k.capitalize()} contender: codes over room-to-room segments (at most {cfg.ladder.chunk} "
+                       f"moves; {p[k + '_segments_per_demo']:.2f} segments per training demonstration, "
+                       f"{p[k + '_cut_demos']:.3f} of them cut at {m.max_moves // cfg.ladder.chunk} segments), "
+                       + (f"learned by a compressor of {p['rooms_compressor']:,} parameters, " if k == "rooms" else
+                          "given by the rule (the door each room is left by), ")
+                       + f"top prior {p[k + '_prior']:,} + segment decoder {p[k + '_decoder']:,} parameters."
+                       for k in ("rooms", "doors") if k + "_prior" in p)
              + (f" Learned value: {p['value']:,} parameters, shared by all." if "value" in p else ""), ""]
     if flops:
         ladder_f = flops.get("ladder_compressor", 0) + flops.get("ladder_prior", 0)
@@ -59,8 +61,9 @@ def plan_markdown(res: dict, cfg) -> str:
                   + (f"; subgoal: the ladder's + its decoder {flops['subgoal_decoder']:.3g} = "
                      f"{(ladder_f + flops['subgoal_decoder']) / max(flops.get('flat', 0), 1):.2f}x"
                      if "subgoal_decoder" in flops else "")
-                  + (f"; rooms: compressor + prior + decoder {_rooms_flops(flops):.3g} = "
-                     f"{_rooms_flops(flops) / max(flops.get('flat', 0), 1):.2f}x" if "rooms_prior" in flops else "")
+                  + "".join(f"; {k}: {'compressor + ' if k == 'rooms' else ''}prior + decoder {_seg_flops(flops, k):.3g} = "
+                            f"{_seg_flops(flops, k) / max(flops.get('flat', 0), 1):.2f}x"
+                            for k in ("rooms", "doors") if k + "_prior" in flops)
                   + (f"; the value {flops['value']:.3g}, used by all" if "value" in flops else "") + ".", ""]
     if bnd and bnd.get("crossings"):
         lines += [f"Code boundaries on room crossings (held-out shortest plans, {bnd['crossings']} crossings; a crossing "
@@ -90,12 +93,13 @@ def plan_markdown(res: dict, cfg) -> str:
                   + (f"; the learned value's moves-to-go error: mean absolute {per_seed('value_mae', '.1f')} moves "
                      f"(true mean {per_seed('true_mean_to_go', '.1f')}), Spearman rank correlation with the true "
                      f"distance {per_seed('value_spearman')}" if "value_mae" in diag[0] else "") + ".", ""]
-        if "rooms_segments" in diag[0]:
-            lines += ["Rooms contender on the same plans (per seed; its boundaries are on room crossings by "
-                      f"construction): {per_seed('rooms_segments')} segments per plan; a segment decoded from its code "
-                      f"and starting cell exactly {per_seed('rooms_seg_exact')}; whole plans expanded from their codes "
-                      f"exactly {per_seed('rooms_plan_exact')}; the top prior predicts the next segment code "
-                      f"{per_seed('rooms_prior_acc')}.", ""]
+        for k in ("rooms", "doors"):
+            if k + "_segments" in diag[0]:
+                lines += [f"{k.capitalize()} contender on the same plans (per seed; its boundaries are on room crossings "
+                          f"by construction): {per_seed(k + '_segments')} segments per plan; a segment decoded from its "
+                          f"code and starting cell exactly {per_seed(k + '_seg_exact')}; whole plans expanded from their "
+                          f"codes exactly {per_seed(k + '_plan_exact')}; the top prior predicts the next segment code "
+                          f"{per_seed(k + '_prior_acc')}.", ""]
     lines += ["| contender | search | scorer | budget | success | optimality | validity |",
               "|---|---|---|---|---|---|---|"]
     agg = _agg(res["rows"])
@@ -110,11 +114,12 @@ def plan_markdown(res: dict, cfg) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _rooms_flops(flops: dict) -> float:
-    return sum(flops.get(k, 0) for k in ("rooms_compressor", "rooms_prior", "rooms_decoder"))
+def _seg_flops(flops: dict, kind: str) -> float:
+    return sum(flops.get(f"{kind}_{k}", 0) for k in ("compressor", "prior", "decoder"))
 
 
-COLORS = (("flat", "tab:blue"), ("ladder", "tab:red"), ("subgoal", "tab:green"), ("rooms", "tab:purple"))
+COLORS = (("flat", "tab:blue"), ("ladder", "tab:red"), ("subgoal", "tab:green"), ("rooms", "tab:purple"),
+          ("doors", "tab:orange"))
 
 
 def _plot(res: dict, path: Path) -> None:
