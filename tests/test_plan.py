@@ -218,9 +218,13 @@ def test_both_contenders_train_and_respect_budgets(tiny_plan):
     assert 0 <= dg["ladder_code_exact"] <= 1 and 0 <= dg["subgoal_code_exact"] <= 1
     assert dg["value_mae"] >= 0 and -1 <= dg["value_spearman"] <= 1 and "moves-to-go error" in md
     for k in ("rooms", "doors"):
-        assert dg[f"{k}_segments"] >= 1 and all(0 <= dg[f"{k}_{m}"] <= 1 for m in ("seg_exact", "plan_exact", "prior_acc"))
+        assert dg[f"{k}_segments"] >= 1 and all(0 <= dg[f"{k}_{m}"] <= 1 for m in ("seg_exact", "plan_exact", "plan_success", "prior_acc"))
+        assert dg[f"{k}_plan_success"] >= dg[f"{k}_plan_exact"]
     assert "Rooms contender on the same plans" in md and "rooms: compressor + prior + decoder" in md
     assert "Doors contender on the same plans" in md and "doors: prior + decoder" in md
+    # the doors decoder learns from the optimal demonstrations only (the default), in a directory named so
+    assert meta["params"]["doors_decoder_demos"] == int((np.load(cfg.dir / "data.npz")["train_buckets"] == 3).sum()) > 0
+    assert (cfg.dir / "seed0" / "doors_decoder_b3").is_dir() and not (cfg.dir / "seed0" / "doors_decoder").exists()
     b = meta["boundaries"]
     assert b["crossings"] > 0 and all(0 <= b[k] <= 1 for k in ("fixed", "entropy", "chance"))
     seg = meta["segments"]  # variable-length codes of moves, both boundary methods, measured on the same plans

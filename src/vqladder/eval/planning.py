@@ -126,8 +126,8 @@ def diagnostics(cfg, planners: dict, test_cond: np.ndarray) -> dict:
     T, ch = cfg.maze.max_moves, cfg.ladder.chunk
     lad = planners["ladder"]
     ok_lad, ok_sub, pred, true, prior_ok, flat_ok = [], [], [], [], [], []
-    seg = {k: {"seg_exact": [], "plan_exact": [], "prior_acc": [], "segments": []} for k in ("rooms", "doors")
-           if k in planners}
+    seg = {k: {"seg_exact": [], "plan_exact": [], "plan_success": [], "prior_acc": [], "segments": []}
+           for k in ("rooms", "doors") if k in planners}
     for cond in test_cond:
         lay, s, g, _ = codec.decode_cond(cond)
         path = lay.shortest_path(tuple(s), tuple(g)) or []
@@ -170,7 +170,8 @@ def diagnostics(cfg, planners: dict, test_cond: np.ndarray) -> dict:
 def _segment_diag(pl, coder, codec, cond, path, acc: dict) -> None:
     """The rooms or doors contender on one shortest plan: its room segments coded by ``coder``; each segment
     decoded from its code and its true starting cell (``seg_exact``), the whole plan expanded from its codes
-    (``plan_exact``), the top prior's teacher-forced next-code accuracy over the segments (``prior_acc``)."""
+    (``plan_exact``: the same moves; ``plan_success``: a valid plan that reaches the goal, by any path), the top
+    prior's teacher-forced next-code accuracy over the segments (``prior_acc``)."""
     ch, n = pl.chunk, pl.n_codes
     segs, cells, used, exits = room_segments(codec, np.asarray(cond)[None], codec.moves(path)[None], ch, n)
     k = int(used[0])
@@ -180,6 +181,9 @@ def _segment_diag(pl, coder, codec, cond, path, acc: dict) -> None:
         acc["seg_exact"].append(greedy(pl.low.step_fn(row), 1, ch)[0].tolist() == segs[0, j].tolist())
     got, _ = pl._expand(cond, codes[None], {})
     acc["plan_exact"].append(got[0, :len(path)].tolist() == list(path))
+    lay, s, g, _ = codec.decode_cond(cond)
+    o = validate(lay, s, g, got[0].tolist())
+    acc["plan_success"].append(o.valid and o.reached)
     c = torch.as_tensor(cond).long()[None]
     acc["prior_acc"] += (pl.prior(codes[None, :-1], c).argmax(-1)[0] == codes)[:k].tolist()
     acc["segments"].append(k)

@@ -123,6 +123,14 @@ class SubgoalSpec:
     train: TrainerConfig = field(default_factory=_tc(steps=1200))
 
 
+@dataclass
+class DoorsSpec:
+    """The doors contender's segment decoder learns from the segments of demonstrations in these return buckets
+    (0 failed .. 3 optimal). A door code does not name the moves, so the decoder imitates a policy ("go through
+    that door"), and detours and failed walks teach it to wander; the default keeps the optimal ones."""
+    decoder_buckets: list[NonNegInt] = field(default_factory=lambda: [3])
+
+
 CONTENDERS = ("flat", "ladder", "subgoal", "rooms", "doors")
 
 
@@ -171,6 +179,7 @@ class PlanConfig:
     ladder: LadderSpec = field(default_factory=LadderSpec)
     contenders: list[str] = field(default_factory=lambda: ["flat", "ladder", "subgoal"])
     subgoal: SubgoalSpec = field(default_factory=SubgoalSpec)  # the subgoal contender's low-level decoder
+    doors: DoorsSpec = field(default_factory=DoorsSpec)
     value: ValueSpec = field(default_factory=ValueSpec)   # the learned value (trained when a value scorer is searched)
     segments: SegmentSpec = field(default_factory=SegmentSpec)  # variable-length codes of moves (boundary alignment)
     search: SearchConfig = field(default_factory=SearchConfig)
@@ -205,6 +214,8 @@ class PlanConfig:
         for m in self.segments.methods:
             if m not in ("learned", "entropy"):
                 raise VQLadderError(f"segments.methods must be learned or entropy, got {m!r}")
+        if not self.doors.decoder_buckets or any(b > 3 for b in self.doors.decoder_buckets):
+            raise VQLadderError(f"doors.decoder_buckets must name return buckets 0..3, got {self.doors.decoder_buckets}")
 
 
 def build_data(cfg: PlanConfig) -> dict:
@@ -285,7 +296,8 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
              (("flat", "flat"), ("ladder_compressor", "ladder_level1"), ("ladder_prior", "ladder_prior"),
               *((("subgoal_decoder", "subgoal"),) if "subgoal" in planners else ()),
               *((("rooms_compressor", "rooms_level1"),) if "rooms" in planners else ()),
-              *((f"{k}_{s}", f"{k}_{s}") for k in ("rooms", "doors") if k in planners for s in ("prior", "decoder")),
+              *((f"{k}_{s}", f"{k}_prior" if s == "prior" else decoder_dir(cfg, k)) for k in ("rooms", "doors")
+                if k in planners for s in ("prior", "decoder")),
               *((("value", "value"),) if value is not None else ()))}
     return {**planners, "params": params, "code_exact": exact, "value": value, "train_flops": flops}
 
@@ -331,22 +343,32 @@ def train_rooms(cfg: PlanConfig, data: dict, seed: int, log, kind: str = "rooms"
     lc = PriorConfig(**{**to_dict(cfg.subgoal.model), "vocab_size": codec.move_vocab,
                         "cond_vocab": codec.cond_vocab + K, "cond_len": codec.cond_len, "context": ch, "seed": seed})
     lt = TrainerConfig(**{**to_dict(cfg.subgoal.train), "seed": seed})
-    rows_p = d / f"{kind}_rows.npy"
+    name = decoder_dir(cfg, kind)
+    keep = np.isin(data["train_buckets"], cfg.doors.decoder_buckets if kind == "doors" else [0, 1, 2, 3])
+    rows_p = d / f"{name}_rows.npy"
     if not rows_p.is_file():
-        atomic_save_npy(rows_p, segment_rows(codec, data["train_cond"], segs, cells, codes, used))
-    low = train_rows(f"seed {seed}: {kind} segment decoder (code + cell -> moves)", d / f"{kind}_decoder",
+        atomic_save_npy(rows_p, segment_rows(codec, data["train_cond"][keep], segs[keep], cells[keep], codes[keep],
+                                             used[keep]))
+    low = train_rows(f"seed {seed}: {kind} segment decoder (code + cell -> moves)", d / name,
                      CodePrior(lc), lt, np.load(rows_p), log)
     params.update({f"{kind}_prior": sum(p.numel() for p in prior.parameters()),
-                   f"{kind}_decoder": sum(p.numel() for p in low.parameters()),
+                   f"{kind}_decoder": sum(p.numel() for p in low.parameters()), f"{kind}_decoder_demos": int(keep.sum()),
                    f"{kind}_segments_per_demo": float(used.mean()), f"{kind}_cut_demos": float((used >= n).mean())})
     return SubgoalPlanner(prior, low, codec, T, ch, segments=True), coder, params
+
+
+def decoder_dir(cfg: PlanConfig, kind: str) -> str:
+    """The stage directory of a rooms / doors segment decoder (the doors one named by its return buckets unless
+    it learns from all four)."""
+    b = sorted(set(cfg.doors.decoder_buckets))
+    return f"{kind}_decoder" + (f"_b{''.join(map(str, b))}" if kind == "doors" and b != [0, 1, 2, 3] else "")
 
 
 def load_planner(cfg: PlanConfig, seed_dir: Path, contender: str):
     """One trained contender of a plan-experiment directory's seed (``vqladder plan``)."""
     codec, T, ch = EpisodeCodec(cfg.maze), cfg.maze.max_moves, cfg.ladder.chunk
     need = {"flat": ["flat"], "ladder": ["ladder_level1", "ladder_prior"], "subgoal": ["ladder_prior", "subgoal"],
-            "rooms": ["rooms_prior", "rooms_decoder"], "doors": ["doors_prior", "doors_decoder"]}[contender]
+            "rooms": ["rooms_prior", "rooms_decoder"], "doors": ["doors_prior", decoder_dir(cfg, "doors")]}[contender]
     for k in need:
         if not (seed_dir / k).is_dir():
             raise VQLadderError(f"{seed_dir} has no trained {k} (contenders in the config did not include {contender})")
@@ -357,7 +379,7 @@ def load_planner(cfg: PlanConfig, seed_dir: Path, contender: str):
         return LadderPlanner(m["ladder_level1"], m["ladder_prior"], T, ch)
     if contender == "subgoal":
         return SubgoalPlanner(m["ladder_prior"], m["subgoal"], codec, T, ch)
-    return SubgoalPlanner(m[f"{contender}_prior"], m[f"{contender}_decoder"], codec, T, ch, segments=True)
+    return SubgoalPlanner(m[need[0]], m[need[1]], codec, T, ch, segments=True)
 
 
 def train_segmenters(cfg: PlanConfig, data: dict, seed: int, log) -> dict:

@@ -47,7 +47,9 @@ def plan_markdown(res: dict, cfg) -> str:
                        f"moves; {p[k + '_segments_per_demo']:.2f} segments per training demonstration, "
                        f"{p[k + '_cut_demos']:.3f} of them cut at {m.max_moves // cfg.ladder.chunk} segments), "
                        + (f"learned by a compressor of {p['rooms_compressor']:,} parameters, " if k == "rooms" else
-                          "given by the rule (the door each room is left by), ")
+                          "given by the rule (the door each room is left by; its decoder learns from the "
+                          f"{p.get('doors_decoder_demos', 0):,} demonstrations in return buckets "
+                          f"{sorted(set(cfg.doors.decoder_buckets)) if hasattr(cfg, 'doors') else 'all'}), ")
                        + f"top prior {p[k + '_prior']:,} + segment decoder {p[k + '_decoder']:,} parameters."
                        for k in ("rooms", "doors") if k + "_prior" in p)
              + (f" Learned value: {p['value']:,} parameters, shared by all." if "value" in p else ""), ""]
@@ -98,7 +100,8 @@ def plan_markdown(res: dict, cfg) -> str:
                 lines += [f"{k.capitalize()} contender on the same plans (per seed; its boundaries are on room crossings "
                           f"by construction): {per_seed(k + '_segments')} segments per plan; a segment decoded from its "
                           f"code and starting cell exactly {per_seed(k + '_seg_exact')}; whole plans expanded from their "
-                          f"codes exactly {per_seed(k + '_plan_exact')}; the top prior predicts the next segment code "
+                          f"codes exactly {per_seed(k + '_plan_exact')}, to the goal by any valid path "
+                          f"{per_seed(k + '_plan_success')}; the top prior predicts the next segment code "
                           f"{per_seed(k + '_prior_acc')}.", ""]
     lines += ["| contender | search | scorer | budget | success | optimality | validity |",
               "|---|---|---|---|---|---|---|"]
