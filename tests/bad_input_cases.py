@@ -85,6 +85,7 @@ CASES = [
      "segments.methods must be learned or entropy"),
     ("doors decoder from a return bucket that does not exist", "plan-experiment doors.decoder_buckets=[7] out_dir={tmp}/p",
      "doors.decoder_buckets must name return buckets 0..3"),
+    ("maze with no rooms", "plan-experiment maze.rooms=0 out_dir={tmp}/p", "maze.rooms"),
     ("unknown planning contender", "plan-experiment contenders=[astar] out_dir={tmp}/p", "contender must be one of"),
     ("variable target ratio below 1", "variable targets=[0.5] out_dir={tmp}/v", "must be between 1 and the chunk length"),
     ("variable target ratio above the chunk", "variable chunk=16 targets=[32] out_dir={tmp}/v",

@@ -433,3 +433,22 @@ def test_segment_planner_strips_padding_ends_plans_and_charges_every_expansion()
     pl._expand(cond, torch.tensor([[0, 1]]), cache)
     _, spent = pl._expand(cond, torch.tensor([[0, 1], [0, 2]]), cache)
     assert spent == 4  # only the new code's expansion: (0, 2)
+
+
+@pytest.mark.parametrize("preset", ["plan_cpu", "plan_4x4", "plan_6x6"])
+def test_every_preset_holds_out_layouts_never_seen_in_training(preset):
+    """Each shipped planning preset's maze: held-out tasks come from layouts disjoint from the training ones,
+    and every held-out task's shortest plan fits its max_moves (fewer layouts than the preset, same maze)."""
+    from pathlib import Path
+
+    from vqladder.config import load_config
+    from vqladder.data.maze import plan_tasks
+    from vqladder.experiments.planning import PlanConfig
+
+    cfg = load_config(PlanConfig, Path(__file__).parent.parent / "configs" / f"{preset}.yaml")
+    d = plan_tasks(cfg.maze, 200, 2, 30, cfg.data.seed)
+    assert len(d["test_cond"]) > 0 and not set(d["test_keys"].tolist()) & set(d["train_keys"].tolist())
+    codec = EpisodeCodec(cfg.maze)
+    for c in d["test_cond"]:
+        lay, s, g, b = codec.decode_cond(c)
+        assert b == 3 and 0 < validate(lay, s, g, []).shortest <= cfg.maze.max_moves
