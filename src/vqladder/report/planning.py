@@ -49,7 +49,7 @@ def plan_markdown(res: dict, cfg) -> str:
                        + (f"learned by a compressor of {p['rooms_compressor']:,} parameters, " if k == "rooms" else
                           "given by the rule (the door each room is left by; its decoder learns from the "
                           f"{p.get('doors_decoder_demos', 0):,} demonstrations in return buckets "
-                          f"{sorted(set(cfg.doors.decoder_buckets)) if hasattr(cfg, 'doors') else 'all'}), ")
+                          f"{sorted(set(cfg.doors.decoder_buckets))}), ")
                        + f"top prior {p[k + '_prior']:,} + segment decoder {p[k + '_decoder']:,} parameters."
                        for k in ("rooms", "doors") if k + "_prior" in p)
              + (f" Learned value: {p['value']:,} parameters, shared by all." if "value" in p else ""), ""]
