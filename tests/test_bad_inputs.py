@@ -298,7 +298,7 @@ def test_second_writer_gets_one_line(ctx, tmp_path):
             code, _, err = call(argv)
             assert code == 2, err
             assert f"in use by another vqladder process (pid {holder.pid})" in one_line_error(err)
-        assert sorted(p.name for p in run.iterdir()) == [".lock", "config.yaml"]  # the second writer wrote nothing
+        assert sorted(p.name for p in run.iterdir()) == [".lock", ".vqladder", "config.yaml"]  # the second wrote nothing
     finally:
         holder.kill()
         holder.wait()
@@ -315,7 +315,7 @@ def test_prepare_never_deletes_user_files(tmp_path, tiny_corpus, monkeypatch):
     (mine / "thesis.tex").write_text("precious")
     for force in ([], ["--force"]):
         code, _, err = call(["prepare", tiny_corpus, "-t", "bytes", "-o", mine, *force])
-        assert code == 2 and "not written by `vqladder prepare`" in one_line_error(err)
+        assert code == 2 and "was not made by vqladder" in one_line_error(err)
     assert (mine / "thesis.tex").read_text() == "precious"
     # the current directory, and the corpus's own folder, are refused even when prepared-looking
     monkeypatch.chdir(mine)
@@ -364,7 +364,7 @@ def test_demo_reuses_or_refuses_and_discards_only_with_fresh(ctx, tmp_path, monk
     (other / "photo.jpg").write_bytes(b"jpg")
     for fresh in ([], ["--fresh"]):
         code, _, err = call(["demo", "--out", other.parent, "--data", data, *fresh])
-        assert code == 2 and "not a vqladder run" in one_line_error(err)
+        assert code == 2 and "was not made by vqladder" in one_line_error(err) and "--fresh" not in err
     assert (other / "photo.jpg").read_bytes() == b"jpg"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "runs"]  # nothing prepared beside
 

@@ -81,10 +81,10 @@ def test_shards_deterministic_and_split(tmp_path, tiny_corpus, tok):
 
 
 def test_prepare_refuses_to_overwrite(tmp_path, tiny_corpus):
-    prepare(str(tiny_corpus), "bytes", tmp_path / "d")
+    prepare(str(tiny_corpus), "bytes", tmp_path / "d", block_size=512)
     with pytest.raises(VQLadderError, match="already prepared"):
-        prepare(str(tiny_corpus), "bytes", tmp_path / "d")
-    prepare(str(tiny_corpus), "bytes", tmp_path / "d", force=True)
+        prepare(str(tiny_corpus), "bytes", tmp_path / "d", block_size=512)
+    prepare(str(tiny_corpus), "bytes", tmp_path / "d", force=True, block_size=512)
 
 
 def test_folder_glob_and_jsonl(tmp_path):
@@ -204,7 +204,7 @@ def test_sampler_too_short():
 
 
 def test_shards_detect_truncation(tmp_path, tiny_corpus):
-    sh = prepare(str(tiny_corpus), "bytes", tmp_path / "d")
+    sh = prepare(str(tiny_corpus), "bytes", tmp_path / "d", block_size=512)
     with open(sh.dir / "train.bin", "r+b") as f:
         f.truncate(100)
     with pytest.raises(VQLadderError, match="wrong size"):

@@ -68,7 +68,9 @@ def test_empty_grid_and_impossible_cell_fail_first(tmp_path):
 
 
 def _fake_results(run_dir, acc, usage=0.5, bits=1.0, out_len=16, k=256, local=False):
-    run_dir.mkdir(parents=True)
+    from vqladder.io import own_dir
+
+    own_dir(run_dir, "run")  # as `vqladder train` makes it
     cfg = to_dict(tiny_run_config("d", "o", out_len=out_len))
     cfg["model"]["quantizer"]["codebook_size"] = k
     if local:
@@ -83,8 +85,10 @@ def _fake_results(run_dir, acc, usage=0.5, bits=1.0, out_len=16, k=256, local=Fa
 def test_resume_skips_finished_cells(tmp_path):
     cfg = sweep_cfg(tmp_path)
     _fake_results(tmp_path / "sw" / "cells" / "m016-k256-fsq-s0", 0.9)
-    (tmp_path / "sw" / "cells" / "m008-k256-fsq-s0").mkdir(parents=True)  # in flight, no checkpoint: restart
-    (tmp_path / "sw" / "cells" / "m008-k256-fsq-s0" / "junk").write_text("x")
+    from vqladder.io import own_dir
+
+    own_dir(tmp_path / "sw" / "cells" / "m008-k256-fsq-s0", "run")  # in flight, no checkpoint: restart
+    (tmp_path / "sw" / "cells" / "m008-k256-fsq-s0" / "metrics.jsonl").write_text("{}\n")
     ran = []
 
     def runner(path, resume, log):

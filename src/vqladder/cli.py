@@ -127,7 +127,10 @@ def cmd_eval(a) -> int:
     shards = TokenShards(data_dir)
     if shards.vocab_size != model.config.vocab_size:
         raise VQLadderError(f"data {data_dir} has vocab {shards.vocab_size}, the model expects {model.config.vocab_size}")
-    if a.data and not _same_files(_run_tokenizer_dir(a.run, meta), shards.dir / "tokenizer"):
+    from .data.shards import check_fingerprint
+
+    check_fingerprint(shards.dir, meta.get("data_fingerprint"), a.run)  # re-prepared or replaced data: refused
+    if not _same_files(_run_tokenizer_dir(a.run, meta), shards.dir / "tokenizer"):
         raise VQLadderError(f"data {data_dir} was tokenised with another tokenizer than {a.run} ({shards.meta['tokenizer']} "
                             f"fitted on {shards.meta['corpus']!r}): its ids mean other tokens, so every number would be "
                             f"wrong; prepare the text with the run's tokenizer")
@@ -182,7 +185,7 @@ def cmd_report(a) -> int:
     from .report.html import build_report
 
     t0 = time.time()
-    out = build_report(a.path, a.output, max_chunks=a.chunks)
+    out = build_report(a.path, a.output, max_chunks=a.chunks, overwrite=a.overwrite)
     print(f"report written to {out} ({out.stat().st_size / 1e6:.1f} MB, {time.time() - t0:.1f} s); open it in a browser")
     return 0
 
@@ -349,8 +352,13 @@ def cmd_video(a) -> int:
 
     cfg = _load(V.VideoExpConfig, a, 'video')
     cfg.validate()
+    if a.action in ("generate", "show"):  # the PNG path is checked before any work
+        from .io import check_output_file
+        from .report import made_png
+
+        default = cfg.dir / ("preview.png" if a.action == "generate" else f"show-seed{a.seed}-clip{a.clip}.png")
+        out = check_output_file(Path(a.out) if a.out else default, a.overwrite, made_png, "PNG file")
     if a.action == "generate":
-        out = Path(a.out) if a.out else cfg.dir / "preview.png"
         V.preview(cfg, out)
         from .data.video import load_videos
 
@@ -365,7 +373,7 @@ def cmd_video(a) -> int:
         print((cfg.dir / "results.md").read_text())
         print(f"written: {cfg.dir}/results.{{json,md}}, {cfg.dir}/strip.png")
     else:
-        out = V.show(cfg, a.seed, a.clip, Path(a.out) if a.out else cfg.dir / f"show-seed{a.seed}-clip{a.clip}.png")
+        out = V.show(cfg, a.seed, a.clip, out)
         print(f"written: {out}")
     return 0
 
@@ -526,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="data directory (default: the one the run was trained on)")
     s.add_argument("--split", default="val", choices=["val", "train"])
     s.add_argument("--max-chunks", type=_num(int, min=1, allow=(-1,)), default=-1, help="chunks to evaluate; -1 = all")
-    s.add_argument("--examples", type=_num(int, min=0), default=3, help="reconstructions to print")
+    s.add_argument("--examples", type=_num(int, min=0, max=1000), default=3, help="reconstructions to print (at most 1000)")
     s.add_argument("--json", action="store_true", help="also print the metrics as JSON")
     s.add_argument("--gist", action="store_true",
                    help="add embedding gist metrics (semantic similarity, retrieval); needs the [gist] extra")
@@ -548,7 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "other experiments.")
     s.add_argument("path", help="run, sweep or experiment directory")
     s.add_argument("-o", "--output", help="HTML file to write (default: PATH/report.html)")
-    s.add_argument("--chunks", type=_num(int, min=1), default=48, help="held-out reconstructions to show")
+    s.add_argument("--chunks", type=_num(int, min=1, max=4096), default=48, help="held-out reconstructions to show")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace an existing -o file that vqladder did not write (never a link, folder or device)")
     s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("encode", help="text -> codes (one line of codes per chunk)")
@@ -580,7 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = s.add_mutually_exclusive_group()
     g.add_argument("--prompt", help="text to continue (left-padded with newlines to whole top chunks)")
     g.add_argument("--prompt-file", help="file whose text to continue")
-    s.add_argument("--chunks", type=_num(int, min=1), default=1, help="top chunks to generate (each = the ladder's chunk of tokens)")
+    s.add_argument("--chunks", type=_num(int, min=1, max=4096), default=1,
+                   help="top chunks to generate (each = the ladder's chunk of tokens; at most 4096)")
     s.add_argument("--temperature", type=_num(float, gt=0), default=1.0, help="sampling temperature (> 0)")
     s.add_argument("--top-k", type=_num(int, min=0), default=0, help="keep the k most likely symbols (0 = all)")
     s.add_argument("--top-p", type=_num(float, gt=0, max=1), default=0.95, help="nucleus sampling mass (1 = off)")

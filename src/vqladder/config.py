@@ -192,6 +192,17 @@ def to_dict(obj) -> dict:
     return dataclasses.asdict(obj)
 
 
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """A nested dict as ``{"a.b.c": value}`` (lists stay values): how configs are compared key by key."""
+    out = {}
+    for k, v in (tree or {}).items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     parts = dotted.split(".")
     node = tree

@@ -71,27 +71,44 @@ class Corpus:
         if not spec or not spec.strip():
             raise VQLadderError("corpus spec is empty; use 'builtin', a path, a glob or hf:<name>")
         sources: list = []
-        for part in [p.strip() for p in spec.split(",") if p.strip()]:
+        seen: set[str] = set()  # each real file once, however many links or glob matches lead to it
+
+        def add(files, what):
+            n = 0
+            for f in files:
+                real = os.path.realpath(f)
+                if real not in seen:
+                    seen.add(real)
+                    sources.append(("file", Path(f)))
+                    n += 1
+            return n
+
+        for part in split_corpus_spec(spec):
+            p = Path(part).expanduser()
             if part == "builtin":
                 sources.append(("builtin", None))
             elif part.startswith("hf:"):
                 sources.append(("hf", part[3:]))
-            elif any(ch in part for ch in "*?["):
-                files = sorted(f for f in glob.glob(part, recursive=True) if os.path.isfile(f))
+            elif not p.exists() and not p.is_symlink() and any(ch in part for ch in "*?["):
+                matches = sorted(glob.glob(os.path.expanduser(part), recursive=True))
+                files = [f for f in matches if os.path.isfile(f)]
+                for f in matches:  # a matched folder is read as a folder is
+                    if os.path.isdir(f):
+                        files += _walk_text_files(Path(f))
                 if not files:
                     raise VQLadderError(f"corpus glob matches no file: {part}")
-                sources += [("file", Path(f)) for f in files]
+                add(files, part)
+            elif p.is_symlink() and not p.exists():
+                raise VQLadderError(f"corpus path is a broken symbolic link: {p}")
+            elif p.is_dir():
+                files = _walk_text_files(p)
+                if not files:
+                    raise VQLadderError(f"corpus folder has no {'/'.join(TEXT_SUFFIXES)} file: {p}")
+                add(files, part)
+            elif p.is_file():
+                add([p], part)
             else:
-                p = Path(part)
-                if p.is_dir():
-                    files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES)
-                    if not files:
-                        raise VQLadderError(f"corpus folder has no {'/'.join(TEXT_SUFFIXES)} file: {p}")
-                    sources += [("file", f) for f in files]
-                elif p.is_file():
-                    sources.append(("file", p))
-                else:
-                    raise VQLadderError(f"corpus path does not exist: {p}")
+                raise VQLadderError(f"corpus path does not exist: {p}")
         return sources
 
     # -- iteration --------------------------------------------------------------------------------------------
@@ -174,6 +191,37 @@ class Corpus:
             if not isinstance(text, str):
                 raise VQLadderError(f"hf dataset {name!r} has no string column 'text'")
             yield text
+
+
+def split_corpus_spec(spec: str) -> list[str]:
+    """The parts of a corpus spec: ``a.txt,b.md`` is two, but a path that exists is one part whatever its name
+    holds (a comma, a ``[``)."""
+    if spec and Path(spec.strip()).expanduser().exists():
+        return [spec.strip()]
+    return [p.strip() for p in (spec or "").split(",") if p.strip()]
+
+
+def _walk_text_files(root: Path) -> list[Path]:
+    """Every text file under ``root``, following symbolic links to folders but entering each real folder once (a
+    link back up the tree stops there), in sorted order."""
+    out: list[Path] = []
+    visited: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in visited:
+            dirnames[:] = []
+            continue
+        visited.add((st.st_dev, st.st_ino))
+        dirnames.sort()
+        for fn in sorted(filenames):
+            f = Path(dirpath) / fn
+            if f.suffix.lower() in TEXT_SUFFIXES and f.is_file():
+                out.append(f)
+    return out
 
 
 def open_corpus(spec: str) -> Corpus:

@@ -30,8 +30,8 @@ from tqdm import tqdm
 
 from ..config import Check
 from ..errors import VQLadderError
-from ..io import atomic_write_json, remove_tree
-from .corpus import open_corpus
+from ..io import LOCK_NAME, atomic_write_json, claim_run_dir, is_ours, owner, release_run_dir, remove_tree
+from .corpus import open_corpus, split_corpus_spec
 from .tokenizers import OpenAITokenizer, Tokenizer, load_tokenizer, make_tokenizer
 
 _DOC_BATCH_CHARS = 1 << 20
@@ -106,7 +106,7 @@ def prepare(corpus: str, tokenizer: str, out_dir: str | Path, val_every: int = 1
 
     Raises :class:`VQLadderError` for an empty or unreadable corpus, an unknown tokenizer, or an existing
     ``out_dir`` (unless ``force``)."""
-    out = Path(out_dir)
+    out = Path(out_dir).expanduser()
     _check_output(out, corpus, force)
     if val_every < 2:
         raise VQLadderError(f"val_every must be >= 2 (every val_every-th block goes to val), got {val_every}")
@@ -114,10 +114,12 @@ def prepare(corpus: str, tokenizer: str, out_dir: str | Path, val_every: int = 1
         raise VQLadderError(f"block_size must be positive, got {block_size}")
     src = open_corpus(corpus)
     tok = make_tokenizer(tokenizer)
+    created = not out.exists()
+    claim_run_dir(out, "data")  # marked as the tool's, one `prepare` at a time (a second one gets one line)
+    for stale in out.glob(".prepare.tmp-*"):  # what a killed `prepare` left (the lock says none is running)
+        remove_tree(stale)
+    tmp = out / f".prepare.tmp-{os.getpid()}"
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-        remove_tree(tmp)
         tmp.mkdir()
     except OSError as e:
         raise VQLadderError(f"cannot write data directory {out}: {e.strerror}")
@@ -134,6 +136,11 @@ def prepare(corpus: str, tokenizer: str, out_dir: str | Path, val_every: int = 1
             raise VQLadderError(f"corpus is empty: {corpus}")
         if hasattr(tok, "check_fit"):
             tok.check_fit()
+        if counts["val"] == 0:
+            fit = max(1, src.n_chars // (2 * val_every))
+            raise VQLadderError(f"nothing would be held out: the corpus has {src.n_chars:,} characters, fewer than "
+                                f"val_every x block_size = {val_every} x {block_size:,}; pass --block-size {fit} "
+                                f"(or a smaller --val-every) so that every {val_every}-th block goes to val")
         if src.replacements:
             print(f"warning: {src.replacements} undecodable byte(s) in {corpus} were replaced by U+FFFD",
                   file=sys.stderr)
@@ -146,12 +153,18 @@ def prepare(corpus: str, tokenizer: str, out_dir: str | Path, val_every: int = 1
             "val_every": val_every, "block_size": block_size,
             "split": f"text blocks of {block_size} characters, every {val_every}-th to val; tokenizer fitted on "
                      f"train blocks only",
+            "checksums": {**{f"{sp}.bin": sha256_file(tmp / f"{sp}.bin") for sp in ("train", "val")},
+                          "tokenizer": tree_digest(tmp / "tokenizer")},
         }
         atomic_write_json(tmp / "meta.json", meta)
         _install(tmp, out)
     except BaseException:
         remove_tree(tmp)
+        release_run_dir(out)
+        if created:  # a failed first `prepare` leaves nothing behind
+            remove_tree(out)
         raise
+    release_run_dir(out)
     return TokenShards(out)
 
 
@@ -160,7 +173,8 @@ PREPARED = ("meta.json", "train.bin", "val.bin", "tokenizer")  # everything `pre
 
 def _check_output(out: Path, corpus: str, force: bool) -> None:
     """Refuse an output that would lose data: a file, the current directory or one of its parents, a folder
-    holding the corpus, or a non-empty folder that no earlier ``prepare`` wrote (``--force`` or not)."""
+    holding the corpus, a non-empty folder vqladder did not make (``--force`` or not), or a prepared one
+    without ``--force``."""
     if out.exists() and not out.is_dir():
         raise VQLadderError(f"output path exists and is not a directory: {out}")
     target = out.resolve()
@@ -168,27 +182,28 @@ def _check_output(out: Path, corpus: str, force: bool) -> None:
     if target == cwd or target in cwd.parents:
         raise VQLadderError(f"refusing to prepare into {out}: it is the current directory or one of its parents; "
                             f"give a new directory, e.g. -o data/NAME")
-    for part in corpus.split(","):
-        p = Path(part)
+    for part in split_corpus_spec(corpus):
+        p = Path(part).expanduser()
         if not part.startswith("hf:") and p.exists() and (p.resolve() == target or target in p.resolve().parents):
             raise VQLadderError(f"refusing to prepare into {out}: it holds the corpus {part}; give a new directory")
-    if not out.is_dir() or not any(out.iterdir()):
+    if not out.is_dir() or not any(p.name != LOCK_NAME for p in out.iterdir()):
         return
-    if not (out / "meta.json").is_file():
-        if force and all(p.name in PREPARED for p in out.iterdir()):
-            return  # an earlier `prepare --force` killed while it swapped files in: only its own files are here
-        raise VQLadderError(f"output directory {out} is not empty and was not written by `vqladder prepare` "
-                            f"(no meta.json); give a new or empty directory (--force never deletes such files)")
-    if not force:
-        raise VQLadderError(f"data directory already prepared: {out} (pass --force to rebuild)")
+    mark = owner(out)
+    if mark is None and not is_ours(out):
+        raise VQLadderError(f"output directory {out} is not empty and was not made by vqladder; `prepare` writes "
+                            f"only into a new or empty directory or one it prepared: give another path")
+    if mark is not None and mark.get("kind") != "data":
+        raise VQLadderError(f"output directory {out} is a vqladder {mark.get('kind')} directory, not a data "
+                            f"directory; give another path")
+    if (out / "meta.json").is_file() and not force:
+        raise VQLadderError(f"data directory already prepared: {out} (pass --force to rebuild it; only the files "
+                            f"`prepare` wrote are replaced)")
 
 
 def _install(tmp: Path, out: Path) -> None:
-    """Move the finished ``tmp`` into place. Over an earlier data directory (``--force``) only the files
-    ``prepare`` writes are replaced; anything else the user put there stays."""
-    if not out.is_dir() or not any(out.iterdir()):
-        os.replace(tmp, out)  # renaming over an empty directory is atomic
-        return
+    """Move the finished ``tmp`` (inside ``out``) into place. Over an earlier data directory (``--force``) only
+    the files ``prepare`` writes are replaced; anything else the user put there stays. meta.json goes last: the
+    directory reads as prepared only once everything else is in place."""
     (out / "meta.json").unlink(missing_ok=True)  # invalid until the new meta.json lands, last
     for name in PREPARED[1:] + PREPARED[:1]:
         old = out / name
@@ -198,6 +213,61 @@ def _install(tmp: Path, out: Path) -> None:
             old.unlink()
         os.replace(tmp / name, old)
     remove_tree(tmp)
+    from ..io import _fsync_dir
+
+    _fsync_dir(out)
+
+
+def sha256_file(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tree_digest(directory: Path) -> str:
+    """One sha256 over every file of a folder (names and bytes, in sorted order)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(Path(directory).rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(directory)).encode() + b"\0" + sha256_file(p).encode())
+    return h.hexdigest()
+
+
+def data_fingerprint(directory: Path) -> dict:
+    """What a run records of its data: the checksums of the shards and of the tokenizer (``prepare`` writes them
+    into meta.json; a data directory from before that has them computed here)."""
+    d = Path(directory)
+    try:
+        meta = json.loads((d / "meta.json").read_text())
+    except (OSError, ValueError):
+        meta = {}
+    sums = dict(meta.get("checksums") or {})
+    for sp in ("train", "val"):
+        if f"{sp}.bin" not in sums and (d / f"{sp}.bin").is_file():
+            sums[f"{sp}.bin"] = sha256_file(d / f"{sp}.bin")
+    if "tokenizer" not in sums and (d / "tokenizer").is_dir():
+        sums["tokenizer"] = tree_digest(d / "tokenizer")
+    return sums
+
+
+def check_fingerprint(directory: Path, recorded: dict | None, run: str | Path) -> None:
+    """Refuse data whose shards or tokenizer are not the ones ``run`` was trained on (its ids would mean other
+    tokens, and every number computed on them would be wrong). Runs from before fingerprints pass."""
+    if not recorded:
+        return
+    now = data_fingerprint(directory)
+    diff = [k for k in ("tokenizer", "train.bin", "val.bin") if k in recorded and now.get(k) != recorded[k]]
+    if diff:
+        what = "its tokenizer" if "tokenizer" in diff else "its shards"
+        raise VQLadderError(f"data {directory} is not the data {run} was trained on ({what} changed since: "
+                            f"{', '.join(diff)} differ); it was re-prepared or replaced, so every number would be "
+                            f"wrong: prepare the run's corpus again into another directory and pass it with --data")
 
 
 def _prepare_openai(src, tok: OpenAITokenizer, tmp: Path, val_every: int, block_size: int, progress: bool) -> dict:

@@ -59,6 +59,8 @@ class Experiment:
 
 
 _OUT_PNG = Arg(("--out",), "PNG path")
+_OVERWRITE = Arg(("--overwrite",), "replace an existing --out file that vqladder did not write (never a link, folder "
+                                   "or device)", (("action", "store_true"),))
 EXPERIMENTS = {e.name: e for e in (
     Experiment(
         "compressor", "train", "vqladder.experiments.rung1:RunConfig",
@@ -115,12 +117,12 @@ EXPERIMENTS = {e.name: e for e in (
                     "  vqladder video show configs/video_cpu.yaml --clip 3 one held-out clip, predicted\n"
                     "Other data: data.kind=life|sprites|colour name=video-life (key=value overrides).",
         actions=(
-            Action("generate", "generate (and cache) the clips, write a preview PNG", (_OUT_PNG,)),
+            Action("generate", "generate (and cache) the clips, write a preview PNG", (_OUT_PNG, _OVERWRITE)),
             Action("train", "train level 1, level 2, the latent and the pixel predictor for every seed"),
             Action("eval", "evaluate trained seeds: prediction vs horizon, probes, times -> results.md",
                    (Arg(("--train",), "train missing stages first instead of failing", (("action", "store_true"),)),)),
             Action("show", "draw truth vs latent vs pixel rollouts of one held-out clip",
-                   (_OUT_PNG, Arg(("--seed",), "trained seed", (("default", 0),), (int, {"min": 0})),
+                   (_OUT_PNG, _OVERWRITE, Arg(("--seed",), "trained seed", (("default", 0),), (int, {"min": 0})),
                     Arg(("--clip",), "held-out clip index", (("default", 0),), (int, {"min": 0})))))),
     Experiment(
         "embed", "embed", "vqladder.experiments.matryoshka:EmbedConfig", ("embed", "eval"),
@@ -133,13 +135,15 @@ EXPERIMENTS = {e.name: e for e in (
             Action("eval", "the comparison table and plot"),
             Action("build", "build a searchable index of our codes",
                    (Arg(("--out",), "index directory", (("required", True),)),
-                    Arg(("--bytes",), "bytes (1-byte codes) per vector", (("default", 16),), (int, {"min": 1})))),
+                    Arg(("--bytes",), "bytes (1-byte codes) per vector, at most 256", (("default", 16),),
+                        (int, {"min": 1, "max": 256})))),
             Action("encode", "texts (one per line) -> codes, coarse to fine",
                    (Arg(("index",), "index directory"), Arg(("--text",), "text (default: stdin), one text per line")),
                    config=False),
             Action("search", "nearest database texts of a query, by decoded codes",
                    (Arg(("index",), "index directory"), Arg(("--query",), "query text", (("required", True),)),
-                    Arg(("-k",), "results", (("default", 5),), (int, {"min": 1}))), config=False))),
+                    Arg(("-k",), "results, at most 1000", (("default", 5),), (int, {"min": 1, "max": 1000}))),
+                   config=False))),
 )}
 
 

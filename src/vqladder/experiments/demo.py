@@ -70,22 +70,19 @@ def near_lossless_config(cfg: RunConfig, steps: int = -1) -> RunConfig:
 
 
 def _claim(cfg: RunConfig, fresh: bool) -> Path:
-    """The run directory, ready to train into or reuse: refuses a folder the tool did not make and a run made with
-    other settings; discards an earlier demo run only with ``fresh``."""
+    """The run directory, ready to train into or reuse: a folder vqladder did not make is refused untouched
+    (``claim_run_dir``); a demo run made with other settings is refused; ``fresh`` discards only the tool's own
+    files of an earlier demo run (anything else in the folder stays)."""
     from ..config import read_yaml, to_dict
     from ..errors import VQLadderError
-    from ..io import LOCK_NAME, claim_run_dir, clear_run_dir
+    from ..io import claim_run_dir, clear_owned
 
-    run = claim_run_dir(cfg.run_dir)  # one writer; nothing below deletes a directory this tool did not make
+    run = claim_run_dir(cfg.run_dir)  # one writer; refuses, untouched, a non-empty folder the tool did not make
     saved = run / "config.yaml"
-    made_here = [p for p in run.iterdir() if p.name != LOCK_NAME]
-    if made_here and not saved.is_file():
-        raise VQLadderError(f"{run} exists and is not a vqladder run (no config.yaml); use --out to put the demo "
-                            f"elsewhere")
-    if fresh and made_here:
-        print(f"--fresh: discarding the earlier demo run in {run}", file=sys.stderr)
-        clear_run_dir(run)
-    elif made_here:
+    if fresh and saved.is_file():
+        print(f"--fresh: discarding the earlier demo run in {run} (only the files vqladder wrote)", file=sys.stderr)
+        clear_owned(run)
+    elif saved.is_file():
         old = read_yaml(saved)
         now = to_dict(cfg)
         old.get("model", {}).pop("vocab_size", None)

@@ -156,7 +156,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     """Train every stage of the ladder (resumable per stage), evaluate, write results.{json,md}."""
     log = log or stderr_log("ladder")
     cfg.validate()
-    d = claim_run_dir(cfg.dir)
+    d = claim_run_dir(cfg.dir, "experiment")
     saved = d / "ladder.yaml"
     if saved.is_file():
         import yaml

@@ -96,7 +96,7 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
     cfg.validate()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    d = claim_run_dir(cfg.dir)
+    d = claim_run_dir(cfg.dir, "experiment")
     save_yaml(cfg, d / "embed.yaml")
     texts, counts = [], []
     for c in cfg.corpora:
@@ -175,6 +175,9 @@ def build_index(cfg: EmbedConfig, out: str | Path, n_bytes: int = 16, embedder=N
     ``vqladder embed encode`` / ``search`` use (texts.json, codes.npy, model.safetensors, index.json)."""
     log = log or stderr_log("embed")
     cfg.validate()
+    if not 1 <= n_bytes <= 256:
+        raise VQLadderError(f"--bytes must be in 1..256 (1-byte codes per vector), got {n_bytes}")
+    d = claim_run_dir(Path(out).expanduser(), "embed-index")  # before any work: a folder the tool did not make is refused
     texts = [t for c in cfg.corpora for t in split_texts(c, cfg.min_chars, cfg.max_chars)]
     if cfg.max_texts:
         texts = texts[:cfg.max_texts]
@@ -182,14 +185,11 @@ def build_index(cfg: EmbedConfig, out: str | Path, n_bytes: int = 16, embedder=N
         raise VQLadderError(f"the corpora gave {len(texts)} texts; an index needs at least 300 (empty text list?)")
     emb = np.asarray(embed_cached(texts, cfg.model, Path(cfg.out_dir) / "embed-cache", embedder))
     dim = emb.shape[1]
-    if n_bytes < 1:
-        raise VQLadderError(f"--bytes must be >= 1, got {n_bytes}")
     adapter = train_adapter(emb, steps=cfg.adapter_steps, seed=cfg.seed)[0] if cfg.adapter else None
     x = apply_adapter(adapter, emb)
     q = PrefixRVQ(dim, prefix_schedule(n_bytes, dim), seed=cfg.seed)
     q.fit(x)
     codes = q.encode(x, beam=cfg.rvq.beam)
-    d = claim_run_dir(out)
     weights = {f"quantizer.{k}": v.detach().contiguous() for k, v in q.state_dict().items()}
     if adapter is not None:
         weights.update({f"adapter.{k}": v.detach().contiguous() for k, v in adapter.state_dict().items()})

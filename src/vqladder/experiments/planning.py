@@ -410,7 +410,7 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
     cfg.validate()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    claim_run_dir(cfg.dir)
+    claim_run_dir(cfg.dir, "experiment")
     save_yaml(cfg, cfg.dir / "plan.yaml")
     data = build_data(cfg)
     train_keys = set(data["train_keys"].tolist())

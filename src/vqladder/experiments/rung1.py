@@ -11,9 +11,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import OptPosInt, PosInt, RunName, save_yaml, to_dict
+from ..config import OptPosInt, PosInt, RunName, flatten, save_yaml, to_dict
 from ..data import WindowSampler
-from ..data.shards import DataConfig, load_shards  # noqa: F401
+from ..data.shards import DataConfig, check_fingerprint, data_fingerprint, load_shards  # noqa: F401
 from ..errors import VQLadderError
 from ..eval import evaluate_compressor
 from ..io import atomic_write_json, claim_run_dir
@@ -61,10 +61,11 @@ def train_run(cfg: RunConfig, resume: bool = False) -> dict:
     model = SequenceCompressor(cfg.model)
     run_dir = cfg.run_dir
     cfg_path = run_dir / "config.yaml"
-    if resume and not cfg_path.is_file():
-        raise VQLadderError(f"nothing to resume: {run_dir} has no config.yaml")
     if D.is_main():
-        claim_run_dir(run_dir)  # one writer: a second `train` (or a resume) of this run gets one line
+        claim_run_dir(run_dir)  # one writer, and only a directory the tool made: a second `train` gets one line
+    done = _accept(cfg, run_dir, shards, resume)  # before anything is written: config.yaml says only what will run
+    if done is not None:
+        return done
 
     def sampler(rank, world):
         return WindowSampler(shards.train, n, cfg.train.batch_size, cfg.train.seed, rank, world)
@@ -72,7 +73,8 @@ def train_run(cfg: RunConfig, resume: bool = False) -> dict:
     def evaluate(m):
         return evaluate_compressor(m, shards.val, cfg.eval.batch_size, cfg.eval.max_chunks, tokenizer=shards.tokenizer)
 
-    meta = {"model_config": to_dict(cfg.model), "data": str(shards.dir), "tokenizer": shards.meta["tokenizer"]}
+    meta = {"model_config": to_dict(cfg.model), "data": str(shards.dir), "tokenizer": shards.meta["tokenizer"],
+            "data_fingerprint": data_fingerprint(shards.dir)}
     trainer = Trainer(model, cfg.train, run_dir, sampler, evaluate, meta)
     trainer.check_writable()
     if D.is_main():
@@ -93,3 +95,50 @@ def train_run(cfg: RunConfig, resume: bool = False) -> dict:
     if D.is_main():
         atomic_write_json(run_dir / "results.json", results)
     return results
+
+
+# what a resume may change: how long it trains, and how it logs, checkpoints, evaluates and shows progress
+RESUMABLE_KEYS = {"train": ("steps", "max_time", "log_every", "eval_every", "ckpt_every", "keep_last", "progress",
+                            "threads", "tensorboard", "device"),
+                  "eval": ("batch_size", "max_chunks")}
+
+
+def _accept(cfg: RunConfig, run_dir: Path, shards, resume: bool) -> dict | None:
+    """Decide, before anything is written, whether this ``train`` may run in ``run_dir``. A new run needs a
+    directory without checkpoints; a resume needs the same config (up to ``RESUMABLE_KEYS``) and the data the run
+    was trained on. A resume of a finished run with as many steps or fewer returns its results (nothing is
+    rewritten); with more steps it extends the run, and says so."""
+    import json
+    import sys
+
+    from ..checkpoint import latest_valid_checkpoint
+    from ..config import read_yaml
+
+    cfg_path = run_dir / "config.yaml"
+    found = latest_valid_checkpoint(run_dir / "checkpoints", warn=False)
+    if not resume:
+        if found is not None or any((run_dir / "checkpoints").glob("step_*")):
+            raise VQLadderError(f"run directory {run_dir} already has checkpoints; pass --resume to continue it, or "
+                                f"a new name=")
+        return None
+    if not cfg_path.is_file():
+        raise VQLadderError(f"nothing to resume: {run_dir} has no config.yaml")
+    skip = {f"{sec}.{k}" for sec, keys in RESUMABLE_KEYS.items() for k in keys} | {"model.vocab_size"}
+    old, now = flatten(read_yaml(cfg_path)), flatten(to_dict(cfg))
+    diff = sorted(k for k in set(old) | set(now) if k not in skip and old.get(k) != now.get(k))
+    if diff:
+        raise VQLadderError(f"--resume with a changed config ({', '.join(diff[:6])} differ); {run_dir} "
+                            f"was made with the settings in {cfg_path}: resume with those, or train a new name=")
+    if found is None:
+        return None  # a run killed before its first checkpoint: starts over with the same config
+    ckpt, meta = found
+    check_fingerprint(shards.dir, meta.get("data_fingerprint"), run_dir)
+    prev_total = json.loads((run_dir / "results.json").read_text()).get("step") if (run_dir / "results.json").is_file() else None
+    if cfg.train.max_time <= 0 and meta.get("step", 0) >= cfg.train.steps and prev_total is not None:
+        print(f"run already complete at step {meta['step']} (train.steps={cfg.train.steps}); nothing to do "
+              f"(give train.steps above {meta['step']} to extend it)", file=sys.stderr)
+        return json.loads((run_dir / "results.json").read_text())
+    if prev_total is not None and cfg.train.steps > meta.get("step", 0):
+        print(f"extending the finished run from {meta['step']} to {cfg.train.steps} steps (the learning-rate schedule "
+              f"is re-planned over {cfg.train.steps} steps)", file=sys.stderr)
+    return None

@@ -32,7 +32,7 @@ from typing import Callable
 from ..config import NonNegFloat, NonNegInt, OpenUnit, PosInt, RunName, build, save_yaml, to_dict
 from ..data import load_shards
 from ..errors import RunFailed, VQLadderError
-from ..io import atomic_write_json, claim_run_dir, remove_tree
+from ..io import atomic_write_json, claim_run_dir, clear_owned, own_dir
 from ..models import LMConfig
 from ..models.compressor import is_local
 from ..quantize import QuantizerConfig
@@ -169,8 +169,10 @@ def run_cells(cfg: SweepConfig, runner: Callable[[Path, bool, Path], int] | None
     """Train every unfinished cell; returns {cell: 'skipped' | 'trained' | 'resumed' | 'failed'}."""
     runner = runner or _subprocess_runner
     cells = expand_grid(cfg)
-    cells_dir = cfg.dir / "cells"
-    cells_dir.mkdir(parents=True, exist_ok=True)
+    cells_dir = own_dir(cfg.dir / "cells", "experiment", "sweep cells directory")
+    for name, rc in cells:  # before any cell trains: a cell folder vqladder did not make is refused, untouched
+        if rc.run_dir.exists():
+            own_dir(rc.run_dir, "run", f"sweep cell {name}: run directory")
     threads = max(1, (os.cpu_count() or 1) // max(1, cfg.workers))
     status: dict[str, str] = {}
     todo = []
@@ -180,8 +182,8 @@ def run_cells(cfg: SweepConfig, runner: Callable[[Path, bool, Path], int] | None
         if state == "done":
             status[name] = "skipped"
             continue
-        if state == "new":
-            remove_tree(run_dir)
+        if state == "new":  # an unfinished cell without a checkpoint starts over: only the tool's own files go
+            clear_owned(run_dir)
         rc.train.threads = threads if rc.train.threads <= 0 else rc.train.threads
         rc.train.progress = False
         path = cells_dir / f"{name}.yaml"
@@ -254,7 +256,7 @@ def run_sweep(cfg: SweepConfig, runner=None, aggregate_only: bool = False) -> Pa
     from ..report.sweep import aggregate
 
     cells = expand_grid(cfg)  # validate everything first
-    claim_run_dir(cfg.dir)
+    claim_run_dir(cfg.dir, "experiment")
     save_yaml(cfg, cfg.dir / "sweep.yaml")
     if not aggregate_only:
         load_shards(cfg.base.data)  # prepare once, before cells start in parallel

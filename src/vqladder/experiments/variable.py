@@ -169,7 +169,7 @@ def run_variable(cfg: VariableExpConfig, log=None) -> dict:
     cfg.validate()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    claim_run_dir(cfg.dir)
+    claim_run_dir(cfg.dir, "experiment")
     started = any(stage_state(cfg.dir / cell_name(m, t)) == "done" for m in cfg.methods for t in cfg.targets)
     # the cells and where they live may change between runs; everything that shapes a cell may not
     guard_config(cfg.dir, to_dict(cfg), force=not started, name="variable.yaml",

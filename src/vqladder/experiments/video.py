@@ -175,7 +175,7 @@ def _prepare(cfg: VideoExpConfig, log):
     cfg.validate()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    claim_run_dir(cfg.dir)
+    claim_run_dir(cfg.dir, "experiment")
     guard_config(cfg.dir, to_dict(cfg), name="video.yaml",  # seeds and evaluation sizes are not part of training
                  ignore=("seeds", "eval_clips", "probe_clips", "out_dir", "threads"))
     t0 = time.time()

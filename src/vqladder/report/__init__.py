@@ -5,6 +5,15 @@ from pathlib import Path
 
 from ..io import atomic_write_bytes
 
+PNG_SOFTWARE = "vqladder"  # the PNG text chunk by which the tool knows a figure it wrote
+
+
+def made_png(path: str | Path) -> bool:
+    """Is ``path`` a PNG that vqladder wrote (its ``Software`` text chunk, before the image data)?"""
+    from ..io import file_starts_with
+
+    return file_starts_with(Path(path), b"tEXtSoftware\x00" + PNG_SOFTWARE.encode(), 1 << 16)
+
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     """Write a matplotlib figure beside ``path`` and rename it into place (never a half-written PNG); closes it."""
@@ -12,7 +21,7 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
 
     path = Path(path)
     buf = io.BytesIO()
-    fig.savefig(buf, dpi=dpi, format="png")
+    fig.savefig(buf, dpi=dpi, format="png", metadata={"Software": PNG_SOFTWARE})
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return path

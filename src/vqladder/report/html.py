@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from ..errors import VQLadderError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, check_output_file, file_starts_with, is_ours, read_json, read_yaml_doc
 
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vqladder"
@@ -100,7 +100,6 @@ def _token_strings(tok, vocab: int) -> list[str]:
 
 def run_data(run: Path, max_chunks: int = 48) -> dict:
     """Everything the page shows for one compressor run, as plain JSON."""
-    import yaml
 
     from ..checkpoint import latest_valid_checkpoint
     from ..data import TokenShards, load_tokenizer
@@ -111,8 +110,8 @@ def run_data(run: Path, max_chunks: int = 48) -> dict:
     model, meta, ckpt = load_model(run)
     if getattr(model, "kind", "") != "sequence_compressor":
         raise VQLadderError(f"{run} holds a {model.kind!r} model; the run report covers compressors")
-    config = yaml.safe_load((run / "config.yaml").read_text()) or {}
-    results = json.loads((run / "results.json").read_text()) if (run / "results.json").is_file() else {}
+    config = read_yaml_doc(run / "config.yaml") or {}
+    results = read_json(run / "results.json") if (run / "results.json").is_file() else {}
     data_dir = Path(meta.get("data") or config.get("data", {}).get("path", ""))
     tok_dir = run / "tokenizer" if (run / "tokenizer").is_dir() else data_dir / "tokenizer"
     out = {"kind": "run", "title": run.name, "path": str(run), "checkpoint": ckpt.name, "config": config,
@@ -121,6 +120,9 @@ def run_data(run: Path, max_chunks: int = 48) -> dict:
         out["note"] = f"data directory {data_dir} not found: no reconstructions or code explorer"
         return out
     shards = TokenShards(data_dir)
+    from ..data.shards import check_fingerprint
+
+    check_fingerprint(shards.dir, meta.get("data_fingerprint"), run)  # another corpus under the same path: refused
     tok = load_tokenizer(tok_dir)
     n, m = model.config.in_len, model.config.out_len
     val = np.asarray(shards.val)
@@ -180,7 +182,7 @@ def sweep_data(d: Path) -> dict:
     from .sweep import read_cells
 
     rows = read_cells(d)
-    refs = json.loads((d / "references.json").read_text()) if (d / "references.json").is_file() else {}
+    refs = read_json(d / "references.json") if (d / "references.json").is_file() else {}
     clean = [{k: (v if not isinstance(v, float) or np.isfinite(v) else None) for k, v in r.items()} for r in rows]
     return {"kind": "sweep", "title": d.name, "path": str(d), "cells": clean, "references": refs,
             "markdown": _markdown_files(d)}
@@ -190,7 +192,6 @@ def sweep_data(d: Path) -> dict:
 def ladder_data(d: Path, max_chunks: int = 12) -> dict:
     """The experiment's tables and plots, plus held-out top chunks reconstructed from every level (each level's
     codes decoded down the ladder with the levels' own decoders), aligned token by token."""
-    import yaml
 
     from ..data import TokenShards
     from ..ladder import Ladder
@@ -198,7 +199,7 @@ def ladder_data(d: Path, max_chunks: int = 12) -> dict:
     out = experiment_data(d)
     out["kind"] = "ladder"
     ladder = Ladder.load(d)
-    cfg = yaml.safe_load((d / "ladder.yaml").read_text()) or {}
+    cfg = read_yaml_doc(d / "ladder.yaml") or {}
     data_dir = Path((cfg.get("data") or {}).get("path", ""))
     if ladder.variable_level is not None or not (data_dir / "meta.json").is_file() or ladder.tokenizer is None:
         out["note"] = "no per-level reconstructions (variable-rate level, or the data directory is missing)"
@@ -230,16 +231,16 @@ def experiment_data(d: Path) -> dict:
     images = []
     for p in sorted(list(d.glob("*.png")) + list(d.glob("plots/*.png")))[:24]:
         images.append({"name": p.name, "src": "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode()})
-    results = json.loads((d / "results.json").read_text()) if (d / "results.json").is_file() else {}
+    results = read_json(d / "results.json") if (d / "results.json").is_file() else {}
     out = {"kind": "experiment", "title": d.name, "path": str(d), "markdown": _markdown_files(d),
            "images": images, "results": {k: v for k, v in results.items() if k not in ("concept_view", "rows")}}
     if results.get("rows") and all("method" in r and "bytes" in r for r in results["rows"]):  # embeddings
         out["recall_rows"] = [r for r in results["rows"] if "recall@10" in r]
         out["concepts"] = results.get("concept_view") or results.get("concepts") or []
     if (d / "episodes.json").is_file():          # planning: example episodes, move by move
-        out["episodes"] = json.loads((d / "episodes.json").read_text())
+        out["episodes"] = read_json(d / "episodes.json")
     if (d / "rollouts.json").is_file():          # video: held-out rollouts, frame by frame
-        out["rollouts"] = json.loads((d / "rollouts.json").read_text())
+        out["rollouts"] = read_json(d / "rollouts.json")
     if (d / "boundaries.html").is_file():        # variable-length codes: segments drawn over held-out text
         out["boundaries"] = (d / "boundaries.html").read_text()
     return out
@@ -287,12 +288,15 @@ def markdown_to_html(text: str) -> str:
     return "\n".join(out)
 
 
+SIGNATURE = "<meta name=generator content=vqladder-report>"  # how the tool knows a report it wrote
+
+
 # -- the page --------------------------------------------------------------------------------------------------------
 def render(data: dict) -> str:
     blob = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     js = (HERE / "report.js").read_text()
     css = (HERE / "report.css").read_text()
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>vqladder report: "
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8>{SIGNATURE}<title>vqladder report: "
             f"{html.escape(data.get('title', ''))}</title><style>{css}</style></head><body><div id=app></div>"
             f"<script>{vega_bundle()}</script><script id=data type=application/json>{blob}</script>"
             f"<script>(() => {{\n{js}\n}})();</script></body></html>")  # own scope: the bundle has globals
@@ -310,15 +314,22 @@ def _json_safe(obj):
     return obj
 
 
-def build_report(path: str | Path, out: str | Path | None = None, max_chunks: int = 48) -> Path:
-    """Write the HTML report for ``path`` (atomically) to ``out`` (default ``<path>/report.html``)."""
+def build_report(path: str | Path, out: str | Path | None = None, max_chunks: int = 48,
+                 overwrite: bool = False) -> Path:
+    """Write the HTML report for ``path`` (atomically) to ``out`` (default ``<path>/report.html``).
+
+    An existing ``out`` is replaced only when it is a report vqladder wrote (or ``overwrite``); a link, a folder, a
+    FIFO or a device never is. A replaced file keeps its permissions."""
     d = Path(path)
     kind = detect(d)
-    target = Path(out) if out else d / "report.html"
-    if target.is_dir():
+    target = Path(out).expanduser() if out else d / "report.html"
+    if target.is_dir() and not target.is_symlink():
         raise VQLadderError(f"{target} is a directory; give the report's file name (-o report.html)")
     if not target.parent.is_dir():
         raise VQLadderError(f"cannot write {target}: {target.parent} does not exist")
+    default = target.name == "report.html" and target.parent.resolve() == d.resolve() and is_ours(d)
+    check_output_file(target, overwrite, what="report file",
+                      made_by_us=lambda p: default or file_starts_with(p, SIGNATURE.encode()))
     data = {"run": lambda: run_data(d, max_chunks), "sweep": lambda: sweep_data(d),
             "ladder": lambda: ladder_data(d, min(max_chunks, 12)), "experiment": lambda: experiment_data(d)}[kind]()
     atomic_write_text(target, render(_json_safe(data)))

@@ -6,13 +6,10 @@ Reads ``cells/*/results.json`` + ``cells/*/config.yaml`` and ``references.json``
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
-import yaml
-
-from ..io import atomic_write_text
+from ..io import atomic_write_text, read_json, read_yaml_doc
 from ..models.compressor import is_local
 from . import log2_axes, save_figure
 
@@ -39,10 +36,10 @@ def read_cells(sweep_dir: Path) -> list[dict]:
     rows = []
     for res_p in sorted((Path(sweep_dir) / "cells").glob("*/results.json")):
         run = res_p.parent
-        res = json.loads(res_p.read_text())
+        res = read_json(res_p)
         if (run / "gist.json").is_file():  # written after training by the sweep's gist pass
-            res.update(json.loads((run / "gist.json").read_text()))
-        cfg = yaml.safe_load((run / "config.yaml").read_text())
+            res.update(read_json(run / "gist.json"))
+        cfg = read_yaml_doc(run / "config.yaml")
         m, q = cfg["model"], cfg["model"]["quantizer"]
         row = {"cell": run.name, "compression": m["in_len"] // m["out_len"], "out_len": m["out_len"],
                "codebook_size": res.get("codebook_size", q["codebook_size"]), "kind": q["kind"],
@@ -278,7 +275,7 @@ def aggregate(sweep_dir: str | Path, make_plots: bool = True) -> dict:
     d = Path(sweep_dir)
     rows = read_cells(d)
     refs_p = d / "references.json"
-    refs = json.loads(refs_p.read_text()) if refs_p.is_file() else {}
+    refs = read_json(refs_p) if refs_p.is_file() else {}
     write_csv(rows, d / "sweep.csv")
     md = markdown(rows, refs)
     atomic_write_text(d / "sweep.md", f"# Sweep {d.name}\n\n{md}")

@@ -38,7 +38,7 @@ from ..config import (
     Unit,
 )
 from ..errors import NonFiniteLossError, VQLadderError
-from ..io import remove_tree
+from ..io import own_dir, remove_tree
 from . import distributed as D
 from .checkpoint import (
     find_checkpoints,
@@ -200,7 +200,7 @@ class Trainer:
         err = None
         if D.is_main():
             try:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
+                own_dir(self.run_dir, "stage", "run directory")  # new, empty or the tool's: never a user's folder
                 probe = self.run_dir / f".write-test-{os.getpid()}"
                 with open(probe, "wb") as f:
                     f.write(b"0" * 4096)
@@ -212,6 +212,8 @@ class Trainer:
                 if free is not None and free < need:
                     err = (f"not enough disk space in {self.run_dir}: {free // 2**20} MiB free, a checkpoint "
                            f"needs about {need // 2**20} MiB")
+            except VQLadderError as e:
+                err = str(e)
             except OSError as e:
                 err = f"run directory {self.run_dir} is not writable: {e.strerror}"
         if D.any_rank(err is not None, self.device):
@@ -310,6 +312,8 @@ class Trainer:
         if "total_steps" in st:  # a time-budgeted run resumes with the schedule it planned (and its next plan point)
             self.total_steps = int(st["total_steps"])
             self.plan_points = [int(v) for v in st.get("plan_points", torch.zeros(0)).tolist()]
+        if self.cfg.max_time <= 0 and self.cfg.steps > self.total_steps:  # a resume that extends the run
+            self.total_steps = self.cfg.steps
         self.time_offset = float(meta.get("train_time", 0.0))
         # the data position is global (the same on every rank), so it also holds for another world size
         self.sampler.load_state_dict(meta["sampler"])
