@@ -51,7 +51,7 @@ def _load(cls, a, what: str):
     from .experiments import EXPERIMENTS, by_command
 
     config, overrides = _split_config_args(a.args)
-    tree = read_yaml(config) if config is not None else {}
+    tree = read_yaml(config, raw=True) if config is not None else {}
     declared = tree.pop("experiment", None) if isinstance(tree, dict) else None
     command = by_command(what.split()[0])
     if declared is not None and declared != command.name:
@@ -80,8 +80,12 @@ def _text_input(a, attr_text: str = "text", attr_file: str = "file") -> str:
     path = getattr(a, attr_file, None)
     if path:
         return Path(path).read_text(encoding="utf-8", errors="replace")
-    if text is None:
-        return sys.stdin.read()
+    if text is None:  # the bytes of stdin, decoded here: undecodable input is one line, whatever the locale says
+        raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8", "surrogateescape")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise VQLadderError(f"standard input is not valid UTF-8 text ({e.reason} at byte {e.start})")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -240,6 +244,11 @@ def cmd_run(a) -> int:
 
     doc = read_yaml(a.config)
     name = doc.get("experiment") if isinstance(doc, dict) else None
+    saved_as = {"plan.yaml": "planning", "ladder.yaml": "ladder", "sweep.yaml": "sweep", "video.yaml": "video",
+                "variable.yaml": "variable", "embed.yaml": "embed"}  # configs the tool saved before the key
+    p = Path(a.config)
+    if name is None and (p.name in saved_as or (p.name == "config.yaml" and (p.parent / "checkpoints").is_dir())):
+        name = saved_as.get(p.name, "compressor")
     if name is None:
         raise VQLadderError(f"{a.config} does not say which experiment it is for: add `experiment: NAME` "
                             f"({', '.join(EXPERIMENTS)}) or run it with its own command")
@@ -403,10 +412,18 @@ def cmd_plan(a) -> int:
     if a.budget <= 0:
         raise VQLadderError(f"--budget must be > 0 model evaluations, got {a.budget}")
     sd = d / f"seed{a.seed}"
+    if not sd.is_dir():
+        trained = sorted(int(p.name[4:]) for p in d.glob("seed*") if p.is_dir() and p.name[4:].isdigit())
+        raise VQLadderError(f"seed {a.seed} was not trained in {d} (trained seeds: "
+                            f"{', '.join(map(str, trained)) or 'none'}); pick one with --seed")
     T = cfg.maze.max_moves
     planner = load_planner(cfg, sd, a.contender)
     if a.layout_seed is None:
-        data = np.load(d / "data.npz")
+        try:
+            data = dict(np.load(d / "data.npz"))
+        except (OSError, ValueError, EOFError) as e:
+            raise VQLadderError(f"{d / 'data.npz'} is missing or corrupted ({type(e).__name__}); rerun "
+                                f"`vqladder plan-experiment` on {d} to write it again")
         if not 0 <= a.task < len(data["test_cond"]):
             raise VQLadderError(f"--task must be in 0..{len(data['test_cond']) - 1}")
         lay, start, goal, _ = codec.decode_cond(data["test_cond"][a.task])
@@ -497,8 +514,10 @@ def _num(typ, **check):
             v = typ(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if typ is int else 'a number'}, got {text!r}")
-        if (typ is float and not math.isfinite(v)) or not c.ok(v) or abs(v) > 2**31:
+        if (typ is float and not math.isfinite(v)) or not c.ok(v):
             raise argparse.ArgumentTypeError(f"must be {c.describe()}, got {text!r}")
+        if abs(v) > 2**31 - 1:
+            raise argparse.ArgumentTypeError(f"must be at most {2**31 - 1} in size, got {text!r}")
         return v
 
     parse.__name__ = typ.__name__
@@ -708,6 +727,9 @@ def _user_error(e: BaseException) -> str | None:
     return None
 
 
+PATH_ARGS = ("out", "data", "run", "path", "output", "file", "prompt_file", "ladder", "index", "config")  # paths
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line. Every failure ends in one line on stderr: ``error: …`` and exit 2 for bad input (and for
     what the machine cannot do), 130 for Ctrl-C, a quiet exit when a downstream pipe closes, and for anything
@@ -715,11 +737,20 @@ def main(argv: list[str] | None = None) -> int:
     from .io import release_run_dirs
 
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, rest = parser.parse_known_args(argv)
+        if rest and hasattr(args, "args") and all("=" in r and not r.startswith("-") for r in rest):
+            args.args = list(args.args) + rest  # `train CONFIG --resume name=x`: overrides after a flag
+        elif rest:
+            parser.parse_args(argv)  # says which argument is not understood, in one line
     except SystemExit as e:  # argparse: --help (0) leaves as usual; a bad argument was already said in one line
         if e.code in (0, None):
             raise
         return int(e.code)
+    for dest in PATH_ARGS:  # `--out=~/x` reaches us unexpanded (the shell expands only a word that starts with ~)
+        v = getattr(args, dest, None)
+        if isinstance(v, str) and v.startswith("~"):
+            setattr(args, dest, os.path.expanduser(v))
     try:
         return args.func(args)
     except VQLadderError as e:

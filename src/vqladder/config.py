@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from pathlib import Path
@@ -69,6 +70,13 @@ Unit = Annotated[float, Check(min=0, max=1)]               # in [0, 1]
 OpenUnit = Annotated[float, Check(gt=0, lt=1)]             # in (0, 1)
 HalfOpenUnit = Annotated[float, Check(min=0, lt=1)]        # in [0, 1)
 RunName = Annotated[str, Check(part=True)]                 # a run directory's name under out_dir
+
+
+class _ExpandUser:
+    """Annotated marker of a path field: ``~`` and ``~user`` are expanded as a shell would."""
+
+
+PathStr = Annotated[str, _ExpandUser()]                    # a file or folder path (``~/runs`` works)
 INT_LIMIT = 2**31 - 1                                      # no config integer needs more
 
 
@@ -90,11 +98,15 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         base, *checks = typing.get_args(typ)
         value = _coerce(value, base, where)
         for c in checks:
+            if isinstance(c, _ExpandUser) and isinstance(value, str):
+                value = os.path.expanduser(value)
             if isinstance(c, Check) and not c.ok(value):
                 raise VQLadderError(f"config key '{where}' must be {c.describe()}, got {value!r}")
         return value
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if isinstance(value, _Plain) and value.value is None:
+            return None
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             return None
         for a in args:
@@ -103,10 +115,14 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
             except VQLadderError:
                 pass
         raise VQLadderError(f"config key '{where}': cannot read {value!r} as {' or '.join(map(_show, args))}")
+    if isinstance(value, _Plain):  # a plain YAML scalar: its text for a string field, else what YAML reads
+        if typ is str and value.value is not None:
+            return str.__str__(value)
+        value = value.value
     if origin in (list, tuple):
         (inner, *_) = typing.get_args(typ) or (Any,)
         if isinstance(value, str):
-            value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
+            value = _yaml_value(value) if value.strip().startswith("[") else [_yaml_value(v) for v in value.split(",") if v]
         if not isinstance(value, (list, tuple)):
             raise VQLadderError(f"config key '{where}': expected a list, got {value!r}")
         return [_coerce(v, inner, where) for v in value]
@@ -114,8 +130,8 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise VQLadderError(f"config key '{where}': expected a mapping, got {value!r}")
         return build(typ, value, prefix=where + ".")
-    if typ is Any:
-        return value
+    if typ is Any or typ is dict or typing.get_origin(typ) is dict:
+        return unplain(value)
     if typ is bool:
         if isinstance(value, bool):
             return value
@@ -222,10 +238,7 @@ def parse_overrides(overrides: list[str] | None) -> dict:
         if "=" not in ov:
             raise VQLadderError(f"override {ov!r} is not of the form key.sub=value")
         key, raw = ov.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
+        value = _yaml_value(raw)
         _set_dotted(tree, key.strip(), value)
     return tree
 
@@ -241,13 +254,21 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice in one mapping (YAML itself would keep the last silently)."""
+    """SafeLoader that rejects a key given twice in one mapping (YAML itself would keep the last silently) and a
+    key that cannot be a config key (a list or mapping); merge keys (``<<: *base``) work as YAML defines them."""
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=deep)
-            if key in seen:
+            try:
+                dup = key in seen
+            except TypeError:
+                raise _DuplicateKey(f"a key must be a name, not {type(key).__name__} "
+                                    f"(line {key_node.start_mark.line + 1})")
+            if dup:
                 raise _DuplicateKey(f"key {key!r} appears twice in one section (line {key_node.start_mark.line + 1})")
             seen.add(key)
         return super().construct_mapping(node, deep)
@@ -257,14 +278,64 @@ class _DuplicateKey(Exception):
     pass
 
 
-def read_yaml(path: str | Path) -> dict:
-    p = Path(path)
+class _Plain(str):
+    """A plain YAML scalar as written (``010``, ``0x1F``, ``2024-01-01``, ``on``) beside the value YAML reads
+    (``value``): a string field keeps the text, a number or boolean field takes the value."""
+
+    value: Any = None
+
+
+class _ConfigLoader(_UniqueKeyLoader):
+    """The loader of configs and overrides: every number, boolean, null or date is a :class:`_Plain`."""
+
+
+def _keep_text(tag: str):
+    base = getattr(yaml.SafeLoader, f"construct_yaml_{tag}")
+
+    def construct(loader, node):
+        value = base(loader, node)
+        plain = _Plain(node.value)
+        plain.value = value
+        return plain
+
+    return construct
+
+
+for _tag in ("bool", "int", "float", "null", "timestamp"):
+    _ConfigLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _keep_text(_tag))
+
+
+def unplain(v):
+    """A tree read by the config loader, back to plain YAML values."""
+    if isinstance(v, _Plain):
+        return v.value
+    if isinstance(v, dict):
+        return {unplain(k): unplain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [unplain(x) for x in v]
+    return v
+
+
+def _yaml_value(raw: str):
+    """One command-line value, read as YAML by the config loader (text that is not YAML stays text)."""
+    if raw == "":
+        return ""
+    try:
+        return yaml.load(raw, Loader=_ConfigLoader)
+    except (yaml.YAMLError, _DuplicateKey):
+        return raw
+
+
+def read_yaml(path: str | Path, raw: bool = False) -> dict:
+    """A YAML config file as a dict; one line for a missing, unreadable or invalid one. ``raw``: scalars as
+    :class:`_Plain` (what ``load_config`` builds from, so ``name: 010`` stays the string ``010``)."""
+    p = Path(path).expanduser()
     if p.is_dir():
         raise VQLadderError(f"config file {p} is a directory")
     if not p.is_file():
         raise VQLadderError(f"config file not found: {p}")
     try:
-        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_ConfigLoader if raw else _UniqueKeyLoader)
     except _DuplicateKey as e:
         raise VQLadderError(f"config file {p}: {e}")
     except UnicodeDecodeError:
@@ -273,7 +344,11 @@ def read_yaml(path: str | Path) -> dict:
         raise VQLadderError(f"config file {p} is a directory")
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
-        raise VQLadderError(f"config file {p} is not valid YAML" + (f" (line {line + 1})" if line is not None else ""))
+        why = getattr(e, "problem", None)
+        raise VQLadderError(f"config file {p} is not valid YAML" + (f" (line {line + 1}" if line is not None else "")
+                            + (f": {why})" if why and line is not None else ")" if line is not None else ""))
+    except OSError as e:
+        raise VQLadderError(f"cannot read config file {p}: {(e.strerror or str(e)).lower()}")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -285,7 +360,7 @@ def load_config(cls, path: str | Path | None = None, overrides: list[str] | None
     """defaults < ``base`` dict < YAML file at ``path`` < dotted ``overrides``."""
     tree = dict(base or {})
     if path is not None:
-        doc = read_yaml(path)
+        doc = read_yaml(path, raw=True)
         if isinstance(doc, dict):
             doc.pop("experiment", None)  # which experiment the file is for: checked by the CLI, not a field
         tree = _merge(tree, doc)
@@ -296,4 +371,7 @@ def load_config(cls, path: str | Path | None = None, overrides: list[str] | None
 def save_yaml(obj, path: str | Path) -> None:
     from .io import atomic_write_text
 
-    atomic_write_text(Path(path), yaml.safe_dump(to_dict(obj), sort_keys=False))
+    doc = to_dict(obj)
+    experiment = getattr(type(obj), "EXPERIMENT", None)  # so that `vqladder run SAVED.yaml` knows what it is
+    atomic_write_text(Path(path), yaml.safe_dump({"experiment": experiment, **doc} if experiment else doc,
+                                                 sort_keys=False))

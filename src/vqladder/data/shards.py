@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import Check
+from ..config import Check, PathStr
 from ..errors import VQLadderError
 from ..io import LOCK_NAME, atomic_write_json, claim_run_dir, is_ours, owner, release_run_dir, remove_tree
 from .corpus import open_corpus, split_corpus_spec
@@ -335,7 +335,7 @@ class TokenShards:
 
 @dataclass
 class DataConfig:
-    path: str = "data/builtin-bpe1024"   # prepared data directory; prepared from corpus+tokenizer if missing
+    path: PathStr = "data/builtin-bpe1024"   # prepared data directory; prepared from corpus+tokenizer if missing
     corpus: str = "builtin"             # corpus spec used when `path` is not prepared yet
     tokenizer: str = "bpe:1024"         # tokenizer spec used when `path` is not prepared yet
     val_every: Annotated[int, Check(min=2)] = 10  # every val_every-th block of the text is held out (BPE fitted on the rest)

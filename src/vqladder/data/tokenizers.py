@@ -40,6 +40,14 @@ class Tokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         raise NotImplementedError
 
+    def check_ids(self, ids: Iterable[int]) -> list[int]:
+        """``ids`` as ints, each a token of this vocabulary (else one line naming the range)."""
+        out = [int(i) for i in ids]
+        bad = [i for i in out if not 0 <= i < self.vocab_size]
+        if bad:
+            raise VQLadderError(f"token id {bad[0]} out of range: the {self.spec} tokenizer has ids 0..{self.vocab_size - 1}")
+        return out
+
     def save(self, directory: str | Path) -> None:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
@@ -70,7 +78,7 @@ class ByteTokenizer(Tokenizer):
         return list(text.encode("utf-8"))
 
     def decode(self, ids: Iterable[int]) -> str:
-        return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+        return bytes(self.check_ids(ids)).decode("utf-8", errors="replace")
 
 
 class BPETokenizer(Tokenizer):
@@ -126,7 +134,7 @@ class BPETokenizer(Tokenizer):
 
     def decode(self, ids: Iterable[int]) -> str:
         self._check()
-        return self._tok.decode([int(i) for i in ids])
+        return self._tok.decode(self.check_ids(ids))
 
     def _save_files(self, d: Path) -> None:
         atomic_write_text(d / "bpe.json", self._tok.to_str())

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import NonNegFloat, NonNegInt, PosFloat, PosInt
+from ..config import NonNegFloat, NonNegInt, PathStr, PosFloat, PosInt
 from ..errors import VQLadderError
 from ..io import atomic_save_npz
 
@@ -51,7 +51,7 @@ class VideoDataConfig:
     train_clips: PosInt = 2000           # training clips
     test_clips: PosInt = 200             # held-out clips (another seed stream)
     seed: NonNegInt = 0                     # generator seed
-    cache_dir: str = "data/video"     # where generated clips are cached
+    cache_dir: PathStr = "data/video"     # where generated clips are cached
 
     def validate(self) -> None:
         if self.kind not in KINDS:

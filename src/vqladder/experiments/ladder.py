@@ -29,11 +29,23 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from ..config import Annotated, Check, NonNegInt, OptPosInt, PosFloat, PosInt, RunName, save_yaml, to_dict
+from ..config import (
+    Annotated,
+    Check,
+    NonNegInt,
+    OptPosInt,
+    PathStr,
+    PosFloat,
+    PosInt,
+    RunName,
+    save_yaml,
+    to_dict,
+)
 from ..data import DataConfig, WindowSampler, load_shards
 from ..data.sampler import PairSampler
 from ..errors import VQLadderError
@@ -92,8 +104,9 @@ class LadderEvalConfig:
 
 @dataclass
 class LadderConfig:
+    EXPERIMENT: ClassVar[str] = "ladder"  # the `experiment:` key its saved config carries
     name: RunName = "ladder"              # ladder directory name under out_dir
-    out_dir: str = "runs"             # where ladders live
+    out_dir: PathStr = "runs"             # where ladders live
     data: DataConfig = field(default_factory=DataConfig)
     mode: str = "text"                  # text: every level compresses the tokens; codes: level k+1 the codes of k;
     #                                     multi_exit: one compressor whose exits are the levels (multi_exit below)

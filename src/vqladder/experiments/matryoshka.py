@@ -21,12 +21,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import safetensors.torch
 import torch
 
-from ..config import NonNegInt, PosInt, RunName, save_yaml
+from ..config import NonNegInt, PathStr, PosInt, RunName, save_yaml
 from ..data.embeddings import embed_cached, split_texts
 from ..errors import VQLadderError
 from ..eval.retrieval import METHODS, exact_topk, method_fits, recalls, run_method
@@ -49,8 +50,9 @@ class RVQOptions:
 
 @dataclass
 class EmbedConfig:
+    EXPERIMENT: ClassVar[str] = "embed"  # the `experiment:` key its saved config carries
     name: RunName = "embed"
-    out_dir: str = "runs"
+    out_dir: PathStr = "runs"
     corpora: list[str] = field(default_factory=lambda: ["builtin"])   # corpus specs, texts split from each
     model: str = "minilm"             # sentence-transformers model (minilm = offline all-MiniLM-L6-v2)
     max_texts: NonNegInt = 0                # cap on texts (0 = all)

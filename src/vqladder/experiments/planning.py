@@ -47,11 +47,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from ..config import NonNegFloat, NonNegInt, PosFloat, PosInt, RunName, save_yaml, to_dict
+from ..config import NonNegFloat, NonNegInt, PathStr, PosFloat, PosInt, RunName, save_yaml, to_dict
 from ..data.maze import END, EpisodeCodec, MazeConfig, plan_tasks
 from ..errors import VQLadderError
 from ..eval.planning import boundary_alignment, diagnostics, evaluate, example_episodes, segment_alignment
@@ -170,8 +171,9 @@ class SearchConfig:
 
 @dataclass
 class PlanConfig:
+    EXPERIMENT: ClassVar[str] = "planning"  # the `experiment:` key its saved config carries
     name: RunName = "plan-small"
-    out_dir: str = "runs"
+    out_dir: PathStr = "runs"
     maze: MazeConfig = field(default_factory=lambda: MazeConfig(max_moves=40))
     data: PlanDataConfig = field(default_factory=PlanDataConfig)
     seeds: list[NonNegInt] = field(default_factory=lambda: [0, 1, 2])

@@ -10,8 +10,9 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from ..config import OptPosInt, PosInt, RunName, flatten, save_yaml, to_dict
+from ..config import OptPosInt, PathStr, PosInt, RunName, flatten, save_yaml, to_dict
 from ..data import WindowSampler
 from ..data.shards import DataConfig, check_fingerprint, data_fingerprint, load_shards  # noqa: F401
 from ..errors import VQLadderError
@@ -30,8 +31,9 @@ class EvalConfig:
 
 @dataclass
 class RunConfig:
+    EXPERIMENT: ClassVar[str] = "compressor"  # the `experiment:` key its saved config carries
     name: RunName = "rung1"                 # run directory name under out_dir
-    out_dir: str = "runs"               # where run directories live
+    out_dir: PathStr = "runs"               # where run directories live
     data: DataConfig = field(default_factory=DataConfig)
     model: CompressorConfig = field(default_factory=CompressorConfig)
     train: TrainerConfig = field(default_factory=TrainerConfig)
@@ -61,6 +63,8 @@ def train_run(cfg: RunConfig, resume: bool = False) -> dict:
     model = SequenceCompressor(cfg.model)
     run_dir = cfg.run_dir
     cfg_path = run_dir / "config.yaml"
+    if resume and not cfg_path.is_file():
+        raise VQLadderError(f"nothing to resume: {run_dir} has no config.yaml")
     if D.is_main():
         claim_run_dir(run_dir)  # one writer, and only a directory the tool made: a second `train` gets one line
     done = _accept(cfg, run_dir, shards, resume)  # before anything is written: config.yaml says only what will run
@@ -123,7 +127,7 @@ def _accept(cfg: RunConfig, run_dir: Path, shards, resume: bool) -> dict | None:
         return None
     if not cfg_path.is_file():
         raise VQLadderError(f"nothing to resume: {run_dir} has no config.yaml")
-    skip = {f"{sec}.{k}" for sec, keys in RESUMABLE_KEYS.items() for k in keys} | {"model.vocab_size"}
+    skip = {f"{sec}.{k}" for sec, keys in RESUMABLE_KEYS.items() for k in keys} | {"model.vocab_size", "experiment"}
     old, now = flatten(read_yaml(cfg_path)), flatten(to_dict(cfg))
     diff = sorted(k for k in set(old) | set(now) if k not in skip and old.get(k) != now.get(k))
     if diff:

@@ -27,9 +27,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
-from ..config import NonNegFloat, NonNegInt, OpenUnit, PosInt, RunName, build, save_yaml, to_dict
+from ..config import NonNegFloat, NonNegInt, OpenUnit, PathStr, PosInt, RunName, build, save_yaml, to_dict
 from ..data import load_shards
 from ..errors import RunFailed, VQLadderError
 from ..io import atomic_write_json, claim_run_dir, clear_owned, own_dir
@@ -66,8 +66,9 @@ class ReferenceConfig:
 
 @dataclass
 class SweepConfig:
+    EXPERIMENT: ClassVar[str] = "sweep"  # the `experiment:` key its saved config carries
     name: RunName = "sweep"               # sweep directory name under out_dir
-    out_dir: str = "runs"             # where sweeps live
+    out_dir: PathStr = "runs"             # where sweeps live
     budget: str = "600"               # per cell: steps (600) or wall-clock (90s, 10m, 1h)
     workers: PosInt = 1                  # cells trained at once, each in its own process
     gist: bool = False                # after training, add embedding gist metrics per cell (needs [gist])

@@ -22,12 +22,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from ..checkpoint import latest_valid_checkpoint
-from ..config import Annotated, Check, NonNegInt, PosInt, RunName, to_dict
+from ..config import Annotated, Check, NonNegInt, PathStr, PosInt, RunName, to_dict
 from ..data import DataConfig, WindowSampler, load_shards
 from ..data.sampler import gather_windows, val_windows
 from ..data.synthetic import mixed_spans
@@ -55,8 +56,9 @@ class SyntheticConfig:
 
 @dataclass
 class VariableExpConfig:
+    EXPERIMENT: ClassVar[str] = "variable"  # the `experiment:` key its saved config carries
     name: RunName = "variable"
-    out_dir: str = "runs"
+    out_dir: PathStr = "runs"
     data: DataConfig = field(default_factory=DataConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     chunk: PosInt = 64                   # tokens per chunk (the compressor's in_len)

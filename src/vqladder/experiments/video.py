@@ -27,11 +27,12 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from ..config import NonNegFloat, NonNegInt, PosInt, RunName, to_dict
+from ..config import NonNegFloat, NonNegInt, PathStr, PosInt, RunName, to_dict
 from ..data.video import VideoDataConfig, load_videos
 from ..errors import VQLadderError
 from ..eval.probes import psnr, ssim_frames
@@ -79,8 +80,9 @@ class Level2Config:
 
 @dataclass
 class VideoExpConfig:
+    EXPERIMENT: ClassVar[str] = "video"  # the `experiment:` key its saved config carries
     name: RunName = "video-balls"
-    out_dir: str = "runs"
+    out_dir: PathStr = "runs"
     data: VideoDataConfig = field(default_factory=VideoDataConfig)
     seeds: list[NonNegInt] = field(default_factory=lambda: [0, 1, 2])
     ae: FrameAEConfig = field(default_factory=FrameAEConfig)

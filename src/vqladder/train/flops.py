@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -46,8 +47,10 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 1024, repe
     key = f"peak-{device.type}-{str(dtype).split('.')[-1]}-t{torch.get_num_threads()}.json"
     path = _cache_dir() / key
     try:
-        return float(json.loads(path.read_text())["flops"])
-    except (OSError, ValueError, KeyError):
+        cached = float(json.loads(path.read_text())["flops"])
+        if math.isfinite(cached) and cached > 0:  # a zero, negative or NaN cache entry is measured again
+            return cached
+    except (OSError, ValueError, KeyError, TypeError):
         pass
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)

@@ -99,7 +99,15 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise VQLadderError("train.device=cuda but CUDA is not available")
-    return torch.device(name)
+    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise VQLadderError("train.device=mps but MPS is not available")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise VQLadderError(f"unknown train.device {name!r}: use auto, cpu, cuda (cuda:N) or mps")
+    return dev
 
 
 def cpu_has_bf16() -> bool:
@@ -535,7 +543,13 @@ class PlainProgress:
 
     def __init__(self, run_dir: Path, total: int, start: int):
         self.run, self.total, self.start = run_dir, total, start
-        self.every = float(os.environ.get("VQLADDER_PROGRESS_EVERY", "30") or 30)
+        raw = os.environ.get("VQLADDER_PROGRESS_EVERY", "30") or "30"
+        try:
+            self.every = float(raw)
+        except ValueError:
+            self.every = float("nan")
+        if not (math.isfinite(self.every) and self.every >= 0):
+            raise VQLadderError(f"VQLADDER_PROGRESS_EVERY must be a number of seconds >= 0, got {raw!r}")
         self.t0 = self.next = time.time()
         self.next += self.every
         self.last: dict = {}
