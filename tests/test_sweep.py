@@ -6,7 +6,7 @@ import pytest
 import yaml
 from helpers import tiny_run_config
 
-from vqladder.config import build, to_dict
+from vqladder.config import build, save_yaml, to_dict
 from vqladder.data import make_tokenizer, prepare
 from vqladder.errors import VQLadderError
 from vqladder.eval.baselines import trivial_accuracy, unigram_bits_per_token, zstd_bits_per_token
@@ -85,6 +85,9 @@ def _fake_results(run_dir, acc, usage=0.5, bits=1.0, out_len=16, k=256, local=Fa
 def test_resume_skips_finished_cells(tmp_path):
     cfg = sweep_cfg(tmp_path)
     _fake_results(tmp_path / "sw" / "cells" / "m016-k256-fsq-s0", 0.9)
+    for name, rc in expand_grid(cfg):  # the finished cell was made with the sweep's own cell config
+        if name == "m016-k256-fsq-s0":
+            save_yaml(rc, rc.run_dir / "config.yaml")
     from vqladder.io import own_dir
 
     own_dir(tmp_path / "sw" / "cells" / "m008-k256-fsq-s0", "run")  # in flight, no checkpoint: restart
@@ -94,6 +97,7 @@ def test_resume_skips_finished_cells(tmp_path):
     def runner(path, resume, log):
         ran.append((path.stem, resume))
         _fake_results(path.parent / path.stem, 0.5, out_len=8)
+        (path.parent / path.stem / "config.yaml").write_text(path.read_text())  # as `vqladder train` saves it
         return 0
 
     status = run_cells(cfg, runner)

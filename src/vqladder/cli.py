@@ -747,6 +747,10 @@ def main(argv: list[str] | None = None) -> int:
         if e.code in (0, None):
             raise
         return int(e.code)
+    if getattr(args, "retrain", False):
+        from .train.stage import set_retrain
+
+        set_retrain(True)
     for dest in PATH_ARGS:  # `--out=~/x` reaches us unexpanded (the shell expands only a word that starts with ~)
         v = getattr(args, dest, None)
         if isinstance(v, str) and v.startswith("~"):
@@ -777,6 +781,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         release_run_dirs()
+        if getattr(args, "retrain", False):
+            from .train.stage import set_retrain
+
+            set_retrain(False)
 
 
 if __name__ == "__main__":

@@ -219,6 +219,12 @@ def flatten(tree: dict, prefix: str = "") -> dict:
     return out
 
 
+def config_diff(old: dict, new: dict, skip=()) -> list[str]:
+    """The dotted keys whose values differ between two config trees (``skip``: keys that may differ)."""
+    a, b = flatten(unplain(old)), flatten(unplain(new))
+    return sorted(k for k in set(a) | set(b) if k not in skip and k != "experiment" and a.get(k) != b.get(k))
+
+
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     parts = dotted.split(".")
     node = tree

@@ -59,6 +59,8 @@ class Experiment:
 
 
 _OUT_PNG = Arg(("--out",), "PNG path")
+_RETRAIN = Arg(("--retrain",), "train again every stage whose config changed (and every stage built on it) instead of "
+                               "refusing; only the tool's own files of those stages are replaced", (("action", "store_true"),))
 _OVERWRITE = Arg(("--overwrite",), "replace an existing --out file that vqladder did not write (never a link, folder "
                                    "or device)", (("action", "store_true"),))
 EXPERIMENTS = {e.name: e for e in (
@@ -75,7 +77,8 @@ EXPERIMENTS = {e.name: e for e in (
         description="Train a grid of compressors (each cell a run directory) plus the LM / zstd / unigram "
                     "references, then write sweep.csv, sweep.md and plots. Rerun the same command to resume.\n"
                     "  vqladder sweep configs/sweep_cpu.yaml budget=5m workers=2",
-        args=(Arg(("--aggregate-only",), "only re-read the run directories and re-plot", (("action", "store_true"),)),)),
+        args=(Arg(("--aggregate-only",), "only re-read the run directories and re-plot", (("action", "store_true"),)),
+              _RETRAIN)),
     Experiment(
         "ladder", "train-ladder", "vqladder.experiments.ladder:LadderConfig",
         help="train a ladder (levels, upsamplers, prior, flat LM) and evaluate it",
@@ -88,7 +91,8 @@ EXPERIMENTS = {e.name: e for e in (
                     "  vqladder train-ladder configs/ladder_cpu.yaml\n"
                     "  vqladder train-ladder configs/ladder_cpu.yaml name=ladder-shakespeare "
                     "data.path=data/shakespeare-bpe2048 data.corpus=../shared/data/tinyshakespeare.txt "
-                    "data.tokenizer=bpe:2048"),
+                    "data.tokenizer=bpe:2048",
+        args=(_RETRAIN,)),
     Experiment(
         "planning", "plan-experiment", "vqladder.experiments.planning:PlanConfig",
         help="flat vs ladder planners on the rooms maze, several seeds and budgets",
@@ -96,7 +100,8 @@ EXPERIMENTS = {e.name: e for e in (
                     "ladder and the subgoal planner per seed, search held-out layouts at several budgets, write "
                     "results.md/json and success_vs_budget.png. Resumable.\n"
                     "  vqladder plan-experiment configs/plan_cpu.yaml\n"
-                    "  vqladder plan-experiment configs/plan_cpu.yaml name=plan-hard maze.rooms=4"),
+                    "  vqladder plan-experiment configs/plan_cpu.yaml name=plan-hard maze.rooms=4",
+        args=(_RETRAIN,)),
     Experiment(
         "variable", "variable", "vqladder.experiments.variable:VariableExpConfig",
         help="variable-length codes (entropy / learned boundaries) vs fixed rate",
@@ -118,9 +123,10 @@ EXPERIMENTS = {e.name: e for e in (
                     "Other data: data.kind=life|sprites|colour name=video-life (key=value overrides).",
         actions=(
             Action("generate", "generate (and cache) the clips, write a preview PNG", (_OUT_PNG, _OVERWRITE)),
-            Action("train", "train level 1, level 2, the latent and the pixel predictor for every seed"),
+            Action("train", "train level 1, level 2, the latent and the pixel predictor for every seed", (_RETRAIN,)),
             Action("eval", "evaluate trained seeds: prediction vs horizon, probes, times -> results.md",
-                   (Arg(("--train",), "train missing stages first instead of failing", (("action", "store_true"),)),)),
+                   (Arg(("--train",), "train missing stages first instead of failing", (("action", "store_true"),)),
+                    _RETRAIN)),
             Action("show", "draw truth vs latent vs pixel rollouts of one held-out clip",
                    (_OUT_PNG, _OVERWRITE, Arg(("--seed",), "trained seed", (("default", 0),), (int, {"min": 0})),
                     Arg(("--clip",), "held-out clip index", (("default", 0),), (int, {"min": 0})))))),

@@ -70,7 +70,7 @@ from ..report.ladder import ladder_markdown
 from ..train import TrainerConfig
 from ..train.flops import body_params, match_lm_depth, step_flops
 from ..train.joint import joint_finetune
-from ..train.stage import params, run_stage, stderr_log
+from ..train.stage import fresh, params, retraining, run_stage, stderr_log
 
 
 def _default_levels():
@@ -180,9 +180,10 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
         keys = ("data", "mode", "multi_exit" if cfg.mode == "multi_exit" else "levels", "upsampler", "prior", "flat",
                 "joint_steps")  # the part of the config that made the levels (the multi-exit one, or the levels)
         for key in keys:
-            if json.dumps(old.get(key), sort_keys=True) != json.dumps(now.get(key), sort_keys=True):
+            if json.dumps(old.get(key), sort_keys=True) != json.dumps(now.get(key), sort_keys=True) and \
+                    not retraining():  # with --retrain, each stage's own guard retrains what changed
                 raise VQLadderError(f"ladder directory {d} was trained with a different {key!r} config; "
-                                    f"use a new name= or delete it")
+                                    f"rerun with --retrain to train the changed stages again, or use a new name=")
     save_yaml(cfg, saved)
     shards = load_shards(cfg.data, progress=False)
     if not (d / "tokenizer").exists():
@@ -214,18 +215,22 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
             lambda r, w, tr=tr, mc=mc, spec=spec, align=align: WindowSampler(tr, mc.in_len, spec.train.batch_size,
                                                                               spec.train.seed, r, w, align=align),
             lambda m, va=va, tok=tok: evaluate_compressor(m, va, cfg.eval.batch_size, cfg.eval.max_chunks, tokenizer=tok),
-            log)
+            log, after=[] if k == 1 or text else [d / LEVEL_DIR.format(k - 1)])
         level_res.append(res)
         model, _, _ = load_model(run, "sequence_compressor")
         levels.append(model)
         vocab = vocab if text else model.quantizer.codebook_size
+        _drop_stale_codes(d, k, run)
         streams[k] = level_codes(d, k, model, tr, va, log)  # for the next stages
     if cfg.joint_steps > 0:
         if text:
             raise VQLadderError("joint_steps is for mode: codes (a text ladder's levels are trained on the tokens)")
-        levels = joint_finetune(levels, streams, cfg.joint_steps, cfg.levels[0].train, d / "joint", log)
+        levels = joint_finetune(levels, streams, cfg.joint_steps, cfg.levels[0].train, d / "joint", log,
+                                after=[d / LEVEL_DIR.format(k) for k in range(1, len(levels) + 1)])
     ladder = Ladder(levels, tokenizer=shards.tokenizer, directory=d, mode=cfg.mode)
     L = ladder.n_levels
+    level_dirs = ([d / "joint"] * L if cfg.joint_steps > 0 else [d / MULTI_EXIT_DIR] * L if cfg.mode == "multi_exit"
+                  else [d / LEVEL_DIR.format(k) for k in range(1, L + 1)])  # where each level's weights come from
 
     # 2. upsamplers: level-k codes (+ the previous chunk below) -> the level-(k-1) symbols of the chunk
     ups, up_res = [], []
@@ -243,7 +248,8 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
                 low_tr, par_tr, length, par_len, cfg.upsampler_train.batch_size, cfg.upsampler_train.seed, r, w,
                 prev=cfg.upsampler.prev_chunk),
             lambda m, low_va=low_va, par_va=par_va, length=length, par_len=par_len: upsampler_bits(
-                m, low_va, par_va, length, par_len, cfg.eval.max_chunks, cfg.eval.batch_size), log)
+                m, low_va, par_va, length, par_len, cfg.eval.max_chunks, cfg.eval.batch_size), log,
+            after=level_dirs[max(0, k - 2):k])
         up_res.append(res)
         ups.append(load_model(run, "upsampler")[0])
     ladder.upsamplers = ups
@@ -262,7 +268,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     prior_res = run_stage("prior (top codes)", d / "prior", prior, cfg.prior_train,
                              lambda r, w: WindowSampler(top_tr, ctx, cfg.prior_train.batch_size, cfg.prior_train.seed,
                                                         r, w, align=m_top),
-                             prior_eval, log)
+                             prior_eval, log, after=level_dirs[L - 1:L])
     ladder.prior = load_model(d / "prior", "code_prior")[0]
 
     # 4. flat LM, matched in parameters (all of them, against what the hierarchy runs at generation: prior +
@@ -335,6 +341,14 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     return results
 
 
+def _drop_stale_codes(d: Path, k: int, source: Path) -> None:
+    """Level k's cached code streams are made again when the stage they come from was (re)trained after them."""
+    for split in ("train", "val"):
+        p = d / "codes" / f"level{k}.{split}.npy"
+        if p.is_file() and not fresh(p, source):
+            p.unlink()
+
+
 def _train_multi_exit(cfg: LadderConfig, d: Path, shards, streams: dict, log) -> tuple[list, list]:
     """mode: multi_exit — one compressor, its exits the levels; each exit's code streams written as a level's."""
     mc = copy.deepcopy(cfg.multi_exit)
@@ -358,6 +372,7 @@ def _train_multi_exit(cfg: LadderConfig, d: Path, shards, streams: dict, log) ->
     model = load_model(d / MULTI_EXIT_DIR, "multi_exit_compressor")[0]
     levels = [model.exit(k) for k in range(1, model.n_exits + 1)]
     for k, lv in enumerate(levels, 1):
+        _drop_stale_codes(d, k, d / MULTI_EXIT_DIR)
         streams[k] = level_codes(d, k, lv, tr, va, log)
     # one stage trains every level: its FLOPs and time are counted once, under level 1
     return levels, [res] + [{"stage": f"exit {k} (trained with exit 1)", "step": res["step"]}

@@ -44,7 +44,6 @@ seeds.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
@@ -56,7 +55,15 @@ from ..config import NonNegFloat, NonNegInt, PathStr, PosFloat, PosInt, RunName,
 from ..data.maze import END, EpisodeCodec, MazeConfig, plan_tasks
 from ..errors import VQLadderError
 from ..eval.planning import boundary_alignment, diagnostics, evaluate, example_episodes, segment_alignment
-from ..io import atomic_save_npy, atomic_save_npz, atomic_write_json, atomic_write_text, claim_run_dir
+from ..io import (
+    atomic_save_npy,
+    atomic_save_npz,
+    atomic_write_json,
+    atomic_write_text,
+    claim_run_dir,
+    read_json,
+    read_yaml_doc,
+)
 from ..models import (
     CausalLM,
     CodePrior,
@@ -83,7 +90,7 @@ from ..quantize import QuantizerConfig
 from ..report.planning import _plot, _plot_length, plan_markdown
 from ..train import TrainerConfig
 from ..train.flops import step_flops
-from ..train.stage import stage_results, stage_state, stderr_log
+from ..train.stage import fresh, stage_results, stage_state, stderr_log
 from .stages import train_rows
 
 
@@ -220,6 +227,24 @@ class PlanConfig:
             raise VQLadderError(f"doors.decoder_buckets must name return buckets 0..3, got {self.doors.decoder_buckets}")
 
 
+DATA_KEYS = ("maze", "data")  # what makes data.npz: a rerun with other values is refused (the tasks would differ)
+
+
+def _guard_data(cfg: PlanConfig) -> None:
+    """Refuse to reuse an experiment directory whose demonstrations and tasks were made with another maze or data
+    config (every stage and table would be of other tasks); the stages guard their own configs."""
+    from ..config import flatten
+
+    saved = cfg.dir / "plan.yaml"
+    if not saved.is_file() or not (cfg.dir / "data.npz").is_file():
+        return
+    old, now = flatten(read_yaml_doc(saved) or {}), flatten(to_dict(cfg))
+    diff = sorted(k for k in set(old) | set(now) if k.split(".")[0] in DATA_KEYS and old.get(k) != now.get(k))
+    if diff:
+        raise VQLadderError(f"{cfg.dir} holds demonstrations and tasks made with another maze/data config "
+                            f"({', '.join(diff[:5])} differ; see {saved}): use another name=")
+
+
 def build_data(cfg: PlanConfig) -> dict:
     """Train demonstrations and held-out test tasks (layouts disjoint), cached in ``data.npz``."""
     p = cfg.dir / "data.npz"
@@ -244,7 +269,7 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     comp = train_rows(f"seed {seed}: ladder level 1 (moves -> codes)", d / "ladder_level1", SequenceCompressor(cc), ct,
                   data["train_moves"], log)
     codes_p = d / "ladder_codes.npy"
-    if not codes_p.is_file():
+    if not fresh(codes_p, d / "ladder_level1"):
         with torch.no_grad():
             codes = torch.cat([comp.encode(torch.from_numpy(data["train_moves"][i:i + 512].astype(np.int64)))
                                for i in range(0, len(data["train_moves"]), 512)]).numpy()
@@ -254,7 +279,7 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
                         "cond_vocab": codec.cond_vocab, "cond_len": codec.cond_len, "context": T // ch, "seed": seed})
     pt = TrainerConfig(**{**to_dict(cfg.ladder.prior_train), "seed": seed})
     prior = train_rows(f"seed {seed}: ladder top prior (codes)", d / "ladder_prior", CodePrior(pc), pt,
-                   np.concatenate([data["train_cond"], codes], 1), log)
+                       np.concatenate([data["train_cond"], codes], 1), log, after=[d / "ladder_level1"])
     ft = TrainerConfig(**{**to_dict(cfg.flat.train), "seed": seed})
     flat = CodePrior(fc)
     if cfg.match_flops:  # the ladder's counted training FLOPs buy the flat planner its steps
@@ -276,10 +301,10 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
                              "cond_vocab": codec.cond_vocab + K, "cond_len": codec.cond_len, "context": ch, "seed": seed})
         st = TrainerConfig(**{**to_dict(cfg.subgoal.train), "seed": seed})
         rows_p = d / "subgoal_rows.npy"
-        if not rows_p.is_file():
+        if not fresh(rows_p, d / "ladder_level1"):
             atomic_save_npy(rows_p, subgoal_rows(codec, data["train_cond"], data["train_moves"], codes, ch))
         low = train_rows(f"seed {seed}: subgoal decoder (code + cell -> moves)", d / "subgoal", CodePrior(sc_), st,
-                         np.load(rows_p), log)
+                         np.load(rows_p), log, after=[d / "ladder_level1"])
         planners["subgoal"] = SubgoalPlanner(prior, low, codec, T, ch)
         params["subgoal_decoder"] = sum(p.numel() for p in low.parameters())
     for kind in ("rooms", "doors"):
@@ -333,7 +358,8 @@ def train_rooms(cfg: PlanConfig, data: dict, seed: int, log, kind: str = "rooms"
         def coder(sg, ex, us):
             return door_codes(ex, us)
     codes_p = d / f"{kind}_codes.npy"
-    if not codes_p.is_file():
+    ups = [d / "rooms_level1"] if kind == "rooms" else []
+    if not fresh(codes_p, *ups):
         atomic_save_npy(codes_p, np.concatenate([coder(segs[i:i + 1024], exits[i:i + 1024], used[i:i + 1024])
                                                  for i in range(0, len(segs), 1024)]))
     codes = np.load(codes_p)
@@ -341,22 +367,31 @@ def train_rooms(cfg: PlanConfig, data: dict, seed: int, log, kind: str = "rooms"
                         "cond_len": codec.cond_len, "context": n, "seed": seed})
     pt = TrainerConfig(**{**to_dict(cfg.ladder.prior_train), "seed": seed})
     prior = train_rows(f"seed {seed}: {kind} top prior (segment codes)", d / f"{kind}_prior", CodePrior(pc), pt,
-                       np.concatenate([data["train_cond"], codes], 1), log)
+                       np.concatenate([data["train_cond"], codes], 1), log, after=ups)
     lc = PriorConfig(**{**to_dict(cfg.subgoal.model), "vocab_size": codec.move_vocab,
                         "cond_vocab": codec.cond_vocab + K, "cond_len": codec.cond_len, "context": ch, "seed": seed})
     lt = TrainerConfig(**{**to_dict(cfg.subgoal.train), "seed": seed})
     name = decoder_dir(cfg, kind)
     keep = np.isin(data["train_buckets"], cfg.doors.decoder_buckets if kind == "doors" else [0, 1, 2, 3])
     rows_p = d / f"{name}_rows.npy"
-    if not rows_p.is_file():
+    if not fresh(rows_p, *ups):
         atomic_save_npy(rows_p, segment_rows(codec, data["train_cond"][keep], segs[keep], cells[keep], codes[keep],
                                              used[keep]))
     low = train_rows(f"seed {seed}: {kind} segment decoder (code + cell -> moves)", d / name,
-                     CodePrior(lc), lt, np.load(rows_p), log)
+                     CodePrior(lc), lt, np.load(rows_p), log, after=ups)
     params.update({f"{kind}_prior": sum(p.numel() for p in prior.parameters()),
                    f"{kind}_decoder": sum(p.numel() for p in low.parameters()), f"{kind}_decoder_demos": int(keep.sum()),
                    f"{kind}_segments_per_demo": float(used.mean()), f"{kind}_cut_demos": float((used >= n).mean())})
     return SubgoalPlanner(prior, low, codec, T, ch, segments=True), coder, params
+
+
+def contender_stages(cfg: PlanConfig, who: str, scorer: str = "likelihood") -> list[str]:
+    """The stage directories (under ``seed<k>/``) a contender's plans come from."""
+    own = {"flat": ["flat"], "ladder": ["ladder_level1", "ladder_prior"],
+           "subgoal": ["ladder_level1", "ladder_prior", "subgoal"],
+           "rooms": ["rooms_level1", "rooms_prior", decoder_dir(cfg, "rooms")],
+           "doors": ["doors_prior", decoder_dir(cfg, "doors")]}.get(who, [])
+    return own + (["value"] if scorer.startswith("value") else [])
 
 
 def decoder_dir(cfg: PlanConfig, kind: str) -> str:
@@ -413,6 +448,7 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     claim_run_dir(cfg.dir, "experiment")
+    _guard_data(cfg)
     save_yaml(cfg, cfg.dir / "plan.yaml")
     data = build_data(cfg)
     train_keys = set(data["train_keys"].tolist())
@@ -432,9 +468,13 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
                                                            EpisodeCodec(cfg.maze), cfg.maze.room)
         meta[seed]["diagnostics"] = diagnostics(cfg, planners, data["test_cond"])
         tasks = data["test_cond"][:cfg.search.max_tasks] if cfg.search.max_tasks > 0 else data["test_cond"]
-        if seed == cfg.seeds[0] and cfg.search.examples and not (cfg.dir / "episodes.json").is_file():
+        sd = cfg.dir / f"seed{seed}"
+        stages = [p for p in sd.iterdir() if p.is_dir()]
+        if seed == cfg.seeds[0] and cfg.search.examples and not fresh(cfg.dir / "episodes.json", *stages):
             atomic_write_json(cfg.dir / "episodes.json", example_episodes(cfg, planners, tasks, seed))
-        done = json.loads(ev_p.read_text()) if ev_p.is_file() else []  # finished evaluations are kept
+        # finished evaluations are kept, unless a stage they used was (re)trained after them
+        done = [r for r in (read_json(ev_p) if ev_p.is_file() else [])
+                if fresh(ev_p, *(sd / k for k in contender_stages(cfg, r["contender"], r["scorer"])))]
         for who in cfg.contenders:  # the rest, one contender at a time, saved after each
             have = {(r["contender"], r["method"], r["scorer"], r["budget_x"]) for r in done}
             new = evaluate(replace(cfg, contenders=[who]), planners, tasks, seed, log, done=have)

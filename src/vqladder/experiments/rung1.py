@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from ..config import OptPosInt, PathStr, PosInt, RunName, flatten, save_yaml, to_dict
+from ..config import OptPosInt, PathStr, PosInt, RunName, config_diff, save_yaml, to_dict
 from ..data import WindowSampler
 from ..data.shards import DataConfig, check_fingerprint, data_fingerprint, load_shards  # noqa: F401
 from ..errors import VQLadderError
@@ -105,6 +105,7 @@ def train_run(cfg: RunConfig, resume: bool = False) -> dict:
 RESUMABLE_KEYS = {"train": ("steps", "max_time", "log_every", "eval_every", "ckpt_every", "keep_last", "progress",
                             "threads", "tensorboard", "device"),
                   "eval": ("batch_size", "max_chunks")}
+RESUMABLE = {f"{sec}.{k}" for sec, keys in RESUMABLE_KEYS.items() for k in keys} | {"model.vocab_size"}
 
 
 def _accept(cfg: RunConfig, run_dir: Path, shards, resume: bool) -> dict | None:
@@ -127,9 +128,7 @@ def _accept(cfg: RunConfig, run_dir: Path, shards, resume: bool) -> dict | None:
         return None
     if not cfg_path.is_file():
         raise VQLadderError(f"nothing to resume: {run_dir} has no config.yaml")
-    skip = {f"{sec}.{k}" for sec, keys in RESUMABLE_KEYS.items() for k in keys} | {"model.vocab_size", "experiment"}
-    old, now = flatten(read_yaml(cfg_path)), flatten(to_dict(cfg))
-    diff = sorted(k for k in set(old) | set(now) if k not in skip and old.get(k) != now.get(k))
+    diff = config_diff(read_yaml(cfg_path), to_dict(cfg), RESUMABLE)
     if diff:
         raise VQLadderError(f"--resume with a changed config ({', '.join(diff[:6])} differ); {run_dir} "
                             f"was made with the settings in {cfg_path}: resume with those, or train a new name=")

@@ -29,17 +29,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar
 
-from ..config import NonNegFloat, NonNegInt, OpenUnit, PathStr, PosInt, RunName, build, save_yaml, to_dict
+from ..config import (
+    NonNegFloat,
+    NonNegInt,
+    OpenUnit,
+    PathStr,
+    PosInt,
+    RunName,
+    build,
+    config_diff,
+    read_yaml,
+    save_yaml,
+    to_dict,
+)
 from ..data import load_shards
 from ..errors import RunFailed, VQLadderError
-from ..io import atomic_write_json, claim_run_dir, clear_owned, own_dir
+from ..io import atomic_write_json, claim_run_dir, clear_owned, own_dir, read_json
 from ..models import LMConfig
 from ..models.compressor import is_local
 from ..quantize import QuantizerConfig
 from ..train import TrainerConfig
 from ..train.reference import train_lm_reference
-from ..train.stage import stage_state, stderr_log
-from .rung1 import RunConfig
+from ..train.stage import retraining, stage_state, stderr_log
+from .rung1 import RESUMABLE, RunConfig
 
 
 @dataclass
@@ -180,13 +192,22 @@ def run_cells(cfg: SweepConfig, runner: Callable[[Path, bool, Path], int] | None
     for name, rc in cells:
         run_dir = rc.run_dir
         state = cell_state(run_dir)
+        rc.train.threads = threads if rc.train.threads <= 0 else rc.train.threads
+        rc.train.progress = False
+        if state != "new" and (run_dir / "config.yaml").is_file():  # a cell is never reused under another config
+            diff = config_diff(read_yaml(run_dir / "config.yaml"), to_dict(rc), RESUMABLE)
+            if diff and not retraining():
+                raise VQLadderError(f"sweep cell {name}: {run_dir} was trained with another config ({', '.join(diff[:5])} "
+                                    f"differ); rerun with --retrain to train it again, or use another name=")
+            if diff:
+                _log(f"cell {name}: config changed ({', '.join(diff[:5])}); --retrain: training it again")
+                clear_owned(run_dir)
+                state = "new"
         if state == "done":
             status[name] = "skipped"
             continue
         if state == "new":  # an unfinished cell without a checkpoint starts over: only the tool's own files go
             clear_owned(run_dir)
-        rc.train.threads = threads if rc.train.threads <= 0 else rc.train.threads
-        rc.train.progress = False
         path = cells_dir / f"{name}.yaml"
         save_yaml(rc, path)
         todo.append((name, path, state == "partial", cells_dir / f"{name}.log"))
@@ -212,8 +233,15 @@ def train_references(cfg: SweepConfig) -> dict:
     from ..eval.baselines import trivial_accuracy, unigram_bits_per_token, zstd_bits_per_token
 
     out = cfg.dir / "references.json"
+    made_with = json.loads(json.dumps({"data": to_dict(cfg.base.data), "in_len": cfg.base.model.in_len,
+                                       "max_chunks": cfg.base.eval.max_chunks, "references": to_dict(cfg.references)}))
     if out.is_file():
-        return json.loads(out.read_text())
+        ref = read_json(out)
+        if ref.get("made_with", made_with) == made_with:  # tables from before `made_with` are kept
+            return ref
+        if not retraining():
+            raise VQLadderError(f"{out} was made with another data / references config: rerun with --retrain to "
+                                f"make the references again, or use another name=")
     shards = load_shards(cfg.base.data)
     n = cfg.base.model.in_len
     maxc = cfg.base.eval.max_chunks
@@ -224,6 +252,7 @@ def train_references(cfg: SweepConfig) -> dict:
     if cfg.references.lm:
         ref.update(train_lm_reference(cfg.references.lm_model, cfg.references.lm_train, shards, n, maxc,
                                       cfg.references.dev_fraction, cfg.dir / "references" / "lm", _log))
+    ref["made_with"] = made_with
     atomic_write_json(out, ref)
     return ref
 

@@ -23,7 +23,6 @@ finished), ``seed<k>/eval.json``, ``results.{json,md}``, ``strip.png`` (ground t
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,7 +42,7 @@ from ..eval.video import (
     rollouts,
     run_probes,
 )
-from ..io import atomic_save_npy, atomic_write_json, atomic_write_text, claim_run_dir
+from ..io import atomic_save_npy, atomic_write_json, atomic_write_text, claim_run_dir, read_json
 from ..models import CompressorConfig, SequenceCompressor, load_model
 from ..models.video import (
     FrameAE,
@@ -57,7 +56,7 @@ from ..models.video import (
 from ..quantize import QuantizerConfig
 from ..report.video import example_rollouts, frames_png, strip_png, video_markdown
 from ..train import TrainerConfig
-from ..train.stage import guard_config, stage_results, stage_state, stderr_log
+from ..train.stage import fresh, guard_config, retraining, stage_results, stage_state, stderr_log
 from .stages import train_rows
 
 STAGES = ("ae", "level2", "latent", "pixel")  # the run directories of one seed
@@ -127,17 +126,17 @@ def train_seed(cfg: VideoExpConfig, train: dict, seed: int, log) -> dict:
     ae = train_rows(f"seed {seed}: level 1 (frame autoencoder)", d / "ae", FrameAE(cfg.ae_config(seed)),
                     tc(cfg.ae_train), train["frames"], log)
     codes_p = d / "codes.train.npy"
-    if not codes_p.is_file():
+    if not fresh(codes_p, d / "ae"):
         atomic_save_npy(codes_p, encode_clips(ae, train["frames"]))
     codes = np.load(codes_p)
     P, t2 = cfg.ae_config(seed).tokens, cfg.level2.tubelet
     l2cfg = replace(cfg.level2.model, vocab_size=ae.quantizer.codebook_size, in_len=P * t2, out_len=P, seed=seed)
     l2 = train_rows(f"seed {seed}: level 2 (tubelets of {t2} frames)", d / "level2", SequenceCompressor(l2cfg),
-                    tc(cfg.level2_train), to_tubelets(codes, t2), log)
+                    tc(cfg.level2_train), to_tubelets(codes, t2), log, after=[d / "ae"])
     base = replace(cfg.predictor, frames=cfg.data.frames, tokens=P, seed=seed)
     lat = train_rows(f"seed {seed}: latent predictor", d / "latent",
                      FramePredictor(replace(base, mode="latent", vocab=ae.quantizer.codebook_size)),
-                     tc(cfg.predictor_train), codes, log)
+                     tc(cfg.predictor_train), codes, log, after=[d / "ae"])
     q = cfg.ae.patch
     pix_rows = patchify(torch.from_numpy(train["frames"]), q).numpy()
     pix = train_rows(f"seed {seed}: pixel predictor", d / "pixel",
@@ -179,7 +178,7 @@ def _prepare(cfg: VideoExpConfig, log):
         torch.set_num_threads(cfg.threads)
     claim_run_dir(cfg.dir, "experiment")
     guard_config(cfg.dir, to_dict(cfg), name="video.yaml",  # seeds and evaluation sizes are not part of training
-                 ignore=("seeds", "eval_clips", "probe_clips", "out_dir", "threads"))
+                 ignore=("seeds", "eval_clips", "probe_clips", "out_dir", "threads"), force=retraining())
     t0 = time.time()
     train, test = load_videos(cfg.data)
     log(f"{cfg.data.kind}: {len(train['frames'])} train / {len(test['frames'])} held-out clips of "
@@ -204,8 +203,8 @@ def eval_video(cfg: VideoExpConfig, log=None, train_missing: bool = True) -> dic
             raise VQLadderError(f"seed {seed} is not trained yet: run `vqladder video train` with this config first")
         models = train_seed(cfg, train, seed, log)
         ev_p = d / "eval.json"
-        if ev_p.is_file():
-            evals.append(json.loads(ev_p.read_text()))
+        if fresh(ev_p, *(d / k for k in STAGES)):  # kept unless a stage was (re)trained after it
+            evals.append(read_json(ev_p))
             continue
         log(f"seed {seed}: evaluating on {min(cfg.eval_clips, len(test['frames']))} held-out clips")
         ev = evaluate_seed(cfg, models, train, test, seed,

@@ -11,21 +11,28 @@ import torch
 from ..checkpoint import save_checkpoint
 from ..config import to_dict
 from ..data import WindowSampler
+from ..io import atomic_write_text, own_dir
 from ..ladder.ladder import encode_stream
 from ..models import load_model
-from .stage import mark_done, stage_state
+from .stage import STAGE_CONFIG, guard_stage, mark_done, stage_slice
 from .trainer import TrainerConfig
 
 
-def joint_finetune(levels: list, streams: dict, steps: int, spec: TrainerConfig, run: Path, log) -> list:
+def joint_finetune(levels: list, streams: dict, steps: int, spec: TrainerConfig, run: Path, log, after=()) -> list:
     """Fine-tune all levels together for ``steps`` steps on live codes (each step re-encodes the batch level by
     level, so upper levels follow the lower levels' drift; no gradient crosses a level boundary, codes being
     discrete), at a tenth of level 1's learning rate (``spec``); writes ``run`` (one checkpoint per level, marked
     done through the stage runner) and re-encodes ``streams[k]`` (level k's train / val codes; ``streams[0]``
     the tokens). Returns the fine-tuned levels; a finished ``run`` is loaded, not retrained."""
-    if stage_state(run) == "done":
+    slice_ = {"steps": steps, "train": stage_slice(levels[0], spec)["train"],
+              "levels": [stage_slice(lv, spec)["model"] for lv in levels]}
+    if guard_stage("joint fine-tuning", run, slice_, after, log) == "done":
         log("joint fine-tuning: done, skipped")
     else:
+        import yaml
+
+        own_dir(run, "stage", "run directory")
+        atomic_write_text(run / STAGE_CONFIG, yaml.safe_dump(slice_, sort_keys=False))
         log(f"joint fine-tuning: {steps} steps")
         params = [p for lv in levels for p in lv.parameters()]
         opt = torch.optim.AdamW(params, lr=spec.lr * 0.1, betas=tuple(spec.betas), weight_decay=spec.weight_decay)

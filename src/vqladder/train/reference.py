@@ -8,13 +8,16 @@ import json
 from pathlib import Path
 
 import torch
+import yaml
 
 from ..checkpoint import find_checkpoints, latest_valid_checkpoint
 from ..config import to_dict
 from ..data import WindowSampler
 from ..errors import VQLadderError
 from ..eval.baselines import lm_bits_per_token, unigram_logp
+from ..io import atomic_write_text, own_dir
 from ..models import CausalLM, LMConfig, load_model
+from .stage import STAGE_CONFIG, guard_stage, stage_slice
 from .trainer import Trainer, TrainerConfig
 
 
@@ -35,8 +38,13 @@ def train_lm_reference(lm_cfg: LMConfig, tcfg: TrainerConfig, shards, n: int, ma
     if len(dev) < n:
         raise VQLadderError(f"references.dev_fraction={dev_fraction} holds back fewer than one chunk")
     first = unigram_logp(train, shards.vocab_size)
+    model = CausalLM(lm_cfg)
+    slice_ = stage_slice(model, tcfg, {"dev_fraction": dev_fraction, "max_chunks": maxc})
+    guard_stage("the LM reference", run_dir, slice_, log=log)  # another config: refused, or --retrain
     resume = latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None
-    trainer = Trainer(CausalLM(lm_cfg), tcfg, run_dir,
+    own_dir(run_dir, "stage", "run directory")
+    atomic_write_text(run_dir / STAGE_CONFIG, yaml.safe_dump(slice_, sort_keys=False))
+    trainer = Trainer(model, tcfg, run_dir,
                       lambda r, w: WindowSampler(train, n, tcfg.batch_size, tcfg.seed, r, w),
                       lambda m: {"dev_bits": lm_bits_per_token(m, dev, n, maxc, first_logp=first)},
                       {"model_config": to_dict(lm_cfg)})

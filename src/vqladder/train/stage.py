@@ -58,18 +58,97 @@ def params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+# -- the per-stage config guard ------------------------------------------------------------------------------------
+STAGE_CONFIG = "stage.yaml"  # the config slice a stage was trained with (model config, training keys, extra)
+# training settings that do not change what a stage learns (how it logs, checkpoints, shows progress, runs)
+NOT_SHAPING = ("progress", "log_every", "eval_every", "ckpt_every", "keep_last", "threads", "tensorboard", "device",
+               "mfu")
+_retrain = {"on": False}
+
+
+def set_retrain(on: bool) -> None:
+    """``--retrain``: a stage whose config slice changed (or whose upstream stage was retrained) is discarded (the
+    tool's own files only) and trained again, instead of refused. Stages are never reused silently."""
+    _retrain["on"] = bool(on)
+
+
+def retraining() -> bool:
+    return _retrain["on"]
+
+
+def stage_slice(model, train: TrainerConfig, extra: dict | None = None) -> dict:
+    """What shapes a stage: its model's config, the training settings that change what it learns, ``extra``."""
+    import dataclasses
+
+    cfg = getattr(model, "config", None)
+    model_cfg = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else {"kind": type(model).__name__}
+    tr = {k: v for k, v in dataclasses.asdict(train).items() if k not in NOT_SHAPING}
+    return json.loads(json.dumps({"model": model_cfg, "train": tr, **(extra or {})}, default=str))
+
+
+def guard_stage(what: str, run_dir: Path, slice_: dict, after=(), log: Callable[[str], None] = print) -> str:
+    """The state of stage ``run_dir`` once its config is checked: a finished or checkpointed stage made with
+    another config slice, or trained before one of the stages it is built on (``after``) was retrained, is refused
+    in one line, or with ``--retrain`` discarded and trained again ('new'). Stages from before the guard (no
+    stage.yaml) are kept as they are."""
+    from ..config import flatten
+    from ..io import clear_owned, read_yaml_doc
+
+    run_dir = Path(run_dir)
+    state = stage_state(run_dir)
+    if state == "new":
+        return state
+    why = ""
+    saved = run_dir / STAGE_CONFIG
+    if saved.is_file():
+        old, now = flatten(read_yaml_doc(saved) or {}), flatten(slice_)
+        diff = sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k))
+        if diff:
+            why = f"was trained with another config ({', '.join(diff[:5])}{' …' if len(diff) > 5 else ''} differ)"
+    mine = run_dir / MARKER
+    for up in after:
+        up_marker = Path(up) / MARKER
+        if not why and state == "done" and up_marker.is_file() and mine.is_file() and \
+                up_marker.stat().st_mtime_ns > mine.stat().st_mtime_ns:
+            why = f"was trained before the stage it is built on ({Path(up).name}) was retrained"
+    if not why:
+        return state
+    if not _retrain["on"]:
+        raise VQLadderError(f"{what}: {run_dir} {why}; rerun with --retrain to train it (and every stage built on it) "
+                            f"again, or use another name=")
+    log(f"{what}: {why}; --retrain: training it again")
+    clear_owned(run_dir)
+    return "new"
+
+
+def fresh(path: Path, *sources: Path) -> bool:
+    """Is a derived file (codes, rows, evaluations) there and newer than every stage it was made from?"""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    t = p.stat().st_mtime_ns
+    return all(not (Path(s) / MARKER).is_file() or (Path(s) / MARKER).stat().st_mtime_ns <= t for s in sources)
+
+
 def run_stage(what: str, run_dir: Path, model, train: TrainerConfig, sampler_factory: Callable,
-              evaluate: Callable | None = None, log: Callable[[str], None] = print, extra: dict | None = None) -> dict:
+              evaluate: Callable | None = None, log: Callable[[str], None] = print, extra: dict | None = None,
+              after=()) -> dict:
     """Train (or resume, or skip) one stage into ``run_dir``; returns its results (also ``results.json``):
     the stage name, parameters, steps, tokens, train time, training FLOPs (forward + backward, counted by
     ``FlopCounterMode`` on one step's batch, times the tokens seen; absent with ``mfu: false``) and the final
-    held-out metrics of ``evaluate``."""
-    state = stage_state(run_dir)
+    held-out metrics of ``evaluate``. The stage's config slice is recorded in ``stage.yaml`` and checked on every
+    rerun (``guard_stage``); ``after``: the stage directories it is built on."""
+    slice_ = stage_slice(model, train, extra)
+    state = guard_stage(what, run_dir, slice_, after, log)
     if state == "done":
         log(f"{what}: done, skipped")
         return stage_results(run_dir)
     log(f"{what}: {'resuming' if state == 'partial' else 'training'} ({params(model):,} params, {train.steps} steps)")
     trainer = Trainer(model, train, run_dir, sampler_factory, evaluate, {"stage": what, **(extra or {})})
+    trainer.check_writable()  # the directory is the tool's before stage.yaml goes in
+    import yaml
+
+    atomic_write_text(Path(run_dir) / STAGE_CONFIG, yaml.safe_dump(slice_, sort_keys=False))
     val = trainer.fit(resume=state == "partial")
     flops = float(getattr(trainer, "flops_per_token", 0.0) or 0.0) * trainer.tokens_seen  # counted per step
     return mark_done(run_dir, {"stage": what, "params": params(model), "step": trainer.step,
