@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -96,6 +97,23 @@ CASES = [
      "smaller than a patch"),
     ("video horizon longer than the clip", "video eval data.frames=8 context=4 horizon=8 out_dir={tmp}/vid",
      "longer than the clip"),
+    # the tool's own files, and what is not its own (see also tests/test_ownership.py)
+    ("train into a folder vqladder did not make", "train {cfg} out_dir={tmp} name=userdir", "was not made by vqladder"),
+    ("embedding index into a folder vqladder did not make", "embed build --out {tmp}/userdir --bytes 4",
+     "was not made by vqladder"),
+    ("report file that vqladder did not write", "report {run} -o {tmp}/user.html", "pass --overwrite"),
+    ("report file that is a symbolic link", "report {run} -o {tmp}/link.html --overwrite", "symbolic link"),
+    ("report file that is a FIFO", "report {run} -o {tmp}/fifo --overwrite", "not a regular file"),
+    ("video preview onto a file vqladder did not write", "video generate out_dir={tmp}/vid --out {tmp}/user.png",
+     "pass --overwrite"),
+    ("resume with a changed config", "train {cfg} model.d_model=48 --resume", "--resume with a changed config"),
+    ("corpus too small to hold anything out", "prepare {tmp}/short.txt -t bytes -o {tmp}/o", "nothing would be held out"),
+    ("config with a list as a key", "train {tmp}/unhashable.yaml", "a key must be a name"),
+    ("training device this machine does not have", "train {cfg} train.device=mps name=dev", "MPS is not available"),
+    ("report on a run whose results.json is corrupted", "report {tmp}/badresults", "is corrupted"),
+    ("report on an experiment whose episodes.json is corrupted", "report {tmp}/badepisodes", "is corrupted"),
+    ("plan with a seed that was not trained", "plan {tmp}/planfake --seed 5", "seed 5 was not trained"),
+    ("embedding index of more bytes than any code has", "embed build --out {tmp}/e2 --bytes 100000", "--bytes"),
     ("ladder config with misaligned levels", "train-ladder {ladder_cfg} name=bad2 "
      "'levels=[{{model: {{in_len: 32, out_len: 8}}}}, {{model: {{in_len: 6, out_len: 2}}}}]'", "must be a multiple of level 1"),
 ]
@@ -157,6 +175,22 @@ def make_context(tmp: Path) -> dict:
     shutil.rmtree(tmp / "ladder-missing" / "level2")
     shutil.copytree(ladder, tmp / "ladder-noprior")
     shutil.rmtree(tmp / "ladder-noprior" / "prior")
+    # a user's folder and files with tool-like names, a link, a FIFO; corrupted run files
+    (tmp / "userdir").mkdir()
+    for name in ("config.yaml", "meta.json", "results.json", ".lock", "index.json"):
+        (tmp / "userdir" / name).write_text(f"the user's {name}\n")
+    (tmp / "user.html").write_text("<p>the user's page</p>\n")
+    (tmp / "user.png").write_bytes(b"\x89PNG the user's picture")
+    (tmp / "link.html").symlink_to(tmp / "user.html")
+    os.mkfifo(tmp / "fifo")
+    (tmp / "unhashable.yaml").write_text("? [a, b]\n: 1\n")
+    shutil.copytree(run, tmp / "badresults")
+    (tmp / "badresults" / "results.json").write_text('{"acc": 0.')
+    (tmp / "badepisodes").mkdir()
+    (tmp / "badepisodes" / "results.md").write_text("# results\n")
+    (tmp / "badepisodes" / "episodes.json").write_text("[{")
+    (tmp / "planfake" / "seed0").mkdir(parents=True)
+    (tmp / "planfake" / "plan.yaml").write_text("experiment: planning\nseeds: [0]\n")
     sweep_cfg = tmp / "sweep.yaml"
     sweep_cfg.write_text(yaml.safe_dump({"name": "sw", "out_dir": str(tmp / "runs"), "base": to_dict(cfg)}))
     return {"tmp": tmp, "corpus": corpus, "data": data, "cfg": cfg_path, "run": run, "ladder": ladder,
@@ -262,11 +296,19 @@ def print_docs() -> None:
         print("- two writers on one run directory (`train` twice, or a run and its `--resume`): the second gets")
         print("  `error: run directory … is in use by another vqladder process (pid N)`; the lock (`fcntl.flock` on")
         print("  `<run>/.lock`) dies with its holder, so a killed run resumes at once; under torchrun rank 0 holds it;")
-        print("- `prepare -o` on the current directory, a folder holding the corpus, or a non-empty folder that no")
-        print("  `prepare` wrote: refused, `--force` or not; `--force` over a prepared folder replaces only")
-        print("  `meta.json`, `train.bin`, `val.bin` and `tokenizer/`;")
-        print("- `demo` over a finished demo made with other settings: refused; `--fresh` discards it; a folder")
-        print("  without a vqladder `config.yaml` is never discarded.")
+        print("- ownership (tests/test_ownership.py): every folder the tool makes carries a `.vqladder` marker; a")
+        print("  non-empty folder without it (and without verified checkpoints or shards from before markers) is")
+        print("  refused by every command that writes, with and without `--force`, `--fresh`, `--resume`,")
+        print("  `--retrain`, and nothing in it changes, byte for byte; `--force` over a prepared folder replaces")
+        print("  only `meta.json`, `train.bin`, `val.bin` and `tokenizer/`; `demo --fresh` deletes only the tool's")
+        print("  own files of an earlier demo run;")
+        print("- file outputs (`report -o`, `video generate/show --out`): a link, a folder, a FIFO or a device is")
+        print("  never replaced, `--overwrite` or not; a plain file the tool did not write needs `--overwrite`, and")
+        print("  keeps its permissions;")
+        print("- a run's record: a refused `--resume` and a resume of a finished run rewrite nothing; `eval`,")
+        print("  `report` and `--resume` refuse data whose shards or tokenizer changed since training;")
+        print("- a changed stage in an experiment is refused (`--retrain` trains it and everything built on it")
+        print("  again); a second `prepare` on the same folder is refused while the first runs.")
         print("\nNot errors: undecodable bytes in a text corpus are replaced by U+FFFD and counted in one warning line"
               " (`warning: N undecodable byte(s) …`) and in `meta.json`'s `replacements`.")
 

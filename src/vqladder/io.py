@@ -146,14 +146,27 @@ def owner(directory: str | Path) -> dict | None:
     return m if isinstance(m, dict) and m.get("tool") == "vqladder" else None
 
 
+def _has_verified_checkpoint(d: Path) -> bool:
+    """A checkpoint whose meta.json names the sha256 of its weights, and the weights match it."""
+    from .checkpoint import MODEL_FILE, find_checkpoints, verify_checkpoint
+    from .errors import VQLadderError
+
+    for ckpt in reversed(find_checkpoints(d / "checkpoints")):
+        try:
+            meta = verify_checkpoint(ckpt)
+        except (VQLadderError, OSError):
+            continue
+        if isinstance(meta.get("checksums"), dict) and MODEL_FILE in meta["checksums"]:
+            return True
+    return False
+
+
 def _legacy_kind(d: Path) -> str | None:
     """A directory written by vqladder before it marked its directories, recognised by content, not by names:
     a checkpoint whose meta.json verifies against its files (a run or stage), a prepared data directory whose
     shard sizes match its meta.json, or an experiment directory holding such runs."""
-    from .checkpoint import latest_valid_checkpoint
-
     try:
-        if latest_valid_checkpoint(d / "checkpoints", warn=False) is not None:
+        if _has_verified_checkpoint(d):
             return "run"
         meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").is_file() else None
     except (OSError, ValueError, UnicodeDecodeError):
@@ -169,7 +182,7 @@ def _legacy_kind(d: Path) -> str | None:
     try:
         subs = [c for c in d.iterdir() if c.is_dir() and not c.is_symlink()]
         for c in subs + [g for c in subs for g in c.iterdir() if g.is_dir() and not g.is_symlink()]:
-            if owner(c) or latest_valid_checkpoint(c / "checkpoints", warn=False) is not None:
+            if owner(c) or _has_verified_checkpoint(c):
                 return "experiment"
     except OSError:
         return None
@@ -307,7 +320,7 @@ def claim_run_dir(directory: str | Path, kind: str = "run") -> Path:
     key = str(d.resolve())
     if key in _held:
         return d
-    own_dir(d, kind, "run directory")
+    own_dir(d, kind, {"data": "data directory", "embed-index": "index directory"}.get(kind, "run directory"))
     key = str(d.resolve())
     if key in _held:
         return d

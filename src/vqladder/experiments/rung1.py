@@ -105,7 +105,7 @@ def train_run(cfg: RunConfig, resume: bool = False) -> dict:
 RESUMABLE_KEYS = {"train": ("steps", "max_time", "log_every", "eval_every", "ckpt_every", "keep_last", "progress",
                             "threads", "tensorboard", "device"),
                   "eval": ("batch_size", "max_chunks")}
-RESUMABLE = {f"{sec}.{k}" for sec, keys in RESUMABLE_KEYS.items() for k in keys} | {"model.vocab_size"}
+RESUMABLE = {f"{sec}.{k}" for sec, keys in RESUMABLE_KEYS.items() for k in keys} | {"model.vocab_size", "name", "out_dir"}
 
 
 def _accept(cfg: RunConfig, run_dir: Path, shards, resume: bool) -> dict | None:
