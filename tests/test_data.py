@@ -227,3 +227,10 @@ def test_bpe_is_fitted_on_the_train_split_only(tmp_path):
         assert len(sh.tokenizer.encode(val_word)) == len(val_word)   # ... and no merge was learned from them
         merges.append((tmp_path / name / "tokenizer" / "bpe.json").read_bytes())
     assert merges[0] == merges[1]
+
+
+def test_decoding_ids_outside_the_vocabulary_is_one_line():
+    tok = make_tokenizer("bytes")
+    with pytest.raises(VQLadderError, match="token id 999 out of range: the bytes tokenizer has ids 0..255"):
+        tok.decode([65, 999])
+    assert tok.decode([104, 105]) == "hi"

@@ -452,3 +452,19 @@ def test_every_preset_holds_out_layouts_never_seen_in_training(preset):
     for c in d["test_cond"]:
         lay, s, g, b = codec.decode_cond(c)
         assert b == 3 and 0 < validate(lay, s, g, []).shortest <= cfg.maze.max_moves
+
+
+def test_a_changed_maze_is_refused_not_reused(tmp_path):
+    """The demonstrations and tasks (data.npz) of an experiment directory are never reused under another maze or
+    data config: the rerun is refused in one line before anything is written."""
+    from vqladder.config import build, save_yaml
+    from vqladder.experiments.planning import PlanConfig, _guard_data
+
+    cfg = build(PlanConfig, {"out_dir": str(tmp_path), "name": "p"})
+    cfg.dir.mkdir(parents=True)
+    save_yaml(cfg, cfg.dir / "plan.yaml")
+    (cfg.dir / "data.npz").write_bytes(b"")
+    _guard_data(cfg)  # the same config passes
+    _guard_data(build(PlanConfig, {"out_dir": str(tmp_path), "name": "p", "search": {"budgets": [2]}}))  # eval-only
+    with pytest.raises(VQLadderError, match="maze.rooms"):
+        _guard_data(build(PlanConfig, {"out_dir": str(tmp_path), "name": "p", "maze": {"rooms": 4}}))

@@ -141,7 +141,9 @@ def load_weights(model: torch.nn.Module, ckpt: Path) -> None:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        first = str(e).strip().splitlines()[0][:200]
+        first = str(e).strip().splitlines()[0]
+        if len(first) > 200:  # cut at a word, and say so
+            first = first[:200].rsplit(" ", 1)[0] + " …"
         raise CheckpointError(f"checkpoint {ckpt} does not fit this model: {first}")
 
 
