@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-slow test-all lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,13 +21,16 @@ demo: $(STAMP)
 	$(BIN)/vqladder demo
 
 # `make test`: lint (ruff: pyflakes, pycodestyle, import order) + every test not marked slow (CI runs this).
-# `make test-all`: the same plus the slow ones (the vq-kind DDP run, a 2-rank kill -9 + resume, the fuzzed
-# configs trained for real).
+# `make test-slow`: only the tests marked slow (full experiments end to end, torchrun, the fuzzed configs trained
+# for real); `make test-all`: both. CI runs `make test`, then `make test-slow`.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 test: lint
 	$(BIN)/python -m pytest -q -x tests
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -x -m slow tests
 
 test-all: lint
 	$(BIN)/python -m pytest -q -x -m '' tests

@@ -102,6 +102,7 @@ CASES = [
     ("embedding index into a folder vqladder did not make", "embed build --out {tmp}/userdir --bytes 4",
      "was not made by vqladder"),
     ("report file that vqladder did not write", "report {run} -o {tmp}/user.html", "pass --overwrite"),
+    ("report written into a folder vqladder did not make", "report {tmp}/usernotes", "give -o FILE"),
     ("report file that is a symbolic link", "report {run} -o {tmp}/link.html --overwrite", "symbolic link"),
     ("report file that is a FIFO", "report {run} -o {tmp}/fifo --overwrite", "not a regular file"),
     ("video preview onto a file vqladder did not write", "video generate out_dir={tmp}/vid --out {tmp}/user.png",
@@ -143,7 +144,9 @@ def make_context(tmp: Path) -> dict:
     (tmp / "empty.txt").write_text("")
     (tmp / "binary.txt").write_bytes(b"\x7fELF\x00\x00\x01binary")
     (tmp / "emptydir").mkdir()
-    (tmp / "run-nockpt").mkdir()
+    from vqladder.io import own_dir
+
+    own_dir(tmp / "run-nockpt", "run")  # a run the tool started, killed before its first checkpoint
     (tmp / "plan.yaml").write_text("experiment: planning\nseeds: [0]\n")
     (tmp / "unknown-exp.yaml").write_text("experiment: teleport\n")
     (tmp / "run-nockpt" / "config.yaml").write_text("name: run-nockpt\n")
@@ -179,6 +182,8 @@ def make_context(tmp: Path) -> dict:
     (tmp / "userdir").mkdir()
     for name in ("config.yaml", "meta.json", "results.json", ".lock", "index.json"):
         (tmp / "userdir" / name).write_text(f"the user's {name}\n")
+    (tmp / "usernotes").mkdir()
+    (tmp / "usernotes" / "notes.md").write_text("# the user's notes (a folder with .md files looks like results)\n")
     (tmp / "user.html").write_text("<p>the user's page</p>\n")
     (tmp / "user.png").write_bytes(b"\x89PNG the user's picture")
     (tmp / "link.html").symlink_to(tmp / "user.html")
@@ -186,7 +191,7 @@ def make_context(tmp: Path) -> dict:
     (tmp / "unhashable.yaml").write_text("? [a, b]\n: 1\n")
     shutil.copytree(run, tmp / "badresults")
     (tmp / "badresults" / "results.json").write_text('{"acc": 0.')
-    (tmp / "badepisodes").mkdir()
+    own_dir(tmp / "badepisodes", "experiment")  # an experiment directory of the tool's
     (tmp / "badepisodes" / "results.md").write_text("# results\n")
     (tmp / "badepisodes" / "episodes.json").write_text("[{")
     (tmp / "planfake" / "seed0").mkdir(parents=True)

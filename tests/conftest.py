@@ -40,3 +40,12 @@ def _quiet_env(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     yield
     os.environ.pop("RANK", None)
+
+
+@pytest.fixture(scope="session")
+def bad_context(tmp_path_factory):
+    """One prepared tiny corpus, trained run and ladder, and the broken files the bad-input and ownership tests
+    point at (tests/bad_input_cases.py), made once per session."""
+    from bad_input_cases import make_context
+
+    return make_context(tmp_path_factory.mktemp("ctx"))

@@ -39,10 +39,8 @@ def call(argv) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory):
-    from bad_input_cases import make_context
-
-    return make_context(tmp_path_factory.mktemp("badin"))
+def ctx(bad_context):
+    return bad_context
 
 
 # -- 1. every numeric / name field of every config-driven command -------------------------------------------
@@ -81,7 +79,7 @@ def test_accepted_fuzz_values_train_for_real(ctx, tmp_path):
     for ov in [ov for ov, rej in fuzz_overrides("train") if not rej]:
         code, _, err = call(["train", ctx["cfg"], f"out_dir={tmp_path}", f"name=a{abs(hash(ov))}", "train.steps=3",
                              "train.max_time=-1", ov])
-        assert "Traceback" not in err and code in (0, 2), (ov, err)
+        assert "Traceback" not in err and code == 0, (ov, err)  # an in-range value is a valid setting: it trains
 
 
 # -- 2. path arguments: missing, a directory, a file for a directory, an unwritable place ------------------

@@ -97,10 +97,8 @@ def _bad(capsys, argv, pattern):
 
 
 @pytest.fixture(scope="module")
-def bad_ctx(tmp_path_factory):
-    from bad_input_cases import make_context
-
-    return make_context(tmp_path_factory.mktemp("bad"))
+def bad_ctx(bad_context):
+    return bad_context
 
 
 from bad_input_cases import CASES  # noqa: E402

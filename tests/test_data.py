@@ -234,3 +234,14 @@ def test_decoding_ids_outside_the_vocabulary_is_one_line():
     with pytest.raises(VQLadderError, match="token id 999 out of range: the bytes tokenizer has ids 0..255"):
         tok.decode([65, 999])
     assert tok.decode([104, 105]) == "hi"
+
+
+def test_openai_compaction_is_fitted_on_the_train_split_only(tmp_path):
+    """A token that only the held-out blocks use is <unk> in the compact vocabulary: nothing is fitted on val."""
+    blocks = ["the cat sat on the mat. " * 20 + "\n"] * 9 + ["zebra quagga okapi. " * 20 + "\n"]  # block 10 is val
+    (tmp_path / "c.txt").write_text("".join(b[:512].ljust(512) for b in blocks))
+    sh = prepare(str(tmp_path / "c.txt"), "cl100k_base", tmp_path / "d", block_size=512)
+    unk = sh.vocab_size - 1
+    assert sh.meta["val_tokens"] > 0 and (np.asarray(sh.val) == unk).mean() > 0.5
+    assert unk not in np.asarray(sh.train).tolist()
+    assert "zebra" not in sh.tokenizer.decode(np.asarray(sh.val).tolist())

@@ -36,7 +36,8 @@ def data(tmp_path_factory, ):
     return prepare(str(d / "c.txt"), "bytes", d / "data", block_size=512).dir
 
 
-@pytest.mark.parametrize("kind", ["fsq", pytest.param("vq", marks=pytest.mark.slow)])
+@pytest.mark.slow  # torchrun with two ranks (both kinds)
+@pytest.mark.parametrize("kind", ["fsq", "vq"])
 def test_ddp_two_ranks_agree_and_match_single(tmp_path, data, kind):
     steps = 60
     single = tiny_run_config(data, tmp_path, name="one", kind=kind, steps=steps, batch_size=16, out_len=16)
@@ -70,12 +71,13 @@ def test_ddp_two_ranks_agree_and_match_single(tmp_path, data, kind):
     assert steps_logged == sorted(set(steps_logged))
 
 
+@pytest.mark.slow  # kill -9 of a training process (two CLI runs); test_train's exact-resume tests are the fast ones
 def test_sigkill_then_resume_is_bitwise_identical(tmp_path, data):
-    ref = tiny_run_config(data, tmp_path, name="ref", kind="vq", steps=150, ckpt_every=10)
+    ref = tiny_run_config(data, tmp_path, name="ref", kind="vq", steps=60, ckpt_every=10)
     p = subprocess.run([sys.executable, "-m", "vqladder.cli", "train", str(_write(ref, tmp_path / "ref.yaml"))],
                        env=_env(), capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
-    cfg = tiny_run_config(data, tmp_path, name="killed", kind="vq", steps=150, ckpt_every=10)
+    cfg = tiny_run_config(data, tmp_path, name="killed", kind="vq", steps=60, ckpt_every=10)
     path = _write(cfg, tmp_path / "killed.yaml")
     proc = subprocess.Popen([sys.executable, "-m", "vqladder.cli", "train", str(path)], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -86,13 +88,13 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, data):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done = [c.name for c in find_checkpoints(root)]
-    assert "step_000150" not in done, "the run finished before it could be killed"
+    assert "step_000060" not in done, "the run finished before it could be killed"
     p = subprocess.run([sys.executable, "-m", "vqladder.cli", "train", str(path), "--resume"], env=_env(),
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     assert "resumed from" in p.stderr
-    wa = load_file(str(ref.run_dir / "checkpoints" / "step_000150" / "model.safetensors"))
-    wb = load_file(str(root / "step_000150" / "model.safetensors"))
+    wa = load_file(str(ref.run_dir / "checkpoints" / "step_000060" / "model.safetensors"))
+    wb = load_file(str(root / "step_000060" / "model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not list(root.glob(".step_*"))
 

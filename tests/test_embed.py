@@ -91,6 +91,7 @@ def test_embedding_cache_invalidates_on_texts_or_model(tmp_path):
         embed_cached([], "m1", tmp_path, e)
 
 
+@pytest.mark.slow  # the whole embed comparison; test_byte_accounting_per_method is the fast one
 def test_split_texts_and_comparison_run(tmp_path, tiny_corpus):
     texts = split_texts(str(tiny_corpus))
     assert len(texts) > 100 and all(30 <= len(t) <= 400 for t in texts) and len(set(texts)) == len(texts)

@@ -62,10 +62,8 @@ def plant_folder(d: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory):
-    from bad_input_cases import make_context
-
-    return make_context(tmp_path_factory.mktemp("own"))
+def ctx(bad_context):
+    return bad_context
 
 
 # (command, argv with {parent}/{target}/{name}; the directory it writes is {target} = {parent}/{name}, flags to try)
@@ -206,6 +204,7 @@ def test_sweep_never_deletes_a_user_file_in_a_cell_folder(ctx, tmp_path):
     assert (rc.run_dir / "notes.md").read_text() == "the user's notes\n" and not (rc.run_dir / "metrics.jsonl").exists()
 
 
+@pytest.mark.slow  # two demo runs; test_bad_inputs' demo test covers --fresh
 def test_demo_fresh_discards_only_the_tools_files(ctx, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "runs"

@@ -106,10 +106,18 @@ def test_chunked_nearest_equals_bruteforce():
 
 
 def test_large_codebook_chunks():
-    q = VectorQuantizer(16, 65536, codebook_dim=8, kmeans_init=False, chunk_elems=1 << 20)
+    """A 65,536-entry book searched in chunks picks, for every vector, exactly the nearest entry (the brute-force
+    argmin over the whole book), and the planted vectors that sit on entries above the first chunk get them."""
+    torch.manual_seed(0)
+    q = VectorQuantizer(8, 65536, codebook_dim=8, kmeans_init=False, chunk_elems=1 << 16)
     q.eval()
-    out = q(torch.randn(2, 300, 16))
-    assert out.codes.max() < 65536
+    book = q.decode_codes(torch.arange(65536)).reshape(65536, -1)
+    planted = torch.tensor([0, 1, 40_000, 65_535] * 10)
+    x = torch.cat([q.decode_codes(planted).reshape(len(planted), -1), torch.randn(200, 8)])[None]
+    out = q(x)
+    assert torch.equal(out.codes.reshape(-1)[:len(planted)], planted)
+    z = x.reshape(-1, 8)
+    assert torch.equal(out.codes.reshape(-1), torch.cdist(z, book).argmin(1))
 
 
 def test_rotation_trick_forward_and_grad():

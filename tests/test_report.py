@@ -14,6 +14,7 @@ from helpers import tiny_run_config
 from vqladder.cli import main
 from vqladder.data import TokenShards, prepare
 from vqladder.experiments.rung1 import train_run
+from vqladder.io import own_dir
 from vqladder.models import load_model
 from vqladder.report.html import build_report, markdown_to_html
 
@@ -66,7 +67,7 @@ def test_sweep_and_experiment_directories_get_a_report(tmp_path, run):
     data = _blob(build_report(sweep).read_text())
     assert data["kind"] == "sweep" and data["cells"][0]["cell"] == "m8-k256-fsq-s0"
     exp = tmp_path / "exp"
-    exp.mkdir()
+    own_dir(exp, "experiment")  # an experiment directory the tool made
     (exp / "plan.md").write_text("# Planning\n\n| a | b |\n|---|---|\n| 1 | <x> |\n")
     data = _blob(build_report(exp).read_text())
     assert data["kind"] == "experiment" and "<td>&lt;x&gt;</td>" in data["markdown"][0]["html"]

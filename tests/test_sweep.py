@@ -169,6 +169,7 @@ def test_lm_reference_learns_a_repetitive_corpus(tmp_path):
     assert before > 7 and after < 0.5
 
 
+@pytest.mark.slow  # a whole sweep; the cell/resume/aggregation tests are the fast ones
 def test_micro_sweep_end_to_end(tmp_path, tiny_corpus):
     prepare(str(tiny_corpus), "bytes", tmp_path / "data", block_size=512)
     cfg = sweep_cfg(tmp_path)
@@ -187,6 +188,7 @@ def test_micro_sweep_end_to_end(tmp_path, tiny_corpus):
     assert cell_state(d / "cells" / "m016-k256-fsq-s0") == "done"
 
 
+@pytest.mark.slow  # gist metrics over a whole sweep; tests/test_gist.py is the fast one
 def test_gist_pass_and_report(tmp_path, tiny_corpus):
     prepare(str(tiny_corpus), "bytes", tmp_path / "data", block_size=512)
     cfg = sweep_cfg(tmp_path, out_len=[8])

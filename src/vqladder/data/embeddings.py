@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import VQLadderError
-from ..io import atomic_save_npy, atomic_write_json
+from ..io import atomic_save_npy, atomic_write_json, own_dir
 
 
 # -- texts ----------------------------------------------------------------------------------------------------------
@@ -61,8 +61,7 @@ def embed_cached(texts: list[str], model: str, cache_dir: str | Path, embedder=N
     """Embeddings [n, d] float32 (L2-normalised), cached in ``cache_dir`` by (model, texts hash)."""
     if not texts:
         raise VQLadderError("no texts to embed (the text list is empty)")
-    d = Path(cache_dir)
-    d.mkdir(parents=True, exist_ok=True)
+    d = own_dir(Path(cache_dir), "cache", "embedding cache directory")  # a folder of the user's is refused
     key = hashlib.sha256(f"{model}\0{texts_hash(texts)}".encode()).hexdigest()[:16]
     arr, meta = d / f"emb-{key}.npy", d / f"emb-{key}.json"
     if arr.is_file() and meta.is_file():

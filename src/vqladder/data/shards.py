@@ -57,14 +57,17 @@ def _text_blocks(src, block_chars: int, val_every: int, progress: bool):
         yield "train", buf
 
 
-def _encode_blocks(blocks, encode_batch, files: dict, dtype) -> dict:
-    """Tokenise the blocks in batches of about a MiB of text and append each block's ids to its split's file."""
+def _encode_blocks(blocks, encode_batch, files: dict, dtype, on_ids=None) -> dict:
+    """Tokenise the blocks in batches of about a MiB of text and append each block's ids to its split's file
+    (``on_ids(split, ids)`` sees each block's ids first)."""
     counts = {"train": 0, "val": 0}
     pending: list[tuple[str, str]] = []
 
     def flush():
         for (split, _), ids in zip(pending, encode_batch([t for _, t in pending])):
             arr = np.asarray(ids, dtype=np.int64)
+            if on_ids is not None:
+                on_ids(split, arr)
             files[split].write(arr.astype(dtype, copy=False).tobytes())
             counts[split] += len(arr)
         pending.clear()
@@ -271,20 +274,20 @@ def check_fingerprint(directory: Path, recorded: dict | None, run: str | Path) -
 
 
 def _prepare_openai(src, tok: OpenAITokenizer, tmp: Path, val_every: int, block_size: int, progress: bool) -> dict:
-    """Raw ids are written once (uint32) while the used-id set is collected, then compacted in chunks."""
+    """Raw ids are written once (uint32) while the ids the *train* split uses are collected, then compacted in
+    chunks: the compact vocabulary is fitted on train only, and a val token that train never uses is ``<unk>``."""
     seen = [np.zeros(int(tok.enc.n_vocab) + 1024, dtype=bool)]
 
-    def encode_and_mark(texts):
-        out = tok.raw_encode_batch(texts)
-        for ids in out:
-            arr = np.asarray(ids, dtype=np.int64)
-            if len(arr) and arr.max() >= len(seen[0]):
-                seen[0] = np.concatenate([seen[0], np.zeros(int(arr.max()) + 1 - len(seen[0]), dtype=bool)])
-            seen[0][arr] = True
-        return out
+    def mark(split, arr):
+        if split != "train" or not len(arr):
+            return
+        if arr.max() >= len(seen[0]):
+            seen[0] = np.concatenate([seen[0], np.zeros(int(arr.max()) + 1 - len(seen[0]), dtype=bool)])
+        seen[0][arr] = True
 
     files = {sp: open(tmp / f"{sp}.raw", "wb") for sp in ("train", "val")}
-    counts = _encode_blocks(_text_blocks(src, block_size, val_every, progress), encode_and_mark, files, np.uint32)
+    counts = _encode_blocks(_text_blocks(src, block_size, val_every, progress), tok.raw_encode_batch, files,
+                            np.uint32, on_ids=mark)
     seen = seen[0]
     tok.set_used_from(np.nonzero(seen)[0].tolist())
     dtype = dtype_for(tok.vocab_size)

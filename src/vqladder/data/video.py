@@ -27,7 +27,7 @@ import numpy as np
 
 from ..config import NonNegFloat, NonNegInt, PathStr, PosFloat, PosInt
 from ..errors import VQLadderError
-from ..io import atomic_save_npz
+from ..io import atomic_save_npz, own_dir
 
 KINDS = ("balls", "sprites", "life", "colour")
 
@@ -175,7 +175,7 @@ def load_videos(cfg: VideoDataConfig) -> tuple[dict, dict]:
         return tr, te
     tr = generate(cfg, cfg.train_clips, cfg.seed * 2 + 1)
     te = generate(cfg, cfg.test_clips, cfg.seed * 2 + 2)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    own_dir(path.parent, "cache", "video cache directory")  # a folder of the user's is refused, untouched
     atomic_save_npz(path, compressed=True, **{f"train_{k}": v for k, v in tr.items()},
                     **{f"test_{k}": v for k, v in te.items()})
     return tr, te

@@ -327,7 +327,10 @@ def build_report(path: str | Path, out: str | Path | None = None, max_chunks: in
         raise VQLadderError(f"{target} is a directory; give the report's file name (-o report.html)")
     if not target.parent.is_dir():
         raise VQLadderError(f"cannot write {target}: {target.parent} does not exist")
-    default = target.name == "report.html" and target.parent.resolve() == d.resolve() and is_ours(d)
+    inside = target.parent.resolve() == d.resolve()
+    if inside and not is_ours(d):  # never write into a folder of the user's that merely looks like a run
+        raise VQLadderError(f"{d} was not made by vqladder, so its report is not written into it: give -o FILE")
+    default = target.name == "report.html" and inside
     check_output_file(target, overwrite, what="report file",
                       made_by_us=lambda p: default or file_starts_with(p, SIGNATURE.encode()))
     data = {"run": lambda: run_data(d, max_chunks), "sweep": lambda: sweep_data(d),

@@ -18,14 +18,40 @@ from pathlib import Path
 import torch
 
 
-def flops_per_token(model, batch: torch.Tensor, autocast=None) -> float:
-    """Training FLOPs (forward + backward) per input token of ``model.loss(batch)``; 0 if it cannot be counted."""
+def _cpu_sdpa_flops(q, k, v, dropout_p=0.0, is_causal=False, *args, out_shape=None, **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    n = sdpa_flop_count(q, k, v)
+    return n // 2 if is_causal and q[2] == k[2] else n  # the causal kernel skips the masked half
+
+
+def _cpu_sdpa_backward_flops(g, q, k, v, out, lse, dropout_p=0.0, is_causal=False, *args, out_shape=None,
+                             **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_backward_flop_count
+
+    n = sdpa_backward_flop_count(g, q, k, v)
+    return n // 2 if is_causal and q[2] == k[2] else n
+
+
+def counter():
+    """``FlopCounterMode`` that also counts ``scaled_dot_product_attention`` on CPU (torch registers formulas for
+    the CUDA kernels only, so the CPU flash kernel counted 0): the two attention matmuls forward and the five of
+    the backward, halved for a causal mask over a square score matrix (the kernel skips the masked blocks); the
+    short-sequence path (``nn.layers._math_attention``) is counted from its matmuls as they run, in full."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    aten = torch.ops.aten
+    return FlopCounterMode(display=False, custom_mapping={
+        aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops,
+        aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_sdpa_backward_flops})
+
+
+def flops_per_token(model, batch: torch.Tensor, autocast=None) -> float:
+    """Training FLOPs (forward + backward) per input token of ``model.loss(batch)``; 0 if it cannot be counted."""
     was = model.training
     model.train()
     try:
-        with FlopCounterMode(display=False) as fc, (autocast or contextlib.nullcontext()):
+        with counter() as fc, (autocast or contextlib.nullcontext()):
             loss, _ = model.loss(batch)
             loss.backward()
         total = fc.get_total_flops()

@@ -47,6 +47,7 @@ from .checkpoint import (
     load_weights,
     save_checkpoint,
 )
+from .optim import OPTIMIZERS, Optimizers
 
 
 @dataclass
@@ -57,7 +58,8 @@ class TrainerConfig:
     lr: PosFloat = 1e-3                  # peak learning rate
     min_lr_ratio: Unit = 0.1         # cosine floor as a fraction of lr
     warmup: NonNegInt = 50                  # linear warmup steps
-    weight_decay: NonNegFloat = 0.01        # AdamW decay on matrices only
+    weight_decay: NonNegFloat = 0.01        # decoupled decay on matrices only (AdamW and Muon)
+    optimizer: str = "adamw"          # adamw | muon (Muon for hidden matrices, AdamW for the rest; see train/optim.py)
     betas: Annotated[list[HalfOpenUnit], Check(length=2)] = field(default_factory=lambda: [0.9, 0.95])  # AdamW betas
     grad_clip: OptPosFloat = 1.0            # max grad norm; -1 = disabled
     precision: str = "auto"           # auto | bf16 | fp32   (auto: bf16 on CUDA and on CPUs with native bf16)
@@ -83,6 +85,8 @@ class TrainerConfig:
             raise VQLadderError(f"train.precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise VQLadderError(f"train.device must be auto, cpu, cuda or mps, got {self.device!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise VQLadderError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.nan_policy not in ("stop", "skip"):
             raise VQLadderError(f"train.nan_policy must be stop or skip, got {self.nan_policy!r}")
 
@@ -181,14 +185,9 @@ class Trainer:
         self.plan_points: list[int] = []  # time budget: the steps at which the schedule is (re-)planned
         self.fingerprints: list[float] = []
         self.time_offset = 0.0  # training seconds before the last resume (for train.max_time and logs)
-        decay, no_decay = [], []
-        for p in self.model.parameters():
-            if p.requires_grad:
-                (decay if p.dim() >= 2 else no_decay).append(p)
-        self.opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.lr, betas=tuple(cfg.betas), fused=self.device.type == "cuda" or None,
-        )
+        self.opt = Optimizers(self.model, cfg.optimizer, cfg.lr, cfg.betas, cfg.weight_decay,
+                              fused=self.device.type == "cuda" or None,  # Muon's orthogonalisation in bf16 where
+                              ns_dtype=self.amp_dtype or torch.float32)  # it is native, else fp32
         self.ddp = None
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
