@@ -468,3 +468,14 @@ def test_a_changed_maze_is_refused_not_reused(tmp_path):
     _guard_data(build(PlanConfig, {"out_dir": str(tmp_path), "name": "p", "search": {"budgets": [2]}}))  # eval-only
     with pytest.raises(VQLadderError, match="maze.rooms"):
         _guard_data(build(PlanConfig, {"out_dir": str(tmp_path), "name": "p", "maze": {"rooms": 4}}))
+
+
+def test_held_out_layouts_are_disjoint_because_of_the_exclusion():
+    """On a maze with few possible layouts, held-out draws meet the training layouts unless they are excluded:
+    the split's disjointness is the exclusion's doing (a test with the exclusion removed would fail here)."""
+    cfg = MazeConfig(rooms=2, room=2, max_moves=16)
+    train = make_dataset(cfg, 30, 1, seed=1)
+    seen = set(train["keys"].tolist())
+    assert len(set(make_dataset(cfg, 15, 1, seed=2)["keys"].tolist()) & seen) >= 5  # without it: they meet
+    held = make_dataset(cfg, 15, 1, seed=2, exclude=seen)
+    assert len(held["keys"]) == 15 and not set(held["keys"].tolist()) & seen

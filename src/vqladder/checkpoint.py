@@ -13,7 +13,6 @@ skips (and reports) a truncated or corrupted one and falls back to the previous 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -24,17 +23,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError
-from .io import atomic_replace_dir, atomic_write_json, remove_tree
+from .io import atomic_replace_dir, atomic_write_json, remove_tree, sha256_file
 
 MODEL_FILE, TRAINER_FILE, META_FILE = "model.safetensors", "trainer.pt", "meta.json"
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256 = sha256_file  # the checksum of every checkpoint file (io.sha256_file)
 
 
 def _state_for_safetensors(model: torch.nn.Module) -> dict:

@@ -30,7 +30,16 @@ from tqdm import tqdm
 
 from ..config import Check, PathStr
 from ..errors import VQLadderError
-from ..io import LOCK_NAME, atomic_write_json, claim_run_dir, is_ours, owner, release_run_dir, remove_tree
+from ..io import (
+    LOCK_NAME,
+    atomic_write_json,
+    claim_run_dir,
+    is_ours,
+    owner,
+    release_run_dir,
+    remove_tree,
+    sha256_file,
+)
 from .corpus import open_corpus, split_corpus_spec
 from .tokenizers import OpenAITokenizer, Tokenizer, load_tokenizer, make_tokenizer
 
@@ -219,16 +228,6 @@ def _install(tmp: Path, out: Path) -> None:
     from ..io import _fsync_dir
 
     _fsync_dir(out)
-
-
-def sha256_file(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def tree_digest(directory: Path) -> str:
