@@ -170,9 +170,16 @@ def _same_files(a: Path, b: Path) -> bool:
 
 
 def _run_tokenizer_dir(run: str, meta: dict) -> Path:
+    from .data.shards import tree_digest
+
     p = Path(run)
-    for cand in (p / "tokenizer", p.parent.parent / "tokenizer", Path(meta.get("data", "")) / "tokenizer"):
+    data_tok = Path(meta.get("data", "")) / "tokenizer"
+    for cand in (p / "tokenizer", p.parent.parent / "tokenizer", data_tok):
         if (cand / "tokenizer_meta.json").is_file():
+            recorded = (meta.get("data_fingerprint") or {}).get("tokenizer")
+            if cand == data_tok and recorded and tree_digest(cand) != recorded:  # the data was prepared again
+                raise VQLadderError(f"the tokenizer in {cand} is not the one {run} was trained with (it changed "
+                                    f"since); its ids would mean other tokens")
             return cand
     raise VQLadderError(f"no tokenizer found for {run}")
 
