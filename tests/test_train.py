@@ -19,6 +19,7 @@ def data(tmp_path, tiny_corpus):
     return prepare(str(tiny_corpus), "bytes", tmp_path / "data", block_size=512).dir
 
 
+@pytest.mark.slow  # 400 steps to a tuned threshold; the CLI end-to-end test trains and evaluates a run fast
 def test_tiny_compressor_learns(tmp_path, data):
     cfg = tiny_run_config(data, tmp_path / "runs", steps=400, out_len=16)
     res = train_run(cfg)
