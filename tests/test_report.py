@@ -174,7 +174,7 @@ def test_planning_report_steps_an_episode(tmp_path):
     are marked."""
     _browser()                                        # skip early without a browser
     d = tmp_path / "plan"
-    d.mkdir()
+    own_dir(d, "experiment")  # an experiment directory the tool made
     maze = ["#####", "#. .#", "# # #", "#. .#", "#####"]
     ep = {"task": 0, "contender": "ladder", "method": "beam", "scorer": "verifier", "budget": 32, "evaluations": 30,
           "maze": maze, "start": [0, 0], "goal": [1, 1], "moves": "RD..", "cells": [[0, 0], [0, 1], [1, 1]],
@@ -197,7 +197,7 @@ def test_planning_report_steps_an_episode(tmp_path):
 def test_video_report_steps_through_rollouts(tmp_path):
     _browser()                                        # skip early without a browser
     d = tmp_path / "video"
-    d.mkdir()
+    own_dir(d, "experiment")  # an experiment directory the tool made
     png = lambda i: f"data:image/png;base64,frame{i}"        # the viewer only places them
     clip = {"context": [png(0), png(1)], **{k: [png(f"{k}{i}") for i in range(3)]
                                              for k in ("truth", "latent", "pixel", "copy_last")}}
@@ -246,7 +246,7 @@ def test_ladder_report_reconstructs_every_level(tmp_path):
 def test_embedding_report_recall_chart_and_concept_search(tmp_path):
     _browser()                                        # skip early without a browser
     d = tmp_path / "embed"
-    d.mkdir()
+    own_dir(d, "experiment")  # an experiment directory the tool made
     rows = [{"method": m, "bytes": b, "recall@1": 0.1 * i, "recall@10": 0.1 * i + 0.05, "recall@100": 0.2 * i}
             for i, (m, b) in enumerate([("faiss-pq", 8), ("faiss-pq", 16), ("ours-prefix-rvq", 8),
                                         ("ours-prefix-rvq", 16)])]
