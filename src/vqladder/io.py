@@ -184,7 +184,9 @@ def _legacy_kind(d: Path) -> str | None:
         return None
     if isinstance(meta, dict) and {"tokenizer", "vocab_size", "dtype", "train_tokens", "val_tokens"} <= set(meta):
         try:
-            size = __import__("numpy").dtype(meta["dtype"]).itemsize
+            import numpy as np
+
+            size = np.dtype(meta["dtype"]).itemsize
             ok = all((d / f"{sp}.bin").is_file() and (d / f"{sp}.bin").stat().st_size == int(meta[f"{sp}_tokens"]) * size
                      for sp in ("train", "val")) and (d / "tokenizer" / "tokenizer_meta.json").is_file()
         except (TypeError, ValueError, OSError):
@@ -332,7 +334,6 @@ def claim_run_dir(directory: str | Path, kind: str = "run") -> Path:
     if key in _held:
         return d
     own_dir(d, kind, {"data": "data directory", "embed-index": "index directory"}.get(kind, "run directory"))
-    key = str(d.resolve())
     if key in _held:
         return d
     try:

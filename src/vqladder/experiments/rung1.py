@@ -136,12 +136,12 @@ def _accept(cfg: RunConfig, run_dir: Path, shards, resume: bool) -> dict | None:
         return None  # a run killed before its first checkpoint: starts over with the same config
     ckpt, meta = found
     check_fingerprint(shards.dir, meta.get("data_fingerprint"), run_dir)
-    prev_total = json.loads((run_dir / "results.json").read_text()).get("step") if (run_dir / "results.json").is_file() else None
-    if cfg.train.max_time <= 0 and meta.get("step", 0) >= cfg.train.steps and prev_total is not None:
+    prev = json.loads((run_dir / "results.json").read_text()) if (run_dir / "results.json").is_file() else None
+    if cfg.train.max_time <= 0 and meta.get("step", 0) >= cfg.train.steps and prev is not None:
         print(f"run already complete at step {meta['step']} (train.steps={cfg.train.steps}); nothing to do "
               f"(give train.steps above {meta['step']} to extend it)", file=sys.stderr)
-        return json.loads((run_dir / "results.json").read_text())
-    if prev_total is not None and cfg.train.steps > meta.get("step", 0):
+        return prev
+    if prev is not None and cfg.train.steps > meta.get("step", 0):
         print(f"extending the finished run from {meta['step']} to {cfg.train.steps} steps (the learning-rate schedule "
               f"is re-planned over {cfg.train.steps} steps)", file=sys.stderr)
     return None

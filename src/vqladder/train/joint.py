@@ -11,10 +11,9 @@ import torch
 from ..checkpoint import save_checkpoint
 from ..config import to_dict
 from ..data import WindowSampler
-from ..io import atomic_write_text, own_dir
 from ..ladder.ladder import encode_stream
 from ..models import load_model
-from .stage import STAGE_CONFIG, guard_stage, mark_done, stage_slice
+from .stage import guard_stage, mark_done, record_stage, stage_slice
 from .trainer import TrainerConfig
 
 
@@ -29,10 +28,7 @@ def joint_finetune(levels: list, streams: dict, steps: int, spec: TrainerConfig,
     if guard_stage("joint fine-tuning", run, slice_, after, log) == "done":
         log("joint fine-tuning: done, skipped")
     else:
-        import yaml
-
-        own_dir(run, "stage", "run directory")
-        atomic_write_text(run / STAGE_CONFIG, yaml.safe_dump(slice_, sort_keys=False))
+        record_stage(run, slice_)
         log(f"joint fine-tuning: {steps} steps")
         params = [p for lv in levels for p in lv.parameters()]
         opt = torch.optim.AdamW(params, lr=spec.lr * 0.1, betas=tuple(spec.betas), weight_decay=spec.weight_decay)

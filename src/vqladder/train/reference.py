@@ -8,16 +8,14 @@ import json
 from pathlib import Path
 
 import torch
-import yaml
 
 from ..checkpoint import find_checkpoints, latest_valid_checkpoint
 from ..config import to_dict
 from ..data import WindowSampler
 from ..errors import VQLadderError
 from ..eval.baselines import lm_bits_per_token, unigram_logp
-from ..io import atomic_write_text, own_dir
 from ..models import CausalLM, LMConfig, load_model
-from .stage import STAGE_CONFIG, guard_stage, stage_slice
+from .stage import guard_stage, record_stage, stage_slice
 from .trainer import Trainer, TrainerConfig
 
 
@@ -42,8 +40,7 @@ def train_lm_reference(lm_cfg: LMConfig, tcfg: TrainerConfig, shards, n: int, ma
     slice_ = stage_slice(model, tcfg, {"dev_fraction": dev_fraction, "max_chunks": maxc})
     guard_stage("the LM reference", run_dir, slice_, log=log)  # another config: refused, or --retrain
     resume = latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None
-    own_dir(run_dir, "stage", "run directory")
-    atomic_write_text(run_dir / STAGE_CONFIG, yaml.safe_dump(slice_, sort_keys=False))
+    record_stage(run_dir, slice_)
     trainer = Trainer(model, tcfg, run_dir,
                       lambda r, w: WindowSampler(train, n, tcfg.batch_size, tcfg.seed, r, w),
                       lambda m: {"dev_bits": lm_bits_per_token(m, dev, n, maxc, first_logp=first)},

@@ -121,6 +121,16 @@ def guard_stage(what: str, run_dir: Path, slice_: dict, after=(), log: Callable[
     return "new"
 
 
+def record_stage(run_dir: Path, slice_: dict) -> None:
+    """Make ``run_dir`` the tool's (``io.own_dir``) and record the config slice it is trained with."""
+    import yaml
+
+    from ..io import own_dir
+
+    own_dir(run_dir, "stage", "run directory")
+    atomic_write_text(Path(run_dir) / STAGE_CONFIG, yaml.safe_dump(slice_, sort_keys=False))
+
+
 def fresh(path: Path, *sources: Path) -> bool:
     """Is a derived file (codes, rows, evaluations) there and newer than every stage it was made from?"""
     p = Path(path)
@@ -145,10 +155,7 @@ def run_stage(what: str, run_dir: Path, model, train: TrainerConfig, sampler_fac
         return stage_results(run_dir)
     log(f"{what}: {'resuming' if state == 'partial' else 'training'} ({params(model):,} params, {train.steps} steps)")
     trainer = Trainer(model, train, run_dir, sampler_factory, evaluate, {"stage": what, **(extra or {})})
-    trainer.check_writable()  # the directory is the tool's before stage.yaml goes in
-    import yaml
-
-    atomic_write_text(Path(run_dir) / STAGE_CONFIG, yaml.safe_dump(slice_, sort_keys=False))
+    record_stage(run_dir, slice_)
     val = trainer.fit(resume=state == "partial")
     flops = float(getattr(trainer, "flops_per_token", 0.0) or 0.0) * trainer.tokens_seen  # counted per step
     return mark_done(run_dir, {"stage": what, "params": params(model), "step": trainer.step,
