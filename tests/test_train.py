@@ -385,7 +385,19 @@ def test_optimizer_grouping_muon_for_hidden_matrices_only():
         assert "muon" not in Optimizers(model, "adamw", 1e-3, (0.9, 0.95), 0.01).opts
 
 
-def test_muon_resume_is_bitwise_identical_and_a_time_budget_ends_decayed(tmp_path, data):
+class _FakeClock:
+    """``time.time`` for the trainer that advances a fixed amount per call: a time-budgeted run plans and stops
+    the same way on an idle laptop and a loaded CI machine (the real clock made this test fail under load)."""
+
+    def __init__(self, tick: float = 0.01):
+        self.now, self.tick = 1_000_000.0, tick
+
+    def time(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_muon_resume_is_bitwise_identical_and_a_time_budget_ends_decayed(tmp_path, data, monkeypatch):
     cfg = tiny_run_config(data, tmp_path / "a", steps=12, ckpt_every=6, optimizer="muon")
     full = _trainer(cfg, data)
     full.fit()
@@ -403,6 +415,9 @@ def test_muon_resume_is_bitwise_identical_and_a_time_budget_ends_decayed(tmp_pat
     # a time-budgeted Muon run still ends at the schedule's floor
     from vqladder.train.trainer import lr_at
 
+    import vqladder.train.trainer as trainer_mod
+
+    monkeypatch.setattr(trainer_mod, "time", _FakeClock())
     cfg4 = tiny_run_config(data, tmp_path / "c", steps=1000, max_time=3.0, optimizer="muon")
     t = _trainer(cfg4, data)
     t.fit()
