@@ -413,9 +413,8 @@ def test_muon_resume_is_bitwise_identical_and_a_time_budget_ends_decayed(tmp_pat
     with pytest.raises(VQLadderError, match="optimiser state is Muon's"):
         _trainer(cfg3, data).fit(resume=True)
     # a time-budgeted Muon run still ends at the schedule's floor
-    from vqladder.train.trainer import lr_at
-
     import vqladder.train.trainer as trainer_mod
+    from vqladder.train.trainer import lr_at
 
     monkeypatch.setattr(trainer_mod, "time", _FakeClock())
     cfg4 = tiny_run_config(data, tmp_path / "c", steps=1000, max_time=3.0, optimizer="muon")

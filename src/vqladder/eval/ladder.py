@@ -65,19 +65,48 @@ def bits_of(tot: float, n: int, per: str) -> dict:
 
 
 def upsampler_bits(m, low_va: np.ndarray, par_va: np.ndarray, length: int, par_len: int, max_chunks: int,
-                   batch_size: int) -> dict:
+                   batch_size: int, greedy_chunks: int = 0) -> dict:
     """Held-out cross-entropy of an upsampler: the level-(k-1) symbols of each chunk given its level-k codes
-    (and the previous chunk below, when the upsampler reads it), over the first ``max_chunks`` chunks (-1: all)."""
+    (and the previous chunk below, when the upsampler reads it), over the first ``max_chunks`` chunks (-1: all),
+    with the code-value diagnostic beside it: bits with *another* chunk's codes (chunk i scored under the codes
+    of chunk i + n/2; the previous chunk stays true), with no codes (when trained with ``code_dropout``), the
+    teacher-forced accuracy, and with ``greedy_chunks`` > 0 the free-running (greedy, KV-cached) accuracy from
+    the true codes over that many chunks. A decoder that uses its codes has true-code bits clearly below
+    other-code bits."""
+    from ..ladder.ladder import greedy_upsample
+
     n_pairs = min(len(low_va) // length, len(par_va) // par_len)
     cap = n_pairs if max_chunks < 0 else min(n_pairs, max_chunks)
     idx = np.arange(cap, dtype=np.int64)
-    tot, n = 0.0, 0
+    other = (idx + max(1, cap // 2)) % max(cap, 1)
+    par_t = torch.from_numpy(np.asarray(par_va[:cap * par_len], dtype=np.int64)).view(cap, par_len)
+    none = getattr(m, "no_codes", None) is not None
+    tot = {"true": 0.0, "other": 0.0, "none": 0.0}
+    n, hits, g_hits, g_n = 0, 0, 0, 0
     for b in range(0, cap, batch_size):
-        batch = pair_batch(low_va, par_va, idx[b:b + batch_size] * length, length, par_len, m.config.prev_chunk)
+        i = idx[b:b + batch_size]
+        batch = pair_batch(low_va, par_va, i * length, length, par_len, m.config.prev_chunk)
         parent, prev, low = m.split(batch)
-        tot += float(-m.log_prob(parent, low, prev).sum())
+        lp, hit = m.token_logp(parent, low, prev, hits=True)
+        tot["true"] -= float(lp.sum())
+        hits += int(hit.sum())
+        tot["other"] -= float(m.token_logp(par_t[other[b:b + batch_size]], low, prev).sum())
+        if none:
+            tot["none"] -= float(m.token_logp(parent, low, prev, no_codes=True).sum())
         n += low.numel()
-    return bits_of(tot, n, "symbol")
+        if g_n < greedy_chunks * length:
+            k = min(len(i), greedy_chunks - g_n // length)
+            out = greedy_upsample(m, parent[:k], None if prev is None else prev[:k])
+            g_hits += int((out == low[:k]).sum())
+            g_n += low[:k].numel()
+    res = bits_of(tot["true"], n, "symbol")
+    res["bits_other_codes"] = tot["other"] / max(n, 1) / math.log(2)
+    if none:
+        res["bits_no_codes"] = tot["none"] / max(n, 1) / math.log(2)
+    res["acc"] = hits / max(n, 1)
+    if g_n:
+        res["greedy_acc"] = g_hits / g_n
+    return res
 
 
 def evaluate_ladder(ladder: Ladder, streams: dict, cfg, log=print, judge: CausalLM | None = None) -> dict:
@@ -127,15 +156,59 @@ def evaluate_ladder(ladder: Ladder, streams: dict, cfg, log=print, judge: Causal
         log(f"level {k}: {per_level[-1]}")
     bits = hierarchical_bits(ladder, streams, n_top, cfg.eval.batch_size)
     hier = sum(bits.values())
+    listen = code_value(ladder, streams, n_top, cfg.eval.batch_size, bits, per_level)
+    for row in listen:
+        log(f"code value, upsampler {row['level']}: {row}")
     flat, fctx = ladder.flat, ladder.flat.config.context
     first = torch.from_numpy(unigram_logp(train_tokens, ladder.vocab(0))).float()
     tot, n = _seq_nll(lambda x: _lm_logprob(flat, x, first), tokens, min(fctx, c0 * chunks_per_window), 0)
     flat_bits = tot / max(n, 1) / math.log(2)
     log(f"bits/token: hierarchical {hier:.3f} ({bits}), flat {flat_bits:.3f}")
-    out = {"levels": per_level, "bits": {"hierarchical": hier, "components": bits, "flat": flat_bits},
+    out = {"levels": per_level, "listen": listen,
+           "bits": {"hierarchical": hier, "components": bits, "flat": flat_bits},
            "held_out_tokens": int(tokens.size), "held_out_top_chunks": int(n_top), "floor_acc": floor_acc}
     out.update(sample_paths(ladder, cfg.eval, judge, first, tokens))
     return out
+
+
+# a decoder "uses its codes" when another chunk's codes cost it at least this many more bits per symbol
+CODE_VALUE_MIN_BITS = 0.1
+
+
+def code_value(ladder: Ladder, streams: dict, n_top: int, batch_size: int, components: dict,
+               per_level: list[dict], greedy_chunks: int = 32) -> list[dict]:
+    """Levels that listen, per level k: upsampler k's held-out bits per token with the true level-k codes,
+    with another chunk's codes and with no codes (when trained with ``code_dropout``), its teacher-forced and
+    greedy (one rung, from the true codes and the true previous chunk) accuracy beside the level's own parallel
+    decoder, a flag when the true codes are not clearly cheaper than another chunk's; and the level's codes'
+    actual rate under the level above (upsampler k+1, or the prior for the top level; and under the
+    compressor's own context model when it has one) beside their nominal bits."""
+    L, c0 = ladder.n_levels, ladder.chunk_len(0)
+    rows = []
+    for k in range(1, L + 1):
+        up = ladder.upsamplers[k - 1]
+        par_len, length = ladder.up_geometry(k)
+        low = np.asarray(streams[k - 1][1][:n_top * ladder.chunk_len(k - 1)], dtype=np.int64)
+        par = np.asarray(streams[k][1][:n_top * ladder.chunk_len(k)], dtype=np.int64)
+        d = upsampler_bits(up, low, par, length, par_len, -1, batch_size, greedy_chunks=greedy_chunks)
+        per_tok = ladder.chunk_len(k - 1) / c0  # level-(k-1) symbols per token
+        above = components["prior"] if k == L else components[f"upsampler{k + 1}"]
+        row = {"level": k, "bits_true": d["bits_per_symbol"] * per_tok,
+               "bits_other": d["bits_other_codes"] * per_tok,
+               "bits_none": d["bits_no_codes"] * per_tok if "bits_no_codes" in d else None,
+               "acc_teacher_forced": d["acc"], "acc_greedy": d.get("greedy_acc"),
+               "acc_parallel": per_level[k - 1]["recon_acc"] if k == 1 or ladder.mode == "codes" else None,
+               "nominal_bits_per_token": ladder.bits_per_token(k), "actual_bits_per_token": above,
+               "actual_under": "prior" if k == L else f"upsampler {k + 1}"}
+        row["uses_codes"] = (d["bits_other_codes"] - d["bits_per_symbol"]) >= CODE_VALUE_MIN_BITS
+        lv = ladder.levels[k - 1]
+        if getattr(lv, "rate", None) is not None:
+            own = np.asarray(streams[k][1][:n_top * ladder.chunk_len(k)], dtype=np.int64)
+            codes = torch.from_numpy(own).view(-1, lv.config.out_len)
+            nats = sum(float(lv.rate_nats(codes[s:s + batch_size]).sum()) for s in range(0, len(codes), batch_size))
+            row["own_rate_bits_per_token"] = nats / math.log(2) / (n_top * c0)
+        rows.append(row)
+    return rows
 
 
 @torch.no_grad()

@@ -31,6 +31,7 @@ def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chu
     With a ``tokenizer``, the gist metrics of ``eval.gist`` (bag-of-words F1, order-free token recall) are
     added over ``gist_chunks`` chunks spread evenly over the evaluated ones, and with an ``embed`` function the
     embedding ones too (semantic similarity with its floors, retrieval top-1/top-5 among those chunks).
+    With a rate model (``model.rate_layers``), ``rate_bits_per_token`` is the codes' actual rate under it.
     ``frequent_token`` is the most frequent *train* token, for the frequent-token floor (None: no such floor)."""
     was = model.training
     model.eval()
@@ -45,6 +46,8 @@ def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chu
     free_correct = free_tokens = free_exact = free_chunks = 0.0
     ar = getattr(model, "autoregressive", False)
     seg_total = bits_total = 0.0  # variable-rate models: measured segments and bits (codes + boundaries)
+    rated = getattr(model, "rate", None) is not None
+    rate_nats = 0.0  # -log q of the codes under the compressor's own context model (rate_layers > 0)
     examples = []
     gist_pairs: list[tuple[list[int], list[int]]] = []
     for s in range(0, len(starts), batch_size):
@@ -64,6 +67,8 @@ def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chu
             seg_total += float(q.segments.sum())
             bits_total += float(model.chunk_bits(q.segments).sum())
         hist += torch.bincount(codes, minlength=K).float()
+        if rated:
+            rate_nats += float(model.rate_nats(q.codes).sum())
         if ar and free_chunks < free_running_chunks:
             k = int(min(free_running_chunks - free_chunks, batch.shape[0]))
             gen, _ = model.generate(q.z_q[:k])
@@ -93,6 +98,8 @@ def evaluate_compressor(model, tokens: np.ndarray, batch_size: int = 32, max_chu
         "dead_codes": int((hist == 0).sum()),
         "chunks": int(chunks),
     }
+    if rated:  # the codes' actual rate under their context model, beside the nominal bits_per_token
+        res["rate_bits_per_token"] = rate_nats / tot_tokens / math.log(2)
     if seg_total:
         res["bits_per_token"] = bits_total / tot_tokens
         res["ratio"] = tot_tokens / seg_total

@@ -115,7 +115,7 @@ class LadderConfig:
     multi_exit_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
         steps=1200, batch_size=8, lr=2e-3, warmup=80, eval_every=-1, ckpt_every=100))
     joint_steps: NonNegInt = 0              # > 0: joint fine-tuning of all levels on live codes (see module doc)
-    upsampler: UpsamplerConfig = field(default_factory=lambda: UpsamplerConfig(prev_chunk=True))  # every level's
+    upsampler: UpsamplerConfig = field(default_factory=lambda: UpsamplerConfig(prev_chunk=True, code_dropout=0.1))  # every level's
     upsampler_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
         steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100))
     prior: PriorConfig = field(default_factory=PriorConfig)
@@ -132,6 +132,7 @@ class LadderConfig:
     judge_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
         steps=400, batch_size=8, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100))
     eval: LadderEvalConfig = field(default_factory=LadderEvalConfig)
+    seed: NonNegInt = 0               # added to every stage's model and data seeds (not the judge's): one ladder per seed
 
     @property
     def dir(self) -> Path:
@@ -178,13 +179,14 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
         old.setdefault("mode", "codes")  # ladders from before text mode
         now = to_dict(cfg)
         keys = ("data", "mode", "multi_exit" if cfg.mode == "multi_exit" else "levels", "upsampler", "prior", "flat",
-                "joint_steps")  # the part of the config that made the levels (the multi-exit one, or the levels)
+                "joint_steps", "seed")  # the part of the config that made the levels (the multi-exit one, or the levels)
         for key in keys:
             if json.dumps(old.get(key), sort_keys=True) != json.dumps(now.get(key), sort_keys=True) and \
                     not retraining():  # with --retrain, each stage's own guard retrains what changed
                 raise VQLadderError(f"ladder directory {d} was trained with a different {key!r} config; "
                                     f"rerun with --retrain to train the changed stages again, or use a new name=")
     save_yaml(cfg, saved)
+    cfg = _with_seed(cfg)
     shards = load_shards(cfg.data, progress=False)
     if not (d / "tokenizer").exists():
         shutil.copytree(shards.dir / "tokenizer", d / ".tokenizer.tmp", dirs_exist_ok=True)
@@ -339,6 +341,19 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     atomic_write_json(d / "results.json", _jsonable(results))
     atomic_write_text(d / "results.md", ladder_markdown(results, cfg))
     return results
+
+
+def _with_seed(cfg: LadderConfig) -> LadderConfig:
+    """The stage configs of ladder seed ``cfg.seed``: every model's and trainer's seed shifted by it (the judge,
+    a measuring instrument, keeps its own)."""
+    if not cfg.seed:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    parts = [cfg.multi_exit, cfg.multi_exit.base, cfg.multi_exit_train, cfg.upsampler, cfg.upsampler_train, cfg.prior,
+             cfg.prior_train, cfg.flat, cfg.flat_train] + [x for lv in cfg.levels for x in (lv.model, lv.train)]
+    for part in parts:
+        part.seed += cfg.seed
+    return cfg
 
 
 def _drop_stale_codes(d: Path, k: int, source: Path) -> None:

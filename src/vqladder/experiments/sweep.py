@@ -62,6 +62,8 @@ class GridConfig:
     decoder: list[str] = field(default_factory=lambda: ["parallel"])         # parallel | autoregressive
     depth: list[PosInt] = field(default_factory=lambda: [1])                    # residual depth
     seed: list[NonNegInt] = field(default_factory=lambda: [0])                     # model and data seeds
+    rate_weight: list[NonNegFloat] = field(default_factory=lambda: [0.0])   # weight of the codes' rate in the loss
+    #   (> 0 trains base.model.rate_layers' context model jointly: distortion against *actual* bits)
     max_bits_per_token: NonNegFloat = 0.0   # skip cells whose rate (M x depth x log2 K / N) exceeds this; 0 = keep all
 
 
@@ -111,7 +113,8 @@ def parse_budget(budget: str) -> tuple[int | None, float | None]:
 
 def cell_name(c: dict) -> str:
     return (f"m{c['out_len']:03d}-k{c['codebook_size']}-{c['kind']}" + ("-ar" if c["decoder"] == "autoregressive" else "")
-            + (f"-r{c['depth']}" if c["depth"] > 1 else "") + f"-s{c['seed']}")
+            + (f"-r{c['depth']}" if c["depth"] > 1 else "") + (f"-rw{c['rate_weight']:g}" if c.get("rate_weight") else "")
+            + f"-s{c['seed']}")
 
 
 def local_twin(cell: dict, seg_layers: int) -> dict:
@@ -119,14 +122,14 @@ def local_twin(cell: dict, seg_layers: int) -> dict:
     d = copy.deepcopy(cell)
     d["name"] = cell["name"] + "-local"
     d["model"].update(downsample="segment", latent_layers=0, enc_layers=0, dec_layers=0, seg_layers=seg_layers,
-                      decoder="parallel")
+                      decoder="parallel", rate_weight=0.0)
     return d
 
 
 def expand_grid(cfg: SweepConfig) -> list[tuple[str, RunConfig]]:
     """Every cell as (name, RunConfig); raises before anything trains if the grid is empty or a cell is bad."""
     g = cfg.grid
-    axes = {k: getattr(g, k) for k in ("out_len", "codebook_size", "kind", "decoder", "depth", "seed")}
+    axes = {k: getattr(g, k) for k in ("out_len", "codebook_size", "kind", "decoder", "depth", "rate_weight", "seed")}
     for k, v in axes.items():
         if not v:
             raise VQLadderError(f"sweep grid is empty: grid.{k} has no values")
@@ -146,7 +149,9 @@ def expand_grid(cfg: SweepConfig) -> list[tuple[str, RunConfig]]:
                 continue
         d = copy.deepcopy(base)
         d["name"], d["out_dir"] = name, str(cfg.dir / "cells")
-        d["model"].update(out_len=c["out_len"], decoder=c["decoder"], seed=c["seed"])
+        d["model"].update(out_len=c["out_len"], decoder=c["decoder"], seed=c["seed"], rate_weight=c["rate_weight"])
+        if c["rate_weight"] > 0 and not d["model"].get("rate_layers"):
+            d["model"]["rate_layers"] = 1  # the rate term needs its context model
         d["model"]["quantizer"].update(codebook_size=c["codebook_size"], kind=c["kind"], depth=c["depth"],
                                        levels=[])
         d["train"]["seed"] = c["seed"]
@@ -157,7 +162,7 @@ def expand_grid(cfg: SweepConfig) -> list[tuple[str, RunConfig]]:
             d["train"]["steps"] = TIME_BUDGET_STEPS
         try:
             cells.append((name, build(RunConfig, d)))
-            if cfg.references.local_ae and not is_local(d["model"]):
+            if cfg.references.local_ae and not is_local(d["model"]) and not c["rate_weight"]:
                 cells.append((name + "-local", build(RunConfig, local_twin(d, cfg.references.local_seg_layers))))
         except VQLadderError as e:
             raise VQLadderError(f"sweep cell {name}: {e}")

@@ -25,17 +25,23 @@ can be reported both teacher-forced and free-running.
 
 ``encode(tokens[b, n]) -> codes[b, m]``, ``decode(codes[b, m]) -> logits[b, n, v]``,
 ``loss(tokens) -> (loss, metrics)``. Residual quantisers give codes[b, m, depth].
+
+With ``rate_layers`` > 0 an FSQ compressor also trains a light causal context model of its codes
+(``models.rate``): its held-out cross-entropy is the codes' *actual* rate beside the nominal ``M·log2 K / N``;
+``rate_weight`` > 0 adds that rate (nats per token) to the objective, so the codes become predictable
+(rate–distortion) instead of costing their full nominal bits under the level above.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import HalfOpenUnit, NonNegInt, PosFloat, PosInt
+from ..config import HalfOpenUnit, NonNegFloat, NonNegInt, PosFloat, PosInt
 from ..errors import VQLadderError
 from ..nn import MLP, Block, RMSNorm, check_heads, eval_mode, init_weights_, seeded
 from ..quantize import QuantizerConfig, build_quantizer
@@ -76,6 +82,9 @@ class CompressorConfig:
     seg_layers: NonNegInt = 2         # segment: residual MLP blocks per segment, each side of the context blocks
     tok_dim: PosInt = 64              # segment: width of the token embeddings / token-level blocks
     decoder: str = "parallel"         # parallel (all tokens at once) | autoregressive (codes + previous tokens)
+    rate_layers: NonNegInt = 0        # > 0: a causal context model of the codes (this many blocks) measures their rate
+    rate_dim: PosInt = 64             # its width
+    rate_weight: NonNegFloat = 0.0    # weight of the codes' rate (nats/token) in the loss; needs rate_layers >= 1
     seed: NonNegInt = 0                     # init seed (weights and quantizer generator)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
 
@@ -99,6 +108,12 @@ class CompressorConfig:
             raise VQLadderError(f"model.tok_dim={self.tok_dim} must be a multiple of 32 for token-level blocks "
                                 f"(heads of width 32)")
         check_heads("model.", self.d_model, self.n_heads)
+        if self.rate_weight > 0 and not self.rate_layers:
+            raise VQLadderError("model.rate_weight > 0 needs model.rate_layers >= 1 (the context model of the codes)")
+        if self.rate_layers and (self.quantizer.kind != "fsq" or self.quantizer.depth != 1):
+            raise VQLadderError("model.rate_layers needs an FSQ quantizer of depth 1 (quantizer.kind: fsq)")
+        if self.rate_layers and self.rate_dim % 32:
+            raise VQLadderError(f"model.rate_dim={self.rate_dim} must be a multiple of 32 (heads of width 32)")
 
 
 @register("sequence_compressor", CompressorConfig)
@@ -113,6 +128,10 @@ class SequenceCompressor(nn.Module):
         # without touching the caller's global RNG: the same config builds the same weights
         with seeded(cfg.seed):
             self._build(cfg)
+            if cfg.rate_layers:
+                from .rate import CodeRateModel
+
+                self.rate = CodeRateModel(self.quantizer.levels, cfg.out_len, cfg.rate_dim, cfg.rate_layers)
 
     def _build(self, cfg: CompressorConfig) -> None:
         d, n, m = cfg.d_model, cfg.in_len, cfg.out_len
@@ -293,4 +312,17 @@ class SequenceCompressor(nn.Module):
             k = max(1, 2048 // tokens.shape[1])
             acc = (logits[:k].argmax(-1) == tokens[:k]).float().mean()
         metrics = {"ce": ce.detach(), "acc": acc, "q_loss": q.loss.detach(), **q.stats}
-        return ce + q.loss, metrics
+        loss = ce + q.loss
+        if getattr(self, "rate", None) is not None:
+            model_nats, enc_nats = self.rate(q.u)
+            n = tokens.numel()
+            loss = loss + model_nats / n + self.config.rate_weight * enc_nats / n
+            metrics["rate_bits"] = model_nats.detach() / n / math.log(2)  # actual bits per token (train batch)
+        return loss, metrics
+
+    @torch.no_grad()
+    def rate_nats(self, codes: torch.Tensor) -> torch.Tensor:
+        """Per-chunk -log q (nats) of codes[b, m] under the jointly trained context model (``rate_layers``)."""
+        if getattr(self, "rate", None) is None:
+            raise VQLadderError("this compressor has no rate model (model.rate_layers: 0)")
+        return self.rate.code_nats(self.quantizer.level_indices(codes))

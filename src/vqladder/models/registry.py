@@ -35,6 +35,9 @@ def load_model(path, expect_kind: str | None = None, device: str | torch.device 
     kind = meta.get("kind")
     if expect_kind is not None and kind != expect_kind:
         raise CheckpointError(f"checkpoint {ckpt} holds a {kind!r} model, not a {expect_kind!r}")
-    model = build_model(kind, meta.get("model_config", {}))
+    saved = meta.get("model_config", {})
+    # a field added after a checkpoint was written takes the value that reproduces the saved model
+    legacy = getattr(MODEL_KINDS.get(kind, (None, None))[1], "LEGACY", {})
+    model = build_model(kind, {**legacy, **saved} if isinstance(saved, dict) else saved)
     load_weights(model, ckpt)
     return model.to(device).eval(), meta, ckpt

@@ -10,6 +10,14 @@ parent codes, so the cross-attention context is ``[previous chunk (l), parent co
 previous one (the start of a stream) gets a learned "no context" vector instead; training drops the context
 for ``prev_dropout`` of the chunks, so that case is learned too.
 
+Codes are local (code i of a chunk describes lower symbols [i*r, (i+1)*r), r = length / parent_len, for the
+segment and pool compressors), so with ``local_codes`` (the default) every position of the causal stream also
+gets its covering code's encoded vector, expanded to the r offsets under it by one linear map (as the
+compressor's own segment decoder expands a code), on top of the cross-attention: the decoder reads the code it
+is generating from without having to learn an alignment first. ``code_dropout`` replaces the codes of that share
+of training chunks by a learned "no codes" vector, so the same model can also be scored *without* codes (the
+code-value diagnostic: true codes, another chunk's codes, no codes).
+
 Axes: b batch, p = parent_len codes of the chunk, l = length symbols below, d width, v lower vocabulary.
 Training batches are ``cat([parent_codes, lower_symbols], 1)`` ([b, p + l]), or with ``prev_chunk``
 ``cat([parent_codes, previous_lower, lower_symbols], 1)`` ([b, p + 2l]; a previous chunk of -1s = none).
@@ -18,6 +26,7 @@ Training batches are ``cat([parent_codes, lower_symbols], 1)`` ([b, p + l]), or 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +42,7 @@ from .sampling import CachedStep, sample
 
 @dataclass
 class UpsamplerConfig:
+    LEGACY: ClassVar[dict] = {"local_codes": False}  # checkpoints from before these fields (load_model)
     vocab_size: NonNegInt = 0               # lower symbols (tokens for level 1, else level k-1 codes); 0 = from data
     parent_vocab: NonNegInt = 0             # level-k codebook size; 0 = from the ladder
     length: NonNegInt = 0                   # lower symbols per chunk (the level's in_len); 0 = from the ladder
@@ -44,10 +54,16 @@ class UpsamplerConfig:
     mlp_ratio: PosFloat = 4.0            # MLP width ratio
     prev_chunk: bool = False                # also condition on the previous chunk's lower symbols
     prev_dropout: Annotated[float, Check(min=0, max=1)] = 0.1  # share of training chunks shown no context
+    local_codes: bool = True                # each position also gets its covering code (needs length % parent_len == 0)
+    code_dropout: Annotated[float, Check(min=0, max=1)] = 0.0  # share of training chunks shown no codes
     seed: NonNegInt = 0                     # init seed
 
     def validate(self) -> None:
         check_heads("upsampler.", self.d_model, self.n_heads)
+        if self.local_codes and self.parent_len and self.length % self.parent_len:
+            raise VQLadderError(f"upsampler.local_codes needs length={self.length} to be a multiple of "
+                                f"parent_len={self.parent_len} (each code covers whole lower symbols); "
+                                f"set upsampler.local_codes=false for global codes")
 
 
 @register("upsampler", UpsamplerConfig)
@@ -70,9 +86,15 @@ class Upsampler(DecoderCore):
                 self.prev_pos = nn.Parameter(torch.zeros(cfg.length, d))
                 self.no_prev = nn.Parameter(torch.zeros(d))
             self.bos = nn.Parameter(torch.zeros(d))
+            if cfg.local_codes:  # one code vector -> the r positions under it
+                self.local_out = nn.Linear(d, cfg.length // cfg.parent_len * d, bias=False)
+            if cfg.code_dropout > 0:
+                self.no_codes = nn.Parameter(torch.zeros(d))
             self.build_core(d, cfg.n_heads, cfg.dec_layers, cfg.mlp_ratio, cross=True)
             self.head = nn.Linear(d, cfg.vocab_size, bias=False)
-            init_weights_(self, normal=("bos", "parent_pos", "prev_pos", "no_prev"))
+            # the local code vectors start at the token embeddings' scale (0.02): at unit scale they drowned the
+            # previous token and the upsampler learned slower than with cross-attention alone (a 1,500-step probe)
+            init_weights_(self, normal=("bos", "parent_pos", "prev_pos", "no_prev", "no_codes"))
         self._register_load_state_dict_pre_hook(_renamed_dec)
 
     def _check(self, parent: torch.Tensor, lower: torch.Tensor) -> None:
@@ -84,10 +106,20 @@ class Upsampler(DecoderCore):
         if lower.shape[1] > c.length:
             raise VQLadderError(f"upsampler generates {c.length} symbols per chunk, got {lower.shape[1]}")
 
-    def encode_parent(self, parent: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
+    def encode_parent(self, parent: torch.Tensor, prev: torch.Tensor | None = None,
+                      drop: torch.Tensor | None = None) -> torch.Tensor:
         """The cross-attention context: parent[b, p] codes (and, with ``prev_chunk``, prev[b, l] symbols of the
-        previous chunk; None or a row of -1s = no previous chunk) -> [b, (l +) p, d]."""
-        x = self.parent_emb(parent) + self.parent_pos.to(self.parent_emb.weight.dtype)
+        previous chunk; None or a row of -1s = no previous chunk) -> [b, (l +) p, d]. ``drop[b]`` (bool): rows
+        shown the learned "no codes" vector instead of their codes (needs ``code_dropout`` > 0 in training)."""
+        x = self.parent_emb(parent)
+        if drop is None and self.training and self.config.code_dropout > 0:
+            drop = torch.rand(parent.shape[0], device=parent.device) < self.config.code_dropout
+        if drop is not None:
+            if not hasattr(self, "no_codes"):
+                raise VQLadderError("this upsampler was trained without upsampler.code_dropout: it cannot be scored "
+                                    "without codes")
+            x = torch.where(drop[:, None, None], self.no_codes.to(x.dtype), x)
+        x = x + self.parent_pos.to(self.parent_emb.weight.dtype)
         if self.config.prev_chunk:
             b, c = parent.shape[0], self.config
             none = self.no_prev.to(x.dtype).expand(b, c.length, -1)
@@ -106,16 +138,36 @@ class Upsampler(DecoderCore):
             x = blk(x)
         return self.enc_norm(x)
 
+    def local(self, ctx: torch.Tensor) -> torch.Tensor | None:
+        """The per-position code vectors [b, length, d] from an encoded context (None without ``local_codes``):
+        position j (which predicts lower symbol j) gets the vector of code j // r at offset j % r."""
+        if not self.config.local_codes:
+            return None
+        c = self.config
+        return self.local_out(ctx[:, ctx.shape[1] - c.parent_len:]).reshape(ctx.shape[0], c.length, -1)
+
     def forward(self, parent: torch.Tensor, lower: torch.Tensor, ctx: torch.Tensor | None = None,
-                cache: KVCache | None = None, prev: torch.Tensor | None = None) -> torch.Tensor:
+                cache: KVCache | None = None, prev: torch.Tensor | None = None,
+                drop: torch.Tensor | None = None, local: torch.Tensor | None = None) -> torch.Tensor:
         """parent[b, p], lower[b, t] (t <= length) -> logits[b, t + 1, v] (position i predicts symbol i+1).
-        With a non-empty ``cache``: lower[b, t] are the new symbols only -> their logits[b, t, v]."""
+        With a non-empty ``cache``: lower[b, t] are the new symbols only -> their logits[b, t, v] (pass the
+        ``local`` vectors the prefill used; a position past the chunk gets none)."""
         if cache is not None and cache.length:
-            return self.head(self.run(self.tok_emb(lower), cache=cache))
+            x = self.tok_emb(lower)
+            if local is not None:
+                s = cache.length
+                add = local[:, s:s + x.shape[1]]
+                if add.shape[1]:
+                    x = x.clone()
+                    x[:, :add.shape[1]] += add.to(x.dtype)
+            return self.head(self.run(x, cache=cache))
         self._check(parent, lower)
-        ctx = self.encode_parent(parent, prev) if ctx is None else ctx
+        ctx = self.encode_parent(parent, prev, drop) if ctx is None else ctx
+        local = self.local(ctx) if local is None else local
         b = parent.shape[0]
         x = torch.cat([self.bos.expand(b, 1, -1).to(self.tok_emb.weight.dtype), self.tok_emb(lower)], 1)
+        if local is not None:
+            x = x + local[:, :x.shape[1]].to(x.dtype)
         return self.head(self.run(x, context=ctx, cache=cache))
 
     def split(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
@@ -134,22 +186,37 @@ class Upsampler(DecoderCore):
         return ce, {"ce": ce.detach(), "acc": acc}
 
     @torch.no_grad()
-    def log_prob(self, parent: torch.Tensor, lower: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-chunk log-probability (nats) of lower[b, l] given parent[b, p] (and the previous chunk)."""
-        logits = self(parent, lower[:, :-1], prev=prev).float()
-        return F.log_softmax(logits, -1).gather(-1, lower[:, :, None]).squeeze(-1).sum(1)
+    def log_prob(self, parent: torch.Tensor, lower: torch.Tensor, prev: torch.Tensor | None = None,
+                 no_codes: bool = False) -> torch.Tensor:
+        """Per-chunk log-probability (nats) of lower[b, l] given parent[b, p] (and the previous chunk);
+        ``no_codes``: with the learned "no codes" vector in place of the codes."""
+        return self.token_logp(parent, lower, prev, no_codes).sum(1)
+
+    @torch.no_grad()
+    def token_logp(self, parent: torch.Tensor, lower: torch.Tensor, prev: torch.Tensor | None = None,
+                   no_codes: bool = False, hits: bool = False):
+        """Per-symbol log-probabilities [b, l] (teacher-forced); with ``hits`` also whether each symbol is the
+        argmax (teacher-forced accuracy)."""
+        drop = torch.ones(parent.shape[0], dtype=torch.bool, device=parent.device) if no_codes else None
+        logits = self(parent, lower[:, :-1], prev=prev, drop=drop).float()
+        lp = F.log_softmax(logits, -1).gather(-1, lower[:, :, None]).squeeze(-1)
+        return (lp, logits.argmax(-1) == lower) if hits else lp
 
     def step_fn(self, parent: torch.Tensor, prev: torch.Tensor | None = None) -> CachedStep:
         """A KV-cached ``StepFn`` over the symbols of chunks with codes parent[b, p] (and previous chunks
         prev[b, l]; encoded once; a beam search over one chunk may pass parent[1, p])."""
         ctx = self.encode_parent(parent, prev)
+        local = self.local(ctx)
+
+        def rows(t: torch.Tensor | None, b: int):
+            return t if t is None or t.shape[0] == b else t[:1].expand(b, *t.shape[1:])
 
         def prefill(prefix: torch.Tensor):
             b = prefix.shape[0]
-            p, c = (parent, ctx) if parent.shape[0] == b else (parent[:1].expand(b, -1), ctx[:1].expand(b, -1, -1))
             cache = self.new_cache()
-            return self(p, prefix, c, cache)[:, -1], cache
-        return CachedStep(prefill, lambda sym, cache: self(parent, sym, cache=cache)[:, -1])
+            return self(rows(parent, b), prefix, rows(ctx, b), cache, local=rows(local, b))[:, -1], cache
+        return CachedStep(prefill, lambda sym, cache: self(parent, sym, cache=cache,
+                                                           local=rows(local, sym.shape[0]))[:, -1])
 
     @torch.no_grad()
     def generate(self, parent: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,

@@ -26,6 +26,7 @@ class Quantized:
     codes: torch.Tensor
     loss: torch.Tensor
     stats: dict = field(default_factory=dict)
+    u: torch.Tensor | None = None  # FSQ: per-dimension level coordinates [b, n, c] before rounding (the rate term)
 
 
 def distributed() -> bool:

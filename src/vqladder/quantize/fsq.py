@@ -83,10 +83,16 @@ class FSQ(QuantizerBase):
     def forward(self, z: torch.Tensor) -> Quantized:
         with torch.autocast(device_type=z.device.type, enabled=False):
             h = self.norm(self.project_in(z.float()))
-            zhat = round_ste(self.bound(h)) / self._half_width(h.dtype)
+            bounded = self.bound(h)
+            zhat = round_ste(bounded) / self._half_width(h.dtype)
             codes = self.codes_to_indices(zhat.detach())
             z_q = self.project_out(zhat)
-        return Quantized(z_q, codes, z.new_zeros((), dtype=torch.float32), self._stats(codes))
+        return Quantized(z_q, codes, z.new_zeros((), dtype=torch.float32), self._stats(codes),
+                         u=bounded + self._half_width(h.dtype))
+
+    def level_indices(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes[...] -> per-dimension level indices [..., c]."""
+        return (codes.long().unsqueeze(-1) // self._basis) % self._levels
 
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
         self.check_codes(codes)

@@ -24,6 +24,26 @@ def ladder_markdown(res: dict, cfg) -> str:
         lines.append(f"| {r['level']} | {r['vocab']} | {r['codes_per_chunk']} | {r['tokens_per_chunk']} | "
                      f"{r['bits_per_token']:.3f} | {r['recon_acc']:.3f} ({r['recon_input']}) | {r['e2e_acc_vq']:.3f} | "
                      f"{r['e2e_acc_upsample']:.3f} | {r['usage']:.3f} | {_num(r.get('gist_bow_f1'), '.3f')} |")
+    if res.get("listen"):
+        lines += ["", "## Levels that listen (held-out)", "",
+                  "Upsampler k decodes level k's codes one rung down. Bits/token of its held-out symbols with the true "
+                  "codes, with another chunk's codes (chunk i under chunk i + n/2's) and with no codes (its learned "
+                  "'no codes' vector, when trained with code_dropout); accuracy teacher-forced and greedy (one rung, "
+                  "from the true codes), beside the level's parallel decoder. **ignores its codes** marks a decoder "
+                  "whose true codes are not at least 0.1 bits/symbol cheaper than another chunk's. Actual rate: what "
+                  "the level's codes cost under the level above (the next upsampler, or the prior for the top "
+                  "level), beside their nominal bits.", "",
+                  "| level | bits/token, true codes | other chunk's codes | no codes | teacher-forced acc | greedy acc "
+                  "| parallel decoder acc | codes used? | nominal bits/token | actual bits/token (under) | actual / "
+                  "nominal | own context model |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in res["listen"]:
+            lines.append(
+                f"| {r['level']} | {r['bits_true']:.3f} | {r['bits_other']:.3f} | {_num(r.get('bits_none'), '.3f')} | "
+                f"{r['acc_teacher_forced']:.3f} | {_num(r.get('acc_greedy'), '.3f')} | "
+                f"{_num(r.get('acc_parallel'), '.3f')} | {'yes' if r['uses_codes'] else '**ignores its codes**'} | "
+                f"{r['nominal_bits_per_token']:.3f} | {r['actual_bits_per_token']:.3f} ({r['actual_under']}) | "
+                f"{r['actual_bits_per_token'] / max(r['nominal_bits_per_token'], 1e-9):.2f}x | "
+                f"{_num(r.get('own_rate_bits_per_token'), '.3f')} |")
     b = res["bits"]
     m = res.get("matched", {})
     gf = m.get("hierarchical_train_flops")

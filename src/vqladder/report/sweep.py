@@ -15,8 +15,8 @@ from . import log2_axes, save_figure
 
 GIST = ["gist_semantic", "gist_semantic_random", "gist_semantic_frequent", "gist_retrieval_top1",
         "gist_retrieval_top5", "gist_bow_f1", "gist_token_recall"]
-COLUMNS = ["cell", "arch", "compression", "out_len", "codebook_size", "kind", "decoder", "depth", "seed",
-           "bits_per_token", "acc", "exact_match", "acc_free", "exact_match_free", "ce_bits", "usage",
+COLUMNS = ["cell", "arch", "compression", "out_len", "codebook_size", "kind", "decoder", "depth", "rate_weight",
+           "seed", "bits_per_token", "rate_bits_per_token", "acc", "exact_match", "acc_free", "exact_match_free", "ce_bits", "usage",
            "perplexity", "dead_codes", "collapsed", "step", "tokens_seen", "train_time", "tok_per_s"] + GIST
 COLLAPSE_USAGE = 0.05  # fewer distinct held-out codes than 5% of what was possible flags a collapsed cell
 
@@ -44,6 +44,7 @@ def read_cells(sweep_dir: Path) -> list[dict]:
         row = {"cell": run.name, "compression": m["in_len"] // m["out_len"], "out_len": m["out_len"],
                "codebook_size": res.get("codebook_size", q["codebook_size"]), "kind": q["kind"],
                "decoder": m.get("decoder", "parallel"), "depth": q.get("depth", 1), "seed": m.get("seed", 0),
+               "rate_weight": m.get("rate_weight", 0.0),
                "arch": "local" if is_local(m) else m.get("downsample", "pool")}
         for k in COLUMNS:
             if k not in row:
@@ -52,7 +53,8 @@ def read_cells(sweep_dir: Path) -> list[dict]:
             row["tok_per_s"] = res["tokens_seen"] / res["train_time"]
         row["collapsed"] = collapsed(res, row["out_len"], row["depth"])
         rows.append(row)
-    rows.sort(key=lambda r: (-r["out_len"], r["codebook_size"], r["kind"], r["decoder"], r["depth"], r["seed"]))
+    rows.sort(key=lambda r: (-r["out_len"], r["codebook_size"], r["kind"], r["decoder"], r["depth"], r["rate_weight"],
+                             r["seed"]))
     return rows
 
 
@@ -77,13 +79,14 @@ def group_seeds(rows: list[dict]) -> list[dict]:
     """Mean over seeds of every metric, per (out_len, codebook, kind, decoder, depth)."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["out_len"], r["codebook_size"], r["kind"], r["decoder"], r["depth"], r.get("arch", "pool")),
-                          []).append(r)
+        groups.setdefault((r["out_len"], r["codebook_size"], r["kind"], r["decoder"], r["depth"], r.get("arch", "pool"),
+                           r.get("rate_weight", 0.0)), []).append(r)
     out = []
     for key, rs in groups.items():
         g = {k: rs[0].get(k, "pool") for k in ("compression", "out_len", "codebook_size", "kind", "decoder", "depth",
                                                "arch")}
-        for k in ("bits_per_token", "acc", "exact_match", "acc_free", "exact_match_free", "ce_bits", "usage",
+        g["rate_weight"] = rs[0].get("rate_weight", 0.0)
+        for k in ("bits_per_token", "rate_bits_per_token", "acc", "exact_match", "acc_free", "exact_match_free", "ce_bits", "usage",
                   "perplexity", "tok_per_s", *GIST):
             g[k] = _mean([r[k] for r in rs])
         g["acc_std"] = _std([r["acc"] for r in rs])
@@ -108,9 +111,11 @@ def markdown(rows: list[dict], refs: dict) -> str:
     all_groups = group_seeds(rows)
     groups = [g for g in all_groups if g["arch"] != "local"]
     ar = any(g["decoder"] == "autoregressive" for g in groups)
+    rated = any(isinstance(g.get("rate_bits_per_token"), float) for g in groups)
     lm = refs.get("lm_bits")
-    head = ["codes/chunk", "compression", "codebook", "quantiser", "decoder", "bits/token", "rate / LM bound",
-            "held-out token acc", "exact chunks"] + (["free-running acc"] if ar else []) + \
+    head = ["codes/chunk", "compression", "codebook", "quantiser", "decoder", "bits/token", "rate / LM bound"] + \
+           (["rate weight", "actual bits/token (own context model)"] if rated else []) + \
+           ["held-out token acc", "exact chunks"] + (["free-running acc"] if ar else []) + \
            ["recon CE (bits)", "code usage", "code perplexity", "seeds", "flag"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for g in groups:
@@ -118,7 +123,8 @@ def markdown(rows: list[dict], refs: dict) -> str:
         ratio = _f(g["bits_per_token"] / lm, ".2f") if lm else "–"
         cells = [str(g["out_len"]), f"{g['compression']}x", str(g["codebook_size"]),
                  g["kind"] + (f" x{g['depth']}" if g["depth"] > 1 else ""), g["decoder"], _f(g["bits_per_token"]),
-                 ratio, acc, _f(g["exact_match"])] + ([_f(g["acc_free"])] if ar else []) + \
+                 ratio] + ([_f(g["rate_weight"], "g"), _f(g["rate_bits_per_token"])] if rated else []) + \
+                [acc, _f(g["exact_match"])] + ([_f(g["acc_free"])] if ar else []) + \
                 [_f(g["ce_bits"]), _f(g["usage"]), _f(g["perplexity"], ".1f"), str(g["seeds"]),
                  "COLLAPSED (< 5% of possible codes used)" if g["collapsed"] else ""]
         lines.append("| " + " | ".join(cells) + " |")

@@ -1,0 +1,80 @@
+"""A ladder headline over seeds: mean ± std (sample std) of the numbers that say whether the levels listen.
+
+    vqladder train-ladder configs/ladder_cpu_small.yaml name=ladder-text-small-s0 seed=0   # and seed=1, seed=2
+    python scripts/ladder_seeds.py runs/ladder-text-small-s0 runs/ladder-text-small-s1 runs/ladder-text-small-s2
+
+Prints markdown from each run's results.json: per upsampler, bits/token with the true codes, another chunk's codes
+and no codes, teacher-forced and greedy accuracy (one rung, from the true codes), the codes' actual rate under the
+level above against their nominal bits; then the two-part code length against the flat LM matched in counted
+training FLOPs, greedy decoding to tokens from every level against the floor, and generation speed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def _ms(xs: list) -> str:
+    xs = [x for x in xs if isinstance(x, (int, float))]
+    if not xs:
+        return "-"
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return f"{m:.3f}"
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+    return f"{m:.3f} ± {sd:.3f}"
+
+
+def main(dirs: list[str]) -> int:
+    runs = []
+    for d in dirs:
+        p = Path(d) / "results.json"
+        if not p.is_file():
+            print(f"error: {p} does not exist (train the ladder first)", file=sys.stderr)
+            return 2
+        runs.append(json.loads(p.read_text()))
+    if any("listen" not in r for r in runs):
+        print("error: a run has no code-value diagnostic (made before it existed): train it again", file=sys.stderr)
+        return 2
+    print(f"{len(runs)} seeds: " + ", ".join(Path(d).name for d in dirs))
+    print()
+    print("| upsampler | bits/token, true codes | other chunk's codes | no codes | teacher-forced acc | greedy acc | "
+          "parallel decoder acc | nominal bits/token | actual bits/token (under the level above) | actual / nominal | "
+          "own context model |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for k in range(len(runs[0]["listen"])):
+        rows = [r["listen"][k] for r in runs]
+        col = lambda key: _ms([x.get(key) for x in rows])  # noqa: E731
+        ratio = _ms([x["actual_bits_per_token"] / x["nominal_bits_per_token"] for x in rows])
+        print(f"| {k + 1} | {col('bits_true')} | {col('bits_other')} | {col('bits_none')} | "
+              f"{col('acc_teacher_forced')} | {col('acc_greedy')} | {col('acc_parallel')} | "
+              f"{col('nominal_bits_per_token')} | {col('actual_bits_per_token')} ({rows[0]['actual_under']}) | "
+              f"{ratio} | {col('own_rate_bits_per_token')} |")
+    print()
+    print("| hierarchical bits/token | flat LM bits/token | ratio | FLOPs hierarchy / flat (counted) | "
+          "greedy to tokens from level 1 / 2 / 3 | floor | generation speed vs flat | judge bits, upsamplers / flat |")
+    print("|---|---|---|---|---|---|---|---|")
+    b = [r["bits"] for r in runs]
+    m = [r.get("matched", {}) for r in runs]
+    g = [r.get("generation", {}) for r in runs]
+    e2e = " / ".join(_ms([r["levels"][k]["e2e_acc_upsample"] for r in runs]) for k in range(len(runs[0]["levels"])))
+    speed = _ms([x["ladder_upsample"]["tokens_per_s"] / x["flat"]["tokens_per_s"] for x in g
+                 if x.get("flat", {}).get("tokens_per_s")])
+    judge = (_ms([x.get("ladder_upsample", {}).get("judge_bits_per_token") for x in g]) + " / "
+             + _ms([x.get("flat", {}).get("judge_bits_per_token") for x in g]))
+    flops = (_ms([x.get("hierarchical_train_flops", 0) / 1e12 for x in m]) + "e12 / "
+             + _ms([x.get("flat_train_flops", 0) / 1e12 for x in m]) + "e12")
+    print(f"| {_ms([x['hierarchical'] for x in b])} | {_ms([x['flat'] for x in b])} | "
+          f"{_ms([x['hierarchical'] / x['flat'] for x in b])} | {flops} | {e2e} | "
+          f"{_ms([r.get('floor_acc') for r in runs])} | {speed} | {judge} |")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        print(__doc__)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1:]))
