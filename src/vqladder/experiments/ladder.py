@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -239,7 +240,9 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     for k in range(1, L + 1):
         par_len, length = ladder.up_geometry(k)
         uc = UpsamplerConfig(**{**to_dict(cfg.upsampler), "vocab_size": ladder.vocab(k - 1),
-                                "parent_vocab": ladder.vocab(k), "length": length, "parent_len": par_len})
+                                "parent_vocab": ladder.vocab(k), "length": length, "parent_len": par_len,
+                                "parent_levels": fsq_levels(levels[k - 1], ladder.vocab(k)),
+                                "levels": fsq_levels(levels[k - 2], ladder.vocab(k - 1)) if k > 1 else []})
         up = Upsampler(uc)
         low_tr, low_va = streams[k - 1]
         par_tr, par_va = streams[k]
@@ -341,6 +344,13 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     atomic_write_json(d / "results.json", _jsonable(results))
     atomic_write_text(d / "results.md", ladder_markdown(results, cfg))
     return results
+
+
+def fsq_levels(model, vocab: int) -> list[int]:
+    """The FSQ levels of a level's codes when its symbols are exactly those codes (the upsamplers then embed a code
+    by its per-dimension levels too); [] otherwise."""
+    lv = list(getattr(getattr(model, "quantizer", None), "levels", None) or [])
+    return lv if lv and math.prod(lv) == vocab else []
 
 
 def _with_seed(cfg: LadderConfig) -> LadderConfig:
