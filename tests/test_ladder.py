@@ -286,7 +286,9 @@ def test_train_ladder_writes_tables_and_reloads_identically(trained_ladder):
         assert r["usage"] == pytest.approx(len(np.unique(codes)) / lad0.vocab(k))
     assert res["bits"]["hierarchical"] > 0 and res["bits"]["flat"] > 0
     assert set(res["bits"]["components"]) == {"prior", "upsampler1", "upsampler2", "upsampler3"}
-    assert sum(line.startswith("| 3 |") for line in (d / "results.md").read_text().splitlines()) == 1  # one row per level
+    # one row per level in the per-level table and one in the levels-that-listen table
+    assert sum(line.startswith("| 3 |") for line in (d / "results.md").read_text().splitlines()) == 2
+    assert "## Levels that listen" in (d / "results.md").read_text() and len(res["listen"]) == 3
     # save / load round trip: the reloaded ladder gives exactly the codes computed before saving
     lad = Ladder.load(d, need_prior=True, need_upsamplers=True)
     val = np.load(d / "codes" / "level1.val.npy")
