@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..data.sampler import gather_windows, pair_batch, val_windows
 from ..errors import VQLadderError
-from ..ladder.ladder import Ladder
+from ..ladder.ladder import Ladder, greedy_upsample
 from ..models import CausalLM
 from .baselines import most_frequent_token, unigram_logp
 from .metrics import evaluate_compressor
@@ -73,7 +73,6 @@ def upsampler_bits(m, low_va: np.ndarray, par_va: np.ndarray, length: int, par_l
     teacher-forced accuracy, and with ``greedy_chunks`` > 0 the free-running (greedy, KV-cached) accuracy from
     the true codes over that many chunks. A decoder that uses its codes has true-code bits clearly below
     other-code bits."""
-    from ..ladder.ladder import greedy_upsample
 
     n_pairs = min(len(low_va) // length, len(par_va) // par_len)
     cap = n_pairs if max_chunks < 0 else min(n_pairs, max_chunks)
