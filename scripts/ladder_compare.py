@@ -23,14 +23,22 @@ def _train_minutes(r: dict) -> str:
     return f"{hier / 60:.0f} + {flat / 60:.0f} + {judge / 60:.0f} min"
 
 
-def main(dirs: list[str]) -> int:
+def load_runs(dirs: list[str]) -> list[tuple[str, dict]] | None:
+    """(name, results.json) of each ladder directory; None (and one line on stderr) when one has no results."""
     runs = []
     for d in dirs:
         p = Path(d) / "results.json"
         if not p.is_file():
             print(f"error: {p} does not exist (train the ladder first)", file=sys.stderr)
-            return 2
+            return None
         runs.append((Path(d).name, json.loads(p.read_text())))
+    return runs
+
+
+def main(dirs: list[str]) -> int:
+    runs = load_runs(dirs)
+    if runs is None:
+        return 2
     print("| ladder | mode | level 1 token acc (bits/token) | level 2 token acc | level 3 token acc | floor | code usage 1 / 2 / 3 |")
     print("|---|---|---|---|---|---|---|")
     for name, r in runs:

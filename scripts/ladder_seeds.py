@@ -11,10 +11,12 @@ training FLOPs, greedy decoding to tokens from every level against the floor, an
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ladder_compare import load_runs  # noqa: E402  (the same results loading)
 
 
 def _ms(xs: list) -> str:
@@ -29,13 +31,10 @@ def _ms(xs: list) -> str:
 
 
 def main(dirs: list[str]) -> int:
-    runs = []
-    for d in dirs:
-        p = Path(d) / "results.json"
-        if not p.is_file():
-            print(f"error: {p} does not exist (train the ladder first)", file=sys.stderr)
-            return 2
-        runs.append(json.loads(p.read_text()))
+    loaded = load_runs(dirs)
+    if loaded is None:
+        return 2
+    runs = [r for _, r in loaded]
     if any("listen" not in r for r in runs):
         print("error: a run has no code-value diagnostic (made before it existed): train it again", file=sys.stderr)
         return 2
