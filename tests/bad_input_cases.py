@@ -79,6 +79,20 @@ CASES = [
      "embedding model path does not exist"),
     ("corpus that yields no texts to embed", "embed eval corpora=[{tmp}/short.txt] out_dir={tmp}/e", "no texts"),
     ("embedding index that does not exist", "embed search {tmp}/no-index --query hi", "not an embedding index"),
+    ("vector file that does not exist", "embed eval vectors={tmp}/none.npy out_dir={tmp}/e", "does not exist"),
+    ("vector file of another format", "embed eval vectors={corpus} out_dir={tmp}/e", "must be .npy or .fvecs"),
+    ("vector file that is not an array", "embed eval vectors={tmp}/notnpy.npy out_dir={tmp}/e", "cannot read"),
+    ("vector file of one dimension", "embed eval vectors={tmp}/flat.npy out_dir={tmp}/e", "must be a 2-D array"),
+    ("vector file holding NaN", "embed eval vectors={tmp}/nan.npy out_dir={tmp}/e", "hold NaN or inf"),
+    ("vector file with no vectors", "embed eval vectors={tmp}/empty.npy out_dir={tmp}/e", "empty vector file"),
+    (".fvecs file whose rows differ in width", "embed eval vectors={tmp}/ragged.fvecs out_dir={tmp}/e",
+     "rows must have one width"),
+    ("empty .fvecs file", "embed eval vectors={tmp}/empty.fvecs out_dir={tmp}/e", "empty vector file"),
+    ("unknown distance metric", "embed eval metric=hamming out_dir={tmp}/e", "metric must be cosine or l2"),
+    ("embedding budget beyond the largest QINCo model", "embed eval qinco.stages=[8] budgets=[16] out_dir={tmp}/e",
+     "needs a QINCo model"),
+    ("docstrings of a package that is not installed", "prepare docstrings:no_such_pkg_xyz -o {tmp}/o",
+     "no installed package or folder"),
     ("planning budget of zero", "plan-experiment search.budgets=[0] out_dir={tmp}/p", "budget multiples must be > 0"),
     ("unknown planning search method", "plan-experiment search.methods=[astar] out_dir={tmp}/p",
      "search method must be beam or sample"),
@@ -142,6 +156,16 @@ def make_context(tmp: Path) -> dict:
         assert main(["train", str(cfg_path)]) == 0
     run = tmp / "runs" / "cli"
     (tmp / "empty.txt").write_text("")
+    import numpy as np
+
+    np.save(tmp / "flat.npy", np.zeros(8, dtype=np.float32))
+    np.save(tmp / "nan.npy", np.array([[0.0, 1.0], [np.nan, 0.0]], dtype=np.float32))
+    np.save(tmp / "empty.npy", np.zeros((0, 4), dtype=np.float32))
+    (tmp / "notnpy.npy").write_text("not an array\n")
+    ragged = np.array([2, 0, 0, 3, 0, 0, 0], dtype=np.int32)  # a 2-wide row, then a 3-wide one
+    ragged[[1, 2, 4, 5, 6]] = np.float32(1.0).view(np.int32)
+    ragged.tofile(tmp / "ragged.fvecs")
+    (tmp / "empty.fvecs").write_bytes(b"")
     (tmp / "binary.txt").write_bytes(b"\x7fELF\x00\x00\x01binary")
     (tmp / "emptydir").mkdir()
     from vqladder.io import own_dir

@@ -131,3 +131,75 @@ def test_rvq_beam_lowers_the_mean_error():
     q.fit(x[:1200])
     err = {b: float(((q.decode(q.encode(x[1200:], beam=b)) - x[1200:]) ** 2).sum(1).mean()) for b in (1, 4)}
     assert err[4] < err[1]
+
+
+# -- a user's own vectors, QINCo in the comparison and in an index ---------------------------------------------------
+def test_load_vectors_reads_npy_and_fvecs(tmp_path):
+    from vqladder.data.embeddings import load_vectors
+
+    x = _planted(50, 12)
+    np.save(tmp_path / "v.npy", x.astype(np.float64))
+    rows = np.concatenate([np.full((50, 1), 12, dtype=np.int32), x.view(np.int32)], 1)
+    rows.tofile(tmp_path / "v.fvecs")
+    for name in ("v.npy", "v.fvecs"):
+        got = load_vectors(tmp_path / name)
+        assert got.dtype == np.float32 and got.shape == (50, 12) and np.allclose(got, x)
+    rows[:, 0].tofile(tmp_path / "bad.fvecs")  # widths only: "12" then the next header is 12 too... not a row
+    with pytest.raises(VQLadderError):
+        load_vectors(tmp_path / "bad.fvecs")
+
+
+def test_vector_file_comparison_with_qinco_seeds(tmp_path):
+    """The benchmark on a .npy of vectors (no texts): ours-qinco over two seeds (mean ± std, per-seed values),
+    FAISS RQ on the same training split, reconstruction MSE for both; a rerun loads the trained models."""
+    pytest.importorskip("faiss")
+    g = np.random.default_rng(0)
+    centers = g.normal(size=(20, 16))
+    x = (centers[g.integers(0, 20, 1500)] + 0.3 * g.normal(size=(1500, 16))).astype(np.float32)
+    np.save(tmp_path / "v.npy", x)
+    cfg = EmbedConfig(name="v", out_dir=str(tmp_path), vectors=str(tmp_path / "v.npy"), metric="l2", queries=50,
+                      database=400, val=100, min_train=500, budgets=[2], adapter=False,
+                      methods=["faiss-rq", "ours-qinco", "ours-qinco-greedy"])
+    cfg.qinco.stages, cfg.qinco.seeds = [2], [0, 1]
+    cfg.qinco.train.steps, cfg.qinco.train.max_time, cfg.qinco.train.batch_size = 15, -1, 64
+    res = run_embed_eval(cfg, log=lambda m: None)
+    rows = {r["method"]: r for r in res["rows"]}
+    assert res["train"] == 1500 - 50 - 400 - 100 and res["model"] == "(vectors)" and not res["concepts"]
+    q = rows["ours-qinco"]
+    assert q["seeds"] == 2 and len(q["recall@10_seeds"]) == 2 and "recall@10_std" in q and q["bytes"] == 2
+    assert q["recall@10"] == pytest.approx(np.mean(q["recall@10_seeds"]))
+    assert rows["faiss-rq"]["mse"] > 0 and q["mse"] > 0 and rows["faiss-rq"]["seeds"] == 1
+    assert set(res["qinco"]["models"]) == {"raw-2-s0", "raw-2-s1"}
+    assert all(m["step"] == 15 and m["mse"] > 0 for m in res["qinco"]["models"].values())
+    md = (cfg.dir / "results.md").read_text()
+    assert "±" in md and "val MSE" in md
+    again = run_embed_eval(cfg, log=lambda m: None)  # finished models are loaded, not retrained
+    assert {r["method"]: r["recall@10"] for r in again["rows"]} == {r["method"]: r["recall@10"] for r in res["rows"]}
+
+
+def test_qinco_index_builds_and_searches(tmp_path, tiny_corpus):
+    from vqladder.experiments.matryoshka import build_index
+    from vqladder.models.matryoshka import CodeIndex
+
+    e = CountingEmbedder(16)
+    cfg = EmbedConfig(out_dir=str(tmp_path), corpora=[str(tiny_corpus)], max_texts=400)
+    cfg.qinco.train.steps, cfg.qinco.train.max_time, cfg.qinco.train.batch_size = 10, -1, 64
+    d = build_index(cfg, tmp_path / "index", 3, embedder=e, log=lambda m: None)
+    index = CodeIndex(d, embedder=e)
+    assert index.meta["quantizer"] == "qinco" and index.codes.shape == (400, 3)
+    text = index.texts[7]
+    assert (index.encode([text])[0] == index.codes[7]).all()  # encoding a database text gives its stored code
+    hits = index.search(text, k=3)
+    assert len(hits) == 3 and len(hits[0][2]) == 3 and any(h[1] == text for h in hits)
+
+
+def test_docstrings_corpus_reads_python_sources_without_importing(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    long_doc = "A module docstring that is long enough to count. " * 6
+    (pkg / "__init__.py").write_text(f'"""{long_doc}"""\nraise SystemExit("never imported")\n')
+    (pkg / "short.py").write_text('"""Too short."""\n')
+    texts = split_texts(f"docstrings:{pkg}", max_chars=200)
+    assert texts and all("long enough" in t for t in texts)
+    with pytest.raises(VQLadderError, match="no installed package"):
+        split_texts("docstrings:no_such_package_xyz")

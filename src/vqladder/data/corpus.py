@@ -6,6 +6,9 @@ A corpus spec is one of
     for a given Python version.
   * a path to a file (``.txt``, ``.md``, ``.jsonl`` with a ``text`` field), a folder (searched recursively
     for those suffixes) or a glob (``"texts/**/*.md"``); several specs may be joined with ``,``.
+  * ``docstrings:<package>`` — the docstrings of an installed Python package's sources (``docstrings:numpy``),
+    parsed with ``ast`` from the files ``importlib`` finds, nothing imported: more offline English prose, e.g. to
+    grow an embedding set past what the built-in corpus holds. A folder of ``.py`` files also works.
   * ``hf:<name>[:<split>]`` — a Hugging Face dataset through ``datasets`` (optional extra ``[hf]``), its
     ``text`` column. Local dataset folders saved with ``save_to_disk`` also work: ``hf:/path/to/dataset``.
 
@@ -37,22 +40,44 @@ def builtin_documents() -> Iterator[str]:
 
     for key in sorted(topics.topics):
         yield topics.topics[key]
-    root = sysconfig.get_paths()["stdlib"]
+    yield from docstring_documents(Path(sysconfig.get_paths()["stdlib"]))
+
+
+def docstring_documents(root: Path, skip: set[str] = _SKIP_DIRS) -> Iterator[str]:
+    """Docstrings longer than 200 characters of every ``.py`` file under ``root`` (or of ``root`` itself), in
+    sorted file order; folders named in ``skip`` are not entered."""
+    files = [root] if root.is_file() else []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
-        for fn in sorted(filenames):
-            if not fn.endswith(".py"):
-                continue
-            try:
-                with open(os.path.join(dirpath, fn), encoding="utf-8") as f:
-                    tree = ast.parse(f.read())
-            except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
-                continue
-            for node in ast.walk(tree):
-                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-                    doc = ast.get_docstring(node)
-                    if doc and len(doc) > 200:
-                        yield doc
+        dirnames[:] = sorted(d for d in dirnames if d not in skip)
+        files += [Path(dirpath) / fn for fn in sorted(filenames) if fn.endswith(".py")]
+    for path in files:
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node)
+                if doc and len(doc) > 200:
+                    yield doc
+
+
+def _package_root(name: str) -> Path:
+    """The source folder (or file) of an installed package or a folder of ``.py`` files, found without importing."""
+    p = Path(name).expanduser()
+    if p.exists():
+        return p
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not (spec.submodule_search_locations or spec.origin):
+        raise VQLadderError(f"docstrings: no installed package or folder named {name!r}")
+    if spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    return Path(spec.origin)
 
 
 class Corpus:
@@ -89,6 +114,8 @@ class Corpus:
                 sources.append(("builtin", None))
             elif part.startswith("hf:"):
                 sources.append(("hf", part[3:]))
+            elif part.startswith("docstrings:"):
+                sources.append(("docstrings", _package_root(part[len("docstrings:"):])))
             elif not p.exists() and not p.is_symlink() and any(ch in part for ch in "*?["):
                 matches = sorted(glob.glob(os.path.expanduser(part), recursive=True))
                 files = [f for f in matches if os.path.isfile(f)]
@@ -115,7 +142,8 @@ class Corpus:
     def __iter__(self) -> Iterator[str]:
         self.replacements = self.n_docs = self.n_chars = 0
         for kind, arg in self._sources:
-            it = builtin_documents() if kind == "builtin" else self._hf(arg) if kind == "hf" else self._file(arg)
+            it = (builtin_documents() if kind == "builtin" else self._hf(arg) if kind == "hf"
+                  else docstring_documents(arg, {"__pycache__"}) if kind == "docstrings" else self._file(arg))
             for doc in it:
                 if doc:
                     self.n_docs += 1

@@ -43,6 +43,84 @@ def split_texts(corpus: str, min_chars: int = 30, max_chars: int = 400, limit: i
     return out
 
 
+def corpus_texts(corpora: list[str], min_chars: int = 30, max_chars: int = 400,
+                 max_texts: int = 0) -> list[tuple[str, list[str]]]:
+    """``[(corpus, texts)]``: each corpus's texts (``split_texts``), with a text already given by an earlier corpus
+    dropped (docstrings copied between packages), the whole capped at ``max_texts`` (0 = all)."""
+    seen: set[str] = set()
+    out = []
+    for c in corpora:
+        got = [t for t in split_texts(c, min_chars, max_chars) if t not in seen]
+        if max_texts:
+            got = got[:max(0, max_texts - len(seen))]
+        seen.update(got)
+        out.append((c, got))
+    return out
+
+
+def embed_corpora(parts: list[tuple[str, list[str]]], model: str, cache_dir: str | Path, embedder=None,
+                  progress: bool = True) -> np.ndarray:
+    """The embeddings of ``corpus_texts`` output, rows in order, cached per corpus: adding a corpus to a list
+    embeds only the new one."""
+    arrays = [np.asarray(embed_cached(texts, model, cache_dir, embedder, progress=progress))
+              for _, texts in parts if texts]
+    if not arrays:
+        raise VQLadderError("no texts to embed (the text list is empty)")
+    return np.concatenate(arrays)
+
+
+# -- a user's own vectors -------------------------------------------------------------------------------------------
+VECTOR_SUFFIXES = (".npy", ".fvecs")
+
+
+def load_vectors(path: str | Path) -> np.ndarray:
+    """Vectors [n, d] float32 from a ``.npy`` (a 2-D numeric array) or ``.fvecs`` file (each row: an int32 width
+    d, then d float32s; the format of the standard ANN sets). Every defect is one ``VQLadderError`` line."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise VQLadderError(f"vector file does not exist or is not a file: {p}")
+    suffix = p.suffix.lower()
+    if suffix not in VECTOR_SUFFIXES:
+        raise VQLadderError(f"vector file must be .npy or .fvecs, got {p.name!r}")
+    if suffix == ".npy":
+        try:
+            x = np.load(p, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise VQLadderError(f"cannot read {p} as a .npy array: {e}")
+        if x.ndim != 2:
+            raise VQLadderError(f"{p}: vectors must be a 2-D array [n, dim], got shape {tuple(x.shape)}")
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise VQLadderError(f"{p}: vectors must be numbers, got dtype {x.dtype}")
+    else:
+        raw = np.fromfile(p, dtype=np.int32)
+        if raw.size == 0:
+            raise VQLadderError(f"{p}: empty vector file")
+        dim = int(raw[0])
+        if dim < 1:
+            raise VQLadderError(f"{p}: not an .fvecs file (first row width {dim})")
+        if raw.size % (dim + 1):  # find the first row of another width, walking the headers
+            pos, row = 0, 0
+            while pos < raw.size and int(raw[pos]) == dim:
+                pos, row = pos + dim + 1, row + 1
+            if pos < raw.size:
+                raise VQLadderError(f"{p}: row {row} has width {int(raw[pos])}, row 0 has {dim} (rows must have one "
+                                    "width)")
+            raise VQLadderError(f"{p}: truncated .fvecs file (its last row is shorter than the width {dim})")
+        rows = raw.reshape(-1, dim + 1)
+        if (rows[:, 0] != dim).any():
+            bad = int(np.flatnonzero(rows[:, 0] != dim)[0])
+            raise VQLadderError(f"{p}: row {bad} has width {int(rows[bad, 0])}, row 0 has {dim} (rows must have one "
+                                "width)")
+        x = rows[:, 1:].view(np.float32)
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise VQLadderError(f"{p}: empty vector file (shape {tuple(x.shape)})")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    bad = ~np.isfinite(x).all(1)
+    if bad.any():
+        raise VQLadderError(f"{p}: {int(bad.sum())} vectors hold NaN or inf (first: row {int(np.flatnonzero(bad)[0])})")
+    return x
+
+
 def normalize(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (cosine similarity as a dot product)."""
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -12,10 +12,26 @@ from ..errors import VQLadderError
 from ..models.matryoshka import PrefixRVQ, prefix_schedule
 
 
-def exact_topk(q: np.ndarray, db: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest inner products (rows of q against db), best first."""
-    s = torch.from_numpy(np.ascontiguousarray(q, dtype=np.float32)) @ torch.from_numpy(np.ascontiguousarray(db, dtype=np.float32)).T
-    return s.topk(min(k, db.shape[0]), dim=1).indices.numpy()
+def exact_topk(q: np.ndarray, db: np.ndarray, k: int, metric: str = "ip", batch: int = 1024) -> np.ndarray:
+    """Indices of the k nearest rows of db for each row of q, best first: highest inner product (``ip``) or
+    smallest Euclidean distance (``l2``); queries in batches."""
+    d = torch.from_numpy(np.ascontiguousarray(db, dtype=np.float32))
+    d2 = (d * d).sum(1) if metric == "l2" else None
+    out = []
+    for s in range(0, len(q), batch):
+        qs = torch.from_numpy(np.ascontiguousarray(q[s:s + batch], dtype=np.float32))
+        sim = qs @ d.T
+        if d2 is not None:
+            sim = 2 * sim - d2  # -||q - x||^2 + ||q||^2: the same order
+        out.append(sim.topk(min(k, d.shape[0]), dim=1).indices)
+    return torch.cat(out).numpy()
+
+
+def rank(q: np.ndarray, rec: np.ndarray, k: int, metric: str) -> np.ndarray:
+    """Rank reconstructed database vectors for uncompressed queries: cosine (``cosine``) or L2 (``l2``)."""
+    if metric == "l2":
+        return exact_topk(q, rec, k, "l2")
+    return exact_topk(q, normalize(rec), k)
 
 
 def recalls(found: np.ndarray, truth: np.ndarray) -> dict:
@@ -28,7 +44,9 @@ def recalls(found: np.ndarray, truth: np.ndarray) -> dict:
 
 
 METHODS = ["float32-trunc", "float32-trunc-raw", "int8", "binary", "faiss-pq", "faiss-opq-pq", "faiss-rq",
-           "ours-prefix-rvq", "ours-rvq-adapted", "ours-rvq"]
+           "faiss-lsq", "ours-prefix-rvq", "ours-rvq-adapted", "ours-rvq", "ours-qinco", "ours-qinco-greedy",
+           "ours-qinco-prefix"]
+QINCO_METHODS = ("ours-qinco", "ours-qinco-greedy", "ours-qinco-prefix")  # trained per seed (see experiments)
 
 
 def method_fits(method: str, n_bytes: int, dim: int) -> str | None:
@@ -45,9 +63,13 @@ def method_fits(method: str, n_bytes: int, dim: int) -> str | None:
     return None
 
 
-def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, beam: int = 4):
+def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, beam: int = 4,
+               metric: str = "cosine", qinco=None):
     """-> (ranked ids [q, 100], encode seconds, search seconds, extra). ``raw``/``ada``: train/db/q arrays;
-    ``beam``: the residual-encoding beam of faiss-rq and of our RVQs (the same at every budget)."""
+    ``beam``: the residual-encoding beam of faiss-rq, faiss-lsq's ICM has its own, and of our RVQs and ours-qinco
+    (the same at every budget; ours-qinco-greedy encodes with beam 1); ``metric``: cosine | l2, the ranking of
+    reconstructed vectors; ``qinco``: the trained ``QINCo`` model an ``ours-qinco*`` method encodes with (its
+    first ``n_bytes`` stages)."""
     dim = raw["db"].shape[1]
     k = min(100, raw["db"].shape[0])
     extra = {}
@@ -55,9 +77,10 @@ def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, b
         src = raw if method.endswith("raw") else ada
         p = n_bytes // 4
         t0 = time.time()
-        db = normalize(src["db"][:, :p])
+        db = src["db"][:, :p].copy()
         t1 = time.time()
-        found = exact_topk(normalize(src["q"][:, :p]), db, k)
+        qv = src["q"][:, :p] if metric == "l2" else normalize(src["q"][:, :p])
+        found = rank(qv, db, k, metric)
         return found, t1 - t0, time.time() - t1, extra
     if method == "int8":
         p = n_bytes
@@ -67,7 +90,7 @@ def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, b
         codes = np.clip(np.round((ada["db"][:, :p] - lo) / scale), 0, 255).astype(np.uint8)
         t1 = time.time()
         rec = codes.astype(np.float32) * scale + lo
-        found = exact_topk(ada["q"][:, :p], normalize(rec), k)
+        found = rank(ada["q"][:, :p], rec, k, metric)
         return found, t1 - t0, time.time() - t1, extra
     if method == "binary":
         bits = 8 * n_bytes
@@ -90,6 +113,8 @@ def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, b
             index = faiss.IndexPQ(dim, n_bytes, 8, faiss.METRIC_INNER_PRODUCT)
         elif method == "faiss-opq-pq":
             index = faiss.index_factory(dim, f"OPQ{n_bytes},PQ{n_bytes}", faiss.METRIC_INNER_PRODUCT)
+        elif method == "faiss-lsq":
+            index = faiss.IndexLocalSearchQuantizer(dim, n_bytes, 8, faiss.METRIC_INNER_PRODUCT)
         else:
             index = faiss.IndexResidualQuantizer(dim, n_bytes, 8, faiss.METRIC_INNER_PRODUCT)
             index.rq.max_beam_size = beam  # the same beam as ours, at every budget
@@ -101,7 +126,8 @@ def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, b
         t1 = time.time()
         extra["bytes"] = int(codes.shape[1])
         rec = index.sa_decode(codes)
-        found = exact_topk(raw["q"], normalize(rec), k)
+        extra["mse"] = float(((rec - raw["db"]) ** 2).sum(1).mean())
+        found = rank(raw["q"], rec, k, metric)
         return found, t1 - t0, time.time() - t1, extra
     if method in ("ours-prefix-rvq", "ours-rvq-adapted", "ours-rvq"):
         # prefix schedule on adapted embeddings; all dims at every stage on adapted ones (isolates the schedule);
@@ -116,8 +142,22 @@ def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, b
         t1 = time.time()
         extra["bytes"] = int(codes.shape[1] * codes.itemsize)
         rec = q.decode(codes)
-        found = exact_topk(src["q"], normalize(rec), k)
+        extra["mse"] = float(((rec - src["db"]) ** 2).sum(1).mean())
+        found = rank(src["q"], rec, k, metric)
         extra["quantizer"] = q
+        extra["codes"] = codes
+        return found, t1 - t0, time.time() - t1, extra
+    if method in QINCO_METHODS:
+        if qinco is None or qinco.n_stages < n_bytes:
+            raise VQLadderError(f"{method} at {n_bytes} bytes needs a trained QINCo of >= {n_bytes} stages")
+        src = ada if method == "ours-qinco-prefix" else raw
+        t0 = time.time()
+        codes = qinco.encode(src["db"], stages=n_bytes, beam=1 if method == "ours-qinco-greedy" else beam)
+        t1 = time.time()
+        extra["bytes"] = int(codes.shape[1] * codes.itemsize)
+        rec = qinco.decode(codes)
+        extra["mse"] = float(((rec - src["db"]) ** 2).sum(1).mean())
+        found = rank(src["q"], rec, k, metric)
         extra["codes"] = codes
         return found, t1 - t0, time.time() - t1, extra
     raise VQLadderError(f"unknown method {method!r}")

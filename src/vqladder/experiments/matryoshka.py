@@ -18,8 +18,9 @@ rank by cosine between the query and the decoded database vector (asymmetric dis
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,24 +29,47 @@ import safetensors.torch
 import torch
 
 from ..config import NonNegInt, PathStr, PosInt, RunName, save_yaml
-from ..data.embeddings import embed_cached, split_texts
+from ..data.embeddings import corpus_texts, embed_corpora, load_vectors
 from ..errors import VQLadderError
-from ..eval.retrieval import METHODS, exact_topk, method_fits, recalls, run_method
+from ..eval.retrieval import METHODS, QINCO_METHODS, exact_topk, method_fits, recalls, run_method
 from ..io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text, claim_run_dir
 from ..models.matryoshka import (
     PrefixRVQ,
+    QINCoCodec,
+    QINCoConfig,
     apply_adapter,
     prefix_neighbour_loss,
     prefix_schedule,
     train_adapter,
 )
+from ..nn import seeded
 from ..report.embed import _plot, embed_markdown
+from ..train import TrainerConfig
 from ..train.stage import stderr_log
+from .stages import train_rows
 
 
 @dataclass
 class RVQOptions:
     beam: PosInt = 4                  # residual encoding beam, for our RVQs and FAISS's RQ alike (FAISS default: 5)
+
+
+def _qinco_train() -> TrainerConfig:
+    return TrainerConfig(steps=4000, batch_size=512, lr=1e-3, warmup=50, eval_every=-1, ckpt_every=100,
+                         log_every=20, max_time=300.0, mfu=False)
+
+
+@dataclass
+class QINCoOptions:
+    stages: list[PosInt] = field(default_factory=lambda: [16, 32, 64])  # models trained per seed; a budget of b bytes
+                                      # is the first b stages of the smallest model with >= b stages
+    hidden: PosInt = 128                 # codeword MLP width
+    blocks: PosInt = 1                   # codeword MLP blocks
+    preselect: PosInt = 16               # candidates per stage and beam when encoding (QINCo2 pre-selection)
+    train_preselect: PosInt = 16         # candidates per stage in training
+    seeds: list[NonNegInt] = field(default_factory=lambda: [0, 1, 2])  # every ours-qinco* method runs once per seed
+    init_rows: PosInt = 32768            # training rows the RQ initialisation's k-means sees
+    train: TrainerConfig = field(default_factory=_qinco_train)  # per model (max_time: seconds per model)
 
 
 @dataclass
@@ -54,20 +78,25 @@ class EmbedConfig:
     name: RunName = "embed"
     out_dir: PathStr = "runs"
     corpora: list[str] = field(default_factory=lambda: ["builtin"])   # corpus specs, texts split from each
+    vectors: PathStr = ""                 # a .npy / .fvecs file of vectors instead of texts (no embedding model)
+    metric: str = "cosine"            # cosine | l2: ground truth and the ranking of reconstructed vectors
     model: str = "minilm"             # sentence-transformers model (minilm = offline all-MiniLM-L6-v2)
     max_texts: NonNegInt = 0                # cap on texts (0 = all)
     min_chars: NonNegInt = 30               # shortest text kept
     max_chars: PosInt = 400              # longer paragraphs are split into sentences
     queries: PosInt = 500                # held-out queries
-    database: PosInt = 20000             # database size (the rest, minus queries, trains)
+    database: PosInt = 20000             # database size (the rest, minus queries and val, trains)
+    val: NonNegInt = 0                   # training vectors held out (QINCo's held-out MSE); no method trains on them
     min_train: PosInt = 2000             # refuse to run with fewer training texts
     budgets: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 64])  # bytes per vector
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     adapter: bool = True              # train the Matryoshka adapter (false for an already-Matryoshka model)
     adapter_steps: NonNegInt = 300
     rvq: RVQOptions = field(default_factory=lambda: RVQOptions())
+    qinco: QINCoOptions = field(default_factory=lambda: QINCoOptions())
     seed: NonNegInt = 0
     concepts: NonNegInt = 4                 # level-1 codes to show with their texts
+    index_quantizer: str = "qinco"    # embed build: qinco (implicit neural codebooks) | prefix-rvq
     threads: NonNegInt = 0
 
     @property
@@ -80,9 +109,24 @@ class EmbedConfig:
             raise VQLadderError(f"unknown method {bad[0]!r}; known: {', '.join(METHODS)}")
         if not self.budgets or any(b < 1 for b in self.budgets):
             raise VQLadderError(f"budgets must be positive byte counts, got {self.budgets}")
-        if not self.corpora:
+        if self.index_quantizer not in ("qinco", "prefix-rvq"):
+            raise VQLadderError(f"index_quantizer must be qinco or prefix-rvq, got {self.index_quantizer!r}")
+        if self.metric not in ("cosine", "l2"):
+            raise VQLadderError(f"metric must be cosine or l2, got {self.metric!r}")
+        if self.vectors:
+            load_vectors(self.vectors)  # every defect of the file, one line, before any work
+        elif not self.corpora:
             raise VQLadderError("corpora is empty")
-        if self.model != "minilm" and not Path(self.model).exists():  # as eval.gist.load_embedder, but first
+        if any(m in QINCO_METHODS for m in self.methods):
+            q = self.qinco
+            if not q.seeds or not q.stages or min(q.stages) < 1:
+                raise VQLadderError(f"qinco.seeds and qinco.stages must be non-empty, stages >= 1; got {q.seeds}, "
+                                    f"{q.stages}")
+            if max(self.budgets) > max(q.stages):
+                raise VQLadderError(f"budget {max(self.budgets)} bytes needs a QINCo model of as many stages; "
+                                    f"qinco.stages is {q.stages}")
+            q.train.validate()
+        if not self.vectors and self.model != "minilm" and not Path(self.model).exists():  # as eval.gist.load_embedder, but first
             raise VQLadderError(f"embedding model path does not exist: {self.model} (use minilm or a local model folder)")
         self.check_budgets(1 << 20)  # before embedding: budgets no method can meet at any width
 
@@ -93,6 +137,50 @@ class EmbedConfig:
                 raise VQLadderError(f"no method can store {b} bytes per vector ({why})")
 
 
+def load_set(cfg: EmbedConfig, log) -> tuple[np.ndarray, list[str] | None, list[str]]:
+    """(vectors [n, d], their texts or None, a description per source): the user's vector file, or the corpora's
+    texts embedded (cached per corpus) with duplicates across corpora dropped."""
+    if cfg.vectors:
+        x = load_vectors(cfg.vectors)
+        if cfg.max_texts:
+            x = x[:cfg.max_texts]
+        return x, None, [f"{len(x):,} vectors from {cfg.vectors}"]
+    parts = corpus_texts(cfg.corpora, cfg.min_chars, cfg.max_chars, cfg.max_texts)
+    texts = [t for _, ts in parts for t in ts]
+    if not texts:
+        raise VQLadderError(f"the corpora gave no texts of {cfg.min_chars}-{cfg.max_chars} characters (empty text list)")
+    counts = [f"{len(ts):,} from {c}" for c, ts in parts]
+    log("texts: " + ", ".join(counts))
+    return embed_corpora(parts, cfg.model, Path(cfg.out_dir) / "embed-cache"), texts, counts
+
+
+def train_qinco(cfg: EmbedConfig, d: Path, variant: str, stages: int, seed: int, train: np.ndarray,
+                val: np.ndarray, log, run_dir: Path | None = None) -> QINCoCodec:
+    """One QINCo model (``variant``: raw = all dims on the raw vectors, prefix = the Matryoshka schedule on adapted
+    ones) through the stage runner into ``d/qinco/<variant>-<stages>-s<seed>``: RQ-initialised, then trained
+    under ``qinco.train`` (time budget, exact resume); finished models are loaded, not retrained."""
+    q = cfg.qinco
+    dim = train.shape[1]
+    mc = QINCoConfig(dim=dim, stages=stages, hidden=q.hidden, blocks=q.blocks, preselect=q.preselect,
+                     beam=cfg.rvq.beam, train_preselect=q.train_preselect,
+                     prefixes=prefix_schedule(stages, dim) if variant == "prefix" else [])
+    run_dir = run_dir or d / "qinco" / f"{variant}-{stages}-s{seed}"
+    with seeded(seed):
+        model = QINCoCodec(mc)
+    from ..train.stage import stage_state
+
+    if stage_state(run_dir) == "new":
+        model.init_from_rq(train, q.init_rows, seed)  # a resumed or finished run brings its own weights
+    tcfg = replace(q.train, seed=seed)
+
+    def evaluate(m):  # greedy held-out reconstruction error (input units) and the RQ it started from
+        return {"mse": float(((m.decode(m.encode(val, beam=1)) - val) ** 2).sum(1).mean())} if len(val) else {}
+
+    model = train_rows(f"QINCo {variant} {stages} bytes seed {seed}", run_dir, model, tcfg, train, log,
+                       evaluate=evaluate)
+    return model
+
+
 def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
     log = log or stderr_log("embed")
     cfg.validate()
@@ -100,29 +188,32 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
         torch.set_num_threads(cfg.threads)
     d = claim_run_dir(cfg.dir, "experiment")
     save_yaml(cfg, d / "embed.yaml")
-    texts, counts = [], []
-    for c in cfg.corpora:
-        got = split_texts(c, cfg.min_chars, cfg.max_chars)
-        counts.append(f"{len(got):,} from {c}")
-        texts += got
-    if cfg.max_texts:
-        texts = texts[:cfg.max_texts]
-    if not texts:
-        raise VQLadderError(f"the corpora gave no texts of {cfg.min_chars}-{cfg.max_chars} characters (empty text list)")
-    log("texts: " + ", ".join(counts))
+    if embedder is not None and not cfg.vectors:  # tests pass a stand-in embedder
+        parts = corpus_texts(cfg.corpora, cfg.min_chars, cfg.max_chars, cfg.max_texts)
+        texts = [t for _, ts in parts for t in ts]
+        if not texts:
+            raise VQLadderError(f"the corpora gave no texts of {cfg.min_chars}-{cfg.max_chars} characters "
+                                "(empty text list)")
+        emb = embed_corpora(parts, cfg.model, Path(cfg.out_dir) / "embed-cache", embedder)
+        counts = [f"{len(ts):,} from {c}" for c, ts in parts]
+    else:
+        emb, texts, counts = load_set(cfg, log)
+    n = len(emb)
     rng = np.random.default_rng(cfg.seed)
-    order = rng.permutation(len(texts))
-    n_q = min(cfg.queries, len(texts) // 10)
-    n_db = min(cfg.database, len(texts) - n_q - cfg.min_train)
+    order = rng.permutation(n)
+    n_q = min(cfg.queries, n // 10)
+    n_db = min(cfg.database, n - n_q - cfg.val - cfg.min_train)
     if n_q < 1 or n_db < 100:
-        raise VQLadderError(f"{len(texts)} texts are too few: need queries + >= 100 database + {cfg.min_train} "
-                            f"training texts")
-    idx = {"q": order[:n_q], "db": order[n_q:n_q + n_db], "train": order[n_q + n_db:]}
-    emb = np.asarray(embed_cached(texts, cfg.model, Path(cfg.out_dir) / "embed-cache", embedder))
+        raise VQLadderError(f"{n} vectors are too few: need queries + >= 100 database + {cfg.val} val + "
+                            f"{cfg.min_train} training vectors")
+    idx = {"q": order[:n_q], "db": order[n_q:n_q + n_db], "val": order[n_q + n_db:n_q + n_db + cfg.val],
+           "train": order[n_q + n_db + cfg.val:]}
+    emb = np.asarray(emb, dtype=np.float32)
     raw = {k: emb[v] for k, v in idx.items()}
     dim = emb.shape[1]
     cfg.check_budgets(dim)
-    log(f"{len(texts):,} texts embedded ({dim} dims): train {len(idx['train']):,}, database {n_db:,}, queries {n_q}")
+    log(f"{n:,} vectors ({dim} dims): train {len(idx['train']):,}, val {len(idx['val']):,}, database {n_db:,}, "
+        f"queries {n_q}")
     adapter, curve = None, []
     if cfg.adapter:
         adapter, curve = train_adapter(raw["train"], steps=cfg.adapter_steps, seed=cfg.seed)
@@ -132,7 +223,18 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
         held = torch.from_numpy(raw["q"][:500])
         loss_raw = float(prefix_neighbour_loss(held, held))
         loss_ada = float(prefix_neighbour_loss(torch.from_numpy(ada["q"][:500]), held))
-    truth = exact_topk(raw["q"], raw["db"], 10)
+    truth = exact_topk(raw["q"], raw["db"], 10, "l2" if cfg.metric == "l2" else "ip")
+    models: dict = {}
+
+    def qinco_for(method: str, b: int, seed: int) -> QINCoCodec:
+        variant = "prefix" if method == "ours-qinco-prefix" else "raw"
+        stages = min(s for s in cfg.qinco.stages if s >= b)
+        key = (variant, stages, seed)
+        if key not in models:
+            src = ada if variant == "prefix" else raw
+            models[key] = train_qinco(cfg, d, variant, stages, seed, src["train"], src["val"], log)
+        return models[key]
+
     rows, concepts, concept_view = [], [], []
     for b in cfg.budgets:
         for m in cfg.methods:
@@ -140,24 +242,68 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
             if why:
                 rows.append({"method": m, "bytes": b, "note": why})
                 continue
-            found, enc_s, search_s, extra = run_method(m, b, raw, ada, cfg.seed, cfg.rvq.beam)
-            r = {"method": m, "bytes": extra.get("bytes", b), **recalls(found, truth),
-                 "encode_ms_per_1k": round(1000 * enc_s / n_db * 1000, 3),
-                 "search_ms_per_query": round(1000 * search_s / n_q, 3), "train_s": extra.get("train_s", 0.0)}
+            runs = []
+            for seed in (cfg.qinco.seeds if m in QINCO_METHODS else [cfg.seed]):
+                q = qinco_for(m, b, seed) if m in QINCO_METHODS else None
+                found, enc_s, search_s, extra = run_method(m, b, raw, ada, seed, cfg.rvq.beam, cfg.metric, q)
+                runs.append((recalls(found, truth), enc_s, search_s, extra))
+                if len(runs) > 1:
+                    log(f"    seed {seed}: R@10 {runs[-1][0]['recall@10']:.3f}")
+            r = {"method": m, "bytes": runs[0][3].get("bytes", b), **_mean_std([x[0] for x in runs]),
+                 "seeds": len(runs), "recall@10_seeds": [x[0]["recall@10"] for x in runs], "encode_ms_per_1k": round(1000 * np.mean([x[1] for x in runs]) / n_db * 1000, 3),
+                 "search_ms_per_query": round(1000 * np.mean([x[2] for x in runs]) / n_q, 3),
+                 "train_s": runs[0][3].get("train_s", 0.0)}
+            if "mse" in runs[0][3]:
+                r.update(_mean_std([{"mse": x[3]["mse"]} for x in runs]))
+            if m in QINCO_METHODS:
+                r["train_s"] = round(float(np.mean([_train_s(d, m, b, cfg, s) for s in cfg.qinco.seeds])), 1)
             rows.append(r)
-            log(f"{b:>3} bytes {m:16s} R@1 {r['recall@1']:.3f} R@10 {r['recall@10']:.3f} R@100 {r['recall@100']:.3f}")
-            if m == "ours-prefix-rvq" and not concepts:
+            log(f"{b:>3} bytes {m:17s} R@1 {r['recall@1']:.3f} R@10 {r['recall@10']:.3f}"
+                + (f" ± {r['recall@10_std']:.3f}" if len(runs) > 1 else "") + f" R@100 {r['recall@100']:.3f}")
+            first = runs[0][3].get("codes")
+            if texts is not None and first is not None and not concepts and m in ("ours-qinco", "ours-prefix-rvq"):
                 db_texts = [texts[i] for i in idx["db"]]
-                concepts = _concepts(extra["codes"][:, 0], db_texts, cfg.concepts)
-                concept_view = _concepts(extra["codes"][:, 0], db_texts, 256, per=8)  # the report's explorer
-    res = {"texts": len(texts), "database": n_db, "queries": n_q, "train": int(len(idx["train"])), "dim": dim,
-           "model": cfg.model, "corpora": cfg.corpora, "adapter_curve": curve[::max(1, len(curve) // 20)],
+                concepts = _concepts(first[:, 0], db_texts, cfg.concepts)
+                concept_view = _concepts(first[:, 0], db_texts, 256, per=8)  # the report's explorer
+                concept_view and concept_view[0].setdefault("method", m)
+    res = {"texts": n, "database": n_db, "queries": n_q, "train": int(len(idx["train"])), "val": int(len(idx["val"])),
+           "dim": dim, "model": "(vectors)" if cfg.vectors else cfg.model,
+           "corpora": [cfg.vectors] if cfg.vectors else cfg.corpora, "sources": counts, "metric": cfg.metric,
+           "adapter_curve": curve[::max(1, len(curve) // 20)],
            "prefix_loss_raw": loss_raw, "prefix_loss_adapted": loss_ada, "rows": rows, "concepts": concepts,
-           "concept_view": concept_view, "rvq_beam": cfg.rvq.beam}
+           "concept_view": concept_view, "rvq_beam": cfg.rvq.beam,
+           "qinco": {"seeds": cfg.qinco.seeds, "stages": cfg.qinco.stages, "hidden": cfg.qinco.hidden,
+                     "blocks": cfg.qinco.blocks, "preselect": cfg.qinco.preselect,
+                     "train_preselect": cfg.qinco.train_preselect, "max_time": cfg.qinco.train.max_time,
+                     "models": {f"{v}-{st}-s{sd}": _stage_summary(d, v, st, sd) for v, st, sd in models}}}
     atomic_write_json(d / "results.json", res)
     atomic_write_text(d / "results.md", embed_markdown(res, cfg))
     _plot(res, d / "recall_vs_bytes.png")
     return res
+
+
+def _mean_std(runs: list[dict]) -> dict:
+    """Each key's mean over runs, and ``<key>_std`` (population std) when there is more than one run."""
+    out = {}
+    for k in runs[0]:
+        v = np.array([r[k] for r in runs], dtype=np.float64)
+        out[k] = float(v.mean())
+        if len(v) > 1:
+            out[f"{k}_std"] = float(v.std())
+    return out
+
+
+def _stage_summary(d: Path, variant: str, stages: int, seed: int) -> dict:
+    from ..train.stage import stage_results
+
+    r = stage_results(d / "qinco" / f"{variant}-{stages}-s{seed}")
+    return {k: r.get(k) for k in ("step", "train_time", "params", "mse")}
+
+
+def _train_s(d: Path, method: str, b: int, cfg: EmbedConfig, seed: int) -> float:
+    variant = "prefix" if method == "ours-qinco-prefix" else "raw"
+    stages = min(s for s in cfg.qinco.stages if s >= b)
+    return float(_stage_summary(d, variant, stages, seed).get("train_time") or 0.0)
 
 
 def _concepts(level1: np.ndarray, texts: list[str], n: int, per: int = 4) -> list[dict]:
@@ -173,35 +319,43 @@ def _concepts(level1: np.ndarray, texts: list[str], n: int, per: int = 4) -> lis
 
 # -- a searchable index of our codes ---------------------------------------------------------------------------------
 def build_index(cfg: EmbedConfig, out: str | Path, n_bytes: int = 16, embedder=None, log=None) -> Path:
-    """Embed the corpora, train the adapter and the prefix codes, encode every text: a directory that
-    ``vqladder embed encode`` / ``search`` use (texts.json, codes.npy, model.safetensors, index.json)."""
+    """Embed the corpora, train the quantiser (``index_quantizer``: QINCo on the raw embeddings, or the adapter
+    and prefix codes), encode every text: a directory that ``vqladder embed encode`` / ``search`` use (texts.json,
+    codes.npy, model.safetensors, index.json; QINCo's training run under ``train/``)."""
     log = log or stderr_log("embed")
     cfg.validate()
     if not 1 <= n_bytes <= 256:
         raise VQLadderError(f"--bytes must be in 1..256 (1-byte codes per vector), got {n_bytes}")
+    if cfg.vectors:
+        raise VQLadderError("embed build indexes texts (it embeds queries to search them); vectors= is for embed eval")
     d = claim_run_dir(Path(out).expanduser(), "embed-index")  # before any work: a folder the tool did not make is refused
-    texts = [t for c in cfg.corpora for t in split_texts(c, cfg.min_chars, cfg.max_chars)]
-    if cfg.max_texts:
-        texts = texts[:cfg.max_texts]
+    parts = corpus_texts(cfg.corpora, cfg.min_chars, cfg.max_chars, cfg.max_texts)
+    texts = [t for _, ts in parts for t in ts]
     if len(texts) < 300:
         raise VQLadderError(f"the corpora gave {len(texts)} texts; an index needs at least 300 (empty text list?)")
-    emb = np.asarray(embed_cached(texts, cfg.model, Path(cfg.out_dir) / "embed-cache", embedder))
+    emb = np.asarray(embed_corpora(parts, cfg.model, Path(cfg.out_dir) / "embed-cache", embedder), dtype=np.float32)
     dim = emb.shape[1]
-    adapter = train_adapter(emb, steps=cfg.adapter_steps, seed=cfg.seed)[0] if cfg.adapter else None
-    x = apply_adapter(adapter, emb)
-    q = PrefixRVQ(dim, prefix_schedule(n_bytes, dim), seed=cfg.seed)
-    q.fit(x)
-    codes = q.encode(x, beam=cfg.rvq.beam)
+    meta = {"model": cfg.model, "bytes": n_bytes, "n": len(texts), "dim": dim, "beam": cfg.rvq.beam,
+            "quantizer": cfg.index_quantizer}
+    if cfg.index_quantizer == "qinco":
+        adapter = None
+        q = train_qinco(cfg, d, "raw", n_bytes, cfg.seed, emb, emb[:0], log, run_dir=d / "train")
+        meta["qinco"] = dataclasses.asdict(q.config)
+    else:
+        adapter = train_adapter(emb, steps=cfg.adapter_steps, seed=cfg.seed)[0] if cfg.adapter else None
+        x = apply_adapter(adapter, emb)
+        q = PrefixRVQ(dim, prefix_schedule(n_bytes, dim), seed=cfg.seed)
+        q.fit(x)
+        emb = x
+        meta["prefixes"] = q.prefixes
+    meta["adapter"] = adapter is not None
+    codes = q.encode(emb, beam=cfg.rvq.beam)
     weights = {f"quantizer.{k}": v.detach().contiguous() for k, v in q.state_dict().items()}
     if adapter is not None:
         weights.update({f"adapter.{k}": v.detach().contiguous() for k, v in adapter.state_dict().items()})
     atomic_write_bytes(d / "model.safetensors", safetensors.torch.save(weights))
     atomic_save_npy(d / "codes.npy", codes)
     atomic_write_text(d / "texts.json", json.dumps(texts))
-    atomic_write_json(d / "index.json", {"model": cfg.model, "bytes": n_bytes, "n": len(texts), "dim": dim,
-                                         "prefixes": q.prefixes, "beam": cfg.rvq.beam,
-                                         "adapter": adapter is not None})
-    log(f"index of {len(texts):,} texts at {n_bytes} bytes each written to {d}")
+    atomic_write_json(d / "index.json", meta)
+    log(f"index of {len(texts):,} texts at {n_bytes} bytes each ({cfg.index_quantizer}) written to {d}")
     return d
-
-

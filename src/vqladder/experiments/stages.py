@@ -14,10 +14,12 @@ from ..train import TrainerConfig
 from ..train.stage import run_stage
 
 
-def train_rows(what: str, run_dir: Path, model, tcfg: TrainerConfig, rows: np.ndarray, log, after=()):
+def train_rows(what: str, run_dir: Path, model, tcfg: TrainerConfig, rows: np.ndarray, log, after=(),
+               evaluate=None):
     """Train ``model`` on batches of ``rows`` (seeded by ``tcfg.seed``) into ``run_dir`` through the stage
     runner (finished: loaded; checkpointed: resumed; changed: refused, or retrained with --retrain). ``after``: the
-    stage directories the rows were made from. Returns the trained model."""
-    run_stage(what, run_dir, model, tcfg, lambda r, w: RowSampler(rows, tcfg.batch_size, tcfg.seed, r, w), log=log,
-              after=after)
+    stage directories the rows were made from; ``evaluate(model) -> dict``: held-out metrics (in results.json).
+    Returns the trained model."""
+    run_stage(what, run_dir, model, tcfg, lambda r, w: RowSampler(rows, tcfg.batch_size, tcfg.seed, r, w),
+              evaluate, log=log, after=after)
     return load_model(run_dir, model.kind)[0]

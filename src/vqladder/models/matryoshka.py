@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import PosInt
 from ..data.embeddings import normalize
 from ..errors import VQLadderError
 from ..nn import seeded
 from ..quantize.prefix_rvq import PREFIXES, PrefixRVQ, prefix_schedule  # noqa: F401
+from ..quantize.qinco import QINCo
+from .registry import register
 
 
 # -- Matryoshka adapter ---------------------------------------------------------------------------------------------
@@ -80,6 +84,30 @@ def train_adapter(emb: np.ndarray, steps: int = 300, batch: int = 512, lr: float
     return ad, curve
 
 
+# -- implicit neural codebooks as a trainable, checkpointable model -----------------------------------------------------
+@dataclass
+class QINCoConfig:
+    dim: PosInt = 384
+    stages: PosInt = 16                  # bytes per vector (256 codewords a stage)
+    codebook_size: PosInt = 256
+    hidden: PosInt = 128                 # MLP block width
+    blocks: PosInt = 1                   # residual MLP blocks per codeword (1: the fast exact candidate errors)
+    preselect: PosInt = 16               # candidates per stage and beam at encoding (QINCo2 pre-selection)
+    beam: PosInt = 1                     # encoding beam
+    train_preselect: PosInt = 16         # candidates per stage during training
+    prefixes: list[int] = field(default_factory=list)  # per-stage prefix lengths (Matryoshka schedule); [] = all dims
+
+
+@register("qinco", QINCoConfig)
+class QINCoCodec(QINCo):
+    """``quantize.QINCo`` built from a ``QINCoConfig``: what the trainer trains and ``load_model`` rebuilds."""
+
+    def __init__(self, cfg: QINCoConfig):
+        super().__init__(cfg.dim, cfg.stages, cfg.codebook_size, cfg.hidden, cfg.blocks, cfg.preselect, cfg.beam,
+                         cfg.train_preselect, cfg.prefixes or None)
+        self.config = cfg
+
+
 @torch.no_grad()
 def apply_adapter(ad: MatryoshkaAdapter | None, emb: np.ndarray, batch: int = 4096) -> np.ndarray:
     x = np.asarray(emb, dtype=np.float32)
@@ -107,7 +135,10 @@ class CodeIndex:
             self.adapter = MatryoshkaAdapter(dim)
             self.adapter.load_state_dict(part("adapter."))
             self.adapter.eval()
-        self.q = PrefixRVQ(dim, self.meta["prefixes"])
+        if self.meta.get("quantizer", "prefix-rvq") == "qinco":
+            self.q = QINCoCodec(QINCoConfig(**self.meta["qinco"]))
+        else:
+            self.q = PrefixRVQ(dim, self.meta["prefixes"])
         self.q.load_state_dict(part("quantizer."))
         self.q.eval()
         self.codes = np.load(d / "codes.npy")
