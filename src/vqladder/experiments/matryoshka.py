@@ -96,6 +96,7 @@ class EmbedConfig:
     qinco: QINCoOptions = field(default_factory=lambda: QINCoOptions())
     seed: NonNegInt = 0
     concepts: NonNegInt = 4                 # level-1 codes to show with their texts
+    lsq_max_bytes: NonNegInt = 8            # faiss-lsq runs at budgets up to this (its training time grows fast)
     index_quantizer: str = "qinco"    # embed build: qinco (implicit neural codebooks) | prefix-rvq
     threads: NonNegInt = 0
 
@@ -154,6 +155,18 @@ def load_set(cfg: EmbedConfig, log) -> tuple[np.ndarray, list[str] | None, list[
     return embed_corpora(parts, cfg.model, Path(cfg.out_dir) / "embed-cache"), texts, counts
 
 
+def split_indices(n: int, cfg: EmbedConfig) -> dict[str, np.ndarray]:
+    """The seeded split of n vectors into queries, database, validation and training rows (disjoint)."""
+    order = np.random.default_rng(cfg.seed).permutation(n)
+    n_q = min(cfg.queries, n // 10)
+    n_db = min(cfg.database, n - n_q - cfg.val - cfg.min_train)
+    if n_q < 1 or n_db < 100:
+        raise VQLadderError(f"{n} vectors are too few: need queries + >= 100 database + {cfg.val} val + "
+                            f"{cfg.min_train} training vectors")
+    return {"q": order[:n_q], "db": order[n_q:n_q + n_db], "val": order[n_q + n_db:n_q + n_db + cfg.val],
+            "train": order[n_q + n_db + cfg.val:]}
+
+
 def train_qinco(cfg: EmbedConfig, d: Path, variant: str, stages: int, seed: int, train: np.ndarray,
                 val: np.ndarray, log, run_dir: Path | None = None) -> QINCoCodec:
     """One QINCo model (``variant``: raw = all dims on the raw vectors, prefix = the Matryoshka schedule on adapted
@@ -199,15 +212,8 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
     else:
         emb, texts, counts = load_set(cfg, log)
     n = len(emb)
-    rng = np.random.default_rng(cfg.seed)
-    order = rng.permutation(n)
-    n_q = min(cfg.queries, n // 10)
-    n_db = min(cfg.database, n - n_q - cfg.val - cfg.min_train)
-    if n_q < 1 or n_db < 100:
-        raise VQLadderError(f"{n} vectors are too few: need queries + >= 100 database + {cfg.val} val + "
-                            f"{cfg.min_train} training vectors")
-    idx = {"q": order[:n_q], "db": order[n_q:n_q + n_db], "val": order[n_q + n_db:n_q + n_db + cfg.val],
-           "train": order[n_q + n_db + cfg.val:]}
+    idx = split_indices(n, cfg)
+    n_q, n_db = len(idx["q"]), len(idx["db"])
     emb = np.asarray(emb, dtype=np.float32)
     raw = {k: emb[v] for k, v in idx.items()}
     dim = emb.shape[1]
@@ -238,7 +244,9 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
     rows, concepts, concept_view = [], [], []
     for b in cfg.budgets:
         for m in cfg.methods:
-            why = method_fits(m, b, dim)
+            why = method_fits(m, b, dim) or (f"faiss-lsq runs up to lsq_max_bytes = {cfg.lsq_max_bytes} (its "
+                                              "training time grows fast with bytes)"
+                                              if m == "faiss-lsq" and b > cfg.lsq_max_bytes else None)
             if why:
                 rows.append({"method": m, "bytes": b, "note": why})
                 continue
