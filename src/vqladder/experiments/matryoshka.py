@@ -43,6 +43,7 @@ from ..models.matryoshka import (
     train_adapter,
 )
 from ..nn import seeded
+from ..quantize.qinco import rq_init_state
 from ..report.embed import _plot, embed_markdown
 from ..train import TrainerConfig
 from ..train.stage import stderr_log
@@ -68,7 +69,7 @@ class QINCoOptions:
     preselect: PosInt = 16               # candidates per stage and beam when encoding (QINCo2 pre-selection)
     train_preselect: PosInt = 16         # candidates per stage in training
     seeds: list[NonNegInt] = field(default_factory=lambda: [0, 1, 2])  # every ours-qinco* method runs once per seed
-    init_rows: PosInt = 32768            # training rows the RQ initialisation's k-means sees
+    init_rows: NonNegInt = 0             # training rows the RQ initialisation's k-means sees (0 = all)
     train: TrainerConfig = field(default_factory=_qinco_train)  # per model (max_time: seconds per model)
 
 
@@ -167,11 +168,29 @@ def split_indices(n: int, cfg: EmbedConfig) -> dict[str, np.ndarray]:
             "train": order[n_q + n_db + cfg.val:]}
 
 
+def _rq_init(cfg: EmbedConfig, d: Path, variant: str, train: np.ndarray, log) -> dict:
+    """The RQ initialisation every QINCo model of ``variant`` in the run starts from (computed once, for the
+    largest model: a shorter model takes its first stages), cached in ``d/qinco/rq-init-<variant>.safetensors``."""
+    stages = max(cfg.qinco.stages)
+    dim = train.shape[1]
+    path = d / "qinco" / f"rq-init-{variant}-{stages}.safetensors"
+    if path.is_file():
+        return safetensors.torch.load_file(path)
+    log(f"RQ init ({variant}, {stages} stages, k-means on {cfg.qinco.init_rows or len(train):,} rows)")
+    state = rq_init_state(train, prefix_schedule(stages, dim) if variant == "prefix" else [dim] * stages,
+                          max_rows=cfg.qinco.init_rows, seed=cfg.seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, safetensors.torch.save({k: v.contiguous() for k, v in state.items()}))
+    return state
+
+
 def train_qinco(cfg: EmbedConfig, d: Path, variant: str, stages: int, seed: int, train: np.ndarray,
-                val: np.ndarray, log, run_dir: Path | None = None) -> QINCoCodec:
+                val: np.ndarray, log, run_dir: Path | None = None, shared_init: bool = True) -> QINCoCodec:
     """One QINCo model (``variant``: raw = all dims on the raw vectors, prefix = the Matryoshka schedule on adapted
-    ones) through the stage runner into ``d/qinco/<variant>-<stages>-s<seed>``: RQ-initialised, then trained
-    under ``qinco.train`` (time budget, exact resume); finished models are loaded, not retrained."""
+    ones) through the stage runner into ``d/qinco/<variant>-<stages>-s<seed>``: initialised from the run's one RQ
+    (``shared_init``: every seed and size starts from the same residual k-means, computed once; seeds differ in
+    their data order and MLP init) or from its own, then trained under ``qinco.train`` (exact resume); finished
+    models are loaded, not retrained."""
     q = cfg.qinco
     dim = train.shape[1]
     mc = QINCoConfig(dim=dim, stages=stages, hidden=q.hidden, blocks=q.blocks, preselect=q.preselect,
@@ -182,8 +201,9 @@ def train_qinco(cfg: EmbedConfig, d: Path, variant: str, stages: int, seed: int,
         model = QINCoCodec(mc)
     from ..train.stage import stage_state
 
-    if stage_state(run_dir) == "new":
-        model.init_from_rq(train, q.init_rows, seed)  # a resumed or finished run brings its own weights
+    if stage_state(run_dir) == "new":  # a resumed or finished run brings its own weights
+        model.load_rq_state(_rq_init(cfg, d, variant, train, log) if shared_init else
+                            rq_init_state(train, mc.prefixes or [dim] * stages, max_rows=q.init_rows, seed=seed))
     tcfg = replace(q.train, seed=seed)
 
     def evaluate(m):  # greedy held-out reconstruction error (input units) and the RQ it started from
@@ -283,11 +303,24 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
            "qinco": {"seeds": cfg.qinco.seeds, "stages": cfg.qinco.stages, "hidden": cfg.qinco.hidden,
                      "blocks": cfg.qinco.blocks, "preselect": cfg.qinco.preselect,
                      "train_preselect": cfg.qinco.train_preselect, "max_time": cfg.qinco.train.max_time,
-                     "models": {f"{v}-{st}-s{sd}": _stage_summary(d, v, st, sd) for v, st, sd in models}}}
+                     "models": {f"{v}-{st}-s{sd}": _stage_summary(d, v, st, sd) for v, st, sd in models},
+                     "rq_init_val_mse": {f"{v}-{st}": _rq_val_mse(models[(v, st, sd)], cfg, d, v, raw, ada)
+                                         for v, st, sd in models if sd == cfg.qinco.seeds[0]}}}
     atomic_write_json(d / "results.json", res)
     atomic_write_text(d / "results.md", embed_markdown(res, cfg))
     _plot(res, d / "recall_vs_bytes.png")
     return res
+
+
+def _rq_val_mse(model: QINCoCodec, cfg: EmbedConfig, d: Path, variant: str, raw: dict, ada: dict) -> float | None:
+    """Validation MSE (greedy) of ``model``'s architecture at its RQ initialisation: what training started from."""
+    path = d / "qinco" / f"rq-init-{variant}-{max(cfg.qinco.stages)}.safetensors"
+    val = (ada if variant == "prefix" else raw)["val"]
+    if not path.is_file() or not len(val):
+        return None
+    init = QINCoCodec(model.config)
+    init.load_rq_state(safetensors.torch.load_file(path))
+    return float(((init.decode(init.encode(val, beam=1)) - val) ** 2).sum(1).mean())
 
 
 def _mean_std(runs: list[dict]) -> dict:
@@ -347,7 +380,7 @@ def build_index(cfg: EmbedConfig, out: str | Path, n_bytes: int = 16, embedder=N
             "quantizer": cfg.index_quantizer}
     if cfg.index_quantizer == "qinco":
         adapter = None
-        q = train_qinco(cfg, d, "raw", n_bytes, cfg.seed, emb, emb[:0], log, run_dir=d / "train")
+        q = train_qinco(cfg, d, "raw", n_bytes, cfg.seed, emb, emb[:0], log, run_dir=d / "train", shared_init=False)
         meta["qinco"] = dataclasses.asdict(q.config)
     else:
         adapter = train_adapter(emb, steps=cfg.adapter_steps, seed=cfg.seed)[0] if cfg.adapter else None

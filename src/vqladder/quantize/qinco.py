@@ -152,24 +152,23 @@ class QINCo(QuantizerBase):
 
     # -- initialisation ----------------------------------------------------------------------------------------
     @torch.no_grad()
-    def init_from_rq(self, x: np.ndarray, max_rows: int = 32768, seed: int = 0) -> None:
+    def init_from_rq(self, x: np.ndarray, max_rows: int = 0, seed: int = 0, kmeans_iters: int = 15) -> None:
         """Standardisation from ``x`` and stage codebooks from residual k-means (``PrefixRVQ`` with this model's
-        prefixes) on up to ``max_rows`` rows of it: QINCo before training is exactly that RQ."""
-        from .prefix_rvq import PrefixRVQ
+        prefixes) on ``max_rows`` rows of it (0 = all: k-means of 256 centroids in hundreds of dims needs the
+        rows; on 16k rows of 384-dim embeddings it fits far worse than on 65k): QINCo before training is that RQ."""
+        self.load_rq_state(rq_init_state(x, self.prefixes, self.codebook_size, max_rows, seed, kmeans_iters))
 
-        t = torch.as_tensor(np.asarray(x), dtype=torch.float32)
-        if t.ndim != 2 or t.shape[1] != self.dim:
-            raise VQLadderError(f"QINCo of width {self.dim} got vectors of shape {tuple(t.shape)}")
-        self.mean.copy_(t.mean(0))
-        self.scale.copy_(((t - self.mean) ** 2).sum(1).mean().sqrt().clamp_min(1e-8) / math.sqrt(self.dim))
-        g = torch.Generator().manual_seed(seed)
-        rows = t[torch.randperm(len(t), generator=g)[:max_rows]]
-        rq = PrefixRVQ(self.dim, self.prefixes, self.codebook_size, seed=seed)
-        rq.fit(((rows - self.mean) / self.scale).numpy())
-        for st, q in zip(self.steps, rq.stages):
-            book = torch.zeros(self.codebook_size, self.dim)
-            p = q.embed.shape[1]
-            book[:, :p] = q.decode_codes(torch.arange(self.codebook_size))
+    @torch.no_grad()
+    def load_rq_state(self, state: dict) -> None:
+        """Set the standardisation and the first ``stages`` codebooks from ``rq_init_state`` output (which may hold
+        more stages: a longer model's residual k-means starts with a shorter one's)."""
+        books = state["codebooks"]
+        if books.shape[0] < self.n_stages or books.shape[1:] != (self.codebook_size, self.dim):
+            raise VQLadderError(f"an RQ init of shape {tuple(books.shape)} does not fit a QINCo of {self.n_stages} "
+                                f"stages x {self.codebook_size} x {self.dim}")
+        self.mean.copy_(state["mean"])
+        self.scale.copy_(state["scale"])
+        for st, book in zip(self.steps, books):
             st.codebook.copy_(book)
 
     # -- the encoder (shared by training and encoding) -------------------------------------------------------------
@@ -269,3 +268,27 @@ class QINCo(QuantizerBase):
     def decode(self, codes: np.ndarray, batch: int = 8192) -> np.ndarray:
         c = torch.as_tensor(np.asarray(codes, dtype=np.int64))
         return torch.cat([self.decode_codes(c[s:s + batch]) for s in range(0, len(c), batch)]).numpy()
+
+
+@torch.no_grad()
+def rq_init_state(x: np.ndarray, prefixes: list[int], codebook_size: int = 256, max_rows: int = 0, seed: int = 0,
+                  kmeans_iters: int = 15) -> dict:
+    """{mean [d], scale [], codebooks [stages, k, d]}: the standardisation of ``x`` and residual k-means codebooks
+    (one ``PrefixRVQ`` stage per prefix; Lloyd iterations on the residuals, no EMA passes) on ``max_rows`` rows of
+    it (0 = all)."""
+    from .prefix_rvq import PrefixRVQ
+
+    t = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    dim = t.shape[1] if t.ndim == 2 else -1
+    if t.ndim != 2 or any(p > dim for p in prefixes):
+        raise VQLadderError(f"an RQ init for prefixes up to {max(prefixes)} got vectors of shape {tuple(t.shape)}")
+    mean = t.mean(0)
+    scale = ((t - mean) ** 2).sum(1).mean().sqrt().clamp_min(1e-8) / math.sqrt(dim)
+    if max_rows and max_rows < len(t):
+        t = t[torch.randperm(len(t), generator=torch.Generator().manual_seed(seed))[:max_rows]]
+    rq = PrefixRVQ(dim, list(prefixes), codebook_size, seed=seed, kmeans_iters=kmeans_iters)
+    rq.fit(((t - mean) / scale).numpy(), epochs=0)
+    books = torch.zeros(len(prefixes), codebook_size, dim)
+    for i, q in enumerate(rq.stages):
+        books[i, :, :q.embed.shape[1]] = q.decode_codes(torch.arange(codebook_size))
+    return {"mean": mean, "scale": scale, "codebooks": books}

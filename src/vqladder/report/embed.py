@@ -47,11 +47,15 @@ def embed_markdown(res: dict, cfg) -> str:
                          f"{r['search_ms_per_query']:.3f} | {r['train_s']} |")
     models = q.get("models") or {}
     if models:
-        lines += ["", "QINCo models (held-out MSE on the validation vectors, greedy encoding):", "",
-                  "| model | steps | train s | params | val MSE |", "|---|---|---|---|---|"]
+        init = q.get("rq_init_val_mse") or {}
+        lines += ["", "QINCo models (held-out MSE on the validation vectors, greedy encoding; RQ init: the same "
+                  "architecture at the residual k-means it starts from):", "",
+                  "| model | steps | train s | params | val MSE | RQ init val MSE |", "|---|---|---|---|---|---|"]
         for name, m in models.items():
             mse = "–" if m.get("mse") is None else f"{m['mse']:.4f}"
-            lines.append(f"| {name} | {m.get('step')} | {m.get('train_time')} | {m.get('params'):,} | {mse} |")
+            base = init.get(name.rsplit("-s", 1)[0])
+            lines.append(f"| {name} | {m.get('step')} | {m.get('train_time')} | {m.get('params'):,} | {mse} | "
+                         f"{'–' if base is None else f'{base:.4f}'} |")
     if res["concepts"]:
         src = (res.get("concept_view") or [{}])[0].get("method", "ours")
         lines += ["", f"## What a level-1 code (the first byte of {src}, 256 codes) means: database texts sharing it",
