@@ -33,6 +33,8 @@ def main(argv=None) -> int:
     import faiss
 
     faiss.omp_set_num_threads(1)
+    from qinco_pilot import emit  # the benchmarks' folder is on sys.path when a script runs
+
     from vqladder.config import load_config
     from vqladder.experiments.matryoshka import EmbedConfig, load_set, split_indices
     from vqladder.models import load_model
@@ -80,11 +82,7 @@ def main(argv=None) -> int:
     lines += [f"| {name} | {v:,.0f} |" for name, v in rows]
     lines += ["", f"Search over the {len(db):,} decoded vectors (flat inner product, top 100): "
               f"{1000 * per_q:.3f} ms per query."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text)
-    return 0
+    return emit(lines, a.out)
 
 
 if __name__ == "__main__":

@@ -61,10 +61,15 @@ def main(argv=None) -> int:
              "| lr | hidden | train pre-selection | RQ init val MSE | QINCo val MSE | change |", "|---|---|---|---|---|---|"]
     for lr, hidden, tp, rq, mse in rows:
         lines.append(f"| {lr:g} | {hidden} | {tp} | {rq:.5f} | {mse:.5f} | {100 * (mse / rq - 1):+.1f}% |")
+    return emit(lines, a.out)
+
+
+def emit(lines: list[str], out: str) -> int:
+    """Print a markdown table's lines and write them to ``out`` (if given)."""
     text = "\n".join(lines) + "\n"
     print(text)
-    if a.out:
-        Path(a.out).write_text(text)
+    if out:
+        Path(out).write_text(text)
     return 0
 
 

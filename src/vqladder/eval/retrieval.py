@@ -63,6 +63,18 @@ def method_fits(method: str, n_bytes: int, dim: int) -> str | None:
     return None
 
 
+def _coded(encode, decode, src: dict, k: int, metric: str, extra: dict):
+    """Encode the database with one of our quantisers (timed), decode, rank: run_method's return for it."""
+    t0 = time.time()
+    codes = encode(src["db"])
+    t1 = time.time()
+    rec = decode(codes)
+    extra.update(bytes=int(codes.shape[1] * codes.itemsize), codes=codes,
+                 mse=float(((rec - src["db"]) ** 2).sum(1).mean()))
+    found = rank(src["q"], rec, k, metric)
+    return found, t1 - t0, time.time() - t1, extra
+
+
 def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, beam: int = 4,
                metric: str = "cosine", qinco=None):
     """-> (ranked ids [q, 100], encode seconds, search seconds, extra). ``raw``/``ada``: train/db/q arrays;
@@ -137,27 +149,12 @@ def run_method(method: str, n_bytes: int, raw: dict, ada: dict, seed: int = 0, b
         t0 = time.time()
         q.fit(src["train"])
         extra["train_s"] = round(time.time() - t0, 2)
-        t0 = time.time()
-        codes = q.encode(src["db"], beam=beam)
-        t1 = time.time()
-        extra["bytes"] = int(codes.shape[1] * codes.itemsize)
-        rec = q.decode(codes)
-        extra["mse"] = float(((rec - src["db"]) ** 2).sum(1).mean())
-        found = rank(src["q"], rec, k, metric)
         extra["quantizer"] = q
-        extra["codes"] = codes
-        return found, t1 - t0, time.time() - t1, extra
+        return _coded(lambda x: q.encode(x, beam=beam), q.decode, src, k, metric, extra)
     if method in QINCO_METHODS:
         if qinco is None or qinco.n_stages < n_bytes:
             raise VQLadderError(f"{method} at {n_bytes} bytes needs a trained QINCo of >= {n_bytes} stages")
         src = ada if method == "ours-qinco-prefix" else raw
-        t0 = time.time()
-        codes = qinco.encode(src["db"], stages=n_bytes, beam=1 if method == "ours-qinco-greedy" else beam)
-        t1 = time.time()
-        extra["bytes"] = int(codes.shape[1] * codes.itemsize)
-        rec = qinco.decode(codes)
-        extra["mse"] = float(((rec - src["db"]) ** 2).sum(1).mean())
-        found = rank(src["q"], rec, k, metric)
-        extra["codes"] = codes
-        return found, t1 - t0, time.time() - t1, extra
+        b = 1 if method == "ours-qinco-greedy" else beam
+        return _coded(lambda x: qinco.encode(x, stages=n_bytes, beam=b), qinco.decode, src, k, metric, extra)
     raise VQLadderError(f"unknown method {method!r}")

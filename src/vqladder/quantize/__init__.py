@@ -1,4 +1,5 @@
-"""Quantizers, one file each, one interface (see ``base.py``): FSQ, VQ (EMA), residual over either."""
+"""Quantizers, one file each, one interface (see ``base.py``): FSQ, VQ (EMA), residual over either, and for
+embedding vectors prefix residual VQ and QINCo (implicit neural codebooks)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from ..config import NonNegFloat, NonNegInt, OpenUnit, OptPosInt, PosInt
 from ..errors import VQLadderError
 from .base import Quantized, QuantizerBase  # noqa: F401
 from .fsq import FSQ, levels_for  # noqa: F401
+from .qinco import QINCo  # noqa: F401
 from .residual import ResidualQuantizer  # noqa: F401
 from .vq import VectorQuantizer  # noqa: F401
 
