@@ -6,7 +6,7 @@ import torch
 
 from vqladder.data.embeddings import embed_cached, split_texts
 from vqladder.errors import VQLadderError
-from vqladder.eval.retrieval import exact_topk, method_fits, recalls, run_method
+from vqladder.eval.retrieval import METHODS, exact_topk, method_fits, recalls, run_method
 from vqladder.experiments.matryoshka import EmbedConfig, run_embed_eval
 from vqladder.models.matryoshka import PrefixRVQ, prefix_neighbour_loss, prefix_schedule, train_adapter
 
@@ -97,10 +97,14 @@ def test_split_texts_and_comparison_run(tmp_path, tiny_corpus):
     assert len(texts) > 100 and all(30 <= len(t) <= 400 for t in texts) and len(set(texts)) == len(texts)
     pytest.importorskip("faiss")
     cfg = EmbedConfig(name="e", out_dir=str(tmp_path), corpora=[str(tiny_corpus)], queries=20, database=200,
-                      min_train=100, budgets=[4, 8], adapter_steps=20, concepts=2)
+                      min_train=100, budgets=[4, 8], adapter_steps=20, concepts=2,
+                      methods=[m for m in METHODS if m not in ("faiss-lsq", "ours-qinco-prefix")])
+    cfg.qinco.stages, cfg.qinco.seeds = [8], [0]
+    cfg.qinco.train.steps, cfg.qinco.train.max_time, cfg.qinco.train.batch_size = 10, -1, 64
     res = run_embed_eval(cfg, embedder=CountingEmbedder(32), log=lambda m: None)
     got = {(r["method"], r["bytes"]) for r in res["rows"] if "note" not in r}
     assert ("ours-prefix-rvq", 4) in got and ("faiss-pq", 8) in got and ("float32-trunc", 8) in got
+    assert ("ours-qinco", 8) in got and ("ours-qinco-greedy", 4) in got
     assert any(r.get("note") for r in res["rows"])  # binary at 8 bytes needs 64 dims > 32
     assert (cfg.dir / "recall_vs_bytes.png").is_file() and "faiss-opq-pq" in (cfg.dir / "results.md").read_text()
     assert res["concepts"] and res["concepts"][0]["texts"]

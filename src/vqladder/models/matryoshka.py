@@ -111,7 +111,7 @@ class QINCoCodec(QINCo):
 @torch.no_grad()
 def apply_adapter(ad: MatryoshkaAdapter | None, emb: np.ndarray, batch: int = 4096) -> np.ndarray:
     x = np.asarray(emb, dtype=np.float32)
-    if ad is None:
+    if ad is None or not len(x):  # (an empty split stays empty)
         return x
     return np.concatenate([ad(torch.from_numpy(x[s:s + batch])).numpy() for s in range(0, len(x), batch)])
 
