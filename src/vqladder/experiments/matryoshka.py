@@ -139,7 +139,7 @@ class EmbedConfig:
                 raise VQLadderError(f"no method can store {b} bytes per vector ({why})")
 
 
-def load_set(cfg: EmbedConfig, log) -> tuple[np.ndarray, list[str] | None, list[str]]:
+def load_set(cfg: EmbedConfig, log, embedder=None) -> tuple[np.ndarray, list[str] | None, list[str]]:
     """(vectors [n, d], their texts or None, a description per source): the user's vector file, or the corpora's
     texts embedded (cached per corpus) with duplicates across corpora dropped."""
     if cfg.vectors:
@@ -153,7 +153,7 @@ def load_set(cfg: EmbedConfig, log) -> tuple[np.ndarray, list[str] | None, list[
         raise VQLadderError(f"the corpora gave no texts of {cfg.min_chars}-{cfg.max_chars} characters (empty text list)")
     counts = [f"{len(ts):,} from {c}" for c, ts in parts]
     log("texts: " + ", ".join(counts))
-    return embed_corpora(parts, cfg.model, Path(cfg.out_dir) / "embed-cache"), texts, counts
+    return embed_corpora(parts, cfg.model, Path(cfg.out_dir) / "embed-cache", embedder), texts, counts
 
 
 def split_indices(n: int, cfg: EmbedConfig) -> dict[str, np.ndarray]:
@@ -221,16 +221,7 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
         torch.set_num_threads(cfg.threads)
     d = claim_run_dir(cfg.dir, "experiment")
     save_yaml(cfg, d / "embed.yaml")
-    if embedder is not None and not cfg.vectors:  # tests pass a stand-in embedder
-        parts = corpus_texts(cfg.corpora, cfg.min_chars, cfg.max_chars, cfg.max_texts)
-        texts = [t for _, ts in parts for t in ts]
-        if not texts:
-            raise VQLadderError(f"the corpora gave no texts of {cfg.min_chars}-{cfg.max_chars} characters "
-                                "(empty text list)")
-        emb = embed_corpora(parts, cfg.model, Path(cfg.out_dir) / "embed-cache", embedder)
-        counts = [f"{len(ts):,} from {c}" for c, ts in parts]
-    else:
-        emb, texts, counts = load_set(cfg, log)
+    emb, texts, counts = load_set(cfg, log, embedder)
     n = len(emb)
     idx = split_indices(n, cfg)
     n_q, n_db = len(idx["q"]), len(idx["db"])
