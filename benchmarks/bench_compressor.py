@@ -31,10 +31,10 @@ from torch import nn
 from vqladder.config import build
 from vqladder.data import WindowSampler
 from vqladder.eval import evaluate_compressor
-from vqladder.experiments.rung1 import DataConfig, load_shards
 from vqladder.models import CompressorConfig, SequenceCompressor
 from vqladder.quantize import Quantized, levels_for
 from vqladder.quantize.base import code_histogram, histogram_stats
+from vqladder.text.compressor import DataConfig, load_shards
 from vqladder.train import Trainer, TrainerConfig
 
 

@@ -21,10 +21,10 @@ import torch
 from vqladder.data import TokenShards
 from vqladder.errors import VQLadderError
 from vqladder.eval.baselines import unigram_logp
-from vqladder.eval.ladder import sample_paths
-from vqladder.experiments.ladder import LadderEvalConfig
-from vqladder.ladder import Ladder
 from vqladder.models import load_model
+from vqladder.text.ladder import Ladder
+from vqladder.text.ladder_eval import sample_paths
+from vqladder.text.ladder_recipe import LadderEvalConfig
 
 
 def main() -> int:

@@ -22,11 +22,11 @@ from torch import nn
 
 from vqladder.data import WindowSampler
 from vqladder.eval import evaluate_compressor
-from vqladder.experiments.demo import demo_config
-from vqladder.experiments.rung1 import load_shards
 from vqladder.models import SequenceCompressor
 from vqladder.quantize import Quantized, levels_for
 from vqladder.quantize.base import code_histogram, histogram_stats
+from vqladder.text.compressor import load_shards
+from vqladder.text.demo import demo_config
 from vqladder.train import Trainer
 
 

@@ -31,9 +31,9 @@ import numpy as np
 
 from vqladder.data import RowSampler, WindowSampler
 from vqladder.eval import evaluate_compressor
-from vqladder.experiments.rung1 import DataConfig, load_shards
 from vqladder.models import CausalLM, CompressorConfig, LMConfig, SequenceCompressor
 from vqladder.quantize import QuantizerConfig
+from vqladder.text.compressor import DataConfig, load_shards
 from vqladder.train import Trainer, TrainerConfig
 
 # kind -> (today's step budget, eval every, target metric, target, higher is better). Targets: the adamw recipe's
@@ -87,8 +87,8 @@ def planner(recipe: str, seed: int, spec: dict, run: Path) -> Trainer:
     demonstration moves, held-out loss on the last tenth of the demonstrations."""
     import torch
 
-    from vqladder.data.maze import EpisodeCodec, MazeConfig, plan_tasks
     from vqladder.models import CodePrior, PriorConfig
+    from vqladder.planning.maze import EpisodeCodec, MazeConfig, plan_tasks
 
     maze = MazeConfig(rooms=3, room=3, max_moves=40)
     codec = EpisodeCodec(maze)

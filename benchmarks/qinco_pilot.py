@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vqladder.config import load_config
-from vqladder.experiments.matryoshka import EmbedConfig, load_set, split_indices, train_qinco
+from vqladder.embed.recipe import EmbedConfig, load_set, split_indices, train_qinco
 
 
 def main(argv=None) -> int:

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from vqladder.config import load_config
-from vqladder.data.maze import END
-from vqladder.experiments.planning import PlanConfig, build_data
 from vqladder.models import load_model
 from vqladder.models.variable import content_mask
+from vqladder.planning.maze import END
+from vqladder.planning.recipe import PlanConfig, build_data
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ issue #15 changed the interpolation, without re-training:
 import sys
 from pathlib import Path
 
-from vqladder.eval.variable import add_equal_bits
+from vqladder.text.variable_eval import add_equal_bits
 
 
 def rows_of(md: str) -> list[dict]:

@@ -12,16 +12,16 @@ from typing import Annotated
 
 # subcommand (argv words) -> the config class its CONFIG.yaml + overrides build
 CONFIG_COMMANDS = {
-    "train": "vqladder.experiments.rung1:RunConfig",
-    "sweep": "vqladder.experiments.sweep:SweepConfig",
-    "train-ladder": "vqladder.experiments.ladder:LadderConfig",
-    "plan-experiment": "vqladder.experiments.planning:PlanConfig",
-    "variable": "vqladder.experiments.variable:VariableExpConfig",
-    "video generate": "vqladder.experiments.video:VideoExpConfig",
-    "video train": "vqladder.experiments.video:VideoExpConfig",
-    "video eval": "vqladder.experiments.video:VideoExpConfig",
-    "embed eval": "vqladder.experiments.matryoshka:EmbedConfig",
-    "embed build": "vqladder.experiments.matryoshka:EmbedConfig",
+    "train": "vqladder.text.compressor:RunConfig",
+    "sweep": "vqladder.text.sweep:SweepConfig",
+    "train-ladder": "vqladder.text.ladder_recipe:LadderConfig",
+    "plan-experiment": "vqladder.planning.recipe:PlanConfig",
+    "variable": "vqladder.text.variable:VariableExpConfig",
+    "video generate": "vqladder.video.recipe:VideoExpConfig",
+    "video train": "vqladder.video.recipe:VideoExpConfig",
+    "video eval": "vqladder.video.recipe:VideoExpConfig",
+    "embed eval": "vqladder.embed.recipe:EmbedConfig",
+    "embed build": "vqladder.embed.recipe:EmbedConfig",
 }
 
 VALUES = {

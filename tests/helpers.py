@@ -1,7 +1,7 @@
 """Tiny configs shared by the training and CLI tests."""
 
 from vqladder.config import build
-from vqladder.experiments.rung1 import RunConfig
+from vqladder.text.compressor import RunConfig
 
 
 def tiny_run_config(data_path, out_dir, name="t", kind="fsq", steps=40, out_len=8, **train):
@@ -31,7 +31,7 @@ def tiny_ladder_config(data_path, out_dir, name="lad", steps=20, mode="codes"):
     import json
     from pathlib import Path
 
-    from vqladder.experiments.ladder import LadderConfig
+    from vqladder.text.ladder_recipe import LadderConfig
 
     meta = json.loads((Path(data_path) / "meta.json").read_text())
     small = {"d_model": 32, "n_heads": 2, "enc_layers": 1, "latent_layers": 1, "dec_layers": 1,

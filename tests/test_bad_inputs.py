@@ -246,7 +246,7 @@ def test_bare_command_says_it_runs_defaults(tmp_path, monkeypatch):
     a = build_parser().parse_args(["train", "train.steps=7"])
     buf = io.StringIO()
     with contextlib.redirect_stderr(buf):
-        cfg = _load(__import__("vqladder.experiments.rung1", fromlist=["RunConfig"]).RunConfig, a, "train")
+        cfg = _load(__import__("vqladder.text.compressor", fromlist=["RunConfig"]).RunConfig, a, "train")
     assert cfg.train.steps == 7 and "built-in defaults (7 steps) into runs/rung1" in buf.getvalue()
 
 
@@ -273,7 +273,7 @@ def test_sweep_whose_cells_fail_exits_nonzero(tmp_path, tiny_corpus):
 
     from vqladder.data import prepare
     from vqladder.errors import RunFailed
-    from vqladder.experiments.sweep import run_sweep
+    from vqladder.text.sweep import run_sweep
 
     prepare(str(tiny_corpus), "bytes", tmp_path / "data", block_size=512)
     with pytest.raises(RunFailed, match="2 of 2 sweep cells failed"):
@@ -333,7 +333,7 @@ def test_prepare_never_deletes_user_files(tmp_path, tiny_corpus, monkeypatch):
 
 
 def test_demo_reuses_or_refuses_and_discards_only_with_fresh(ctx, tmp_path, monkeypatch):
-    import vqladder.experiments.demo as demo
+    import vqladder.text.demo as demo
 
     monkeypatch.chdir(tmp_path)  # nothing may be prepared or written in the repository
     data = str(ctx["data"])

@@ -157,7 +157,7 @@ def test_every_experiment_command_is_built_from_the_registry():
     """The experiments' parsers come from ``EXPERIMENTS``: each command (and each of its actions) parses a config
     and its overrides into the experiment's handler, with the registry's flags."""
     from vqladder.cli import build_parser
-    from vqladder.experiments import EXPERIMENTS
+    from vqladder.cli.registry import EXPERIMENTS
 
     p = build_parser()
     for e in EXPERIMENTS.values():

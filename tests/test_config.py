@@ -5,8 +5,8 @@ import pytest
 
 from vqladder.config import build, load_config, parse_overrides
 from vqladder.errors import VQLadderError
-from vqladder.experiments.demo import DEMO_PRESET, demo_config
-from vqladder.experiments.rung1 import RunConfig
+from vqladder.text.compressor import RunConfig
+from vqladder.text.demo import DEMO_PRESET, demo_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -54,13 +54,13 @@ def test_every_shipped_config_loads(path):
     """Each config says which experiment it is for (`experiment:`), and loads as that experiment's config."""
     import yaml
 
-    from vqladder.experiments import EXPERIMENTS
+    from vqladder.cli.registry import EXPERIMENTS
 
     exp = yaml.safe_load(path.read_text()).get("experiment")
     assert exp in EXPERIMENTS, f"{path.name}: experiment: {exp!r}"
     cfg = load_config(EXPERIMENTS[exp].config_class(), path)
     if exp == "sweep":
-        from vqladder.experiments.sweep import expand_grid
+        from vqladder.text.sweep import expand_grid
 
         cells = expand_grid(cfg)
         g = cfg.grid
@@ -98,8 +98,8 @@ def test_indivisible_lengths_rejected():
 
 def test_partial_nested_override_keeps_the_fields_own_defaults():
     """``entropy_lm.d_model=32`` must keep the experiment's 2-head default, not fall back to LMConfig's 3."""
-    from vqladder.experiments.planning import PlanConfig
-    from vqladder.experiments.variable import VariableExpConfig
+    from vqladder.planning.recipe import PlanConfig
+    from vqladder.text.variable import VariableExpConfig
 
     cfg = load_config(VariableExpConfig, None, ["entropy_lm.d_model=32"])
     assert (cfg.entropy_lm.d_model, cfg.entropy_lm.n_heads) == (32, 2)

@@ -4,7 +4,7 @@ import torch
 
 from vqladder.models import CausalLM, CodePrior, LMConfig, PriorConfig, Upsampler, UpsamplerConfig
 from vqladder.models.sampling import CachedStep, beam_search, greedy, sample
-from vqladder.models.video import FramePredictor, PredictorConfig
+from vqladder.video.models import FramePredictor, PredictorConfig
 
 
 def _perturbed(model):

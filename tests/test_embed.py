@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from vqladder.data.embeddings import embed_cached, split_texts
+from vqladder.embed.data import embed_cached, split_texts
+from vqladder.embed.models import PrefixRVQ, prefix_neighbour_loss, prefix_schedule, train_adapter
+from vqladder.embed.recipe import EmbedConfig, run_embed_eval
+from vqladder.embed.retrieval import METHODS, exact_topk, method_fits, recalls, run_method
 from vqladder.errors import VQLadderError
-from vqladder.eval.retrieval import METHODS, exact_topk, method_fits, recalls, run_method
-from vqladder.experiments.matryoshka import EmbedConfig, run_embed_eval
-from vqladder.models.matryoshka import PrefixRVQ, prefix_neighbour_loss, prefix_schedule, train_adapter
 
 
 def _planted(n=600, dim=64, clusters=30, seed=0):
@@ -139,7 +139,7 @@ def test_rvq_beam_lowers_the_mean_error():
 
 # -- a user's own vectors, QINCo in the comparison and in an index ---------------------------------------------------
 def test_load_vectors_reads_npy_and_fvecs(tmp_path):
-    from vqladder.data.embeddings import load_vectors
+    from vqladder.embed.data import load_vectors
 
     x = _planted(50, 12)
     np.save(tmp_path / "v.npy", x.astype(np.float64))
@@ -182,8 +182,8 @@ def test_vector_file_comparison_with_qinco_seeds(tmp_path):
 
 
 def test_qinco_index_builds_and_searches(tmp_path, tiny_corpus):
-    from vqladder.experiments.matryoshka import build_index
-    from vqladder.models.matryoshka import CodeIndex
+    from vqladder.embed.models import CodeIndex
+    from vqladder.embed.recipe import build_index
 
     e = CountingEmbedder(16)
     cfg = EmbedConfig(out_dir=str(tmp_path), corpora=[str(tiny_corpus)], max_texts=400)

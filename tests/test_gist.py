@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from vqladder.eval.gist import bow_f1, gist_metrics, load_embedder, token_recall
+from vqladder.data.embedder import load_embedder
+from vqladder.eval.gist import bow_f1, gist_metrics, token_recall
 
 TEXTS = ["The parser reads tokens from the input stream and builds a syntax tree.",
          "A dictionary maps hashable keys to arbitrary values in constant time.",

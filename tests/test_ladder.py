@@ -11,7 +11,6 @@ import torch
 
 from vqladder.cli import main
 from vqladder.errors import VQLadderError
-from vqladder.ladder import Ladder, beam_search, filter_logits, sample
 from vqladder.models import (
     CodePrior,
     CompressorConfig,
@@ -20,7 +19,9 @@ from vqladder.models import (
     Upsampler,
     UpsamplerConfig,
 )
+from vqladder.models.sampling import beam_search, filter_logits, sample
 from vqladder.quantize import QuantizerConfig
+from vqladder.text.ladder import Ladder
 
 
 def _levels(vocab=50):
@@ -174,7 +175,7 @@ def test_upsampler_uses_its_conditioning():
     a = up(parent, target[:, :4]).softmax(-1)
     b = up(changed, target[:, :4]).softmax(-1)
     assert (a - b).abs().sum(-1).mean() > 0.5  # a changed plan changes the output distribution
-    from vqladder.ladder.ladder import greedy_upsample
+    from vqladder.text.ladder import greedy_upsample
     assert greedy_upsample(up, changed).tolist() == [[5] * 4 + [1] * 4]
 
 
@@ -183,7 +184,7 @@ def test_code_value_diagnostic_tells_a_decoder_that_uses_its_codes_from_one_that
     a decoder that reads its codes can beat uniform. Trained, its true-code bits sit far below another chunk's
     and its greedy decoding from the true codes recovers the symbols; untrained, the diagnostic says the codes
     carry nothing."""
-    from vqladder.eval.ladder import CODE_VALUE_MIN_BITS, upsampler_bits
+    from vqladder.text.ladder_eval import CODE_VALUE_MIN_BITS, upsampler_bits
 
     g = torch.Generator().manual_seed(0)
     table = torch.randint(0, 12, (10, 3), generator=g)  # code -> the 3 symbols under it
@@ -251,7 +252,7 @@ def _train_tiny_ladder(tmp_path_factory, name: str, mode: str, steps: int = 20, 
     from helpers import tiny_ladder_config
 
     from vqladder.data import prepare
-    from vqladder.experiments.ladder import train_ladder
+    from vqladder.text.ladder_recipe import train_ladder
 
     tmp = tmp_path_factory.mktemp(name)
     corpus = tmp / "c.txt"
@@ -307,7 +308,7 @@ def test_train_ladder_writes_tables_and_reloads_identically(trained_ladder):
 def test_train_ladder_resumes_per_stage(trained_ladder):
     import shutil
 
-    from vqladder.experiments.ladder import train_ladder
+    from vqladder.text.ladder_recipe import train_ladder
 
     cfg, res, _ = trained_ladder
     shutil.rmtree(cfg.dir / "prior")  # as if killed before the prior finished
@@ -345,8 +346,8 @@ def test_joint_finetuning_changes_levels_and_is_loaded(tmp_path, tiny_corpus):
     from helpers import tiny_ladder_config
 
     from vqladder.data import prepare
-    from vqladder.experiments.ladder import train_ladder
     from vqladder.models import load_model
+    from vqladder.text.ladder_recipe import train_ladder
 
     prepare(str(tiny_corpus), "bytes", tmp_path / "data", block_size=512, progress=False)
     cfg = tiny_ladder_config(tmp_path / "data", tmp_path / "runs", steps=10)
@@ -396,8 +397,8 @@ def _prev_upsampler(seed=0):
 
 
 def test_upsampler_previous_chunk_context_is_used_and_kv_cache_matches():
-    from vqladder.ladder.ladder import greedy_upsample
     from vqladder.models.sampling import greedy
+    from vqladder.text.ladder import greedy_upsample
 
     torch.manual_seed(0)
     up = _prev_upsampler()
@@ -426,7 +427,7 @@ def test_upsampler_previous_chunk_context_is_used_and_kv_cache_matches():
 
 def test_two_part_code_length_of_a_planted_uniform_ladder_is_hand_computed():
     """Zero output heads make the prior and every upsampler uniform: the code length is then known exactly."""
-    from vqladder.eval.ladder import hierarchical_bits
+    from vqladder.text.ladder_eval import hierarchical_bits
 
     torch.manual_seed(0)
     lad = Ladder(_text_levels(), mode="text")
@@ -484,7 +485,7 @@ def test_text_ladder_trains_matches_the_flat_lm_and_reports_generation(trained_t
 def test_text_ladder_resumes_per_stage_and_refuses_another_mode(trained_text_ladder):
     import shutil
 
-    from vqladder.experiments.ladder import train_ladder
+    from vqladder.text.ladder_recipe import train_ladder
 
     cfg, res = trained_text_ladder
     shutil.rmtree(cfg.dir / "up2")
@@ -538,7 +539,7 @@ def test_multi_exit_ladder_trains_and_reloads(tmp_path, tiny_corpus):
 
     from vqladder.config import build, to_dict
     from vqladder.data import prepare
-    from vqladder.experiments.ladder import LadderConfig, train_ladder
+    from vqladder.text.ladder_recipe import LadderConfig, train_ladder
 
     prepare(str(tiny_corpus), "bytes", tmp_path / "data", block_size=512, progress=False)
     d = to_dict(tiny_ladder_config(tmp_path / "data", tmp_path / "runs", steps=10, mode="text"))
@@ -560,7 +561,7 @@ def test_multi_exit_ladder_trains_and_reloads(tmp_path, tiny_corpus):
 
 
 def test_distinct_bigrams_flags_repetition():
-    from vqladder.eval.ladder import distinct_bigrams
+    from vqladder.text.ladder_eval import distinct_bigrams
 
     assert distinct_bigrams([1, 2, 3, 4, 5]) == 1.0
     assert distinct_bigrams([7, 7, 7, 7, 7]) == 0.25

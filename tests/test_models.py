@@ -28,8 +28,8 @@ def test_the_default_compressor_is_local_first():
     over the M segments, none over the N tokens); the query variant without token-level blocks is refused."""
     from vqladder.config import build
     from vqladder.errors import VQLadderError
-    from vqladder.experiments.rung1 import RunConfig
     from vqladder.models import CompressorConfig, SequenceCompressor
+    from vqladder.text.compressor import RunConfig
 
     assert build(RunConfig, {}).model.downsample == "segment"
     m = SequenceCompressor(CompressorConfig(vocab_size=50, in_len=16, out_len=4, d_model=32, n_heads=2)).eval()

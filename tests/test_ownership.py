@@ -183,8 +183,8 @@ def test_sweep_never_deletes_a_user_file_in_a_cell_folder(ctx, tmp_path):
     from test_sweep import sweep_cfg
 
     from vqladder.errors import VQLadderError
-    from vqladder.experiments.sweep import expand_grid, run_cells
     from vqladder.io import own_dir
+    from vqladder.text.sweep import expand_grid, run_cells
 
     cfg = sweep_cfg(tmp_path)
     own_dir(cfg.dir, "experiment")

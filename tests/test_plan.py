@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from vqladder.data.maze import (
+from vqladder.errors import VQLadderError
+from vqladder.models.sampling import beam_search
+from vqladder.planning.maze import (
     DELTA,
     END,
     EpisodeCodec,
@@ -15,8 +17,6 @@ from vqladder.data.maze import (
     return_bucket,
     validate,
 )
-from vqladder.errors import VQLadderError
-from vqladder.ladder import beam_search
 
 U, D, L, R = 0, 1, 2, 3
 
@@ -104,13 +104,13 @@ def test_beam_search_budget_with_scorer_cost():
 
 
 def test_value_targets_are_moves_to_go_and_zero_for_failures():
-    from vqladder.data.maze import END
-    from vqladder.models.value import value_targets
+    from vqladder.planning.maze import END
+    from vqladder.planning.value import value_targets
 
     moves = np.array([[0, 1, 1, END, END], [2, 3, 2, 3, 2], [0, END, END, END, END]])
     to_go = value_targets(moves, np.array([True, True, False]), END)
     assert to_go.tolist() == [[3, 2, 1, 0, 0, 0], [5, 4, 3, 2, 1, 0], [-1] * 6]
-    from vqladder.models import PlanValue, ValueConfig
+    from vqladder.planning.value import PlanValue, ValueConfig
 
     v = PlanValue(ValueConfig(move_vocab=5, cond_vocab=4, cond_len=2, max_moves=5, gamma=0.5, d_model=16, n_heads=2,
                               n_layers=1))
@@ -122,7 +122,7 @@ def test_value_scorer_is_charged_for_flat_and_ladder():
     """Every learned-value evaluation is charged: the same search with the free verifier and with the value
     differs in evaluations by exactly one per scored candidate."""
     from vqladder.models import CodePrior, PriorConfig, SequenceCompressor
-    from vqladder.models.planners import FlatPlanner, LadderPlanner, ValueScorer, Verifier
+    from vqladder.planning.planners import FlatPlanner, LadderPlanner, ValueScorer, Verifier
 
     class Count:
         cost = 1
@@ -159,7 +159,7 @@ def test_value_scorer_is_charged_for_flat_and_ladder():
 @pytest.fixture(scope="module")
 def tiny_plan(tmp_path_factory):
     from vqladder.config import build
-    from vqladder.experiments.planning import PlanConfig, run_plan_experiment
+    from vqladder.planning.recipe import PlanConfig, run_plan_experiment
 
     tmp = tmp_path_factory.mktemp("plan")
     small = {"steps": 20, "batch_size": 16, "warmup": 5, "eval_every": -1, "ckpt_every": 10, "log_every": 10,
@@ -259,7 +259,7 @@ def test_example_episodes_follow_their_moves(tiny_plan):
     moves' cells from the start, and the ladder's codes begin every `chunk` moves."""
     import json
 
-    from vqladder.data.maze import DELTA, MOVES
+    from vqladder.planning.maze import DELTA, MOVES
 
     cfg, _, _ = tiny_plan
     eps = json.loads((cfg.dir / "episodes.json").read_text())
@@ -282,7 +282,7 @@ def test_subgoal_rows_and_planner_charge_every_expansion():
     """Subgoal rows carry the cell where each chunk begins and the chunk's code; the planner charges `chunk`
     evaluations per code it expands (cached by code prefix) on top of the prior's steps."""
     from vqladder.models import CodePrior, PriorConfig
-    from vqladder.models.planners import SubgoalPlanner, Verifier, subgoal_rows
+    from vqladder.planning.planners import SubgoalPlanner, Verifier, subgoal_rows
 
     cfg = MazeConfig(rooms=2, room=2, max_moves=8)
     codec = EpisodeCodec(cfg)
@@ -317,7 +317,7 @@ def test_subgoal_rows_and_planner_charge_every_expansion():
 def test_room_crossings_and_boundary_hits_on_a_planted_episode():
     """2x2 rooms of 3x3 cells: going right along row 0 from (0,0) to (0,5) leaves room (0,0) on move 2 (the move
     from column 2 to column 3); chunks of 4 start at moves 0 and 4, so they miss it; a boundary at move 3 hits."""
-    from vqladder.eval.planning import boundary_hits, room_crossings
+    from vqladder.planning.evaluate import boundary_hits, room_crossings
 
     path = [R] * 5
     assert room_crossings((0, 0), path, 3) == [2]
@@ -332,8 +332,8 @@ def test_segment_boundaries_on_a_planted_episode():
     crossing; one with a single segment misses it; chance is drawn at each segmenter's own count of starts."""
     from types import SimpleNamespace
 
-    from vqladder.data.maze import EpisodeCodec
-    from vqladder.eval.planning import segment_alignment
+    from vqladder.planning.evaluate import segment_alignment
+    from vqladder.planning.maze import EpisodeCodec
 
     class Seg(torch.nn.Module):
         def __init__(self, at):
@@ -360,7 +360,7 @@ def test_added_budgets_and_contenders_evaluate_only_what_is_missing(tiny_plan):
     """Re-running an experiment with a larger budget list trains nothing and evaluates only the new budget."""
     from dataclasses import replace
 
-    from vqladder.experiments.planning import run_plan_experiment
+    from vqladder.planning.recipe import run_plan_experiment
 
     cfg, res, _ = tiny_plan
     logs = []
@@ -379,7 +379,7 @@ def test_added_budgets_and_contenders_evaluate_only_what_is_missing(tiny_plan):
 def test_room_segments_on_a_planted_episode():
     """R R R from (0,0) to (0,3) in 2x2 rooms of 2x2 cells enters room (0,1) on move 1: segments R R | R, then
     the "plan ends" segment; each starts where the last ended. A longer room walk is cut at seg_len moves."""
-    from vqladder.models.planners import DOOR_END, DOOR_GOAL, door_codes, room_segments, segment_rows
+    from vqladder.planning.planners import DOOR_END, DOOR_GOAL, door_codes, room_segments, segment_rows
 
     lay = _two_rooms(door=0)
     codec = EpisodeCodec(lay.cfg)
@@ -408,7 +408,7 @@ def test_segment_planner_strips_padding_ends_plans_and_charges_every_expansion()
     """In segments mode a code's expansion stops at END, an expansion with no moves ends the plan (later codes
     are not expanded, not charged), each expansion is charged `chunk` evaluations, and code_starts mark where
     each segment begins."""
-    from vqladder.models.planners import SubgoalPlanner
+    from vqladder.planning.planners import SubgoalPlanner
 
     lay = _two_rooms(door=0)
     codec = EpisodeCodec(lay.cfg)
@@ -442,8 +442,8 @@ def test_every_preset_holds_out_layouts_never_seen_in_training(preset):
     from pathlib import Path
 
     from vqladder.config import load_config
-    from vqladder.data.maze import plan_tasks
-    from vqladder.experiments.planning import PlanConfig
+    from vqladder.planning.maze import plan_tasks
+    from vqladder.planning.recipe import PlanConfig
 
     cfg = load_config(PlanConfig, Path(__file__).parent.parent / "configs" / f"{preset}.yaml")
     d = plan_tasks(cfg.maze, 200, 2, 30, cfg.data.seed)
@@ -458,7 +458,7 @@ def test_a_changed_maze_is_refused_not_reused(tmp_path):
     """The demonstrations and tasks (data.npz) of an experiment directory are never reused under another maze or
     data config: the rerun is refused in one line before anything is written."""
     from vqladder.config import build, save_yaml
-    from vqladder.experiments.planning import PlanConfig, _guard_data
+    from vqladder.planning.recipe import PlanConfig, _guard_data
 
     cfg = build(PlanConfig, {"out_dir": str(tmp_path), "name": "p"})
     cfg.dir.mkdir(parents=True)

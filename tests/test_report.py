@@ -13,10 +13,10 @@ from helpers import tiny_run_config
 
 from vqladder.cli import main
 from vqladder.data import TokenShards, prepare
-from vqladder.experiments.rung1 import train_run
 from vqladder.io import own_dir
 from vqladder.models import load_model
 from vqladder.report.html import build_report, markdown_to_html
+from vqladder.text.compressor import train_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -218,8 +218,8 @@ def test_ladder_report_reconstructs_every_level(tmp_path):
     from conftest import make_text
     from helpers import tiny_ladder_config
 
-    from vqladder.experiments.ladder import train_ladder
-    from vqladder.ladder import Ladder
+    from vqladder.text.ladder import Ladder
+    from vqladder.text.ladder_recipe import train_ladder
 
     (tmp_path / "c.txt").write_text(make_text(8000))
     prepare(str(tmp_path / "c.txt"), "bpe:300", tmp_path / "data", block_size=512)

@@ -10,15 +10,8 @@ from vqladder.config import build, save_yaml, to_dict
 from vqladder.data import make_tokenizer, prepare
 from vqladder.errors import VQLadderError
 from vqladder.eval.baselines import trivial_accuracy, unigram_bits_per_token, zstd_bits_per_token
-from vqladder.experiments.sweep import (
-    SweepConfig,
-    cell_state,
-    expand_grid,
-    parse_budget,
-    run_cells,
-    run_sweep,
-)
-from vqladder.report.sweep import aggregate
+from vqladder.text.sweep import SweepConfig, cell_state, expand_grid, parse_budget, run_cells, run_sweep
+from vqladder.text.sweep_report import aggregate
 
 
 def sweep_cfg(tmp_path, data="data", **grid):
@@ -196,7 +189,7 @@ def test_gist_pass_and_report(tmp_path, tiny_corpus):
     run_sweep(cfg)
     from test_gist import bag_embed
 
-    from vqladder.experiments.sweep import gist_pass
+    from vqladder.text.sweep import gist_pass
 
     assert gist_pass(cfg, embed=bag_embed) == 1
     assert gist_pass(cfg, embed=bag_embed) == 0  # cached
@@ -239,7 +232,7 @@ def test_lm_reference_checkpoint_is_chosen_on_held_back_train_text(tmp_path, tin
     m.d_model, m.n_heads, m.n_layers = 32, 2, 1
     t.steps, t.batch_size, t.eval_every, t.lr = 30, 8, 10, 3e-3
     from vqladder.data import TokenShards
-    from vqladder.train.reference import train_lm_reference
+    from vqladder.text.reference import train_lm_reference
 
     ref = train_lm_reference(m, t, TokenShards(tmp_path / "data"), 32, 16, cfg.references.dev_fraction,
                              tmp_path / "sw" / "references" / "lm")

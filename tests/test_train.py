@@ -8,8 +8,8 @@ from safetensors.torch import load_file
 from vqladder.data import WindowSampler, prepare
 from vqladder.errors import CheckpointError, NonFiniteLossError, VQLadderError
 from vqladder.eval import evaluate_compressor
-from vqladder.experiments.rung1 import train_run
 from vqladder.models import SequenceCompressor
+from vqladder.text.compressor import train_run
 from vqladder.train import Trainer, find_checkpoints, latest_valid_checkpoint, load_model
 from vqladder.train.trainer import lr_at
 

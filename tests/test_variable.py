@@ -104,7 +104,7 @@ def test_entropy_boundaries_fall_after_the_planted_surprise(monkeypatch):
 def test_real_entropy_lm_spends_codes_on_random_spans():
     """Train a tiny causal LM on repetitive + random spans: entropy patching must give random spans more
     codes per token than repetitive ones."""
-    from vqladder.eval.variable import codes_per_token_by_label
+    from vqladder.text.variable_eval import codes_per_token_by_label
 
     tr, _ = mixed_spans(40_000, vocab=16, seed=0, span=(16, 32), period=(1, 2))
     va, lab = mixed_spans(4_096, vocab=16, seed=1, span=(16, 32), period=(1, 2))
@@ -233,8 +233,8 @@ def test_encode_decode_and_stream_round_trip(boundary):
 
 def test_variable_level_over_fixed_codes():
     """A variable level stacks over a fixed-rate level's code stream (codes are just symbols)."""
-    from vqladder.ladder.ladder import encode_stream
     from vqladder.models import CompressorConfig, SequenceCompressor
+    from vqladder.text.ladder import encode_stream
 
     low = SequenceCompressor(CompressorConfig(vocab_size=16, in_len=32, out_len=8, d_model=32, n_heads=2, enc_layers=1,
                                               latent_layers=1, dec_layers=1,
@@ -270,7 +270,7 @@ def test_synthetic_corpus_is_deterministic_and_labelled():
 
 def test_variable_experiment_end_to_end(tmp_path):
     from vqladder.config import load_config
-    from vqladder.experiments.variable import VariableExpConfig, run_variable
+    from vqladder.text.variable import VariableExpConfig, run_variable
 
     cfg = load_config(VariableExpConfig, None, [
         f"out_dir={tmp_path}", "name=v", "synthetic.enabled=true", "synthetic.tokens=6000", "chunk=16",
@@ -299,8 +299,8 @@ def test_variable_experiment_end_to_end(tmp_path):
 
 def test_ladder_with_a_variable_level_over_tokens_and_over_codes():
     """Ladder: [fixed, variable] (variable over codes) and [variable, fixed] (variable over tokens)."""
-    from vqladder.ladder import Ladder
     from vqladder.models import CompressorConfig, SequenceCompressor
+    from vqladder.text.ladder import Ladder
 
     q = QuantizerConfig(kind="fsq", codebook_size=256)
     small = dict(d_model=32, n_heads=2, enc_layers=1, latent_layers=1, dec_layers=1, quantizer=q)
@@ -332,7 +332,7 @@ def test_fixed_at_equal_bits_is_time_sharing():
     """Two fixed cells at 1 and 4 bits/token (acc 0.2 and 0.8); a variable cell at 2 bits/token is compared
     with coding 2/3 of the chunks at 1 bit and 1/3 at 4 bits: acc 0.2 + (2 - 1) / 3 x 0.6 = 0.4 (interpolating
     in log2-rate would have said 0.5, above what the fixed models can reach)."""
-    from vqladder.eval.variable import add_equal_bits
+    from vqladder.text.variable_eval import add_equal_bits
 
     rows = [{"method": "fixed", "bits_per_token": 1.0, "acc": 0.2}, {"method": "fixed", "bits_per_token": 4.0, "acc": 0.8},
             {"method": "entropy", "bits_per_token": 2.0, "acc": 0.45}, {"method": "learned", "bits_per_token": 5.0, "acc": 0.9}]

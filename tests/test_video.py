@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from vqladder.data.video import VideoDataConfig, bounce, generate, life_step, load_videos, simulate_balls
 from vqladder.errors import VQLadderError
-from vqladder.models.video import (
+from vqladder.quantize import QuantizerConfig
+from vqladder.video.data import VideoDataConfig, bounce, generate, life_step, load_videos, simulate_balls
+from vqladder.video.models import (
     FrameAE,
     FrameAEConfig,
     FramePredictor,
@@ -16,7 +17,6 @@ from vqladder.models.video import (
     patchify,
     unpatchify,
 )
-from vqladder.quantize import QuantizerConfig
 
 
 # -- generators -------------------------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def test_predictor_is_block_causal_and_rolls_out(mode):
 
 # -- probes ---------------------------------------------------------------------------------------------------------
 def test_probe_recovers_a_planted_linear_relation():
-    from vqladder.eval.probes import r2, ridge_probe
+    from vqladder.video.probes import r2, ridge_probe
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(600, 40))
@@ -161,7 +161,7 @@ def test_probe_recovers_a_planted_linear_relation():
 # -- the experiment ---------------------------------------------------------------------------------------------------
 def test_video_experiment_end_to_end(tmp_path):
     from vqladder.config import load_config
-    from vqladder.experiments.video import VideoExpConfig, eval_video, show, train_video
+    from vqladder.video.recipe import VideoExpConfig, eval_video, show, train_video
 
     ov = [f"out_dir={tmp_path}", "name=v", f"data.cache_dir={tmp_path}/cache", "data.size=16", "data.frames=8",
           "data.train_clips=24", "data.test_clips=6", "data.radius=2.0", "seeds=[0]", "ae.patch=4", "ae.d_model=32",
@@ -191,7 +191,7 @@ def test_video_experiment_end_to_end(tmp_path):
 
     ro = json.loads((d / "rollouts.json").read_text())     # the report's frame viewer
     assert len(ro["clips"]) == 3 and all(len(c[k]) == 4 for c in ro["clips"] for k in ("truth", "latent", "pixel"))
-    from vqladder.data.video import load_videos
+    from vqladder.video.data import load_videos
 
     truth = load_videos(cfg.data)[1]["frames"][0, 2]        # clip 0, first predicted frame (context=2)
     png = Image.open(io.BytesIO(base64.b64decode(ro["clips"][0]["truth"][0].split(",", 1)[1])))
@@ -207,7 +207,7 @@ def test_video_experiment_end_to_end(tmp_path):
 
 
 def test_mean_frame_reference_is_scored_on_the_predicted_frames():
-    from vqladder.eval.video import mean_frame_mse
+    from vqladder.video.evaluate import mean_frame_mse
 
     train = np.zeros((2, 4, 1, 2, 2), dtype=np.float32)  # the mean training frame is all zeros
     clips = np.zeros((1, 4, 1, 2, 2), dtype=np.float32)
@@ -220,7 +220,7 @@ def test_rollout_position_error_reads_every_rollout_with_one_probe():
     scores worse; data without positions gives None."""
     from types import SimpleNamespace
 
-    from vqladder.eval.video import rollout_position_error
+    from vqladder.video.evaluate import rollout_position_error
 
     cfg_d = VideoDataConfig(kind="balls", size=16, frames=8, radius=2.0, speed=1.5)
     train, test = generate(cfg_d, 300, 0), generate(cfg_d, 20, 1)

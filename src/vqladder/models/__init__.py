@@ -6,6 +6,4 @@ from .multi_exit import MultiExitCompressor, MultiExitConfig  # noqa: F401
 from .prior import CodePrior, PriorConfig  # noqa: F401
 from .registry import MODEL_KINDS, build_model, load_model  # noqa: F401
 from .upsampler import Upsampler, UpsamplerConfig  # noqa: F401
-from .value import PlanValue, ValueConfig  # noqa: F401
 from .variable import VariableCompressor, VariableConfig  # noqa: F401
-from .video import FrameAE, FrameAEConfig, FramePredictor, PredictorConfig  # noqa: F401

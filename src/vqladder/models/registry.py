@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 
 from ..checkpoint import load_weights, resolve_checkpoint
@@ -9,6 +11,10 @@ from ..config import build
 from ..errors import CheckpointError
 
 MODEL_KINDS: dict[str, tuple[type, type]] = {}
+# The domain packages whose models register kinds of their own (planning's value, video's frame models, embed's
+# QINCo). The core never imports a domain by name in its code: a kind that is not known yet is looked up by
+# importing these packages on demand, as a plugin would be.
+DOMAIN_PACKAGES = ("vqladder.text", "vqladder.planning", "vqladder.video", "vqladder.embed")
 
 
 def register(kind: str, config_cls: type):
@@ -22,6 +28,9 @@ def register(kind: str, config_cls: type):
 
 def build_model(kind: str, config: dict):
     """Rebuild a model from its kind name and config dict (as stored in a checkpoint's meta.json)."""
+    if kind not in MODEL_KINDS:
+        for package in DOMAIN_PACKAGES:
+            importlib.import_module(package)
     if kind not in MODEL_KINDS:
         raise CheckpointError(f"unknown model kind {kind!r} in checkpoint; known: {', '.join(sorted(MODEL_KINDS))}")
     cls, cfg_cls = MODEL_KINDS[kind]
@@ -37,6 +46,9 @@ def load_model(path, expect_kind: str | None = None, device: str | torch.device 
         raise CheckpointError(f"checkpoint {ckpt} holds a {kind!r} model, not a {expect_kind!r}")
     saved = meta.get("model_config", {})
     # a field added after a checkpoint was written takes the value that reproduces the saved model
+    if kind not in MODEL_KINDS:
+        for package in DOMAIN_PACKAGES:
+            importlib.import_module(package)
     legacy = getattr(MODEL_KINDS.get(kind, (None, None))[1], "LEGACY", {})
     model = build_model(kind, {**legacy, **saved} if isinstance(saved, dict) else saved)
     load_weights(model, ckpt)

@@ -179,7 +179,7 @@ def run_data(run: Path, max_chunks: int = 48) -> dict:
 
 # -- a sweep ---------------------------------------------------------------------------------------------------------
 def sweep_data(d: Path) -> dict:
-    from .sweep import read_cells
+    from ..text.sweep_report import read_cells
 
     rows = read_cells(d)
     refs = read_json(d / "references.json") if (d / "references.json").is_file() else {}
@@ -194,7 +194,7 @@ def ladder_data(d: Path, max_chunks: int = 12) -> dict:
     codes decoded down the ladder with the levels' own decoders), aligned token by token."""
 
     from ..data import TokenShards
-    from ..ladder import Ladder
+    from ..text.ladder import Ladder
 
     out = experiment_data(d)
     out["kind"] = "ladder"

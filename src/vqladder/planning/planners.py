@@ -1,0 +1,303 @@
+"""The planners over the rooms maze: scorers of partial plans (the verifier, a learned value), the flat
+(Decision-Transformer-style) planner over moves and the ladder planner over move codes; both count every model
+evaluation against the budget: the prior's steps, the ladder's decodes, and each learned-value evaluation.
+
+A scorer is a callable ``moves[n, t] -> score[n]`` with a ``cost``: the model evaluations one scored candidate
+costs (0 for the rule-based verifier, 1 for the learned value)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import VQLadderError
+from ..models.compressor import SequenceCompressor
+from ..models.prior import CodePrior
+from ..models.sampling import beam_search, greedy, sample
+from .maze import DELTA, END, Layout, validate
+
+
+# -- planners -----------------------------------------------------------------------------------------------------
+class Verifier:
+    """Validator score of (partial) move sequences for one task: +5 at the goal, -10 for a bump into a wall;
+    ``dense`` adds minus the BFS distance still to go (an oracle heuristic: with it, greedy search alone
+    solves the maze, so the default is the sparse verdict). Never raises on arbitrary symbols. Free: a rule,
+    not a model."""
+
+    cost = 0
+
+    def __init__(self, lay: Layout, start, goal, dense: bool = False):
+        self.lay, self.start, self.goal, self.dense = lay, tuple(start), tuple(goal), dense
+        self.dist = lay.bfs(self.goal)
+
+    def __call__(self, moves: torch.Tensor) -> torch.Tensor:
+        out = []
+        far = len(self.dist) + 1
+        for row in moves.tolist():
+            o = validate(self.lay, self.start, self.goal, row)
+            s = -self.dist.get(o.final, far) if self.dense else 0.0
+            if o.reached:
+                s += 5.0
+            elif not o.valid:
+                s -= 10.0
+            out.append(float(s))
+        return torch.tensor(out)
+
+
+class ValueScorer:
+    """Minus the learned value's estimate of the moves still to go (``PlanValue.moves_to_go``), plus the verifier's
+    verdict when one is given: log p + weight x this is a learned g + h (``weight`` scales the value's term
+    against the verifier's). One model evaluation per candidate."""
+
+    cost = 1
+
+    def __init__(self, value, cond, verifier: Verifier | None = None, weight: float = 1.0):
+        self.value, self.cond, self.verifier, self.weight = value, torch.as_tensor(cond).long(), verifier, weight
+
+    def __call__(self, moves: torch.Tensor) -> torch.Tensor:
+        s = -self.weight * self.value.moves_to_go(moves.long(), self.cond)
+        return s + self.verifier(moves) if self.verifier is not None else s
+
+
+def scorer_cost(scorer) -> int:
+    return 0 if scorer is None else int(getattr(scorer, "cost", 0))
+
+
+def best_of(prior: CodePrior, seqs: torch.Tensor, cond: torch.Tensor, moves: torch.Tensor, scorer, weight: float) -> int:
+    """Best-of-N: the index of the sample with the highest log p under ``prior`` (+ weight x scorer of its moves)."""
+    score = prior.log_prob(seqs, cond.view(1, -1).expand(len(seqs), -1))
+    if scorer is not None:
+        score = score + weight * scorer(moves)
+    return int(score.argmax())
+
+
+class FlatPlanner:
+    def __init__(self, prior: CodePrior, T: int):
+        self.prior, self.T = prior, T
+
+    def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
+        c = torch.as_tensor(cond).long()
+        fn = self.prior.step_fn(c)
+        cost = scorer_cost(scorer)
+        if method == "beam":
+            res = beam_search(fn, self.T, beam_width=max(1, budget // (self.T * (1 + cost))), scorer=scorer,
+                              score_weight=weight, max_evals=budget, scorer_cost=cost)
+            return res.sequence.numpy(), res.evaluations
+        n = budget // (self.T + cost)
+        if n < 1:
+            raise VQLadderError(f"budget {budget} cannot afford one sample of {self.T} moves (+ {cost} to score it)")
+        g = torch.Generator().manual_seed(seed)
+        seqs = sample(fn, n, self.T, temperature, generator=g)
+        return seqs[best_of(self.prior, seqs, c, seqs, scorer, weight)].numpy(), n * (self.T + cost)
+
+
+class LadderPlanner:
+    def __init__(self, comp: SequenceCompressor, prior: CodePrior, T: int, chunk: int):
+        self.comp, self.prior, self.T, self.chunk = comp, prior, T, chunk
+        self.n_codes = T // chunk
+        # the code that says "four ends": pads a partial plan so it can be decoded
+        self.end_code = int(comp.encode(torch.full((1, T), END, dtype=torch.long))[0, -1])
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes[n, j] (j <= n_codes) -> moves[n, j * chunk] (padded with the end code to decode)."""
+        n, j = codes.shape
+        full = torch.full((n, self.n_codes), self.end_code, dtype=torch.long)
+        full[:, :j] = codes
+        return self.comp.decode(full).argmax(-1)[:, :j * self.chunk]
+
+    def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
+        c = torch.as_tensor(cond).long()
+        fn = self.prior.step_fn(c)
+        code_scorer = None if scorer is None else (lambda codes: scorer(self.decode(codes)))
+        cost = 1 + scorer_cost(scorer)  # a scored candidate is decoded (one evaluation), then scored
+        if method == "beam":
+            per = 1 + (cost if scorer is not None else 0)
+            res = beam_search(fn, self.n_codes, beam_width=max(1, (budget - 1) // (self.n_codes * per)),
+                              scorer=code_scorer, score_weight=weight, max_evals=budget - 1, scorer_cost=cost)
+            return self.decode(res.sequence[None])[0].numpy(), res.evaluations + 1
+        n = budget // (self.n_codes + cost)
+        if n < 1:
+            raise VQLadderError(f"budget {budget} cannot afford one sample of {self.n_codes} codes + decoding + scoring")
+        g = torch.Generator().manual_seed(seed)
+        codes = sample(fn, n, self.n_codes, temperature, generator=g)
+        moves = self.decode(codes)
+        return moves[best_of(self.prior, codes, c, moves, scorer, weight)].numpy(), n * (self.n_codes + cost)
+
+
+# -- the ladder with a subgoal decoder -------------------------------------------------------------------------------
+def subgoal_cond(codec, cond, cell, code: int) -> np.ndarray:
+    """The subgoal decoder's prefix: the task's conditioning with the start replaced by ``cell`` (where the
+    chunk begins) and the return bucket by the chunk's level-1 code (symbol ``codec.cond_vocab + code``)."""
+    n_walls, W = codec.cfg.n_walls, codec.cfg.side
+    row = np.array(cond, dtype=np.int64)
+    row[n_walls] = codec.cell_base + cell[0] * W + cell[1]
+    row[n_walls + 2] = codec.cond_vocab + int(code)
+    return row
+
+
+def subgoal_rows(codec, cond: np.ndarray, moves: np.ndarray, codes: np.ndarray, chunk: int) -> np.ndarray:
+    """Training rows of the subgoal decoder, one per (demonstration, chunk): ``subgoal_cond`` of the cell where
+    the chunk begins and its code, then the chunk's moves. Cells come from replaying the moves."""
+    out = []
+    for c, mv, cd in zip(cond, moves, codes):
+        lay, start, goal, _ = codec.decode_cond(c)
+        u = tuple(start)
+        for j in range(len(cd)):
+            seg = mv[j * chunk:(j + 1) * chunk]
+            out.append(np.concatenate([subgoal_cond(codec, c, u, cd[j]), seg]))
+            u = replay(lay, u, seg)
+    return np.stack(out)
+
+
+def room_segments(codec, cond: np.ndarray, moves: np.ndarray, seg_len: int, n_segs: int) -> tuple:
+    """Each demonstration cut into room-to-room segments: a segment ends with the move that enters another room
+    (or the plan's last move), and one longer than ``seg_len`` moves is cut into pieces of ``seg_len``. Returns
+    ``segs[e, n_segs, seg_len]`` (moves, END-padded; the slot after the last segment and every later one all
+    END: the "plan ends" segment), ``cells[e, n_segs, 2]`` (the cell where each segment begins) and ``used[e]``
+    (segments holding moves; a plan needing more than ``n_segs - 1`` is cut there, ``used`` = n_segs) and
+    ``exits[e, n_segs]`` (the move that leaves the room when a segment ends with one, else -1)."""
+    room = codec.cfg.room
+    segs = np.full((len(cond), n_segs, seg_len), END, dtype=np.int64)
+    cells = np.zeros((len(cond), n_segs, 2), dtype=np.int64)
+    used = np.zeros(len(cond), dtype=np.int64)
+    exits = np.full((len(cond), n_segs), -1, dtype=np.int64)
+    for e, (c, mv) in enumerate(zip(cond, moves)):
+        lay, start, _, _ = codec.decode_cond(c)
+        u, j, cur = tuple(start), 0, []
+        cells[e, :] = u
+        for m in np.asarray(mv).tolist():
+            if m == END or m not in DELTA or not lay.can_move(u, m) or j >= n_segs:
+                break
+            v = (u[0] + DELTA[m][0], u[1] + DELTA[m][1])
+            cur.append(m)
+            crossed = (u[0] // room, u[1] // room) != (v[0] // room, v[1] // room)
+            if crossed or len(cur) == seg_len:
+                exits[e, j] = m if crossed else -1
+                segs[e, j, :len(cur)], j, cur = cur, j + 1, []
+                cells[e, j:] = v
+            u = v
+        if cur and j < n_segs:
+            segs[e, j, :len(cur)], j = cur, j + 1
+            cells[e, j:] = u
+        used[e] = j
+    return segs, cells, used, exits
+
+
+DOOR_GOAL, DOOR_END = 4, 5  # door codes beside the four exits (U D L R): "to the goal", "the plan ends"
+
+
+def door_codes(exits: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """Codes given by the maze's rule, not learned: each segment's code is the door its room is left by (the
+    exit move of the room's last segment, so every piece of one room's walk carries it), ``DOOR_GOAL`` in the
+    last room, ``DOOR_END`` from the "plan ends" segment on. ``exits``/``used`` from ``room_segments``."""
+    out = np.full(exits.shape, DOOR_END, dtype=np.int64)
+    for e in range(len(exits)):
+        cur = DOOR_GOAL
+        for j in range(int(used[e]) - 1, -1, -1):
+            cur = int(exits[e, j]) if exits[e, j] >= 0 else cur
+            out[e, j] = cur
+    return out
+
+
+def segment_rows(codec, cond: np.ndarray, segs: np.ndarray, cells: np.ndarray, codes: np.ndarray,
+                 used: np.ndarray) -> np.ndarray:
+    """Training rows of a segment decoder: ``subgoal_cond`` of the cell where each segment begins and its code,
+    then the segment's moves, for every segment that holds moves and the "plan ends" one after them."""
+    out = []
+    for e in range(len(cond)):
+        for j in range(min(int(used[e]) + 1, segs.shape[1])):
+            out.append(np.concatenate([subgoal_cond(codec, cond[e], tuple(cells[e, j]), codes[e, j]), segs[e, j]]))
+    return np.stack(out)
+
+
+def replay(lay, cell, moves) -> tuple:
+    """The cell after ``moves`` from ``cell`` (a bump or an end stops the walk there)."""
+    u = tuple(cell)
+    for m in np.asarray(moves).tolist():
+        if m == END or m not in DELTA or not lay.can_move(u, m):
+            break
+        u = (u[0] + DELTA[m][0], u[1] + DELTA[m][1])
+    return u
+
+
+class SubgoalPlanner:
+    """The ladder with a subgoal decoder (HIQL / Director style): the top prior proposes the next level-1 code,
+    a low-level model expands it to ``chunk`` moves conditioned on the layout, the goal and the cell the plan
+    has reached (a ``CodePrior`` over moves whose prefix carries the code), and search branches per code.
+
+    Costs, charged like every model call: one evaluation per prior step, ``chunk`` per code expanded (greedy,
+    one per move); expansions are cached by code prefix, so a beam only pays for the new code of each
+    candidate, and a scorer's own cost (the value) comes on top. The cell after a chunk comes from replaying
+    its moves (the maze's rules, free, as the verifier)."""
+
+    def __init__(self, prior: CodePrior, low: CodePrior, codec, T: int, chunk: int, segments: bool = False):
+        self.prior, self.low, self.codec, self.T, self.chunk = prior, low, codec, T, chunk
+        self.n_codes = T // chunk
+        # segments: each code stands for a segment of up to `chunk` moves (room-to-room, ``room_segments``); its
+        # expansion ends at the first END and an expansion with no moves ends the plan
+        self.segments = segments
+        self.code_starts: list[int] = []  # where each code's moves begin in the last plan returned
+
+    @torch.no_grad()
+    def _expand(self, cond, codes: torch.Tensor, cache: dict) -> tuple[torch.Tensor, int]:
+        """codes[n, j] -> moves[n, j * chunk] (segments: moves[n, T], END-padded); returns the moves and the
+        evaluations spent (new expansions, ``chunk`` each even when a segment ends sooner). Sets
+        ``code_starts`` for the last row."""
+        codec, ch = self.codec, self.chunk
+        lay, start, _, _ = codec.decode_cond(cond)
+        spent = 0
+        rows = []
+        for r in codes.tolist():
+            key = ()
+            moves, u, starts = [], tuple(start), []
+            for j, c in enumerate(r):
+                key = key + (c,)
+                if key not in cache:
+                    row = torch.from_numpy(subgoal_cond(codec, cond, u, c))
+                    seg = greedy(self.low.step_fn(row), 1, ch)[0].tolist()
+                    if self.segments:
+                        seg = seg[:seg.index(END)] if END in seg else seg
+                    spent += ch
+                    cache[key] = (seg, replay(lay, u, seg))
+                seg, u = cache[key]
+                if self.segments and not seg:
+                    break  # "the plan ends": later codes are not expanded
+                starts.append(len(moves))
+                moves += seg
+            if self.segments:
+                moves = (moves + [END] * self.T)[:self.T]
+            rows.append(moves)
+            self.code_starts = [s for s in starts if s < self.T]
+        return torch.tensor(rows, dtype=torch.long).view(len(rows), -1), spent
+
+    def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
+        c = torch.as_tensor(cond).long()
+        fn = self.prior.step_fn(c)
+        cache: dict = {}
+        cost = self.chunk + scorer_cost(scorer)  # expanding a scored candidate's new code, then scoring it
+        if method == "beam":
+            def code_scorer(codes):
+                return scorer(self._expand(cond, codes, cache)[0])
+            # without a scorer only the winner is expanded, at the end: the prior gets the rest of the budget
+            cap = budget if scorer is not None else budget - self.n_codes * self.chunk
+            if cap < self.n_codes:
+                raise VQLadderError(f"budget {budget} cannot afford {self.n_codes} codes expanded to moves "
+                                    f"({self.n_codes * (1 + self.chunk)} evaluations)")
+            res = beam_search(fn, self.n_codes, beam_width=max(1, budget // (self.n_codes * (1 + cost))),
+                              scorer=code_scorer if scorer is not None else None, score_weight=weight,
+                              max_evals=cap, scorer_cost=cost)
+            moves, spent = self._expand(cond, res.sequence[None], cache)
+            # with a scorer every code of the winner was expanded (and charged) during the search
+            return moves[0].numpy(), res.evaluations + (0 if scorer is not None else spent)
+        per = self.n_codes * (1 + self.chunk) + scorer_cost(scorer)
+        n = budget // per
+        if n < 1:
+            raise VQLadderError(f"budget {budget} cannot afford one sample of {self.n_codes} codes expanded "
+                                f"to moves ({per} evaluations)")
+        g = torch.Generator().manual_seed(seed)
+        codes = sample(fn, n, self.n_codes, temperature, generator=g)
+        moves, _ = self._expand(cond, codes, cache)
+        i = best_of(self.prior, codes, c, moves, scorer, weight)
+        self._expand(cond, codes[i:i + 1], cache)  # cached, free: sets code_starts for the plan returned
+        return moves[i].numpy(), n * per

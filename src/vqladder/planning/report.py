@@ -1,0 +1,189 @@
+"""Planning experiment: the markdown table and the success-vs-budget plot, from the experiment's results."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..report import save_figure
+
+
+def _agg(rows):
+    out = {}
+    for r in rows:
+        if r.get("unaffordable"):
+            continue
+        k = (r["contender"], r["method"], r["scorer"], r["budget_x"])
+        out.setdefault(k, []).append(r)
+    return out
+
+
+def _ms(vals):
+    vals = [v for v in vals if not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return "–"
+    return f"{np.mean(vals):.2f} ± {np.std(vals):.2f}" if len(vals) > 1 else f"{vals[0]:.2f}"
+
+
+def plan_markdown(res: dict, cfg) -> str:
+    m = cfg.maze
+    seeds = sorted(res["meta"])
+    p = res["meta"][seeds[0]]["params"]
+    flops = res["meta"][seeds[0]].get("train_flops")
+    bnd = res["meta"][seeds[0]].get("boundaries")
+    lines = [f"# Planning: flat vs ladder ({cfg.name})", "",
+             f"Maze {m.rooms}x{m.rooms} rooms of {m.room}x{m.room} cells, {m.max_moves} moves max; "
+             f"{res['demonstrations']:,} demonstrations (return buckets fail/poor/ok/optimal: {res['demo_buckets']}); "
+             f"{res['tasks']} held-out layouts (overlap with training: {res['layout_overlap']}); seeds {seeds}. "
+             f"Budget = model evaluations, as a multiple of {m.max_moves} (one greedy pass of the flat model).", "",
+             f"Parameters: flat {p['flat']:,}; ladder prior {p['ladder_prior']:,} + level-1 compressor "
+             f"{p['ladder_compressor']:,}. Level-1 codes decode training plans exactly: "
+             + ", ".join(f"{res['meta'][s]['code_exact']:.3f}" for s in seeds) + " (per seed)."
+             + (f" Subgoal contender: the ladder's codes and prior + a subgoal decoder of {p['subgoal_decoder']:,} "
+                "parameters." if "subgoal_decoder" in p else "")
+             + "".join(f" {k.capitalize()} contender: codes over room-to-room segments (at most {cfg.ladder.chunk} "
+                       f"moves; {p[k + '_segments_per_demo']:.2f} segments per training demonstration, "
+                       f"{p[k + '_cut_demos']:.3f} of them cut at {m.max_moves // cfg.ladder.chunk} segments), "
+                       + (f"learned by a compressor of {p['rooms_compressor']:,} parameters, " if k == "rooms" else
+                          "given by the rule (the door each room is left by; its decoder learns from the "
+                          f"{p.get('doors_decoder_demos', 0):,} demonstrations in return buckets "
+                          f"{sorted(set(cfg.doors.decoder_buckets))}), ")
+                       + f"top prior {p[k + '_prior']:,} + segment decoder {p[k + '_decoder']:,} parameters."
+                       for k in ("rooms", "doors") if k + "_prior" in p)
+             + (f" Learned value: {p['value']:,} parameters, shared by all." if "value" in p else ""), ""]
+    if flops:
+        ladder_f = flops.get("ladder_compressor", 0) + flops.get("ladder_prior", 0)
+        lines += [f"Training compute (FLOPs, counted; seed {seeds[0]}"
+                  + ("; the flat planner's steps matched to the ladder's FLOPs" if getattr(cfg, "match_flops", False)
+                     else "") + f"): flat {flops.get('flat', 0):.3g}; ladder "
+                  f"{ladder_f:.3g} (compressor {flops.get('ladder_compressor', 0):.3g} + prior "
+                  f"{flops.get('ladder_prior', 0):.3g}) = {ladder_f / max(flops.get('flat', 0), 1):.2f}x the flat model's"
+                  + (f"; subgoal: the ladder's + its decoder {flops['subgoal_decoder']:.3g} = "
+                     f"{(ladder_f + flops['subgoal_decoder']) / max(flops.get('flat', 0), 1):.2f}x"
+                     if "subgoal_decoder" in flops else "")
+                  + "".join(f"; {k}: {'compressor + ' if k == 'rooms' else ''}prior + decoder {_seg_flops(flops, k):.3g} = "
+                            f"{_seg_flops(flops, k) / max(flops.get('flat', 0), 1):.2f}x"
+                            for k in ("rooms", "doors") if k + "_prior" in flops)
+                  + (f"; the value {flops['value']:.3g}, used by all" if "value" in flops else "") + ".", ""]
+    if bnd and bnd.get("crossings"):
+        lines += [f"Code boundaries on room crossings (held-out shortest plans, {bnd['crossings']} crossings; a crossing "
+                  f"is hit when a code starts at the crossing move or the next): fixed {cfg.ladder.chunk}-move chunks "
+                  f"{bnd['fixed']:.2f}, entropy boundaries of the flat model {bnd['entropy']:.2f}, chance "
+                  f"{bnd['chance']:.2f}.", ""]
+    seg = res["meta"][seeds[0]].get("segments") or {}
+    if seg:
+        lines += ["Variable-length codes of moves (target {0} moves per code; held-out shortest plans): a room "
+                  "crossing hit when a segment starts at the crossing move or the next, against chance at the same "
+                  "number of starts per plan (move 0 always a start):".format(cfg.ladder.chunk), "",
+                  "| boundaries | crossings hit | chance | segments per plan | moves per segment | plans decoded exactly |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {m} | {v['hit']:.2f} | {v['chance']:.2f} | {v['segments_per_plan']:.2f} | "
+                  f"{v['moves_per_segment']:.2f} | {v['plan_exact']:.2f} |" for m, v in seg.items()] + [""]
+    diag = [res["meta"][s].get("diagnostics") for s in seeds]
+    if all(diag):
+        def per_seed(key, fmt=".2f"):
+            return ", ".join(format(d[key], fmt) for d in diag if key in d) or "–"
+        lines += ["Diagnostics on the held-out tasks' shortest plans (per seed): level-1 codes decoded back to their "
+                  f"moves exactly, by the ladder's compressor decoder {per_seed('ladder_code_exact')}"
+                  + (f", by the subgoal decoder (code + cell) {per_seed('subgoal_code_exact')}"
+                     if "subgoal_code_exact" in diag[0] else "")
+                  + f"; next-symbol accuracy, teacher-forced: the top prior predicts the plan's next code "
+                  f"{per_seed('prior_code_acc')}, the flat model all moves of the same 4-move chunk "
+                  f"{per_seed('flat_chunk_acc')}"
+                  + (f"; the learned value's moves-to-go error: mean absolute {per_seed('value_mae', '.1f')} moves "
+                     f"(true mean {per_seed('true_mean_to_go', '.1f')}), Spearman rank correlation with the true "
+                     f"distance {per_seed('value_spearman')}" if "value_mae" in diag[0] else "") + ".", ""]
+        for k in ("rooms", "doors"):
+            if k + "_segments" in diag[0]:
+                lines += [f"{k.capitalize()} contender on the same plans (per seed; its boundaries are on room crossings "
+                          f"by construction): {per_seed(k + '_segments')} segments per plan; a segment decoded from its "
+                          f"code and starting cell exactly {per_seed(k + '_seg_exact')}; whole plans expanded from their "
+                          f"codes exactly {per_seed(k + '_plan_exact')}, to the goal by any valid path "
+                          f"{per_seed(k + '_plan_success')}; the top prior predicts the next segment code "
+                          f"{per_seed(k + '_prior_acc')}.", ""]
+    lines += ["| contender | search | scorer | budget | success | optimality | validity |",
+              "|---|---|---|---|---|---|---|"]
+    agg = _agg(res["rows"])
+    keys = set(agg) | {(r["contender"], r["method"], r["scorer"], r["budget_x"]) for r in res["rows"]}
+    for (who, method, sc, mult) in sorted(keys, key=lambda k: (k[1], k[2], k[3], k[0])):
+        rs = agg.get((who, method, sc, mult))
+        if not rs:
+            lines.append(f"| {who} | {method} | {sc} | {mult}x | unaffordable (a charged scorer needs more evaluations) | | |")
+            continue
+        lines.append(f"| {who} | {method} | {sc} | {mult}x | {_ms([r['success'] for r in rs])} | "
+                     f"{_ms([r['optimality'] for r in rs])} | {_ms([r['validity'] for r in rs])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _seg_flops(flops: dict, kind: str) -> float:
+    return sum(flops.get(f"{kind}_{k}", 0) for k in ("compressor", "prior", "decoder"))
+
+
+COLORS = (("flat", "tab:blue"), ("ladder", "tab:red"), ("subgoal", "tab:green"), ("rooms", "tab:purple"),
+          ("doors", "tab:orange"))
+
+
+def _plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    agg = _agg(res["rows"])
+    for ax, method in zip(axes, ("beam", "sample")):
+        for who, color in COLORS:
+            for sc, ls in (("likelihood", ":"), ("verifier", "-"), ("value", "--"), ("value+verifier", "-.")):
+                pts = sorted((k[3], np.mean([r["success"] for r in v])) for k, v in agg.items()
+                             if k[0] == who and k[1] == method and k[2] == sc)
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], ls, color=color, marker="o", label=f"{who}, {sc}")
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"{method} search")
+        ax.set_xlabel("budget (x one greedy pass, model evaluations)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("success rate (held-out layouts)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _plot_length(res: dict, path: Path) -> None:
+    """Success against the task's shortest-path length (bins of equal task counts), for each contender's best
+    (method, scorer) at the largest budget: where plans are long, does the hierarchy pay?"""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in res["rows"] if r.get("per_task")]
+    if not rows:
+        return
+    top = max(r["budget_x"] for r in rows)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for who, color in COLORS:
+        cand = [r for r in rows if r["contender"] == who and r["budget_x"] == top]
+        if not cand:
+            continue
+        agg = _agg(cand)
+        best = max(agg, key=lambda k: np.mean([r["success"] for r in agg[k]]))
+        pts = [t for r in agg[best] for t in r["per_task"]]
+        lengths = np.array([p[0] for p in pts])
+        ok = np.array([p[1] for p in pts], dtype=float)
+        edges = np.unique(np.quantile(lengths, np.linspace(0, 1, 5)))
+        xs, ys = [], []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            m = (lengths >= lo) & ((lengths < hi) | (hi == edges[-1]))
+            if m.any():
+                xs.append(float(lengths[m].mean()))
+                ys.append(float(ok[m].mean()))
+        ax.plot(xs, ys, "-o", color=color, label=f"{who} ({best[1]}, {best[2]}, {top}x)")
+    ax.set_xlabel("shortest plan length (moves), binned")
+    ax.set_ylabel("success rate (held-out layouts)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -1,0 +1,61 @@
+"""The LM reference of the sweeps: a small causal LM whose held-out bits per token bound the text's entropy rate
+from above (a better LM lowers it), its training steps chosen on held-back training text, never on val."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import find_checkpoints, latest_valid_checkpoint
+from ..config import to_dict
+from ..data import WindowSampler
+from ..errors import VQLadderError
+from ..eval.baselines import lm_bits_per_token, unigram_logp
+from ..models import CausalLM, LMConfig, load_model
+from ..train.stage import guard_stage, record_stage, stage_slice
+from ..train.trainer import Trainer, TrainerConfig
+
+
+def train_lm_reference(lm_cfg: LMConfig, tcfg: TrainerConfig, shards, n: int, maxc: int, dev_fraction: float,
+                       run_dir: Path, log=print) -> dict:
+    """The LM reference on ``n``-token windows of ``shards``: trained on train minus its last ``dev_fraction``,
+    its checkpoint (one per eval) chosen by the lowest bits on that held-back train slice (never on val), then
+    scored on (up to ``maxc`` windows of) val at every position, the first token under the train unigram.
+    Resumes from ``run_dir``'s last checkpoint. The configs are copied, not changed."""
+    lm_cfg = copy.deepcopy(lm_cfg)
+    lm_cfg.vocab_size, lm_cfg.context = shards.vocab_size, n
+    tcfg = copy.deepcopy(tcfg)
+    tcfg.progress, tcfg.keep_last = False, -1
+    if tcfg.eval_every > 0:
+        tcfg.ckpt_every = tcfg.eval_every  # a checkpoint for every dev evaluation, to pick from
+    cut = int(len(shards.train) * (1 - dev_fraction))
+    train, dev = shards.train[:cut], shards.train[cut:]
+    if len(dev) < n:
+        raise VQLadderError(f"references.dev_fraction={dev_fraction} holds back fewer than one chunk")
+    first = unigram_logp(train, shards.vocab_size)
+    model = CausalLM(lm_cfg)
+    slice_ = stage_slice(model, tcfg, {"dev_fraction": dev_fraction, "max_chunks": maxc})
+    guard_stage("the LM reference", run_dir, slice_, log=log)  # another config: refused, or --retrain
+    resume = latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None
+    record_stage(run_dir, slice_)
+    trainer = Trainer(model, tcfg, run_dir,
+                      lambda r, w: WindowSampler(train, n, tcfg.batch_size, tcfg.seed, r, w),
+                      lambda m: {"dev_bits": lm_bits_per_token(m, dev, n, maxc, first_logp=first)},
+                      {"model_config": to_dict(lm_cfg)})
+    log("training the LM reference")
+    trainer.fit(resume=resume)
+    dev_by_step = {}
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if "val_dev_bits" in rec:
+            dev_by_step[rec["step"]] = rec["val_dev_bits"]
+    ckpts = {int(c.name.split("_")[1]): c for c in find_checkpoints(run_dir / "checkpoints")}
+    step = min((s for s in ckpts if s in dev_by_step), key=lambda s: dev_by_step[s], default=max(ckpts))
+    model, _, _ = load_model(ckpts[step], expect_kind="causal_lm")
+    with torch.autocast("cpu", enabled=False):
+        bits = lm_bits_per_token(model, shards.val, n, maxc, first_logp=first)
+    return {"lm_bits": bits, "lm_params": sum(p.numel() for p in model.parameters()), "lm_steps": step,
+            "lm_trained_steps": tcfg.steps, "lm_dev_bits": dev_by_step.get(step), "lm_positions": "all"}

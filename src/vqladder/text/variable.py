@@ -1,0 +1,192 @@
+"""Variable-length codes: does letting the content decide how many codes a chunk gets buy accuracy at equal
+bits? ``vqladder variable CONFIG``.
+
+For every boundary method (``fixed`` | ``entropy`` | ``learned``, see ``models.variable``) and target ratio
+(tokens per code), a ``VariableCompressor`` is trained on the same windows for the same steps; entropy
+boundaries use one small causal LM trained first on the same split. On held-out chunks each cell reports
+token accuracy, the achieved ratio and the measured rate in bits/token **including the bits of the
+boundaries** (fixed boundaries cost none). Because variable cells pay for their boundaries, they are compared
+with the fixed baseline *at equal bits/token*: the fixed cells' accuracy, interpolated (linear in log-rate)
+at each variable cell's rate.
+
+``synthetic.enabled: true`` swaps the corpus for ``data.synthetic.mixed_spans`` (repetitive and random spans
+with per-token labels) and adds the codes per token spent on each kind of span.
+
+Output ``<out_dir>/<name>/``: one run directory per cell (``<method>-r<target>/``, resumable, ``results.json``
+when finished), ``entropy_lm/``, ``results.{json,md}``, ``ratio_over_training.png`` (achieved vs target
+ratio over training), ``acc_vs_bits.png``, ``boundaries.html`` (held-out text with segments marked).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from ..checkpoint import latest_valid_checkpoint
+from ..config import Annotated, Check, NonNegInt, PathStr, PosInt, RunName, to_dict
+from ..data import DataConfig, WindowSampler, load_shards
+from ..data.sampler import gather_windows, val_windows
+from ..data.synthetic import mixed_spans
+from ..errors import VQLadderError
+from ..eval import evaluate_compressor
+from ..io import atomic_write_json, atomic_write_text, claim_run_dir
+from ..models import CausalLM, LMConfig, load_model
+from ..models.variable import BOUNDARY_METHODS, VariableCompressor, VariableConfig
+from ..train import Trainer, TrainerConfig
+from ..train.stage import guard_config, mark_done, stage_state, stderr_log
+from .compressor import EvalConfig
+from .variable_eval import add_equal_bits, codes_per_token_by_label
+from .variable_report import _plot_acc, _plot_ratio, cell_name, render_boundaries, variable_markdown
+
+
+@dataclass
+class SyntheticConfig:
+    enabled: bool = False             # use the synthetic mixed-span corpus instead of data.*
+    tokens: PosInt = 200_000             # train tokens (val: a tenth, from another seed)
+    vocab: Annotated[int, Check(min=2)] = 64                   # symbols
+    seed: NonNegInt = 0                     # generator seed
+    span: Annotated[list[PosInt], Check(length=2)] = field(default_factory=lambda: [16, 64])    # span length range
+    period: Annotated[list[PosInt], Check(length=2)] = field(default_factory=lambda: [1, 4])    # repeated-pattern period range
+
+
+@dataclass
+class VariableExpConfig:
+    EXPERIMENT: ClassVar[str] = "variable"  # the `experiment:` key its saved config carries
+    name: RunName = "variable"
+    out_dir: PathStr = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    chunk: PosInt = 64                   # tokens per chunk (the compressor's in_len)
+    targets: list[float] = field(default_factory=lambda: [2.0, 4.0, 8.0])   # tokens per code
+    methods: list[str] = field(default_factory=lambda: ["fixed", "entropy", "learned"])
+    fixed_extra: list[float] = field(default_factory=list)  # more fixed-rate cells (e.g. [1]) to widen the
+    #                                                           equal-bits comparison to the variable cells' rates
+    model: VariableConfig = field(default_factory=VariableConfig)   # template: in_len/target/boundary are set per cell
+    train: TrainerConfig = field(default_factory=lambda: TrainerConfig(steps=600, batch_size=32, lr=2e-3, warmup=50,
+                                                                      eval_every=-1, ckpt_every=200, progress=False))
+    entropy_lm: LMConfig = field(default_factory=lambda: LMConfig(d_model=64, n_heads=2, n_layers=2))
+    entropy_lm_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
+        steps=600, batch_size=32, lr=2e-3, warmup=50, eval_every=-1, ckpt_every=200, progress=False))
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    render_chunks: NonNegInt = 4            # held-out chunks drawn with their segments in boundaries.html
+    threads: NonNegInt = 0                  # torch threads (0 = default)
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+    def validate(self) -> None:
+        if self.chunk < 2:
+            raise VQLadderError(f"chunk must be >= 2 tokens, got {self.chunk}")
+        if not self.targets or not self.methods:
+            raise VQLadderError("targets and methods must not be empty")
+        for m in self.methods:
+            if m not in BOUNDARY_METHODS:
+                raise VQLadderError(f"unknown boundary method {m!r}; choose from {', '.join(BOUNDARY_METHODS)}")
+        for t in self.targets:
+            if not 1 <= t <= self.chunk:
+                raise VQLadderError(f"target ratio {t} must be between 1 and the chunk length {self.chunk} (tokens per code)")
+            if "fixed" in self.methods and t != int(t):
+                raise VQLadderError(f"fixed boundaries need whole target ratios, got {t}")
+        for t in self.fixed_extra:
+            if t != int(t) or not 1 <= t <= self.chunk:
+                raise VQLadderError(f"fixed_extra ratio {t} must be a whole number between 1 and the chunk length {self.chunk}")
+        for t in self.targets:  # build every cell's model config once, so that errors surface before training
+            self.cell_model(2, "fixed" if t == int(t) else "learned", t).validate()
+
+    def cell_model(self, vocab: int, method: str, target: float) -> VariableConfig:
+        return replace(self.model, vocab_size=vocab, in_len=self.chunk, target_ratio=float(target), boundary=method,
+                       entropy_lm=replace(self.entropy_lm))
+
+
+# -- data -------------------------------------------------------------------------------------------------------
+def load_streams(cfg: VariableExpConfig) -> dict:
+    """-> {train, val, vocab, tokenizer (or None), val_labels (synthetic only)}."""
+    if cfg.synthetic.enabled:
+        s = cfg.synthetic
+        tr, _ = mixed_spans(s.tokens, s.vocab, s.seed, tuple(s.span), tuple(s.period))
+        va, lab = mixed_spans(max(s.tokens // 10, cfg.chunk), s.vocab, s.seed + 1_000_003, tuple(s.span), tuple(s.period))
+        return {"train": tr, "val": va, "vocab": s.vocab, "tokenizer": None, "val_labels": lab}
+    sh = load_shards(cfg.data, progress=False)
+    if len(sh.val) < cfg.chunk:
+        raise VQLadderError(f"the val split of {sh.dir} has {len(sh.val)} tokens, fewer than one chunk of {cfg.chunk}")
+    return {"train": sh.train, "val": sh.val, "vocab": sh.vocab_size, "tokenizer": sh.tokenizer, "val_labels": None}
+
+
+# -- training ---------------------------------------------------------------------------------------------------
+def _fit(model, tcfg: TrainerConfig, run_dir: Path, stream: np.ndarray, n: int, meta: dict | None = None):
+    partial = latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None
+    tr = Trainer(model, tcfg, run_dir, lambda r, w: WindowSampler(stream, n, tcfg.batch_size, tcfg.seed, r, w),
+                 meta=meta)
+    tr.fit(resume=partial)
+    return tr
+
+
+def train_entropy_lm(cfg: VariableExpConfig, data: dict, log) -> CausalLM:
+    """The small causal LM behind entropy boundaries (trained once per experiment, resumable)."""
+    d = cfg.dir / "entropy_lm"
+    if stage_state(d) != "done":
+        lm_cfg = replace(cfg.entropy_lm, vocab_size=data["vocab"], context=cfg.chunk)
+        log(f"training the entropy LM ({cfg.entropy_lm_train.steps} steps)")
+        tr = _fit(CausalLM(lm_cfg), cfg.entropy_lm_train, d, data["train"], cfg.chunk, {"model_config": to_dict(lm_cfg)})
+        mark_done(d, {"step": tr.step, "train_time": round(tr.train_time, 2)})
+    return load_model(d, expect_kind="causal_lm")[0]
+
+
+def train_cell(cfg: VariableExpConfig, data: dict, method: str, target: float, lm: CausalLM | None, log) -> dict:
+    d = cfg.dir / cell_name(method, target)
+    if (d / "results.json").is_file():
+        return json.loads((d / "results.json").read_text())
+    mcfg = cfg.cell_model(data["vocab"], method, target)
+    model = VariableCompressor(mcfg)
+    if method == "entropy":
+        model.entropy_lm.load_state_dict(lm.state_dict())
+        calib = gather_windows(data["train"], val_windows(data["train"], cfg.chunk, 512), cfg.chunk)
+        thr = model.calibrate(calib)
+        log(f"{cell_name(method, target)}: entropy threshold {thr:.3f} nats")
+    tcfg = replace(cfg.train, progress=False)
+    log(f"training {cell_name(method, target)} ({sum(p.numel() for p in model.parameters() if p.requires_grad):,} "
+        f"trainable params)")
+    tr = _fit(model, tcfg, d, data["train"], cfg.chunk, {"model_config": to_dict(mcfg)})
+    model = load_model(d, expect_kind="variable_compressor")[0]
+    res = evaluate_compressor(model, data["val"], cfg.eval.batch_size, cfg.eval.max_chunks)
+    res.update({"method": method, "target": float(target), "step": tr.step, "train_time": round(tr.train_time, 2),
+                "codebook_size": model.quantizer.codebook_size, "bits_per_code": model.quantizer.bits_per_code})
+    if data["val_labels"] is not None:
+        res.update(codes_per_token_by_label(model, data["val"], data["val_labels"], cfg.chunk, cfg.eval.max_chunks))
+    atomic_write_json(d / "results.json", res)
+    log(f"{cell_name(method, target)}: acc {res['acc']:.3f}, ratio {res['ratio']:.2f}, "
+        f"{res['bits_per_token']:.3f} bits/token")
+    return res
+
+
+# -- the experiment -----------------------------------------------------------------------------------------------
+def run_variable(cfg: VariableExpConfig, log=None) -> dict:
+    log = log or stderr_log("variable")
+    cfg.validate()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    claim_run_dir(cfg.dir, "experiment")
+    started = any(stage_state(cfg.dir / cell_name(m, t)) == "done" for m in cfg.methods for t in cfg.targets)
+    # the cells and where they live may change between runs; everything that shapes a cell may not
+    guard_config(cfg.dir, to_dict(cfg), force=not started, name="variable.yaml",
+                 ignore=("targets", "methods", "fixed_extra", "out_dir", "threads", "render_chunks"))
+    data = load_streams(cfg)
+    lm = train_entropy_lm(cfg, data, log) if "entropy" in cfg.methods else None
+    rows = [train_cell(cfg, data, m, t, lm, log) for t in cfg.targets for m in cfg.methods]
+    rows += [train_cell(cfg, data, "fixed", t, lm, log) for t in cfg.fixed_extra if t not in cfg.targets]
+    add_equal_bits(rows)
+    res = {"rows": rows, "chunk": cfg.chunk, "synthetic": cfg.synthetic.enabled,
+           "data": "synthetic" if cfg.synthetic.enabled else cfg.data.corpus,
+           "tokenizer": None if cfg.synthetic.enabled else cfg.data.tokenizer}
+    atomic_write_json(cfg.dir / "results.json", res)
+    atomic_write_text(cfg.dir / "results.md", variable_markdown(res, cfg))
+    _plot_ratio(cfg, cfg.dir / "ratio_over_training.png")
+    _plot_acc(rows, cfg.dir / "acc_vs_bits.png")
+    atomic_write_text(cfg.dir / "boundaries.html", render_boundaries(cfg, data))
+    return res
