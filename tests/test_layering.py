@@ -6,19 +6,28 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "vqladder"
 
-# package -> packages it must never import ("Which way imports run" in DESIGN.md). Top-level modules (io, config,
-# errors, checkpoint) are shared plumbing that every layer may use.
+# package -> packages it must never import ("Which way imports run" in DESIGN.md): the core floors, bottom up
+# (errors/config/io/checkpoint -> nn -> quantize -> models -> train, eval -> report, with data beside), never import
+# upward or into a domain; the domains (text, planning, video, embed) import the core and never each other; only the
+# CLI imports the domains. Top-level modules (io, config, errors, checkpoint) are plumbing every layer may use.
+DOMAINS = {"text", "planning", "video", "embed"}
 NEVER = {
-    "quantize": {"models", "train", "data", "eval", "report", "experiments", "ladder", "cli"},
-    "nn": {"models", "train", "data", "eval", "report", "experiments", "ladder", "cli", "quantize"},
-    "models": {"train", "cli", "experiments", "ladder", "report"},
-    "data": {"models", "eval", "train", "experiments", "ladder", "report", "cli"},
-    "eval": {"train", "experiments", "cli", "report"},
-    "report": {"train", "experiments", "cli"},
-    "ladder": {"train", "experiments", "cli"},
-    "train": {"experiments", "cli", "report"},
-    "experiments": {"cli"},
+    "quantize": {"models", "train", "data", "eval", "report", "cli"} | DOMAINS,
+    "nn": {"models", "train", "data", "eval", "report", "cli", "quantize"} | DOMAINS,
+    "models": {"train", "cli", "report", "data", "eval"} | DOMAINS,
+    "data": {"models", "eval", "train", "report", "cli"} | DOMAINS,
+    "eval": {"train", "cli", "report"} | DOMAINS,
+    "train": {"cli", "report", "eval"} | DOMAINS,
+    "report": {"train", "cli", "models", "eval"} | DOMAINS,
+    **{d: (DOMAINS - {d}) | {"cli"} for d in DOMAINS},
 }
+# a report view (report/, a domain's report.py or *_report.py) reads run directories: it never imports model,
+# training or evaluation code, nor the domain modules that run them
+VIEW_NEVER = {"models", "train", "eval", "quantize", "nn"}
+
+
+def is_view(rel: tuple[str, ...]) -> bool:
+    return rel[0] == "report" or rel[-1] == "report.py" or rel[-1].endswith("_report.py")
 
 
 def imports(path: Path, root: Path = SRC) -> list[tuple[int, str]]:
@@ -47,7 +56,21 @@ def test_imports_run_one_way():
         pkg = rel[0][:-3] if len(rel) == 1 else rel[0]
         bad += [f"{f.relative_to(SRC)}:{line} {pkg} -> {target}" for line, target in imports(f)
                 if target in NEVER.get(pkg, ())]
+        if is_view(rel):
+            bad += [f"{f.relative_to(SRC)}:{line} report view -> {target}" for line, target in imports(f)
+                    if target in VIEW_NEVER]
+            bad += [f"{f.relative_to(SRC)}:{line} report view -> {name}" for line, name in same_package(f)
+                    if not is_view((rel[0], name + ".py")) and name not in ("__init__",)]
     assert not bad, "imports against DESIGN.md's layering:\n" + "\n".join(bad)
+
+
+def same_package(path: Path, root: Path = SRC) -> list[tuple[int, str]]:
+    """(line, module) for every import of a sibling module of the same package (``from .x import``)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            out.append((node.lineno, node.module.split(".")[0]))
+    return out
 
 
 def test_the_checker_sees_a_forbidden_import(tmp_path):
@@ -57,6 +80,11 @@ def test_the_checker_sees_a_forbidden_import(tmp_path):
     (fake / "models" / "x.py").write_text("from ..train.trainer import Trainer\nfrom ..nn import layers\n"
                                           "import vqladder.cli\nfrom .. import data\n")
     assert imports(fake / "models" / "x.py", fake) == [(1, "train"), (2, "nn"), (3, "cli"), (4, "data")]
+    (fake / "planning").mkdir()
+    (fake / "planning" / "report.py").write_text("from .planners import FlatPlanner\nfrom ..video import data\n")
+    rel = ("planning", "report.py")
+    assert is_view(rel) and imports(fake / "planning" / "report.py", fake) == [(1, "planning"), (2, "video")]
+    assert "video" in NEVER["planning"] and same_package(fake / "planning" / "report.py", fake) == [(1, "planners")]
 
 
 def test_nothing_is_unpickled():

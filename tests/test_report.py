@@ -13,10 +13,12 @@ from helpers import tiny_run_config
 
 from vqladder.cli import main
 from vqladder.data import TokenShards, prepare
+from vqladder.errors import VQLadderError
 from vqladder.io import own_dir
 from vqladder.models import load_model
 from vqladder.report.html import build_report, markdown_to_html
 from vqladder.text.compressor import train_run
+from vqladder.text.sweep import aggregate
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -63,7 +65,11 @@ def test_sweep_and_experiment_directories_get_a_report(tmp_path, run):
     (sweep / "cells").mkdir(parents=True)
     shutil.copytree(run, sweep / "cells" / "m8-k256-fsq-s0")
     (sweep / "sweep.yaml").write_text("name: sw\n")
-    (sweep / "references.json").write_text(json.dumps({"lm_bits": 2.5, "trivial_acc": 0.1}))
+    (sweep / "references.json").write_text(json.dumps({"lm_bits": 2.5, "trivial_acc": 0.1, "zstd_whole": 3.0,
+                                                       "zstd_chunk": 4.0, "unigram_bits": 5.0, "utf8_raw": 8.0}))
+    with pytest.raises(VQLadderError, match="aggregate it first"):  # the report reads what aggregation wrote
+        build_report(sweep)
+    aggregate(sweep, make_plots=False)
     data = _blob(build_report(sweep).read_text())
     assert data["kind"] == "sweep" and data["cells"][0]["cell"] == "m8-k256-fsq-s0"
     exp = tmp_path / "exp"

@@ -10,8 +10,15 @@ from vqladder.config import build, save_yaml, to_dict
 from vqladder.data import make_tokenizer, prepare
 from vqladder.errors import VQLadderError
 from vqladder.eval.baselines import trivial_accuracy, unigram_bits_per_token, zstd_bits_per_token
-from vqladder.text.sweep import SweepConfig, cell_state, expand_grid, parse_budget, run_cells, run_sweep
-from vqladder.text.sweep_report import aggregate
+from vqladder.text.sweep import (
+    SweepConfig,
+    aggregate,
+    cell_state,
+    expand_grid,
+    parse_budget,
+    run_cells,
+    run_sweep,
+)
 
 
 def sweep_cfg(tmp_path, data="data", **grid):

@@ -38,6 +38,7 @@ from ..train.rows import train_rows
 from ..train.stage import stderr_log
 from .data import corpus_texts, embed_corpora, load_vectors
 from .models import (
+    PREFIXES,
     PrefixRVQ,
     QINCoCodec,
     QINCoConfig,
@@ -289,7 +290,7 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
            "dim": dim, "model": "(vectors)" if cfg.vectors else cfg.model,
            "corpora": [cfg.vectors] if cfg.vectors else cfg.corpora, "sources": counts, "metric": cfg.metric,
            "adapter_curve": curve[::max(1, len(curve) // 20)],
-           "prefix_loss_raw": loss_raw, "prefix_loss_adapted": loss_ada, "rows": rows, "concepts": concepts,
+           "prefix_loss_raw": loss_raw, "prefix_loss_adapted": loss_ada, "prefixes": list(PREFIXES), "rows": rows, "concepts": concepts,
            "concept_view": concept_view, "rvq_beam": cfg.rvq.beam,
            "qinco": {"seeds": cfg.qinco.seeds, "stages": cfg.qinco.stages, "hidden": cfg.qinco.hidden,
                      "blocks": cfg.qinco.blocks, "preselect": cfg.qinco.preselect,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..report import log2_axes, save_figure
-from .models import PREFIXES
 
 
 def _pm(r: dict, key: str, fmt: str = ".3f") -> str:
@@ -21,7 +20,7 @@ def embed_markdown(res: dict, cfg) -> str:
              f"({res['dim']} dims); database {res['database']:,}, queries {res['queries']}, training "
              f"{res['train']:,} (every method trains on these), validation {res.get('val', 0):,} (QINCo's held-out "
              f"MSE only). Ground truth: exact top-10 by {metric} on the full float vectors. Prefix-neighbour loss of "
-             f"held-out queries (mean KL over prefixes {PREFIXES}): raw {res['prefix_loss_raw']:.4f}, adapted "
+             f"held-out queries (mean KL over prefixes {res.get('prefixes', '?')}): raw {res['prefix_loss_raw']:.4f}, adapted "
              f"{res['prefix_loss_adapted']:.4f}. Residual encoding beam {res.get('rvq_beam', '?')} for faiss-rq, our "
              "RVQs and ours-qinco alike, at every budget (ours-qinco-greedy: beam 1). ours-prefix-rvq: prefix "
              "schedule on adapted embeddings; ours-rvq-adapted: all dims at every stage on the same adapted "

@@ -4,8 +4,9 @@ directory (inline JS, CSS and data; opens from disk with no network).
 Charts are Vega-Lite specs rendered by vega-embed; its JavaScript comes from the pinned ``vl-convert-python``
 wheel (``vl_convert.javascript_bundle()``, built once and cached under ``~/.cache/vqladder``) and is inlined.
 The page's own script (``report.js`` beside this file) draws the tables, reconstructions and the code explorer
-from one JSON blob. Nothing here imports training code: the report reads run directories (config, metrics,
-results, checkpoint) and the data directory the run names.
+from one JSON blob. Nothing here imports model, training or evaluation code: the report reads run directories
+(config, metrics, results, and what evaluation wrote for it: ``explorer.json``, ``cells.json``,
+``reconstructions.json``, ``episodes.json``, ``rollouts.json``).
 
 What each kind of directory gets:
   * a compressor run: summary (config, data, rate, held-out results), training curves from ``metrics.jsonl``,
@@ -32,11 +33,9 @@ import html
 import json
 import os
 import re
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import VQLadderError
 from ..io import atomic_write_text, check_output_file, file_starts_with, is_ours, read_json, read_yaml_doc
@@ -94,94 +93,34 @@ def read_metrics(run: Path) -> list[dict]:
 
 
 # -- a compressor run ------------------------------------------------------------------------------------------------
-def _token_strings(tok, vocab: int) -> list[str]:
-    return [tok.decode([i]) for i in range(vocab)]
-
-
 def run_data(run: Path, max_chunks: int = 48) -> dict:
-    """Everything the page shows for one compressor run, as plain JSON."""
-
+    """Everything the page shows for one compressor run, as plain JSON: its config, results and curves, and the
+    reconstructions and code explorer that evaluation wrote (``explorer.json``, at the end of training)."""
+    config = read_yaml_doc(run / "config.yaml") or {}
+    results = read_json(run / "results.json") if (run / "results.json").is_file() else {}
     from ..checkpoint import latest_valid_checkpoint
-    from ..data import TokenShards, load_tokenizer
-    from ..models import load_model
 
     if latest_valid_checkpoint(run / "checkpoints", warn=False) is None:
         raise VQLadderError(f"{run} has no checkpoint yet (train it first: vqladder train CONFIG)")
-    model, meta, ckpt = load_model(run)
-    if getattr(model, "kind", "") != "sequence_compressor":
-        raise VQLadderError(f"{run} holds a {model.kind!r} model; the run report covers compressors")
-    config = read_yaml_doc(run / "config.yaml") or {}
-    results = read_json(run / "results.json") if (run / "results.json").is_file() else {}
-    data_dir = Path(meta.get("data") or config.get("data", {}).get("path", ""))
-    tok_dir = run / "tokenizer" if (run / "tokenizer").is_dir() else data_dir / "tokenizer"
-    out = {"kind": "run", "title": run.name, "path": str(run), "checkpoint": ckpt.name, "config": config,
-           "results": results, "metrics": read_metrics(run)}
-    if not (data_dir / "meta.json").is_file() or not tok_dir.is_dir():
-        out["note"] = f"data directory {data_dir} not found: no reconstructions or code explorer"
+    out = {"kind": "run", "title": run.name, "path": str(run), "config": config, "results": results,
+           "metrics": read_metrics(run)}
+    if not (run / "explorer.json").is_file():
+        out["note"] = ("no reconstructions or code explorer: evaluation writes them (explorer.json) when training "
+                       "ends; finish the run (vqladder train CONFIG --resume)")
         return out
-    shards = TokenShards(data_dir)
-    from ..data.shards import check_fingerprint
-
-    check_fingerprint(shards.dir, meta.get("data_fingerprint"), run)  # another corpus under the same path: refused
-    tok = load_tokenizer(tok_dir)
-    n, m = model.config.in_len, model.config.out_len
-    val = np.asarray(shards.val)
-    n_win = len(val) // n
-    if n_win == 0:
-        out["note"] = "the val split is shorter than one chunk"
-        return out
-    starts = np.arange(n_win, dtype=np.int64) * n      # every held-out chunk (the explorer counts them all)
-    x = torch.from_numpy(np.stack([val[s:s + n] for s in starts]).astype(np.int64))
-    codes, recon = [], []
-    with torch.no_grad():
-        for i in range(0, len(x), 64):
-            c = model.encode(x[i:i + 64])
-            codes.append(c)
-            recon.append(model.decode(c).argmax(-1))
-    codes, recon = torch.cat(codes), torch.cat(recon)
-    depth = codes.shape[2] if codes.dim() == 3 else 1
-    first = codes[..., 0] if codes.dim() == 3 else codes               # the explorer looks at the first stage
-    strings = _token_strings(tok, model.config.vocab_size)
-    used = sorted(set(x.reshape(-1).tolist()) | set(recon.reshape(-1).tolist()))
-    out["tokens"] = {str(i): strings[i] for i in used}
-    show = min(max_chunks, len(x))
-    out["recon"] = [{"chunk": int(starts[i] // n), "orig": x[i].tolist(), "pred": recon[i].tolist(),
-                     "codes": first[i].tolist()} for i in range(show)]
-    r = n // m
-    spans: dict[int, Counter] = defaultdict(Counter)
-    where: dict[int, list] = defaultdict(list)
-    for i in range(len(x)):
-        row = x[i].tolist()
-        for j, c in enumerate(first[i].tolist()):
-            spans[c]["".join(strings[t] for t in row[j * r:(j + 1) * r])] += 1
-            if len(where[c]) < 8:
-                where[c].append([i, j])
-    ids = sorted(spans, key=lambda c: -sum(spans[c].values()))
-    vecs = model.quantizer.decode_codes(torch.tensor(ids)[None] if depth == 1 else
-                                        torch.tensor(ids)[None, :, None].expand(1, -1, depth)).float()[0]
-    near = []
-    for s in range(0, len(ids), 1024):
-        d = torch.cdist(vecs[s:s + 1024], vecs)
-        d[torch.arange(d.shape[0]), torch.arange(s, s + d.shape[0])] = float("inf")
-        near += d.topk(min(5, max(1, len(ids) - 1)), largest=False).indices.tolist()
-    total = len(x) * m
-    out["explorer"] = {
-        "positions": total, "chunks": len(x), "segment": r, "depth": depth,
-        "codebook_size": int(model.quantizer.codebook_size),
-        "codes": [{"id": int(c), "count": sum(spans[c].values()),
-                   "spans": [[s, k] for s, k in spans[c].most_common(8)],
-                   "near": [int(ids[k]) for k in nb if k < len(ids)]} for c, nb in zip(ids, near)],
-    }
-    out["rate"] = {"in_len": n, "out_len": m, "depth": depth, "bits_per_token": float(model.bits_per_token),
-                   "codebook_size": int(model.quantizer.codebook_size)}
+    ex = read_json(run / "explorer.json")
+    out.update({k: v for k, v in ex.items() if k != "recon"})
+    out["checkpoint"] = ex.get("checkpoint", "")
+    if "recon" in ex:
+        out["recon"] = ex["recon"][:max_chunks]
     return out
 
 
 # -- a sweep ---------------------------------------------------------------------------------------------------------
 def sweep_data(d: Path) -> dict:
-    from ..text.sweep_report import read_cells
-
-    rows = read_cells(d)
+    if not (d / "cells.json").is_file():
+        raise VQLadderError(f"{d} has no cells.json yet: aggregate it first (vqladder sweep CONFIG --aggregate-only)")
+    rows = read_json(d / "cells.json")
     refs = read_json(d / "references.json") if (d / "references.json").is_file() else {}
     clean = [{k: (v if not isinstance(v, float) or np.isfinite(v) else None) for k, v in r.items()} for r in rows]
     return {"kind": "sweep", "title": d.name, "path": str(d), "cells": clean, "references": refs,
@@ -190,35 +129,17 @@ def sweep_data(d: Path) -> dict:
 
 # -- a ladder ---------------------------------------------------------------------------------------------------------
 def ladder_data(d: Path, max_chunks: int = 12) -> dict:
-    """The experiment's tables and plots, plus held-out top chunks reconstructed from every level (each level's
-    codes decoded down the ladder with the levels' own decoders), aligned token by token."""
-
-    from ..data import TokenShards
-    from ..text.ladder import Ladder
-
+    """The experiment's tables and plots, plus the held-out top chunks reconstructed from every level that the
+    ladder's evaluation wrote (``reconstructions.json``: each level's codes decoded down the ladder)."""
     out = experiment_data(d)
     out["kind"] = "ladder"
-    ladder = Ladder.load(d)
-    cfg = read_yaml_doc(d / "ladder.yaml") or {}
-    data_dir = Path((cfg.get("data") or {}).get("path", ""))
-    if ladder.variable_level is not None or not (data_dir / "meta.json").is_file() or ladder.tokenizer is None:
-        out["note"] = "no per-level reconstructions (variable-rate level, or the data directory is missing)"
+    rec = read_json(d / "reconstructions.json") if (d / "reconstructions.json").is_file() else {}
+    if not rec.get("levels"):
+        out["note"] = rec.get("note") or ("no per-level reconstructions: the ladder's evaluation writes them "
+                                          "(reconstructions.json); rerun vqladder train-ladder CONFIG")
         return out
-    n = ladder.chunk_len(0)
-    val = np.asarray(TokenShards(data_dir).val)
-    n_win = len(val) // n
-    starts = np.floor(np.arange(min(max_chunks, n_win)) * (n_win / max(1, min(max_chunks, n_win)))).astype(np.int64) * n
-    x = np.concatenate([val[s:s + n] for s in starts]).astype(np.int64)
-    levels = []
-    for k in range(1, ladder.n_levels + 1):
-        pred = ladder.decode(ladder.encode(x, k), k)
-        levels.append({"level": k, "bits_per_token": ladder.bits_per_token(k), "codes_per_chunk": ladder.chunk_len(k),
-                       "acc": float((pred == x).mean()),
-                       "rows": [{"chunk": int(s // n), "orig": x[i * n:(i + 1) * n].tolist(),
-                                 "pred": pred[i * n:(i + 1) * n].tolist()} for i, s in enumerate(starts)]})
-    used = sorted(set(x.tolist()) | {int(t) for lv in levels for r in lv["rows"] for t in r["pred"]})
-    out["tokens"] = {str(t): ladder.tokenizer.decode([t]) for t in used}
-    out["levels"] = levels
+    out["tokens"] = rec["tokens"]
+    out["levels"] = [{**lv, "rows": lv["rows"][:max_chunks]} for lv in rec["levels"]]
     return out
 
 

@@ -69,6 +69,10 @@ def train_run(cfg: RunConfig, resume: bool = False) -> dict:
         claim_run_dir(run_dir)  # one writer, and only a directory the tool made: a second `train` gets one line
     done = _accept(cfg, run_dir, shards, resume)  # before anything is written: config.yaml says only what will run
     if done is not None:
+        if D.is_main() and not (run_dir / "explorer.json").is_file():  # a run finished before the report read it
+            from ..models import load_model
+
+            write_explorer(run_dir, load_model(run_dir, "sequence_compressor")[0], shards)
         return done
 
     def sampler(rank, world):
@@ -97,8 +101,19 @@ def train_run(cfg: RunConfig, resume: bool = False) -> dict:
                "codebook_size": model.quantizer.codebook_size, "quantizer": cfg.model.quantizer.kind,
                **{k: v for k, v in val.items() if k != "examples"}}
     if D.is_main():
+        write_explorer(run_dir, model, shards)
         atomic_write_json(run_dir / "results.json", results)
     return results
+
+
+def write_explorer(run_dir: Path, model, shards, max_chunks: int = 48) -> None:
+    """Write what the run's report draws (held-out reconstructions and the code explorer) into ``explorer.json``."""
+    from ..checkpoint import latest_valid_checkpoint
+    from ..eval.explorer import explorer_data
+
+    found = latest_valid_checkpoint(run_dir / "checkpoints", warn=False)
+    data = explorer_data(model, shards.val, shards.tokenizer, max_chunks)
+    atomic_write_json(run_dir / "explorer.json", {"checkpoint": found[0].name if found else "", **data})
 
 
 # what a resume may change: how long it trains, and how it logs, checkpoints, evaluates and shows progress

@@ -294,3 +294,26 @@ def sample_paths(ladder: Ladder, e, judge: CausalLM | None, first_logp: torch.Te
                              "distinct2": float(np.mean([distinct_bigrams(held_out[i * per:(i + 1) * per])
                                                          for i in range(e.samples)]))}
     return {"samples": samples, "generation": speed}
+
+
+def level_reconstructions(ladder, val: np.ndarray, max_chunks: int = 12) -> dict:
+    """What the ladder's report draws (``reconstructions.json``): ``max_chunks`` held-out top chunks, spread over
+    ``val``, encoded at every level and decoded down the ladder with the levels' own decoders, token by token, with
+    each level's rate and accuracy; ``note`` instead where that cannot be drawn (a variable-rate level)."""
+    if ladder.variable_level is not None or ladder.tokenizer is None:
+        return {"note": "no per-level reconstructions (a variable-rate level, or no tokenizer)"}
+    n = ladder.chunk_len(0)
+    val = np.asarray(val)
+    n_win = len(val) // n
+    k_show = min(max_chunks, n_win)
+    starts = np.floor(np.arange(k_show) * (n_win / max(1, k_show))).astype(np.int64) * n
+    x = np.concatenate([val[s:s + n] for s in starts]).astype(np.int64) if k_show else np.zeros(0, np.int64)
+    levels = []
+    for k in range(1, ladder.n_levels + 1):
+        pred = ladder.decode(ladder.encode(x, k), k)
+        levels.append({"level": k, "bits_per_token": ladder.bits_per_token(k), "codes_per_chunk": ladder.chunk_len(k),
+                       "acc": float((pred == x).mean()) if len(x) else 0.0,
+                       "rows": [{"chunk": int(s // n), "orig": x[i * n:(i + 1) * n].tolist(),
+                                 "pred": pred[i * n:(i + 1) * n].tolist()} for i, s in enumerate(starts)]})
+    used = sorted(set(x.tolist()) | {int(t) for lv in levels for r in lv["rows"] for t in r["pred"]})
+    return {"tokens": {str(t): ladder.tokenizer.decode([t]) for t in used}, "levels": levels}

@@ -70,7 +70,16 @@ from ..train.flops import body_params, match_lm_depth, step_flops
 from ..train.stage import fresh, params, retraining, run_stage, stderr_log
 from .joint import joint_finetune
 from .ladder import LEVEL_DIR, MODES, MULTI_EXIT_DIR, UP_DIR, Ladder, check_text_levels, level_codes
-from .ladder_eval import _jsonable, _lm_logprob, _seq_nll, _windows, bits_of, evaluate_ladder, upsampler_bits
+from .ladder_eval import (
+    _jsonable,
+    _lm_logprob,
+    _seq_nll,
+    _windows,
+    bits_of,
+    evaluate_ladder,
+    level_reconstructions,
+    upsampler_bits,
+)
 from .ladder_report import ladder_markdown
 
 
@@ -341,6 +350,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
         "flat_train_time": flat_res.get("train_time", 0.0),
     }
     results["wall_time_s"] = round(time.time() - t_start, 1)
+    atomic_write_json(d / "reconstructions.json", level_reconstructions(ladder, shards.val))  # what the report draws
     atomic_write_json(d / "results.json", _jsonable(results))
     atomic_write_text(d / "results.md", ladder_markdown(results, cfg))
     return results

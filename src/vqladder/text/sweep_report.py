@@ -1,16 +1,11 @@
-"""Aggregate a sweep directory: ``sweep.csv`` (one row per cell), ``sweep.md`` (table + references), plots.
-
-Reads ``cells/*/results.json`` + ``cells/*/config.yaml`` and ``references.json``; nothing else.
-"""
+"""A sweep's report view: the table (``sweep.md``, seeds grouped, references beside) and the plots, drawn from the
+rows that the sweep's aggregation (``text.sweep.aggregate``) read from the cells; nothing else."""
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
-from ..io import atomic_write_text, read_json, read_yaml_doc
-from ..models.compressor import is_local
 from ..report import log2_axes, save_figure
 
 GIST = ["gist_semantic", "gist_semantic_random", "gist_semantic_frequent", "gist_retrieval_top1",
@@ -19,43 +14,6 @@ COLUMNS = ["cell", "arch", "compression", "out_len", "codebook_size", "kind", "d
            "seed", "bits_per_token", "rate_bits_per_token", "acc", "exact_match", "acc_free", "exact_match_free", "ce_bits", "usage",
            "perplexity", "dead_codes", "collapsed", "step", "tokens_seen", "train_time", "tok_per_s"] + GIST
 COLLAPSE_USAGE = 0.05  # fewer distinct held-out codes than 5% of what was possible flags a collapsed cell
-
-
-def collapsed(res: dict, out_len: int, depth: int = 1) -> bool:
-    """Used codes < 5% of min(codebook size, held-out code positions). Normalising by the positions matters
-    for big codebooks: 224 chunks x 16 codes can use at most 3,584 of 64,000 codes (5.6%) without collapse."""
-    usage, k = res.get("usage"), res.get("codebook_size")
-    if usage is None or not k:
-        return False
-    positions = res.get("chunks", 0) * out_len
-    possible = min(k, positions) if positions else k
-    return usage * k < COLLAPSE_USAGE * possible
-
-
-def read_cells(sweep_dir: Path) -> list[dict]:
-    rows = []
-    for res_p in sorted((Path(sweep_dir) / "cells").glob("*/results.json")):
-        run = res_p.parent
-        res = read_json(res_p)
-        if (run / "gist.json").is_file():  # written after training by the sweep's gist pass
-            res.update(read_json(run / "gist.json"))
-        cfg = read_yaml_doc(run / "config.yaml")
-        m, q = cfg["model"], cfg["model"]["quantizer"]
-        row = {"cell": run.name, "compression": m["in_len"] // m["out_len"], "out_len": m["out_len"],
-               "codebook_size": res.get("codebook_size", q["codebook_size"]), "kind": q["kind"],
-               "decoder": m.get("decoder", "parallel"), "depth": q.get("depth", 1), "seed": m.get("seed", 0),
-               "rate_weight": m.get("rate_weight", 0.0),
-               "arch": "local" if is_local(m) else m.get("downsample", "pool")}
-        for k in COLUMNS:
-            if k not in row:
-                row[k] = res.get(k, "")
-        if res.get("train_time") and res.get("tokens_seen"):
-            row["tok_per_s"] = res["tokens_seen"] / res["train_time"]
-        row["collapsed"] = collapsed(res, row["out_len"], row["depth"])
-        rows.append(row)
-    rows.sort(key=lambda r: (-r["out_len"], r["codebook_size"], r["kind"], r["decoder"], r["depth"], r["rate_weight"],
-                             r["seed"]))
-    return rows
 
 
 def _f(v, fmt=".3f"):
@@ -192,17 +150,6 @@ def markdown(rows: list[dict], refs: dict) -> str:
     return "\n".join(out)
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
-    import io
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS)
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: r.get(k, "") for k in COLUMNS})
-    atomic_write_text(path, buf.getvalue())
-
-
 def plots(rows: list[dict], refs: dict, out_dir: Path) -> list[Path]:
     import matplotlib
 
@@ -274,17 +221,3 @@ def plots(rows: list[dict], refs: dict, out_dir: Path) -> list[Path]:
     p = save_figure(fig, out_dir / "usage.png")
     paths.append(p)
     return paths
-
-
-def aggregate(sweep_dir: str | Path, make_plots: bool = True) -> dict:
-    """Write sweep.csv, sweep.md and plots/ for a sweep directory; returns {'rows', 'refs', 'markdown'}."""
-    d = Path(sweep_dir)
-    rows = read_cells(d)
-    refs_p = d / "references.json"
-    refs = read_json(refs_p) if refs_p.is_file() else {}
-    write_csv(rows, d / "sweep.csv")
-    md = markdown(rows, refs)
-    atomic_write_text(d / "sweep.md", f"# Sweep {d.name}\n\n{md}")
-    if make_plots and rows:
-        plots(rows, refs, d / "plots")
-    return {"rows": rows, "refs": refs, "markdown": md}

@@ -31,7 +31,7 @@ from ..checkpoint import latest_valid_checkpoint
 from ..config import Annotated, Check, NonNegInt, PathStr, PosInt, RunName, to_dict
 from ..data import DataConfig, WindowSampler, load_shards
 from ..data.sampler import gather_windows, val_windows
-from ..data.synthetic import mixed_spans
+from ..data.synthetic import mixed_spans, render_symbols
 from ..errors import VQLadderError
 from ..eval import evaluate_compressor
 from ..io import atomic_write_json, atomic_write_text, claim_run_dir
@@ -40,7 +40,7 @@ from ..models.variable import BOUNDARY_METHODS, VariableCompressor, VariableConf
 from ..train import Trainer, TrainerConfig
 from ..train.stage import guard_config, mark_done, stage_state, stderr_log
 from .compressor import EvalConfig
-from .variable_eval import add_equal_bits, codes_per_token_by_label
+from .variable_eval import add_equal_bits, cell_segments, codes_per_token_by_label
 from .variable_report import _plot_acc, _plot_ratio, cell_name, render_boundaries, variable_markdown
 
 
@@ -185,8 +185,21 @@ def run_variable(cfg: VariableExpConfig, log=None) -> dict:
            "data": "synthetic" if cfg.synthetic.enabled else cfg.data.corpus,
            "tokenizer": None if cfg.synthetic.enabled else cfg.data.tokenizer}
     atomic_write_json(cfg.dir / "results.json", res)
-    atomic_write_text(cfg.dir / "results.md", variable_markdown(res, cfg))
+    atomic_write_text(cfg.dir / "results.md", variable_markdown(res, cfg, BOUNDARY_METHODS))
     _plot_ratio(cfg, cfg.dir / "ratio_over_training.png")
-    _plot_acc(rows, cfg.dir / "acc_vs_bits.png")
-    atomic_write_text(cfg.dir / "boundaries.html", render_boundaries(cfg, data))
+    _plot_acc(rows, cfg.dir / "acc_vs_bits.png", BOUNDARY_METHODS)
+    atomic_write_text(cfg.dir / "boundaries.html", boundaries_html(cfg, data))
     return res
+
+
+def boundaries_html(cfg, data: dict) -> str:
+    """The first held-out chunks segmented by every trained cell (evaluation), drawn by the report view."""
+    n = cfg.chunk
+    idx = val_windows(data["val"], n, cfg.render_chunks)
+    chunks = gather_windows(data["val"], idx, n)
+    tok = data["tokenizer"]
+    piece = (lambda ts: tok.decode([int(t) for t in ts])) if tok is not None else render_symbols  # a segment at once
+    labels = data.get("val_labels")
+    lab = labels[idx[:, None] + np.arange(n)[None, :]] if labels is not None else None
+    cells = [(m, t, cfg.dir / cell_name(m, t)) for t in cfg.targets for m in cfg.methods]
+    return render_boundaries(cfg.name, np.asarray(chunks), cell_segments(chunks, cells), piece, lab)

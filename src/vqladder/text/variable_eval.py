@@ -3,6 +3,8 @@ on repetitive vs random spans, and the fixed-rate baseline at a variable model's
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -45,3 +47,17 @@ def add_equal_bits(rows: list[dict]) -> None:
         b = r["bits_per_token"]
         xs = [x for x, _ in fx]
         r["fixed_acc_at_equal_bits"] = float(np.interp(b, xs, [a for _, a in fx])) if xs[0] <= b <= xs[-1] else float("nan")
+
+
+def cell_segments(chunks: torch.Tensor, cells: list[tuple[str, float, Path]]) -> list[tuple[str, float, np.ndarray]]:
+    """(method, target, segment index of every token [b, n]) of each trained cell's model on ``chunks``."""
+    from ..models import load_model
+
+    out = []
+    for m, t, d in cells:
+        if not (d / "results.json").is_file():
+            continue
+        model = load_model(d, expect_kind="variable_compressor")[0]
+        seg, _ = segment_positions(segment_starts(model, chunks))
+        out.append((m, t, np.asarray(seg)))
+    return out

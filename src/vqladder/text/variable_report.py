@@ -1,4 +1,5 @@
-"""Variable-length experiment: the markdown tables and the accuracy-vs-bits plot, from its results."""
+"""Variable-length experiment's report view: the markdown tables, the plots and the boundary rendering, drawn from
+its results and the segments its evaluation computed (no model is run here)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.sampler import gather_windows, val_windows
-from ..data.synthetic import render_symbols
-from ..models import load_model
-from ..models.variable import BOUNDARY_METHODS, segment_positions
 from ..report import log2_axes, save_figure
-from .variable_eval import segment_starts
 
 
 def cell_name(method: str, target: float) -> str:
@@ -25,8 +21,9 @@ def _f(v, fmt=".3f"):
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
 
-def variable_markdown(res: dict, cfg) -> str:
-    rows = sorted(res["rows"], key=lambda r: (r["target"], BOUNDARY_METHODS.index(r["method"])))
+def variable_markdown(res: dict, cfg, methods: tuple[str, ...]) -> str:
+    """The tables; ``methods``: the boundary methods in the order rows are shown."""
+    rows = sorted(res["rows"], key=lambda r: (r["target"], methods.index(r["method"])))
     if res["synthetic"]:
         rows_syn = [r for r in rows if "codes_per_token_random" in r]
     src = "synthetic mixed spans" if res["synthetic"] else f"{res['data']} ({res['tokenizer']})"
@@ -52,14 +49,14 @@ def variable_markdown(res: dict, cfg) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot_acc(rows: list[dict], path: Path) -> None:
+def _plot_acc(rows: list[dict], path: Path, methods: tuple[str, ...]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for m, c in zip(BOUNDARY_METHODS, ("black", "tab:blue", "tab:red")):
+    for m, c in zip(methods, ("black", "tab:blue", "tab:red")):
         pts = sorted((r["bits_per_token"], r["acc"], r["target"]) for r in rows if r["method"] == m)
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=c, label=m)
@@ -97,40 +94,30 @@ def _plot_ratio(cfg, path: Path) -> None:
     save_figure(fig, path)
 
 
-def render_boundaries(cfg, data: dict) -> str:
-    """HTML: the first held-out chunks, one block per cell, segments on alternating backgrounds."""
-    n = cfg.chunk
-    chunks = gather_windows(data["val"], val_windows(data["val"], n, cfg.render_chunks), n)
-    tok = data["tokenizer"]
-    piece = (lambda ts: tok.decode([int(t) for t in ts])) if tok is not None else render_symbols  # a segment at once
+def render_boundaries(name: str, chunks: np.ndarray, cells: list[tuple[str, float, np.ndarray]], piece,
+                      labels: np.ndarray | None = None) -> str:
+    """HTML: held-out ``chunks`` [b, n], one block per cell ``(method, target, segment index per token [b, n])`` as
+    evaluation computed them, segments on alternating backgrounds; ``piece(ids) -> str`` renders a run of tokens;
+    ``labels`` [b, n] (synthetic data): the ground-truth repetitive / random spans first."""
     out = ["<!doctype html><meta charset='utf-8'><title>segments</title>",
            "<style>body{font-family:monospace;max-width:60em} span.a{background:#cde} span.b{background:#edc}"
            " pre{white-space:pre-wrap;line-height:1.6}</style>",
-           f"<h1>{html.escape(cfg.name)}: segment boundaries on held-out chunks</h1>",
+           f"<h1>{html.escape(name)}: segment boundaries on held-out chunks</h1>",
            "<p>Each coloured run is one segment = one code.</p>"]
-    labels = data.get("val_labels")
     if labels is not None:
-        lab = labels[val_windows(data["val"], n, cfg.render_chunks)[:, None] + np.arange(n)[None, :]]
         out.append("<h2>ground truth: repetitive (blue) / random (orange) spans</h2>")
-        for row, lr in zip(chunks, lab):
+        for row, lr in zip(chunks, labels):
             out.append("<pre>" + "".join(f"<span class='{'a' if l else 'b'}'>{html.escape(piece([t]))}</span>"
                                          for t, l in zip(row.tolist(), lr)) + "</pre>")
-    for t in cfg.targets:
-        for m in cfg.methods:
-            d = cfg.dir / cell_name(m, t)
-            if not (d / "results.json").is_file():
-                continue
-            model = load_model(d, expect_kind="variable_compressor")[0]
-            st = segment_starts(model, chunks)
-            seg, _ = segment_positions(st)
-            out.append(f"<h2>{m}, target {t:g} tokens per code</h2>")
-            for row, sg in zip(chunks.tolist(), seg.tolist()):
-                spans, cur = [], None
-                for tk, s in zip(row, sg):
-                    if s != cur:
-                        spans.append([s, []])
-                        cur = s
-                    spans[-1][1].append(tk)
-                out.append("<pre>" + "".join(f"<span class='{'ab'[s % 2]}'>{html.escape(piece(p))}</span>"
-                                             for s, p in spans) + "</pre>")
+    for m, t, seg in cells:
+        out.append(f"<h2>{m}, target {t:g} tokens per code</h2>")
+        for row, sg in zip(chunks.tolist(), seg.tolist()):
+            spans, cur = [], None
+            for tk, s in zip(row, sg):
+                if s != cur:
+                    spans.append([s, []])
+                    cur = s
+                spans[-1][1].append(tk)
+            out.append("<pre>" + "".join(f"<span class='{'ab'[s % 2]}'>{html.escape(piece(p))}</span>"
+                                         for s, p in spans) + "</pre>")
     return "\n".join(out) + "\n"
