@@ -363,7 +363,18 @@ def read_yaml(path: str | Path, raw: bool = False) -> dict:
 
 
 def load_config(cls, path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None):
-    """defaults < ``base`` dict < YAML file at ``path`` < dotted ``overrides``."""
+    """defaults < ``base`` dict < YAML file at ``path`` < dotted ``overrides``; a typo in a key names the valid keys.
+
+    >>> from vqladder import RunConfig, load_config
+    >>> cfg = load_config(RunConfig, "configs/demo.yaml", ["model.out_len=16", "train.steps=50"])  # doctest: +SKIP
+    >>> cfg = load_config(RunConfig, None, ["model.out_len=16", "train.steps=50"])
+    >>> cfg.model.out_len, cfg.train.steps, cfg.model.in_len
+    (16, 50, 256)
+    >>> load_config(RunConfig, None, ["model.out_lenn=16"])
+    Traceback (most recent call last):
+    ...
+    vqladder.errors.VQLadderError: unknown config key 'model.out_lenn'; valid keys here: ..., out_len, ...
+    """
     tree = dict(base or {})
     if path is not None:
         doc = read_yaml(path, raw=True)

@@ -17,6 +17,9 @@ from ..errors import VQLadderError
 
 
 class WindowSampler:
+    """Seeded random windows of ``window`` tokens from a token array, ``batch_size`` at a time (``next_batch()``),
+    sharded over ``world`` ranks, with ``state_dict()`` for exact resume. Example in ``vqladder.Trainer``."""
+
     def __init__(self, tokens: np.ndarray, window: int, batch_size: int, seed: int = 0, rank: int = 0,
                  world: int = 1, split: str = "train", align: int = 1):
         n = len(tokens)

@@ -117,7 +117,19 @@ def prepare(corpus: str, tokenizer: str, out_dir: str | Path, val_every: int = 1
     """Tokenise ``corpus`` with ``tokenizer`` into train/val shards under ``out_dir``; returns the shards.
 
     Raises :class:`VQLadderError` for an empty or unreadable corpus, an unknown tokenizer, or an existing
-    ``out_dir`` (unless ``force``)."""
+    ``out_dir`` (unless ``force``).
+
+    >>> from pathlib import Path
+    >>> from vqladder import TokenShards, prepare
+    >>> _ = Path("corpus.txt").write_text("The quick brown fox jumps over the lazy dog. " * 400)
+    >>> shards = prepare("corpus.txt", "bytes", "data/fox", block_size=512)
+    >>> shards.vocab_size, len(shards.train) > len(shards.val) > 0
+    (256, True)
+    >>> shards.tokenizer.decode(shards.tokenizer.encode("fox"))
+    'fox'
+    >>> TokenShards("data/fox").meta["tokenizer"]          # reopened from disk
+    'bytes'
+    """
     out = Path(out_dir).expanduser()
     _check_output(out, corpus, force)
     if val_every < 2:

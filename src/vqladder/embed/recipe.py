@@ -216,6 +216,8 @@ def train_qinco(cfg: EmbedConfig, d: Path, variant: str, stages: int, seed: int,
 
 
 def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
+    """Codes over embeddings vs FAISS at equal bytes (``vqladder embed eval CONFIG``): recall@k and MSE per method
+    and budget on one seeded split; returns (and writes) the table."""
     log = log or stderr_log("embed")
     cfg.validate()
     if cfg.threads > 0:

@@ -118,6 +118,22 @@ class CompressorConfig:
 
 @register("sequence_compressor", CompressorConfig)
 class SequenceCompressor(nn.Module):
+    """``in_len`` tokens -> ``out_len`` discrete codes -> ``in_len`` token logits; ``loss(tokens)`` trains it.
+
+    >>> import torch
+    >>> from vqladder import CompressorConfig, QuantizerConfig, SequenceCompressor
+    >>> cfg = CompressorConfig(vocab_size=256, in_len=64, out_len=8, d_model=32, n_heads=2,
+    ...                        quantizer=QuantizerConfig(kind="fsq", codebook_size=1024))
+    >>> model = SequenceCompressor(cfg)
+    >>> tokens = torch.randint(0, 256, (2, 64))
+    >>> loss, metrics = model.loss(tokens)             # train with vqladder.Trainer or your own loop
+    >>> codes = model.encode(tokens)                   # [2, 8] codes
+    >>> model.decode(codes).shape                      # token logits
+    torch.Size([2, 64, 256])
+    >>> round(model.bits_per_token, 3)                 # 8 * log2(1000) / 64
+    1.246
+    """
+
     def __init__(self, cfg: CompressorConfig):
         super().__init__()
         cfg.validate()
@@ -248,8 +264,9 @@ class SequenceCompressor(nn.Module):
         return self.head(self.norm_out(x))
 
     @torch.no_grad()
-    def generate(self, z_q: torch.Tensor) -> torch.Tensor:
-        """Greedy free-running decoding of an autoregressive decoder: tokens[b, n] from latents[b, m, d]."""
+    def generate(self, z_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Greedy free-running decoding of an autoregressive decoder: (tokens[b, n], the last pass's logits[b, n,
+        v]) from latents[b, m, d]."""
         b, n = z_q.shape[0], self.config.in_len
         tokens = torch.zeros(b, n, dtype=torch.long, device=z_q.device)
         logits_all = None

@@ -37,6 +37,22 @@ class LMConfig:
 
 @register("causal_lm", LMConfig)
 class CausalLM(DecoderCore):
+    """A causal transformer LM over ``vocab_size`` symbols; ``step_fn()`` is its KV-cached next-symbol function.
+
+    >>> import torch
+    >>> from vqladder import CausalLM, LMConfig, beam_search, greedy, sample
+    >>> lm = CausalLM(LMConfig(vocab_size=50, context=32, d_model=32, n_heads=2, n_layers=1)).eval()
+    >>> loss, metrics = lm.loss(torch.randint(0, 50, (2, 32)))
+    >>> prefix = torch.zeros(3, 1, dtype=torch.long)
+    >>> sample(lm.step_fn(), batch=3, length=10, temperature=0.8, prefix=prefix).shape
+    torch.Size([3, 10])
+    >>> greedy(lm.step_fn(), batch=3, length=5, prefix=prefix).shape
+    torch.Size([3, 5])
+    >>> best = beam_search(lm.step_fn(), length=6, beam_width=4, prefix=torch.zeros(1, dtype=torch.long))
+    >>> best.sequence.shape, best.beams.shape
+    (torch.Size([6]), torch.Size([4, 6]))
+    """
+
     def __init__(self, cfg: LMConfig):
         super().__init__()
         cfg.validate()

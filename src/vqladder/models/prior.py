@@ -45,6 +45,9 @@ class PriorConfig:
 
 @register("code_prior", PriorConfig)
 class CodePrior(DecoderCore):
+    """Causal transformer over a sequence of codes after an optional conditioning prefix (goal, return, end state,
+    prompt codes); ``step_fn()`` feeds ``sample``, ``greedy`` and ``beam_search`` as ``CausalLM``'s does."""
+
     def __init__(self, cfg: PriorConfig):
         super().__init__()
         cfg.validate()

@@ -39,7 +39,7 @@ def build_model(kind: str, config: dict):
 
 def load_model(path, expect_kind: str | None = None, device: str | torch.device = "cpu"):
     """Rebuild the model a checkpoint (or a run directory's latest valid one) describes and load its weights.
-    Returns (model in eval mode on ``device``, meta, checkpoint dir)."""
+    Returns (model in eval mode on ``device``, meta, checkpoint dir). Example in ``vqladder.Trainer``."""
     ckpt, meta = resolve_checkpoint(path)
     kind = meta.get("kind")
     if expect_kind is not None and kind != expect_kind:

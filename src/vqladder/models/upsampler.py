@@ -81,6 +81,9 @@ class UpsamplerConfig:
 
 @register("upsampler", UpsamplerConfig)
 class Upsampler(DecoderCore):
+    """Generates one level's codes (or tokens) chunk by chunk from the codes one level up (cross-attention),
+    optionally the previous chunk below and each position's covering code; KV-cached like every decoder."""
+
     def __init__(self, cfg: UpsamplerConfig):
         super().__init__()
         cfg.validate()

@@ -434,6 +434,8 @@ def train_segmenters(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
 
 
 def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
+    """The planning experiment (``vqladder plan-experiment CONFIG``): demonstrations, the flat, ladder and subgoal
+    planners per seed, search on held-out layouts at several budgets; returns (and writes) its results."""
     log = log or stderr_log("plan")
     cfg.validate()
     if cfg.threads > 0:

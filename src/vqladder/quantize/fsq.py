@@ -47,6 +47,18 @@ def round_ste(z: torch.Tensor) -> torch.Tensor:
 
 
 class FSQ(QuantizerBase):
+    """Finite scalar quantiser of ``dim``-wide vectors onto ``prod(levels)`` codes; no codebook is stored.
+
+    >>> import torch
+    >>> from vqladder import FSQ
+    >>> q = FSQ(dim=16, levels=[8, 5, 5, 5])           # 1,000 codes, 9.97 bits each
+    >>> out = q(torch.randn(2, 4, 16))                 # Quantized(z_q, codes, loss, stats)
+    >>> out.codes.shape, out.z_q.shape, q.codebook_size
+    (torch.Size([2, 4]), torch.Size([2, 4, 16]), 1000)
+    >>> bool((q.decode_codes(out.codes) - out.z_q).abs().max() < 1e-5)   # codes alone give back z_q
+    True
+    """
+
     def __init__(self, dim: int, levels: list[int], dead_after: int = 100, norm: str = "batch"):
         if not levels or any(int(l) < 2 for l in levels):
             raise VQLadderError(f"FSQ levels must be integers >= 2, got {levels}")

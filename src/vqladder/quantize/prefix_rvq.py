@@ -25,6 +25,10 @@ def prefix_schedule(n_bytes: int, dim: int, matryoshka: bool = True) -> list[int
 
 
 class PrefixRVQ(nn.Module):
+    """Coarse-to-fine residual VQ over embedding prefixes: stage i quantises the residual of the first
+    ``prefixes[i]`` dimensions, so the first k codes are a code of the k-th prefix (Matryoshka embeddings).
+    Fitted by residual k-means (``fit(x)``); ``encode`` / ``decode`` work on numpy arrays."""
+
     def __init__(self, dim: int, prefixes: list[int], codebook_size: int = 256, seed: int = 0, kmeans_iters: int = 20):
         super().__init__()
         if any(p > dim or p < 1 for p in prefixes):

@@ -121,7 +121,17 @@ class QINCo(QuantizerBase):
 
     ``init_from_rq(x)`` fits the standardisation and RQ codebooks (call once before training); ``loss(x[n, d])``
     is what the trainer minimises; ``encode(x) -> codes[n, stages]`` and ``decode(codes) -> x_hat`` work on numpy
-    arrays in the input's units; ``forward`` is the quantiser interface (``Quantized``)."""
+    arrays in the input's units; ``forward`` is the quantiser interface (``Quantized``).
+
+    >>> import numpy as np
+    >>> from vqladder import QINCo
+    >>> x = np.random.default_rng(0).normal(size=(2000, 32)).astype("float32")
+    >>> q = QINCo(dim=32, stages=4, hidden=32)         # 4 bytes per vector
+    >>> q.init_from_rq(x)                              # residual k-means; train q.loss(batch) after
+    >>> codes = q.encode(x[:10], beam=2)
+    >>> codes.shape, codes.dtype, q.decode(codes).shape
+    ((10, 4), dtype('uint8'), (10, 32))
+    """
 
     def __init__(self, dim: int, stages: int, codebook_size: int = 256, hidden: int = 128, blocks: int = 1,
                  preselect: int = 16, beam: int = 1, train_preselect: int = 16, prefixes: list[int] | None = None):

@@ -53,6 +53,16 @@ def rotate_to(src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
 
 
 class VectorQuantizer(QuantizerBase):
+    """VQ-VAE quantiser with an EMA codebook (k-means init, dead-code restart, commitment loss).
+
+    >>> import torch
+    >>> from vqladder import VectorQuantizer
+    >>> q = VectorQuantizer(dim=16, codebook_size=64, codebook_dim=8)
+    >>> out = q(torch.randn(4, 32, 16))                # the first training call initialises by k-means
+    >>> out.codes.shape, int(out.codes.max()) < 64, out.loss.ndim
+    (torch.Size([4, 32]), True, 0)
+    """
+
     def __init__(self, dim: int, codebook_size: int, codebook_dim: int = 32, decay: float = 0.99,
                  commitment: float = 0.25, kmeans_init: bool = True, kmeans_iters: int = 10,
                  dead_threshold: float = 0.03, cosine: bool = False, gradient: str = "ste", eps: float = 1e-5,

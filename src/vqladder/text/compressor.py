@@ -45,7 +45,22 @@ class RunConfig:
 
 
 def train_run(cfg: RunConfig, resume: bool = False) -> dict:
-    """Train a level-1 compressor as ``cfg`` says; returns the final held-out results (also results.json)."""
+    """Train a level-1 compressor as ``cfg`` says; returns the final held-out results (also results.json). The
+    run directory ``out_dir/name`` holds config.yaml, metrics.jsonl, checkpoints, results.json and what the report
+    draws (``vqladder report``).
+
+    >>> from pathlib import Path
+    >>> from vqladder import RunConfig, load_config, prepare, train_run
+    >>> _ = Path("corpus.txt").write_text("The quick brown fox jumps over the lazy dog. " * 400)
+    >>> _ = prepare("corpus.txt", "bytes", "data/fox", block_size=512)
+    >>> cfg = load_config(RunConfig, None, ["data.path=data/fox", "data.corpus=corpus.txt", "data.tokenizer=bytes",
+    ...     "model.in_len=32", "model.out_len=8", "model.d_model=32", "model.n_heads=2", "model.tok_dim=16",
+    ...     "model.quantizer.codebook_size=256", "train.steps=6", "train.batch_size=4", "train.eval_every=-1",
+    ...     "train.progress=false", "eval.max_chunks=8", "out_dir=runs", "name=fox"])
+    >>> res = train_run(cfg)
+    >>> res["step"], 0.0 <= res["acc"] <= 1.0, sorted(p.name for p in Path("runs/fox").glob("*.json"))
+    (6, True, ['explorer.json', 'results.json'])
+    """
     from ..train.trainer import pick_device
 
     D.init_distributed(pick_device(cfg.train.device))  # before preparing data: rank 0 prepares, others wait

@@ -83,6 +83,11 @@ def encode_stream(model, stream: np.ndarray, batch_size: int = 64) -> np.ndarray
 
 
 class Ladder:
+    """A trained ladder loaded from one directory (``Ladder.load(dir)``, as ``vqladder train-ladder`` writes it):
+    ``encode(tokens, level)`` -> that level's codes, ``decode(codes, level)`` -> tokens down the levels' own
+    decoders, ``bits_per_token(level)``, ``chunk_len(level)``, and generation from the prior through the
+    upsamplers."""
+
     def __init__(self, levels: list, upsamplers: list | None = None, prior=None, tokenizer=None, flat=None,
                  directory: Path | None = None, mode: str = "codes"):
         if not levels:

@@ -298,6 +298,8 @@ def gist_pass(cfg: SweepConfig, embed=None) -> int:
 
 
 def run_sweep(cfg: SweepConfig, runner=None, aggregate_only: bool = False) -> Path:
+    """Train every cell of the compression x codebook grid (``vqladder sweep CONFIG``) and the references, then
+    aggregate (sweep.csv, sweep.md, cells.json, plots); resumable. Returns the sweep directory."""
 
     cells = expand_grid(cfg)  # validate everything first
     claim_run_dir(cfg.dir, "experiment")

@@ -167,6 +167,8 @@ def train_cell(cfg: VariableExpConfig, data: dict, method: str, target: float, l
 
 # -- the experiment -----------------------------------------------------------------------------------------------
 def run_variable(cfg: VariableExpConfig, log=None) -> dict:
+    """The variable-length codes experiment (``vqladder variable CONFIG``): one variable-rate compressor per
+    boundary method and target ratio, the fixed baseline at equal bits; returns (and writes) its results."""
     log = log or stderr_log("variable")
     cfg.validate()
     if cfg.threads > 0:

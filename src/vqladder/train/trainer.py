@@ -161,6 +161,20 @@ class Trainer:
     ``sampler_factory(rank, world)`` returns an object with ``next_batch()``, ``state_dict()`` and
     ``load_state_dict()`` (see ``data.WindowSampler``). ``evaluate(model) -> dict`` computes held-out
     metrics (keys are logged with a ``val_`` prefix). ``meta`` is stored in every checkpoint's meta.json.
+
+    >>> import tempfile, numpy as np
+    >>> from vqladder import CompressorConfig, SequenceCompressor, Trainer, TrainerConfig, WindowSampler, load_model
+    >>> tokens = np.random.default_rng(0).integers(0, 64, 20_000).astype(np.uint16)
+    >>> model = SequenceCompressor(CompressorConfig(vocab_size=64, in_len=32, out_len=8, d_model=32, n_heads=2))
+    >>> run = tempfile.mkdtemp()
+    >>> cfg = TrainerConfig(steps=4, batch_size=4, eval_every=-1, log_every=2, progress=False)
+    >>> trainer = Trainer(model, cfg, run, lambda rank, world: WindowSampler(tokens, 32, 4, 0, rank, world))
+    >>> _ = trainer.fit()
+    >>> trainer.step
+    4
+    >>> loaded, meta, ckpt = load_model(run)           # the newest valid checkpoint, rebuilt from its meta
+    >>> ckpt.name, type(loaded).__name__
+    ('step_000004', 'SequenceCompressor')
     """
 
     def __init__(self, model: nn.Module, cfg: TrainerConfig, run_dir: str | Path,
