@@ -39,9 +39,10 @@ def main(argv=None) -> int:
     from vqladder.embed.models import QINCoCodec  # noqa: F401  (registers the model kind)
     from vqladder.embed.recipe import EmbedConfig, load_set, split_indices
     from vqladder.models import load_model
+    from vqladder.train.recipe import saved_config
 
     run = Path(a.run)
-    cfg = load_config(EmbedConfig, run / "embed.yaml", [])
+    cfg = load_config(EmbedConfig, saved_config(run), [])
     emb, _, _ = load_set(cfg, lambda m: print(m, file=sys.stderr))
     idx = split_indices(len(emb), cfg)
     emb = np.asarray(emb, dtype=np.float32)

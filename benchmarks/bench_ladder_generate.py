@@ -25,6 +25,7 @@ from vqladder.models import load_model
 from vqladder.text.ladder import Ladder
 from vqladder.text.ladder_eval import sample_paths
 from vqladder.text.ladder_recipe import LadderEvalConfig
+from vqladder.train.recipe import saved_config
 
 
 def main() -> int:
@@ -42,7 +43,7 @@ def main() -> int:
         judge = load_model(lad.directory / "judge", "causal_lm")[0] if (lad.directory / "judge").is_dir() else None
         import yaml
 
-        data = yaml.safe_load((lad.directory / "ladder.yaml").read_text())["data"]["path"]
+        data = yaml.safe_load(saved_config(lad.directory).read_text())["data"]["path"]
         shards = TokenShards(data)
     except VQLadderError as e:
         print(f"error: {e}", file=sys.stderr)

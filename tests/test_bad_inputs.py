@@ -241,7 +241,8 @@ def test_bare_command_says_it_runs_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = call(["train", "model.out_len=5"])  # a bad override fails before the notice is printed
     assert code == 2 and "note:" not in err and "not divisible" in one_line_error(err)
-    from vqladder.cli import _load, build_parser
+    from vqladder.cli import build_parser
+    from vqladder.cli.common import _load
 
     a = build_parser().parse_args(["train", "train.steps=7"])
     buf = io.StringIO()

@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 MODULES = ["vqladder", "vqladder.quantize.fsq", "vqladder.quantize.vq", "vqladder.quantize.qinco",
-           "vqladder.models.compressor", "vqladder.models.lm", "vqladder.train.trainer",
+           "vqladder.models.compressor", "vqladder.text.geometry", "vqladder.models.lm", "vqladder.train.trainer",
            "vqladder.data.shards", "vqladder.config", "vqladder.text.compressor"]
 
 

@@ -498,7 +498,7 @@ def test_text_ladder_resumes_per_stage_and_refuses_another_mode(trained_text_lad
     other = copy.deepcopy(cfg)
     other.mode = "codes"
     other.levels = other.levels[:1]
-    with pytest.raises(VQLadderError, match="different 'mode'"):
+    with pytest.raises(VQLadderError, match=r"\bmode differ.*--retrain"):
         train_ladder(other, log=lambda m: None)
 
 

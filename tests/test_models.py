@@ -81,3 +81,15 @@ def test_rate_term_config_is_checked():
         CompressorConfig(vocab_size=16, rate_weight=0.5).validate()
     with pytest.raises(VQLadderError, match="FSQ"):
         CompressorConfig(vocab_size=16, rate_layers=1, quantizer=QuantizerConfig(kind="vq")).validate()
+
+
+@pytest.mark.parametrize("q", [{"kind": "fsq", "codebook_size": 4096}, {"kind": "vq", "codebook_size": 512},
+                               {"kind": "fsq", "codebook_size": 256, "depth": 2}])
+def test_the_config_knows_its_rate(q):
+    """``CompressorConfig.compression`` / ``bits_per_token`` (nominal) equal what the built model reports."""
+    from vqladder.models import CompressorConfig, SequenceCompressor
+    from vqladder.quantize import QuantizerConfig
+
+    cfg = CompressorConfig(vocab_size=64, in_len=64, out_len=16, d_model=32, n_heads=2, quantizer=QuantizerConfig(**q))
+    model = SequenceCompressor(cfg)
+    assert cfg.compression == 4 and abs(cfg.bits_per_token - model.bits_per_token) < 1e-9

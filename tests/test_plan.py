@@ -166,7 +166,7 @@ def tiny_plan(tmp_path_factory):
              "progress": False, "precision": "fp32"}
     cfg = build(PlanConfig, {
         "name": "p", "out_dir": str(tmp), "maze": {"rooms": 2, "room": 2, "max_moves": 8},
-        "data": {"train_layouts": 15, "episodes_per_layout": 10, "test_layouts": 4}, "seeds": [0],
+        "data": {"train_layouts": 15, "episodes_per_layout": 10, "test_layouts": 4, "val_layouts": 2}, "seeds": [0],
         "flat": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
         "ladder": {"chunk": 4, "compressor": {"d_model": 32, "n_heads": 2, "enc_layers": 1, "latent_layers": 1,
                                               "dec_layers": 1, "quantizer": {"codebook_size": 1024}},
@@ -187,6 +187,9 @@ def tiny_plan(tmp_path_factory):
 def test_both_contenders_train_and_respect_budgets(tiny_plan):
     cfg, res, logs = tiny_plan
     assert res["layout_overlap"] == 0
+    # every contender's options were searched on the validation tasks too, and a choice was made from them
+    assert res["val_tasks"] > 0 and all(r["split"] == "val" for r in res["val_rows"])
+    assert set(res["chosen"]) == set(cfg.contenders) and "Chosen on validation" in (cfg.dir / "results.md").read_text()
     rows = res["rows"]
     assert {r["contender"] for r in rows} == {"flat", "ladder", "subgoal", "rooms", "doors"}
     assert len(rows) == 5 * 2 * 4 * 2
@@ -457,17 +460,18 @@ def test_every_preset_holds_out_layouts_never_seen_in_training(preset):
 def test_a_changed_maze_is_refused_not_reused(tmp_path):
     """The demonstrations and tasks (data.npz) of an experiment directory are never reused under another maze or
     data config: the rerun is refused in one line before anything is written."""
-    from vqladder.config import build, save_yaml
-    from vqladder.planning.recipe import PlanConfig, _guard_data
+    from vqladder.config import build
+    from vqladder.planning.recipe import PlanConfig, open_plan_dir
 
     cfg = build(PlanConfig, {"out_dir": str(tmp_path), "name": "p"})
-    cfg.dir.mkdir(parents=True)
-    save_yaml(cfg, cfg.dir / "plan.yaml")
+    open_plan_dir(build(PlanConfig, {"out_dir": str(tmp_path), "name": "p", "maze": {"rooms": 4}}))  # no data yet
+    open_plan_dir(cfg)                                                                              # may change
     (cfg.dir / "data.npz").write_bytes(b"")
-    _guard_data(cfg)  # the same config passes
-    _guard_data(build(PlanConfig, {"out_dir": str(tmp_path), "name": "p", "search": {"budgets": [2]}}))  # eval-only
+    open_plan_dir(cfg)  # the same config passes
+    open_plan_dir(build(PlanConfig, {"out_dir": str(tmp_path), "name": "p", "search": {"budgets": [2]}}))  # eval-only
     with pytest.raises(VQLadderError, match="maze.rooms"):
-        _guard_data(build(PlanConfig, {"out_dir": str(tmp_path), "name": "p", "maze": {"rooms": 4}}))
+        open_plan_dir(build(PlanConfig, {"out_dir": str(tmp_path), "name": "p", "maze": {"rooms": 4}}))
+    assert (cfg.dir / "config.yaml").is_file() and not (cfg.dir / "plan.yaml").exists()
 
 
 def test_held_out_layouts_are_disjoint_because_of_the_exclusion():
@@ -479,3 +483,39 @@ def test_held_out_layouts_are_disjoint_because_of_the_exclusion():
     assert len(set(make_dataset(cfg, 15, 1, seed=2)["keys"].tolist()) & seen) >= 5  # without it: they meet
     held = make_dataset(cfg, 15, 1, seed=2, exclude=seen)
     assert len(held["keys"]) == 15 and not set(held["keys"].tolist()) & seen
+
+
+def test_the_validation_split_is_disjoint_and_leaves_the_test_tasks_alone():
+    """Validation layouts are in neither training nor test, and adding them does not change the test tasks."""
+    from vqladder.planning.maze import plan_tasks
+
+    cfg = MazeConfig(rooms=3, room=2, max_moves=24)
+    with_val = plan_tasks(cfg, 30, 2, 12, seed=5, val_layouts=10)
+    without = plan_tasks(cfg, 30, 2, 12, seed=5)
+    assert "val_cond" not in without and np.array_equal(with_val["test_cond"], without["test_cond"])
+    train, test, val = (set(with_val[k].tolist()) for k in ("train_keys", "test_keys", "val_keys"))
+    assert len(val) == len(with_val["val_cond"]) > 0 and not val & train and not val & test and not test & train
+
+
+def test_choices_are_read_from_validation_only():
+    """Planted rows: on validation the verifier wins, on test the likelihood scorer does; the choice is the
+    verifier, and the report's validated table shows the verifier's test success, not the better test option."""
+    from vqladder.planning.evaluate import choose_on_validation
+    from vqladder.planning.report import _agg, _chosen_lines, length_bins
+
+    def row(split_success, scorer, seed, evals=10.0):
+        return {"seed": seed, "contender": "flat", "method": "beam", "scorer": scorer, "budget_x": 4,
+                "success": split_success, "mean_evals": evals, "per_task": [[5, True], [9, False]]}
+
+    val = [row(0.8, "verifier", s) for s in (0, 1)] + [row(0.3, "likelihood", s) for s in (0, 1)]
+    test = [row(0.4, "verifier", s) for s in (0, 1)] + [row(0.9, "likelihood", s) for s in (0, 1)]
+    chosen = choose_on_validation(val)
+    assert chosen == {"flat": {"4": {"method": "beam", "scorer": "verifier", "val_success": 0.8}}}
+    res = {"rows": test, "chosen": chosen, "val_tasks": 20}
+    text = "\n".join(_chosen_lines(res, _agg(test)))
+    assert "| flat | 4x | beam | verifier | 0.80 | 0.40 ± 0.00 |" in text
+    assert {b["scorer"] for b in length_bins(res)} == {"verifier"}            # the length table follows the choice
+    assert {b["scorer"] for b in length_bins({"rows": test})} == {"likelihood"}  # without validation: best on test
+    assert "chosen on the test tasks" in "\n".join(_chosen_lines({"rows": test}, _agg(test)))
+    tie = [row(0.5, "verifier", 0, evals=30.0), row(0.5, "likelihood", 0, evals=12.0)]
+    assert choose_on_validation(tie)["flat"]["4"]["scorer"] == "likelihood"    # a tie goes to fewer evaluations

@@ -385,6 +385,22 @@ def load_config(cls, path: str | Path | None = None, overrides: list[str] | None
     return build(cls, tree)
 
 
+def derive(cfg, **changes):
+    """A copy of the typed config ``cfg`` with ``changes`` (``dataclasses.replace`` on a deep copy, so nothing
+    nested is shared with the original): the one way a recipe derives a stage's config from the user's.
+
+    >>> from vqladder import TrainerConfig
+    >>> base = TrainerConfig(steps=100, lr=1e-3)
+    >>> stage = derive(base, seed=3)
+    >>> (stage.steps, stage.seed, base.seed, type(stage).__name__)
+    (100, 3, 0, 'TrainerConfig')
+    """
+    import copy
+    import dataclasses
+
+    return dataclasses.replace(copy.deepcopy(cfg), **changes)
+
+
 def save_yaml(obj, path: str | Path) -> None:
     from .io import atomic_write_text
 

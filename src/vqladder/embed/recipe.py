@@ -28,12 +28,13 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from ..config import NonNegInt, PathStr, PosInt, RunName, save_yaml
+from ..config import NonNegInt, PathStr, PosInt, RunName
 from ..errors import VQLadderError
 from ..io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text, claim_run_dir
 from ..nn import seeded
 from ..quantize.qinco import rq_init_state
 from ..train import TrainerConfig
+from ..train.recipe import open_experiment, write_results
 from ..train.rows import train_rows
 from ..train.stage import stderr_log
 from .data import corpus_texts, embed_corpora, load_vectors
@@ -222,8 +223,7 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
     cfg.validate()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    d = claim_run_dir(cfg.dir, "experiment")
-    save_yaml(cfg, d / "embed.yaml")
+    d = open_experiment(cfg, force=True)  # an evaluation: every number is recomputed, so any config may rerun
     emb, texts, counts = load_set(cfg, log, embedder)
     n = len(emb)
     idx = split_indices(n, cfg)
@@ -300,7 +300,7 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
                      "models": {f"{v}-{st}-s{sd}": _stage_summary(d, v, st, sd) for v, st, sd in models},
                      "rq_init_val_mse": {f"{v}-{st}": _rq_val_mse(models[(v, st, sd)], cfg, d, v, raw, ada)
                                          for v, st, sd in models if sd == cfg.qinco.seeds[0]}}}
-    atomic_write_json(d / "results.json", res)
+    write_results(d, res)
     atomic_write_text(d / "results.md", embed_markdown(res, cfg))
     _plot(res, d / "recall_vs_bytes.png")
     return res

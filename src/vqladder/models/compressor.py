@@ -88,6 +88,22 @@ class CompressorConfig:
     seed: NonNegInt = 0                     # init seed (weights and quantizer generator)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
 
+    @property
+    def compression(self) -> int:
+        """Tokens per code position: ``in_len / out_len``."""
+        return self.in_len // self.out_len
+
+    @property
+    def bits_per_token(self) -> float:
+        """Nominal rate: ``out_len * depth * log2(codebook) / in_len`` (what the codes cost sent uniformly).
+
+        >>> cfg = CompressorConfig(in_len=256, out_len=64, quantizer=QuantizerConfig(kind="fsq", codebook_size=4096))
+        >>> round(cfg.bits_per_token, 4)                  # 64 * log2(4375) / 256: FSQ levels [7, 5, 5, 5, 5]
+        3.0238
+        """
+        q = self.quantizer
+        return self.out_len * q.depth * math.log2(q.effective_codebook_size()) / self.in_len
+
     def validate(self) -> None:
         if self.in_len < 1 or self.out_len < 1:
             raise VQLadderError(f"model.in_len and model.out_len must be positive, got {self.in_len}, {self.out_len}")

@@ -276,3 +276,22 @@ def segment_alignment(segmenters: dict, test_cond: np.ndarray, codec: EpisodeCod
                      "moves_per_segment": float(np.mean(lengths)) if lengths else float("nan"),
                      "plan_exact": float(np.mean(exact)) if exact else float("nan")}
     return out
+
+
+def choose_on_validation(val_rows: list[dict]) -> dict:
+    """Each contender's search method and scorer at each budget, chosen on the validation tasks by one procedure
+    for all: the highest mean success over the seeds (ties: fewer mean evaluations, then the names). Returns
+    {contender: {budget_x: {"method", "scorer", "val_success"}}}; the test tables then report these choices."""
+    by: dict = {}
+    for r in val_rows:
+        if not r.get("unaffordable"):
+            by.setdefault((r["contender"], r["budget_x"]), {}).setdefault((r["method"], r["scorer"]), []).append(r)
+    out: dict = {}
+    for (who, mult), opts in sorted(by.items()):
+        def key(ms, opts=opts):
+            rs = opts[ms]
+            return (-float(np.mean([r["success"] for r in rs])), float(np.mean([r["mean_evals"] for r in rs])), ms)
+        best = min(opts, key=key)
+        out.setdefault(who, {})[str(mult)] = {"method": best[0], "scorer": best[1],
+                                             "val_success": float(np.mean([r["success"] for r in opts[best]]))}
+    return out

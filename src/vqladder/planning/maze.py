@@ -337,16 +337,29 @@ def make_dataset(cfg: MazeConfig, n_layouts: int, episodes_per_layout: int, seed
     return {"cond": np.stack(conds), "moves": np.stack(moves), "keys": np.array(keys), "buckets": np.array(buckets)}
 
 
-def plan_tasks(cfg: MazeConfig, train_layouts: int, episodes_per_layout: int, test_layouts: int, seed: int) -> dict:
+def plan_tasks(cfg: MazeConfig, train_layouts: int, episodes_per_layout: int, test_layouts: int, seed: int,
+               val_layouts: int = 0) -> dict:
     """A planning benchmark: training demonstrations and held-out tasks on layouts never seen in training (one
-    task each, asking for the optimal bucket 3; tasks whose shortest path does not fit ``max_moves`` dropped)."""
+    task each, asking for the optimal bucket 3; tasks whose shortest path does not fit ``max_moves`` dropped);
+    with ``val_layouts``, validation tasks the same way on layouts in neither split, drawn after the test tasks
+    (so the test tasks of a seed are the same with or without them)."""
     train = make_dataset(cfg, train_layouts, episodes_per_layout, seed)
     test = make_dataset(cfg, test_layouts, 1, seed + 1_000_003, exclude=set(train["keys"]))
     codec = EpisodeCodec(cfg)
-    conds = []
-    for c in test["cond"]:
-        lay, s, g, _ = codec.decode_cond(c)
-        if validate(lay, s, g, []).shortest <= cfg.max_moves:
-            conds.append(codec.cond(lay, s, g, 3))
-    return {"train_cond": train["cond"], "train_moves": train["moves"], "train_keys": train["keys"],
-            "train_buckets": train["buckets"], "test_cond": np.stack(conds), "test_keys": test["keys"][:len(conds)]}
+
+    def tasks(ds: dict) -> tuple[np.ndarray, np.ndarray]:
+        conds, keys = [], []
+        for c, k in zip(ds["cond"], ds["keys"]):
+            lay, s, g, _ = codec.decode_cond(c)
+            if validate(lay, s, g, []).shortest <= cfg.max_moves:
+                conds.append(codec.cond(lay, s, g, 3))
+                keys.append(k)
+        return (np.stack(conds) if conds else np.zeros((0, codec.cond_len), np.int64)), np.asarray(keys)
+
+    test_cond, test_keys = tasks(test)
+    out = {"train_cond": train["cond"], "train_moves": train["moves"], "train_keys": train["keys"],
+           "train_buckets": train["buckets"], "test_cond": test_cond, "test_keys": test_keys}
+    if val_layouts:
+        val = make_dataset(cfg, val_layouts, 1, seed + 2_000_029, exclude=set(train["keys"]) | set(test["keys"]))
+        out["val_cond"], out["val_keys"] = tasks(val)
+    return out

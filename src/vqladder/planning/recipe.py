@@ -51,25 +51,31 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..config import NonNegFloat, NonNegInt, PathStr, PosFloat, PosInt, RunName, save_yaml, to_dict
+from ..config import NonNegFloat, NonNegInt, PathStr, PosFloat, PosInt, RunName, derive, to_dict
 from ..errors import VQLadderError
 from ..io import (
     atomic_save_npy,
     atomic_save_npz,
     atomic_write_json,
     atomic_write_text,
-    claim_run_dir,
     read_json,
-    read_yaml_doc,
 )
 from ..models import CausalLM, CodePrior, CompressorConfig, PriorConfig, SequenceCompressor, load_model
 from ..models.variable import VariableCompressor, VariableConfig
 from ..quantize import QuantizerConfig
 from ..train import TrainerConfig
 from ..train.flops import step_flops
+from ..train.recipe import open_experiment, write_results
 from ..train.rows import train_rows
 from ..train.stage import fresh, stage_results, stage_state, stderr_log
-from .evaluate import boundary_alignment, diagnostics, evaluate, example_episodes, segment_alignment
+from .evaluate import (
+    boundary_alignment,
+    choose_on_validation,
+    diagnostics,
+    evaluate,
+    example_episodes,
+    segment_alignment,
+)
 from .maze import END, EpisodeCodec, MazeConfig, plan_tasks
 from .planners import (
     DOOR_END,
@@ -90,6 +96,8 @@ class PlanDataConfig:
     train_layouts: PosInt = 2000         # layouts for training demonstrations
     episodes_per_layout: PosInt = 8      # demonstrations per training layout
     test_layouts: PosInt = 50            # held-out layouts (one task each), never seen in training
+    val_layouts: NonNegInt = 0           # validation layouts (one task each), in neither split: the search method and
+                                         # scorer of each contender are chosen on them (0: no validation split)
     seed: NonNegInt = 0                     # data seed
 
 
@@ -221,19 +229,12 @@ class PlanConfig:
 DATA_KEYS = ("maze", "data")  # what makes data.npz: a rerun with other values is refused (the tasks would differ)
 
 
-def _guard_data(cfg: PlanConfig) -> None:
-    """Refuse to reuse an experiment directory whose demonstrations and tasks were made with another maze or data
-    config (every stage and table would be of other tasks); the stages guard their own configs."""
-    from ..config import flatten
-
-    saved = cfg.dir / "plan.yaml"
-    if not saved.is_file() or not (cfg.dir / "data.npz").is_file():
-        return
-    old, now = flatten(read_yaml_doc(saved) or {}), flatten(to_dict(cfg))
-    diff = sorted(k for k in set(old) | set(now) if k.split(".")[0] in DATA_KEYS and old.get(k) != now.get(k))
-    if diff:
-        raise VQLadderError(f"{cfg.dir} holds demonstrations and tasks made with another maze/data config "
-                            f"({', '.join(diff[:5])} differ; see {saved}): use another name=")
+def open_plan_dir(cfg: PlanConfig) -> Path:
+    """The experiment directory: demonstrations and tasks made with another maze or data config would make every
+    stage and table of other tasks, so such a rerun is refused (once data.npz exists); the stages guard their own
+    configs."""
+    return open_experiment(cfg, keys=DATA_KEYS, retrainable=False, guard_when=lambda d: (d / "data.npz").is_file(),
+                           legacy={"data": {"val_layouts": 0}})  # saved before the validation split: none
 
 
 def build_data(cfg: PlanConfig) -> dict:
@@ -241,7 +242,7 @@ def build_data(cfg: PlanConfig) -> dict:
     p = cfg.dir / "data.npz"
     if not p.is_file():
         atomic_save_npz(p, **plan_tasks(cfg.maze, cfg.data.train_layouts, cfg.data.episodes_per_layout,
-                                        cfg.data.test_layouts, cfg.data.seed))
+                                        cfg.data.test_layouts, cfg.data.seed, cfg.data.val_layouts))
     z = np.load(p, allow_pickle=False)
     return {k: z[k] for k in z.files}
 
@@ -251,12 +252,10 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     T, ch = cfg.maze.max_moves, cfg.ladder.chunk
     d = cfg.dir / f"seed{seed}"
     rows_flat = np.concatenate([data["train_cond"], data["train_moves"]], 1)
-    fc = PriorConfig(**{**to_dict(cfg.flat.model), "vocab_size": codec.move_vocab, "cond_vocab": codec.cond_vocab,
-                        "cond_len": codec.cond_len, "context": T, "seed": seed})
+    fc = derive(cfg.flat.model, vocab_size=codec.move_vocab, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, context=T, seed=seed)
     qc = cfg.ladder.compressor.quantizer
-    cc = CompressorConfig(**{**to_dict(cfg.ladder.compressor), "quantizer": QuantizerConfig(**to_dict(qc)),
-                             "vocab_size": codec.move_vocab, "in_len": T, "out_len": T // ch, "seed": seed})
-    ct = TrainerConfig(**{**to_dict(cfg.ladder.compressor_train), "seed": seed})
+    cc = derive(cfg.ladder.compressor, quantizer=QuantizerConfig(**to_dict(qc)), vocab_size=codec.move_vocab, in_len=T, out_len=T // ch, seed=seed)
+    ct = derive(cfg.ladder.compressor_train, seed=seed)
     comp = train_rows(f"seed {seed}: ladder level 1 (moves -> codes)", d / "ladder_level1", SequenceCompressor(cc), ct,
                   data["train_moves"], log)
     codes_p = d / "ladder_codes.npy"
@@ -266,18 +265,17 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
                                for i in range(0, len(data["train_moves"]), 512)]).numpy()
         atomic_save_npy(codes_p, codes)
     codes = np.load(codes_p)
-    pc = PriorConfig(**{**to_dict(cfg.ladder.prior), "vocab_size": comp.quantizer.codebook_size,
-                        "cond_vocab": codec.cond_vocab, "cond_len": codec.cond_len, "context": T // ch, "seed": seed})
-    pt = TrainerConfig(**{**to_dict(cfg.ladder.prior_train), "seed": seed})
+    pc = derive(cfg.ladder.prior, vocab_size=comp.quantizer.codebook_size, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, context=T // ch, seed=seed)
+    pt = derive(cfg.ladder.prior_train, seed=seed)
     prior = train_rows(f"seed {seed}: ladder top prior (codes)", d / "ladder_prior", CodePrior(pc), pt,
                        np.concatenate([data["train_cond"], codes], 1), log, after=[d / "ladder_level1"])
-    ft = TrainerConfig(**{**to_dict(cfg.flat.train), "seed": seed})
+    ft = derive(cfg.flat.train, seed=seed)
     flat = CodePrior(fc)
     if cfg.match_flops:  # the ladder's counted training FLOPs buy the flat planner its steps
         ladder_f = sum(stage_results(d / k).get("train_flops", 0.0) for k in ("ladder_level1", "ladder_prior"))
         per_step = step_flops(flat, ft.batch_size, rows_flat.shape[1])
         if ladder_f and per_step:
-            ft = TrainerConfig(**{**to_dict(ft), "steps": max(1, round(ladder_f / per_step))})
+            ft = derive(ft, steps=max(1, round(ladder_f / per_step)))
     flat = train_rows(f"seed {seed}: flat planner ({ft.steps} steps)", d / "flat", flat, ft, rows_flat, log)
     with torch.no_grad():  # how faithful is the level-1 code? (fraction of training plans decoded exactly)
         sub = torch.from_numpy(data["train_moves"][:512].astype(np.int64))
@@ -288,9 +286,8 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     planners = {"flat": FlatPlanner(flat, T), "ladder": LadderPlanner(comp, prior, T, ch)}
     if "subgoal" in cfg.contenders:
         K = comp.quantizer.codebook_size
-        sc_ = PriorConfig(**{**to_dict(cfg.subgoal.model), "vocab_size": codec.move_vocab,
-                             "cond_vocab": codec.cond_vocab + K, "cond_len": codec.cond_len, "context": ch, "seed": seed})
-        st = TrainerConfig(**{**to_dict(cfg.subgoal.train), "seed": seed})
+        sc_ = derive(cfg.subgoal.model, vocab_size=codec.move_vocab, cond_vocab=codec.cond_vocab + K, cond_len=codec.cond_len, context=ch, seed=seed)
+        st = derive(cfg.subgoal.train, seed=seed)
         rows_p = d / "subgoal_rows.npy"
         if not fresh(rows_p, d / "ladder_level1"):
             atomic_save_npy(rows_p, subgoal_rows(codec, data["train_cond"], data["train_moves"], codes, ch))
@@ -304,9 +301,8 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
             params.update(extra)
     value = None
     if any(sc.startswith("value") for sc in cfg.search.scorers):
-        vc = ValueConfig(**{**to_dict(cfg.value.model), "move_vocab": codec.move_vocab, "cond_vocab": codec.cond_vocab,
-                            "cond_len": codec.cond_len, "max_moves": T, "seed": seed})
-        vt = TrainerConfig(**{**to_dict(cfg.value.train), "seed": seed})
+        vc = derive(cfg.value.model, move_vocab=codec.move_vocab, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, max_moves=T, seed=seed)
+        vt = derive(cfg.value.train, seed=seed)
         rows_v = value_rows(codec, data["train_cond"], data["train_moves"], data["train_buckets"], END)
         value = train_rows(f"seed {seed}: value (moves to go)", d / "value", PlanValue(vc), vt, rows_v, log)
         params["value"] = sum(p.numel() for p in value.parameters())
@@ -331,9 +327,8 @@ def train_rooms(cfg: PlanConfig, data: dict, seed: int, log, kind: str = "rooms"
     params = {}
     if kind == "rooms":
         qc = cfg.ladder.compressor.quantizer
-        cc = CompressorConfig(**{**to_dict(cfg.ladder.compressor), "quantizer": QuantizerConfig(**to_dict(qc)),
-                                 "vocab_size": codec.move_vocab, "in_len": ch, "out_len": 1, "seed": seed})
-        ct = TrainerConfig(**{**to_dict(cfg.ladder.compressor_train), "seed": seed})
+        cc = derive(cfg.ladder.compressor, quantizer=QuantizerConfig(**to_dict(qc)), vocab_size=codec.move_vocab, in_len=ch, out_len=1, seed=seed)
+        ct = derive(cfg.ladder.compressor_train, seed=seed)
         held = np.arange(n)[None, :] <= used[:, None]  # segments with moves and the "plan ends" one after them
         comp = train_rows(f"seed {seed}: rooms level 1 (room segments -> codes)", d / "rooms_level1",
                           SequenceCompressor(cc), ct, segs[held], log)
@@ -354,14 +349,12 @@ def train_rooms(cfg: PlanConfig, data: dict, seed: int, log, kind: str = "rooms"
         atomic_save_npy(codes_p, np.concatenate([coder(segs[i:i + 1024], exits[i:i + 1024], used[i:i + 1024])
                                                  for i in range(0, len(segs), 1024)]))
     codes = np.load(codes_p)
-    pc = PriorConfig(**{**to_dict(cfg.ladder.prior), "vocab_size": K, "cond_vocab": codec.cond_vocab,
-                        "cond_len": codec.cond_len, "context": n, "seed": seed})
-    pt = TrainerConfig(**{**to_dict(cfg.ladder.prior_train), "seed": seed})
+    pc = derive(cfg.ladder.prior, vocab_size=K, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, context=n, seed=seed)
+    pt = derive(cfg.ladder.prior_train, seed=seed)
     prior = train_rows(f"seed {seed}: {kind} top prior (segment codes)", d / f"{kind}_prior", CodePrior(pc), pt,
                        np.concatenate([data["train_cond"], codes], 1), log, after=ups)
-    lc = PriorConfig(**{**to_dict(cfg.subgoal.model), "vocab_size": codec.move_vocab,
-                        "cond_vocab": codec.cond_vocab + K, "cond_len": codec.cond_len, "context": ch, "seed": seed})
-    lt = TrainerConfig(**{**to_dict(cfg.subgoal.train), "seed": seed})
+    lc = derive(cfg.subgoal.model, vocab_size=codec.move_vocab, cond_vocab=codec.cond_vocab + K, cond_len=codec.cond_len, context=ch, seed=seed)
+    lt = derive(cfg.subgoal.train, seed=seed)
     name = decoder_dir(cfg, kind)
     keep = np.isin(data["train_buckets"], cfg.doors.decoder_buckets if kind == "doors" else [0, 1, 2, 3])
     rows_p = d / f"{name}_rows.npy"
@@ -422,15 +415,32 @@ def train_segmenters(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
         vc.validate()
         model = VariableCompressor(vc)
         if m == "entropy" and stage_state(d / "segments-entropy") != "done":
-            lt = TrainerConfig(**{**to_dict(cfg.segments.entropy_lm_train), "seed": seed})
+            lt = derive(cfg.segments.entropy_lm_train, seed=seed)
             lm = train_rows(f"seed {seed}: next-move LM (entropy boundaries)", d / "segments-entropy-lm",
                             CausalLM(model.entropy_lm.config), lt, moves, log)
             model.entropy_lm.load_state_dict(lm.state_dict())
             log(f"seed {seed}: entropy threshold {model.calibrate(torch.from_numpy(moves[:2048])):.3f} nats")
-        t = TrainerConfig(**{**to_dict(cfg.segments.train), "seed": seed})
+        t = derive(cfg.segments.train, seed=seed)
         out[m] = train_rows(f"seed {seed}: variable-length codes of moves ({m} boundaries)", d / f"segments-{m}",
                             model, t, moves, log)
     return out
+
+
+def _evaluated(cfg: PlanConfig, planners: dict, tasks: np.ndarray, seed: int, sd: Path, ev_p: Path, log) -> list[dict]:
+    """Every (contender, method, scorer, budget) row on ``tasks``, cached in ``ev_p``: finished evaluations are
+    kept unless a stage they used was (re)trained after them; the rest run one contender at a time, saved after
+    each."""
+    done = [r for r in (read_json(ev_p) if ev_p.is_file() else [])
+            if fresh(ev_p, *(sd / k for k in contender_stages(cfg, r["contender"], r["scorer"])))]
+    for who in cfg.contenders:
+        have = {(r["contender"], r["method"], r["scorer"], r["budget_x"]) for r in done}
+        new = evaluate(replace(cfg, contenders=[who]), planners, tasks, seed, log, done=have)
+        if new:
+            done += new
+            atomic_write_json(ev_p, done)
+    want = {(w, m, s, b) for w in cfg.contenders for m in cfg.search.methods for s in cfg.search.scorers
+            for b in cfg.search.budgets}
+    return [r for r in done if (r["contender"], r["method"], r["scorer"], r["budget_x"]) in want]
 
 
 def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
@@ -440,15 +450,13 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
     cfg.validate()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    claim_run_dir(cfg.dir, "experiment")
-    _guard_data(cfg)
-    save_yaml(cfg, cfg.dir / "plan.yaml")
+    open_plan_dir(cfg)
     data = build_data(cfg)
     train_keys = set(data["train_keys"].tolist())
     overlap = sum(k in train_keys for k in data["test_keys"].tolist())
     log(f"{len(data['train_cond'])} demonstrations on {len(train_keys)} layouts; {len(data['test_cond'])} held-out "
         f"tasks; layout overlap {overlap}")
-    rows, meta = [], {}
+    rows, val_rows, meta = [], [], {}
     for seed in cfg.seeds:
         ev_p = cfg.dir / f"seed{seed}" / "eval.json"
         planners = train_contenders(cfg, data, seed, log)
@@ -465,23 +473,20 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
         stages = [p for p in sd.iterdir() if p.is_dir()]
         if seed == cfg.seeds[0] and cfg.search.examples and not fresh(cfg.dir / "episodes.json", *stages):
             atomic_write_json(cfg.dir / "episodes.json", example_episodes(cfg, planners, tasks, seed))
-        # finished evaluations are kept, unless a stage they used was (re)trained after them
-        done = [r for r in (read_json(ev_p) if ev_p.is_file() else [])
-                if fresh(ev_p, *(sd / k for k in contender_stages(cfg, r["contender"], r["scorer"])))]
-        for who in cfg.contenders:  # the rest, one contender at a time, saved after each
-            have = {(r["contender"], r["method"], r["scorer"], r["budget_x"]) for r in done}
-            new = evaluate(replace(cfg, contenders=[who]), planners, tasks, seed, log, done=have)
-            if new:
-                done += new
-                atomic_write_json(ev_p, done)
-        want = {(w, m, s, b) for w in cfg.contenders for m in cfg.search.methods for s in cfg.search.scorers
-                for b in cfg.search.budgets}
-        rows += [r for r in done if (r["contender"], r["method"], r["scorer"], r["budget_x"]) in want]
+        rows += _evaluated(cfg, planners, tasks, seed, sd, ev_p, log)
+        if len(data.get("val_cond", ())):  # the same searches on the validation tasks, where choices are made
+            val_tasks = data["val_cond"][:cfg.search.max_tasks] if cfg.search.max_tasks > 0 else data["val_cond"]
+            val_rows += [{**r, "split": "val"}
+                         for r in _evaluated(cfg, planners, val_tasks, seed, sd, sd / "eval_val.json", log)]
     n_tasks = min(len(data["test_cond"]), cfg.search.max_tasks or len(data["test_cond"]))
     res = {"rows": rows, "meta": meta, "tasks": int(n_tasks), "layout_overlap": overlap,
            "demonstrations": int(len(data["train_cond"])),
            "demo_buckets": np.bincount(data["train_buckets"], minlength=4).tolist()}
-    atomic_write_json(cfg.dir / "results.json", res)
+    if val_rows:
+        n_val = len(data["val_cond"])
+        res.update(val_rows=val_rows, val_tasks=int(min(n_val, cfg.search.max_tasks or n_val)),
+                   chosen=choose_on_validation(val_rows))
+    write_results(cfg.dir, res)
     atomic_write_text(cfg.dir / "results.md", plan_markdown(res, cfg))
     _plot(res, cfg.dir / "success_vs_budget.png")
     _plot_length(res, cfg.dir / "success_vs_length.png")

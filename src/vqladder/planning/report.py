@@ -114,7 +114,29 @@ def plan_markdown(res: dict, cfg) -> str:
             continue
         lines.append(f"| {who} | {method} | {sc} | {mult}x | {_ms([r['success'] for r in rs])} | "
                      f"{_ms([r['optimality'] for r in rs])} | {_ms([r['validity'] for r in rs])} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _chosen_lines(res, agg) + _length_lines(res)) + "\n"
+
+
+def _chosen_lines(res: dict, agg: dict) -> list[str]:
+    """The validated table: each contender's (search, scorer) per budget as chosen on the validation tasks, and the
+    test success of that choice; or the note that no choice was validated."""
+    chosen = res.get("chosen")
+    if not chosen:
+        return ["", "No validation split (`data.val_layouts: 0`): the table lists every option on the test tasks, "
+                    "so a best-of reading of it (and the length plot's best option) is chosen on the test tasks."]
+    by = {(k[0], k[1], k[2], str(k[3])): v for k, v in agg.items()}
+    out = ["", f"## Chosen on validation ({res.get('val_tasks', '?')} validation layouts, in neither training nor "
+               "test)", "",
+           "Each contender's search and scorer at each budget, chosen by its validation success (the same procedure "
+           "for every contender: highest mean success over seeds, ties to fewer evaluations), and that choice's "
+           "success on the test tasks (mean ± std over seeds):", "",
+           "| contender | budget | search | scorer | validation success | test success |", "|---|---|---|---|---|---|"]
+    for who, _ in COLORS:
+        for mult, c in sorted((chosen.get(who) or {}).items(), key=lambda kv: float(kv[0])):
+            rs = by.get((who, c["method"], c["scorer"], mult), [])
+            out.append(f"| {who} | {mult}x | {c['method']} | {c['scorer']} | {c['val_success']:.2f} | "
+                       f"{_ms([r['success'] for r in rs])} |")
+    return out
 
 
 def _seg_flops(flops: dict, kind: str) -> float:
@@ -150,36 +172,63 @@ def _plot(res: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+def length_bins(res: dict) -> list[dict]:
+    """Success against the task's shortest-path length for each contender's (method, scorer) at the largest budget
+    as chosen on validation (without a validation split: its best on the test tasks), in bins of equal task counts
+    over all seeds: [{contender, method, scorer, budget_x, lo, hi, mean_len, tasks, success}]."""
+    rows = [r for r in res["rows"] if r.get("per_task")]
+    if not rows:
+        return []
+    top = max(r["budget_x"] for r in rows)
+    out = []
+    for who, _ in COLORS:
+        cand = [r for r in rows if r["contender"] == who and r["budget_x"] == top]
+        if not cand:
+            continue
+        agg = _agg(cand)
+        pick = (res.get("chosen") or {}).get(who, {}).get(str(top))
+        best = ((who, pick["method"], pick["scorer"], top) if pick and (who, pick["method"], pick["scorer"], top) in agg
+                else max(agg, key=lambda k: np.mean([r["success"] for r in agg[k]])))  # no validation: best on test
+        pts = [t for r in agg[best] for t in r["per_task"]]
+        lengths = np.array([p[0] for p in pts])
+        ok = np.array([p[1] for p in pts], dtype=float)
+        edges = np.unique(np.quantile(lengths, np.linspace(0, 1, 5)))
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            m = (lengths >= lo) & ((lengths < hi) | (hi == edges[-1]))
+            if m.any():
+                out.append({"contender": who, "method": best[1], "scorer": best[2], "budget_x": top, "lo": int(lo),
+                            "hi": int(hi), "mean_len": float(lengths[m].mean()), "tasks": int(m.sum()),
+                            "success": float(ok[m].mean())})
+    return out
+
+
+def _length_lines(res: dict) -> list[str]:
+    bins = length_bins(res)
+    if not bins:
+        return []
+    return ["", f"Success against shortest plan length at {bins[0]['budget_x']}x (bins of equal task counts; tasks "
+                "counted over all seeds):", "",
+            "| contender | search, scorer | shortest plan (moves) | tasks | success |", "|---|---|---|---|---|"] + [
+        f"| {b['contender']} | {b['method']}, {b['scorer']} | {b['lo']}–{b['hi']} (mean {b['mean_len']:.1f}) | "
+        f"{b['tasks']} | {b['success']:.2f} |" for b in bins]
+
+
 def _plot_length(res: dict, path: Path) -> None:
-    """Success against the task's shortest-path length (bins of equal task counts), for each contender's best
-    (method, scorer) at the largest budget: where plans are long, does the hierarchy pay?"""
+    """The success-vs-length bins (``length_bins``) drawn: where plans are long, does the hierarchy pay?"""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in res["rows"] if r.get("per_task")]
-    if not rows:
+    bins = length_bins(res)
+    if not bins:
         return
-    top = max(r["budget_x"] for r in rows)
     fig, ax = plt.subplots(figsize=(6, 4))
     for who, color in COLORS:
-        cand = [r for r in rows if r["contender"] == who and r["budget_x"] == top]
-        if not cand:
-            continue
-        agg = _agg(cand)
-        best = max(agg, key=lambda k: np.mean([r["success"] for r in agg[k]]))
-        pts = [t for r in agg[best] for t in r["per_task"]]
-        lengths = np.array([p[0] for p in pts])
-        ok = np.array([p[1] for p in pts], dtype=float)
-        edges = np.unique(np.quantile(lengths, np.linspace(0, 1, 5)))
-        xs, ys = [], []
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            m = (lengths >= lo) & ((lengths < hi) | (hi == edges[-1]))
-            if m.any():
-                xs.append(float(lengths[m].mean()))
-                ys.append(float(ok[m].mean()))
-        ax.plot(xs, ys, "-o", color=color, label=f"{who} ({best[1]}, {best[2]}, {top}x)")
+        bs = [b for b in bins if b["contender"] == who]
+        if bs:
+            ax.plot([b["mean_len"] for b in bs], [b["success"] for b in bs], "-o", color=color,
+                    label=f"{who} ({bs[0]['method']}, {bs[0]['scorer']}, {bs[0]['budget_x']}x)")
     ax.set_xlabel("shortest plan length (moves), binned")
     ax.set_ylabel("success rate (held-out layouts)")
     ax.set_ylim(-0.02, 1.02)

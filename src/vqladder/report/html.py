@@ -68,9 +68,10 @@ def detect(path: Path) -> str:
         raise VQLadderError(f"{path} does not exist")
     if not path.is_dir():
         raise VQLadderError(f"{path} is not a directory (give a run, sweep or experiment directory)")
-    if (path / "sweep.yaml").is_file() or (path / "sweep.csv").is_file():
+    declared = _declared_experiment(path)
+    if declared == "sweep" or (path / "sweep.yaml").is_file() or (path / "sweep.csv").is_file():
         return "sweep"
-    if (path / "ladder.yaml").is_file() and (path / "level1").is_dir():
+    if (declared == "ladder" or (path / "ladder.yaml").is_file()) and (path / "level1").is_dir():
         return "ladder"
     if (path / "config.yaml").is_file() and ((path / "checkpoints").is_dir() or (path / "metrics.jsonl").is_file()):
         return "run"
@@ -78,6 +79,16 @@ def detect(path: Path) -> str:
         return "experiment"
     raise VQLadderError(f"{path} is not a vqladder run, sweep or experiment directory (no config.yaml, sweep.csv "
                         f"or result tables)")
+
+
+def _declared_experiment(path: Path) -> str | None:
+    """The ``experiment:`` key of the directory's saved ``config.yaml`` (None without one)."""
+    p = path / "config.yaml"
+    try:
+        doc = read_yaml_doc(p) if p.is_file() else None
+    except Exception:  # a corrupt config: the directory is judged by its other files
+        return None
+    return doc.get("experiment") if isinstance(doc, dict) else None
 
 
 def read_metrics(run: Path) -> list[dict]:

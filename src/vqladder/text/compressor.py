@@ -112,7 +112,7 @@ def train_run(cfg: RunConfig, resume: bool = False) -> dict:
     results = {"step": trainer.step, "tokens_seen": trainer.tokens_seen, "world": trainer.world,
                "train_time": round(trainer.train_time, 2), "bits_per_token": model.bits_per_token,
                "rank_fingerprints": trainer.fingerprints,
-               "compression": cfg.model.in_len // cfg.model.out_len,
+               "compression": cfg.model.compression,
                "codebook_size": model.quantizer.codebook_size, "quantizer": cfg.model.quantizer.kind,
                **{k: v for k, v in val.items() if k != "examples"}}
     if D.is_main():

@@ -126,7 +126,7 @@ def run_demo(out_dir: str = "runs", data_dir: str | None = None, steps: int = -1
         _train_or_reuse(c, run)
         model, _, _ = load_model(run, expect_kind="sequence_compressor")
         res = evaluate_compressor(model, shards.val, max_chunks=-1, return_examples=3)
-        res.update(compression=model.config.in_len // model.config.out_len, codebook_size=model.quantizer.codebook_size)
+        res.update(compression=model.config.compression, codebook_size=model.quantizer.codebook_size)
         results.append(res)
     res, res_near = results
     print(f"\nheld-out results ({res['chunks']} chunks of {cfg.model.in_len} tokens never seen in training): the demo "

@@ -14,6 +14,7 @@ from ..data import WindowSampler
 from ..models import load_model
 from ..train.stage import guard_stage, mark_done, record_stage, stage_slice
 from ..train.trainer import TrainerConfig
+from .geometry import LadderGeometry
 from .ladder import encode_stream
 
 
@@ -32,9 +33,7 @@ def joint_finetune(levels: list, streams: dict, steps: int, spec: TrainerConfig,
         log(f"joint fine-tuning: {steps} steps")
         params = [p for lv in levels for p in lv.parameters()]
         opt = torch.optim.AdamW(params, lr=spec.lr * 0.1, betas=tuple(spec.betas), weight_decay=spec.weight_decay)
-        c0 = levels[0].config.in_len  # tokens per top chunk
-        for k in range(1, len(levels)):
-            c0 = c0 * (levels[k].config.in_len // levels[k - 1].config.out_len)
+        c0 = LadderGeometry.from_models("codes", levels).chunk_len(0)  # tokens per top chunk
         sampler = WindowSampler(streams[0][0], c0, spec.batch_size, spec.seed, align=1)
         for lv in levels:
             lv.train()

@@ -29,18 +29,17 @@ Two ways down one rung (``method``):
 
 Directory layout (written by ``vqladder train-ladder``)::
 
-    ladder.yaml  tokenizer/  results.json  results.md
+    config.yaml  tokenizer/  results.json  results.md
     level1/ level2/ …      compressor run directories (checkpoints, metrics.jsonl, results.json)
     joint/level1/ …        the levels after joint fine-tuning (``joint_steps`` > 0), used instead when finished
     codes/level1.train.npy codes/level1.val.npy …   precomputed code streams
-    (``ladder.yaml``'s ``mode`` says which kind of stack; a ladder.yaml without it is a ``codes`` ladder)
+    (the saved config's ``mode`` says which kind of stack; a saved config without it is a ``codes`` ladder)
     up1/ up2/ …            upsamplers (level k codes -> level k-1 symbols)
     prior/                 top-level prior;   flat/   the flat causal LM baseline
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +49,11 @@ from ..data.tokenizers import load_tokenizer
 from ..errors import CheckpointError, VQLadderError
 from ..io import atomic_save_npy
 from ..models.registry import load_model
+from .geometry import LadderGeometry
 
 LEVEL_DIR = "level{}"
 UP_DIR = "up{}"
 MULTI_EXIT_DIR = "multi_exit"
-MODES = ("text", "codes", "multi_exit")
 
 
 def is_variable(model) -> bool:
@@ -92,24 +91,11 @@ class Ladder:
                  directory: Path | None = None, mode: str = "codes"):
         if not levels:
             raise VQLadderError("a ladder needs at least one level")
-        if mode not in MODES:
-            raise VQLadderError(f"ladder mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.geometry = LadderGeometry.from_models(mode, levels).validate()  # the one place the shape is decided
         self.mode = mode
-        for k in range(1, len(levels) if mode == "codes" else 0):
-            below, here = levels[k - 1], levels[k]
-            if here.config.vocab_size != symbol_vocab(below):
-                raise VQLadderError(f"level {k + 1} reads {here.config.vocab_size} symbols but level {k} has "
-                                    f"{symbol_vocab(below)} symbols")
-            if not is_variable(below) and here.config.in_len % below.config.out_len:
-                raise VQLadderError(f"level {k + 1} in_len={here.config.in_len} must be a multiple of level {k} "
-                                    f"out_len={below.config.out_len} (a chunk covers whole lower chunks)")
-        if mode != "codes":  # text and multi_exit: every level reads the tokens
-            check_text_levels([lv.config for lv in levels], levels[0].config.vocab_size)
-            if any(is_variable(lv) for lv in levels):
-                raise VQLadderError("a text ladder takes fixed-rate levels (variable-rate levels need mode: codes)")
         self.levels = list(levels)
         # the lowest variable-rate level (1-based), above which symbols per chunk are not fixed
-        self.variable_level = next((k + 1 for k, lv in enumerate(self.levels) if is_variable(lv)), None)
+        self.variable_level = self.geometry.variable_level
         self.upsamplers = list(upsamplers) if upsamplers else [None] * len(levels)
         self.prior, self.tokenizer, self.flat, self.directory = prior, tokenizer, flat, directory
 
@@ -156,49 +142,29 @@ class Ladder:
         tok = load_tokenizer(d / "tokenizer") if (d / "tokenizer").is_dir() else None
         return cls(levels, ups, prior, tok, flat, d, mode=mode)
 
-    # -- geometry ---------------------------------------------------------------------------------------------
+    # -- geometry (``LadderGeometry``) -------------------------------------------------------------------------
     @property
     def n_levels(self) -> int:
         return len(self.levels)
 
     def vocab(self, level: int) -> int:
         """Symbols at ``level`` (level 0 = the token vocabulary)."""
-        self._check_level(level)
-        return self.levels[0].config.vocab_size if level == 0 else symbol_vocab(self.levels[level - 1])
+        return self.geometry.vocab(level)
 
     def chunk_len(self, level: int) -> int:
         """Symbols of ``level`` per top chunk (below the lowest variable-rate level, if any)."""
-        self._check_level(level)
-        v = self.variable_level
-        top = self.n_levels if v is None else v - 1
-        if level > top:
-            raise VQLadderError(f"level {level} has a variable number of symbols per chunk (level {v} is "
-                                f"variable-rate); measure it from encode()")
-        if self.mode != "codes":
-            top_in = self.levels[-1].config.in_len
-            return top_in if level == 0 else top_in // self.levels[level - 1].config.in_len * self.levels[level - 1].config.out_len
-        n = self.levels[-1].config.out_len if v is None else self.levels[v - 1].config.in_len
-        for k in range(top, level, -1):  # walk down: level k chunk of in_len covers in_len/out_len_{k-1}
-            lv = self.levels[k - 1]
-            n = n // lv.config.out_len * lv.config.in_len
-        return n
+        return self.geometry.chunk_len(level)
 
     def up_geometry(self, level: int) -> tuple[int, int]:
         """(parent_len, length) of upsampler ``level``: codes per level chunk and level-(k-1) symbols under it."""
-        self._check_level(level)
-        c = self.levels[level - 1].config
-        if self.mode == "codes":
-            return c.out_len, c.in_len
-        below = self.levels[level - 2].config if level > 1 else None
-        return c.out_len, c.in_len if below is None else c.in_len // below.in_len * below.out_len
+        return self.geometry.up_geometry(level)
 
     def bits_per_token(self, level: int) -> float:
         """Rate of ``level``'s codes in bits per token (level 0: log2 of the token vocabulary)."""
-        return self.chunk_len(level) * math.log2(self.vocab(level)) / self.chunk_len(0)
+        return self.geometry.bits_per_token(level)
 
     def _check_level(self, level: int) -> None:
-        if not 0 <= level <= self.n_levels:
-            raise VQLadderError(f"level {level} does not exist: this ladder has levels 0 (tokens) … {self.n_levels}")
+        self.geometry.check_level(level)
 
     def _check_symbols(self, symbols: np.ndarray | torch.Tensor, level: int) -> None:
         s = torch.as_tensor(np.asarray(symbols) if not torch.is_tensor(symbols) else symbols)
@@ -408,20 +374,13 @@ def greedy_upsample(up, parent: torch.Tensor, prev: torch.Tensor | None = None) 
     return greedy(up.step_fn(parent, prev), parent.shape[0], up.config.length, device=parent.device)
 
 
-def check_text_levels(configs: list, vocab: int) -> None:
-    """A text ladder's geometry: every level reads the tokens; level k's chunk covers whole level-(k-1) chunks."""
-    for k, c in enumerate(configs, 1):
-        if vocab and c.vocab_size and c.vocab_size != vocab:
-            raise VQLadderError(f"level {k} of a text ladder reads {c.vocab_size} symbols, not the {vocab} tokens")
-        if k > 1 and c.in_len % configs[k - 2].in_len:
-            raise VQLadderError(f"level {k}: in_len={c.in_len} must be a multiple of level {k - 1}'s "
-                                f"in_len={configs[k - 2].in_len} (a chunk covers whole lower chunks)")
-
-
 def _saved(d: Path) -> dict:
+    """The config the ladder directory was made with (``config.yaml``, or ``ladder.yaml`` of an older version)."""
     import yaml
 
-    p = d / "ladder.yaml"
+    from ..train.recipe import saved_config
+
+    p = saved_config(d)
     if not p.is_file():
         return {}
     try:

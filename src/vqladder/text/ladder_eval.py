@@ -44,20 +44,6 @@ def _windows(max_chunks: int, chunks_per_window: int) -> int:
     return 0 if max_chunks < 0 else max(1, max_chunks // max(chunks_per_window, 1))
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.floating,)):
-        return float(x)
-    return x
-
-
 @torch.no_grad()
 def bits_of(tot: float, n: int, per: str) -> dict:
     """``{"ce": nats per symbol, "bits_per_<per>": bits per symbol}`` of a summed -log p over ``n`` symbols."""

@@ -24,7 +24,6 @@ levels follow the lower levels' drift); gradients do not cross a level boundary 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import shutil
 import time
@@ -44,14 +43,13 @@ from ..config import (
     PosFloat,
     PosInt,
     RunName,
-    save_yaml,
-    to_dict,
+    derive,
 )
 from ..data import DataConfig, WindowSampler, load_shards
 from ..data.sampler import PairSampler
 from ..errors import VQLadderError
 from ..eval import evaluate_compressor
-from ..io import atomic_write_json, atomic_write_text, claim_run_dir
+from ..io import atomic_write_json
 from ..models import (
     CausalLM,
     CodePrior,
@@ -67,11 +65,12 @@ from ..models import (
 )
 from ..train import TrainerConfig
 from ..train.flops import body_params, match_lm_depth, step_flops
-from ..train.stage import fresh, params, retraining, run_stage, stderr_log
+from ..train.recipe import open_experiment, write_results
+from ..train.stage import fresh, params, run_stage, stderr_log
+from .geometry import MODES, LadderGeometry
 from .joint import joint_finetune
-from .ladder import LEVEL_DIR, MODES, MULTI_EXIT_DIR, UP_DIR, Ladder, check_text_levels, level_codes
+from .ladder import LEVEL_DIR, MULTI_EXIT_DIR, UP_DIR, Ladder, level_codes
 from .ladder_eval import (
-    _jsonable,
     _lm_logprob,
     _seq_nll,
     _windows,
@@ -148,23 +147,22 @@ class LadderConfig:
     def dir(self) -> Path:
         return Path(self.out_dir) / self.name
 
+    def geometry(self, vocab: int = 0) -> LadderGeometry:
+        """The ladder's shape from its level configs (``vocab``: the token vocabulary, 0 before the data is read)."""
+        return LadderGeometry.from_configs(self.mode, [lv.model for lv in self.levels], vocab)
+
     def validate(self) -> None:
         if not self.levels:
             raise VQLadderError("a ladder needs at least one level (levels: [...])")
         if self.mode not in MODES:
             raise VQLadderError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.mode == "text":
-            check_text_levels([lv.model for lv in self.levels], 0)
         if self.mode == "multi_exit":
             self.multi_exit.validate()
         for k, lv in enumerate(self.levels, 1):
             if lv.model.quantizer.depth != 1:
                 raise VQLadderError(f"level {k}: ladder levels need quantizer.depth=1 (codes are the next level's symbols)")
-            if k > 1 and self.mode == "codes":
-                below = self.levels[k - 2].model
-                if lv.model.in_len % below.out_len:
-                    raise VQLadderError(f"level {k}: in_len={lv.model.in_len} must be a multiple of level {k - 1}'s "
-                                        f"out_len={below.out_len} (a chunk covers whole lower chunks)")
+        if self.mode != "multi_exit":  # the multi-exit compressor's exits are checked when it is built
+            self.geometry().validate()
         top = self.levels[-1].model.out_len
         if self.prior.context % top:
             raise VQLadderError(f"prior.context={self.prior.context} must be a multiple of the top level's "
@@ -180,22 +178,10 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     """Train every stage of the ladder (resumable per stage), evaluate, write results.{json,md}."""
     log = log or stderr_log("ladder")
     cfg.validate()
-    d = claim_run_dir(cfg.dir, "experiment")
-    saved = d / "ladder.yaml"
-    if saved.is_file():
-        import yaml
-
-        old = yaml.safe_load(saved.read_text()) or {}
-        old.setdefault("mode", "codes")  # ladders from before text mode
-        now = to_dict(cfg)
-        keys = ("data", "mode", "multi_exit" if cfg.mode == "multi_exit" else "levels", "upsampler", "prior", "flat",
-                "joint_steps", "seed")  # the part of the config that made the levels (the multi-exit one, or the levels)
-        for key in keys:
-            if json.dumps(old.get(key), sort_keys=True) != json.dumps(now.get(key), sort_keys=True) and \
-                    not retraining():  # with --retrain, each stage's own guard retrains what changed
-                raise VQLadderError(f"ladder directory {d} was trained with a different {key!r} config; "
-                                    f"rerun with --retrain to train the changed stages again, or use a new name=")
-    save_yaml(cfg, saved)
+    # the part of the config that made the stages (the multi-exit one, or the levels); with --retrain, each stage's
+    # own guard retrains what changed; ladders from before text mode were codes ladders
+    d = open_experiment(cfg, keys=("data", "mode", "multi_exit" if cfg.mode == "multi_exit" else "levels",
+                                   "upsampler", "prior", "flat", "joint_steps", "seed"), legacy={"mode": "codes"})
     cfg = _with_seed(cfg)
     shards = load_shards(cfg.data, progress=False)
     if not (d / "tokenizer").exists():
@@ -212,7 +198,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     if cfg.mode == "multi_exit":
         levels, level_res = _train_multi_exit(cfg, d, shards, streams, log)
     for k, spec in enumerate(cfg.levels if cfg.mode != "multi_exit" else [], 1):
-        mc = copy.deepcopy(spec.model)  # the config object stays as the user gave it (ladder.yaml compares it)
+        mc = copy.deepcopy(spec.model)  # the config object stays as the user gave it (the saved config.yaml compares it)
         mc.vocab_size = vocab
         mc.validate()
         model = SequenceCompressor(mc)
@@ -248,10 +234,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     ups, up_res = [], []
     for k in range(1, L + 1):
         par_len, length = ladder.up_geometry(k)
-        uc = UpsamplerConfig(**{**to_dict(cfg.upsampler), "vocab_size": ladder.vocab(k - 1),
-                                "parent_vocab": ladder.vocab(k), "length": length, "parent_len": par_len,
-                                "parent_levels": fsq_levels(levels[k - 1], ladder.vocab(k)),
-                                "levels": fsq_levels(levels[k - 2], ladder.vocab(k - 1)) if k > 1 else []})
+        uc = derive(cfg.upsampler, vocab_size=ladder.vocab(k - 1), parent_vocab=ladder.vocab(k), length=length, parent_len=par_len, parent_levels=fsq_levels(levels[k - 1], ladder.vocab(k)), levels=fsq_levels(levels[k - 2], ladder.vocab(k - 1)) if k > 1 else [])
         up = Upsampler(uc)
         low_tr, low_va = streams[k - 1]
         par_tr, par_va = streams[k]
@@ -271,7 +254,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     # 3. prior over the top codes
     top_tr, top_va = streams[L]
     m_top = ladder.chunk_len(L)
-    pc = PriorConfig(**{**to_dict(cfg.prior), "vocab_size": ladder.vocab(L)})
+    pc = derive(cfg.prior, vocab_size=ladder.vocab(L))
     prior = CodePrior(pc)
     ctx = pc.context
 
@@ -289,7 +272,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     #    upsamplers) and in training FLOPs (counted, against every stage of the hierarchy, compressors included)
     tok_tr, tok_va = streams[0]
     span = ctx // m_top * ladder.chunk_len(0)  # tokens under one prior window
-    fc = LMConfig(**{**to_dict(cfg.flat), "vocab_size": shards.vocab_size, "context": cfg.flat.context or span})
+    fc = derive(cfg.flat, vocab_size=shards.vocab_size, context=cfg.flat.context or span)
     gen_params = sum(params(u) for u in ups) + params(ladder.prior)
     if cfg.flat_match_params:
         fc = match_lm_depth(fc, gen_params)
@@ -301,10 +284,9 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     flat = CausalLM(fc)
     flat_step_flops = step_flops(flat, flat_train.batch_size, fc.context)
     if cfg.flat_match_flops and hier_flops and flat_step_flops:
-        flat_train = TrainerConfig(**{**to_dict(flat_train), "steps": max(1, round(hier_flops / flat_step_flops))})
+        flat_train = derive(flat_train, steps=max(1, round(hier_flops / flat_step_flops)))
     elif cfg.flat_match_tokens:
-        flat_train = TrainerConfig(**{**to_dict(flat_train),
-                                      "steps": max(1, round(up1_tokens / (flat_train.batch_size * fc.context)))})
+        flat_train = derive(flat_train, steps=max(1, round(up1_tokens / (flat_train.batch_size * fc.context))))
 
     def lm_eval(m):
         return bits_of(*_seq_nll(lambda x: _lm_logprob(m, x), tok_va, m.config.context,
@@ -318,7 +300,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     # 5. the judge: a separately trained LM that scores the samples of both (optional)
     judge = judge_res = None
     if cfg.use_judge:
-        jc = LMConfig(**{**to_dict(cfg.judge), "vocab_size": shards.vocab_size, "context": cfg.judge.context or span})
+        jc = derive(cfg.judge, vocab_size=shards.vocab_size, context=cfg.judge.context or span)
         judge_res = run_stage("judge LM (scores samples)", d / "judge", CausalLM(jc), cfg.judge_train,
                               lambda r, w: WindowSampler(tok_tr, jc.context, cfg.judge_train.batch_size,
                                                          cfg.judge_train.seed + 1, r, w), lm_eval, log)
@@ -351,9 +333,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     }
     results["wall_time_s"] = round(time.time() - t_start, 1)
     atomic_write_json(d / "reconstructions.json", level_reconstructions(ladder, shards.val))  # what the report draws
-    atomic_write_json(d / "results.json", _jsonable(results))
-    atomic_write_text(d / "results.md", ladder_markdown(results, cfg))
-    return results
+    return write_results(d, results, ladder_markdown(results, cfg))
 
 
 def fsq_levels(model, vocab: int) -> list[int]:

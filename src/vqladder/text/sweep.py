@@ -48,7 +48,6 @@ from ..errors import RunFailed, VQLadderError
 from ..io import (
     atomic_write_json,
     atomic_write_text,
-    claim_run_dir,
     clear_owned,
     own_dir,
     read_json,
@@ -58,6 +57,7 @@ from ..models import LMConfig
 from ..models.compressor import is_local
 from ..quantize import QuantizerConfig
 from ..train import TrainerConfig
+from ..train.recipe import open_experiment
 from ..train.stage import retraining, stage_state, stderr_log
 from .compressor import RESUMABLE, RunConfig
 from .reference import train_lm_reference
@@ -302,8 +302,7 @@ def run_sweep(cfg: SweepConfig, runner=None, aggregate_only: bool = False) -> Pa
     aggregate (sweep.csv, sweep.md, cells.json, plots); resumable. Returns the sweep directory."""
 
     cells = expand_grid(cfg)  # validate everything first
-    claim_run_dir(cfg.dir, "experiment")
-    save_yaml(cfg, cfg.dir / "sweep.yaml")
+    open_experiment(cfg, force=True)  # every cell guards its own config (a cell is never reused under another)
     if not aggregate_only:
         load_shards(cfg.base.data)  # prepare once, before cells start in parallel
         train_references(cfg)

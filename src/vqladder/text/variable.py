@@ -34,11 +34,12 @@ from ..data.sampler import gather_windows, val_windows
 from ..data.synthetic import mixed_spans, render_symbols
 from ..errors import VQLadderError
 from ..eval import evaluate_compressor
-from ..io import atomic_write_json, atomic_write_text, claim_run_dir
+from ..io import atomic_write_json, atomic_write_text
 from ..models import CausalLM, LMConfig, load_model
 from ..models.variable import BOUNDARY_METHODS, VariableCompressor, VariableConfig
 from ..train import Trainer, TrainerConfig
-from ..train.stage import guard_config, mark_done, stage_state, stderr_log
+from ..train.recipe import open_experiment, write_results
+from ..train.stage import mark_done, stage_state, stderr_log
 from .compressor import EvalConfig
 from .variable_eval import add_equal_bits, cell_segments, codes_per_token_by_label
 from .variable_report import _plot_acc, _plot_ratio, cell_name, render_boundaries, variable_markdown
@@ -173,11 +174,10 @@ def run_variable(cfg: VariableExpConfig, log=None) -> dict:
     cfg.validate()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    claim_run_dir(cfg.dir, "experiment")
     started = any(stage_state(cfg.dir / cell_name(m, t)) == "done" for m in cfg.methods for t in cfg.targets)
     # the cells and where they live may change between runs; everything that shapes a cell may not
-    guard_config(cfg.dir, to_dict(cfg), force=not started, name="variable.yaml",
-                 ignore=("targets", "methods", "fixed_extra", "out_dir", "threads", "render_chunks"))
+    open_experiment(cfg, ignore=("targets", "methods", "fixed_extra", "out_dir", "threads", "render_chunks", "name"),
+                    retrainable=False, force=not started)
     data = load_streams(cfg)
     lm = train_entropy_lm(cfg, data, log) if "entropy" in cfg.methods else None
     rows = [train_cell(cfg, data, m, t, lm, log) for t in cfg.targets for m in cfg.methods]
@@ -186,8 +186,7 @@ def run_variable(cfg: VariableExpConfig, log=None) -> dict:
     res = {"rows": rows, "chunk": cfg.chunk, "synthetic": cfg.synthetic.enabled,
            "data": "synthetic" if cfg.synthetic.enabled else cfg.data.corpus,
            "tokenizer": None if cfg.synthetic.enabled else cfg.data.tokenizer}
-    atomic_write_json(cfg.dir / "results.json", res)
-    atomic_write_text(cfg.dir / "results.md", variable_markdown(res, cfg, BOUNDARY_METHODS))
+    write_results(cfg.dir, res, variable_markdown(res, cfg, BOUNDARY_METHODS))
     _plot_ratio(cfg, cfg.dir / "ratio_over_training.png")
     _plot_acc(rows, cfg.dir / "acc_vs_bits.png", BOUNDARY_METHODS)
     atomic_write_text(cfg.dir / "boundaries.html", boundaries_html(cfg, data))

@@ -110,12 +110,12 @@ def body_params(model) -> int:
 def match_lm_depth(fc, target: int):
     """The flat LM's depth whose parameters (all of them) are closest to ``target`` (parameters are linear in
     depth: two builds give the line)."""
-    from ..config import to_dict
-    from ..models import CausalLM, LMConfig
+    from ..config import derive
+    from ..models import CausalLM
 
-    p1, p2 = (sum(p.numel() for p in CausalLM(LMConfig(**{**to_dict(fc), "n_layers": n})).parameters()) for n in (1, 2))
+    p1, p2 = (sum(p.numel() for p in CausalLM(derive(fc, n_layers=n)).parameters()) for n in (1, 2))
     n = max(1, min(96, round(1 + (target - p1) / max(p2 - p1, 1))))
-    return LMConfig(**{**to_dict(fc), "n_layers": n})
+    return derive(fc, n_layers=n)
 
 
 def step_flops(model, batch_size: int, context: int) -> float:

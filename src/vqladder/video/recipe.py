@@ -31,14 +31,15 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..config import NonNegFloat, NonNegInt, PathStr, PosInt, RunName, to_dict
+from ..config import NonNegFloat, NonNegInt, PathStr, PosInt, RunName
 from ..errors import VQLadderError
-from ..io import atomic_save_npy, atomic_write_json, atomic_write_text, claim_run_dir, read_json
+from ..io import atomic_save_npy, atomic_write_json, atomic_write_text, read_json
 from ..models import CompressorConfig, SequenceCompressor, load_model
 from ..quantize import QuantizerConfig
 from ..train import TrainerConfig
+from ..train.recipe import open_experiment, write_results
 from ..train.rows import train_rows
-from ..train.stage import fresh, guard_config, retraining, stage_results, stage_state, stderr_log
+from ..train.stage import fresh, stage_results, stage_state, stderr_log
 from .data import VideoDataConfig, load_videos
 from .evaluate import level_reconstruction, mean_frame_mse, rollout_position_error, rollouts, run_probes
 from .models import (
@@ -170,9 +171,8 @@ def _prepare(cfg: VideoExpConfig, log):
     cfg.validate()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    claim_run_dir(cfg.dir, "experiment")
-    guard_config(cfg.dir, to_dict(cfg), name="video.yaml",  # seeds and evaluation sizes are not part of training
-                 ignore=("seeds", "eval_clips", "probe_clips", "out_dir", "threads"), force=retraining())
+    open_experiment(cfg, ignore=("seeds", "eval_clips", "probe_clips", "out_dir", "threads", "name"))  # seeds and
+    # evaluation sizes are not part of training
     t0 = time.time()
     train, test = load_videos(cfg.data)
     log(f"{cfg.data.kind}: {len(train['frames'])} train / {len(test['frames'])} held-out clips of "
@@ -209,7 +209,7 @@ def eval_video(cfg: VideoExpConfig, log=None, train_missing: bool = True) -> dic
             strip_png(cfg.name, cfg.context, test["frames"][:1], rollouts(cfg, models, test["frames"][:1]),
                       cfg.dir / "strip.png")
     res = {"kind": cfg.data.kind, "seeds": cfg.seeds, "evals": evals}
-    atomic_write_json(cfg.dir / "results.json", res)
+    write_results(cfg.dir, res)
     atomic_write_text(cfg.dir / "results.md", video_markdown(res, cfg))
     return res
 
