@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 test: lint
-	$(BIN)/python -m pytest -q -x tests
+	$(BIN)/python -m pytest -q -x -n 2 --dist loadscope tests
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -x -m slow tests

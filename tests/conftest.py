@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# `make test` runs the suite in two pytest-xdist workers on a 2-core machine: each worker (and every subprocess it
+# starts, through OMP_NUM_THREADS) computes on one thread, so the two never fight for the cores; a plain `pytest`
+# run keeps two threads.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(2)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 

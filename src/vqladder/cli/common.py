@@ -114,3 +114,13 @@ def _run_tokenizer(run: str, meta: dict):
     from ..data import load_tokenizer
 
     return load_tokenizer(_run_tokenizer_dir(run, meta))
+
+
+def run_recipe(a, cls, run, command: str, written: str = "results.json, results.md") -> int:
+    """An experiment command's body: its config (CONFIG.yaml + overrides), the recipe run, its ``results.md``
+    printed and what was written named."""
+    cfg = _load(cls, a, command)
+    run(cfg)
+    print((cfg.dir / "results.md").read_text())
+    print(f"written in {cfg.dir}: {written}")
+    return 0

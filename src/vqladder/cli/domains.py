@@ -5,17 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import VQLadderError
-from .common import _cell, _load, _read_codes, _run_tokenizer, _split_config_args, _text_input  # noqa: F401
+from .common import _cell, _load, _read_codes, _run_tokenizer, _split_config_args, _text_input, run_recipe  # noqa: F401
 
 
 def cmd_plan_experiment(a) -> int:
     from ..planning.recipe import PlanConfig, run_plan_experiment
 
-    cfg = _load(PlanConfig, a, 'plan-experiment')
-    run_plan_experiment(cfg)
-    print((cfg.dir / "results.md").read_text())
-    print(f"written: {cfg.dir / 'results.json'}, {cfg.dir / 'results.md'}, {cfg.dir / 'success_vs_budget.png'}")
-    return 0
+    return run_recipe(a, PlanConfig, run_plan_experiment, "plan-experiment",
+                      "results.json, results.md, success_vs_budget.png, success_vs_length.png")
 
 
 def cmd_plan(a) -> int:

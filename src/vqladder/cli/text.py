@@ -9,15 +9,14 @@ from pathlib import Path
 
 from ..errors import VQLadderError
 from ..report.console import RESULT_COLUMNS, print_table, show_examples
-from .common import (  # noqa: F401
-    _cell,
+from .common import (
     _load,
     _read_codes,
     _run_tokenizer,
     _run_tokenizer_dir,
     _same_files,
-    _split_config_args,
     _text_input,
+    run_recipe,  # noqa: F401
 )
 
 
@@ -172,11 +171,7 @@ def cmd_run(a) -> int:
 def cmd_train_ladder(a) -> int:
     from ..text.ladder_recipe import LadderConfig, train_ladder
 
-    cfg = _load(LadderConfig, a, 'train-ladder')
-    train_ladder(cfg)
-    print((cfg.dir / "results.md").read_text())
-    print(f"written: {cfg.dir / 'results.json'}, {cfg.dir / 'results.md'}")
-    return 0
+    return run_recipe(a, LadderConfig, train_ladder, "train-ladder", "results.json, results.md, reconstructions.json")
 
 
 def cmd_generate(a) -> int:
@@ -238,8 +233,5 @@ def cmd_ladder_decode(a) -> int:
 def cmd_variable(a) -> int:
     from ..text.variable import VariableExpConfig, run_variable
 
-    cfg = _load(VariableExpConfig, a, 'variable')
-    run_variable(cfg)
-    print((cfg.dir / "results.md").read_text())
-    print(f"written: {cfg.dir}/results.{{json,md}}, ratio_over_training.png, acc_vs_bits.png, boundaries.html")
-    return 0
+    return run_recipe(a, VariableExpConfig, run_variable, "variable",
+                      "results.json, results.md, ratio_over_training.png, acc_vs_bits.png, boundaries.html")

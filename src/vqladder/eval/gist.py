@@ -21,8 +21,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..data.embedder import load_embedder  # noqa: F401 - re-exported: the loader is in data.embedder
-
 STOPWORDS = frozenset("""the and for are but not you all any can had her was one our out has him his how its may new
 now old see two way who did get let put say she too use that this with from they will been have were what when
 your said each which their there would about into than them then these some could other more also only very

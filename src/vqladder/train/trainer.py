@@ -25,6 +25,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..checkpoint import (
+    find_checkpoints,
+    latest_valid_checkpoint,
+    load_trainer_state,
+    load_weights,
+    save_checkpoint,
+)
 from ..config import (
     Annotated,
     Check,
@@ -40,13 +47,6 @@ from ..config import (
 from ..errors import NonFiniteLossError, VQLadderError
 from ..io import own_dir, remove_tree
 from . import distributed as D
-from .checkpoint import (
-    find_checkpoints,
-    latest_valid_checkpoint,
-    load_trainer_state,
-    load_weights,
-    save_checkpoint,
-)
 from .optim import OPTIMIZERS, Optimizers
 
 
