@@ -20,7 +20,8 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/vqladder demo
 
-# `make test`: lint (ruff: pyflakes, pycodestyle, import order) + every test not marked slow (CI runs this).
+# `make test`: lint (ruff: pyflakes, pycodestyle, import order) + every test not marked slow, in two pytest-xdist
+# workers of one thread each (CI runs this).
 # `make test-slow`: only the tests marked slow (full experiments end to end, torchrun, the fuzzed configs trained
 # for real); `make test-all`: both. CI runs `make test`, then `make test-slow`.
 lint: $(STAMP)
