@@ -37,7 +37,7 @@ def _levels(vocab=50):
 def test_encode_decode_shapes_across_three_levels():
     # 16 tokens -> 8 codes -> 4 -> 2: level 2 reads the 8 codes of one level-1 chunk, level 3 the 4 codes of one
     # level-2 chunk, so a top chunk is 16 tokens
-    lad = Ladder(_levels())
+    lad = Ladder(_levels(), mode="codes")
     assert [lad.chunk_len(k) for k in range(4)] == [16, 8, 4, 2]
     tokens = np.random.default_rng(0).integers(0, 50, 16 * 5 + 3)  # 5 top chunks + a tail
     for k in range(4):
@@ -56,13 +56,13 @@ def test_wider_levels_cover_several_lower_chunks():
                                              latent_layers=1, dec_layers=1, quantizer=QuantizerConfig(codebook_size=256)))
     l2 = SequenceCompressor(CompressorConfig(vocab_size=240, in_len=16, out_len=2, d_model=32, n_heads=2, enc_layers=1,
                                              latent_layers=1, dec_layers=1, quantizer=QuantizerConfig(codebook_size=256)))
-    lad = Ladder([l1, l2])
+    lad = Ladder([l1, l2], mode="codes")
     assert [lad.chunk_len(k) for k in range(3)] == [32, 16, 2]
     assert lad.encode(np.zeros(64, dtype=np.int64)).shape == (4,)
 
 
 def test_ladder_rejects_wrong_level_codes():
-    lad = Ladder(_levels())
+    lad = Ladder(_levels(), mode="codes")
     with pytest.raises(VQLadderError, match="out of range for level 1"):
         lad.decode(np.full(8, 300), 1)
     with pytest.raises(VQLadderError, match="whole top chunks"):
@@ -70,7 +70,7 @@ def test_ladder_rejects_wrong_level_codes():
     with pytest.raises(VQLadderError, match="does not exist"):
         lad.decode(np.zeros(2, dtype=np.int64), 5)
     with pytest.raises(VQLadderError, match="reads"):
-        Ladder(list(reversed(_levels())))
+        Ladder(list(reversed(_levels())), mode="codes")
 
 
 # -- search ----------------------------------------------------------------------------------------------------

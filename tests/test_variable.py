@@ -307,7 +307,7 @@ def test_ladder_with_a_variable_level_over_tokens_and_over_codes():
     toks = np.random.default_rng(0).integers(0, 16, 32 * 12)
     fixed = SequenceCompressor(CompressorConfig(vocab_size=16, in_len=32, out_len=8, **small)).eval()
     var_codes = VariableCompressor(_cfg(vocab_size=fixed.quantizer.codebook_size, in_len=16, target_ratio=4)).eval()
-    lad = Ladder([fixed, var_codes])
+    lad = Ladder([fixed, var_codes], mode="codes")
     assert lad.chunk_len(0) == 64 and lad.chunk_len(1) == 16 and lad.vocab(2) == var_codes.stream_vocab
     with pytest.raises(VQLadderError, match="variable number of symbols"):
         lad.chunk_len(2)
@@ -317,7 +317,7 @@ def test_ladder_with_a_variable_level_over_tokens_and_over_codes():
 
     var_toks = VariableCompressor(_cfg()).eval()
     above = SequenceCompressor(CompressorConfig(vocab_size=var_toks.stream_vocab, in_len=8, out_len=2, **small)).eval()
-    lad2 = Ladder([var_toks, above])
+    lad2 = Ladder([var_toks, above], mode="codes")
     s1 = lad2.encode(toks, level=1)
     assert np.array_equal(lad2.decode(s1, 1), var_toks.decode_stream(s1))  # level 1 exact
     top2 = lad2.encode(toks)

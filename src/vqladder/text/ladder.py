@@ -88,7 +88,7 @@ class Ladder:
     upsamplers."""
 
     def __init__(self, levels: list, upsamplers: list | None = None, prior=None, tokenizer=None, flat=None,
-                 directory: Path | None = None, mode: str = "codes"):
+                 directory: Path | None = None, mode: str = "text"):
         if not levels:
             raise VQLadderError("a ladder needs at least one level")
         self.geometry = LadderGeometry.from_models(mode, levels).validate()  # the one place the shape is decided
