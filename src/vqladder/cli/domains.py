@@ -30,7 +30,9 @@ def cmd_plan(a) -> int:
     p = saved_config(d) if d.is_dir() else None
     doc = read_yaml_doc(p) if p is not None and p.is_file() else None
     if not isinstance(doc, dict) or (doc.get("experiment") != "planning" and p.name != "plan.yaml"):
-        raise VQLadderError(f"{d} is not a plan-experiment directory (its saved config is not a planning one)")
+        why = ("not a directory" if d.exists() and not d.is_dir() else "no such directory" if not d.is_dir() else "no saved config" if not isinstance(doc, dict)
+               else f"its saved config is a {doc.get('experiment') or 'compressor'} one")
+        raise VQLadderError(f"{d} is not a plan-experiment directory ({why})")
     cfg = load_config(PlanConfig, p)
     codec = EpisodeCodec(cfg.maze)
     if a.budget <= 0:
