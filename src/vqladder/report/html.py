@@ -133,8 +133,7 @@ def sweep_data(d: Path) -> dict:
         raise VQLadderError(f"{d} has no cells.json yet: aggregate it first (vqladder sweep CONFIG --aggregate-only)")
     rows = read_json(d / "cells.json")
     refs = read_json(d / "references.json") if (d / "references.json").is_file() else {}
-    clean = [{k: (v if not isinstance(v, float) or np.isfinite(v) else None) for k, v in r.items()} for r in rows]
-    return {"kind": "sweep", "title": d.name, "path": str(d), "cells": clean, "references": refs,
+    return {"kind": "sweep", "title": d.name, "path": str(d), "cells": rows, "references": refs,
             "markdown": _markdown_files(d)}
 
 

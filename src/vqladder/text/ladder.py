@@ -94,8 +94,6 @@ class Ladder:
         self.geometry = LadderGeometry.from_models(mode, levels).validate()  # the one place the shape is decided
         self.mode = mode
         self.levels = list(levels)
-        # the lowest variable-rate level (1-based), above which symbols per chunk are not fixed
-        self.variable_level = self.geometry.variable_level
         self.upsamplers = list(upsamplers) if upsamplers else [None] * len(levels)
         self.prior, self.tokenizer, self.flat, self.directory = prior, tokenizer, flat, directory
 
@@ -143,6 +141,11 @@ class Ladder:
         return cls(levels, ups, prior, tok, flat, d, mode=mode)
 
     # -- geometry (``LadderGeometry``) -------------------------------------------------------------------------
+    @property
+    def variable_level(self) -> int | None:
+        """The lowest variable-rate level (1-based), above which symbols per chunk are not fixed."""
+        return self.geometry.variable_level
+
     @property
     def n_levels(self) -> int:
         return len(self.levels)
@@ -376,20 +379,9 @@ def greedy_upsample(up, parent: torch.Tensor, prev: torch.Tensor | None = None) 
 
 def _saved(d: Path) -> dict:
     """The config the ladder directory was made with (``config.yaml``, or ``ladder.yaml`` of an older version)."""
-    import yaml
+    from ..train.recipe import read_saved_config
 
-    from ..train.recipe import saved_config
-
-    p = saved_config(d)
-    if not p.is_file():
-        return {}
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise VQLadderError(f"{p} is corrupt ({type(e).__name__}); re-run train-ladder to rewrite it") from e
-    if doc is not None and not isinstance(doc, dict):
-        raise VQLadderError(f"{p} is corrupt (not a mapping); re-run train-ladder to rewrite it")
-    return doc or {}
+    return read_saved_config(d)
 
 
 def _declared_levels(d: Path) -> int:
