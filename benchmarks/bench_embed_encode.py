@@ -36,8 +36,9 @@ def main(argv=None) -> int:
     from qinco_pilot import emit  # the benchmarks' folder is on sys.path when a script runs
 
     from vqladder.config import load_config
+    from vqladder.embed.config import EmbedConfig
     from vqladder.embed.models import QINCoCodec  # noqa: F401  (registers the model kind)
-    from vqladder.embed.recipe import EmbedConfig, load_set, split_indices
+    from vqladder.embed.stages import load_set, split_indices
     from vqladder.models import load_model
     from vqladder.train.recipe import saved_config
 

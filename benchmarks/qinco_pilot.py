@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from vqladder.config import load_config
-from vqladder.embed.recipe import EmbedConfig, load_set, split_indices, train_qinco
+from vqladder.embed.config import EmbedConfig
+from vqladder.embed.stages import load_set, split_indices, train_qinco
 
 
 def main(argv=None) -> int:

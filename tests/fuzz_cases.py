@@ -15,13 +15,13 @@ CONFIG_COMMANDS = {
     "train": "vqladder.text.compressor:RunConfig",
     "sweep": "vqladder.text.sweep:SweepConfig",
     "train-ladder": "vqladder.text.ladder_recipe:LadderConfig",
-    "plan-experiment": "vqladder.planning.recipe:PlanConfig",
+    "plan-experiment": "vqladder.planning.config:PlanConfig",
     "variable": "vqladder.text.variable:VariableExpConfig",
     "video generate": "vqladder.video.recipe:VideoExpConfig",
     "video train": "vqladder.video.recipe:VideoExpConfig",
     "video eval": "vqladder.video.recipe:VideoExpConfig",
-    "embed eval": "vqladder.embed.recipe:EmbedConfig",
-    "embed build": "vqladder.embed.recipe:EmbedConfig",
+    "embed eval": "vqladder.embed.config:EmbedConfig",
+    "embed build": "vqladder.embed.config:EmbedConfig",
 }
 
 VALUES = {

@@ -94,7 +94,7 @@ EXPERIMENTS = {e.name: e for e in (
                     "data.tokenizer=bpe:2048",
         args=(_RETRAIN,)),
     Experiment(
-        "planning", "plan-experiment", "vqladder.planning.recipe:PlanConfig",
+        "planning", "plan-experiment", "vqladder.planning.config:PlanConfig",
         help="flat vs ladder planners on the rooms maze, several seeds and budgets",
         description="Generate the rooms-maze demonstrations, train the flat (Decision-Transformer-style), the "
                     "ladder and the subgoal planner per seed, search held-out layouts at several budgets, write "
@@ -131,7 +131,7 @@ EXPERIMENTS = {e.name: e for e in (
                    (_OUT_PNG, _OVERWRITE, Arg(("--seed",), "trained seed", (("default", 0),), (int, {"min": 0})),
                     Arg(("--clip",), "held-out clip index", (("default", 0),), (int, {"min": 0})))))),
     Experiment(
-        "embed", "embed", "vqladder.embed.recipe:EmbedConfig", ("embed", "eval"),
+        "embed", "embed", "vqladder.embed.config:EmbedConfig", ("embed", "eval"),
         help="codes over Matryoshka embeddings: eval vs FAISS, build an index, encode, search",
         description="  vqladder embed eval configs/embed_cpu.yaml      recall vs bytes, ours vs FAISS\n"
                     "  vqladder embed build configs/embed_cpu.yaml --out runs/embed-index --bytes 16\n"

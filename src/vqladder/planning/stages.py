@@ -1,0 +1,212 @@
+"""The planning experiment's training stages, per seed: every contender's models (each a resumable stage under
+``seed<k>/``), the learned value, the variable-length segmenters; and loading one trained contender back."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import derive, to_dict
+from ..errors import VQLadderError
+from ..io import atomic_save_npy
+from ..models import CausalLM, CodePrior, SequenceCompressor, load_model
+from ..models.variable import VariableCompressor
+from ..quantize import QuantizerConfig
+from ..train.flops import step_flops
+from ..train.rows import train_rows
+from ..train.stage import fresh, stage_results, stage_state
+from .config import PlanConfig
+from .maze import END, EpisodeCodec
+from .planners import (
+    DOOR_END,
+    FlatPlanner,
+    LadderPlanner,
+    SubgoalPlanner,
+    door_codes,
+    room_segments,
+    segment_rows,
+    subgoal_rows,
+)
+from .value import PlanValue, value_rows
+
+
+def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
+    codec = EpisodeCodec(cfg.maze)
+    T, ch = cfg.maze.max_moves, cfg.ladder.chunk
+    d = cfg.dir / f"seed{seed}"
+    rows_flat = np.concatenate([data["train_cond"], data["train_moves"]], 1)
+    fc = derive(cfg.flat.model, vocab_size=codec.move_vocab, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, context=T, seed=seed)
+    qc = cfg.ladder.compressor.quantizer
+    cc = derive(cfg.ladder.compressor, quantizer=QuantizerConfig(**to_dict(qc)), vocab_size=codec.move_vocab, in_len=T, out_len=T // ch, seed=seed)
+    ct = derive(cfg.ladder.compressor_train, seed=seed)
+    comp = train_rows(f"seed {seed}: ladder level 1 (moves -> codes)", d / "ladder_level1", SequenceCompressor(cc), ct,
+                  data["train_moves"], log)
+    codes_p = d / "ladder_codes.npy"
+    if not fresh(codes_p, d / "ladder_level1"):
+        with torch.no_grad():
+            codes = torch.cat([comp.encode(torch.from_numpy(data["train_moves"][i:i + 512].astype(np.int64)))
+                               for i in range(0, len(data["train_moves"]), 512)]).numpy()
+        atomic_save_npy(codes_p, codes)
+    codes = np.load(codes_p)
+    pc = derive(cfg.ladder.prior, vocab_size=comp.quantizer.codebook_size, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, context=T // ch, seed=seed)
+    pt = derive(cfg.ladder.prior_train, seed=seed)
+    prior = train_rows(f"seed {seed}: ladder top prior (codes)", d / "ladder_prior", CodePrior(pc), pt,
+                       np.concatenate([data["train_cond"], codes], 1), log, after=[d / "ladder_level1"])
+    ft = derive(cfg.flat.train, seed=seed)
+    flat = CodePrior(fc)
+    if cfg.match_flops:  # the ladder's counted training FLOPs buy the flat planner its steps
+        ladder_f = sum(stage_results(d / k).get("train_flops", 0.0) for k in ("ladder_level1", "ladder_prior"))
+        per_step = step_flops(flat, ft.batch_size, rows_flat.shape[1])
+        if ladder_f and per_step:
+            ft = derive(ft, steps=max(1, round(ladder_f / per_step)))
+    flat = train_rows(f"seed {seed}: flat planner ({ft.steps} steps)", d / "flat", flat, ft, rows_flat, log)
+    with torch.no_grad():  # how faithful is the level-1 code? (fraction of training plans decoded exactly)
+        sub = torch.from_numpy(data["train_moves"][:512].astype(np.int64))
+        exact = float((comp.decode(comp.encode(sub)).argmax(-1) == sub).all(1).float().mean())
+    params = {"flat": sum(p.numel() for p in flat.parameters()),
+              "ladder_prior": sum(p.numel() for p in prior.parameters()),
+              "ladder_compressor": sum(p.numel() for p in comp.parameters())}
+    planners = {"flat": FlatPlanner(flat, T), "ladder": LadderPlanner(comp, prior, T, ch)}
+    if "subgoal" in cfg.contenders:
+        K = comp.quantizer.codebook_size
+        sc_ = derive(cfg.subgoal.model, vocab_size=codec.move_vocab, cond_vocab=codec.cond_vocab + K, cond_len=codec.cond_len, context=ch, seed=seed)
+        st = derive(cfg.subgoal.train, seed=seed)
+        rows_p = d / "subgoal_rows.npy"
+        if not fresh(rows_p, d / "ladder_level1"):
+            atomic_save_npy(rows_p, subgoal_rows(codec, data["train_cond"], data["train_moves"], codes, ch))
+        low = train_rows(f"seed {seed}: subgoal decoder (code + cell -> moves)", d / "subgoal", CodePrior(sc_), st,
+                         np.load(rows_p), log, after=[d / "ladder_level1"])
+        planners["subgoal"] = SubgoalPlanner(prior, low, codec, T, ch)
+        params["subgoal_decoder"] = sum(p.numel() for p in low.parameters())
+    for kind in ("rooms", "doors"):
+        if kind in cfg.contenders:
+            planners[kind], planners[f"{kind}_coder"], extra = train_rooms(cfg, data, seed, log, kind)
+            params.update(extra)
+    value = None
+    if any(sc.startswith("value") for sc in cfg.search.scorers):
+        vc = derive(cfg.value.model, move_vocab=codec.move_vocab, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, max_moves=T, seed=seed)
+        vt = derive(cfg.value.train, seed=seed)
+        rows_v = value_rows(codec, data["train_cond"], data["train_moves"], data["train_buckets"], END)
+        value = train_rows(f"seed {seed}: value (moves to go)", d / "value", PlanValue(vc), vt, rows_v, log)
+        params["value"] = sum(p.numel() for p in value.parameters())
+    flops = {k: stage_results(d / sub).get("train_flops", 0.0) for k, sub in
+             (("flat", "flat"), ("ladder_compressor", "ladder_level1"), ("ladder_prior", "ladder_prior"),
+              *((("subgoal_decoder", "subgoal"),) if "subgoal" in planners else ()),
+              *((("rooms_compressor", "rooms_level1"),) if "rooms" in planners else ()),
+              *((f"{k}_{s}", f"{k}_prior" if s == "prior" else decoder_dir(cfg, k)) for k in ("rooms", "doors")
+                if k in planners for s in ("prior", "decoder")),
+              *((("value", "value"),) if value is not None else ()))}
+    return {**planners, "params": params, "code_exact": exact, "value": value, "train_flops": flops}
+
+
+def train_rooms(cfg: PlanConfig, data: dict, seed: int, log, kind: str = "rooms") -> tuple:
+    """The rooms or doors contender (module docstring): room-to-room segments of the demonstrations, their codes
+    (rooms: learned by a compressor; doors: ``door_codes``, the rule's), the top prior and the segment decoder,
+    each a resumable stage in ``seed<k>/<kind>_*``. Returns the planner, its coder (one plan's segments ->
+    codes, for the diagnostics) and the parameter counts."""
+    codec, T, ch = EpisodeCodec(cfg.maze), cfg.maze.max_moves, cfg.ladder.chunk
+    d, n = cfg.dir / f"seed{seed}", T // ch
+    segs, cells, used, exits = room_segments(codec, data["train_cond"], data["train_moves"], ch, n)
+    params = {}
+    if kind == "rooms":
+        qc = cfg.ladder.compressor.quantizer
+        cc = derive(cfg.ladder.compressor, quantizer=QuantizerConfig(**to_dict(qc)), vocab_size=codec.move_vocab, in_len=ch, out_len=1, seed=seed)
+        ct = derive(cfg.ladder.compressor_train, seed=seed)
+        held = np.arange(n)[None, :] <= used[:, None]  # segments with moves and the "plan ends" one after them
+        comp = train_rows(f"seed {seed}: rooms level 1 (room segments -> codes)", d / "rooms_level1",
+                          SequenceCompressor(cc), ct, segs[held], log)
+        params["rooms_compressor"] = sum(p.numel() for p in comp.parameters())
+        K = comp.quantizer.codebook_size
+
+        @torch.no_grad()
+        def coder(sg, ex, us):
+            return comp.encode(torch.from_numpy(sg.reshape(-1, ch)))[:, 0].view(sg.shape[:-1]).numpy()
+    else:
+        K = DOOR_END + 1
+
+        def coder(sg, ex, us):
+            return door_codes(ex, us)
+    codes_p = d / f"{kind}_codes.npy"
+    ups = [d / "rooms_level1"] if kind == "rooms" else []
+    if not fresh(codes_p, *ups):
+        atomic_save_npy(codes_p, np.concatenate([coder(segs[i:i + 1024], exits[i:i + 1024], used[i:i + 1024])
+                                                 for i in range(0, len(segs), 1024)]))
+    codes = np.load(codes_p)
+    pc = derive(cfg.ladder.prior, vocab_size=K, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, context=n, seed=seed)
+    pt = derive(cfg.ladder.prior_train, seed=seed)
+    prior = train_rows(f"seed {seed}: {kind} top prior (segment codes)", d / f"{kind}_prior", CodePrior(pc), pt,
+                       np.concatenate([data["train_cond"], codes], 1), log, after=ups)
+    lc = derive(cfg.subgoal.model, vocab_size=codec.move_vocab, cond_vocab=codec.cond_vocab + K, cond_len=codec.cond_len, context=ch, seed=seed)
+    lt = derive(cfg.subgoal.train, seed=seed)
+    name = decoder_dir(cfg, kind)
+    keep = np.isin(data["train_buckets"], cfg.doors.decoder_buckets if kind == "doors" else [0, 1, 2, 3])
+    rows_p = d / f"{name}_rows.npy"
+    if not fresh(rows_p, *ups):
+        atomic_save_npy(rows_p, segment_rows(codec, data["train_cond"][keep], segs[keep], cells[keep], codes[keep],
+                                             used[keep]))
+    low = train_rows(f"seed {seed}: {kind} segment decoder (code + cell -> moves)", d / name,
+                     CodePrior(lc), lt, np.load(rows_p), log, after=ups)
+    params.update({f"{kind}_prior": sum(p.numel() for p in prior.parameters()),
+                   f"{kind}_decoder": sum(p.numel() for p in low.parameters()), f"{kind}_decoder_demos": int(keep.sum()),
+                   f"{kind}_segments_per_demo": float(used.mean()), f"{kind}_cut_demos": float((used >= n).mean())})
+    return SubgoalPlanner(prior, low, codec, T, ch, segments=True), coder, params
+
+
+def contender_stages(cfg: PlanConfig, who: str, scorer: str = "likelihood") -> list[str]:
+    """The stage directories (under ``seed<k>/``) a contender's plans come from."""
+    own = {"flat": ["flat"], "ladder": ["ladder_level1", "ladder_prior"],
+           "subgoal": ["ladder_level1", "ladder_prior", "subgoal"],
+           "rooms": ["rooms_level1", "rooms_prior", decoder_dir(cfg, "rooms")],
+           "doors": ["doors_prior", decoder_dir(cfg, "doors")]}.get(who, [])
+    return own + (["value"] if scorer.startswith("value") else [])
+
+
+def decoder_dir(cfg: PlanConfig, kind: str) -> str:
+    """The stage directory of a rooms / doors segment decoder (the doors one named by its return buckets unless
+    it learns from all four)."""
+    b = sorted(set(cfg.doors.decoder_buckets))
+    return f"{kind}_decoder" + (f"_b{''.join(map(str, b))}" if kind == "doors" and b != [0, 1, 2, 3] else "")
+
+
+def load_planner(cfg: PlanConfig, seed_dir: Path, contender: str):
+    """One trained contender of a plan-experiment directory's seed (``vqladder plan``)."""
+    codec, T, ch = EpisodeCodec(cfg.maze), cfg.maze.max_moves, cfg.ladder.chunk
+    need = {"flat": ["flat"], "ladder": ["ladder_level1", "ladder_prior"], "subgoal": ["ladder_prior", "subgoal"],
+            "rooms": ["rooms_prior", "rooms_decoder"], "doors": ["doors_prior", decoder_dir(cfg, "doors")]}[contender]
+    for k in need:
+        if not (seed_dir / k).is_dir():
+            raise VQLadderError(f"{seed_dir} has no trained {k} (contenders in the config did not include {contender})")
+    m = {k: load_model(seed_dir / k, "sequence_compressor" if k.endswith("level1") else "code_prior")[0] for k in need}
+    if contender == "flat":
+        return FlatPlanner(m["flat"], T)
+    if contender == "ladder":
+        return LadderPlanner(m["ladder_level1"], m["ladder_prior"], T, ch)
+    if contender == "subgoal":
+        return SubgoalPlanner(m["ladder_prior"], m["subgoal"], codec, T, ch)
+    return SubgoalPlanner(m[need[0]], m[need[1]], codec, T, ch, segments=True)
+
+
+def train_segmenters(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
+    """One variable-length compressor of whole move sequences per ``segments.methods`` (entropy boundaries: a
+    next-move LM trained first, its threshold calibrated on training plans)."""
+    codec, T = EpisodeCodec(cfg.maze), cfg.maze.max_moves
+    d, moves = cfg.dir / f"seed{seed}", data["train_moves"].astype(np.int64)
+    out = {}
+    for m in cfg.segments.methods:
+        vc = replace(cfg.segments.model, vocab_size=codec.move_vocab, in_len=T, target_ratio=float(cfg.ladder.chunk),
+                     boundary=m, seed=seed, pad_id=END)  # the ratio is over the plan's moves, not its END padding
+        vc.validate()
+        model = VariableCompressor(vc)
+        if m == "entropy" and stage_state(d / "segments-entropy") != "done":
+            lt = derive(cfg.segments.entropy_lm_train, seed=seed)
+            lm = train_rows(f"seed {seed}: next-move LM (entropy boundaries)", d / "segments-entropy-lm",
+                            CausalLM(model.entropy_lm.config), lt, moves, log)
+            model.entropy_lm.load_state_dict(lm.state_dict())
+            log(f"seed {seed}: entropy threshold {model.calibrate(torch.from_numpy(moves[:2048])):.3f} nats")
+        t = derive(cfg.segments.train, seed=seed)
+        out[m] = train_rows(f"seed {seed}: variable-length codes of moves ({m} boundaries)", d / f"segments-{m}",
+                            model, t, moves, log)
+    return out
