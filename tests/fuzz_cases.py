@@ -14,7 +14,7 @@ from typing import Annotated
 CONFIG_COMMANDS = {
     "train": "vqladder.text.compressor:RunConfig",
     "sweep": "vqladder.text.sweep:SweepConfig",
-    "train-ladder": "vqladder.text.ladder_recipe:LadderConfig",
+    "train-ladder": "vqladder.text.ladder_config:LadderConfig",
     "plan-experiment": "vqladder.planning.config:PlanConfig",
     "variable": "vqladder.text.variable:VariableExpConfig",
     "video generate": "vqladder.video.recipe:VideoExpConfig",

@@ -80,7 +80,7 @@ EXPERIMENTS = {e.name: e for e in (
         args=(Arg(("--aggregate-only",), "only re-read the run directories and re-plot", (("action", "store_true"),)),
               _RETRAIN)),
     Experiment(
-        "ladder", "train-ladder", "vqladder.text.ladder_recipe:LadderConfig",
+        "ladder", "train-ladder", "vqladder.text.ladder_config:LadderConfig",
         help="train a ladder (levels, upsamplers, prior, flat LM) and evaluate it",
         description="Train all levels (mode text: each a compressor over the tokens at its own rate; multi_exit: "
                     "one compressor whose exits are the levels; codes: level k+1 over level k's codes), one "
