@@ -13,7 +13,7 @@ from typing import Annotated
 # subcommand (argv words) -> the config class its CONFIG.yaml + overrides build
 CONFIG_COMMANDS = {
     "train": "vqladder.text.compressor:RunConfig",
-    "sweep": "vqladder.text.sweep:SweepConfig",
+    "sweep": "vqladder.text.sweep_config:SweepConfig",
     "train-ladder": "vqladder.text.ladder_config:LadderConfig",
     "plan-experiment": "vqladder.planning.config:PlanConfig",
     "variable": "vqladder.text.variable:VariableExpConfig",

@@ -72,7 +72,7 @@ EXPERIMENTS = {e.name: e for e in (
                     "Under torchrun: torchrun --nproc_per_node 2 -m vqladder.cli train CONFIG",
         args=(Arg(("--resume",), "continue the run from its newest valid checkpoint", (("action", "store_true"),)),)),
     Experiment(
-        "sweep", "sweep", "vqladder.text.sweep:SweepConfig",
+        "sweep", "sweep", "vqladder.text.sweep_config:SweepConfig",
         help="compression x codebook grid of compressors, with references",
         description="Train a grid of compressors (each cell a run directory) plus the LM / zstd / unigram "
                     "references, then write sweep.csv, sweep.md and plots. Rerun the same command to resume.\n"
