@@ -43,7 +43,7 @@ def build_index(cfg: EmbedConfig, out: str | Path, n_bytes: int = 16, embedder=N
         q = train_qinco(cfg, d, "raw", n_bytes, cfg.seed, emb, emb[:0], log, run_dir=d / "train", shared_init=False)
         meta["qinco"] = dataclasses.asdict(q.config)
     else:
-        adapter = train_adapter(emb, steps=cfg.adapter_steps, seed=cfg.seed)[0] if cfg.adapter else None
+        adapter = train_adapter(emb, d / "adapter", steps=cfg.adapter_steps, seed=cfg.seed, log=log)[0] if cfg.adapter else None
         x = apply_adapter(adapter, emb)
         q = PrefixRVQ(dim, prefix_schedule(n_bytes, dim), seed=cfg.seed)
         q.fit(x)

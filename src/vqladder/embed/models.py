@@ -32,20 +32,36 @@ from .data import normalize
 
 
 # -- Matryoshka adapter ---------------------------------------------------------------------------------------------
-class MatryoshkaAdapter(nn.Module):
-    """x -> normalise(x + MLP(x)); the MLP's output layer starts at zero (identity at init)."""
+@dataclass
+class AdapterConfig:
+    dim: PosInt = 384
+    hidden: PosInt = 768
+    seed: int = 0
+    prefixes: list[int] = field(default_factory=lambda: list(PREFIXES))  # the prefixes its loss keeps faithful
 
-    def __init__(self, dim: int, hidden: int = 768, seed: int = 0):
+
+@register("matryoshka_adapter", AdapterConfig)
+class MatryoshkaAdapter(nn.Module):
+    """x -> normalise(x + MLP(x)); the MLP's output layer starts at zero (identity at init). ``loss(x)``: the
+    prefix-neighbour loss of the adapted batch against the frozen one (what the trainer minimises)."""
+
+    def __init__(self, cfg: AdapterConfig | int, hidden: int = 768, seed: int = 0):
         super().__init__()
-        with seeded(seed):
-            self.up = nn.Linear(dim, hidden)
-            self.down = nn.Linear(hidden, dim)
+        cfg = cfg if isinstance(cfg, AdapterConfig) else AdapterConfig(dim=cfg, hidden=hidden, seed=seed)
+        self.config = cfg
+        with seeded(cfg.seed):
+            self.up = nn.Linear(cfg.dim, cfg.hidden)
+            self.down = nn.Linear(cfg.hidden, cfg.dim)
             nn.init.zeros_(self.down.weight)
             nn.init.zeros_(self.down.bias)
-        self.dim = dim
+        self.dim = cfg.dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x + self.down(F.gelu(self.up(x))), dim=-1)
+
+    def loss(self, x: torch.Tensor):
+        loss = prefix_neighbour_loss(self(x), x, self.config.prefixes)
+        return loss, {}
 
 
 def prefix_neighbour_loss(student: torch.Tensor, teacher: torch.Tensor, prefixes=PREFIXES, tau: float = 0.05) -> torch.Tensor:
@@ -64,24 +80,23 @@ def prefix_neighbour_loss(student: torch.Tensor, teacher: torch.Tensor, prefixes
     return loss / len(used)
 
 
-def train_adapter(emb: np.ndarray, steps: int = 300, batch: int = 512, lr: float = 1e-3, seed: int = 0,
-                  prefixes=PREFIXES) -> tuple[MatryoshkaAdapter, list[float]]:
-    """Fit the adapter on frozen embeddings; returns it (eval mode) and the loss curve."""
-    x = torch.as_tensor(np.asarray(emb), dtype=torch.float32)
-    ad = MatryoshkaAdapter(x.shape[1], seed=seed)
-    opt = torch.optim.AdamW(ad.parameters(), lr=lr, weight_decay=0.0)
-    g = torch.Generator().manual_seed(seed)
-    curve = []
-    for _ in range(steps):
-        idx = torch.randint(0, len(x), (min(batch, len(x)),), generator=g)
-        xb = x[idx]
-        loss = prefix_neighbour_loss(ad(xb), xb, prefixes)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        curve.append(float(loss.detach()))
-    ad.eval()
-    return ad, curve
+def train_adapter(emb: np.ndarray, run_dir: Path, steps: int = 300, batch: int = 512, lr: float = 1e-3, seed: int = 0,
+                  prefixes=PREFIXES, log=None) -> tuple[MatryoshkaAdapter, list[float]]:
+    """Fit the adapter on frozen embeddings through the stage runner into ``run_dir`` (constant learning rate,
+    AdamW without decay, fp32; a finished run is loaded, not retrained); returns it (eval mode) and its training
+    loss curve (one value per step, from ``metrics.jsonl``)."""
+    from ..train import TrainerConfig
+    from ..train.rows import train_rows
+
+    x = np.asarray(emb, dtype=np.float32)
+    model = MatryoshkaAdapter(AdapterConfig(dim=x.shape[1], seed=seed, prefixes=list(prefixes)))
+    tcfg = TrainerConfig(steps=steps, batch_size=min(batch, len(x)), lr=lr, min_lr_ratio=1.0, warmup=0,
+                         weight_decay=0.0, betas=[0.9, 0.999], grad_clip=-1.0, precision="fp32", seed=seed,
+                         eval_every=-1, ckpt_every=-1, log_every=1, progress=False, mfu=False)
+    ad = train_rows("Matryoshka adapter", Path(run_dir), model, tcfg, x, log or (lambda m: None), fingerprint=True)
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if (Path(run_dir) / "metrics.jsonl").is_file() else []
+    curve = [r["train_loss"] for r in map(json.loads, lines) if "train_loss" in r]
+    return ad.eval(), curve
 
 
 # -- implicit neural codebooks as a trainable, checkpointable model -----------------------------------------------------

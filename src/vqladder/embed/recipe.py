@@ -52,7 +52,7 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
         f"queries {n_q}")
     adapter, curve = None, []
     if cfg.adapter:
-        adapter, curve = train_adapter(raw["train"], steps=cfg.adapter_steps, seed=cfg.seed)
+        adapter, curve = train_adapter(raw["train"], d / "adapter", steps=cfg.adapter_steps, seed=cfg.seed, log=log)
         log(f"adapter: prefix-neighbour loss {curve[0]:.4f} -> {curve[-1]:.4f}")
     ada = {k: apply_adapter(adapter, v) for k, v in raw.items()}
     with torch.no_grad():

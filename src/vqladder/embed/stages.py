@@ -89,7 +89,7 @@ def train_qinco(cfg: EmbedConfig, d: Path, variant: str, stages: int, seed: int,
         return {"mse": float(((m.decode(m.encode(val, beam=1)) - val) ** 2).sum(1).mean())} if len(val) else {}
 
     model = train_rows(f"QINCo {variant} {stages} bytes seed {seed}", run_dir, model, tcfg, train, log,
-                       evaluate=evaluate)
+                       evaluate=evaluate, fingerprint=True)
     return model
 
 

@@ -12,9 +12,9 @@ from ..errors import CheckpointError
 
 MODEL_KINDS: dict[str, tuple[type, type]] = {}
 # The domain packages whose models register kinds of their own (planning's value, video's frame models, embed's
-# QINCo). The core never imports a domain by name in its code: a kind that is not known yet is looked up by
+# QINCo, the text ladder's jointly fine-tuned levels). The core never imports a domain by name in its code: a kind that is not known yet is looked up by
 # importing these packages on demand, as a plugin would be.
-DOMAIN_PACKAGES = ("vqladder.planning", "vqladder.video", "vqladder.embed")
+DOMAIN_PACKAGES = ("vqladder.planning", "vqladder.video", "vqladder.embed", "vqladder.text.joint")
 
 
 def _known(kind: str) -> bool:

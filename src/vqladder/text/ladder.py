@@ -31,7 +31,7 @@ Directory layout (written by ``vqladder train-ladder``)::
 
     config.yaml  tokenizer/  results.json  results.md
     level1/ level2/ …      compressor run directories (checkpoints, metrics.jsonl, results.json)
-    joint/level1/ …        the levels after joint fine-tuning (``joint_steps`` > 0), used instead when finished
+    joint/                 the levels after joint fine-tuning (``joint_steps`` > 0; one ``joint_levels`` model), used instead when finished
     codes/level1.train.npy codes/level1.val.npy …   precomputed code streams
     (the saved config's ``mode`` says which kind of stack; a saved config without it is a ``codes`` ladder)
     up1/ up2/ …            upsamplers (level k codes -> level k-1 symbols)
@@ -121,6 +121,9 @@ class Ladder:
         levels = []
         joint = any((d / "joint" / m).is_file() for m in ("results.json", "done.json"))  # jointly fine-tuned
         # levels (results.json; done.json in ladders written before the stage runner) replace the bottom-up ones
+        if joint and not (d / "joint" / LEVEL_DIR.format(1)).is_dir():  # one JointLevels model (older: a dir per level)
+            return cls._load_rest(d, list(_load_part(d / "joint", "joint_levels", "the joint levels").levels), mode,
+                                  need_prior, need_upsamplers)
         for k in range(1, n + 1):
             src = d / "joint" / LEVEL_DIR.format(k) if joint else d / LEVEL_DIR.format(k)
             levels.append(_load_part(src, ("sequence_compressor", "variable_compressor"), f"level {k}"))

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import find_checkpoints, latest_valid_checkpoint
-from ..config import to_dict
+from ..checkpoint import find_checkpoints
 from ..data import WindowSampler
 from ..errors import VQLadderError
 from ..eval.baselines import lm_bits_per_token, unigram_logp
 from ..models import CausalLM, LMConfig, load_model
-from ..train.stage import guard_stage, record_stage, stage_slice
-from ..train.trainer import Trainer, TrainerConfig
+from ..train.stage import run_stage
+from ..train.trainer import TrainerConfig
 
 
 def train_lm_reference(lm_cfg: LMConfig, tcfg: TrainerConfig, shards, n: int, maxc: int, dev_fraction: float,
@@ -36,17 +35,10 @@ def train_lm_reference(lm_cfg: LMConfig, tcfg: TrainerConfig, shards, n: int, ma
     if len(dev) < n:
         raise VQLadderError(f"references.dev_fraction={dev_fraction} holds back fewer than one chunk")
     first = unigram_logp(train, shards.vocab_size)
-    model = CausalLM(lm_cfg)
-    slice_ = stage_slice(model, tcfg, {"dev_fraction": dev_fraction, "max_chunks": maxc})
-    guard_stage("the LM reference", run_dir, slice_, log=log)  # another config: refused, or --retrain
-    resume = latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None
-    record_stage(run_dir, slice_)
-    trainer = Trainer(model, tcfg, run_dir,
-                      lambda r, w: WindowSampler(train, n, tcfg.batch_size, tcfg.seed, r, w),
-                      lambda m: {"dev_bits": lm_bits_per_token(m, dev, n, maxc, first_logp=first)},
-                      {"model_config": to_dict(lm_cfg)})
-    log("training the LM reference")
-    trainer.fit(resume=resume)
+    run_stage("the LM reference", run_dir, CausalLM(lm_cfg), tcfg,
+              lambda r, w: WindowSampler(train, n, tcfg.batch_size, tcfg.seed, r, w),
+              lambda m: {"dev_bits": lm_bits_per_token(m, dev, n, maxc, first_logp=first)}, log,
+              extra={"dev_fraction": dev_fraction, "max_chunks": maxc})  # another config: refused, or --retrain
     dev_by_step = {}
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         rec = json.loads(line)

@@ -19,7 +19,6 @@ ratio over training), ``acc_vs_bits.png``, ``boundaries.html`` (held-out text wi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
@@ -27,19 +26,18 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..checkpoint import latest_valid_checkpoint
-from ..config import Annotated, Check, NonNegInt, PathStr, PosInt, RunName, to_dict
+from ..config import Annotated, Check, NonNegInt, PathStr, PosInt, RunName
 from ..data import DataConfig, WindowSampler, load_shards
 from ..data.sampler import gather_windows, val_windows
 from ..data.synthetic import mixed_spans, render_symbols
 from ..errors import VQLadderError
 from ..eval import evaluate_compressor
-from ..io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_text
 from ..models import CausalLM, LMConfig, load_model
 from ..models.variable import BOUNDARY_METHODS, VariableCompressor, VariableConfig
-from ..train import Trainer, TrainerConfig
+from ..train import TrainerConfig
 from ..train.recipe import open_experiment, write_results
-from ..train.stage import mark_done, stage_state, stderr_log
+from ..train.stage import mark_done, run_stage, stage_results, stage_state, stderr_log
 from .compressor import EvalConfig
 from .variable_eval import add_equal_bits, cell_segments, codes_per_token_by_label
 from .variable_report import _plot_acc, _plot_ratio, cell_name, render_boundaries, variable_markdown
@@ -120,49 +118,40 @@ def load_streams(cfg: VariableExpConfig) -> dict:
 
 
 # -- training ---------------------------------------------------------------------------------------------------
-def _fit(model, tcfg: TrainerConfig, run_dir: Path, stream: np.ndarray, n: int, meta: dict | None = None):
-    partial = latest_valid_checkpoint(run_dir / "checkpoints", warn=False) is not None
-    tr = Trainer(model, tcfg, run_dir, lambda r, w: WindowSampler(stream, n, tcfg.batch_size, tcfg.seed, r, w),
-                 meta=meta)
-    tr.fit(resume=partial)
-    return tr
+def _train(what: str, model, tcfg: TrainerConfig, run_dir: Path, stream: np.ndarray, n: int, log) -> dict:
+    """One stage through the stage runner on windows of ``n`` symbols of ``stream``."""
+    return run_stage(what, run_dir, model, tcfg,
+                     lambda r, w: WindowSampler(stream, n, tcfg.batch_size, tcfg.seed, r, w), None, log)
 
 
 def train_entropy_lm(cfg: VariableExpConfig, data: dict, log) -> CausalLM:
     """The small causal LM behind entropy boundaries (trained once per experiment, resumable)."""
     d = cfg.dir / "entropy_lm"
-    if stage_state(d) != "done":
-        lm_cfg = replace(cfg.entropy_lm, vocab_size=data["vocab"], context=cfg.chunk)
-        log(f"training the entropy LM ({cfg.entropy_lm_train.steps} steps)")
-        tr = _fit(CausalLM(lm_cfg), cfg.entropy_lm_train, d, data["train"], cfg.chunk, {"model_config": to_dict(lm_cfg)})
-        mark_done(d, {"step": tr.step, "train_time": round(tr.train_time, 2)})
+    lm_cfg = replace(cfg.entropy_lm, vocab_size=data["vocab"], context=cfg.chunk)
+    _train("entropy LM", CausalLM(lm_cfg), cfg.entropy_lm_train, d, data["train"], cfg.chunk, log)
     return load_model(d, expect_kind="causal_lm")[0]
 
 
 def train_cell(cfg: VariableExpConfig, data: dict, method: str, target: float, lm: CausalLM | None, log) -> dict:
-    d = cfg.dir / cell_name(method, target)
-    if (d / "results.json").is_file():
-        return json.loads((d / "results.json").read_text())
+    """One variable-rate compressor (a stage), then its held-out evaluation, kept in the cell's ``results.json``."""
+    d, name = cfg.dir / cell_name(method, target), cell_name(method, target)
+    if stage_state(d) == "done" and "acc" in stage_results(d):
+        return stage_results(d)
     mcfg = cfg.cell_model(data["vocab"], method, target)
     model = VariableCompressor(mcfg)
     if method == "entropy":
         model.entropy_lm.load_state_dict(lm.state_dict())
         calib = gather_windows(data["train"], val_windows(data["train"], cfg.chunk, 512), cfg.chunk)
-        thr = model.calibrate(calib)
-        log(f"{cell_name(method, target)}: entropy threshold {thr:.3f} nats")
-    tcfg = replace(cfg.train, progress=False)
-    log(f"training {cell_name(method, target)} ({sum(p.numel() for p in model.parameters() if p.requires_grad):,} "
-        f"trainable params)")
-    tr = _fit(model, tcfg, d, data["train"], cfg.chunk, {"model_config": to_dict(mcfg)})
+        log(f"{name}: entropy threshold {model.calibrate(calib):.3f} nats")
+    st = _train(name, model, replace(cfg.train, progress=False), d, data["train"], cfg.chunk, log)
     model = load_model(d, expect_kind="variable_compressor")[0]
     res = evaluate_compressor(model, data["val"], cfg.eval.batch_size, cfg.eval.max_chunks)
-    res.update({"method": method, "target": float(target), "step": tr.step, "train_time": round(tr.train_time, 2),
+    res.update({"method": method, "target": float(target), "step": st["step"], "train_time": st["train_time"],
                 "codebook_size": model.quantizer.codebook_size, "bits_per_code": model.quantizer.bits_per_code})
     if data["val_labels"] is not None:
         res.update(codes_per_token_by_label(model, data["val"], data["val_labels"], cfg.chunk, cfg.eval.max_chunks))
-    atomic_write_json(d / "results.json", res)
-    log(f"{cell_name(method, target)}: acc {res['acc']:.3f}, ratio {res['ratio']:.2f}, "
-        f"{res['bits_per_token']:.3f} bits/token")
+    mark_done(d, res)
+    log(f"{name}: acc {res['acc']:.3f}, ratio {res['ratio']:.2f}, {res['bits_per_token']:.3f} bits/token")
     return res
 
 

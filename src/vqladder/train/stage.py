@@ -102,7 +102,8 @@ def guard_stage(what: str, run_dir: Path, slice_: dict, after=(), log: Callable[
     saved = run_dir / STAGE_CONFIG
     if saved.is_file():
         old, now = flatten(read_yaml_doc(saved) or {}), flatten(slice_)
-        diff = sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k))
+        # a rows fingerprint (``rows``, train.rows) absent from a slice recorded before fingerprints is not a difference
+        diff = sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k) and not (k == "rows" and k not in old))
         if diff:
             why = f"was trained with another config ({', '.join(diff[:5])}{' …' if len(diff) > 5 else ''} differ)"
     mine = run_dir / MARKER
