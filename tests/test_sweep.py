@@ -40,6 +40,30 @@ def test_grid_expansion(tmp_path):
     assert c.run_dir == tmp_path / "sw" / "cells" / "m008-k256-fsq-s1"
 
 
+def test_grid_with_both_decoders_has_one_local_twin_per_rate_and_seed(tmp_path):
+    from vqladder.config import build, to_dict
+
+    cfg = sweep_cfg(tmp_path, decoder=["parallel", "autoregressive"], seed=[0, 1])
+    d = to_dict(cfg)
+    d["base"]["model"]["downsample"] = "pool"
+    d["references"]["local_ae"] = True
+    names = [n for n, _ in expand_grid(build(type(cfg), d))]
+    assert len(names) == len(set(names)) == 2 * 2 * 2 + 2 * 2  # 8 cells, one twin per (out_len, seed)
+    assert "m016-k256-fsq-ar-s1" in names and "m016-k256-fsq-s1-local" in names
+    assert not any(n.endswith("-ar-s0-local") or n.endswith("-ar-s1-local") for n in names)
+
+
+def test_autoregressive_cells_are_compared_by_their_free_running_accuracy():
+    from vqladder.text.sweep_report import local_rows
+
+    base = {"out_len": 16, "codebook_size": 256, "kind": "fsq", "depth": 1}
+    groups = [{**base, "arch": "pool", "decoder": "autoregressive", "acc": 0.9, "acc_free": 0.2},
+              {**base, "arch": "pool", "decoder": "parallel", "acc": 0.3, "acc_free": ""},
+              {**base, "arch": "local", "decoder": "parallel", "acc": 0.25, "acc_free": ""}]
+    deltas = {r["group"]["decoder"]: round(r["delta"], 3) for r in local_rows(groups)}
+    assert deltas == {"autoregressive": -0.05, "parallel": 0.05}  # teacher-forced 0.9 would have read +0.65
+
+
 def test_grid_rate_cap_keeps_cells_up_to_max_bits(tmp_path):
     # in_len 32; FSQ 256 -> 240 codes (7.9 bits): M=16 x depth 4 = 15.8 bits/token is above a cap of 8,
     # M=16 x depth 2 and M=8 x depth 4 (7.9) are not
@@ -273,7 +297,7 @@ def test_report_sets_each_cell_beside_its_local_twin(tmp_path):
     _fake_results(d / "cells" / "m016-k256-fsq-s0-local", 0.70, bits=2.0, local=True)
     out = aggregate(d)
     md = out["markdown"]
-    assert "| 16 | 256 | fsq | 2.000 | 0.750 | 0.700 | +0.050 | 100 | 100 |" in md
+    assert "| 16 | 256 | fsq | parallel | 2.000 | 0.750 | 0.700 | +0.050 | 100 | 100 |" in md
     cells_table = md.split("## Against")[0]
     assert cells_table.count("| 16 | 2x |") == 1  # the twin is not a row of the cells table
     rows = {r["cell"]: r for r in csv.DictReader((d / "sweep.csv").open())}

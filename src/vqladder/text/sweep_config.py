@@ -101,7 +101,7 @@ def expand_grid(cfg: SweepConfig) -> list[tuple[str, RunConfig]]:
             raise VQLadderError(f"sweep grid is empty: grid.{k} has no values")
     steps, seconds = parse_budget(cfg.budget)
     base = to_dict(cfg.base)
-    cells = []
+    cells, names = [], set()
     for values in itertools.product(*axes.values()):
         c = dict(zip(axes, values))
         name = cell_name(c)
@@ -128,8 +128,11 @@ def expand_grid(cfg: SweepConfig) -> list[tuple[str, RunConfig]]:
             d["train"]["steps"] = TIME_BUDGET_STEPS
         try:
             cells.append((name, build(RunConfig, d)))
-            if cfg.references.local_ae and not is_local(d["model"]) and not c["rate_weight"]:
-                cells.append((name + "-local", build(RunConfig, local_twin(d, cfg.references.local_seg_layers))))
+            twin = cell_name({**c, "decoder": "parallel"}) + "-local"  # one twin per rate and seed, whatever decoder
+            if cfg.references.local_ae and not is_local(d["model"]) and not c["rate_weight"] and twin not in names:
+                d["name"] = twin[:-len("-local")]
+                cells.append((twin, build(RunConfig, local_twin(d, cfg.references.local_seg_layers))))
+                names.add(twin)
         except VQLadderError as e:
             raise VQLadderError(f"sweep cell {name}: {e}")
     if not cells:
