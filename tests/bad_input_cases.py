@@ -1,4 +1,4 @@
-"""The bad inputs we try, and what each must say. Used by tests/test_cli.py; run this file to print the
+"""The bad inputs we try, and what each must say. Used by tests/cli/test_cli.py; run this file to print the
 Markdown table of docs/bad-inputs.md from the real messages:
 
     .venv/bin/python tests/bad_input_cases.py > docs/bad-inputs.md
@@ -111,7 +111,7 @@ CASES = [
      "smaller than a patch"),
     ("video horizon longer than the clip", "video eval data.frames=8 context=4 horizon=8 out_dir={tmp}/vid",
      "longer than the clip"),
-    # the tool's own files, and what is not its own (see also tests/test_ownership.py)
+    # the tool's own files, and what is not its own (see also tests/test_io.py)
     ("train into a folder vqladder did not make", "train {cfg} out_dir={tmp} name=userdir", "was not made by vqladder"),
     ("embedding index into a folder vqladder did not make", "embed build --out {tmp}/userdir --bytes 4",
      "was not made by vqladder"),
@@ -257,7 +257,6 @@ def print_docs() -> None:
     import tempfile
 
     from fuzz_cases import CONFIG_COMMANDS, fuzz_overrides
-    from test_bad_inputs import path_cases
 
     with tempfile.TemporaryDirectory() as d:
         ctx = make_context(Path(d))
@@ -266,7 +265,7 @@ def print_docs() -> None:
                  "{cfg_sweep}": "SWEEP.yaml"}
         print("# Bad inputs and what they get\n")
         print("Printed by `.venv/bin/python tests/bad_input_cases.py > docs/bad-inputs.md` from the real messages;")
-        print("every case is checked by `tests/test_cli.py` and `tests/test_bad_inputs.py`. Each exits with code 2,")
+        print("every case is checked by `tests/cli/test_cli.py` and `tests/test_bad_inputs.py`. Each exits with code 2,")
         print("prints exactly one `error: …` line on stderr (a command run without a CONFIG.yaml may first print one")
         print("`note: …` line saying it runs the built-in defaults) and changes no file outside its run directory.")
         print("Other exits: 1 with one `internal error: …` line and the traceback in `<run>/error.log` (or a temp")
@@ -284,7 +283,6 @@ def print_docs() -> None:
             r = list(fuzz_overrides(cmd))
             rej = sum(1 for _, x in r if x)
             print(f"| `vqladder {cmd}` | {len(r)} | {rej} | {len(r) - rej} |")
-        from test_bad_inputs import numeric_flags
 
         flags = numeric_flags()
         print(f"\nNumeric flags: each of the {len(flags)} numeric options of the subcommands (`--chunks`, `--top-p`, …)"
@@ -325,7 +323,7 @@ def print_docs() -> None:
         print("- two writers on one run directory (`train` twice, or a run and its `--resume`): the second gets")
         print("  `error: run directory … is in use by another vqladder process (pid N)`; the lock (`fcntl.flock` on")
         print("  `<run>/.lock`) dies with its holder, so a killed run resumes at once; under torchrun rank 0 holds it;")
-        print("- ownership (tests/test_ownership.py): every folder the tool makes carries a `.vqladder` marker; a")
+        print("- ownership (tests/test_io.py): every folder the tool makes carries a `.vqladder` marker; a")
         print("  non-empty folder without it (and without verified checkpoints or shards from before markers) is")
         print("  refused by every command that writes, with and without `--force`, `--fresh`, `--resume`,")
         print("  `--retrain`, and nothing in it changes, byte for byte; `--force` over a prepared folder replaces")
@@ -340,6 +338,77 @@ def print_docs() -> None:
         print("  again); a second `prepare` on the same folder is refused while the first runs.")
         print("\nNot errors: undecodable bytes in a text corpus are replaced by U+FFFD and counted in one warning line"
               " (`warning: N undecodable byte(s) …`) and in `meta.json`'s `replacements`.")
+
+
+
+def numeric_flags():
+    """(subcommand words, flag) for every numeric option of every subcommand, read from the parser itself."""
+    import argparse
+
+    from vqladder.cli import build_parser
+
+    def walk(parser, words):
+        for act in parser._actions:
+            if isinstance(act, argparse._SubParsersAction):
+                for name, sub in act.choices.items():
+                    yield from walk(sub, words + [name])
+            elif act.option_strings and callable(act.type) and act.type.__name__ in ("int", "float"):
+                yield words, act.option_strings[0], act.type.__name__
+
+    return list(walk(build_parser(), []))
+
+
+def path_cases(ctx) -> list[tuple[str, list[str], str]]:
+    t = ctx["tmp"]
+    f = t / "corpus.txt"  # an existing file where a directory belongs
+    d = t / "emptydir"    # an existing directory where a file belongs
+    miss = t / "missing" / "x"
+    ro = "/proc/vqladder-cannot-write"
+    cfg, run, lad = ctx["cfg"], ctx["run"], ctx["ladder"]
+    return [
+        ("prepare: corpus missing", ["prepare", miss, "-o", t / "o1"], "does not exist"),
+        ("prepare: output is a file", ["prepare", f, "-o", f], "not a directory"),
+        ("prepare: output unwritable", ["prepare", f, "-t", "bytes", "-o", ro + "/d"], "cannot write"),
+        ("prepare: output is the current directory", ["prepare", f, "-o", "."], "current directory"),
+        ("train: config missing", ["train", miss], "not found"),
+        ("train: config is a directory", ["train", d], "is a directory"),
+        ("train: out_dir is a file", ["train", cfg, f"out_dir={f}"], "not a directory"),
+        ("train: out_dir unwritable", ["train", cfg, f"out_dir={ro}"], "run directory"),
+        ("eval: run missing", ["eval", miss], "no such run"),
+        ("eval: run is a file", ["eval", f], "checkpoint"),
+        ("eval: --data missing", ["eval", run, "--data", miss], "not a prepared data directory"),
+        ("eval: --data is a file", ["eval", run, "--data", f], "not a prepared data directory"),
+        ("encode: --file missing", ["encode", run, "--file", miss], "no such file"),
+        ("encode: --file is a directory", ["encode", run, "--file", d], "is a directory"),
+        ("decode: run missing", ["decode", miss, "--codes", "1"], "no such run"),
+        ("sweep: out_dir is a file", ["sweep", f"out_dir={f}", "base.data.path=" + str(ctx["data"])],
+         "not a directory"),
+        ("train-ladder: config is a directory", ["train-ladder", d], "is a directory"),
+        ("train-ladder: out_dir is a file", ["train-ladder", ctx["ladder_cfg"], f"out_dir={f}"], "not a directory"),
+        ("generate: ladder missing", ["generate", miss], "ladder"),
+        ("generate: ladder is a file", ["generate", f], "ladder"),
+        ("generate: --prompt-file missing", ["generate", lad, "--prompt-file", miss], "no such file"),
+        ("generate: --prompt-file is a directory", ["generate", lad, "--prompt-file", d], "is a directory"),
+        ("ladder-encode: --file is a directory", ["ladder-encode", lad, "--file", d], "is a directory"),
+        ("ladder-decode: ladder missing", ["ladder-decode", miss, "--codes", "1"], "ladder"),
+        ("plan: run missing", ["plan", miss], "not a plan-experiment directory"),
+        ("plan: run is a file", ["plan", f], "not a plan-experiment directory"),
+        ("plan-experiment: out_dir is a file", ["plan-experiment", f"out_dir={f}"], "not a directory"),
+        ("variable: out_dir is a file", ["variable", f"out_dir={f}"], "not a directory"),
+        ("video train: out_dir is a file", ["video", "train", f"out_dir={f}"], "not a directory"),
+        ("embed search: index missing", ["embed", "search", miss, "--query", "q"], "not an embedding index"),
+        ("embed encode: index is a file", ["embed", "encode", f, "--text", "q"], "not an embedding index"),
+        # runs of the wrong kind, and a broken tokenizer file
+        ("eval: a ladder directory", ["eval", lad], "no valid checkpoint"),
+        ("encode: a ladder directory", ["encode", lad, "--text", "x"], "no valid checkpoint"),
+        ("generate: a compressor run", ["generate", run], "missing level 1"),
+        ("ladder-decode: a compressor run", ["ladder-decode", run, "--codes", "1"], "missing level 1"),
+        ("plan: a ladder directory", ["plan", lad], "not a plan-experiment directory"),
+        ("embed search: a compressor run", ["embed", "search", run, "--query", "x"], "not an embedding index"),
+        ("encode: a run whose tokenizer file is truncated", ["encode", t / "badtok", "--text", "x"], "corrupted"),
+        ("decode: a run whose tokenizer file is truncated", ["decode", t / "badtok", "--codes", "1 2 3 4 5 6 7 8"],
+         "corrupted"),
+    ]
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 import os
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 else:
     torch.set_num_threads(2)
+
+# the test tree mirrors src/vqladder (tests/<package>/test_<module>.py); its shared modules (helpers,
+# bad_input_cases, fuzz_cases, this conftest) are importable from every folder
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 
@@ -56,3 +61,17 @@ def bad_context(tmp_path_factory):
     from bad_input_cases import make_context
 
     return make_context(tmp_path_factory.mktemp("ctx"))
+
+
+@pytest.fixture(scope="module")
+def ctx(bad_context):
+    """The session's bad-input context, under the name the bad-input and ownership tests use."""
+    return bad_context
+
+
+@pytest.fixture
+def data(tmp_path, tiny_corpus):
+    """The tiny corpus prepared as bytes (a function-scoped directory)."""
+    from vqladder.data import prepare
+
+    return prepare(str(tiny_corpus), "bytes", tmp_path / "data", block_size=512).dir

@@ -1,5 +1,5 @@
-"""Nothing lost, no traceback: generated bad inputs per subcommand, path arguments, pipes, text encodings,
-concurrent writers, and the commands that used to delete files they did not make."""
+"""Every command, nothing lost and no traceback: generated bad inputs per subcommand, path arguments, pipes, text
+encodings, concurrent writers."""
 
 import contextlib
 import io
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from bad_input_cases import numeric_flags, path_cases
 from fuzz_cases import CONFIG_COMMANDS, argv_for, fuzz_overrides
-from test_cli import one_line_error
+from helpers import one_line_error
 
 from vqladder.cli import main
 
@@ -28,6 +29,7 @@ def snapshot(*roots: Path) -> dict:
     return out
 
 
+
 def call(argv) -> tuple[int, str, str]:
     err, out = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
@@ -38,12 +40,16 @@ def call(argv) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-@pytest.fixture(scope="module")
-def ctx(bad_context):
-    return bad_context
 
 
-# -- 1. every numeric / name field of every config-driven command -------------------------------------------
+
+
+
+
+
+
+
+
 @pytest.mark.parametrize("cmd", list(CONFIG_COMMANDS))
 def test_generated_config_fuzz(cmd, tmp_path, monkeypatch):
     """0, -1, nan, inf, huge (and empty / escaping run names) for every field: each value outside its declared
@@ -63,6 +69,7 @@ def test_generated_config_fuzz(cmd, tmp_path, monkeypatch):
     assert snapshot(tmp_path) == before
 
 
+
 def test_every_config_number_is_checked():
     """nan / inf / 10^12 are rejected for every numeric field of every command: no field is left unchecked."""
     for cmd in CONFIG_COMMANDS:
@@ -73,6 +80,7 @@ def test_every_config_number_is_checked():
                 assert rej, (cmd, ov)
 
 
+
 @pytest.mark.slow
 def test_accepted_fuzz_values_train_for_real(ctx, tmp_path):
     """The in-range values (0 = off, -1 = disabled, …) of `train` run for real without a traceback."""
@@ -81,76 +89,6 @@ def test_accepted_fuzz_values_train_for_real(ctx, tmp_path):
                              "train.max_time=-1", ov])
         assert "Traceback" not in err and code == 0, (ov, err)  # an in-range value is a valid setting: it trains
 
-
-# -- 2. path arguments: missing, a directory, a file for a directory, an unwritable place ------------------
-def path_cases(ctx) -> list[tuple[str, list[str], str]]:
-    t = ctx["tmp"]
-    f = t / "corpus.txt"  # an existing file where a directory belongs
-    d = t / "emptydir"    # an existing directory where a file belongs
-    miss = t / "missing" / "x"
-    ro = "/proc/vqladder-cannot-write"
-    cfg, run, lad = ctx["cfg"], ctx["run"], ctx["ladder"]
-    return [
-        ("prepare: corpus missing", ["prepare", miss, "-o", t / "o1"], "does not exist"),
-        ("prepare: output is a file", ["prepare", f, "-o", f], "not a directory"),
-        ("prepare: output unwritable", ["prepare", f, "-t", "bytes", "-o", ro + "/d"], "cannot write"),
-        ("prepare: output is the current directory", ["prepare", f, "-o", "."], "current directory"),
-        ("train: config missing", ["train", miss], "not found"),
-        ("train: config is a directory", ["train", d], "is a directory"),
-        ("train: out_dir is a file", ["train", cfg, f"out_dir={f}"], "not a directory"),
-        ("train: out_dir unwritable", ["train", cfg, f"out_dir={ro}"], "run directory"),
-        ("eval: run missing", ["eval", miss], "no such run"),
-        ("eval: run is a file", ["eval", f], "checkpoint"),
-        ("eval: --data missing", ["eval", run, "--data", miss], "not a prepared data directory"),
-        ("eval: --data is a file", ["eval", run, "--data", f], "not a prepared data directory"),
-        ("encode: --file missing", ["encode", run, "--file", miss], "no such file"),
-        ("encode: --file is a directory", ["encode", run, "--file", d], "is a directory"),
-        ("decode: run missing", ["decode", miss, "--codes", "1"], "no such run"),
-        ("sweep: out_dir is a file", ["sweep", f"out_dir={f}", "base.data.path=" + str(ctx["data"])],
-         "not a directory"),
-        ("train-ladder: config is a directory", ["train-ladder", d], "is a directory"),
-        ("train-ladder: out_dir is a file", ["train-ladder", ctx["ladder_cfg"], f"out_dir={f}"], "not a directory"),
-        ("generate: ladder missing", ["generate", miss], "ladder"),
-        ("generate: ladder is a file", ["generate", f], "ladder"),
-        ("generate: --prompt-file missing", ["generate", lad, "--prompt-file", miss], "no such file"),
-        ("generate: --prompt-file is a directory", ["generate", lad, "--prompt-file", d], "is a directory"),
-        ("ladder-encode: --file is a directory", ["ladder-encode", lad, "--file", d], "is a directory"),
-        ("ladder-decode: ladder missing", ["ladder-decode", miss, "--codes", "1"], "ladder"),
-        ("plan: run missing", ["plan", miss], "not a plan-experiment directory"),
-        ("plan: run is a file", ["plan", f], "not a plan-experiment directory"),
-        ("plan-experiment: out_dir is a file", ["plan-experiment", f"out_dir={f}"], "not a directory"),
-        ("variable: out_dir is a file", ["variable", f"out_dir={f}"], "not a directory"),
-        ("video train: out_dir is a file", ["video", "train", f"out_dir={f}"], "not a directory"),
-        ("embed search: index missing", ["embed", "search", miss, "--query", "q"], "not an embedding index"),
-        ("embed encode: index is a file", ["embed", "encode", f, "--text", "q"], "not an embedding index"),
-        # runs of the wrong kind, and a broken tokenizer file
-        ("eval: a ladder directory", ["eval", lad], "no valid checkpoint"),
-        ("encode: a ladder directory", ["encode", lad, "--text", "x"], "no valid checkpoint"),
-        ("generate: a compressor run", ["generate", run], "missing level 1"),
-        ("ladder-decode: a compressor run", ["ladder-decode", run, "--codes", "1"], "missing level 1"),
-        ("plan: a ladder directory", ["plan", lad], "not a plan-experiment directory"),
-        ("embed search: a compressor run", ["embed", "search", run, "--query", "x"], "not an embedding index"),
-        ("encode: a run whose tokenizer file is truncated", ["encode", t / "badtok", "--text", "x"], "corrupted"),
-        ("decode: a run whose tokenizer file is truncated", ["decode", t / "badtok", "--codes", "1 2 3 4 5 6 7 8"],
-         "corrupted"),
-    ]
-
-
-def numeric_flags():
-    """(subcommand words, flag) for every numeric option of every subcommand, read from the parser itself."""
-    import argparse
-
-    from vqladder.cli import build_parser
-
-    def walk(parser, words):
-        for act in parser._actions:
-            if isinstance(act, argparse._SubParsersAction):
-                for name, sub in act.choices.items():
-                    yield from walk(sub, words + [name])
-            elif act.option_strings and callable(act.type) and act.type.__name__ in ("int", "float"):
-                yield words, act.option_strings[0], act.type.__name__
-
-    return list(walk(build_parser(), []))
 
 
 def test_generated_numeric_flags():
@@ -168,6 +106,7 @@ def test_generated_numeric_flags():
     assert n >= 120
 
 
+
 def test_path_arguments(ctx, monkeypatch):
     monkeypatch.chdir(ctx["tmp"])
     cases = path_cases(ctx)
@@ -182,7 +121,7 @@ def test_path_arguments(ctx, monkeypatch):
     assert not wrong, "\n".join(map(str, wrong))
 
 
-# -- 3. text, codes and pipes ----------------------------------------------------------------------------
+
 def test_invalid_utf8_stdin_and_text(ctx):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     p = subprocess.run([sys.executable, "-m", "vqladder.cli", "encode", str(ctx["run"])], input=b"ok \xff\xfe bad",
@@ -193,9 +132,11 @@ def test_invalid_utf8_stdin_and_text(ctx):
     assert p.returncode == 2 and "not valid UTF-8" in one_line_error(p.stderr.decode())
 
 
+
 def test_codes_too_large_for_int64(ctx):
     code, _, err = call(["decode", ctx["run"], "--codes", " ".join(["99999999999999999999999"] * 8)])
     assert code == 2 and "code out of range" in one_line_error(err)
+
 
 
 def test_broken_pipe_is_quiet(ctx):
@@ -210,6 +151,7 @@ def test_broken_pipe_is_quiet(ctx):
     assert "Traceback" not in err and "BrokenPipe" not in err
     assert p.returncode == 141
     assert [l for l in err.splitlines() if l.strip() and not l.startswith("#")] == []
+
 
 
 def test_internal_error_is_one_line_with_a_log(ctx, monkeypatch):
@@ -229,12 +171,13 @@ def test_internal_error_is_one_line_with_a_log(ctx, monkeypatch):
     assert str(log) in lines[0] and "Traceback" in log.read_text() and "1 // 0" in log.read_text()
 
 
-# -- 4. configs -------------------------------------------------------------------------------------------
+
 def test_duplicate_yaml_key_is_an_error(ctx, tmp_path):
     p = tmp_path / "dup.yaml"
     p.write_text("train:\n  steps: 5\nmodel:\n  d_model: 32\ntrain:\n  steps: 1000\n")
     code, _, err = call(["train", p])
     assert code == 2 and "'train' appears twice" in one_line_error(err)
+
 
 
 def test_bare_command_says_it_runs_defaults(tmp_path, monkeypatch):
@@ -251,6 +194,7 @@ def test_bare_command_says_it_runs_defaults(tmp_path, monkeypatch):
     assert cfg.train.steps == 7 and "built-in defaults (7 steps) into runs/rung1" in buf.getvalue()
 
 
+
 def test_eval_refuses_data_with_another_tokenizer(ctx, tmp_path):
     other = tmp_path / "other"
     from vqladder.data import prepare
@@ -262,6 +206,7 @@ def test_eval_refuses_data_with_another_tokenizer(ctx, tmp_path):
     assert call(["eval", ctx["run"], "--data", ctx["data"], "--examples", "0", "--max-chunks", "4"])[0] == 0
 
 
+
 def test_bpe_larger_than_the_corpus_gives(tmp_path):
     (tmp_path / "c.txt").write_text("abab abab abab\n" * 20)
     code, _, err = call(["prepare", tmp_path / "c.txt", "-t", "bpe:5000", "-o", tmp_path / "d"])
@@ -269,8 +214,9 @@ def test_bpe_larger_than_the_corpus_gives(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
+
 def test_sweep_whose_cells_fail_exits_nonzero(tmp_path, tiny_corpus):
-    from test_sweep import sweep_cfg
+    from helpers import sweep_cfg
 
     from vqladder.data import prepare
     from vqladder.errors import RunFailed
@@ -282,7 +228,7 @@ def test_sweep_whose_cells_fail_exits_nonzero(tmp_path, tiny_corpus):
     assert RunFailed.exit_code == 1
 
 
-# -- 5. one writer per run directory ------------------------------------------------------------------------
+
 def test_second_writer_gets_one_line(ctx, tmp_path):
     run = tmp_path / "runs" / "locked"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
@@ -307,7 +253,7 @@ def test_second_writer_gets_one_line(ctx, tmp_path):
     assert code == 0, err
 
 
-# -- 6. never delete what the tool did not make ---------------------------------------------------------------
+
 def test_prepare_never_deletes_user_files(tmp_path, tiny_corpus, monkeypatch):
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -331,6 +277,7 @@ def test_prepare_never_deletes_user_files(tmp_path, tiny_corpus, monkeypatch):
     assert (data / "NOTES.md").read_text() == "my notes"
     assert json.loads((data / "meta.json").read_text())["block_size"] == 256
     assert (tmp_path / "mine" / "thesis.tex").is_file()
+
 
 
 def test_demo_reuses_or_refuses_and_discards_only_with_fresh(ctx, tmp_path, monkeypatch):
@@ -368,7 +315,7 @@ def test_demo_reuses_or_refuses_and_discards_only_with_fresh(ctx, tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "runs"]  # nothing prepared beside
 
 
-# -- 7. progress that reaches logs -------------------------------------------------------------------------
+
 def test_plain_progress_lines_when_stderr_is_not_a_terminal(ctx, tmp_path, monkeypatch):
     monkeypatch.setenv("VQLADDER_PROGRESS_EVERY", "0")
     cfg = yaml.safe_load(Path(ctx["cfg"]).read_text())
@@ -379,3 +326,4 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal(ctx, tmp_path, monke
     assert code == 0, err
     lines = [l for l in err.splitlines() if l.startswith("[train]")]
     assert len(lines) == 6 and "step 6/6 (100%)" in lines[-1] and "tok/s" in lines[-1] and "ETA" in lines[-1]
+

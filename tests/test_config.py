@@ -1,3 +1,5 @@
+"""``vqladder.config``: YAML and overrides, unknown keys and types, every shipped config loads."""
+
 from dataclasses import dataclass, field
 from pathlib import Path
 

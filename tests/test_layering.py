@@ -97,3 +97,21 @@ def test_nothing_is_unpickled():
             if "torch.load(" in line and "weights_only=True" not in line:
                 bad.append(f"{f.relative_to(SRC)}:{i}: {line.strip()}")
     assert not bad, "\n".join(bad)
+
+
+def test_the_test_tree_mirrors_the_source():
+    """tests/<package>/test_<module>.py tests src/vqladder/<package>/<module>.py (tests/test_<module>.py a top-level
+    module, tests/<package>/test_<package>.py the package's ``__init__``); the only other test modules check the
+    project as a whole."""
+    tests = Path(__file__).resolve().parent
+    project_wide = {"test_doctests.py", "test_layering.py", "test_readme_commands.py", "test_bad_inputs.py"}
+    orphans = []
+    for p in sorted(tests.rglob("test_*.py")):
+        rel = p.relative_to(tests)
+        if rel.name in project_wide and len(rel.parts) == 1:
+            continue
+        module = SRC.joinpath(*rel.parts[:-1], rel.name.removeprefix("test_"))
+        package_init = len(rel.parts) == 2 and rel.name == f"test_{rel.parts[0]}.py"
+        if not module.is_file() and not (package_init and SRC.joinpath(rel.parts[0], "__init__.py").is_file()):
+            orphans.append(str(rel))
+    assert not orphans, f"test modules with no source module of that name: {orphans}"

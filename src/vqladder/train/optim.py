@@ -29,7 +29,7 @@ def newton_schulz(g: torch.Tensor, steps: int = 5, coefficients=(3.4445, -4.775,
                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The quintic Newton-Schulz orthogonalisation of ``torch.optim.Muon`` (Keller Jordan's), in ``dtype``:
     torch runs it in bf16, which a CPU without native bf16 emulates about 700x slower than fp32 here; in bf16 it
-    gives torch's result exactly (tests/test_train.py)."""
+    gives torch's result exactly (tests/train/test_optim.py)."""
     a, b, c = coefficients
     x = g.to(dtype)
     if g.size(0) > g.size(1):

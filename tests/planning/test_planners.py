@@ -1,0 +1,187 @@
+"""``vqladder.planning.planners``: budgets charged per evaluation, subgoal and segment planners, room segments."""
+
+import numpy as np
+import pytest
+import torch
+from helpers import two_rooms
+
+from vqladder.errors import VQLadderError
+from vqladder.models.sampling import beam_search
+from vqladder.planning.maze import (
+    DELTA,
+    END,
+    EpisodeCodec,
+    MazeConfig,
+    make_layout,
+)
+
+U, D, L, R = 0, 1, 2, 3
+
+
+
+
+
+
+def test_beam_search_budget_with_scorer_cost():
+    def fn(prefix):
+        return torch.zeros(prefix.shape[0], 5)
+
+    def scorer(s):
+        return s.float().sum(1)
+
+    for budget in (16, 20, 40, 100):
+        res = beam_search(fn, 8, beam_width=8, scorer=scorer, scorer_cost=1, max_evals=budget)
+        assert res.evaluations <= budget
+    with pytest.raises(VQLadderError, match="budget"):
+        beam_search(fn, 8, beam_width=2, scorer=scorer, scorer_cost=1, max_evals=15)
+
+
+
+def test_value_scorer_is_charged_for_flat_and_ladder():
+    """Every learned-value evaluation is charged: the same search with the free verifier and with the value
+    differs in evaluations by exactly one per scored candidate."""
+    from vqladder.models import CodePrior, PriorConfig, SequenceCompressor
+    from vqladder.planning.planners import FlatPlanner, LadderPlanner, ValueScorer, Verifier
+
+    class Count:
+        cost = 1
+
+        def __init__(self):
+            self.n = 0
+
+        def __call__(self, moves):
+            self.n += len(moves)
+            return torch.zeros(len(moves))
+
+    torch.manual_seed(0)
+    prior = CodePrior(PriorConfig(vocab_size=5, cond_vocab=4, cond_len=1, context=8, d_model=16, n_heads=2, n_layers=1))
+    flat = FlatPlanner(prior, 8)
+    for method in ("beam", "sample"):
+        sc = Count()
+        _, used = flat.plan([1], method, sc, budget=64)
+        steps = used - sc.n  # evaluations of the prior
+        assert used <= 64 and sc.n > 0 and steps > 0
+        if method == "sample":
+            assert used == (64 // 9) * 9
+    comp = SequenceCompressor(__import__("vqladder.models", fromlist=["CompressorConfig"]).CompressorConfig(
+        vocab_size=5, in_len=8, out_len=2, d_model=16, n_heads=2, enc_layers=1, latent_layers=1, dec_layers=1))
+    lp = LadderPlanner(comp, CodePrior(PriorConfig(vocab_size=comp.quantizer.codebook_size, cond_vocab=4, cond_len=1,
+                                                   context=2, d_model=16, n_heads=2, n_layers=1)), 8, 4)
+    sc = Count()
+    _, used = lp.plan([1], "sample", sc, budget=40)
+    assert used == (40 // (2 + 2)) * (2 + 2) and sc.n == 40 // 4  # per sample: 2 codes + 1 decode + 1 value
+    assert ValueScorer.cost == 1 and Verifier.cost == 0
+    with pytest.raises(VQLadderError, match="budget"):
+        flat.plan([1], "beam", Count(), budget=8)  # 1x: a greedy pass plus one value per step does not fit
+
+
+
+def test_subgoal_rows_and_planner_charge_every_expansion():
+    """Subgoal rows carry the cell where each chunk begins and the chunk's code; the planner charges `chunk`
+    evaluations per code it expands (cached by code prefix) on top of the prior's steps."""
+    from vqladder.models import CodePrior, PriorConfig
+    from vqladder.planning.planners import SubgoalPlanner, Verifier, subgoal_rows
+
+    cfg = MazeConfig(rooms=2, room=2, max_moves=8)
+    codec = EpisodeCodec(cfg)
+    lay = make_layout(cfg, np.random.default_rng(0))
+    start, goal = (0, 0), (3, 3)
+    path = lay.shortest_path(start, goal)
+    cond = codec.cond(lay, start, goal, 3)
+    moves = codec.moves(path)
+    rows = subgoal_rows(codec, cond[None], moves[None], np.array([[7, 9]]), 4)
+    n = cfg.n_walls
+    assert rows.shape == (2, codec.cond_len + 4)
+    assert rows[0, n + 2] == codec.cond_vocab + 7 and rows[1, n + 2] == codec.cond_vocab + 9
+    u = start
+    for m in path[:4]:
+        u = (u[0] + DELTA[m][0], u[1] + DELTA[m][1])
+    assert rows[1, n] == codec.cell_base + u[0] * cfg.side + u[1]
+    assert rows[1, codec.cond_len:].tolist() == moves[4:8].tolist()
+    torch.manual_seed(0)
+    prior = CodePrior(PriorConfig(vocab_size=16, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, context=2,
+                                  d_model=16, n_heads=2, n_layers=1))
+    low = CodePrior(PriorConfig(vocab_size=5, cond_vocab=codec.cond_vocab + 16, cond_len=codec.cond_len, context=4,
+                                d_model=16, n_heads=2, n_layers=1))
+    pl = SubgoalPlanner(prior, low, codec, 8, 4)
+    mv, used = pl.plan(cond, "sample", None, budget=30)
+    assert used == (30 // 10) * 10 and mv.shape == (8,)  # per sample: 2 prior steps + 2 codes x 4 moves
+    mv, used = pl.plan(cond, "beam", None, budget=20)
+    assert used <= 20 and used >= 2 + 8
+    with pytest.raises(VQLadderError, match="budget"):
+        pl.plan(cond, "beam", Verifier(lay, start, goal), budget=8)
+
+
+
+def test_room_crossings_and_boundary_hits_on_a_planted_episode():
+    """2x2 rooms of 3x3 cells: going right along row 0 from (0,0) to (0,5) leaves room (0,0) on move 2 (the move
+    from column 2 to column 3); chunks of 4 start at moves 0 and 4, so they miss it; a boundary at move 3 hits."""
+    from vqladder.planning.evaluate import boundary_hits, room_crossings
+
+    path = [R] * 5
+    assert room_crossings((0, 0), path, 3) == [2]
+    assert room_crossings((0, 0), [D, D, D, R], 3) == [2]  # down across the horizontal wall
+    assert boundary_hits([2], {0, 4}) == [False]
+    assert boundary_hits([2], {0, 3}) == [True] and boundary_hits([2], {2}) == [True]
+
+
+
+def test_room_segments_on_a_planted_episode():
+    """R R R from (0,0) to (0,3) in 2x2 rooms of 2x2 cells enters room (0,1) on move 1: segments R R | R, then
+    the "plan ends" segment; each starts where the last ended. A longer room walk is cut at seg_len moves."""
+    from vqladder.planning.planners import DOOR_END, DOOR_GOAL, door_codes, room_segments, segment_rows
+
+    lay = two_rooms(door=0)
+    codec = EpisodeCodec(lay.cfg)
+    cond = codec.cond(lay, (0, 0), (0, 3), 3)[None]
+    segs, cells, used, exits = room_segments(codec, cond, codec.moves([R, R, R])[None], 4, 4)
+    assert used.tolist() == [2] and exits[0].tolist() == [R, -1, -1, -1]
+    assert segs[0, 0].tolist() == [R, R, END, END] and segs[0, 1].tolist() == [R, END, END, END]
+    assert (segs[0, 2:] == END).all()
+    assert cells[0, :3].tolist() == [[0, 0], [0, 2], [0, 3]]
+    assert door_codes(exits, used)[0].tolist() == [R, DOOR_GOAL, DOOR_END, DOOR_END]
+    segs, cells, used, exits = room_segments(codec, cond, codec.moves([R, R, R])[None], 1, 4)  # one move each
+    assert used.tolist() == [3] and segs[0, :3, 0].tolist() == [R, R, R] and cells[0, 1].tolist() == [0, 1]
+    # the room's first piece carries the door its room is left by, as the piece that leaves it does
+    assert exits[0].tolist() == [-1, R, -1, -1] and door_codes(exits, used)[0].tolist() == [R, R, DOOR_GOAL, DOOR_END]
+    segs, _, used, _ = room_segments(codec, cond, codec.moves([R, R, R])[None], 4, 2)  # no room for "plan ends"
+    assert used.tolist() == [2]
+    rows = segment_rows(codec, cond, *room_segments(codec, cond, codec.moves([R, R, R])[None], 4, 4)[:2],
+                        np.array([[5, 6, 7, 7]]), np.array([2]))
+    n = lay.cfg.n_walls
+    assert rows.shape == (3, codec.cond_len + 4)  # two segments with moves + "plan ends"
+    assert rows[:, n + 2].tolist() == [codec.cond_vocab + 5, codec.cond_vocab + 6, codec.cond_vocab + 7]
+    assert rows[1, n] == codec.cell_base + 0 * lay.cfg.side + 2 and (rows[2, codec.cond_len:] == END).all()
+
+
+
+def test_segment_planner_strips_padding_ends_plans_and_charges_every_expansion():
+    """In segments mode a code's expansion stops at END, an expansion with no moves ends the plan (later codes
+    are not expanded, not charged), each expansion is charged `chunk` evaluations, and code_starts mark where
+    each segment begins."""
+    from vqladder.planning.planners import SubgoalPlanner
+
+    lay = two_rooms(door=0)
+    codec = EpisodeCodec(lay.cfg)
+    n = lay.cfg.n_walls
+    script = {0: [R, R, END, END], 1: [R, END, END, END], 2: [END] * 4}
+
+    class Low:  # emits the planted moves of the code in its prefix
+        def step_fn(self, row):
+            code = int(row[n + 2]) - codec.cond_vocab
+
+            def fn(seq):
+                out = torch.full((len(seq), 5), -9.0)
+                out[:, script[code][seq.shape[1]]] = 0.0
+                return out
+            return fn
+
+    pl = SubgoalPlanner(None, Low(), codec, 8, 4, segments=True)
+    cond = codec.cond(lay, (0, 0), (0, 3), 3)
+    moves, spent = pl._expand(cond, torch.tensor([[0, 1, 2, 0]]), {})
+    assert moves[0].tolist() == [R, R, R] + [END] * 5 and spent == 3 * 4 and pl.code_starts == [0, 2]
+    cache = {}
+    pl._expand(cond, torch.tensor([[0, 1]]), cache)
+    _, spent = pl._expand(cond, torch.tensor([[0, 1], [0, 2]]), cache)
+    assert spent == 4  # only the new code's expansion: (0, 2)
+

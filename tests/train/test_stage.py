@@ -1,0 +1,48 @@
+"""``vqladder.train.stage``: a changed stage is refused, retrained with --retrain, and so is what is built on it."""
+
+import pytest
+
+from vqladder.data import WindowSampler
+from vqladder.errors import VQLadderError
+
+
+def test_stage_guard_refuses_a_changed_stage_and_retrains_it_and_what_is_built_on_it(tmp_path):
+    """A finished stage rerun with another config slice is refused in one line; with --retrain it is trained again
+    (only its own files go), and a stage built on it (``after``) follows; an unchanged rerun is skipped."""
+    import numpy as np
+
+    from vqladder.models import CausalLM, LMConfig
+    from vqladder.train import TrainerConfig
+    from vqladder.train.stage import run_stage, set_retrain
+
+    stream = np.random.default_rng(0).integers(0, 16, 4000).astype(np.uint16)
+    tc = TrainerConfig(steps=3, batch_size=4, warmup=1, eval_every=-1, ckpt_every=-1, progress=False, mfu=False)
+
+    def stage(name, width, after=(), steps=3):
+        t = TrainerConfig(**{**__import__("dataclasses").asdict(tc), "steps": steps})
+        return run_stage(name, tmp_path / name, CausalLM(LMConfig(vocab_size=16, context=16, d_model=width,
+                                                                  n_heads=2, n_layers=1)), t,
+                         lambda r, w: WindowSampler(stream, 16, 4, 0, r, w), log=lambda m: None, after=after)
+
+    a = stage("a", 16)
+    b = stage("b", 16, after=[tmp_path / "a"])
+    assert stage("a", 16) == a and stage("b", 16, after=[tmp_path / "a"]) == b  # unchanged: skipped
+    (tmp_path / "a" / "notes.md").write_text("mine")
+    for changed in (lambda: stage("a", 32), lambda: stage("a", 16, steps=4)):
+        with pytest.raises(VQLadderError, match="a was trained with another config .*--retrain"):
+            changed()
+    set_retrain(True)
+    try:
+        a2 = stage("a", 32)
+    finally:
+        set_retrain(False)
+    assert a2["params"] != a["params"] and (tmp_path / "a" / "notes.md").read_text() == "mine"
+    with pytest.raises(VQLadderError, match="before the stage it is built on \\(a\\) was retrained"):
+        stage("b", 16, after=[tmp_path / "a"])
+    set_retrain(True)
+    try:
+        stage("b", 16, after=[tmp_path / "a"])
+    finally:
+        set_retrain(False)
+    assert stage("b", 16, after=[tmp_path / "a"])["stage"] == "b"  # now newer than a: skipped
+

@@ -1,0 +1,260 @@
+"""``vqladder.train.trainer``: learning, bitwise resume, checkpoints, NaN policies, schedules, time budgets."""
+
+import json
+
+import pytest
+import torch
+from helpers import Boom, tiny_run_config, tiny_trainer
+from safetensors.torch import load_file
+
+from vqladder.errors import CheckpointError, NonFiniteLossError, VQLadderError
+from vqladder.models import SequenceCompressor
+from vqladder.text.compressor import train_run
+from vqladder.train import find_checkpoints, latest_valid_checkpoint, load_model
+from vqladder.train.trainer import lr_at
+
+
+def _poison_loss(t, at_call: int, factor: float) -> None:
+    """Make the trainer's model return loss * factor on its at_call-th loss call."""
+    orig, calls = t.model.loss, [0]
+
+    def bad_loss(batch):
+        calls[0] += 1
+        loss, m = orig(batch)
+        return (loss * factor if calls[0] == at_call else loss), m
+
+    t.model.loss = bad_loss
+
+
+
+@pytest.mark.slow  # 400 steps to a tuned threshold; the CLI end-to-end test trains and evaluates a run fast
+def test_tiny_compressor_learns(tmp_path, data):
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=400, out_len=16)
+    res = train_run(cfg)
+    # the most frequent byte (space) is right ~18% of the time; the codes must carry far more than that
+    assert res["acc"] > 0.6, res
+    assert res["usage"] > 0.05
+    lines = [json.loads(l) for l in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["step"] == 5 and {"tokens", "time", "train_loss", "train_acc"} <= set(lines[0])
+    assert json.loads((cfg.run_dir / "results.json").read_text())["step"] == 400
+    assert (cfg.run_dir / "config.yaml").is_file() and (cfg.run_dir / "tokenizer").is_dir()
+
+
+
+@pytest.mark.parametrize("kind", ["fsq", "vq"])
+def test_resume_is_bitwise_identical(tmp_path, data, kind):
+    a = tiny_run_config(data, tmp_path / "runs", name="a", kind=kind, steps=12, ckpt_every=4)
+    tiny_trainer(a, data).fit()
+    b = tiny_run_config(data, tmp_path / "runs", name="b", kind=kind, steps=12, ckpt_every=4)
+    with pytest.raises(Boom):
+        tiny_trainer(b, data, fail_after=10).fit()  # dies during step 11, after the step-8 checkpoint
+    assert [p.name for p in find_checkpoints(b.run_dir / "checkpoints")] == ["step_000004", "step_000008"]
+    tiny_trainer(b, data).fit(resume=True)
+    wa = load_file(str(a.run_dir / "checkpoints" / "step_000012" / "model.safetensors"))
+    wb = load_file(str(b.run_dir / "checkpoints" / "step_000012" / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    # the metrics log has no duplicated steps after resume
+    steps = [json.loads(l)["step"] for l in (b.run_dir / "metrics.jsonl").read_text().splitlines()
+             if "train_loss" in l]
+    assert steps == sorted(set(steps))
+
+
+
+def test_keep_last_and_corrupt_fallback(tmp_path, data, capsys):
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=8, ckpt_every=2, keep_last=2)
+    tiny_trainer(cfg, data).fit()
+    root = cfg.run_dir / "checkpoints"
+    assert [p.name for p in find_checkpoints(root)] == ["step_000006", "step_000008"]
+    w = root / "step_000008" / "model.safetensors"
+    w.write_bytes(w.read_bytes()[: len(w.read_bytes()) // 2])  # truncate the newest
+    ckpt, meta = latest_valid_checkpoint(root)
+    assert ckpt.name == "step_000006"
+    assert "step_000008" in capsys.readouterr().err
+    model, meta, ck = load_model(cfg.run_dir)
+    assert ck.name == "step_000006"
+    with pytest.raises(CheckpointError, match="corrupted or truncated"):
+        load_model(root / "step_000008")
+
+
+
+def test_wrong_kind_checkpoint(tmp_path, data):
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=2)
+    tiny_trainer(cfg, data).fit()
+    with pytest.raises(CheckpointError, match="not a 'planner'"):
+        load_model(cfg.run_dir, expect_kind="planner")
+
+
+
+def test_nan_loss_stops_and_keeps_checkpoint(tmp_path, data):
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=10, ckpt_every=3, mfu=False)  # the poison counts loss calls
+    t = tiny_trainer(cfg, data)
+    _poison_loss(t, 5, float("nan"))
+    with pytest.raises(NonFiniteLossError, match="step 4"):
+        t.fit()
+    assert [p.name for p in find_checkpoints(cfg.run_dir / "checkpoints")] == ["step_000003"]
+
+
+
+def test_nan_skip_policy(tmp_path, data):
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=6, nan_policy="skip", mfu=False)
+    t = tiny_trainer(cfg, data)
+    _poison_loss(t, 2, float("inf"))
+    t.fit()
+    assert t.step == 6
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
+
+
+
+def test_existing_run_needs_resume(tmp_path, data):
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=2)
+    tiny_trainer(cfg, data).fit()
+    with pytest.raises(VQLadderError, match="--resume"):
+        tiny_trainer(cfg, data).fit()
+
+
+
+def test_unwritable_run_dir(tmp_path, data):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cfg = tiny_run_config(data, blocker, steps=2)  # out_dir is a file: the run dir cannot be created
+    with pytest.raises(VQLadderError, match="not writable"):
+        tiny_trainer(cfg, data).fit()
+
+
+
+def test_lr_schedule():
+    from vqladder.train import TrainerConfig
+
+    c = TrainerConfig(steps=100, warmup=10, lr=1.0, min_lr_ratio=0.1)
+    assert lr_at(0, c) == pytest.approx(0.1)
+    assert lr_at(9, c) == pytest.approx(1.0)
+    assert lr_at(100, c) == pytest.approx(0.1)
+    assert lr_at(55, c) == pytest.approx(0.55)
+
+
+
+def test_same_config_same_weights():
+    from vqladder.models import CompressorConfig
+    from vqladder.quantize import QuantizerConfig
+
+    for kind in ("fsq", "vq"):
+        cfg = CompressorConfig(vocab_size=50, in_len=16, out_len=4, d_model=32, n_heads=2,
+                               quantizer=QuantizerConfig(kind=kind, codebook_size=256))
+        a = SequenceCompressor(cfg).state_dict()
+        torch.rand(100)  # the global RNG state must not matter
+        b = SequenceCompressor(cfg).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a if not k.endswith("_extra_state"))
+
+
+
+def test_disk_full_during_checkpoint_keeps_earlier(tmp_path, data, monkeypatch):
+    import errno
+
+    import vqladder.checkpoint as ck
+
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=6, ckpt_every=2)
+    real, calls = ck.save_file, [0]
+
+    def failing_save(state, path):
+        calls[0] += 1
+        if calls[0] == 2:
+            with open(path, "wb") as f:
+                f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(state, path)
+
+    monkeypatch.setattr(ck, "save_file", failing_save)
+    with pytest.raises(VQLadderError, match="No space left on device.*earlier checkpoints are intact"):
+        tiny_trainer(cfg, data).fit()
+    root = cfg.run_dir / "checkpoints"
+    assert [p.name for p in root.iterdir()] == ["step_000002"]  # no partial step_000004, no temp dir
+    ck.verify_checkpoint(root / "step_000002")
+
+
+
+def test_nan_batch_does_not_poison_vq_codebook(tmp_path, data):
+    cfg = tiny_run_config(data, tmp_path / "runs", kind="vq", steps=6, nan_policy="skip")
+    t = tiny_trainer(cfg, data)
+    q = t.model.quantizer
+    orig = q.project_in.forward
+    calls = [0]
+
+    def nan_in(x):
+        calls[0] += 1
+        y = orig(x)
+        return y * float("nan") if calls[0] == 3 else y
+
+    q.project_in.forward = nan_in
+    t.fit()
+    assert t.step == 6
+    for name in ("embed", "cluster_size", "embed_sum"):
+        assert torch.isfinite(getattr(q, name)).all(), name
+
+
+
+def test_time_budget_schedule_ends_at_the_floor(tmp_path, data):
+    """train.max_time: after warmup the schedule is re-planned (here to 30 steps, as a measurement might say),
+    the run ends there with the learning rate at its floor, and the plan is stored in the checkpoint."""
+    import json
+
+    from vqladder.checkpoint import latest_valid_checkpoint, load_trainer_state
+    from vqladder.train.trainer import lr_at
+
+    cfg = tiny_run_config(data, tmp_path / "runs", name="tb", steps=100000, max_time=3600.0, warmup=10, log_every=1)
+    tr = tiny_trainer(cfg, data)
+    seen = []
+    tr._plan_steps = lambda seconds, steps, elapsed: seen.append((steps, elapsed)) or 30
+    tr.fit()
+    assert tr.step == 30 and seen and seen[0][0] == 5  # measured over steps 5..10
+    lrs = [json.loads(l)["lr"] for l in (cfg.run_dir / "metrics.jsonl").read_text().splitlines() if '"lr"' in l]
+    assert lrs[-1] == pytest.approx(lr_at(29, cfg.train, 30))
+    assert lrs[-1] < cfg.train.lr * (cfg.train.min_lr_ratio + 0.01)  # the last step sits at the floor
+    ckpt, _ = latest_valid_checkpoint(cfg.run_dir / "checkpoints")
+    assert int(load_trainer_state(ckpt)["total_steps"]) == 30
+
+
+
+def test_time_budget_plan_arithmetic(tmp_path, data):
+    from vqladder.train.trainer import TIME_PLAN_MARGIN
+
+    cfg = tiny_run_config(data, tmp_path / "runs", name="tp", steps=1000, max_time=12.0, warmup=10)
+    tr = tiny_trainer(cfg, data)
+    tr.step = 10
+    # 0.1 s/step measured, 2 s spent: 90% of the 10 s left = 90 more steps
+    assert tr._plan_steps(1.0, 10, 2.0) == 10 + int(TIME_PLAN_MARGIN * 10 / 0.1)
+    tr.cfg.steps = 50
+    assert tr._plan_steps(1.0, 10, 2.0) == 50  # never beyond train.steps
+
+
+
+def test_time_budget_resume_is_bitwise_identical(tmp_path, data):
+    """A time-budgeted run killed after it planned its schedule resumes with that schedule: its weights equal
+    those of a run told the planned step count up front."""
+    b = tiny_run_config(data, tmp_path / "runs", name="b", steps=100000, ckpt_every=4, max_time=3600.0, warmup=10)
+    tr = tiny_trainer(b, data, fail_after=14)
+    tr._plan_steps = lambda seconds, steps, elapsed: 20  # what a measurement could have given (deterministic here)
+    with pytest.raises(Boom):
+        tr.fit()  # plans at step 10, dies during step 15, after the step-12 checkpoint
+    tiny_trainer(b, data).fit(resume=True)  # no re-planning: the schedule comes from the checkpoint
+    a = tiny_run_config(data, tmp_path / "runs", name="a", steps=20, ckpt_every=4, warmup=10)
+    tiny_trainer(a, data).fit()
+    wa = load_file(str(a.run_dir / "checkpoints" / "step_000020" / "model.safetensors"))
+    wb = load_file(str(b.run_dir / "checkpoints" / "step_000020" / "model.safetensors"))
+    assert [p.name for p in find_checkpoints(b.run_dir / "checkpoints")][-1] == "step_000020"
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+
+def test_time_budget_replans_once_halfway(tmp_path, data):
+    cfg = tiny_run_config(data, tmp_path / "runs", name="rp", steps=100000, max_time=3600.0, warmup=10)
+    tr = tiny_trainer(cfg, data)
+    plans = iter([60, 50])
+    seen = []
+    tr._plan_steps = lambda seconds, steps, elapsed: seen.append(tr.step) or next(plans)
+    tr.fit()
+    assert seen == [10, 35] and tr.step == 50  # planned after warmup, re-planned at the midpoint of 10..60
+    assert tr.plan_points == [10, 35, -1]
+
