@@ -340,7 +340,6 @@ def print_docs() -> None:
               " (`warning: N undecodable byte(s) …`) and in `meta.json`'s `replacements`.")
 
 
-
 def numeric_flags():
     """(subcommand words, flag) for every numeric option of every subcommand, read from the parser itself."""
     import argparse

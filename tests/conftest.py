@@ -75,3 +75,15 @@ def data(tmp_path, tiny_corpus):
     from vqladder.data import prepare
 
     return prepare(str(tiny_corpus), "bytes", tmp_path / "data", block_size=512).dir
+
+
+@pytest.fixture
+def iid_data(tmp_path):
+    """A planted corpus: 40,000 characters drawn independently and uniformly from "abcd", prepared as bytes. No
+    token says anything about another, so a decoder beats the most-frequent-token floor (about 0.25) only with what
+    its codes carry."""
+    from vqladder.data import prepare
+
+    rng = random.Random(0)
+    (tmp_path / "iid.txt").write_text("".join(rng.choice("abcd") for _ in range(40_000)))
+    return prepare(str(tmp_path / "iid.txt"), "bytes", tmp_path / "iid", block_size=512).dir

@@ -29,7 +29,6 @@ def snapshot(*roots: Path) -> dict:
     return out
 
 
-
 def call(argv) -> tuple[int, str, str]:
     err, out = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
@@ -38,16 +37,6 @@ def call(argv) -> tuple[int, str, str]:
         except SystemExit as e:  # argparse
             code = e.code
     return code, out.getvalue(), err.getvalue()
-
-
-
-
-
-
-
-
-
-
 
 
 @pytest.mark.parametrize("cmd", list(CONFIG_COMMANDS))
@@ -69,7 +58,6 @@ def test_generated_config_fuzz(cmd, tmp_path, monkeypatch):
     assert snapshot(tmp_path) == before
 
 
-
 def test_every_config_number_is_checked():
     """nan / inf / 10^12 are rejected for every numeric field of every command: no field is left unchecked."""
     for cmd in CONFIG_COMMANDS:
@@ -80,7 +68,6 @@ def test_every_config_number_is_checked():
                 assert rej, (cmd, ov)
 
 
-
 @pytest.mark.slow
 def test_accepted_fuzz_values_train_for_real(ctx, tmp_path):
     """The in-range values (0 = off, -1 = disabled, …) of `train` run for real without a traceback."""
@@ -88,7 +75,6 @@ def test_accepted_fuzz_values_train_for_real(ctx, tmp_path):
         code, _, err = call(["train", ctx["cfg"], f"out_dir={tmp_path}", f"name=a{abs(hash(ov))}", "train.steps=3",
                              "train.max_time=-1", ov])
         assert "Traceback" not in err and code == 0, (ov, err)  # an in-range value is a valid setting: it trains
-
 
 
 def test_generated_numeric_flags():
@@ -106,7 +92,6 @@ def test_generated_numeric_flags():
     assert n >= 120
 
 
-
 def test_path_arguments(ctx, monkeypatch):
     monkeypatch.chdir(ctx["tmp"])
     cases = path_cases(ctx)
@@ -121,7 +106,6 @@ def test_path_arguments(ctx, monkeypatch):
     assert not wrong, "\n".join(map(str, wrong))
 
 
-
 def test_invalid_utf8_stdin_and_text(ctx):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     p = subprocess.run([sys.executable, "-m", "vqladder.cli", "encode", str(ctx["run"])], input=b"ok \xff\xfe bad",
@@ -132,11 +116,9 @@ def test_invalid_utf8_stdin_and_text(ctx):
     assert p.returncode == 2 and "not valid UTF-8" in one_line_error(p.stderr.decode())
 
 
-
 def test_codes_too_large_for_int64(ctx):
     code, _, err = call(["decode", ctx["run"], "--codes", " ".join(["99999999999999999999999"] * 8)])
     assert code == 2 and "code out of range" in one_line_error(err)
-
 
 
 def test_broken_pipe_is_quiet(ctx):
@@ -151,7 +133,6 @@ def test_broken_pipe_is_quiet(ctx):
     assert "Traceback" not in err and "BrokenPipe" not in err
     assert p.returncode == 141
     assert [l for l in err.splitlines() if l.strip() and not l.startswith("#")] == []
-
 
 
 def test_internal_error_is_one_line_with_a_log(ctx, monkeypatch):
@@ -171,13 +152,11 @@ def test_internal_error_is_one_line_with_a_log(ctx, monkeypatch):
     assert str(log) in lines[0] and "Traceback" in log.read_text() and "1 // 0" in log.read_text()
 
 
-
 def test_duplicate_yaml_key_is_an_error(ctx, tmp_path):
     p = tmp_path / "dup.yaml"
     p.write_text("train:\n  steps: 5\nmodel:\n  d_model: 32\ntrain:\n  steps: 1000\n")
     code, _, err = call(["train", p])
     assert code == 2 and "'train' appears twice" in one_line_error(err)
-
 
 
 def test_bare_command_says_it_runs_defaults(tmp_path, monkeypatch):
@@ -194,7 +173,6 @@ def test_bare_command_says_it_runs_defaults(tmp_path, monkeypatch):
     assert cfg.train.steps == 7 and "built-in defaults (7 steps) into runs/rung1" in buf.getvalue()
 
 
-
 def test_eval_refuses_data_with_another_tokenizer(ctx, tmp_path):
     other = tmp_path / "other"
     from vqladder.data import prepare
@@ -206,13 +184,11 @@ def test_eval_refuses_data_with_another_tokenizer(ctx, tmp_path):
     assert call(["eval", ctx["run"], "--data", ctx["data"], "--examples", "0", "--max-chunks", "4"])[0] == 0
 
 
-
 def test_bpe_larger_than_the_corpus_gives(tmp_path):
     (tmp_path / "c.txt").write_text("abab abab abab\n" * 20)
     code, _, err = call(["prepare", tmp_path / "c.txt", "-t", "bpe:5000", "-o", tmp_path / "d"])
     assert code == 2 and "gives only" in one_line_error(err)
     assert not (tmp_path / "d").exists()
-
 
 
 def test_sweep_whose_cells_fail_exits_nonzero(tmp_path, tiny_corpus):
@@ -226,7 +202,6 @@ def test_sweep_whose_cells_fail_exits_nonzero(tmp_path, tiny_corpus):
     with pytest.raises(RunFailed, match="2 of 2 sweep cells failed"):
         run_sweep(sweep_cfg(tmp_path), runner=lambda cfg_path, resume, log: 1)
     assert RunFailed.exit_code == 1
-
 
 
 def test_second_writer_gets_one_line(ctx, tmp_path):
@@ -253,7 +228,6 @@ def test_second_writer_gets_one_line(ctx, tmp_path):
     assert code == 0, err
 
 
-
 def test_prepare_never_deletes_user_files(tmp_path, tiny_corpus, monkeypatch):
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -277,7 +251,6 @@ def test_prepare_never_deletes_user_files(tmp_path, tiny_corpus, monkeypatch):
     assert (data / "NOTES.md").read_text() == "my notes"
     assert json.loads((data / "meta.json").read_text())["block_size"] == 256
     assert (tmp_path / "mine" / "thesis.tex").is_file()
-
 
 
 def test_demo_reuses_or_refuses_and_discards_only_with_fresh(ctx, tmp_path, monkeypatch):
@@ -313,7 +286,6 @@ def test_demo_reuses_or_refuses_and_discards_only_with_fresh(ctx, tmp_path, monk
         assert code == 2 and "was not made by vqladder" in one_line_error(err) and "--fresh" not in err
     assert (other / "photo.jpg").read_bytes() == b"jpg"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "runs"]  # nothing prepared beside
-
 
 
 def test_plain_progress_lines_when_stderr_is_not_a_terminal(ctx, tmp_path, monkeypatch):

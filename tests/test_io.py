@@ -19,7 +19,6 @@ from vqladder.cli import main
 TOOL_NAMES = ("config.yaml", "meta.json", "results.json", ".lock", "index.json", "metrics.jsonl", ".vqladder.txt")
 
 
-
 def call(argv) -> tuple[int, str]:
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -28,7 +27,6 @@ def call(argv) -> tuple[int, str]:
         except SystemExit as e:
             code = e.code
     return code, err.getvalue()
-
 
 
 def digest(root: Path) -> dict:
@@ -47,7 +45,6 @@ def digest(root: Path) -> dict:
     return out
 
 
-
 def plant_folder(d: Path) -> None:
     d.mkdir(parents=True)
     for name in TOOL_NAMES:
@@ -56,10 +53,6 @@ def plant_folder(d: Path) -> None:
     (d / "checkpoints" / "notes.md").write_text("the user's notes\n")
     (d / "secret.txt").write_text("keep me\n")
     os.chmod(d / "secret.txt", 0o600)
-
-
-
-
 
 
 WRITERS = [
@@ -78,11 +71,9 @@ WRITERS = [
 ]
 
 
-
 def _argv(template, ctx, parent, name):
     vals = {k: str(v) for k, v in ctx.items()} | {"parent": str(parent), "name": name, "target": str(parent / name)}
     return [a.format(**vals) for a in template]
-
 
 
 FILE_WRITERS = [
@@ -90,7 +81,6 @@ FILE_WRITERS = [
     ("video generate --out", ["video", "generate", "out_dir={parent}/vid", "--out", "{target}"]),
     ("video show --out", ["video", "show", "out_dir={parent}/vid", "--out", "{target}"]),
 ]
-
 
 
 def _special(kind: str, path: Path, user_file: Path) -> bool:
@@ -107,7 +97,6 @@ def _special(kind: str, path: Path, user_file: Path) -> bool:
         except PermissionError:
             return False
     return True
-
 
 
 @pytest.mark.parametrize("cmd,template,flags", WRITERS, ids=[w[0] for w in WRITERS])
@@ -129,7 +118,6 @@ def test_user_folder_at_the_output_is_never_touched(ctx, tmp_path, monkeypatch, 
         assert digest(parent) == before, (cmd, extra)
 
 
-
 @pytest.mark.parametrize("cmd,template,flags", WRITERS, ids=[w[0] for w in WRITERS])
 def test_user_file_at_the_output_is_never_touched(ctx, tmp_path, monkeypatch, cmd, template, flags):
     monkeypatch.chdir(tmp_path)
@@ -143,7 +131,6 @@ def test_user_file_at_the_output_is_never_touched(ctx, tmp_path, monkeypatch, cm
         assert code == 2, (cmd, extra, err)
         one_line_error(err)
         assert digest(parent) == before, (cmd, extra)
-
 
 
 @pytest.mark.parametrize("kind", ["file", "symlink", "fifo", "device"])
@@ -166,7 +153,6 @@ def test_file_outputs_never_replace_what_is_not_theirs(ctx, tmp_path, monkeypatc
         assert digest(parent) == before, (cmd, kind, extra)
 
 
-
 def test_report_overwrite_keeps_the_mode_and_replaces_its_own_report(ctx, tmp_path):
     target = tmp_path / "mine.html"
     target.write_text("the user's page\n")
@@ -178,7 +164,6 @@ def test_report_overwrite_keeps_the_mode_and_replaces_its_own_report(ctx, tmp_pa
     target.write_text("the user's page again\n")
     assert call(["report", ctx["run"], "-o", target, "--chunks", "2"])[0] == 2
     assert target.read_text() == "the user's page again\n"
-
 
 
 def test_sweep_never_deletes_a_user_file_in_a_cell_folder(ctx, tmp_path):
@@ -207,7 +192,6 @@ def test_sweep_never_deletes_a_user_file_in_a_cell_folder(ctx, tmp_path):
     assert (rc.run_dir / "notes.md").read_text() == "the user's notes\n" and not (rc.run_dir / "metrics.jsonl").exists()
 
 
-
 @pytest.mark.slow  # two demo runs; test_bad_inputs' demo test covers --fresh
 def test_demo_fresh_discards_only_the_tools_files(ctx, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -217,7 +201,6 @@ def test_demo_fresh_discards_only_the_tools_files(ctx, tmp_path, monkeypatch):
     assert call(["demo", "--out", out, "--data", ctx["data"], "--steps", "3", "--fresh"])[0] == 0
     assert (out / "demo" / "notes.md").read_text() == "mine\n"
     assert json.loads((out / "demo" / "results.json").read_text())["step"] == 3
-
 
 
 def test_runs_from_before_markers_keep_working(ctx, tmp_path):
@@ -236,7 +219,6 @@ def test_runs_from_before_markers_keep_working(ctx, tmp_path):
     (fake / "config.yaml").write_text("name: fake\n")
     code, err = call(["train", ctx["cfg"], f"out_dir={tmp_path / 'runs'}", "name=fake", "--resume"])
     assert code == 2 and "not made by vqladder" in one_line_error(err)
-
 
 
 def test_resume_never_rewrites_the_record_of_a_run(ctx, tmp_path):
@@ -260,7 +242,6 @@ def test_resume_never_rewrites_the_record_of_a_run(ctx, tmp_path):
     saved = (runs / "r" / "config.yaml").read_bytes()
     code, err = call(base[:-1] + ["train.steps=9"])
     assert code == 2 and "--resume" in one_line_error(err) and (runs / "r" / "config.yaml").read_bytes() == saved
-
 
 
 def test_data_re_prepared_under_the_same_path_is_refused(ctx, tmp_path):
@@ -289,7 +270,6 @@ def test_data_re_prepared_under_the_same_path_is_refused(ctx, tmp_path):
     assert (runs / "r" / "explorer.json").read_bytes() == before
 
 
-
 def test_prepare_is_locked_and_cleans_a_killed_prepare(ctx, tmp_path):
     out = tmp_path / "d"
     assert call(["prepare", ctx["corpus"], "-t", "bytes", "-o", out, "--block-size", "512"])[0] == 0
@@ -314,7 +294,6 @@ def test_prepare_is_locked_and_cleans_a_killed_prepare(ctx, tmp_path):
     assert json.loads((out / "meta.json").read_text())["block_size"] == 256
 
 
-
 def test_globs_and_folders_read_each_real_file_once(tmp_path):
     from vqladder.data import open_corpus
 
@@ -334,7 +313,6 @@ def test_globs_and_folders_read_each_real_file_once(tmp_path):
     assert list(open_corpus(str(odd))) == ["odd\n"]
 
 
-
 def test_names_stay_strings_and_home_is_expanded(ctx, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in ("010", "0x1F", "2024-01-01", "on"):
@@ -342,7 +320,6 @@ def test_names_stay_strings_and_home_is_expanded(ctx, tmp_path, monkeypatch):
         assert code == 0, err
         assert (tmp_path / "runs" / name / "results.json").is_file()
     assert not (tmp_path / "~").exists()
-
 
 
 def test_bad_progress_interval_and_zero_cached_peak(ctx, tmp_path, monkeypatch):
@@ -363,7 +340,6 @@ def test_bad_progress_interval_and_zero_cached_peak(ctx, tmp_path, monkeypatch):
     key = f"peak-cpu-float32-t{torch.get_num_threads()}.json"
     (tmp_path / key).write_text(json.dumps({"flops": 0.0}))
     assert F.matmul_peak(torch.device("cpu"), torch.float32, size=64, repeats=2) > 0
-
 
 
 def test_yaml_merge_keys_and_overrides_after_flags(ctx, tmp_path):

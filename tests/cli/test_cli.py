@@ -20,7 +20,6 @@ def run_cli(*argv):
     return p.returncode, p.stdout, p.stderr
 
 
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """prepare + train + checkpoint through the CLI, once for this module."""
@@ -42,14 +41,9 @@ def trained(tmp_path_factory):
     return d, cfg_path, d / "runs" / "cli"
 
 
-
-
-
-
 @pytest.fixture(scope="module")
 def bad_ctx(bad_context):
     return bad_context
-
 
 
 def test_cli_end_to_end(trained, capsys):
@@ -74,13 +68,11 @@ def test_cli_end_to_end(trained, capsys):
     assert text == load_tokenizer(run / "tokenizer").decode(ids).rstrip(" ") + "\n"
 
 
-
 def test_cli_resume_completed_run(trained):
     d, cfg_path, run = trained
     rc, out, err = run_cli("train", cfg_path, "--resume")
     assert rc == 0, err
     assert "already complete" in err
-
 
 
 def test_help_texts():
@@ -90,13 +82,11 @@ def test_help_texts():
         assert e.value.code == 0
 
 
-
 def test_bad_corpus_path_subprocess(tmp_path):
     rc, out, err = run_cli("prepare", tmp_path / "nope.txt", "-o", tmp_path / "d")
     assert rc == 2
     assert "does not exist" in one_line_error(err)
     assert not (tmp_path / "d").exists()
-
 
 
 @pytest.mark.parametrize("what,argv,expect", CASES, ids=[c[0] for c in CASES])
@@ -110,7 +100,6 @@ def test_bad_input_table(bad_ctx, what, argv, expect):
     assert not (bad_ctx["tmp"] / "o").exists()
 
 
-
 def test_bad_input_docs_list_every_case():
     """docs/bad-inputs.md is printed from these cases: every case (and every generated subcommand) is in it."""
 
@@ -122,7 +111,6 @@ def test_bad_input_docs_list_every_case():
     assert not missing, f"re-run `python tests/bad_input_cases.py > docs/bad-inputs.md`; missing: {missing}"
 
 
-
 def test_reconstructions_mark_exactly_the_wrong_tokens():
     from vqladder.data import make_tokenizer
     from vqladder.report.console import mark_errors
@@ -132,7 +120,6 @@ def test_reconstructions_mark_exactly_the_wrong_tokens():
     assert mark_errors(tok, orig, pred) == "the c⟦o⟧t s⟦i⟧t"
     assert mark_errors(tok, list(b"abcd"), list(b"axyd")) == "a⟦xy⟧d"
     assert mark_errors(tok, orig, orig) == "the cat sat"
-
 
 
 def test_run_dispatches_on_the_experiment_key(tmp_path, capsys):
@@ -148,7 +135,6 @@ def test_run_dispatches_on_the_experiment_key(tmp_path, capsys):
     cfg.write_text(yaml.safe_dump({"name": "r"}))
     assert main(["run", str(cfg)]) == 2
     assert "does not say which experiment" in capsys.readouterr().err
-
 
 
 def test_every_experiment_command_is_built_from_the_registry():

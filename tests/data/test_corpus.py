@@ -21,7 +21,6 @@ def test_builtin_corpus_is_real_prose():
     assert " the " in text
 
 
-
 def test_folder_glob_and_jsonl(tmp_path):
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "a.txt").write_text("alpha text\n")
@@ -33,14 +32,12 @@ def test_folder_glob_and_jsonl(tmp_path):
     assert list(open_corpus(str(tmp_path / "c" / "*.md"))) == ["# beta\n"]
 
 
-
 def test_non_utf8_replaced_and_counted(tmp_path):
     p = tmp_path / "latin.txt"
     p.write_bytes("caf".encode() + b"\xe9 cr\xe8me\n")
     c = open_corpus(str(p))
     docs = list(c)
     assert c.replacements == 2 and "\ufffd" in docs[0]
-
 
 
 @pytest.mark.parametrize("setup,msg", [
@@ -57,13 +54,11 @@ def test_corpus_bad_inputs(tmp_path, setup, msg):
     assert not list(tmp_path.glob(".out.tmp*"))
 
 
-
 def test_bad_jsonl(tmp_path):
     p = tmp_path / "x.jsonl"
     p.write_text('{"body": "no text field"}\n')
     with pytest.raises(VQLadderError, match="no string field 'text'"):
         list(open_corpus(str(p)))
-
 
 
 def test_hf_corpus_through_datasets_api(monkeypatch):
@@ -93,7 +88,6 @@ def test_hf_corpus_through_datasets_api(monkeypatch):
     fake.load_dataset = offline
     with pytest.raises(VQLadderError, match="cannot load hf dataset 'x/y'.*no network"):
         list(open_corpus("hf:x/y"))
-
 
 
 def test_hf_local_dataset(tmp_path):

@@ -35,7 +35,6 @@ def test_sampler_resumable_and_sharded():
         assert (np.concatenate([r0.next_starts(), r1.next_starts()]) == one.next_starts()).all()
 
 
-
 def test_sampler_too_short():
     with pytest.raises(VQLadderError, match="fewer than one chunk"):
         WindowSampler(np.zeros(100, dtype=np.uint16), 256, 4)

@@ -13,7 +13,6 @@ def _digest(d):
     return {f: hashlib.sha256((d / f).read_bytes()).hexdigest() for f in ("train.bin", "val.bin")}
 
 
-
 @pytest.mark.parametrize("tok", ["bytes", "bpe:300", "cl100k_base"])
 def test_shards_deterministic_and_split(tmp_path, tiny_corpus, tok):
     a = prepare(str(tiny_corpus), tok, tmp_path / "a", block_size=512)
@@ -27,13 +26,11 @@ def test_shards_deterministic_and_split(tmp_path, tiny_corpus, tok):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
-
 def test_prepare_refuses_to_overwrite(tmp_path, tiny_corpus):
     prepare(str(tiny_corpus), "bytes", tmp_path / "d", block_size=512)
     with pytest.raises(VQLadderError, match="already prepared"):
         prepare(str(tiny_corpus), "bytes", tmp_path / "d", block_size=512)
     prepare(str(tiny_corpus), "bytes", tmp_path / "d", force=True, block_size=512)
-
 
 
 def test_shards_detect_truncation(tmp_path, tiny_corpus):

@@ -10,7 +10,6 @@ from vqladder.errors import VQLadderError
 SAMPLE = "Hello, world! Ünïcödé text — with emoji 🚀 and\nnew lines.\tTabs too."
 
 
-
 @pytest.mark.parametrize("spec", ["bytes", "cl100k_base", "o200k_base", "gpt2"])
 def test_tokenizers_round_trip(spec, tmp_path):
     if spec == "gpt2":
@@ -30,7 +29,6 @@ def test_tokenizers_round_trip(spec, tmp_path):
     assert tok2.encode(SAMPLE) == ids and tok2.vocab_size == tok.vocab_size
 
 
-
 def test_bpe_round_trip(tmp_path, tiny_corpus):
     tok = make_tokenizer("bpe:300")
     tok.fit([tiny_corpus.read_text(), SAMPLE])
@@ -39,7 +37,6 @@ def test_bpe_round_trip(tmp_path, tiny_corpus):
     assert tok.decode(ids) == SAMPLE
     tok.save(tmp_path / "t")
     assert load_tokenizer(tmp_path / "t").encode(SAMPLE) == ids
-
 
 
 def test_openai_compaction_and_unk():
@@ -53,11 +50,9 @@ def test_openai_compaction_and_unk():
     assert "\ufffd" in tok.decode(unk)
 
 
-
 def test_unknown_tokenizer():
     with pytest.raises(VQLadderError, match="unknown tokenizer"):
         make_tokenizer("wordpiece")
-
 
 
 def test_bpe_is_fitted_on_the_train_split_only(tmp_path):
@@ -78,13 +73,11 @@ def test_bpe_is_fitted_on_the_train_split_only(tmp_path):
     assert merges[0] == merges[1]
 
 
-
 def test_decoding_ids_outside_the_vocabulary_is_one_line():
     tok = make_tokenizer("bytes")
     with pytest.raises(VQLadderError, match="token id 999 out of range: the bytes tokenizer has ids 0..255"):
         tok.decode([65, 999])
     assert tok.decode([104, 105]) == "hi"
-
 
 
 def test_openai_compaction_is_fitted_on_the_train_split_only(tmp_path):

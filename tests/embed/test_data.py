@@ -21,7 +21,6 @@ def test_embedding_cache_invalidates_on_texts_or_model(tmp_path):
         embed_cached([], "m1", tmp_path, e)
 
 
-
 def test_load_vectors_reads_npy_and_fvecs(tmp_path):
     from vqladder.embed.data import load_vectors
 
@@ -35,7 +34,6 @@ def test_load_vectors_reads_npy_and_fvecs(tmp_path):
     rows[:, 0].tofile(tmp_path / "bad.fvecs")  # widths only: "12" then the next header is 12 too... not a row
     with pytest.raises(VQLadderError):
         load_vectors(tmp_path / "bad.fvecs")
-
 
 
 def test_docstrings_corpus_reads_python_sources_without_importing(tmp_path):

@@ -18,7 +18,6 @@ def test_adapter_lowers_prefix_neighbour_loss(tmp_path):
     assert after < 0.8 * before  # held-out rows too
 
 
-
 def test_adapter_stage_refuses_other_rows_and_loads_its_own(tmp_path):
     """The adapter trains through the stage runner: a rerun on the same rows loads it (no training), a rerun on
     other rows is refused (its fingerprint is part of the stage's recorded slice), and --retrain trains again."""

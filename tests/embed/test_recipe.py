@@ -35,7 +35,6 @@ def test_split_texts_and_comparison_run(tmp_path, tiny_corpus):
         run_embed_eval(EmbedConfig(methods=["lsh"]))
 
 
-
 def test_vector_file_comparison_with_qinco_seeds(tmp_path):
     """The benchmark on a .npy of vectors (no texts): ours-qinco over two seeds (mean ± std, per-seed values),
     FAISS RQ on the same training split, reconstruction MSE for both; a rerun loads the trained models."""

@@ -21,7 +21,6 @@ def test_recall_on_planted_neighbours():
     assert r["recall@1"] == 0.0 and r["recall@10"] == pytest.approx(0.9)
 
 
-
 def test_byte_accounting_per_method():
     x = planted_clusters(800, 64)
     raw = {"train": x[:500], "db": x[500:750], "q": x[750:]}
@@ -37,7 +36,6 @@ def test_byte_accounting_per_method():
     assert q.prefixes == [16, 32, 64, 64, 64, 64] and q.bytes_per_vector == 6
 
 
-
 def test_rvq_beam_finds_what_greedy_misses():
     """Planted 1-d codebooks {0, 10} then {-6, 6}; x = 4.9: greedy takes 0 then 6 (error 1.1^2), a beam of 2
     finds 10 then -6 (error 0.9^2). Beam 1 is the greedy encoder."""
@@ -49,7 +47,6 @@ def test_rvq_beam_finds_what_greedy_misses():
     x = np.array([[4.9]], dtype=np.float32)
     assert q.encode(x).tolist() == [[0, 1]] and q.decode(q.encode(x)).tolist() == [[6.0]]
     assert q.encode(x, beam=2).tolist() == [[1, 0]] and q.decode(q.encode(x, beam=2)).tolist() == [[4.0]]
-
 
 
 def test_rvq_beam_lowers_the_mean_error():

@@ -13,10 +13,6 @@ TEXTS = ["The parser reads tokens from the input stream and builds a syntax tree
          "The garbage collector frees objects that are no longer reachable."]
 
 
-
-
-
-
 def test_identical_text_is_perfect():
     ids = [[1, 2, 3], [4, 5, 6], [7, 8], [9]]
     m = gist_metrics(TEXTS, TEXTS, ids, ids, embed=bag_embed, frequent_text="the the the")
@@ -24,7 +20,6 @@ def test_identical_text_is_perfect():
     assert m["semantic"] == pytest.approx(1.0)
     assert m["retrieval_top1"] == 1.0 and m["retrieval_top5"] == 1.0
     assert m["semantic_random"] < 0.5 and m["semantic_frequent"] < m["semantic"]
-
 
 
 def test_shuffled_words_keep_bag_not_order():
@@ -40,11 +35,9 @@ def test_shuffled_words_keep_bag_not_order():
     assert token_acc < 0.5  # positionally wrong, yet the gist metrics see every word kept
 
 
-
 def test_bow_f1_partial():
     assert bow_f1("alpha beta gamma delta", "alpha beta") == pytest.approx(2 * 1.0 * 0.5 / 1.5)
     assert bow_f1("alpha beta", "zeta eta") == 0.0
-
 
 
 def test_real_minilm_if_installed():
@@ -59,14 +52,12 @@ def test_real_minilm_if_installed():
     assert m["retrieval_top1"] == 1.0
 
 
-
 def test_missing_model_path():
     pytest.importorskip("sentence_transformers")
     from vqladder.errors import VQLadderError
 
     with pytest.raises(VQLadderError, match="does not exist"):
         load_embedder("/no/such/model")
-
 
 
 def test_eval_reports_gist(tmp_path, tiny_corpus):
@@ -82,7 +73,6 @@ def test_eval_reports_gist(tmp_path, tiny_corpus):
                             frequent_token=most_frequent_token(sh.train, 256))
     assert 0 <= r["gist_bow_f1"] <= 1 and 0 <= r["gist_token_recall"] <= 1
     assert r["gist_retrieval_pool"] == 10 and "gist_semantic_frequent" in r
-
 
 
 def test_random_floor_never_pairs_chunks_of_one_document():
@@ -102,7 +92,6 @@ def test_random_floor_never_pairs_chunks_of_one_document():
     assert other_partners(4, [7, 7, 7, 7]) is None
     q = other_partners(50, seed=1)  # every chunk its own group: a derangement, seeded
     assert (q != np.arange(50)).all() and (q == other_partners(50, seed=1)).all()
-
 
 
 def test_eval_pool_is_spread_over_the_val_split():

@@ -10,14 +10,20 @@ from vqladder.text.compressor import train_run
 from vqladder.train import load_model
 
 
-def test_autoregressive_decoder_teacher_forced_and_free_running(tmp_path, data):
+def test_autoregressive_decoder_teacher_forced_and_free_running(tmp_path, iid_data):
+    from vqladder.data import TokenShards
+    from vqladder.data.sampler import gather_windows, val_windows
+    from vqladder.eval.baselines import trivial_accuracy
+
+    data = iid_data
     cfg = tiny_run_config(data, tmp_path / "runs", steps=150, out_len=16)
     cfg.model.decoder = "autoregressive"
     res = train_run(cfg)
-    assert res["acc"] > 0.3
+    sh = TokenShards(data)
+    # the previous tokens say nothing about the next one (independent draws): free-running decoding beats the
+    # most-frequent-token floor (about 0.26) only through the codes (measured: 0.767 and 0.726, seeds 0 and 1)
+    assert res["acc_free"] > trivial_accuracy(sh.train, sh.val, sh.vocab_size) + 0.25, res
     model, _, _ = load_model(cfg.run_dir)
-    from vqladder.data import TokenShards
-    from vqladder.data.sampler import gather_windows, val_windows
 
     # acc_free is greedy free-running decoding of the first 32 evaluated chunks, recomputed here
     val = TokenShards(data).val
@@ -33,7 +39,6 @@ def test_autoregressive_decoder_teacher_forced_and_free_running(tmp_path, data):
     z_q = model.quantizer.decode_codes(codes)
     tf = model.post_quant(z_q, gen).argmax(-1)
     assert torch.equal(tf, gen)
-
 
 
 def test_encode_ids_pads_and_decode_ids_round_trips_the_chunks():
@@ -52,7 +57,6 @@ def test_encode_ids_pads_and_decode_ids_round_trips_the_chunks():
         m.decode_ids([1, 2, 3])
     with pytest.raises(VQLadderError, match="empty"):
         m.encode_ids([], pad_id=0)
-
 
 
 def test_the_default_compressor_is_local_first():

@@ -19,7 +19,6 @@ def test_lm_cached_greedy_equals_uncached_token_for_token():
     assert torch.equal(cached[:, :20], seq[:, 3:])
 
 
-
 def test_cached_logits_match_the_full_pass():
     lm = perturbed(CausalLM(LMConfig(vocab_size=20, context=64, d_model=32, n_heads=2, n_layers=3)))
     x = torch.randint(0, 20, (3, 17))
@@ -28,7 +27,6 @@ def test_cached_logits_match_the_full_pass():
     parts = [lm(x[:, :5], cache), lm(x[:, 5:6], cache), lm(x[:, 6:11], cache)]   # multi-token extension too
     parts += [lm(x[:, i:i + 1], cache) for i in range(11, 17)]
     assert torch.allclose(torch.cat(parts, 1), full, atol=1e-5)
-
 
 
 def test_prior_beam_search_and_sampling_match_uncached():
@@ -43,7 +41,6 @@ def test_prior_beam_search_and_sampling_match_uncached():
     s1 = sample(pr.step_fn(cond), 4, 12, generator=torch.Generator().manual_seed(0))
     s2 = sample(plain, 4, 12, generator=torch.Generator().manual_seed(0))
     assert torch.equal(s1, s2)
-
 
 
 def test_cached_step_falls_back_when_the_prefix_is_not_an_extension():

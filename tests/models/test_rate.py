@@ -35,7 +35,6 @@ def test_rate_term_lowers_the_codes_actual_rate_on_a_planted_source():
     assert paid["rate_bits_per_token"] < 0.6 * free["rate_bits_per_token"]
 
 
-
 def test_rate_term_config_is_checked():
     from vqladder.errors import VQLadderError
     from vqladder.models import CompressorConfig
@@ -45,7 +44,6 @@ def test_rate_term_config_is_checked():
         CompressorConfig(vocab_size=16, rate_weight=0.5).validate()
     with pytest.raises(VQLadderError, match="FSQ"):
         CompressorConfig(vocab_size=16, rate_layers=1, quantizer=QuantizerConfig(kind="vq")).validate()
-
 
 
 @pytest.mark.parametrize("q", [{"kind": "fsq", "codebook_size": 4096}, {"kind": "vq", "codebook_size": 512},

@@ -25,7 +25,6 @@ def _planted_table():
     return fn
 
 
-
 def test_beam_search_finds_the_best_sequence_greedy_misses():
     fn = _planted_table()
     greedy = beam_search(fn, 3, beam_width=1)
@@ -39,7 +38,6 @@ def test_beam_search_finds_the_best_sequence_greedy_misses():
     assert best.logprob == pytest.approx(math.log(0.4), rel=1e-4)
 
 
-
 def test_beam_search_respects_budget_and_scorer():
     fn = _planted_table()
     for budget in (3, 4, 5, 7, 9):
@@ -50,7 +48,6 @@ def test_beam_search_respects_budget_and_scorer():
     # a scorer that rewards symbol 0 everywhere overrides the likelihood
     res = beam_search(fn, 3, beam_width=3, scorer=lambda s: (s == 0).float().sum(1) * 100)
     assert res.sequence.tolist() == [0, 0, 0]
-
 
 
 def test_filter_logits_top_k_top_p():

@@ -16,10 +16,6 @@ def _prev_upsampler(seed=0):
                                      enc_layers=1, dec_layers=2, prev_chunk=True, seed=seed))
 
 
-
-
-
-
 def test_upsampler_uses_its_conditioning():
     torch.manual_seed(0)
     up = Upsampler(UpsamplerConfig(vocab_size=10, parent_vocab=10, length=8, parent_len=2, d_model=32, n_heads=2,
@@ -39,7 +35,6 @@ def test_upsampler_uses_its_conditioning():
     assert (a - b).abs().sum(-1).mean() > 0.5  # a changed plan changes the output distribution
     from vqladder.text.ladder import greedy_upsample
     assert greedy_upsample(up, changed).tolist() == [[5] * 4 + [1] * 4]
-
 
 
 def test_upsampler_local_codes_kv_cache_matches_recomputing_and_old_checkpoints_load(tmp_path):
@@ -66,7 +61,6 @@ def test_upsampler_local_codes_kv_cache_matches_recomputing_and_old_checkpoints_
     save_checkpoint(tmp_path / "ck", 1, old, {}, meta={"model_config": cfg})
     loaded = load_model(tmp_path / "ck" / "step_000001", "upsampler")[0]
     assert not loaded.config.local_codes and not hasattr(loaded, "local_out")
-
 
 
 def test_upsampler_previous_chunk_context_is_used_and_kv_cache_matches():
@@ -98,7 +92,6 @@ def test_upsampler_previous_chunk_context_is_used_and_kv_cache_matches():
     assert torch.allclose(up(parent, lower[:, :3], prev=none), up(parent, lower[:, :3]), atol=1e-5)
 
 
-
 def test_upsampler_cached_generation_matches_uncached():
     up = perturbed(Upsampler(UpsamplerConfig(vocab_size=40, parent_vocab=16, length=12, parent_len=3,
                                               d_model=32, n_heads=2, enc_layers=1, dec_layers=2)))
@@ -110,7 +103,6 @@ def test_upsampler_cached_generation_matches_uncached():
     one = beam_search(up.step_fn(parent[:1]), 12, beam_width=3)    # one chunk's parent, a growing beam
     ref = beam_search(lambda prefix: up(parent[:1].expand(len(prefix), -1), prefix)[:, -1], 12, beam_width=3)
     assert torch.equal(one.beams, ref.beams)
-
 
 
 def test_old_upsampler_checkpoints_still_load():

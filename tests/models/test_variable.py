@@ -34,13 +34,11 @@ def _starts(rows):
     return torch.tensor(rows, dtype=torch.bool)
 
 
-
 def _cfg(**kw):
     base = dict(vocab_size=16, in_len=32, target_ratio=4, boundary="learned", d_model=32, n_heads=2, enc_layers=1,
                 latent_layers=1, dec_layers=1, quantizer=QuantizerConfig(kind="fsq", codebook_size=256))
     base.update(kw)
     return VariableConfig(**base)
-
 
 
 def test_pool_unpool_round_trip_on_known_segments():
@@ -63,7 +61,6 @@ def test_pool_unpool_round_trip_on_known_segments():
         starts_from_lengths(torch.tensor([[3, 3, 0]]), 8)
 
 
-
 def test_cap_splits_long_segments_only():
     starts = _starts([[1, 0, 0, 0, 0, 0, 0, 1, 0, 0]])
     capped = cap_segments(starts, 3)
@@ -73,12 +70,10 @@ def test_cap_splits_long_segments_only():
     assert bool(cap_segments(_starts([[0, 0, 1, 0]]), 4)[0, 0])  # position 0 always starts a segment
 
 
-
 def test_entropy_starts_on_planted_entropies():
     h = torch.tensor([[9.0, 0.1, 0.2, 3.0, 0.1, 0.1, 2.5, 0.0]])
     assert torch.nonzero(entropy_starts(h, 1.0)[0]).view(-1).tolist() == [0, 3, 6]
     assert torch.nonzero(entropy_starts(h, 2.7)[0]).view(-1).tolist() == [0, 3]
-
 
 
 def test_entropy_boundaries_fall_after_the_planted_surprise(monkeypatch):
@@ -104,7 +99,6 @@ def test_entropy_boundaries_fall_after_the_planted_surprise(monkeypatch):
     assert torch.equal(starts, want.expand(64, 32))
 
 
-
 def test_real_entropy_lm_spends_codes_on_random_spans():
     """Train a tiny causal LM on repetitive + random spans: entropy patching must give random spans more
     codes per token than repetitive ones."""
@@ -128,12 +122,10 @@ def test_real_entropy_lm_spends_codes_on_random_spans():
     assert r["codes_per_token_random"] > 1.5 * r["codes_per_token_repetitive"], r
 
 
-
 def test_uncalibrated_entropy_model_refuses():
     m = VariableCompressor(_cfg(boundary="entropy"))
     with pytest.raises(VQLadderError, match="not calibrated"):
         m.encode(torch.zeros(2, 32, dtype=torch.long))
-
 
 
 def test_ratio_loss_moves_the_achieved_ratio_toward_the_target(tmp_path):
@@ -153,7 +145,6 @@ def test_ratio_loss_moves_the_achieved_ratio_toward_the_target(tmp_path):
     assert train_logs and all("train_ratio" in r and "train_ratio_loss" in r for r in train_logs)
 
 
-
 def test_ratio_loss_gradient_sign():
     p = torch.full((1, 16), 0.5, requires_grad=True)
     ratio_loss(torch.ones(1, 16, dtype=torch.bool), p, 4.0).backward()   # too many starts: push p down
@@ -161,7 +152,6 @@ def test_ratio_loss_gradient_sign():
     p.grad = None
     ratio_loss(torch.eye(16, dtype=torch.bool)[:1], p, 4.0).backward()  # too few: push p up
     assert float(p.grad.sum()) < 0
-
 
 
 def test_padding_counts_toward_neither_the_ratio_loss_nor_the_calibration(monkeypatch):
@@ -192,13 +182,11 @@ def test_padding_counts_toward_neither_the_ratio_loss_nor_the_calibration(monkey
     assert m.calibrate(x) > 11.0
 
 
-
 def test_router_gets_gradient_from_reconstruction():
     m = VariableCompressor(_cfg(ratio_weight=0.0))
     loss, _ = m.loss(torch.randint(0, 16, (4, 32)))
     loss.backward()
     assert m.router_q.weight.grad is not None and float(m.router_q.weight.grad.abs().sum()) > 0
-
 
 
 def test_bit_accounting_includes_boundaries():
@@ -221,7 +209,6 @@ def test_bit_accounting_includes_boundaries():
     assert evaluate_compressor(fixed, val, 8, 8)["bits_per_token"] == pytest.approx(8 * bpc / 32)
 
 
-
 @pytest.mark.parametrize("boundary", ["fixed", "learned"])
 def test_encode_decode_and_stream_round_trip(boundary):
     m = VariableCompressor(_cfg(boundary=boundary)).eval()
@@ -237,7 +224,6 @@ def test_encode_decode_and_stream_round_trip(boundary):
     assert np.array_equal(m.decode_stream(stream), want.reshape(-1).numpy())
     with pytest.raises(VQLadderError, match="whole chunks"):
         m.decode_stream(stream[:-1])
-
 
 
 def test_variable_level_over_fixed_codes():
@@ -257,7 +243,6 @@ def test_variable_level_over_fixed_codes():
     with torch.no_grad():  # the stream decodes to exactly what the level reconstructs from those codes
         want = top(torch.as_tensor(np.asarray(codes).reshape(-1, 16), dtype=torch.long))[0].argmax(-1)
     assert np.array_equal(back, want.reshape(-1).numpy())
-
 
 
 @pytest.mark.parametrize("kw,msg", [({"target_ratio": 0.5}, "between 1 and the chunk length"),

@@ -27,7 +27,6 @@ def test_short_cpu_attention_equals_sdpa(t, s, causal, masked):
     assert all(torch.allclose(x, y) for x, y in zip(ga, gb))
 
 
-
 def test_attention_module_takes_the_short_path_below_the_threshold_only():
     torch.manual_seed(0)
     att = Attention(16, 2).double()

@@ -11,10 +11,6 @@ from vqladder.planning.maze import (
 U, D, L, R = 0, 1, 2, 3
 
 
-
-
-
-
 def test_segment_boundaries_on_a_planted_episode():
     """Variable-length codes against the maze: the only shortest plan from (0,0) to (0,3) is R R R, which
     crosses from room (0,0) into room (0,1) on move 1. A segmenter that starts segments at moves 0 and 2 hits the
@@ -42,7 +38,6 @@ def test_segment_boundaries_on_a_planted_episode():
     assert res["two"]["segments_per_plan"] == 2 and res["two"]["moves_per_segment"] == 1.5
     # chance keeps move 0 as a start and draws the rest from moves 1..2: one start never hits, two always do
     assert res["one"]["chance"] == 0.0 and res["two"]["chance"] == pytest.approx(1.0) and res["two"]["plan_exact"] == 1.0
-
 
 
 def test_choices_are_read_from_validation_only():

@@ -17,10 +17,6 @@ from vqladder.planning.maze import (
 U, D, L, R = 0, 1, 2, 3
 
 
-
-
-
-
 def test_validator_walls_doors_and_goal():
     lay = two_rooms(door=1)
     # inside a room every move is free
@@ -41,7 +37,6 @@ def test_validator_walls_doors_and_goal():
         validate(lay, (0, 0), (1, 1), junk)
 
 
-
 def test_bfs_shortest_and_unreachable():
     lay = two_rooms(door=0)
     assert validate(lay, (1, 0), (1, 3), []).shortest == 5  # up to the door row, across, down
@@ -49,7 +44,6 @@ def test_bfs_shortest_and_unreachable():
     assert len(path) == 5 and validate(lay, (1, 0), (1, 3), path).reached
     assert validate(lay, (0, 0), (3, 3), []).shortest == -1   # bottom rooms are closed off
     assert lay.shortest_path((0, 0), (3, 3)) is None
-
 
 
 def test_generator_determinism_connectivity_and_split():
@@ -70,7 +64,6 @@ def test_generator_determinism_connectivity_and_split():
     assert set(np.unique(make_dataset(cfg, 60, 8, seed=1)["buckets"])) == {0, 1, 2, 3}
 
 
-
 def test_codec_round_trip_and_buckets():
     cfg = MazeConfig(rooms=2, room=3, max_moves=12)
     codec = EpisodeCodec(cfg)
@@ -82,7 +75,6 @@ def test_codec_round_trip_and_buckets():
     o = validate(lay, (0, 1), (5, 4), lay.shortest_path((0, 1), (5, 4)))
     assert return_bucket(o) == 3
     assert "S" in lay.render((0, 1), (5, 4)) and "G" in lay.render((0, 1), (5, 4))
-
 
 
 @pytest.mark.parametrize("preset", ["plan_cpu", "plan_4x4", "plan_6x6"])
@@ -103,7 +95,6 @@ def test_every_preset_holds_out_layouts_never_seen_in_training(preset):
         assert b == 3 and 0 < validate(lay, s, g, []).shortest <= cfg.maze.max_moves
 
 
-
 def test_held_out_layouts_are_disjoint_because_of_the_exclusion():
     """On a maze with few possible layouts, held-out draws meet the training layouts unless they are excluded:
     the split's disjointness is the exclusion's doing (a test with the exclusion removed would fail here)."""
@@ -113,7 +104,6 @@ def test_held_out_layouts_are_disjoint_because_of_the_exclusion():
     assert len(set(make_dataset(cfg, 15, 1, seed=2)["keys"].tolist()) & seen) >= 5  # without it: they meet
     held = make_dataset(cfg, 15, 1, seed=2, exclude=seen)
     assert len(held["keys"]) == 15 and not set(held["keys"].tolist()) & seen
-
 
 
 def test_the_validation_split_is_disjoint_and_leaves_the_test_tasks_alone():

@@ -18,10 +18,6 @@ from vqladder.planning.maze import (
 U, D, L, R = 0, 1, 2, 3
 
 
-
-
-
-
 def test_beam_search_budget_with_scorer_cost():
     def fn(prefix):
         return torch.zeros(prefix.shape[0], 5)
@@ -34,7 +30,6 @@ def test_beam_search_budget_with_scorer_cost():
         assert res.evaluations <= budget
     with pytest.raises(VQLadderError, match="budget"):
         beam_search(fn, 8, beam_width=2, scorer=scorer, scorer_cost=1, max_evals=15)
-
 
 
 def test_value_scorer_is_charged_for_flat_and_ladder():
@@ -75,7 +70,6 @@ def test_value_scorer_is_charged_for_flat_and_ladder():
         flat.plan([1], "beam", Count(), budget=8)  # 1x: a greedy pass plus one value per step does not fit
 
 
-
 def test_subgoal_rows_and_planner_charge_every_expansion():
     """Subgoal rows carry the cell where each chunk begins and the chunk's code; the planner charges `chunk`
     evaluations per code it expands (cached by code prefix) on top of the prior's steps."""
@@ -112,7 +106,6 @@ def test_subgoal_rows_and_planner_charge_every_expansion():
         pl.plan(cond, "beam", Verifier(lay, start, goal), budget=8)
 
 
-
 def test_room_crossings_and_boundary_hits_on_a_planted_episode():
     """2x2 rooms of 3x3 cells: going right along row 0 from (0,0) to (0,5) leaves room (0,0) on move 2 (the move
     from column 2 to column 3); chunks of 4 start at moves 0 and 4, so they miss it; a boundary at move 3 hits."""
@@ -123,7 +116,6 @@ def test_room_crossings_and_boundary_hits_on_a_planted_episode():
     assert room_crossings((0, 0), [D, D, D, R], 3) == [2]  # down across the horizontal wall
     assert boundary_hits([2], {0, 4}) == [False]
     assert boundary_hits([2], {0, 3}) == [True] and boundary_hits([2], {2}) == [True]
-
 
 
 def test_room_segments_on_a_planted_episode():
@@ -152,7 +144,6 @@ def test_room_segments_on_a_planted_episode():
     assert rows.shape == (3, codec.cond_len + 4)  # two segments with moves + "plan ends"
     assert rows[:, n + 2].tolist() == [codec.cond_vocab + 5, codec.cond_vocab + 6, codec.cond_vocab + 7]
     assert rows[1, n] == codec.cell_base + 0 * lay.cfg.side + 2 and (rows[2, codec.cond_len:] == END).all()
-
 
 
 def test_segment_planner_strips_padding_ends_plans_and_charges_every_expansion():

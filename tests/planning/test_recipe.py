@@ -11,7 +11,6 @@ from vqladder.planning.maze import (
 U, D, L, R = 0, 1, 2, 3
 
 
-
 @pytest.fixture(scope="module")
 def tiny_plan(tmp_path_factory):
     from vqladder.config import build
@@ -38,7 +37,6 @@ def tiny_plan(tmp_path_factory):
     })
     logs = []
     return cfg, run_plan_experiment(cfg, log=logs.append), logs
-
 
 
 def test_both_contenders_train_and_respect_budgets(tiny_plan):
@@ -92,7 +90,6 @@ def test_both_contenders_train_and_respect_budgets(tiny_plan):
     assert all(v["crossings"] == b["crossings"] and 0 <= v["hit"] <= 1 and v["segments_per_plan"] >= 1 for v in seg.values())
 
 
-
 def test_plan_cli_shows_an_episode(tiny_plan, capsys):
     from vqladder.cli import main
 
@@ -113,7 +110,6 @@ def test_plan_cli_shows_an_episode(tiny_plan, capsys):
     assert main(["plan", str(cfg.dir), "--budget", "0"]) == 2
     assert main(["plan", str(cfg.dir), "--doors=-1,-1,-1,-1", "--start", "0,0", "--goal", "3,3"]) == 2
     assert "no path" in capsys.readouterr().err
-
 
 
 def test_example_episodes_follow_their_moves(tiny_plan):
@@ -140,7 +136,6 @@ def test_example_episodes_follow_their_moves(tiny_plan):
         assert e["code_starts"] == list(range(0, cfg.maze.max_moves, step))
 
 
-
 def test_added_budgets_and_contenders_evaluate_only_what_is_missing(tiny_plan):
     """Re-running an experiment with a larger budget list trains nothing and evaluates only the new budget."""
     from dataclasses import replace
@@ -159,7 +154,6 @@ def test_added_budgets_and_contenders_evaluate_only_what_is_missing(tiny_plan):
         return r["contender"], r["method"], r["scorer"], r["budget_x"], r.get("success"), r.get("per_task")
     assert [key(r) for r in res2["rows"] if r["budget_x"] < 4] == [key(r) for r in res["rows"]]
     run_plan_experiment(cfg, log=logs.append)  # back to the fixture's budgets, for the tests after this one
-
 
 
 def test_a_changed_maze_is_refused_not_reused(tmp_path):

@@ -10,7 +10,6 @@ from vqladder.planning.maze import (
 U, D, L, R = 0, 1, 2, 3
 
 
-
 def test_value_targets_are_moves_to_go_and_zero_for_failures():
     from vqladder.planning.value import value_targets
 

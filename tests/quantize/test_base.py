@@ -34,14 +34,12 @@ def test_shapes_roundtrip_and_grad(kind, depth):
     assert q.bits_per_code == pytest.approx(depth * math.log2(q.codebook_size))
 
 
-
 def test_fp32_under_autocast():
     q = build_quantizer(QuantizerConfig(kind="vq", codebook_size=64, codebook_dim=8), 16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = q(torch.randn(2, 5, 16))
     assert out.z_q.dtype == torch.float32
     assert q.embed.dtype == torch.float32
-
 
 
 def test_usage_stats_on_planted_distribution():
@@ -53,7 +51,6 @@ def test_usage_stats_on_planted_distribution():
     assert st["perplexity"].item() == pytest.approx(math.exp(-(p * p.log()).sum().item()), rel=1e-5)
     uniform = histogram_stats(torch.ones(64))
     assert uniform["perplexity"].item() == pytest.approx(64, rel=1e-5)
-
 
 
 def test_out_of_range_codes_rejected():

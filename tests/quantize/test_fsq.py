@@ -18,11 +18,9 @@ def test_fsq_codebook_size_is_product_of_levels(k):
     assert abs(math.log2(q.codebook_size) - math.log2(k)) < 0.2
 
 
-
 def test_fsq_levels_table():
     assert levels_for(2**12) == [7, 5, 5, 5, 5]
     assert levels_for(2**16) == [8, 8, 8, 5, 5, 5]
-
 
 
 def test_fsq_every_code_round_trips():
@@ -41,7 +39,6 @@ def test_fsq_every_code_round_trips():
     assert z.abs().max() <= 1.0
 
 
-
 def test_fsq_matches_vector_quantize_pytorch():
     vqp = pytest.importorskip("vector_quantize_pytorch")
     levels = [8, 5, 5, 5]
@@ -52,7 +49,6 @@ def test_fsq_matches_vector_quantize_pytorch():
     out = ours(z)
     assert torch.equal(out.codes, ref_idx)
     assert torch.allclose(out.z_q, ref_out, atol=1e-6)
-
 
 
 def test_fsq_batch_norm_keeps_codes_apart_when_latents_share_an_offset():
@@ -73,7 +69,6 @@ def test_fsq_batch_norm_keeps_codes_apart_when_latents_share_an_offset():
     assert torch.equal(normed(z[:1]).codes, eval_codes[:1])
 
 
-
 def test_fsq_batch_norm_gradient_ignores_the_common_offset():
     q = FSQ(5, [7, 5, 5, 5, 5])
     q.train()
@@ -81,7 +76,6 @@ def test_fsq_batch_norm_gradient_ignores_the_common_offset():
     h = q.norm(z)
     h.sum().backward()  # a loss that only moves every latent together has no gradient through the norm
     assert z.grad.abs().max() < 1e-5
-
 
 
 def test_dead_code_count_fsq():

@@ -21,7 +21,6 @@ def _random_model(dim=16, stages=3, k=32, hidden=16, blocks=1, prefixes=None, se
     return q.eval()
 
 
-
 @pytest.mark.parametrize("blocks,prefix", [(1, 16), (1, 8), (2, 16)])
 def test_fast_candidate_errors_equal_the_codewords_errors(blocks, prefix):
     """The one-block shortcut (errors without d-wide codewords) is exact; so is the generic path."""
@@ -36,7 +35,6 @@ def test_fast_candidate_errors_equal_the_codewords_errors(blocks, prefix):
     assert torch.allclose(err, ((res[:, :, None, :] - words) ** 2).sum(-1), rtol=1e-4, atol=1e-3)
     j = torch.tensor([[0, 40, 95]] * 7)  # flat (beam, candidate) indices
     assert torch.allclose(word(j), words.reshape(7, 96, 16).gather(1, j[..., None].expand(-1, -1, 16)), atol=1e-5)
-
 
 
 def test_shapes_round_trip_and_the_quantiser_interface():
@@ -61,7 +59,6 @@ def test_shapes_round_trip_and_the_quantiser_interface():
         QINCo(16, 2, prefixes=[4, 32])
 
 
-
 def test_beam_is_never_worse_than_greedy_on_a_planted_set():
     """Vectors decoded from random codes by the model itself (error 0 exists for every vector): a beam of 8 finds
     lower error than greedy on average and on most vectors, and the wider beam never raises the mean."""
@@ -72,7 +69,6 @@ def test_beam_is_never_worse_than_greedy_on_a_planted_set():
     assert err[8].mean() < 0.5 * err[1].mean()
     assert err[8].mean() <= err[2].mean() <= err[1].mean()
     assert (err[8] <= err[1] + 1e-5).mean() > 0.9
-
 
 
 def test_training_finds_a_conditional_codebook_rq_cannot_hold():

@@ -28,7 +28,6 @@ def test_residual_reduces_error():
     assert isinstance(build_quantizer(QuantizerConfig(depth=2, codebook_size=256), 8), ResidualQuantizer)
 
 
-
 def test_residual_quantizer_is_a_quantizer_base_with_its_old_state_dict():
     from vqladder.quantize import QuantizerBase
 

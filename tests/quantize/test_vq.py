@@ -23,7 +23,6 @@ def test_vq_cosine_and_gradients(gradient):
     assert z.grad.abs().sum() > 0
 
 
-
 def test_chunked_nearest_equals_bruteforce():
     torch.manual_seed(0)
     x, e = torch.randn(1000, 8), torch.randn(3000, 8)
@@ -31,7 +30,6 @@ def test_chunked_nearest_equals_bruteforce():
     assert torch.equal(nearest_codes(x, e, cosine=False, chunk_elems=10_000), brute)
     xn, en = torch.nn.functional.normalize(x, dim=-1), torch.nn.functional.normalize(e, dim=-1)
     assert torch.equal(nearest_codes(xn, en, cosine=True, chunk_elems=7_777), (xn @ en.t()).argmax(1))
-
 
 
 def test_large_codebook_chunks():
@@ -49,7 +47,6 @@ def test_large_codebook_chunks():
     assert torch.equal(out.codes.reshape(-1), torch.cdist(z, book).argmin(1))
 
 
-
 def test_rotation_trick_forward_and_grad():
     src = torch.randn(10, 6, requires_grad=True)
     tgt = torch.randn(10, 6)
@@ -57,7 +54,6 @@ def test_rotation_trick_forward_and_grad():
     assert torch.allclose(out, tgt, atol=1e-5)
     out.sum().backward()
     assert src.grad.abs().sum() > 0
-
 
 
 def test_vq_kmeans_init_and_ema_learn_clusters():
@@ -69,7 +65,6 @@ def test_vq_kmeans_init_and_ema_learn_clusters():
         q(x[None])
     d = torch.cdist(centers, q.embed).min(1).values
     assert d.max() < 0.5
-
 
 
 def test_vq_dead_code_restart_revives_codes():
@@ -93,7 +88,6 @@ def test_vq_dead_code_restart_revives_codes():
     dead = q.cluster_size < 0.5 * 256 / 32
     assert not dead.any()  # revived codes stay alive
     assert not torch.isnan(q.embed).any()
-
 
 
 def test_vq_generator_state_in_state_dict():

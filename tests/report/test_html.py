@@ -33,15 +33,12 @@ def run(tmp_path_factory):
     return cfg.run_dir
 
 
-
 def _blob(html: str) -> dict:
     m = re.search(r'<script id=data type=application/json>(.*?)</script>', html, re.S)
     return json.loads(m.group(1).replace("<\\/", "</"))
 
 
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
 
 
 def _browser():
@@ -51,7 +48,6 @@ def _browser():
         pytest.skip("no chromium on this machine (apt install chromium)")
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     return sync_playwright, CHROMIUM
-
 
 
 @contextlib.contextmanager
@@ -68,7 +64,6 @@ def _page(**kw):
             yield page, errors
         finally:
             browser.close()
-
 
 
 def test_run_report_is_self_contained_and_holds_the_right_reconstructions(run, tmp_path):
@@ -91,7 +86,6 @@ def test_run_report_is_self_contained_and_holds_the_right_reconstructions(run, t
     assert [m["step"] for m in data["metrics"]][:2] == [5, 10]
 
 
-
 def test_sweep_and_experiment_directories_get_a_report(tmp_path, run):
     sweep = tmp_path / "sw"
     (sweep / "cells").mkdir(parents=True)
@@ -111,18 +105,15 @@ def test_sweep_and_experiment_directories_get_a_report(tmp_path, run):
     assert data["kind"] == "experiment" and "<td>&lt;x&gt;</td>" in data["markdown"][0]["html"]
 
 
-
 def test_markdown_tables_and_escaping():
     h = markdown_to_html("## T\n\ntext **b** `c`\n\n| x | y |\n|---|:-:|\n| <s> | 2 |\nafter")
     assert "<h4>T</h4>" in h and "<b>b</b>" in h and "<code>c</code>" in h
     assert "<th>x</th>" in h and "<td>&lt;s&gt;</td>" in h and "<p>after</p>" in h
 
 
-
 def test_report_command_prints_the_path(run, tmp_path, capsys):
     assert main(["report", str(run), "-o", str(tmp_path / "x.html"), "--chunks", "2"]) == 0
     assert str(tmp_path / "x.html") in capsys.readouterr().out
-
 
 
 def test_report_in_headless_chromium(run, tmp_path):
@@ -165,7 +156,6 @@ def test_report_in_headless_chromium(run, tmp_path):
     assert img.std() > 10 and (img < 128).mean() > 0.005       # text and charts, not a blank page
 
 
-
 def test_tensorboard_scalars_match_metrics_jsonl(tmp_path):
     pytest.importorskip("tensorboard")
     from conftest import make_text
@@ -183,7 +173,6 @@ def test_tensorboard_scalars_match_metrics_jsonl(tmp_path):
     assert [s for s, _ in got] == [s for s, _ in logged]
     assert np.allclose([v for _, v in got], [v for _, v in logged], rtol=1e-5)
     assert "val/acc" in ea.Tags()["scalars"]
-
 
 
 def test_planning_report_steps_an_episode(tmp_path):
@@ -211,7 +200,6 @@ def test_planning_report_steps_an_episode(tmp_path):
     assert not errors, errors
 
 
-
 def test_video_report_steps_through_rollouts(tmp_path):
     _browser()                                        # skip early without a browser
     d = tmp_path / "video"
@@ -228,7 +216,6 @@ def test_video_report_steps_through_rollouts(tmp_path):
         page.locator("#rollout-step").fill("2")
         src = page.locator("#rollout-frames figure[data-kind=latent] img").get_attribute("src")
         assert src.endswith("framelatent2") and "t = 5" in page.locator("#rollout-label").inner_text()
-
 
 
 def test_ladder_report_reconstructs_every_level(tmp_path):
@@ -260,7 +247,6 @@ def test_ladder_report_reconstructs_every_level(tmp_path):
             "els => els.map(e => +e.dataset.pos)")
         r = data["levels"][1]["rows"][0]
         assert marked == [i for i, (a, b) in enumerate(zip(r["orig"], r["pred"])) if a != b]
-
 
 
 def test_embedding_report_recall_chart_and_concept_search(tmp_path):

@@ -29,7 +29,6 @@ def _levels(vocab=50):
     return out
 
 
-
 def _text_levels(vocab=50):
     return [SequenceCompressor(CompressorConfig(vocab_size=vocab, in_len=n, out_len=m, d_model=32, n_heads=2,
                                                 enc_layers=1, latent_layers=1, dec_layers=1,
@@ -37,13 +36,11 @@ def _text_levels(vocab=50):
             for n, m in ((8, 4), (16, 4), (16, 2))]
 
 
-
 def _cfg(**kw):
     base = dict(vocab_size=16, in_len=32, target_ratio=4, boundary="learned", d_model=32, n_heads=2, enc_layers=1,
                 latent_layers=1, dec_layers=1, quantizer=QuantizerConfig(kind="fsq", codebook_size=256))
     base.update(kw)
     return VariableConfig(**base)
-
 
 
 def test_encode_decode_shapes_across_three_levels():
@@ -62,7 +59,6 @@ def test_encode_decode_shapes_across_three_levels():
     assert lad.bits_per_token(3) == pytest.approx(2 * math.log2(lad.vocab(3)) / 16)
 
 
-
 def test_wider_levels_cover_several_lower_chunks():
     # level 2 reads 16 level-1 codes = 2 level-1 chunks of 16 tokens
     l1 = SequenceCompressor(CompressorConfig(vocab_size=30, in_len=16, out_len=8, d_model=32, n_heads=2, enc_layers=1,
@@ -72,7 +68,6 @@ def test_wider_levels_cover_several_lower_chunks():
     lad = Ladder([l1, l2], mode="codes")
     assert [lad.chunk_len(k) for k in range(3)] == [32, 16, 2]
     assert lad.encode(np.zeros(64, dtype=np.int64)).shape == (4,)
-
 
 
 def test_ladder_rejects_wrong_level_codes():
@@ -85,7 +80,6 @@ def test_ladder_rejects_wrong_level_codes():
         lad.decode(np.zeros(2, dtype=np.int64), 5)
     with pytest.raises(VQLadderError, match="reads"):
         Ladder(list(reversed(_levels())), mode="codes")
-
 
 
 def test_text_ladder_geometry_and_round_trips():
@@ -105,7 +99,6 @@ def test_text_ladder_geometry_and_round_trips():
         Ladder(_text_levels()[:1] + [SequenceCompressor(CompressorConfig(
             vocab_size=50, in_len=12, out_len=2, d_model=32, n_heads=2, quantizer=QuantizerConfig(codebook_size=256)))],
             mode="text")
-
 
 
 def test_ladder_with_a_variable_level_over_tokens_and_over_codes():

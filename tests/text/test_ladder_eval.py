@@ -26,7 +26,6 @@ def _text_levels(vocab=50):
             for n, m in ((8, 4), (16, 4), (16, 2))]
 
 
-
 def test_code_value_diagnostic_tells_a_decoder_that_uses_its_codes_from_one_that_does_not():
     """Planted: every lower symbol is a function of the code above it alone (no previous-symbol pattern), so only
     a decoder that reads its codes can beat uniform. Trained, its true-code bits sit far below another chunk's
@@ -63,7 +62,6 @@ def test_code_value_diagnostic_tells_a_decoder_that_uses_its_codes_from_one_that
     assert after["acc"] > 0.95 and after["greedy_acc"] > 0.95
 
 
-
 def test_two_part_code_length_of_a_planted_uniform_ladder_is_hand_computed():
     """Zero output heads make the prior and every upsampler uniform: the code length is then known exactly."""
     from vqladder.text.ladder_eval import hierarchical_bits
@@ -85,7 +83,6 @@ def test_two_part_code_length_of_a_planted_uniform_ladder_is_hand_computed():
     hand = {"prior": 8 * 2 * math.log2(lad.vocab(3)) / n_tok,
             **{f"upsampler{k}": 8 * lad.chunk_len(k - 1) * math.log2(lad.vocab(k - 1)) / n_tok for k in (1, 2, 3)}}
     assert bits == pytest.approx(hand, rel=1e-5)
-
 
 
 def test_distinct_bigrams_flags_repetition():

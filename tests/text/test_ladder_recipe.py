@@ -34,11 +34,9 @@ def _train_tiny_ladder(tmp_path_factory, name: str, mode: str, steps: int = 20, 
     return cfg, res, logs
 
 
-
 @pytest.fixture(scope="module")
 def trained_ladder(tmp_path_factory):
     return _train_tiny_ladder(tmp_path_factory, "ladder", "codes")
-
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +44,6 @@ def trained_text_ladder(tmp_path_factory):
     cfg, res, _ = _train_tiny_ladder(tmp_path_factory, "tladder", "text", use_judge=True, judge_train__steps=10,
                                      judge__d_model=32, judge__n_heads=2, judge__n_layers=1)
     return cfg, res
-
 
 
 def test_train_ladder_writes_tables_and_reloads_identically(trained_ladder):
@@ -81,7 +78,6 @@ def test_train_ladder_writes_tables_and_reloads_identically(trained_ladder):
     assert len(out["levels"][0]) == lad.chunk_len(0) and isinstance(out["text"], str)
 
 
-
 def test_train_ladder_resumes_per_stage(trained_ladder):
     import shutil
 
@@ -94,7 +90,6 @@ def test_train_ladder_resumes_per_stage(trained_ladder):
     assert sum("done, skipped" in m for m in logs) == 7  # 3 levels, 3 upsamplers, flat
     assert any(m.startswith("prior") and "training" in m for m in logs)
     assert res2["levels"] == res["levels"]
-
 
 
 def test_generate_cli_shows_levels(trained_ladder):
@@ -114,7 +109,6 @@ def test_generate_cli_shows_levels(trained_ladder):
     with contextlib.redirect_stdout(dec):
         assert main(["ladder-decode", str(cfg.dir), "--level", "2", "--codes", " ".join(codes)]) == 0
     assert len(dec.getvalue()) > 0
-
 
 
 def test_text_ladder_trains_matches_the_flat_lm_and_reports_generation(trained_text_ladder):
@@ -144,7 +138,6 @@ def test_text_ladder_trains_matches_the_flat_lm_and_reports_generation(trained_t
     assert np.array_equal(vq["levels"][1], lad.encode(vq["levels"][0], 1))
 
 
-
 def test_text_ladder_resumes_per_stage_and_refuses_another_mode(trained_text_ladder):
     import shutil
 
@@ -163,7 +156,6 @@ def test_text_ladder_resumes_per_stage_and_refuses_another_mode(trained_text_lad
     other.levels = other.levels[:1]
     with pytest.raises(VQLadderError, match=r"\bmode differ.*--retrain"):
         train_ladder(other, log=lambda m: None)
-
 
 
 def test_multi_exit_ladder_trains_and_reloads(tmp_path, tiny_corpus):
@@ -191,7 +183,6 @@ def test_multi_exit_ladder_trains_and_reloads(tmp_path, tiny_corpus):
     from vqladder.data import TokenShards
     tokens = np.asarray(TokenShards(cfg.data.path).val)[:2 * lad.chunk_len(0)].astype(np.int64)
     assert np.array_equal(lad.encode(tokens, 3), np.load(cfg.dir / "codes" / "level3.val.npy")[:4].astype(np.int64))
-
 
 
 @pytest.mark.slow

@@ -19,7 +19,6 @@ def sweep_cfg(tmp_path, data="data", **grid):
                                "references": {"lm": False, "local_ae": False}})
 
 
-
 def test_lm_reference_learns_a_repetitive_corpus(tmp_path):
 
     from vqladder.data import WindowSampler
@@ -35,7 +34,6 @@ def test_lm_reference_learns_a_repetitive_corpus(tmp_path):
     Trainer(lm, cfg, tmp_path / "lm", lambda r, w: WindowSampler(rep, 32, 8, 0, r, w)).fit()
     after = lm_bits_per_token(lm, rep, 32)
     assert before > 7 and after < 0.5
-
 
 
 def test_lm_reference_checkpoint_is_chosen_on_held_back_train_text(tmp_path, tiny_corpus):

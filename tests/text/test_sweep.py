@@ -35,7 +35,6 @@ def _fake_results(run_dir, acc, usage=0.5, bits=1.0, out_len=16, k=256, local=Fa
          "chunks": 100}))
 
 
-
 def test_grid_expansion(tmp_path):
     cfg = sweep_cfg(tmp_path, codebook_size=[256, 1024], kind=["fsq", "vq"], seed=[0, 1])
     cells = expand_grid(cfg)
@@ -46,7 +45,6 @@ def test_grid_expansion(tmp_path):
     assert (c.model.out_len, c.model.quantizer.codebook_size, c.model.seed, c.train.seed, c.train.steps) == \
         (8, 256, 1, 1, 20)
     assert c.run_dir == tmp_path / "sw" / "cells" / "m008-k256-fsq-s1"
-
 
 
 def test_grid_with_both_decoders_has_one_local_twin_per_rate_and_seed(tmp_path):
@@ -62,7 +60,6 @@ def test_grid_with_both_decoders_has_one_local_twin_per_rate_and_seed(tmp_path):
     assert not any(n.endswith("-ar-s0-local") or n.endswith("-ar-s1-local") for n in names)
 
 
-
 def test_autoregressive_cells_are_compared_by_their_free_running_accuracy():
     from vqladder.text.sweep_report import local_rows
 
@@ -72,7 +69,6 @@ def test_autoregressive_cells_are_compared_by_their_free_running_accuracy():
               {**base, "arch": "local", "decoder": "parallel", "acc": 0.25, "acc_free": ""}]
     deltas = {r["group"]["decoder"]: round(r["delta"], 3) for r in local_rows(groups)}
     assert deltas == {"autoregressive": -0.05, "parallel": 0.05}  # teacher-forced 0.9 would have read +0.65
-
 
 
 def test_grid_rate_cap_keeps_cells_up_to_max_bits(tmp_path):
@@ -86,7 +82,6 @@ def test_grid_rate_cap_keeps_cells_up_to_max_bits(tmp_path):
         expand_grid(sweep_cfg(tmp_path, max_bits_per_token=0.5))
 
 
-
 def test_budget():
     assert parse_budget("600") == (600, None)
     assert parse_budget("10m") == (None, 600.0)
@@ -95,14 +90,12 @@ def test_budget():
         parse_budget("soon")
 
 
-
 def test_empty_grid_and_impossible_cell_fail_first(tmp_path):
     with pytest.raises(VQLadderError, match="grid.out_len has no values"):
         expand_grid(sweep_cfg(tmp_path, out_len=[]))
     with pytest.raises(VQLadderError, match=r"sweep cell m005-k256-fsq-s0: .*not divisible"):
         run_sweep(sweep_cfg(tmp_path, out_len=[16, 5]), runner=lambda *a: pytest.fail("trained something"))
     assert not (tmp_path / "sw" / "cells").exists()
-
 
 
 def test_resume_skips_finished_cells(tmp_path):
@@ -130,7 +123,6 @@ def test_resume_skips_finished_cells(tmp_path):
     assert len(ran) == 1
 
 
-
 def test_aggregation_exact_table(tmp_path):
     d = tmp_path / "sw"
     _fake_results(d / "cells" / "m016-k256-fsq-s0", 0.75, bits=2.0)
@@ -156,7 +148,6 @@ def test_aggregation_exact_table(tmp_path):
     assert (d / "plots" / "heatmap_acc.png").is_file() and (d / "plots" / "usage.png").is_file()
 
 
-
 @pytest.mark.slow  # a whole sweep; the cell/resume/aggregation tests are the fast ones
 def test_micro_sweep_end_to_end(tmp_path, tiny_corpus):
     prepare(str(tiny_corpus), "bytes", tmp_path / "data", block_size=512)
@@ -174,7 +165,6 @@ def test_micro_sweep_end_to_end(tmp_path, tiny_corpus):
     assert 0 < refs["lm_bits"] < 9 and refs["zstd_chunk"] > refs["zstd_whole"]
     assert "References" in (d / "sweep.md").read_text()
     assert cell_state(d / "cells" / "m016-k256-fsq-s0") == "done"
-
 
 
 @pytest.mark.slow  # gist metrics over a whole sweep; tests/eval/test_gist.py is the fast one
@@ -195,7 +185,6 @@ def test_gist_pass_and_report(tmp_path, tiny_corpus):
     assert "## Gist: what the reconstructions keep" in md
 
 
-
 def test_every_cell_gets_a_local_autoencoder_twin(tmp_path):
     cfg = sweep_cfg(tmp_path, seed=[0, 1])
     cfg.references.local_ae = True
@@ -211,7 +200,6 @@ def test_every_cell_gets_a_local_autoencoder_twin(tmp_path):
     cfg.base.model.downsample, cfg.base.model.latent_layers = "segment", 0
     cfg.base.model.enc_layers = cfg.base.model.dec_layers = 0
     assert not any(n.endswith("-local") for n, _ in expand_grid(cfg))
-
 
 
 def test_report_sets_each_cell_beside_its_local_twin(tmp_path):

@@ -38,7 +38,6 @@ def test_variable_experiment_end_to_end(tmp_path):
         run_variable(cfg, log=lambda m: None)
 
 
-
 def test_fixed_at_equal_bits_is_time_sharing():
     """Two fixed cells at 1 and 4 bits/token (acc 0.2 and 0.8); a variable cell at 2 bits/token is compared
     with coding 2/3 of the chunks at 1 bit and 1/3 at 4 bits: acc 0.2 + (2 - 1) / 3 x 0.6 = 0.4 (interpolating

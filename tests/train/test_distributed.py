@@ -22,11 +22,9 @@ def _env():
     return dict(os.environ, PYTHONPATH=os.pathsep.join([p for p in sys.path if p]), OMP_NUM_THREADS="1")
 
 
-
 def _write(cfg, path):
     path.write_text(yaml.safe_dump(to_dict(cfg)))
     return path
-
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +34,6 @@ def data(tmp_path_factory, ):
     d = tmp_path_factory.mktemp("ddp")
     (d / "c.txt").write_text(make_text(6000))
     return prepare(str(d / "c.txt"), "bytes", d / "data", block_size=512).dir
-
 
 
 @pytest.mark.slow  # torchrun with two ranks (both kinds)
@@ -74,7 +71,6 @@ def test_ddp_two_ranks_agree_and_match_single(tmp_path, data, kind):
     assert steps_logged == sorted(set(steps_logged))
 
 
-
 @pytest.mark.slow  # kill -9 of a training process (two CLI runs); test_train's exact-resume tests are the fast ones
 def test_sigkill_then_resume_is_bitwise_identical(tmp_path, data):
     ref = tiny_run_config(data, tmp_path, name="ref", kind="vq", steps=60, ckpt_every=10)
@@ -101,7 +97,6 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, data):
     wb = load_file(str(root / "step_000060" / "model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not list(root.glob(".step_*"))
-
 
 
 @pytest.mark.slow

@@ -21,7 +21,6 @@ def test_mfu_is_logged_and_counting_leaves_training_unchanged(tmp_path, data):
         assert torch.equal(pa, pb), k  # counting FLOPs moved no weight, buffer, RNG or data position
 
 
-
 @pytest.mark.parametrize("t", [64, 256, 1024])
 def test_attention_flops_are_counted_against_the_closed_form(t):
     """Projections 3 x 2·b·t·d·4d (forward + backward); attention 4·b·t²·d forward: the short path (t <= 128 on

@@ -21,7 +21,6 @@ class _FakeClock:
         return self.now
 
 
-
 def test_optimizer_grouping_muon_for_hidden_matrices_only():
     """Muon gets exactly the 2-D weights of the blocks' attention and MLP layers; embeddings, heads, norms and
     quantiser projections stay with AdamW; every trainable parameter is in exactly one group."""
@@ -45,7 +44,6 @@ def test_optimizer_grouping_muon_for_hidden_matrices_only():
         assert isinstance(opt.opts["muon"], torch.optim.Muon) and isinstance(opt.opts["adamw"], torch.optim.AdamW)
         assert sum(len(pg["params"]) for pg in opt.param_groups) == len(ids)
         assert "muon" not in Optimizers(model, "adamw", 1e-3, (0.9, 0.95), 0.01).opts
-
 
 
 def test_muon_resume_is_bitwise_identical_and_a_time_budget_ends_decayed(tmp_path, data, monkeypatch):

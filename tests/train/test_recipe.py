@@ -20,7 +20,6 @@ class Inner:
     rate: float = 0.5
 
 
-
 @dataclass
 class Exp:
     EXPERIMENT: ClassVar[str] = "toy"
@@ -32,7 +31,6 @@ class Exp:
     @property
     def dir(self) -> Path:
         return Path(self.out_dir) / self.name
-
 
 
 def test_one_saved_config_and_the_guard(tmp_path):
@@ -55,7 +53,6 @@ def test_one_saved_config_and_the_guard(tmp_path):
     open_experiment(derive(cfg, model=Inner(size=2)), keys=("seeds",))  # only the guarded keys count
 
 
-
 def test_an_older_name_is_read_then_replaced_and_a_user_folder_refused(tmp_path):
     cfg = Exp(out_dir=str(tmp_path))
     own_dir(cfg.dir, "experiment")
@@ -72,7 +69,6 @@ def test_an_older_name_is_read_then_replaced_and_a_user_folder_refused(tmp_path)
     with pytest.raises(VQLadderError):
         open_experiment(Exp(out_dir=str(tmp_path), name="mine"))
     assert (user / "notes.md").read_text() == "mine" and not (user / "config.yaml").exists()
-
 
 
 def test_results_are_plain_json(tmp_path):

@@ -26,19 +26,23 @@ def _poison_loss(t, at_call: int, factor: float) -> None:
     t.model.loss = bad_loss
 
 
+@pytest.mark.slow  # 400 steps; the CLI end-to-end test trains and evaluates a run fast
+def test_tiny_compressor_learns(tmp_path, iid_data):
+    from vqladder.data import TokenShards
+    from vqladder.eval.baselines import trivial_accuracy
 
-@pytest.mark.slow  # 400 steps to a tuned threshold; the CLI end-to-end test trains and evaluates a run fast
-def test_tiny_compressor_learns(tmp_path, data):
-    cfg = tiny_run_config(data, tmp_path / "runs", steps=400, out_len=16)
+    cfg = tiny_run_config(iid_data, tmp_path / "runs", steps=400, out_len=16)
     res = train_run(cfg)
-    # the most frequent byte (space) is right ~18% of the time; the codes must carry far more than that
-    assert res["acc"] > 0.6, res
+    sh = TokenShards(iid_data)
+    floor = trivial_accuracy(sh.train, sh.val, sh.vocab_size)  # about 0.26: the tokens are independent
+    # only the codes can carry an independent token: a margin of 0.25 over the floor is far beyond chance on the
+    # thousands of held-out tokens (measured: 0.637 for seeds 0 and 1)
+    assert res["acc"] > floor + 0.25, (res, floor)
     assert res["usage"] > 0.05
     lines = [json.loads(l) for l in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert lines[0]["step"] == 5 and {"tokens", "time", "train_loss", "train_acc"} <= set(lines[0])
     assert json.loads((cfg.run_dir / "results.json").read_text())["step"] == 400
     assert (cfg.run_dir / "config.yaml").is_file() and (cfg.run_dir / "tokenizer").is_dir()
-
 
 
 @pytest.mark.parametrize("kind", ["fsq", "vq"])
@@ -61,7 +65,6 @@ def test_resume_is_bitwise_identical(tmp_path, data, kind):
     assert steps == sorted(set(steps))
 
 
-
 def test_keep_last_and_corrupt_fallback(tmp_path, data, capsys):
     cfg = tiny_run_config(data, tmp_path / "runs", steps=8, ckpt_every=2, keep_last=2)
     tiny_trainer(cfg, data).fit()
@@ -78,13 +81,11 @@ def test_keep_last_and_corrupt_fallback(tmp_path, data, capsys):
         load_model(root / "step_000008")
 
 
-
 def test_wrong_kind_checkpoint(tmp_path, data):
     cfg = tiny_run_config(data, tmp_path / "runs", steps=2)
     tiny_trainer(cfg, data).fit()
     with pytest.raises(CheckpointError, match="not a 'planner'"):
         load_model(cfg.run_dir, expect_kind="planner")
-
 
 
 def test_nan_loss_stops_and_keeps_checkpoint(tmp_path, data):
@@ -96,7 +97,6 @@ def test_nan_loss_stops_and_keeps_checkpoint(tmp_path, data):
     assert [p.name for p in find_checkpoints(cfg.run_dir / "checkpoints")] == ["step_000003"]
 
 
-
 def test_nan_skip_policy(tmp_path, data):
     cfg = tiny_run_config(data, tmp_path / "runs", steps=6, nan_policy="skip", mfu=False)
     t = tiny_trainer(cfg, data)
@@ -106,13 +106,11 @@ def test_nan_skip_policy(tmp_path, data):
     assert all(torch.isfinite(p).all() for p in t.model.parameters())
 
 
-
 def test_existing_run_needs_resume(tmp_path, data):
     cfg = tiny_run_config(data, tmp_path / "runs", steps=2)
     tiny_trainer(cfg, data).fit()
     with pytest.raises(VQLadderError, match="--resume"):
         tiny_trainer(cfg, data).fit()
-
 
 
 def test_unwritable_run_dir(tmp_path, data):
@@ -123,7 +121,6 @@ def test_unwritable_run_dir(tmp_path, data):
         tiny_trainer(cfg, data).fit()
 
 
-
 def test_lr_schedule():
     from vqladder.train import TrainerConfig
 
@@ -132,7 +129,6 @@ def test_lr_schedule():
     assert lr_at(9, c) == pytest.approx(1.0)
     assert lr_at(100, c) == pytest.approx(0.1)
     assert lr_at(55, c) == pytest.approx(0.55)
-
 
 
 def test_same_config_same_weights():
@@ -146,7 +142,6 @@ def test_same_config_same_weights():
         torch.rand(100)  # the global RNG state must not matter
         b = SequenceCompressor(cfg).state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a if not k.endswith("_extra_state"))
-
 
 
 def test_disk_full_during_checkpoint_keeps_earlier(tmp_path, data, monkeypatch):
@@ -173,7 +168,6 @@ def test_disk_full_during_checkpoint_keeps_earlier(tmp_path, data, monkeypatch):
     ck.verify_checkpoint(root / "step_000002")
 
 
-
 def test_nan_batch_does_not_poison_vq_codebook(tmp_path, data):
     cfg = tiny_run_config(data, tmp_path / "runs", kind="vq", steps=6, nan_policy="skip")
     t = tiny_trainer(cfg, data)
@@ -191,7 +185,6 @@ def test_nan_batch_does_not_poison_vq_codebook(tmp_path, data):
     assert t.step == 6
     for name in ("embed", "cluster_size", "embed_sum"):
         assert torch.isfinite(getattr(q, name)).all(), name
-
 
 
 def test_time_budget_schedule_ends_at_the_floor(tmp_path, data):
@@ -215,7 +208,6 @@ def test_time_budget_schedule_ends_at_the_floor(tmp_path, data):
     assert int(load_trainer_state(ckpt)["total_steps"]) == 30
 
 
-
 def test_time_budget_plan_arithmetic(tmp_path, data):
     from vqladder.train.trainer import TIME_PLAN_MARGIN
 
@@ -226,7 +218,6 @@ def test_time_budget_plan_arithmetic(tmp_path, data):
     assert tr._plan_steps(1.0, 10, 2.0) == 10 + int(TIME_PLAN_MARGIN * 10 / 0.1)
     tr.cfg.steps = 50
     assert tr._plan_steps(1.0, 10, 2.0) == 50  # never beyond train.steps
-
 
 
 def test_time_budget_resume_is_bitwise_identical(tmp_path, data):
@@ -245,7 +236,6 @@ def test_time_budget_resume_is_bitwise_identical(tmp_path, data):
     assert [p.name for p in find_checkpoints(b.run_dir / "checkpoints")][-1] == "step_000020"
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
-
 
 
 def test_time_budget_replans_once_halfway(tmp_path, data):

@@ -21,7 +21,6 @@ def test_balls_stay_in_bounds_and_keep_their_energy():
     assert p.tolist() == [[6.0, 1.0]] and v.tolist() == [[1.0, 2.0]] and h.tolist() == [True]
 
 
-
 def test_game_of_life_rules_on_known_patterns():
     g = np.zeros((8, 8), dtype=np.uint8)
     g[1, 2] = g[2, 3] = g[3, 1] = g[3, 2] = g[3, 3] = 1   # glider
@@ -37,7 +36,6 @@ def test_game_of_life_rules_on_known_patterns():
     assert np.array_equal(life_step(block), block)
 
 
-
 @pytest.mark.parametrize("kind", ["balls", "sprites", "life", "colour"])
 def test_generators_are_deterministic_by_seed(kind):
     cfg = VideoDataConfig(kind=kind, size=16, frames=6, objects=2, radius=2.0)
@@ -46,7 +44,6 @@ def test_generators_are_deterministic_by_seed(kind):
     assert not np.array_equal(a["frames"], c["frames"])
     assert a["frames"].shape == (4, 6, 3 if kind == "colour" else 1, 16, 16)
     assert a["frames"].dtype == np.float32 and 0 <= a["frames"].min() and a["frames"].max() <= 1
-
 
 
 def test_sprites_in_bounds_and_colour_changes_at_wall_hits():
@@ -61,7 +58,6 @@ def test_sprites_in_bounds_and_colour_changes_at_wall_hits():
     assert np.array_equal(lit, col)
 
 
-
 def test_cache_round_trip(tmp_path):
     cfg = VideoDataConfig(kind="balls", size=16, frames=4, train_clips=5, test_clips=3, cache_dir=str(tmp_path))
     tr, te = load_videos(cfg)
@@ -69,7 +65,6 @@ def test_cache_round_trip(tmp_path):
     tr2, te2 = load_videos(cfg)
     assert np.array_equal(tr["frames"], tr2["frames"]) and np.array_equal(te["pos"], te2["pos"])
     assert not np.array_equal(tr["frames"][:3], te["frames"])  # held-out clips come from another seed stream
-
 
 
 @pytest.mark.parametrize("kw,msg", [({"objects": 0}, "at least one object"), ({"kind": "pong"}, "unknown video kind"),

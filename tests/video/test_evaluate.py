@@ -16,7 +16,6 @@ def test_mean_frame_reference_is_scored_on_the_predicted_frames():
     assert mean_frame_mse(train, clips[:, 2:]) == 1.0  # over all 4 frames it would have said 0.5
 
 
-
 def test_rollout_position_error_reads_every_rollout_with_one_probe():
     """A predictor whose frames are the true frames scores exactly the probe's floor; copy-last on moving balls
     scores worse; data without positions gives None."""

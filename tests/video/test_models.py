@@ -36,14 +36,12 @@ def test_video_rollout_cached_equals_frame_by_frame():
             assert torch.allclose(out, x[:, 3:], atol=1e-5)
 
 
-
 def test_patchify_round_trip():
     x = torch.rand(2, 3, 3, 16, 16)
     p = patchify(x, 4)
     assert p.shape == (2, 3, 16, 48)
     assert torch.equal(unpatchify(p, 4, 3), x)
     assert torch.equal(p[0, 0, 0].view(3, 4, 4), x[0, 0, :, :4, :4])  # patch 0 = the top-left block
-
 
 
 def test_frame_ae_round_trip_on_a_tiny_clip():
@@ -68,7 +66,6 @@ def test_frame_ae_round_trip_on_a_tiny_clip():
     assert float(((rec - frames) ** 2).mean()) < 0.25 * float((frames ** 2).mean())
     with pytest.raises(VQLadderError, match="smaller than a patch"):
         FrameAEConfig(size=4, patch=8).validate()
-
 
 
 @pytest.mark.parametrize("mode", ["latent", "pixel"])
