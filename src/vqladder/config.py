@@ -72,6 +72,30 @@ HalfOpenUnit = Annotated[float, Check(min=0, lt=1)]        # in [0, 1)
 RunName = Annotated[str, Check(part=True)]                 # a run directory's name under out_dir
 
 
+def trunk(width: int, heads: int) -> type:
+    """The fields every transformer of the project declares (width, heads, MLP ratio, init seed), declared once: a
+    model's config inherits them with its own default width and heads. The fields come first in the config, under
+    the same names as before, so saved configs and checkpoints read as they did.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class TinyConfig(trunk(64, 2)):
+    ...     n_layers: PosInt = 2
+    >>> TinyConfig(), TinyConfig(d_model=96).mlp_ratio
+    (TinyConfig(d_model=64, n_heads=2, mlp_ratio=4.0, seed=0, n_layers=2), 4.0)
+    """
+
+    @dataclasses.dataclass
+    class Trunk:
+        d_model: PosInt = width          # transformer width
+        n_heads: PosInt = heads          # attention heads
+        mlp_ratio: PosFloat = 4.0        # MLP hidden = mlp_ratio x d_model
+        seed: NonNegInt = 0              # init seed
+
+    Trunk.__name__ = Trunk.__qualname__ = f"Trunk{width}x{heads}"
+    return Trunk
+
+
 class _ExpandUser:
     """Annotated marker of a path field: ``~`` and ``~user`` are expanded as a shell would."""
 

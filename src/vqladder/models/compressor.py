@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import HalfOpenUnit, NonNegFloat, NonNegInt, PosFloat, PosInt
+from ..config import HalfOpenUnit, NonNegFloat, NonNegInt, PosInt, trunk
 from ..errors import VQLadderError
 from ..nn import MLP, Block, RMSNorm, check_heads, eval_mode, init_weights_, seeded
 from ..quantize import QuantizerConfig, build_quantizer
@@ -67,16 +67,13 @@ class SegmentMLP(nn.Module):
 
 
 @dataclass
-class CompressorConfig:
+class CompressorConfig(trunk(256, 4)):
     vocab_size: NonNegInt = 0               # symbols in the input vocabulary; 0 = take it from the data
     in_len: PosInt = 256                 # N: symbols per chunk
     out_len: PosInt = 32                 # M: codes per chunk (compression = in_len / out_len)
-    d_model: PosInt = 256                # transformer width
-    n_heads: PosInt = 4                  # attention heads
     enc_layers: NonNegInt = 0               # blocks over the N symbols (encoder side; query needs >= 1)
     latent_layers: NonNegInt = 2            # blocks over the M slots, on each side of the quantiser
     dec_layers: NonNegInt = 0               # blocks over the N positions (decoder side; query needs >= 1)
-    mlp_ratio: PosFloat = 4.0            # MLP hidden = mlp_ratio x d_model (SwiGLU keeps params equal)
     dropout: HalfOpenUnit = 0.0              # attention dropout
     downsample: str = "segment"       # segment (local-first) | pool (hourglass) | query (learned latents, global)
     seg_layers: NonNegInt = 2         # segment: residual MLP blocks per segment, each side of the context blocks
@@ -85,7 +82,6 @@ class CompressorConfig:
     rate_layers: NonNegInt = 0        # > 0: a causal context model of the codes (this many blocks) measures their rate
     rate_dim: PosInt = 64             # its width
     rate_weight: NonNegFloat = 0.0    # weight of the codes' rate (nats/token) in the loss; needs rate_layers >= 1
-    seed: NonNegInt = 0                     # init seed (weights and quantizer generator)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
 
     @property

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import NonNegInt, PosFloat, PosInt
+from ..config import NonNegInt, PosInt, trunk
 from ..errors import VQLadderError
 from ..nn import KVCache, check_heads, init_weights_, seeded
 from .decoder import DecoderCore
@@ -22,14 +22,10 @@ from .sampling import CachedStep
 
 
 @dataclass
-class LMConfig:
+class LMConfig(trunk(192, 3)):
     vocab_size: NonNegInt = 0               # 0 = from the data
     context: NonNegInt = 256             # tokens per training window (= the compressor's in_len); 0 = set by the ladder
-    d_model: PosInt = 192                # width
-    n_heads: PosInt = 3                  # heads
     n_layers: PosInt = 4                 # blocks
-    mlp_ratio: PosFloat = 4.0            # MLP width ratio
-    seed: NonNegInt = 0                     # init seed
 
     def validate(self) -> None:
         check_heads("lm.", self.d_model, self.n_heads)

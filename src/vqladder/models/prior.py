@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import NonNegInt, PosFloat, PosInt
+from ..config import NonNegInt, PosInt, trunk
 from ..errors import VQLadderError
 from ..nn import KVCache, check_heads, init_weights_, seeded
 from .decoder import DecoderCore
@@ -24,16 +24,12 @@ from .sampling import CachedStep
 
 
 @dataclass
-class PriorConfig:
+class PriorConfig(trunk(128, 2)):
     vocab_size: NonNegInt = 0               # codes (0 = the top level's codebook size)
     cond_vocab: NonNegInt = 0               # conditioning symbols (0 = unconditional)
     cond_len: NonNegInt = 0                 # conditioning symbols per sequence (fixed length; 0 = none)
     context: PosInt = 64                 # code positions per training window
-    d_model: PosInt = 128                # width
-    n_heads: PosInt = 2                  # heads
     n_layers: PosInt = 4                 # blocks
-    mlp_ratio: PosFloat = 4.0            # MLP width ratio
-    seed: NonNegInt = 0                     # init seed
 
     def validate(self) -> None:
         check_heads("prior.", self.d_model, self.n_heads)

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Annotated, Check, NonNegInt, PosFloat, PosInt
+from ..config import Annotated, Check, NonNegInt, PosInt, trunk
 from ..errors import VQLadderError
 from ..nn import Block, KVCache, RMSNorm, check_heads, init_weights_, seeded
 from .decoder import DecoderCore
@@ -48,24 +48,20 @@ from .sampling import CachedStep, sample
 
 
 @dataclass
-class UpsamplerConfig:
+class UpsamplerConfig(trunk(128, 2)):
     LEGACY: ClassVar[dict] = {"local_codes": False}  # checkpoints from before these fields (load_model)
     vocab_size: NonNegInt = 0               # lower symbols (tokens for level 1, else level k-1 codes); 0 = from data
     parent_vocab: NonNegInt = 0             # level-k codebook size; 0 = from the ladder
     length: NonNegInt = 0                   # lower symbols per chunk (the level's in_len); 0 = from the ladder
     parent_len: NonNegInt = 0               # codes per chunk (the level's out_len); 0 = from the ladder
-    d_model: PosInt = 128                # width
-    n_heads: PosInt = 2                  # heads
     enc_layers: NonNegInt = 1               # blocks over the parent codes
     dec_layers: PosInt = 3               # causal blocks with cross-attention over the lower symbols
-    mlp_ratio: PosFloat = 4.0            # MLP width ratio
     prev_chunk: bool = False                # also condition on the previous chunk's lower symbols
     prev_dropout: Annotated[float, Check(min=0, max=1)] = 0.1  # share of training chunks shown no context
     parent_levels: list[PosInt] = field(default_factory=list)  # FSQ levels of the parent codes ([] = a plain table)
     levels: list[PosInt] = field(default_factory=list)         # FSQ levels of the lower symbols when they are codes
     local_codes: bool = True                # each position also gets its covering code (needs length % parent_len == 0)
     code_dropout: Annotated[float, Check(min=0, max=1)] = 0.0  # share of training chunks shown no codes
-    seed: NonNegInt = 0                     # init seed
 
     def validate(self) -> None:
         check_heads("upsampler.", self.d_model, self.n_heads)

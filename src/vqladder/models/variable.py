@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Annotated, Check, NonNegFloat, NonNegInt, OptNonNegInt, PosFloat, PosInt
+from ..config import Annotated, Check, NonNegFloat, NonNegInt, OptNonNegInt, PosInt, trunk
 from ..errors import VQLadderError
 from ..nn import Block, RMSNorm, check_heads, eval_mode, init_weights_, seeded
 from ..quantize import Quantized, QuantizerConfig, build_quantizer
@@ -51,7 +51,7 @@ BOUNDARY_METHODS = ("fixed", "entropy", "learned")
 
 
 @dataclass
-class VariableConfig:
+class VariableConfig(trunk(128, 2)):
     vocab_size: NonNegInt = 0               # input symbols; 0 = from the data
     in_len: PosInt = 256                 # n: tokens per chunk
     target_ratio: Annotated[float, Check(min=1)] = 8.0         # wanted average tokens per code (segment), 1 <= ratio <= in_len
@@ -60,13 +60,9 @@ class VariableConfig:
     ratio_weight: NonNegFloat = 1.0         # weight of the ratio loss (learned boundaries); 0.1 let the router drift to ~2x more segments
     pad_id: OptNonNegInt = -1               # a symbol that fills chunks after their content (the maze's END): its repeats
     #                                         count toward neither the ratio loss nor the entropy calibration; -1 = none
-    d_model: PosInt = 128                # transformer width
-    n_heads: PosInt = 2                  # attention heads
     enc_layers: NonNegInt = 2               # blocks over the n tokens (encoder)
     latent_layers: NonNegInt = 1            # blocks over the segments, each side of the quantiser
     dec_layers: NonNegInt = 2               # blocks over the n tokens (decoder)
-    mlp_ratio: PosFloat = 4.0            # MLP width ratio
-    seed: NonNegInt = 0                     # init seed
     entropy_lm: LMConfig = field(default_factory=lambda: LMConfig(d_model=64, n_heads=2, n_layers=2))
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
 

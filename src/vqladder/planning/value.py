@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Annotated, Check, NonNegInt, PosFloat, PosInt
+from ..config import Annotated, Check, NonNegInt, PosInt, trunk
 from ..errors import VQLadderError
 from ..models.decoder import DecoderCore
 from ..models.registry import register
@@ -31,17 +31,13 @@ from ..nn import check_heads, init_weights_, seeded
 
 
 @dataclass
-class ValueConfig:
+class ValueConfig(trunk(96, 2)):
     move_vocab: NonNegInt = 0               # move symbols (0 = from the maze)
     cond_vocab: NonNegInt = 0               # conditioning symbols (0 = from the maze)
     cond_len: NonNegInt = 0                 # conditioning symbols per row (0 = from the maze)
     max_moves: NonNegInt = 0                # moves per plan (0 = from the maze)
     gamma: Annotated[float, Check(gt=0, lt=1)] = 0.95  # discount per move
-    d_model: PosInt = 96                 # width
-    n_heads: PosInt = 2                  # heads
     n_layers: PosInt = 3                 # blocks
-    mlp_ratio: PosFloat = 4.0            # MLP width ratio
-    seed: NonNegInt = 0                     # init seed
 
     def validate(self) -> None:
         check_heads("value.", self.d_model, self.n_heads)

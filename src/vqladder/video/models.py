@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import NonNegInt, PosFloat, PosInt
+from ..config import NonNegInt, PosInt, trunk
 from ..errors import VQLadderError
 from ..models.decoder import DecoderCore
 from ..models.registry import register
@@ -52,16 +52,12 @@ def unpatchify(p: torch.Tensor, q: int, c: int) -> torch.Tensor:
 
 
 @dataclass
-class FrameAEConfig:
+class FrameAEConfig(trunk(64, 2)):
     channels: PosInt = 1                 # 1 (grey) or 3 (colour)
     size: PosInt = 32                    # frame size in pixels
     patch: PosInt = 8                    # patch size: one code per patch
-    d_model: PosInt = 64                 # width
-    n_heads: PosInt = 2                  # heads
     enc_layers: NonNegInt = 2               # encoder blocks
     dec_layers: NonNegInt = 2               # decoder blocks
-    mlp_ratio: PosFloat = 4.0            # MLP width ratio
-    seed: NonNegInt = 0                     # init seed
     quantizer: QuantizerConfig = field(default_factory=lambda: QuantizerConfig(kind="fsq", codebook_size=1024))
 
     def validate(self) -> None:
@@ -151,17 +147,13 @@ class FrameAE(nn.Module):
 
 
 @dataclass
-class PredictorConfig:
+class PredictorConfig(trunk(128, 2)):
     mode: str = "latent"              # latent (predict codes) | pixel (regress pixel patches)
     frames: PosInt = 16                  # frames per clip (context length in frames)
     tokens: PosInt = 16                  # tokens (patches) per frame
     vocab: NonNegInt = 0                    # latent: codebook size of the codes
     in_dim: NonNegInt = 0                   # pixel: values per patch (channels x patch x patch)
-    d_model: PosInt = 128                # width
-    n_heads: PosInt = 2                  # heads
     n_layers: PosInt = 4                 # blocks
-    mlp_ratio: PosFloat = 4.0            # MLP width ratio
-    seed: NonNegInt = 0                     # init seed
 
     def validate(self) -> None:
         if self.mode not in ("latent", "pixel"):
