@@ -17,9 +17,9 @@ CONFIG_COMMANDS = {
     "train-ladder": "vqladder.text.ladder_config:LadderConfig",
     "plan-experiment": "vqladder.planning.config:PlanConfig",
     "variable": "vqladder.text.variable:VariableExpConfig",
-    "video generate": "vqladder.video.recipe:VideoExpConfig",
-    "video train": "vqladder.video.recipe:VideoExpConfig",
-    "video eval": "vqladder.video.recipe:VideoExpConfig",
+    "video generate": "vqladder.video.config:VideoExpConfig",
+    "video train": "vqladder.video.config:VideoExpConfig",
+    "video eval": "vqladder.video.config:VideoExpConfig",
     "embed eval": "vqladder.embed.config:EmbedConfig",
     "embed build": "vqladder.embed.config:EmbedConfig",
 }

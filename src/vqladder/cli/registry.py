@@ -113,7 +113,7 @@ EXPERIMENTS = {e.name: e for e in (
                     "  vqladder variable configs/variable_cpu.yaml name=variable-synth synthetic.enabled=true\n"
                     "  vqladder variable configs/variable_cpu.yaml targets=[4] methods=[fixed,learned]"),
     Experiment(
-        "video", "video", "vqladder.video.recipe:VideoExpConfig", ("video", "eval"),
+        "video", "video", "vqladder.video.config:VideoExpConfig", ("video", "eval"),
         help="pixel videos: latent vs pixel prediction, probes of each level",
         description="Small algorithmic videos with known state (balls, sprites, life, colour).\n"
                     "  vqladder video generate configs/video_cpu.yaml      clips + a preview PNG\n"
