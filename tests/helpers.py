@@ -162,3 +162,14 @@ def tiny_trainer(cfg, shards_dir, fail_after=None):
 
 class Boom(Exception):
     pass
+
+
+def variable_config(**kw):
+    """A tiny variable-length compressor config (``kw`` overrides)."""
+    from vqladder.models.variable import VariableConfig
+    from vqladder.quantize import QuantizerConfig
+
+    base = dict(vocab_size=16, in_len=32, target_ratio=4, boundary="learned", d_model=32, n_heads=2, enc_layers=1,
+                latent_layers=1, dec_layers=1, quantizer=QuantizerConfig(kind="fsq", codebook_size=256))
+    base.update(kw)
+    return VariableConfig(**base)

@@ -8,12 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import variable_config
 
 from vqladder.data import WindowSampler
 from vqladder.data.synthetic import mixed_spans
 from vqladder.errors import VQLadderError
 from vqladder.eval import evaluate_compressor
-from vqladder.models import CausalLM, LMConfig, VariableCompressor, VariableConfig
+from vqladder.models import CausalLM, LMConfig, VariableCompressor
 from vqladder.models.variable import (
     boundary_bits,
     cap_segments,
@@ -34,11 +35,6 @@ def _starts(rows):
     return torch.tensor(rows, dtype=torch.bool)
 
 
-def _cfg(**kw):
-    base = dict(vocab_size=16, in_len=32, target_ratio=4, boundary="learned", d_model=32, n_heads=2, enc_layers=1,
-                latent_layers=1, dec_layers=1, quantizer=QuantizerConfig(kind="fsq", codebook_size=256))
-    base.update(kw)
-    return VariableConfig(**base)
 
 
 def test_pool_unpool_round_trip_on_known_segments():
@@ -79,7 +75,7 @@ def test_entropy_starts_on_planted_entropies():
 def test_entropy_boundaries_fall_after_the_planted_surprise(monkeypatch):
     """A planted LM: token 1 is always followed by a uniformly random token, everything else is predictable.
     Entropy boundaries must fall exactly on the tokens after each 1; calibration picks the target rate."""
-    m = VariableCompressor(_cfg(boundary="entropy", target_ratio=8, vocab_size=8, in_len=32))
+    m = VariableCompressor(variable_config(boundary="entropy", target_ratio=8, vocab_size=8, in_len=32))
 
     def planted(tokens):
         h = torch.zeros(tokens.shape, dtype=torch.float32)
@@ -114,7 +110,7 @@ def test_real_entropy_lm_spends_codes_on_random_spans():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    m = VariableCompressor(_cfg(boundary="entropy", target_ratio=4, vocab_size=16, in_len=32,
+    m = VariableCompressor(variable_config(boundary="entropy", target_ratio=4, vocab_size=16, in_len=32,
                                 entropy_lm=LMConfig(d_model=32, n_heads=2, n_layers=1)))
     m.entropy_lm.load_state_dict(lm.state_dict())
     m.calibrate(torch.from_numpy(tr[:32 * 256].astype(np.int64)).view(256, 32))
@@ -123,14 +119,14 @@ def test_real_entropy_lm_spends_codes_on_random_spans():
 
 
 def test_uncalibrated_entropy_model_refuses():
-    m = VariableCompressor(_cfg(boundary="entropy"))
+    m = VariableCompressor(variable_config(boundary="entropy"))
     with pytest.raises(VQLadderError, match="not calibrated"):
         m.encode(torch.zeros(2, 32, dtype=torch.long))
 
 
 def test_ratio_loss_moves_the_achieved_ratio_toward_the_target(tmp_path):
     tokens = np.random.default_rng(0).integers(0, 16, 50_000).astype(np.uint16)
-    m = VariableCompressor(_cfg(target_ratio=8, ratio_weight=1.0))
+    m = VariableCompressor(variable_config(target_ratio=8, ratio_weight=1.0))
     x = torch.from_numpy(tokens[:32 * 64].astype(np.int64)).view(64, 32)
     before = float(m(x)[1].segments.float().mean())
     cfg = TrainerConfig(steps=40, batch_size=16, lr=3e-3, warmup=0, eval_every=-1, ckpt_every=1000, log_every=10,
@@ -170,7 +166,7 @@ def test_padding_counts_toward_neither_the_ratio_loss_nor_the_calibration(monkey
     assert float(ratio_loss(starts, p, n, mask)) == pytest.approx(n / (n - 1) * ((n - 1) * f * g + (1 - f) * (1 - g)))
     assert float(ratio_loss(starts, p, n, mask)) != pytest.approx(float(ratio_loss(starts, p, n)))
 
-    m = VariableCompressor(_cfg(boundary="entropy", target_ratio=4, vocab_size=8, in_len=16, pad_id=END))
+    m = VariableCompressor(variable_config(boundary="entropy", target_ratio=4, vocab_size=8, in_len=16, pad_id=END))
     h = torch.arange(16, dtype=torch.float32).expand(64, 16).clone()  # position t has entropy t
     monkeypatch.setattr(m, "token_entropy", lambda x: h)
     x = tok.expand(64, 16)
@@ -183,7 +179,7 @@ def test_padding_counts_toward_neither_the_ratio_loss_nor_the_calibration(monkey
 
 
 def test_router_gets_gradient_from_reconstruction():
-    m = VariableCompressor(_cfg(ratio_weight=0.0))
+    m = VariableCompressor(variable_config(ratio_weight=0.0))
     loss, _ = m.loss(torch.randint(0, 16, (4, 32)))
     loss.backward()
     assert m.router_q.weight.grad is not None and float(m.router_q.weight.grad.abs().sum()) > 0
@@ -193,8 +189,8 @@ def test_bit_accounting_includes_boundaries():
     n = 32
     for s in (1, 5, 32):
         assert float(boundary_bits(torch.tensor([s]), n)[0]) == pytest.approx(math.log2(n) + math.log2(math.comb(n - 1, s - 1)))
-    learned = VariableCompressor(_cfg())
-    fixed = VariableCompressor(_cfg(boundary="fixed"))
+    learned = VariableCompressor(variable_config())
+    fixed = VariableCompressor(variable_config(boundary="fixed"))
     seg = torch.tensor([8])
     bpc = learned.quantizer.bits_per_code
     assert float(fixed.chunk_bits(seg)[0]) == pytest.approx(8 * bpc)
@@ -211,7 +207,7 @@ def test_bit_accounting_includes_boundaries():
 
 @pytest.mark.parametrize("boundary", ["fixed", "learned"])
 def test_encode_decode_and_stream_round_trip(boundary):
-    m = VariableCompressor(_cfg(boundary=boundary)).eval()
+    m = VariableCompressor(variable_config(boundary=boundary)).eval()
     x = torch.randint(0, 16, (6, 32), generator=torch.Generator().manual_seed(3))
     codes, lengths = m.encode(x)
     assert codes.shape == lengths.shape and bool((lengths.sum(1) == 32).all())
@@ -236,7 +232,7 @@ def test_variable_level_over_fixed_codes():
                                               quantizer=QuantizerConfig(kind="fsq", codebook_size=256)))
     toks = np.random.default_rng(0).integers(0, 16, 32 * 16)
     codes = encode_stream(low, toks)
-    top = VariableCompressor(_cfg(vocab_size=low.quantizer.codebook_size, in_len=16, target_ratio=4)).eval()
+    top = VariableCompressor(variable_config(vocab_size=low.quantizer.codebook_size, in_len=16, target_ratio=4)).eval()
     sym = top.encode_stream(codes)
     back = top.decode_stream(sym)
     assert back.shape == codes.shape and len(sym) < len(codes)  # fewer symbols than the codes below
@@ -251,5 +247,5 @@ def test_variable_level_over_fixed_codes():
                                      ({"boundary": "fixed", "target_ratio": 2.5}, "whole target_ratio")])
 def test_bad_configs(kw, msg):
     with pytest.raises(VQLadderError, match=msg):
-        _cfg(**kw).validate()
+        variable_config(**kw).validate()
 

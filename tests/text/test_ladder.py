@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import variable_config
 
 from vqladder.errors import VQLadderError
 from vqladder.models import (
     CompressorConfig,
     SequenceCompressor,
     VariableCompressor,
-    VariableConfig,
 )
 from vqladder.quantize import QuantizerConfig
 from vqladder.text.ladder import Ladder
@@ -36,11 +36,6 @@ def _text_levels(vocab=50):
             for n, m in ((8, 4), (16, 4), (16, 2))]
 
 
-def _cfg(**kw):
-    base = dict(vocab_size=16, in_len=32, target_ratio=4, boundary="learned", d_model=32, n_heads=2, enc_layers=1,
-                latent_layers=1, dec_layers=1, quantizer=QuantizerConfig(kind="fsq", codebook_size=256))
-    base.update(kw)
-    return VariableConfig(**base)
 
 
 def test_encode_decode_shapes_across_three_levels():
@@ -110,7 +105,7 @@ def test_ladder_with_a_variable_level_over_tokens_and_over_codes():
     small = dict(d_model=32, n_heads=2, enc_layers=1, latent_layers=1, dec_layers=1, quantizer=q)
     toks = np.random.default_rng(0).integers(0, 16, 32 * 12)
     fixed = SequenceCompressor(CompressorConfig(vocab_size=16, in_len=32, out_len=8, **small)).eval()
-    var_codes = VariableCompressor(_cfg(vocab_size=fixed.quantizer.codebook_size, in_len=16, target_ratio=4)).eval()
+    var_codes = VariableCompressor(variable_config(vocab_size=fixed.quantizer.codebook_size, in_len=16, target_ratio=4)).eval()
     lad = Ladder([fixed, var_codes], mode="codes")
     assert lad.chunk_len(0) == 64 and lad.chunk_len(1) == 16 and lad.vocab(2) == var_codes.stream_vocab
     with pytest.raises(VQLadderError, match="variable number of symbols"):
@@ -119,7 +114,7 @@ def test_ladder_with_a_variable_level_over_tokens_and_over_codes():
     back = lad.decode(top, 2)
     assert back.shape == toks.shape and int(back.max()) < 16
 
-    var_toks = VariableCompressor(_cfg()).eval()
+    var_toks = VariableCompressor(variable_config()).eval()
     above = SequenceCompressor(CompressorConfig(vocab_size=var_toks.stream_vocab, in_len=8, out_len=2, **small)).eval()
     lad2 = Ladder([var_toks, above], mode="codes")
     s1 = lad2.encode(toks, level=1)

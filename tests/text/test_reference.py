@@ -3,20 +3,9 @@
 import json
 
 import numpy as np
-from helpers import tiny_run_config
+from helpers import sweep_cfg
 
-from vqladder.config import build, to_dict
 from vqladder.data import prepare
-from vqladder.text.sweep import (
-    SweepConfig,
-)
-
-
-def sweep_cfg(tmp_path, data="data", **grid):
-    base = to_dict(tiny_run_config(tmp_path / data, tmp_path, steps=20))
-    return build(SweepConfig, {"name": "sw", "out_dir": str(tmp_path), "base": base, "budget": "20",
-                               "grid": {"out_len": [16, 8], "codebook_size": [256], **grid},
-                               "references": {"lm": False, "local_ae": False}})
 
 
 def test_lm_reference_learns_a_repetitive_corpus(tmp_path):
