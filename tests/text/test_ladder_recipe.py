@@ -177,6 +177,7 @@ def test_multi_exit_ladder_trains_and_reloads(tmp_path, tiny_corpus):
     cfg = build(LadderConfig, d)
     res = train_ladder(cfg, log=lambda m: None)
     assert [r["level"] for r in res["levels"]] == [1, 2, 3] and res["mode"] == "multi_exit"
+    assert "(mode: multi_exit)" in (cfg.dir / "results.md").read_text()  # its table says which ladder it is
     assert [r["codes_per_chunk"] for r in res["levels"]] == [8, 4, 2]
     lad = Ladder.load(cfg.dir, need_prior=True, need_upsamplers=True)
     assert lad.mode == "multi_exit" and lad.levels[0].model is lad.levels[2].model  # one model, three exits

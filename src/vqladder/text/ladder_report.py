@@ -9,8 +9,9 @@ def _num(x, fmt=",.0f") -> str:
 
 def ladder_markdown(res: dict, cfg) -> str:
     mode = res.get("mode", "codes")
-    how = ("every level a compressor over the tokens (mode: text)" if mode == "text"
-           else "level k+1 over the codes of level k (mode: codes)")
+    how = {"text": "every level a compressor over the tokens (mode: text)",
+           "multi_exit": "one compressor whose exits are the levels (mode: multi_exit)"}.get(
+        mode, "level k+1 over the codes of level k (mode: codes)")
     lines = [f"# Ladder {cfg.name}", "", f"Corpus `{cfg.data.corpus}`, tokenizer `{cfg.data.tokenizer}`; {how}; "
              f"held-out: {res['held_out_tokens']:,} tokens ({res['held_out_top_chunks']} top chunks).", "",
              "## Per level (held-out)", ""]
