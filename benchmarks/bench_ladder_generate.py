@@ -1,4 +1,4 @@
-"""Generation speed and sample quality of a trained ladder against its flat LM (issue #18's target: >= 3x the flat
+"""Generation speed and sample quality of a trained ladder against its flat LM (the target: >= 3x the flat
 LM's tokens/s at judge bits/token within 10% of the flat LM's samples).
 
     .venv/bin/python benchmarks/bench_ladder_generate.py runs/ladder-text --threads 1 --samples 4 --chunks 2

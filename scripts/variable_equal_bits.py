@@ -1,7 +1,7 @@
 """Re-read a variable-length results table (``docs/variable/variable-*.md`` or a run's ``results.md``) and print
 each variable row's ``fixed @ equal bits`` by time-sharing (``eval.variable.add_equal_bits``, accuracy linear in
 bits/token between the two neighbouring fixed cells), beside the value the table shows. For tables made before
-issue #15 changed the interpolation, without re-training:
+the equal-bits reading changed from log-rate interpolation to time-sharing, without re-training:
 
     python scripts/variable_equal_bits.py docs/variable/variable-synth.md
 """

@@ -104,7 +104,8 @@ def test_the_test_tree_mirrors_the_source():
     module, tests/<package>/test_<package>.py the package's ``__init__``); the only other test modules check the
     project as a whole."""
     tests = Path(__file__).resolve().parent
-    project_wide = {"test_doctests.py", "test_layering.py", "test_readme_commands.py", "test_bad_inputs.py"}
+    project_wide = {"test_doctests.py", "test_layering.py", "test_readme_commands.py", "test_bad_inputs.py",
+                    "test_docs.py"}
     orphans = []
     for p in sorted(tests.rglob("test_*.py")):
         rel = p.relative_to(tests)

@@ -1,5 +1,5 @@
-"""Every `vqladder …` command the README documents still exists: its --help works, the config files it names
-are shipped, and its subcommand accepts the flags it is shown with."""
+"""Every `vqladder …` command the README and the docs pages document still exists: its --help works, the config
+files it names are shipped, and its subcommand accepts the flags it is shown with."""
 
 import re
 import shlex
@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def documented() -> list[list[str]]:
     cmds = []
-    for block in re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
+    pages = [ROOT / "README.md", ROOT / "docs" / "usage.md", *sorted((ROOT / "docs" / "results").glob("*.md"))]
+    text = "\n".join(p.read_text() for p in pages)
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split(" #")[0].strip()
             if line.startswith("vqladder "):

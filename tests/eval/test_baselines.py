@@ -21,7 +21,7 @@ def test_references_on_planted_corpora(tmp_path):
 
 
 def test_most_frequent_token_floor_takes_its_token_from_train():
-    """Issue #15: the floor's token comes from the train split; val's own most frequent token would score 0.8."""
+    """The floor's token comes from the train split; val's own most frequent token would score 0.8."""
     train = np.array([1] * 90 + [2] * 10, dtype=np.uint16)
     val = np.array([2] * 80 + [1] * 20, dtype=np.uint16)
     assert trivial_accuracy(train, val, 4) == pytest.approx(0.2)

@@ -60,7 +60,7 @@ def test_encode_ids_pads_and_decode_ids_round_trips_the_chunks():
 
 
 def test_the_default_compressor_is_local_first():
-    """Issue #16: a config that names no ``downsample`` gets the local-first compressor (every attention block
+    """A config that names no ``downsample`` gets the local-first compressor (every attention block
     over the M segments, none over the N tokens); the query variant without token-level blocks is refused."""
     from vqladder.config import build
     from vqladder.models import CompressorConfig

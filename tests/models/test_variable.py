@@ -151,7 +151,7 @@ def test_ratio_loss_gradient_sign():
 
 
 def test_padding_counts_toward_neither_the_ratio_loss_nor_the_calibration(monkeypatch):
-    """Issue #19: a plan of 7 moves + END padded with END to 16 positions. With ``pad_id`` the ratio loss sees the
+    """A plan of 7 moves + END padded with END to 16 positions. With ``pad_id`` the ratio loss sees the
     8 content positions only (F = 3/8, not 3/16), and the entropy calibration asks for target-ratio segments over
     the content, so the padding no longer pushes the boundaries into the moves."""
     END = 4

@@ -3,7 +3,7 @@
 Axes: b batch, n = in_len symbols, m = out_len codes, r = n / m symbols per code, d model width, v vocab.
 
 Three ways down from n to m (``downsample``):
-  * ``pool`` — an hourglass (the default until issue #16): a bidirectional transformer over the n symbols (with an
+  * ``pool`` — an hourglass (the earlier default): a bidirectional transformer over the n symbols (with an
     offset-in-segment embedding so pooling keeps order), mean-pool each run of r symbols into one slot,
     a transformer over the m slots, quantise. The decoder mirrors it: transformer over m codes, repeat each
     r times (+ offset embedding), transformer over n, logits. Code i describes symbols [i*r, (i+1)*r): codes
