@@ -3,12 +3,12 @@ the stage runner from a shared residual k-means start)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import safetensors.torch
 
+from ..config import derive
 from ..errors import VQLadderError
 from ..io import atomic_write_bytes
 from ..nn import seeded
@@ -83,7 +83,7 @@ def train_qinco(cfg: EmbedConfig, d: Path, variant: str, stages: int, seed: int,
     if stage_state(run_dir) == "new":  # a resumed or finished run brings its own weights
         model.load_rq_state(_rq_init(cfg, d, variant, train, log) if shared_init else
                             rq_init_state(train, mc.prefixes or [dim] * stages, max_rows=q.init_rows, seed=seed))
-    tcfg = replace(q.train, seed=seed)
+    tcfg = derive(q.train, seed=seed)
 
     def evaluate(m):  # greedy held-out reconstruction error (input units) and the RQ it started from
         return {"mse": float(((m.decode(m.encode(val, beam=1)) - val) ** 2).sum(1).mean())} if len(val) else {}

@@ -20,12 +20,12 @@ rate, optimality and validity per contender x method x scorer x budget, mean +- 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..config import derive
 from ..io import atomic_save_npz, atomic_write_json, atomic_write_text, read_json
 from ..train.recipe import open_experiment, write_results
 from ..train.stage import fresh, stderr_log
@@ -71,7 +71,7 @@ def _evaluated(cfg: PlanConfig, planners: dict, tasks: np.ndarray, seed: int, sd
             if fresh(ev_p, *(sd / k for k in contender_stages(cfg, r["contender"], r["scorer"])))]
     for who in cfg.contenders:
         have = {(r["contender"], r["method"], r["scorer"], r["budget_x"]) for r in done}
-        new = evaluate(replace(cfg, contenders=[who]), planners, tasks, seed, log, done=have)
+        new = evaluate(derive(cfg, contenders=[who]), planners, tasks, seed, log, done=have)
         if new:
             done += new
             atomic_write_json(ev_p, done)

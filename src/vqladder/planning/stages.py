@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -196,7 +195,7 @@ def train_segmenters(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     d, moves = cfg.dir / f"seed{seed}", data["train_moves"].astype(np.int64)
     out = {}
     for m in cfg.segments.methods:
-        vc = replace(cfg.segments.model, vocab_size=codec.move_vocab, in_len=T, target_ratio=float(cfg.ladder.chunk),
+        vc = derive(cfg.segments.model, vocab_size=codec.move_vocab, in_len=T, target_ratio=float(cfg.ladder.chunk),
                      boundary=m, seed=seed, pad_id=END)  # the ratio is over the plan's moves, not its END padding
         vc.validate()
         model = VariableCompressor(vc)

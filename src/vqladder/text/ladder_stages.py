@@ -206,8 +206,7 @@ def _drop_stale_codes(d: Path, k: int, source: Path) -> None:
 
 def _train_multi_exit(cfg: LadderConfig, d: Path, shards, streams: dict, log) -> tuple[list, list]:
     """mode: multi_exit — one compressor, its exits the levels; each exit's code streams written as a level's."""
-    mc = copy.deepcopy(cfg.multi_exit)
-    mc.base.vocab_size = shards.vocab_size
+    mc = derive(cfg.multi_exit, base=derive(cfg.multi_exit.base, vocab_size=shards.vocab_size))
     mc.validate()
     model = MultiExitCompressor(mc)
     tr, va = streams[0]

@@ -3,13 +3,13 @@ from above (a better LM lowers it), its training steps chosen on held-back train
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
 import torch
 
 from ..checkpoint import find_checkpoints
+from ..config import derive
 from ..data import WindowSampler
 from ..errors import VQLadderError
 from ..eval.baselines import lm_bits_per_token, unigram_logp
@@ -24,12 +24,9 @@ def train_lm_reference(lm_cfg: LMConfig, tcfg: TrainerConfig, shards, n: int, ma
     its checkpoint (one per eval) chosen by the lowest bits on that held-back train slice (never on val), then
     scored on (up to ``maxc`` windows of) val at every position, the first token under the train unigram.
     Resumes from ``run_dir``'s last checkpoint. The configs are copied, not changed."""
-    lm_cfg = copy.deepcopy(lm_cfg)
-    lm_cfg.vocab_size, lm_cfg.context = shards.vocab_size, n
-    tcfg = copy.deepcopy(tcfg)
-    tcfg.progress, tcfg.keep_last = False, -1
-    if tcfg.eval_every > 0:
-        tcfg.ckpt_every = tcfg.eval_every  # a checkpoint for every dev evaluation, to pick from
+    lm_cfg = derive(lm_cfg, vocab_size=shards.vocab_size, context=n)
+    tcfg = derive(tcfg, progress=False, keep_last=-1,  # a checkpoint for every dev evaluation, to pick from
+                  ckpt_every=tcfg.eval_every if tcfg.eval_every > 0 else tcfg.ckpt_every)
     cut = int(len(shards.train) * (1 - dev_fraction))
     train, dev = shards.train[:cut], shards.train[cut:]
     if len(dev) < n:

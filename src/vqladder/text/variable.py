@@ -19,14 +19,14 @@ ratio over training), ``acc_vs_bits.png``, ``boundaries.html`` (held-out text wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
 
-from ..config import Annotated, Check, NonNegInt, PathStr, PosInt, RunName
+from ..config import Annotated, Check, NonNegInt, PathStr, PosInt, RunName, derive
 from ..data import DataConfig, WindowSampler, load_shards
 from ..data.sampler import gather_windows, val_windows
 from ..data.synthetic import mixed_spans, render_symbols
@@ -99,8 +99,8 @@ class VariableExpConfig:
             self.cell_model(2, "fixed" if t == int(t) else "learned", t).validate()
 
     def cell_model(self, vocab: int, method: str, target: float) -> VariableConfig:
-        return replace(self.model, vocab_size=vocab, in_len=self.chunk, target_ratio=float(target), boundary=method,
-                       entropy_lm=replace(self.entropy_lm))
+        return derive(self.model, vocab_size=vocab, in_len=self.chunk, target_ratio=float(target), boundary=method,
+                       entropy_lm=derive(self.entropy_lm))
 
 
 # -- data -------------------------------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ def _train(what: str, model, tcfg: TrainerConfig, run_dir: Path, stream: np.ndar
 def train_entropy_lm(cfg: VariableExpConfig, data: dict, log) -> CausalLM:
     """The small causal LM behind entropy boundaries (trained once per experiment, resumable)."""
     d = cfg.dir / "entropy_lm"
-    lm_cfg = replace(cfg.entropy_lm, vocab_size=data["vocab"], context=cfg.chunk)
+    lm_cfg = derive(cfg.entropy_lm, vocab_size=data["vocab"], context=cfg.chunk)
     _train("entropy LM", CausalLM(lm_cfg), cfg.entropy_lm_train, d, data["train"], cfg.chunk, log)
     return load_model(d, expect_kind="causal_lm")[0]
 
@@ -143,7 +143,7 @@ def train_cell(cfg: VariableExpConfig, data: dict, method: str, target: float, l
         model.entropy_lm.load_state_dict(lm.state_dict())
         calib = gather_windows(data["train"], val_windows(data["train"], cfg.chunk, 512), cfg.chunk)
         log(f"{name}: entropy threshold {model.calibrate(calib):.3f} nats")
-    st = _train(name, model, replace(cfg.train, progress=False), d, data["train"], cfg.chunk, log)
+    st = _train(name, model, derive(cfg.train, progress=False), d, data["train"], cfg.chunk, log)
     model = load_model(d, expect_kind="variable_compressor")[0]
     res = evaluate_compressor(model, data["val"], cfg.eval.batch_size, cfg.eval.max_chunks)
     res.update({"method": method, "target": float(target), "step": st["step"], "train_time": st["train_time"],

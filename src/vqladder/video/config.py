@@ -4,11 +4,11 @@ and the probes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from ..config import NonNegFloat, NonNegInt, PathStr, PosInt, RunName
+from ..config import NonNegFloat, NonNegInt, PathStr, PosInt, RunName, derive
 from ..errors import VQLadderError
 from ..models import CompressorConfig
 from ..quantize import QuantizerConfig
@@ -72,4 +72,4 @@ class VideoExpConfig:
             raise VQLadderError("seeds is empty")
 
     def ae_config(self, seed: int) -> FrameAEConfig:
-        return replace(self.ae, channels=self.data.channels, size=self.data.size, seed=seed)
+        return derive(self.ae, channels=self.data.channels, size=self.data.size, seed=seed)

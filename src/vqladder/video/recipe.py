@@ -24,12 +24,12 @@ finished), ``seed<k>/eval.json``, ``results.{json,md}``, ``strip.png`` (ground t
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..config import derive
 from ..errors import VQLadderError
 from ..io import atomic_save_npy, atomic_write_json, atomic_write_text, read_json
 from ..models import SequenceCompressor, load_model
@@ -54,7 +54,7 @@ STAGES = ("ae", "level2", "latent", "pixel")  # the run directories of one seed
 
 def train_seed(cfg: VideoExpConfig, train: dict, seed: int, log) -> dict:
     d = cfg.dir / f"seed{seed}"
-    tc = lambda t: replace(t, seed=seed, progress=False)
+    tc = lambda t: derive(t, seed=seed, progress=False)
     ae = train_rows(f"seed {seed}: level 1 (frame autoencoder)", d / "ae", FrameAE(cfg.ae_config(seed)),
                     tc(cfg.ae_train), train["frames"], log)
     codes_p = d / "codes.train.npy"
@@ -62,17 +62,17 @@ def train_seed(cfg: VideoExpConfig, train: dict, seed: int, log) -> dict:
         atomic_save_npy(codes_p, encode_clips(ae, train["frames"]))
     codes = np.load(codes_p)
     P, t2 = cfg.ae_config(seed).tokens, cfg.level2.tubelet
-    l2cfg = replace(cfg.level2.model, vocab_size=ae.quantizer.codebook_size, in_len=P * t2, out_len=P, seed=seed)
+    l2cfg = derive(cfg.level2.model, vocab_size=ae.quantizer.codebook_size, in_len=P * t2, out_len=P, seed=seed)
     l2 = train_rows(f"seed {seed}: level 2 (tubelets of {t2} frames)", d / "level2", SequenceCompressor(l2cfg),
                     tc(cfg.level2_train), to_tubelets(codes, t2), log, after=[d / "ae"])
-    base = replace(cfg.predictor, frames=cfg.data.frames, tokens=P, seed=seed)
+    base = derive(cfg.predictor, frames=cfg.data.frames, tokens=P, seed=seed)
     lat = train_rows(f"seed {seed}: latent predictor", d / "latent",
-                     FramePredictor(replace(base, mode="latent", vocab=ae.quantizer.codebook_size)),
+                     FramePredictor(derive(base, mode="latent", vocab=ae.quantizer.codebook_size)),
                      tc(cfg.predictor_train), codes, log, after=[d / "ae"])
     q = cfg.ae.patch
     pix_rows = patchify(torch.from_numpy(train["frames"]), q).numpy()
     pix = train_rows(f"seed {seed}: pixel predictor", d / "pixel",
-                     FramePredictor(replace(base, mode="pixel", in_dim=pix_rows.shape[-1])),
+                     FramePredictor(derive(base, mode="pixel", in_dim=pix_rows.shape[-1])),
                      tc(cfg.predictor_train), pix_rows, log)
     return {"ae": ae, "level2": l2, "latent": lat, "pixel": pix}
 
