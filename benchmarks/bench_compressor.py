@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_compressor.py                       # 256 -> 64 codes, 200 s each
     .venv/bin/python benchmarks/bench_compressor.py --seconds 600 --out-len 64 --depth 4
     .venv/bin/python benchmarks/bench_compressor.py --models segment local --seconds 120
+    .venv/bin/python benchmarks/bench_compressor.py --models segment hourglass local --seeds 0 1 2
 
 Contenders (same width, same FSQ rate, the same time budget, the learning-rate schedule planned to end at it):
   * ``segment``  — the local-first compressor (``downsample: segment``): per-segment MLPs, context blocks over
@@ -24,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -105,19 +107,19 @@ class Stitched(nn.Module):
         return ce, {"ce": ce.detach(), "acc": acc, **q.stats}
 
 
-def run(name: str, args, shards) -> dict:
+def run(name: str, args, shards, seed: int = 0) -> dict:
     vocab, n, m = shards.vocab_size, args.in_len, args.out_len
     if name == "stitched":
         model = Stitched(vocab, n, m, args.d_model, args.n_heads, args.codebook)
         lr, batch = args.lr_hourglass, args.batch_hourglass
     else:
-        model = SequenceCompressor(build(CompressorConfig, model_config(name, vocab, n, m, args.d_model, args.n_heads,
-                                                                        args.codebook, args.depth)))
+        model = SequenceCompressor(build(CompressorConfig, {**model_config(name, vocab, n, m, args.d_model, args.n_heads,
+                                                                           args.codebook, args.depth), "seed": seed}))
         lr, batch = (args.lr_hourglass, args.batch_hourglass) if name.startswith("hourglass") else (args.lr, args.batch)
     tcfg = TrainerConfig(steps=10_000_000, max_time=args.seconds, batch_size=batch, lr=lr, warmup=args.warmup,
-                         eval_every=-1, ckpt_every=-1, log_every=20, progress=False, seed=0)
+                         eval_every=-1, ckpt_every=-1, log_every=20, progress=False, seed=seed)
     with tempfile.TemporaryDirectory() as d:
-        tr = Trainer(model, tcfg, Path(d) / name, lambda r, w: WindowSampler(shards.train, n, batch, 0, r, w),
+        tr = Trainer(model, tcfg, Path(d) / name, lambda r, w: WindowSampler(shards.train, n, batch, seed, r, w),
                      None, {"model_config": {}})
         tr.fit()
         logs = [json.loads(line) for line in (Path(d) / name / "metrics.jsonl").read_text().splitlines()]
@@ -125,7 +127,7 @@ def run(name: str, args, shards) -> dict:
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=tr.amp_dtype is not None):
         res = evaluate_compressor(model, shards.val, max_chunks=args.eval_chunks)
     mfu = [r["mfu"] for r in logs if "mfu" in r]
-    return {"model": name, "params": sum(p.numel() for p in model.parameters()), "steps": tr.step,
+    return {"model": name, "seed": seed, "params": sum(p.numel() for p in model.parameters()), "steps": tr.step,
             "tok_per_s": tr.tokens_seen / tr.train_time, "mfu": sum(mfu) / len(mfu) if mfu else float("nan"),
             "acc": res["acc"], "usage": res["usage"], "bits_per_token": model.bits_per_token,
             "eval_s": time.time() - t0}
@@ -151,24 +153,32 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=60)
     p.add_argument("--eval-chunks", type=int, default=-1, help="held-out chunks (-1 = the whole val split)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="model and data seeds: one run per model "
+                   "and seed, the table gives mean ± std over seeds")
     p.add_argument("--json", help="also write the rows here")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     shards = load_shards(build(DataConfig, {"path": args.data, "corpus": args.corpus, "tokenizer": args.tokenizer}))
     rows = []
-    for name in args.models:
-        print(f"[bench] {name}: training {args.seconds:.0f}s …", file=sys.stderr, flush=True)
-        rows.append(run(name, args, shards))
-        print(f"[bench] {rows[-1]}", file=sys.stderr, flush=True)
-    ref = {r["model"]: r for r in rows}
+    for seed in args.seeds:
+        for name in args.models:
+            print(f"[bench] {name} seed {seed}: training {args.seconds:.0f}s …", file=sys.stderr, flush=True)
+            rows.append(run(name, args, shards, seed))
+            print(f"[bench] {rows[-1]}", file=sys.stderr, flush=True)
     print(f"\n{args.in_len} -> {args.out_len} codes, FSQ {args.codebook} x depth {args.depth}, {args.seconds:.0f} s "
-          f"each on {args.data} (held-out: {'all' if args.eval_chunks < 0 else args.eval_chunks} chunks)\n")
+          f"each on {args.data} (held-out: {'all' if args.eval_chunks < 0 else args.eval_chunks} chunks); seeds "
+          f"{', '.join(map(str, args.seeds))}{' (mean ± std)' if len(args.seeds) > 1 else ''}\n")
     print("| model | params | bits/token | steps | tokens/s | MFU | held-out token acc | code usage | tokens/s vs hourglass |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        rel = f"{r['tok_per_s'] / ref['hourglass']['tok_per_s']:.2f}x" if "hourglass" in ref else "–"
-        print(f"| {r['model']} | {r['params'] / 1e6:.2f} M | {r['bits_per_token']:.2f} | {r['steps']} | "
-              f"{r['tok_per_s']:,.0f} | {r['mfu']:.1%} | {r['acc']:.3f} | {r['usage']:.3f} | {rel} |")
+    by = {name: [r for r in rows if r["model"] == name] for name in args.models}
+    mean = {name: {k: float(np.mean([r[k] for r in rs])) for k in ("tok_per_s", "mfu", "acc", "usage", "steps")}
+            for name, rs in by.items()}
+    for name, rs in by.items():
+        a = mean[name]
+        rel = f"{a['tok_per_s'] / mean['hourglass']['tok_per_s']:.2f}x" if "hourglass" in mean else "–"
+        acc = f"{a['acc']:.3f}" + (f" ± {np.std([r['acc'] for r in rs]):.3f}" if len(rs) > 1 else "")
+        print(f"| {name} | {rs[0]['params'] / 1e6:.2f} M | {rs[0]['bits_per_token']:.2f} | {a['steps']:.0f} | "
+              f"{a['tok_per_s']:,.0f} | {a['mfu']:.1%} | {acc} | {a['usage']:.3f} | {rel} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 
