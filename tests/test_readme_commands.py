@@ -31,6 +31,7 @@ CMDS = documented()
 
 
 def test_the_readme_documents_commands():
+    assert len([c for c in REAL if c[0] == "eval"]) >= 1 and {c[0] for c in REAL} >= {"encode", "report", "generate"}
     assert len(CMDS) >= 15 and {c[0] for c in CMDS} >= {"prepare", "train", "eval", "encode", "decode", "demo",
                                                          "report", "sweep", "train-ladder", "generate"}
 
@@ -45,3 +46,15 @@ def test_documented_command_parses_and_has_help(argv, capsys):
     for arg in argv:
         if arg.startswith("configs/"):
             assert (ROOT / arg).is_file(), arg
+
+
+TRAINED = {"runs/c32": "run", "runs/ladder-text": "ladder"}  # documented run directories -> the session's tiny ones
+REAL = [c for c in CMDS if c[0] in ("eval", "encode", "report", "generate") and len(c) > 1 and c[1] in TRAINED]
+
+
+@pytest.mark.parametrize("argv", REAL, ids=[" ".join(c)[:60] for c in REAL])
+def test_documented_commands_on_a_trained_run_work_for_real(argv, ctx, capsys):
+    """The documented commands that read a trained run (eval, encode, report, generate) run as shown, on the
+    session's tiny run and ladder in place of the documented directory."""
+    args = [str(ctx[TRAINED[a]]) if a in TRAINED else a for a in argv]
+    assert main(args) == 0, capsys.readouterr().err
