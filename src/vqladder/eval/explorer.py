@@ -22,14 +22,16 @@ def explorer_data(model, val: np.ndarray, tokenizer, max_chunks: int = 48) -> di
         return {"note": "the val split is shorter than one chunk"}
     starts = np.arange(n_win, dtype=np.int64) * n      # every held-out chunk (the explorer counts them all)
     x = torch.from_numpy(np.stack([val[s:s + n] for s in starts]).astype(np.int64))
+    show = min(max_chunks, len(x))
     codes, recon = [], []
     was_training = model.training
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad():  # every chunk is encoded (the explorer counts them all); only the shown ones decoded
         for i in range(0, len(x), 64):
             c = model.encode(x[i:i + 64])
             codes.append(c)
-            recon.append(model.decode(c).argmax(-1))
+            if i < show:
+                recon.append(model.decode(c[:show - i]).argmax(-1))
     model.train(was_training)
     codes, recon = torch.cat(codes), torch.cat(recon)
     depth = codes.shape[2] if codes.dim() == 3 else 1
@@ -37,7 +39,6 @@ def explorer_data(model, val: np.ndarray, tokenizer, max_chunks: int = 48) -> di
     strings = [tokenizer.decode([i]) for i in range(model.config.vocab_size)]
     used = sorted(set(x.reshape(-1).tolist()) | set(recon.reshape(-1).tolist()))
     out = {"tokens": {str(i): strings[i] for i in used}}
-    show = min(max_chunks, len(x))
     out["recon"] = [{"chunk": int(starts[i] // n), "orig": x[i].tolist(), "pred": recon[i].tolist(),
                      "codes": first[i].tolist()} for i in range(show)]
     r = n // m
