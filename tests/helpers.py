@@ -173,3 +173,23 @@ def variable_config(**kw):
                 latent_layers=1, dec_layers=1, quantizer=QuantizerConfig(kind="fsq", codebook_size=256))
     base.update(kw)
     return VariableConfig(**base)
+
+
+def fake_cell_results(run_dir, acc, usage=0.5, bits=1.0, out_len=16, k=256, local=False):
+    """A sweep cell's run directory as training leaves it (config.yaml, results.json), with planted numbers."""
+    import json
+
+    import yaml
+
+    from vqladder.io import own_dir
+
+    own_dir(run_dir, "run")  # as `vqladder train` makes it
+    cfg = to_dict(tiny_run_config("d", "o", out_len=out_len))
+    cfg["model"]["quantizer"]["codebook_size"] = k
+    if local:
+        cfg["model"].update(downsample="segment", latent_layers=0, enc_layers=0, dec_layers=0)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (run_dir / "results.json").write_text(json.dumps(
+        {"acc": acc, "exact_match": 0.0, "ce_bits": 2.0, "usage": usage, "perplexity": 10.0, "dead_codes": 3,
+         "bits_per_token": bits, "codebook_size": k, "step": 20, "tokens_seen": 100, "train_time": 1.0,
+         "chunks": 100}))
