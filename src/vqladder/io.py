@@ -110,6 +110,18 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The records of a run directory's ``metrics.jsonl`` (none if it has none); a line cut by a kill is skipped."""
+    rows, f = [], Path(run_dir) / "metrics.jsonl"
+    if f.is_file():
+        for line in f.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
 def read_json(path: str | Path):
     """A JSON file the tool wrote, or one line naming it when it is corrupted or unreadable."""
     from .errors import VQLadderError

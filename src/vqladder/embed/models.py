@@ -24,6 +24,7 @@ from torch import nn
 
 from ..config import PosInt
 from ..errors import VQLadderError
+from ..io import read_metrics
 from ..models.registry import register
 from ..nn import seeded
 from ..quantize.prefix_rvq import PREFIXES, PrefixRVQ, prefix_schedule  # noqa: F401
@@ -45,9 +46,8 @@ class MatryoshkaAdapter(nn.Module):
     """x -> normalise(x + MLP(x)); the MLP's output layer starts at zero (identity at init). ``loss(x)``: the
     prefix-neighbour loss of the adapted batch against the frozen one (what the trainer minimises)."""
 
-    def __init__(self, cfg: AdapterConfig | int, hidden: int = 768, seed: int = 0):
+    def __init__(self, cfg: AdapterConfig):
         super().__init__()
-        cfg = cfg if isinstance(cfg, AdapterConfig) else AdapterConfig(dim=cfg, hidden=hidden, seed=seed)
         self.config = cfg
         with seeded(cfg.seed):
             self.up = nn.Linear(cfg.dim, cfg.hidden)
@@ -94,8 +94,7 @@ def train_adapter(emb: np.ndarray, run_dir: Path, steps: int = 300, batch: int =
                          weight_decay=0.0, betas=[0.9, 0.999], grad_clip=-1.0, precision="fp32", seed=seed,
                          eval_every=-1, ckpt_every=-1, log_every=1, progress=False, mfu=False)
     ad = train_rows("Matryoshka adapter", Path(run_dir), model, tcfg, x, log or (lambda m: None), fingerprint=True)
-    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if (Path(run_dir) / "metrics.jsonl").is_file() else []
-    curve = [r["train_loss"] for r in map(json.loads, lines) if "train_loss" in r]
+    curve = [r["train_loss"] for r in read_metrics(run_dir) if "train_loss" in r]
     return ad.eval(), curve
 
 
@@ -147,7 +146,7 @@ class CodeIndex:
         dim = int(self.meta["dim"])
         self.adapter = None
         if self.meta.get("adapter"):
-            self.adapter = MatryoshkaAdapter(dim)
+            self.adapter = MatryoshkaAdapter(AdapterConfig(dim=dim))
             self.adapter.load_state_dict(part("adapter."))
             self.adapter.eval()
         if self.meta.get("quantizer", "prefix-rvq") == "qinco":

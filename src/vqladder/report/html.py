@@ -38,7 +38,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VQLadderError
-from ..io import atomic_write_text, check_output_file, file_starts_with, is_ours, read_json, read_yaml_doc
+from ..io import (
+    atomic_write_text,
+    check_output_file,
+    file_starts_with,
+    is_ours,
+    read_json,
+    read_metrics,
+    read_yaml_doc,
+)
 
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vqladder"
@@ -89,18 +97,6 @@ def _declared_experiment(path: Path) -> str | None:
     except Exception:  # a corrupt config: the directory is judged by its other files
         return None
     return doc.get("experiment") if isinstance(doc, dict) else None
-
-
-def read_metrics(run: Path) -> list[dict]:
-    rows = []
-    f = run / "metrics.jsonl"
-    if f.is_file():
-        for line in f.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill
-    return rows
 
 
 # -- a compressor run ------------------------------------------------------------------------------------------------

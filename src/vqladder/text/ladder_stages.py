@@ -107,10 +107,15 @@ def train_prior(cfg: LadderConfig, d: Path, ladder: Ladder, streams: dict, level
                      prior_eval, log, after=level_dirs[L - 1:L])
 
 
+def prior_span(cfg: LadderConfig, ladder: Ladder) -> int:
+    """Tokens under one window of the top prior (the flat LM's and the judge's default context)."""
+    return cfg.prior.context // ladder.chunk_len(ladder.n_levels) * ladder.chunk_len(0)
+
+
 def _token_eval(cfg: LadderConfig, ladder: Ladder, tok_va):
     """Held-out bits/token of a token LM over the tokens under the prior's evaluation windows."""
     m_top, ctx = ladder.chunk_len(ladder.n_levels), cfg.prior.context
-    span = ctx // m_top * ladder.chunk_len(0)
+    span = prior_span(cfg, ladder)
 
     def lm_eval(m):
         return bits_of(*_seq_nll(lambda x: _lm_logprob(m, x), tok_va, m.config.context,
@@ -124,7 +129,7 @@ def train_flat(cfg: LadderConfig, d: Path, ladder: Ladder, shards, streams: dict
     upsamplers) and in training FLOPs (counted, against every stage of the hierarchy, compressors included), or in
     tokens seen (upsampler 1's, ``up1_steps`` steps). Returns its stage results and what was matched."""
     tok_tr, _ = streams[0]
-    span = cfg.prior.context // ladder.chunk_len(ladder.n_levels) * ladder.chunk_len(0)  # tokens under a prior window
+    span = prior_span(cfg, ladder)
     fc = derive(cfg.flat, vocab_size=shards.vocab_size, context=cfg.flat.context or span)
     ups = ladder.upsamplers
     gen_params = sum(params(u) for u in ups) + params(ladder.prior)
@@ -167,8 +172,7 @@ def train_flat(cfg: LadderConfig, d: Path, ladder: Ladder, shards, streams: dict
 
 def train_judge(cfg: LadderConfig, d: Path, ladder: Ladder, shards, streams: dict, log) -> tuple:
     """A separately trained LM that scores the samples of every generation path (``use_judge``)."""
-    span = cfg.prior.context // ladder.chunk_len(ladder.n_levels) * ladder.chunk_len(0)
-    jc = derive(cfg.judge, vocab_size=shards.vocab_size, context=cfg.judge.context or span)
+    jc = derive(cfg.judge, vocab_size=shards.vocab_size, context=cfg.judge.context or prior_span(cfg, ladder))
     res = run_stage("judge LM (scores samples)", d / "judge", CausalLM(jc), cfg.judge_train,
                     lambda r, w: WindowSampler(streams[0][0], jc.context, cfg.judge_train.batch_size,
                                                cfg.judge_train.seed + 1, r, w),

@@ -3,7 +3,6 @@ from above (a better LM lowers it), its training steps chosen on held-back train
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -13,6 +12,7 @@ from ..config import derive
 from ..data import WindowSampler
 from ..errors import VQLadderError
 from ..eval.baselines import lm_bits_per_token, unigram_logp
+from ..io import read_metrics
 from ..models import CausalLM, LMConfig, load_model
 from ..train.stage import run_stage
 from ..train.trainer import TrainerConfig
@@ -36,11 +36,7 @@ def train_lm_reference(lm_cfg: LMConfig, tcfg: TrainerConfig, shards, n: int, ma
               lambda r, w: WindowSampler(train, n, tcfg.batch_size, tcfg.seed, r, w),
               lambda m: {"dev_bits": lm_bits_per_token(m, dev, n, maxc, first_logp=first)}, log,
               extra={"dev_fraction": dev_fraction, "max_chunks": maxc})  # another config: refused, or --retrain
-    dev_by_step = {}
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        rec = json.loads(line)
-        if "val_dev_bits" in rec:
-            dev_by_step[rec["step"]] = rec["val_dev_bits"]
+    dev_by_step = {rec["step"]: rec["val_dev_bits"] for rec in read_metrics(run_dir) if "val_dev_bits" in rec}
     ckpts = {int(c.name.split("_")[1]): c for c in find_checkpoints(run_dir / "checkpoints")}
     step = min((s for s in ckpts if s in dev_by_step), key=lambda s: dev_by_step[s], default=max(ckpts))
     model, _, _ = load_model(ckpts[step], expect_kind="causal_lm")
