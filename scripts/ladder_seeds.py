@@ -6,7 +6,8 @@
 Prints markdown from each run's results.json: per upsampler, bits/token with the true codes, another chunk's codes
 and no codes, teacher-forced and greedy accuracy (one rung, from the true codes), the codes' actual rate under the
 level above against their nominal bits; then the two-part code length against the flat LM matched in counted
-training FLOPs, greedy decoding to tokens from every level against the floor, and generation speed.
+training FLOPs, greedy decoding to tokens from every level against the floor, and generation speed; with
+``skip_level`` the skip-level code length and its token decoder's code value.
 """
 
 from __future__ import annotations
@@ -69,6 +70,19 @@ def main(dirs: list[str]) -> int:
     print(f"| {_ms([x['hierarchical'] for x in b])} | {_ms([x['flat'] for x in b])} | "
           f"{_ms([x['hierarchical'] / x['flat'] for x in b])} | {flops} | {e2e} | "
           f"{_ms([r.get('floor_acc') for r in runs])} | {speed} | {judge} |")
+    sk = [x.get("skip_level") for x in b]
+    if all(sk):
+        k = sk[0]["level"]
+        print()
+        print(f"| skip-level bits/token (from level {k}) | two-part bits/token | flat LM bits/token | skip-level / flat "
+              f"| skip decoder: true codes | other chunk's | no codes | greedy acc | training FLOPs (counted) | components |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        parts = ", ".join(f"{n} {_ms([x['components'][n] for x in sk])}" for n in sk[0]["components"])
+        print(f"| {_ms([x['bits_per_token'] for x in sk])} | {_ms([x['hierarchical'] for x in b])} | "
+              f"{_ms([x['flat'] for x in b])} | {_ms([s_['bits_per_token'] / x['flat'] for s_, x in zip(sk, b)])} | "
+              f"{_ms([x['bits_true'] for x in sk])} | {_ms([x['bits_other'] for x in sk])} | "
+              f"{_ms([x.get('bits_none') for x in sk])} | {_ms([x.get('acc_greedy') for x in sk])} | "
+              f"{_ms([x.get('skip_level_train_flops', 0) / 1e12 for x in m])}e12 | {parts} |")
     return 0
 
 

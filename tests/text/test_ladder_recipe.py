@@ -42,7 +42,7 @@ def trained_ladder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained_text_ladder(tmp_path_factory):
     cfg, res, _ = _train_tiny_ladder(tmp_path_factory, "tladder", "text", use_judge=True, judge_train__steps=10,
-                                     judge__d_model=32, judge__n_heads=2, judge__n_layers=1)
+                                     judge__d_model=32, judge__n_heads=2, judge__n_layers=1, skip_level=2)
     return cfg, res
 
 
@@ -138,6 +138,48 @@ def test_text_ladder_trains_matches_the_flat_lm_and_reports_generation(trained_t
     assert np.array_equal(vq["levels"][1], lad.encode(vq["levels"][0], 1))
 
 
+def test_skip_level_likelihood_is_the_prior_the_upsamplers_above_and_a_token_decoder(trained_text_ladder):
+    from vqladder.models import load_model
+    from vqladder.text.ladder_eval import _chunk_nats
+    from vqladder.text.ladder_stages import skip_geometry
+
+    cfg, res = trained_text_ladder
+    b = res["bits"]
+    sk = b["skip_level"]
+    assert sk["level"] == 2 and set(sk["components"]) == {"prior", "upsampler3", "skip2"}
+    # levels 1 and 2's two-part terms are replaced by one token decoder from level-2 codes; the rest is shared
+    assert sk["components"]["prior"] == b["components"]["prior"]
+    assert sk["components"]["upsampler3"] == b["components"]["upsampler3"]
+    assert sk["bits_per_token"] == pytest.approx(sum(sk["components"].values()))
+    # the skip decoder: level-2 codes of a chunk -> the tokens under them, trained for upsampler 1's steps
+    skip = load_model(cfg.dir / "skip2", "upsampler")[0]
+    lad = Ladder.load(cfg.dir)
+    assert (skip.config.parent_len, skip.config.length) == skip_geometry(lad, 2) == (4, 32)
+    assert res["stages"]["skip"]["step"] == res["stages"]["upsamplers"][0]["step"]
+    # its component re-derived from the held-out tokens and level-2 codes (windows of one prior context)
+    n_top = res["held_out_top_chunks"]
+    from vqladder.data import load_shards
+
+    val = np.load(cfg.dir / "codes" / "level2.val.npy")
+    toks = np.asarray(load_shards(cfg.data, progress=False).val[:n_top * 32], dtype=np.int64)
+    per_window = cfg.prior.context // 2 * 4 // 4
+    nats = _chunk_nats(skip, toks, val[:n_top * 4].astype(np.int64), per_window, 8)
+    assert sk["components"]["skip2"] == pytest.approx(nats / np.log(2) / (n_top * 32), rel=1e-5)
+    assert 0 <= sk["acc_greedy"] <= 1 and sk["bits_other"] > 0
+    md = (cfg.dir / "results.md").read_text()
+    assert "Skip-level likelihood" in md and "skip-level (from level 2)" in md
+    assert res["matched"]["skip_level_train_flops"] > 0
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_skip_level_names_a_level_above_the_first(k):
+    from vqladder.text.ladder_config import LadderConfig
+
+    c = LadderConfig(mode="codes", skip_level=k)  # two levels: 2 is the only level a skip decoder can read
+    with pytest.raises(VQLadderError, match="skip_level"):
+        c.validate()
+
+
 def test_text_ladder_resumes_per_stage_and_refuses_another_mode(trained_text_ladder):
     import shutil
 
@@ -147,13 +189,13 @@ def test_text_ladder_resumes_per_stage_and_refuses_another_mode(trained_text_lad
     shutil.rmtree(cfg.dir / "up2")
     logs = []
     res2 = train_ladder(cfg, log=logs.append)
-    assert sum("done, skipped" in m for m in logs) == 8  # 3 levels, up1, up3, prior, flat, judge
+    assert sum("done, skipped" in m for m in logs) == 9  # 3 levels, up1, up3, prior, flat, skip2, judge
     assert any(m.startswith("upsampler 2") and "training" in m for m in logs)
     assert res2["levels"] == res["levels"]
     import copy
     other = copy.deepcopy(cfg)
     other.mode = "codes"
-    other.levels = other.levels[:1]
+    other.levels, other.skip_level = other.levels[:1], 0
     with pytest.raises(VQLadderError, match=r"\bmode differ.*--retrain"):
         train_ladder(other, log=lambda m: None)
 

@@ -53,6 +53,7 @@ from .geometry import LadderGeometry
 
 LEVEL_DIR = "level{}"
 UP_DIR = "up{}"
+SKIP_DIR = "skip{}"  # the skip-level token decoder from level k's codes
 MULTI_EXIT_DIR = "multi_exit"
 
 

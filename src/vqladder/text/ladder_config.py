@@ -74,6 +74,10 @@ class LadderConfig:
     judge_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
         steps=400, batch_size=8, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100))
     eval: LadderEvalConfig = field(default_factory=LadderEvalConfig)
+    # >= 2: skip-level likelihood, a token decoder (the upsampler's design) conditioned on level-k codes directly,
+    # trained for as many steps as upsampler 1; the text's bits/token without the levels below k transmitted
+    # (prior + upsamplers above k + this decoder) are measured beside the two-part code. 0 = off
+    skip_level: NonNegInt = 0
     seed: NonNegInt = 0               # added to every stage's model and data seeds (not the judge's): one ladder per seed
 
     @property
@@ -100,6 +104,9 @@ class LadderConfig:
         if self.prior.context % top:
             raise VQLadderError(f"prior.context={self.prior.context} must be a multiple of the top level's "
                                 f"out_len={top} (whole top chunks)")
+        if self.skip_level and not 2 <= self.skip_level <= len(self.levels):
+            raise VQLadderError(f"skip_level={self.skip_level} must name a level from 2 to {len(self.levels)} (the "
+                                f"token decoder reads that level's codes, skipping the ones below; 0 = off)")
         if self.prior.cond_len:
             raise VQLadderError("the text ladder's prior is conditioned by its prefix (a prompt's codes); "
                                 "leave prior.cond_len at 0")

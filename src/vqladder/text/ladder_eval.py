@@ -149,9 +149,15 @@ def evaluate_ladder(ladder: Ladder, streams: dict, cfg, log=print, judge: Causal
     tot, n = _seq_nll(lambda x: _lm_logprob(flat, x, first), tokens, min(fctx, c0 * chunks_per_window), 0)
     flat_bits = tot / max(n, 1) / math.log(2)
     log(f"bits/token: hierarchical {hier:.3f} ({bits}), flat {flat_bits:.3f}")
+    skip = getattr(ladder, "skip", None)
+    if skip is not None:
+        out_skip = skip_level_bits(ladder, streams, n_top, cfg.eval.batch_size, bits, cfg.skip_level, skip)
+        log(f"skip-level (level {cfg.skip_level} codes -> tokens): {out_skip}")
     out = {"levels": per_level, "listen": listen,
            "bits": {"hierarchical": hier, "components": bits, "flat": flat_bits},
            "held_out_tokens": int(tokens.size), "held_out_top_chunks": int(n_top), "floor_acc": floor_acc}
+    if skip is not None:
+        out["bits"]["skip_level"] = out_skip
     out.update(sample_paths(ladder, cfg.eval, judge, first, tokens))
     return out
 
@@ -209,20 +215,48 @@ def hierarchical_bits(ladder: Ladder, streams: dict, n_top: int, batch_size: int
     bits = {"prior": -sum(float(ladder.prior.log_prob(top[s:s + batch_size]).sum())
                           for s in range(0, len(top), batch_size)) / math.log(2) / n_tok}
     for k in range(1, L + 1):
-        up = ladder.upsamplers[k - 1]
-        par_len, length = ladder.up_geometry(k)
         low = np.asarray(streams[k - 1][1][:n_top * ladder.chunk_len(k - 1)], dtype=np.int64)
         par = np.asarray(streams[k][1][:n_top * ladder.chunk_len(k)], dtype=np.int64)
-        per_window = chunks_per_window * ladder.chunk_len(k) // par_len  # level-k chunks per prior window
-        idx = np.arange(len(par) // par_len, dtype=np.int64)
-        nats = 0.0
-        for s in range(0, len(idx), batch_size):
-            i = idx[s:s + batch_size]
-            batch = pair_batch(low, par, i * length, length, par_len, up.config.prev_chunk, first=i % per_window == 0)
-            parent, prev, lower = up.split(batch)
-            nats -= float(up.log_prob(parent, lower, prev).sum())
-        bits[f"upsampler{k}"] = nats / math.log(2) / n_tok
+        per_window = chunks_per_window * ladder.chunk_len(k) // ladder.up_geometry(k)[0]  # level-k chunks per window
+        bits[f"upsampler{k}"] = _chunk_nats(ladder.upsamplers[k - 1], low, par, per_window, batch_size) / math.log(2) / n_tok
     return bits
+
+
+def _chunk_nats(up, low: np.ndarray, par: np.ndarray, per_window: int, batch_size: int) -> float:
+    """-log p (nats) of every chunk of ``low`` under decoder ``up`` given its ``par`` codes, a prior window's first
+    chunk (every ``per_window``-th) without a previous one."""
+    length, par_len = up.config.length, up.config.parent_len
+    idx = np.arange(len(par) // par_len, dtype=np.int64)
+    nats = 0.0
+    for s in range(0, len(idx), batch_size):
+        i = idx[s:s + batch_size]
+        batch = pair_batch(low, par, i * length, length, par_len, up.config.prev_chunk, first=i % per_window == 0)
+        parent, prev, lower = up.split(batch)
+        nats -= float(up.log_prob(parent, lower, prev).sum())
+    return nats
+
+
+@torch.no_grad()
+def skip_level_bits(ladder: Ladder, streams: dict, n_top: int, batch_size: int, components: dict, k: int, skip,
+                    greedy_chunks: int = 32) -> dict:
+    """Skip-level likelihood: the text's bits/token when level k's codes are decoded straight to tokens by
+    ``skip`` and the levels below k are never transmitted: the prior, the upsamplers above k (the two-part code's
+    own ``components``) and the skip decoder over the same windows; with the skip decoder's code-value diagnostic
+    (another chunk's codes, no codes, teacher-forced and greedy accuracy)."""
+    c0 = ladder.chunk_len(0)
+    ctx = ladder.prior.config.context
+    n_tok = n_top * c0
+    tokens = np.asarray(streams[0][1][:n_tok], dtype=np.int64)
+    par = np.asarray(streams[k][1][:n_top * ladder.chunk_len(k)], dtype=np.int64)
+    per_window = ctx // ladder.chunk_len(ladder.n_levels) * ladder.chunk_len(k) // skip.config.parent_len
+    parts = {"prior": components["prior"],
+             **{f"upsampler{j}": components[f"upsampler{j}"] for j in range(k + 1, ladder.n_levels + 1)},
+             f"skip{k}": _chunk_nats(skip, tokens, par, per_window, batch_size) / math.log(2) / n_tok}
+    d = upsampler_bits(skip, tokens, par, skip.config.length, skip.config.parent_len, -1, batch_size,
+                       greedy_chunks=greedy_chunks)
+    return {"level": k, "bits_per_token": sum(parts.values()), "components": parts,
+            "bits_true": d["bits_per_symbol"], "bits_other": d["bits_other_codes"],
+            "bits_none": d.get("bits_no_codes"), "acc_teacher_forced": d["acc"], "acc_greedy": d.get("greedy_acc")}
 
 
 def distinct_bigrams(tokens) -> float:

@@ -16,6 +16,9 @@ from its last checkpoint when interrupted, so re-running the command after a kil
    for the text) beside the flat LM on the same tokens, and generated samples from both ->
    ``results.json`` and ``results.md``.
 
+``skip_level: k`` adds ``skipk``: a token decoder conditioned on level-k codes directly (skip-level likelihood:
+the levels below k are never transmitted), trained for upsampler 1's steps and measured beside the two-part code.
+
 ``joint_steps`` > 0 adds a joint fine-tuning stage after the levels: all levels train together, each on
 the live codes of the level below (codes are recomputed every step from the current lower level, so upper
 levels follow the lower levels' drift); gradients do not cross a level boundary (codes are discrete).
@@ -45,6 +48,7 @@ from .ladder_stages import (  # noqa: F401
     train_judge,
     train_levels,
     train_prior,
+    train_skip,
     train_upsamplers,
 )
 
@@ -72,6 +76,12 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     ladder.prior = load_model(d / "prior", "code_prior")[0]
     flat_res, matched = train_flat(cfg, d, ladder, shards, streams, level_res + up_res + [prior_res],
                                   up_res[0]["step"], log)  # 4. the flat LM
+    skip_res = None
+    if cfg.skip_level:  # 4b. the skip-level token decoder, and what its code's stages cost to train
+        ladder.skip, skip_res = train_skip(cfg, d, ladder, streams, level_dirs, up_res[0]["step"], log)
+        k = cfg.skip_level
+        used = (level_res[k - 1:] if cfg.mode == "text" else level_res) + up_res[k:] + [prior_res, skip_res]
+        matched["skip_level_train_flops"] = sum(r.get("train_flops", 0.0) for r in used)
     judge, judge_res = train_judge(cfg, d, ladder, shards, streams, log) if cfg.use_judge else (None, None)  # 5.
 
     # 6. evaluation (its thread count set, not left to whichever stage ran last: generation speed is timed)
@@ -81,7 +91,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     results = evaluate_ladder(ladder, streams, cfg, log, judge=judge)
     results["mode"] = cfg.mode
     results["stages"] = {"levels": level_res, "upsamplers": up_res, "prior": prior_res, "flat": flat_res,
-                         **({"judge": judge_res} if judge_res else {})}
+                         **({"judge": judge_res} if judge_res else {}), **({"skip": skip_res} if skip_res else {})}
     results["matched"] = matched
     results["wall_time_s"] = round(time.time() - t_start, 1)
     atomic_write_json(d / "reconstructions.json", level_reconstructions(ladder, shards.val))  # what the report draws

@@ -61,6 +61,24 @@ def ladder_markdown(res: dict, cfg) -> str:
               f"{_num(m.get('flat_train_time'), '.0f')} | {_num(m.get('flat_context'))} |",
               "", f"Ratio hierarchical / flat: {b['hierarchical'] / max(b['flat'], 1e-9):.2f}x. Hierarchical components "
               "(bits/token): " + ", ".join(f"{k} {v:.3f}" for k, v in b["components"].items()), ""]
+    sk = b.get("skip_level")
+    if sk:
+        k = sk["level"]
+        lines += [f"### Skip-level likelihood: tokens decoded straight from level-{k} codes", "",
+                  f"The levels below {k} are never transmitted: the prior, the upsamplers above level {k} and a token "
+                  f"decoder conditioned on level-{k} codes (the upsamplers' design, trained for upsampler 1's "
+                  f"steps), over the same held-out windows.", "",
+                  "| code | bits/token | vs flat | components (bits/token) | training FLOPs (counted) |",
+                  "|---|---|---|---|---|",
+                  f"| two-part (every level) | {b['hierarchical']:.3f} | {b['hierarchical'] / max(b['flat'], 1e-9):.2f}x | "
+                  + ", ".join(f"{n} {v:.3f}" for n, v in b["components"].items()) + f" | {_num(gf, '.3g')} |",
+                  f"| skip-level (from level {k}) | {sk['bits_per_token']:.3f} | "
+                  f"{sk['bits_per_token'] / max(b['flat'], 1e-9):.2f}x | "
+                  + ", ".join(f"{n} {v:.3f}" for n, v in sk["components"].items())
+                  + f" | {_num(m.get('skip_level_train_flops'), '.3g')} |", "",
+                  f"The skip decoder's code value (bits/token): true codes {sk['bits_true']:.3f}, another chunk's "
+                  f"{sk['bits_other']:.3f}, no codes {_num(sk.get('bits_none'), '.3f')}; token accuracy teacher-forced "
+                  f"{sk['acc_teacher_forced']:.3f}, greedy {_num(sk.get('acc_greedy'), '.3f')}.", ""]
     gen = res.get("generation")
     if gen:
         flat_tps = gen.get("flat", {}).get("tokens_per_s") or 0

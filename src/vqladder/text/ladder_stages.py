@@ -17,7 +17,7 @@ from ..models import CausalLM, CodePrior, MultiExitCompressor, SequenceCompresso
 from ..train.flops import body_params, match_lm_depth, step_flops
 from ..train.stage import fresh, params, run_stage
 from .joint import joint_finetune
-from .ladder import LEVEL_DIR, MULTI_EXIT_DIR, UP_DIR, Ladder, level_codes
+from .ladder import LEVEL_DIR, MULTI_EXIT_DIR, SKIP_DIR, UP_DIR, Ladder, level_codes
 from .ladder_config import LadderConfig
 from .ladder_eval import _lm_logprob, _seq_nll, _windows, bits_of, upsampler_bits
 
@@ -87,6 +87,33 @@ def train_upsamplers(cfg: LadderConfig, d: Path, ladder: Ladder, streams: dict, 
         up_res.append(res)
         ups.append(load_model(run, "upsampler")[0])
     return ups, up_res
+
+
+def skip_geometry(ladder: Ladder, k: int) -> tuple[int, int]:
+    """(parent_len, length) of the skip-level decoder: level-k codes per level-k chunk and the tokens under them."""
+    par_len = ladder.up_geometry(k)[0]
+    return par_len, ladder.chunk_len(0) * par_len // ladder.chunk_len(k)
+
+
+def train_skip(cfg: LadderConfig, d: Path, ladder: Ladder, streams: dict, level_dirs: list[Path], up1_steps: int,
+               log):
+    """Skip-level likelihood (``skip_level`` = k): a token decoder of the upsamplers' design conditioned on level-k
+    codes directly, trained for upsampler 1's steps (same batch and chunk: about its compute) on a step budget.
+    Returns (model, stage results)."""
+    k = cfg.skip_level
+    par_len, length = skip_geometry(ladder, k)
+    uc = derive(cfg.upsampler, vocab_size=ladder.vocab(0), parent_vocab=ladder.vocab(k), length=length,
+                parent_len=par_len, parent_levels=fsq_levels(ladder.levels[k - 1], ladder.vocab(k)), levels=[])
+    tok_tr, par_tr = streams[0][0], streams[k][0]
+    tok_va, par_va = streams[0][1], streams[k][1]
+    t = derive(cfg.upsampler_train, steps=max(1, up1_steps), max_time=-1.0)
+    run = d / SKIP_DIR.format(k)
+    res = run_stage(
+        f"skip-level decoder (level {k} codes -> tokens, {t.steps} steps)", run, Upsampler(uc), t,
+        lambda r, w: PairSampler(tok_tr, par_tr, length, par_len, t.batch_size, t.seed, r, w, prev=uc.prev_chunk),
+        lambda m: upsampler_bits(m, tok_va, par_va, length, par_len, cfg.eval.max_chunks, cfg.eval.batch_size), log,
+        after=level_dirs[k - 1:k])
+    return load_model(run, "upsampler")[0], res
 
 
 def train_prior(cfg: LadderConfig, d: Path, ladder: Ladder, streams: dict, level_dirs: list[Path], log) -> dict:

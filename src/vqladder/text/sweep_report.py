@@ -47,8 +47,8 @@ def group_seeds(rows: list[dict]) -> list[dict]:
         for k in ("bits_per_token", "rate_bits_per_token", "acc", "exact_match", "acc_free", "exact_match_free", "ce_bits", "usage",
                   "perplexity", "tok_per_s", *GIST):
             g[k] = _mean([r[k] for r in rs])
-        g["acc_std"] = _std([r["acc"] for r in rs])
-        g["acc_free_std"] = _std([r.get("acc_free") for r in rs])
+        for k in ("acc", "acc_free", *GIST):  # the spread over seeds ("" for one seed)
+            g[f"{k}_std"] = _std([r.get(k) for r in rs])
         g["seeds"] = len(rs)
         g["collapsed"] = any(r["collapsed"] for r in rs)
         out.append(g)
@@ -73,6 +73,11 @@ def local_rows(groups: list[dict]) -> list[dict]:
     return out
 
 
+def _pm(g: dict, k: str) -> str:
+    """A group's mean of ``k`` with its spread over seeds when it has more than one."""
+    return _f(g[k]) + (f" ± {_f(g[f'{k}_std'])}" if g.get(f"{k}_std", "") != "" else "")
+
+
 def markdown(rows: list[dict], refs: dict) -> str:
     all_groups = group_seeds(rows)
     groups = [g for g in all_groups if g["arch"] != "local"]
@@ -85,13 +90,12 @@ def markdown(rows: list[dict], refs: dict) -> str:
            ["recon CE (bits)", "code usage", "code perplexity", "seeds", "flag"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for g in groups:
-        acc = _f(g["acc"]) + (f" ± {_f(g['acc_std'])}" if g["acc_std"] != "" else "")
+        acc = _pm(g, "acc")
         ratio = _f(g["bits_per_token"] / lm, ".2f") if lm else "–"
         cells = [str(g["out_len"]), f"{g['compression']}x", str(g["codebook_size"]),
                  g["kind"] + (f" x{g['depth']}" if g["depth"] > 1 else ""), g["decoder"], _f(g["bits_per_token"]),
                  ratio] + ([_f(g["rate_weight"], "g"), _f(g["rate_bits_per_token"])] if rated else []) + \
-                [acc, _f(g["exact_match"])] + ([_f(g["acc_free"]) + (f" ± {_f(g['acc_free_std'])}" if g["acc_free_std"] != ""
-                                                                    else "")] if ar else []) + \
+                [acc, _f(g["exact_match"])] + ([_pm(g, "acc_free")] if ar else []) + \
                 [_f(g["ce_bits"]), _f(g["usage"]), _f(g["perplexity"], ".1f"), str(g["seeds"]),
                  "COLLAPSED (< 5% of possible codes used)" if g["collapsed"] else ""]
         lines.append("| " + " | ".join(cells) + " |")
@@ -106,7 +110,9 @@ def markdown(rows: list[dict], refs: dict) -> str:
             out.append("| " + " | ".join([str(g["out_len"]), str(g["codebook_size"]),
                                           g["kind"] + (f" x{g['depth']}" if g["depth"] > 1 else ""),
                                           g["decoder"] + (" (free-running)" if g["decoder"] == "autoregressive" else ""),
-                                          _f(g["bits_per_token"]), _f(reconstruction_acc(g)), _f(ref["acc"]),
+                                          _f(g["bits_per_token"]),
+                                          _pm(g, "acc_free" if g["decoder"] == "autoregressive" else "acc"),
+                                          _pm(ref, "acc"),
                                           f"{p_['delta']:+.3f}", _f(g.get("tok_per_s", ""), ",.0f"),
                                           _f(ref.get("tok_per_s", ""), ",.0f")]) + " |")
         out.append("")
@@ -117,7 +123,7 @@ def markdown(rows: list[dict], refs: dict) -> str:
                 "|" + "---|" * 11]
         for g in groups:
             out.append("| " + " | ".join([str(g["out_len"]), str(g["codebook_size"]), _f(g["bits_per_token"]),
-                                          _f(g["acc"])] + [_f(g[k]) for k in GIST]) + " |")
+                                          _pm(g, "acc")] + [_pm(g, k) for k in GIST]) + " |")
         out.append("")
     if refs:
         out += ["## References (same held-out split, bits per token)", "",
