@@ -3,6 +3,7 @@
 Run (2-core CPU, about 4 x 2.5 minutes at the default 300 steps; the demo trains 600):
     .venv/bin/python benchmarks/bench_quantizers.py               # or: make bench
     .venv/bin/python benchmarks/bench_quantizers.py --steps 600   # the full demo schedule
+    .venv/bin/python benchmarks/bench_quantizers.py --seeds 0 1 2 # mean ± std over seeds
 Prints two Markdown tables: per-step speed on a fixed batch (``--timing-only`` stops there), then full
 training runs with tokens/s (wall clock, includes data loading) and held-out token accuracy / usage.
 Run it on an otherwise idle machine: tokens/s is only comparable within one quiet run.
@@ -62,21 +63,22 @@ class VQPWrapper(nn.Module):
         return Quantized(z_q, codes, loss, histogram_stats(code_histogram(codes, self.codebook_size)))
 
 
-def run(kind: str, impl: str, steps: int, shards) -> dict:
+def run(kind: str, impl: str, steps: int, shards, seed: int = 0) -> dict:
     cfg = demo_config(steps=steps)
+    cfg.model.seed = cfg.train.seed = seed
     cfg.model.vocab_size = shards.vocab_size
     cfg.model.quantizer.kind = kind
     cfg.model.quantizer.norm = "none"  # the same FSQ algorithm as vector-quantize-pytorch's (equal codes, tested)
     cfg.train.progress = False
     cfg.train.eval_every = -1
     cfg.train.ckpt_every = -1
-    torch.manual_seed(0)
+    torch.manual_seed(seed)  # vector-quantize-pytorch's own init (ours is seeded by model.seed)
     model = SequenceCompressor(cfg.model)
     if impl == "vector-quantize-pytorch":
         model.quantizer = VQPWrapper(kind, cfg.model.d_model, cfg.model.quantizer.codebook_size)
     n = cfg.model.in_len
     with tempfile.TemporaryDirectory() as d:
-        tr = Trainer(model, cfg.train, d, lambda r, w: WindowSampler(shards.train, n, cfg.train.batch_size, 0, r, w),
+        tr = Trainer(model, cfg.train, d, lambda r, w: WindowSampler(shards.train, n, cfg.train.batch_size, seed, r, w),
                      None, {"model_config": {}})
         t0 = time.time()
         tr.fit()
@@ -84,7 +86,7 @@ def run(kind: str, impl: str, steps: int, shards) -> dict:
     model.eval()
     with tr._autocast():
         res = evaluate_compressor(model, shards.val, max_chunks=-1)
-    return {"quantizer": kind, "impl": impl, "tok_s": tr.tokens_seen / dt, "acc": res["acc"], "usage": res["usage"],
+    return {"quantizer": kind, "impl": impl, "seed": seed, "tok_s": tr.tokens_seen / dt, "acc": res["acc"], "usage": res["usage"],
             "bits": res["bits_per_token"], "time": dt}
 
 
@@ -119,11 +121,22 @@ def step_timing(steps: int = 10) -> list[dict]:
     return rows
 
 
+def _ms(xs: list, fmt: str = ".3f") -> str:
+    """Mean, and ± the sample std over seeds when there is more than one."""
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return format(m, fmt)
+    return f"{format(m, fmt)} ± {format(math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)), fmt)}"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=300, help="training steps per run")
     ap.add_argument("--kinds", default="fsq,vq", help="quantizer kinds to compare")
     ap.add_argument("--timing-only", action="store_true", help="only the per-step speed table (about a minute)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="model, quantiser and data seeds: one run "
+                    "per quantiser and seed; the table gives mean ± std (accuracy and usage do not depend on load; "
+                    "tokens/s does)")
     a = ap.parse_args(argv)
     try:
         import vector_quantize_pytorch  # noqa: F401
@@ -142,15 +155,19 @@ def main(argv=None) -> int:
     rows = []
     for kind in a.kinds.split(","):
         for impl in ("vqladder", "vector-quantize-pytorch"):
-            rows.append(run(kind, impl, a.steps, shards))
-            print(f"done {kind} {impl}", file=sys.stderr)
+            for seed in a.seeds:
+                rows.append(run(kind, impl, a.steps, shards, seed))
+                print(f"done {kind} {impl} seed {seed}: acc {rows[-1]['acc']:.4f}", file=sys.stderr)
     print(f"demo model ({demo_config().model.in_len}->{demo_config().model.out_len}, d=192), {a.steps} steps, "
-          f"threads={torch.get_num_threads()}")
+          f"threads={torch.get_num_threads()}, seeds {' '.join(map(str, a.seeds))} (mean ± std)")
     print("| quantizer | implementation | bits/token | train tokens/s | held-out token acc | code usage | time (s) |")
     print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['quantizer']} | {r['impl']} | {r['bits']:.3f} | {r['tok_s']:.0f} | {r['acc']:.3f} | "
-              f"{r['usage']:.3f} | {r['time']:.0f} |")
+    for kind in a.kinds.split(","):
+        for impl in ("vqladder", "vector-quantize-pytorch"):
+            rs = [r for r in rows if r["quantizer"] == kind and r["impl"] == impl]
+            print(f"| {kind} | {impl} | {rs[0]['bits']:.3f} | {_ms([r['tok_s'] for r in rs], '.0f')} | "
+                  f"{_ms([r['acc'] for r in rs])} | {_ms([r['usage'] for r in rs])} | "
+                  f"{_ms([r['time'] for r in rs], '.0f')} |")
     return 0
 
 

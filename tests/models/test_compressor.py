@@ -75,3 +75,30 @@ def test_the_default_compressor_is_local_first():
     with pytest.raises(VQLadderError, match="query needs"):
         CompressorConfig(vocab_size=50, in_len=16, out_len=4, downsample="query").validate()
 
+
+
+def test_cached_free_running_decoding_equals_full_passes_over_its_own_tokens():
+    from vqladder.models import CompressorConfig
+    from vqladder.quantize import QuantizerConfig
+
+    torch.manual_seed(0)
+    m = SequenceCompressor(CompressorConfig(vocab_size=40, in_len=16, out_len=4, d_model=32, n_heads=2,
+                                            downsample="pool", enc_layers=1, latent_layers=1, dec_layers=2,
+                                            decoder="autoregressive",
+                                            quantizer=QuantizerConfig(kind="fsq", codebook_size=256))).eval()
+    x = torch.randint(0, 40, (3, 16))
+    with torch.no_grad():
+        z_q = m.quantizer.decode_codes(m.encode(x))
+        tokens, logits = m.generate(z_q)
+        # one step per position through a KV cache gives the full pass's logits over the tokens it chose ...
+        full = m.post_quant(z_q, tokens)
+        assert torch.allclose(logits, full, atol=1e-5)
+        assert torch.equal(tokens, full.argmax(-1))
+        # ... and each token is the argmax given only the tokens before it (change a later token: earlier logits stay)
+        other = tokens.clone()
+        other[:, 10:] = (other[:, 10:] + 1) % 40
+        assert torch.allclose(m.post_quant(z_q, other)[:, :11], full[:, :11], atol=1e-5)
+    parallel = SequenceCompressor(CompressorConfig(vocab_size=40, in_len=16, out_len=4, d_model=32, n_heads=2,
+                                                   quantizer=QuantizerConfig(kind="fsq", codebook_size=256)))
+    with pytest.raises(VQLadderError, match="autoregressive"):
+        parallel.generate(z_q)

@@ -8,6 +8,7 @@ import pytest
 
 from vqladder.cli import main
 from vqladder.errors import VQLadderError
+from vqladder.models import LMConfig
 from vqladder.text.ladder import Ladder
 
 
@@ -42,7 +43,8 @@ def trained_ladder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained_text_ladder(tmp_path_factory):
     cfg, res, _ = _train_tiny_ladder(tmp_path_factory, "tladder", "text", use_judge=True, judge_train__steps=10,
-                                     judge__d_model=32, judge__n_heads=2, judge__n_layers=1, skip_level=2)
+                                     judge__d_model=32, judge__n_heads=2, judge__n_layers=1, skip_level=2,
+                                     flat_rivals=[LMConfig(d_model=32, n_heads=2, n_layers=2)])
     return cfg, res
 
 
@@ -171,6 +173,23 @@ def test_skip_level_likelihood_is_the_prior_the_upsamplers_above_and_a_token_dec
     assert res["matched"]["skip_level_train_flops"] > 0
 
 
+def test_a_flat_rival_of_another_size_trains_for_the_hierarchys_flops(trained_text_ladder):
+    from vqladder.models import load_model
+    from vqladder.train.flops import step_flops
+
+    cfg, res = trained_text_ladder
+    (rival,) = res["bits"]["flat_rivals"]
+    st = res["stages"]["flat_rivals"][0]
+    lm = load_model(cfg.dir / "flat-rival1", "causal_lm")[0]
+    assert (rival["n_layers"], rival["d_model"]) == (lm.config.n_layers, lm.config.d_model) == (2, 32)
+    # steps set by the hierarchy's counted FLOPs (its size is not matched: 2 layers where the flat LM has its own)
+    per_step = step_flops(lm, cfg.flat_train.batch_size, lm.config.context)
+    assert st["step"] == max(1, round(res["matched"]["hierarchical_train_flops"] / per_step))
+    assert rival["bits"] > 0 and rival["params"] == sum(p.numel() for p in lm.parameters())
+    md = (cfg.dir / "results.md").read_text()
+    assert "| flat rival 1 (2 layers, d=32;" in md and "The best flat LM of this table" in md
+
+
 @pytest.mark.parametrize("k", [1, 4])
 def test_skip_level_names_a_level_above_the_first(k):
     from vqladder.text.ladder_config import LadderConfig
@@ -189,7 +208,7 @@ def test_text_ladder_resumes_per_stage_and_refuses_another_mode(trained_text_lad
     shutil.rmtree(cfg.dir / "up2")
     logs = []
     res2 = train_ladder(cfg, log=logs.append)
-    assert sum("done, skipped" in m for m in logs) == 9  # 3 levels, up1, up3, prior, flat, skip2, judge
+    assert sum("done, skipped" in m for m in logs) == 10  # 3 levels, up1, up3, prior, flat, its rival, skip2, judge
     assert any(m.startswith("upsampler 2") and "training" in m for m in logs)
     assert res2["levels"] == res["levels"]
     import copy

@@ -43,7 +43,7 @@ from torch import nn
 
 from ..config import HalfOpenUnit, NonNegFloat, NonNegInt, PosInt, trunk
 from ..errors import VQLadderError
-from ..nn import MLP, Block, RMSNorm, check_heads, eval_mode, init_weights_, seeded
+from ..nn import MLP, Block, KVCache, RMSNorm, check_heads, eval_mode, init_weights_, seeded
 from ..quantize import QuantizerConfig, build_quantizer
 from .registry import register
 
@@ -277,16 +277,28 @@ class SequenceCompressor(nn.Module):
 
     @torch.no_grad()
     def generate(self, z_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Greedy free-running decoding of an autoregressive decoder: (tokens[b, n], the last pass's logits[b, n,
-        v]) from latents[b, m, d]."""
-        b, n = z_q.shape[0], self.config.in_len
+        """Greedy free-running decoding of an autoregressive decoder: (tokens[b, n], logits[b, n, v]) from
+        latents[b, m, d]. KV-cached: the latent part of every position is computed once, then one position per
+        step goes through the causal blocks (the same numbers as a full teacher-forced pass over the tokens it
+        chose: tested)."""
+        if not self.autoregressive:
+            raise VQLadderError("generate() is for an autoregressive decoder (model.decoder: autoregressive)")
+        b, m, _ = z_q.shape
+        n = self.config.in_len
+        base = self._run(self.dec_latent, z_q).repeat_interleave(self.r, dim=1) + self.dec_offset.repeat(m, 1)
+        cache = KVCache(len(self.dec))
         tokens = torch.zeros(b, n, dtype=torch.long, device=z_q.device)
-        logits_all = None
-        for t in range(n):  # one decoder pass per position (no KV cache: n is a chunk, not a document)
-            logits = self.post_quant(z_q, tokens)
-            tokens[:, t] = logits[:, t].argmax(-1)
-            logits_all = logits
-        return tokens, logits_all
+        logits = []
+        prev = self.bos.expand(b, 1, -1).to(base.dtype)
+        for t in range(n):
+            x = base[:, t:t + 1] + prev
+            for i, blk in enumerate(self.dec):
+                x = blk(x, causal=True, cache=cache, layer=i)
+            step = self.head(self.norm_out(x))[:, 0]
+            tokens[:, t] = step.argmax(-1)
+            logits.append(step)
+            prev = self.prev_emb(tokens[:, t:t + 1]).to(base.dtype)
+        return tokens, torch.stack(logits, 1)
 
     def forward(self, tokens: torch.Tensor):
         """-> (logits[b, n, v], Quantized)."""

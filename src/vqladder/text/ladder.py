@@ -53,6 +53,7 @@ from .geometry import LadderGeometry
 
 LEVEL_DIR = "level{}"
 UP_DIR = "up{}"
+FLAT_RIVAL_DIR = "flat-rival{}"  # more flat LMs at the hierarchy's training FLOPs (flat_rivals)
 SKIP_DIR = "skip{}"  # the skip-level token decoder from level k's codes
 MULTI_EXIT_DIR = "multi_exit"
 

@@ -69,6 +69,9 @@ class LadderConfig:
     flat_match_flops: bool = True     # set flat_train.steps so its training FLOPs (counted) match the hierarchy's
     flat_match_tokens: bool = True    # (without flat_match_flops) ... so it sees as many tokens as upsampler 1
     flat_match_params: bool = True    # set flat.n_layers so its parameters (all) are closest to prior + upsamplers
+    # more flat LMs beside the matched one, their sizes as given (not matched in parameters), each trained for the
+    # hierarchy's counted FLOPs and scored on the same held-out windows: is the flat rival starved by its size?
+    flat_rivals: list[LMConfig] = field(default_factory=list)
     use_judge: bool = False           # train a judge LM that scores the samples of every path (generation table)
     judge: LMConfig = field(default_factory=lambda: LMConfig(context=0, d_model=128, n_heads=2, n_layers=4, seed=7))
     judge_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(

@@ -94,7 +94,8 @@ def upsampler_bits(m, low_va: np.ndarray, par_va: np.ndarray, length: int, par_l
     return res
 
 
-def evaluate_ladder(ladder: Ladder, streams: dict, cfg, log=print, judge: CausalLM | None = None) -> dict:
+def evaluate_ladder(ladder: Ladder, streams: dict, cfg, log=print, judge: CausalLM | None = None,
+                    rivals: list[CausalLM] = ()) -> dict:
     """Per-level table, hierarchical vs flat bits/token, samples from each path with their generation speed
     and (with a ``judge`` LM) their bits/token under it, on held-out text.
 
@@ -144,10 +145,13 @@ def evaluate_ladder(ladder: Ladder, streams: dict, cfg, log=print, judge: Causal
     listen = code_value(ladder, streams, n_top, cfg.eval.batch_size, bits, per_level)
     for row in listen:
         log(f"code value, upsampler {row['level']}: {row}")
-    flat, fctx = ladder.flat, ladder.flat.config.context
+    flat = ladder.flat
     first = torch.from_numpy(unigram_logp(train_tokens, ladder.vocab(0))).float()
-    tot, n = _seq_nll(lambda x: _lm_logprob(flat, x, first), tokens, min(fctx, c0 * chunks_per_window), 0)
-    flat_bits = tot / max(n, 1) / math.log(2)
+    def lm_bits(lm: CausalLM) -> float:  # over the windows the hierarchy is scored on
+        tot, n = _seq_nll(lambda x: _lm_logprob(lm, x, first), tokens, min(lm.config.context, c0 * chunks_per_window), 0)
+        return tot / max(n, 1) / math.log(2)
+
+    flat_bits = lm_bits(flat)
     log(f"bits/token: hierarchical {hier:.3f} ({bits}), flat {flat_bits:.3f}")
     skip = getattr(ladder, "skip", None)
     if skip is not None:
@@ -158,6 +162,11 @@ def evaluate_ladder(ladder: Ladder, streams: dict, cfg, log=print, judge: Causal
            "held_out_tokens": int(tokens.size), "held_out_top_chunks": int(n_top), "floor_acc": floor_acc}
     if skip is not None:
         out["bits"]["skip_level"] = out_skip
+    if rivals:
+        out["bits"]["flat_rivals"] = [{"d_model": r.config.d_model, "n_layers": r.config.n_layers,
+                                       "context": r.config.context, "params": sum(p.numel() for p in r.parameters()),
+                                       "bits": lm_bits(r)} for r in rivals]
+        log(f"flat rivals: {out['bits']['flat_rivals']}")
     out.update(sample_paths(ladder, cfg.eval, judge, first, tokens))
     return out
 

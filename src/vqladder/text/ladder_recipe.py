@@ -16,6 +16,9 @@ from its last checkpoint when interrupted, so re-running the command after a kil
    for the text) beside the flat LM on the same tokens, and generated samples from both ->
    ``results.json`` and ``results.md``.
 
+``flat_rivals`` adds more flat LMs (``flat-rivalI``), their sizes as given, each trained for the hierarchy's
+counted FLOPs and scored beside the matched one.
+
 ``skip_level: k`` adds ``skipk``: a token decoder conditioned on level-k codes directly (skip-level likelihood:
 the levels below k are never transmitted), trained for upsampler 1's steps and measured beside the two-part code.
 
@@ -45,6 +48,7 @@ from .ladder_stages import (  # noqa: F401
     _with_seed,
     fsq_levels,
     train_flat,
+    train_flat_rivals,
     train_judge,
     train_levels,
     train_prior,
@@ -76,6 +80,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     ladder.prior = load_model(d / "prior", "code_prior")[0]
     flat_res, matched = train_flat(cfg, d, ladder, shards, streams, level_res + up_res + [prior_res],
                                   up_res[0]["step"], log)  # 4. the flat LM
+    rivals = train_flat_rivals(cfg, d, ladder, shards, streams, matched["hierarchical_train_flops"], log)  # 4a.
     skip_res = None
     if cfg.skip_level:  # 4b. the skip-level token decoder, and what its code's stages cost to train
         ladder.skip, skip_res = train_skip(cfg, d, ladder, streams, level_dirs, up_res[0]["step"], log)
@@ -88,10 +93,11 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     if cfg.eval.threads > 0:
         torch.set_num_threads(cfg.eval.threads)
     log(f"evaluating the ladder on held-out text ({torch.get_num_threads()} threads)")
-    results = evaluate_ladder(ladder, streams, cfg, log, judge=judge)
+    results = evaluate_ladder(ladder, streams, cfg, log, judge=judge, rivals=[m for m, _ in rivals])
     results["mode"] = cfg.mode
     results["stages"] = {"levels": level_res, "upsamplers": up_res, "prior": prior_res, "flat": flat_res,
-                         **({"judge": judge_res} if judge_res else {}), **({"skip": skip_res} if skip_res else {})}
+                         **({"judge": judge_res} if judge_res else {}), **({"skip": skip_res} if skip_res else {}),
+                         **({"flat_rivals": [r for _, r in rivals]} if rivals else {})}
     results["matched"] = matched
     results["wall_time_s"] = round(time.time() - t_start, 1)
     atomic_write_json(d / "reconstructions.json", level_reconstructions(ladder, shards.val))  # what the report draws

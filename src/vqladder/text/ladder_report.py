@@ -59,8 +59,19 @@ def ladder_markdown(res: dict, cfg) -> str:
               f"| flat causal LM ({m.get('flat_layers', 0)} layers) | {b['flat']:.3f} | {m.get('flat_params', 0):,} | "
               f"{m.get('flat_body_params', 0):,} | {_num(m.get('flat_train_flops'), '.3g')} | "
               f"{_num(m.get('flat_train_time'), '.0f')} | {_num(m.get('flat_context'))} |",
+              *[f"| flat rival {i} ({r['n_layers']} layers, d={r['d_model']}; {st.get('step', 0):,} steps) | "
+                f"{r['bits']:.3f} | {r['params']:,} | - | {_num(st.get('train_flops'), '.3g')} | "
+                f"{_num(st.get('train_time'), '.0f')} | {_num(r['context'])} |"
+                for i, (r, st) in enumerate(zip(b.get("flat_rivals", []),
+                                                res.get("stages", {}).get("flat_rivals", [{}] * 99)), 1)],
               "", f"Ratio hierarchical / flat: {b['hierarchical'] / max(b['flat'], 1e-9):.2f}x. Hierarchical components "
               "(bits/token): " + ", ".join(f"{k} {v:.3f}" for k, v in b["components"].items()), ""]
+    if b.get("flat_rivals"):
+        best = min(r["bits"] for r in b["flat_rivals"] + [{"bits": b["flat"]}])
+        lines += [f"Flat rivals: flat LMs of the sizes given (not matched in parameters), each trained for the "
+                  f"hierarchy's counted FLOPs. The best flat LM of this table spends {best:.3f} bits/token "
+                  f"(hierarchical / best flat: {b['hierarchical'] / max(best, 1e-9):.2f}x); picked on these held-out "
+                  f"windows, so the choice favours the flat side.", ""]
     sk = b.get("skip_level")
     if sk:
         k = sk["level"]

@@ -17,7 +17,7 @@ from ..models import CausalLM, CodePrior, MultiExitCompressor, SequenceCompresso
 from ..train.flops import body_params, match_lm_depth, step_flops
 from ..train.stage import fresh, params, run_stage
 from .joint import joint_finetune
-from .ladder import LEVEL_DIR, MULTI_EXIT_DIR, SKIP_DIR, UP_DIR, Ladder, level_codes
+from .ladder import FLAT_RIVAL_DIR, LEVEL_DIR, MULTI_EXIT_DIR, SKIP_DIR, UP_DIR, Ladder, level_codes
 from .ladder_config import LadderConfig
 from .ladder_eval import _lm_logprob, _seq_nll, _windows, bits_of, upsampler_bits
 
@@ -197,6 +197,26 @@ def train_flat(cfg: LadderConfig, d: Path, ladder: Ladder, shards, streams: dict
     return flat_res, matched
 
 
+def train_flat_rivals(cfg: LadderConfig, d: Path, ladder: Ladder, shards, streams: dict, hier_flops: float,
+                      log) -> list[tuple]:
+    """More flat LMs (``flat_rivals``: their sizes as given, not matched in parameters), each trained for the
+    hierarchy's counted training FLOPs (steps = FLOPs / its step's FLOPs) with ``flat_train``'s other settings.
+    Returns [(model, stage results)]."""
+    out = []
+    for i, rc in enumerate(cfg.flat_rivals, 1):
+        fc = derive(rc, vocab_size=shards.vocab_size, context=rc.context or prior_span(cfg, ladder))
+        lm = CausalLM(fc)
+        per_step = step_flops(lm, cfg.flat_train.batch_size, fc.context)
+        t = derive(cfg.flat_train, steps=max(1, round(hier_flops / per_step)) if hier_flops and per_step
+                   else cfg.flat_train.steps)
+        run = d / FLAT_RIVAL_DIR.format(i)
+        res = run_stage(f"flat rival {i} (d={fc.d_model}, {fc.n_layers} layers, {t.steps} steps)", run, lm, t,
+                        lambda r, w, fc=fc, t=t: WindowSampler(streams[0][0], fc.context, t.batch_size, t.seed, r, w),
+                        _token_eval(cfg, ladder, streams[0][1]), log)
+        out.append((load_model(run, "causal_lm")[0], res))
+    return out
+
+
 def train_judge(cfg: LadderConfig, d: Path, ladder: Ladder, shards, streams: dict, log) -> tuple:
     """A separately trained LM that scores the samples of every generation path (``use_judge``)."""
     jc = derive(cfg.judge, vocab_size=shards.vocab_size, context=cfg.judge.context or prior_span(cfg, ladder))
@@ -221,7 +241,8 @@ def _with_seed(cfg: LadderConfig) -> LadderConfig:
         return cfg
     cfg = copy.deepcopy(cfg)
     parts = [cfg.multi_exit, cfg.multi_exit.base, cfg.multi_exit_train, cfg.upsampler, cfg.upsampler_train, cfg.prior,
-             cfg.prior_train, cfg.flat, cfg.flat_train] + [x for lv in cfg.levels for x in (lv.model, lv.train)]
+             cfg.prior_train, cfg.flat, cfg.flat_train] + [x for lv in cfg.levels for x in (lv.model, lv.train)] + \
+        list(cfg.flat_rivals)
     for part in parts:
         part.seed += cfg.seed
     return cfg
