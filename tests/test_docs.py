@@ -36,3 +36,20 @@ def test_the_docs_check_catches_drift_issue_numbers_and_dead_links(tmp_path):
 
 def test_the_readme_is_short():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 260
+
+
+def test_the_variable_seeds_script_averages_the_cells_of_the_pages_it_reads(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("variable_seeds", ROOT / "scripts" / "variable_seeds.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    page = (ROOT / "docs" / "variable" / "variable-synth.md").read_text()
+    other = tmp_path / "other.md"  # the same page with entropy at target 2 reconstructing 0.100 more
+    other.write_text(page.replace("| entropy | 2 | 1.83 | 6.208 | 0.761 | 0.688 |", "| entropy | 2 | 1.83 | 6.208 | 0.761 | 0.788 |"))
+    assert mod.main([str(ROOT / "docs" / "variable" / "variable-synth.md"), str(other)]) == 0
+    rows = {tuple(r.split(" | ")[:3]): r for r in capsys.readouterr().out.splitlines() if r.startswith("| ")}
+    row = rows[("| entropy", "2", "2")]
+    assert "| 0.738 ± 0.071 | 0.595 ± 0.000 | 0.143 ± 0.071 |" in row
+    assert "| 0.464 ± 0.000 |" in rows[("| fixed", "2", "2")]
+    bad = tmp_path / "bad.md"
+    bad.write_text("# not a results page\n")
+    assert mod.main([str(bad)]) == 2
