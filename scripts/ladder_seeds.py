@@ -7,7 +7,8 @@ Prints markdown from each run's results.json: per upsampler, bits/token with the
 and no codes, teacher-forced and greedy accuracy (one rung, from the true codes), the codes' actual rate under the
 level above against their nominal bits; then the two-part code length against the flat LM matched in counted
 training FLOPs, greedy decoding to tokens from every level against the floor, and generation speed; with
-``skip_level`` the skip-level code length and its token decoder's code value.
+``skip_level`` the skip-level code length and its token decoder's code value; with ``flat_rivals`` every flat LM
+beside the two codes.
 """
 
 from __future__ import annotations
@@ -70,6 +71,20 @@ def main(dirs: list[str]) -> int:
     print(f"| {_ms([x['hierarchical'] for x in b])} | {_ms([x['flat'] for x in b])} | "
           f"{_ms([x['hierarchical'] / x['flat'] for x in b])} | {flops} | {e2e} | "
           f"{_ms([r.get('floor_acc') for r in runs])} | {speed} | {judge} |")
+    rv = [x.get("flat_rivals") for x in b]
+    if all(rv):
+        print()
+        print("| flat LM (all at the hierarchy's counted FLOPs) | parameters | bits/token | two-part / it | "
+              "skip-level / it |")
+        print("|---|---|---|---|---|")
+        print(f"| matched in parameters ({m[0].get('flat_layers', '?')} layers) | {m[0].get('flat_params', 0):,} | "
+              f"{_ms([x['flat'] for x in b])} | {_ms([x['hierarchical'] / x['flat'] for x in b])} | "
+              f"{_ms([x['skip_level']['bits_per_token'] / x['flat'] for x in b if x.get('skip_level')])} |")
+        for i, r0 in enumerate(rv[0]):
+            bits = [r[i]["bits"] for r in rv]
+            print(f"| {r0['n_layers']} layers, d={r0['d_model']} | {r0['params']:,} | {_ms(bits)} | "
+                  f"{_ms([x['hierarchical'] / r[i]['bits'] for x, r in zip(b, rv)])} | "
+                  f"{_ms([x['skip_level']['bits_per_token'] / r[i]['bits'] for x, r in zip(b, rv) if x.get('skip_level')])} |")
     sk = [x.get("skip_level") for x in b]
     if all(sk):
         k = sk[0]["level"]
