@@ -14,18 +14,11 @@ left out of that row's statistics.
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
-
-def _ms(xs: list[float]) -> str:
-    if not xs:
-        return "–"
-    m = sum(xs) / len(xs)
-    if len(xs) < 2:
-        return f"{m:.3f}"
-    return f"{m:.3f} ± {math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)):.3f}"
+sys.path.insert(0, str(Path(__file__).parent))
+from ladder_seeds import _ms  # noqa: E402  (one mean ± std for every seeds table)
 
 
 def _num(s: str) -> float | None:
@@ -85,6 +78,5 @@ def main(paths: list[str]) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        print(__doc__)
-        sys.exit(2)
+        sys.exit(print(__doc__) or 2)
     sys.exit(main(sys.argv[1:]))
