@@ -254,23 +254,27 @@ class SequenceCompressor(nn.Module):
         prev = self.prev_emb(tokens[:, :-1])
         return torch.cat([self.bos.expand(b, 1, -1).to(prev.dtype), prev], 1)
 
+    def _pooled(self, z_q: torch.Tensor) -> torch.Tensor:
+        """The pool decoder's input at every token position: its latent repeated over the r tokens under it, plus
+        the offset of each position within its segment."""
+        return self._run(self.dec_latent, z_q).repeat_interleave(self.r, dim=1) + self.dec_offset.repeat(z_q.shape[1], 1)
+
     def post_quant(self, z_q: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
         """quantised latents[b, m, d] (+ the tokens, for teacher forcing) -> logits[b, n, v]."""
-        b, m, d = z_q.shape
-        n = self.config.in_len
-        x = self._run(self.dec_latent, z_q)
-        if self.config.downsample == "segment":
-            x = self.seg_out(self._run(self.dec_seg, x)).reshape(b, n, -1)
-            x = self._run(self.dec, x)
-        elif self.config.downsample == "pool":
-            x = x.repeat_interleave(self.r, dim=1) + self.dec_offset.repeat(m, 1)
+        b, n = z_q.shape[0], self.config.in_len
+        if self.config.downsample == "pool":
+            x = self._pooled(z_q)
             if self.autoregressive:
                 x = x + self._prev(tokens)
                 for blk in self.dec:
                     x = blk(x, causal=True)
             else:
                 x = self._run(self.dec, x)
+        elif self.config.downsample == "segment":
+            x = self.seg_out(self._run(self.dec_seg, self._run(self.dec_latent, z_q))).reshape(b, n, -1)
+            x = self._run(self.dec, x)
         else:
+            x = self._run(self.dec_latent, z_q)
             x = torch.cat([self.mask_tok.expand(b, n, -1).to(x.dtype), x], 1)
             x = self._run(self.dec, x)[:, :n]
         return self.head(self.norm_out(x))
@@ -283,9 +287,8 @@ class SequenceCompressor(nn.Module):
         chose: tested)."""
         if not self.autoregressive:
             raise VQLadderError("generate() is for an autoregressive decoder (model.decoder: autoregressive)")
-        b, m, _ = z_q.shape
-        n = self.config.in_len
-        base = self._run(self.dec_latent, z_q).repeat_interleave(self.r, dim=1) + self.dec_offset.repeat(m, 1)
+        b, n = z_q.shape[0], self.config.in_len
+        base = self._pooled(z_q)
         cache = KVCache(len(self.dec))
         tokens = torch.zeros(b, n, dtype=torch.long, device=z_q.device)
         logits = []

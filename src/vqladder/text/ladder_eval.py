@@ -95,7 +95,7 @@ def upsampler_bits(m, low_va: np.ndarray, par_va: np.ndarray, length: int, par_l
 
 
 def evaluate_ladder(ladder: Ladder, streams: dict, cfg, log=print, judge: CausalLM | None = None,
-                    rivals: list[CausalLM] = ()) -> dict:
+                    rivals: list[CausalLM] = (), skip=None) -> dict:
     """Per-level table, hierarchical vs flat bits/token, samples from each path with their generation speed
     and (with a ``judge`` LM) their bits/token under it, on held-out text.
 
@@ -145,16 +145,15 @@ def evaluate_ladder(ladder: Ladder, streams: dict, cfg, log=print, judge: Causal
     listen = code_value(ladder, streams, n_top, cfg.eval.batch_size, bits, per_level)
     for row in listen:
         log(f"code value, upsampler {row['level']}: {row}")
-    flat = ladder.flat
     first = torch.from_numpy(unigram_logp(train_tokens, ladder.vocab(0))).float()
+
     def lm_bits(lm: CausalLM) -> float:  # over the windows the hierarchy is scored on
         tot, n = _seq_nll(lambda x: _lm_logprob(lm, x, first), tokens, min(lm.config.context, c0 * chunks_per_window), 0)
         return tot / max(n, 1) / math.log(2)
 
-    flat_bits = lm_bits(flat)
+    flat_bits = lm_bits(ladder.flat)
     log(f"bits/token: hierarchical {hier:.3f} ({bits}), flat {flat_bits:.3f}")
-    skip = getattr(ladder, "skip", None)
-    if skip is not None:
+    if skip is not None:  # the skip-level decoder from level cfg.skip_level's codes
         out_skip = skip_level_bits(ladder, streams, n_top, cfg.eval.batch_size, bits, cfg.skip_level, skip)
         log(f"skip-level (level {cfg.skip_level} codes -> tokens): {out_skip}")
     out = {"levels": per_level, "listen": listen,

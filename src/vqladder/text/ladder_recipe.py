@@ -81,9 +81,9 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     flat_res, matched = train_flat(cfg, d, ladder, shards, streams, level_res + up_res + [prior_res],
                                   up_res[0]["step"], log)  # 4. the flat LM
     rivals = train_flat_rivals(cfg, d, ladder, shards, streams, matched["hierarchical_train_flops"], log)  # 4a.
-    skip_res = None
+    skip, skip_res = None, None
     if cfg.skip_level:  # 4b. the skip-level token decoder, and what its code's stages cost to train
-        ladder.skip, skip_res = train_skip(cfg, d, ladder, streams, level_dirs, up_res[0]["step"], log)
+        skip, skip_res = train_skip(cfg, d, ladder, streams, level_dirs, up_res[0]["step"], log)
         k = cfg.skip_level
         used = (level_res[k - 1:] if cfg.mode == "text" else level_res) + up_res[k:] + [prior_res, skip_res]
         matched["skip_level_train_flops"] = sum(r.get("train_flops", 0.0) for r in used)
@@ -93,7 +93,7 @@ def train_ladder(cfg: LadderConfig, log=None) -> dict:
     if cfg.eval.threads > 0:
         torch.set_num_threads(cfg.eval.threads)
     log(f"evaluating the ladder on held-out text ({torch.get_num_threads()} threads)")
-    results = evaluate_ladder(ladder, streams, cfg, log, judge=judge, rivals=[m for m, _ in rivals])
+    results = evaluate_ladder(ladder, streams, cfg, log, judge=judge, rivals=[m for m, _ in rivals], skip=skip)
     results["mode"] = cfg.mode
     results["stages"] = {"levels": level_res, "upsamplers": up_res, "prior": prior_res, "flat": flat_res,
                          **({"judge": judge_res} if judge_res else {}), **({"skip": skip_res} if skip_res else {}),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import zip_longest
+
 
 def _num(x, fmt=",.0f") -> str:
     return format(x, fmt) if isinstance(x, (int, float)) else "-"
@@ -62,8 +64,9 @@ def ladder_markdown(res: dict, cfg) -> str:
               *[f"| flat rival {i} ({r['n_layers']} layers, d={r['d_model']}; {st.get('step', 0):,} steps) | "
                 f"{r['bits']:.3f} | {r['params']:,} | - | {_num(st.get('train_flops'), '.3g')} | "
                 f"{_num(st.get('train_time'), '.0f')} | {_num(r['context'])} |"
-                for i, (r, st) in enumerate(zip(b.get("flat_rivals", []),
-                                                res.get("stages", {}).get("flat_rivals", [{}] * 99)), 1)],
+                for i, (r, st) in enumerate(zip_longest(b.get("flat_rivals", []),
+                                                        res.get("stages", {}).get("flat_rivals", []), fillvalue={}), 1)
+                if r],
               "", f"Ratio hierarchical / flat: {b['hierarchical'] / max(b['flat'], 1e-9):.2f}x. Hierarchical components "
               "(bits/token): " + ", ".join(f"{k} {v:.3f}" for k, v in b["components"].items()), ""]
     if b.get("flat_rivals"):

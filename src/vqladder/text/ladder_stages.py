@@ -169,7 +169,7 @@ def train_flat(cfg: LadderConfig, d: Path, ladder: Ladder, shards, streams: dict
     flat = CausalLM(fc)
     flat_step_flops = step_flops(flat, flat_train.batch_size, fc.context)
     if cfg.flat_match_flops and hier_flops and flat_step_flops:
-        flat_train = derive(flat_train, steps=max(1, round(hier_flops / flat_step_flops)))
+        flat_train = _for_flops(flat_train, flat_step_flops, hier_flops)
     elif cfg.flat_match_tokens:
         flat_train = derive(flat_train, steps=max(1, round(up1_tokens / (flat_train.batch_size * fc.context))))
     flat_res = run_stage("flat causal LM (tokens)", d / "flat", flat, flat_train,
@@ -197,6 +197,12 @@ def train_flat(cfg: LadderConfig, d: Path, ladder: Ladder, shards, streams: dict
     return flat_res, matched
 
 
+def _for_flops(t, per_step: float, flops: float):
+    """Trainer settings ``t`` with its steps set so that training at ``per_step`` counted FLOPs a step costs
+    ``flops``; ``t`` unchanged when either count is zero."""
+    return derive(t, steps=max(1, round(flops / per_step))) if flops and per_step else t
+
+
 def train_flat_rivals(cfg: LadderConfig, d: Path, ladder: Ladder, shards, streams: dict, hier_flops: float,
                       log) -> list[tuple]:
     """More flat LMs (``flat_rivals``: their sizes as given, not matched in parameters), each trained for the
@@ -206,9 +212,7 @@ def train_flat_rivals(cfg: LadderConfig, d: Path, ladder: Ladder, shards, stream
     for i, rc in enumerate(cfg.flat_rivals, 1):
         fc = derive(rc, vocab_size=shards.vocab_size, context=rc.context or prior_span(cfg, ladder))
         lm = CausalLM(fc)
-        per_step = step_flops(lm, cfg.flat_train.batch_size, fc.context)
-        t = derive(cfg.flat_train, steps=max(1, round(hier_flops / per_step)) if hier_flops and per_step
-                   else cfg.flat_train.steps)
+        t = _for_flops(cfg.flat_train, step_flops(lm, cfg.flat_train.batch_size, fc.context), hier_flops)
         run = d / FLAT_RIVAL_DIR.format(i)
         res = run_stage(f"flat rival {i} (d={fc.d_model}, {fc.n_layers} layers, {t.steps} steps)", run, lm, t,
                         lambda r, w, fc=fc, t=t: WindowSampler(streams[0][0], fc.context, t.batch_size, t.seed, r, w),
