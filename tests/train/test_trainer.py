@@ -201,3 +201,31 @@ def test_time_budget_replans_once_halfway(tmp_path, data):
     assert seen == [10, 35] and tr.step == 50  # planned after warmup, re-planned at the midpoint of 10..60
     assert tr.plan_points == [10, 35, -1]
 
+
+
+def _ramped(cfg):
+    """The tiny run's compressor with the rate term ramped over the first half of training."""
+    cfg.model.rate_layers, cfg.model.rate_dim, cfg.model.rate_weight, cfg.model.rate_warmup = 1, 32, 0.5, 0.5
+    cfg.model.validate()
+    return cfg
+
+
+def test_a_ramped_rate_term_follows_the_step_and_resumes_bitwise(tmp_path, data):
+    """The trainer tells the model its progress (step / planned steps) before every step; ``rate_warmup`` ramps
+    ``rate_weight`` by it (0 at the first step, full from half-way), and a killed run resumes to the same weights."""
+    a = _ramped(tiny_run_config(data, tmp_path / "runs", name="a", steps=12, ckpt_every=4))
+    ta = tiny_trainer(a, data)
+    seen, orig = [], ta.model.set_progress
+    ta.model.set_progress = lambda f: (seen.append((f, None)), orig(f), seen.__setitem__(-1, (f, ta.model.rate_weight_now())))
+    ta.fit()
+    assert [f for f, _ in seen] == [s / 12 for s in range(12)]
+    assert [w for _, w in seen] == pytest.approx([0.5 * min(1.0, s / 6) for s in range(12)])
+    b = _ramped(tiny_run_config(data, tmp_path / "runs", name="b", steps=12, ckpt_every=4))
+    with pytest.raises(Boom):
+        tiny_trainer(b, data, fail_after=10).fit()
+    tiny_trainer(b, data).fit(resume=True)
+    wa = load_file(str(a.run_dir / "checkpoints" / "step_000012" / "model.safetensors"))
+    wb = load_file(str(b.run_dir / "checkpoints" / "step_000012" / "model.safetensors"))
+    assert wa.keys() == wb.keys() and any(k.startswith("rate.") for k in wa)
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k

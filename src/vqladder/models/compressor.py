@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import HalfOpenUnit, NonNegFloat, NonNegInt, PosInt, trunk
+from ..config import HalfOpenUnit, NonNegFloat, NonNegInt, PosInt, Unit, trunk
 from ..errors import VQLadderError
 from ..nn import MLP, Block, KVCache, RMSNorm, check_heads, eval_mode, init_weights_, seeded
 from ..quantize import QuantizerConfig, build_quantizer
@@ -82,6 +82,7 @@ class CompressorConfig(trunk(256, 4)):
     rate_layers: NonNegInt = 0        # > 0: a causal context model of the codes (this many blocks) measures their rate
     rate_dim: PosInt = 64             # its width
     rate_weight: NonNegFloat = 0.0    # weight of the codes' rate (nats/token) in the loss; needs rate_layers >= 1
+    rate_warmup: Unit = 0.0           # fraction of training over which that weight ramps up from 0 (linearly)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
 
     @property
@@ -360,9 +361,27 @@ class SequenceCompressor(nn.Module):
         if getattr(self, "rate", None) is not None:
             model_nats, enc_nats = self.rate(q.u)
             n = tokens.numel()
-            loss = loss + model_nats / n + self.config.rate_weight * enc_nats / n
+            loss = loss + model_nats / n + self.rate_weight_now() * enc_nats / n
             metrics["rate_bits"] = model_nats.detach() / n / math.log(2)  # actual bits per token (train batch)
         return loss, metrics
+
+    def set_progress(self, frac: float) -> None:
+        """Called by the trainer before every step with the fraction of training done (step / planned steps), so
+        ``rate_warmup`` can ramp the rate term; derived from the step, so a resumed run ramps identically."""
+        self._progress = float(frac)
+
+    def rate_weight_now(self) -> float:
+        """``rate_weight``, ramped linearly from 0 over the first ``rate_warmup`` of training.
+
+        >>> m = SequenceCompressor(CompressorConfig(vocab_size=16, in_len=8, out_len=2, d_model=32, n_heads=1,
+        ...     rate_layers=1, rate_dim=32, rate_weight=0.4, rate_warmup=0.5, quantizer=QuantizerConfig(codebook_size=256)))
+        >>> [(m.set_progress(f), round(m.rate_weight_now(), 2))[1] for f in (0.0, 0.25, 0.5, 0.9)]
+        [0.0, 0.2, 0.4, 0.4]
+        """
+        w, ramp = self.config.rate_weight, self.config.rate_warmup
+        if ramp <= 0:
+            return w
+        return w * min(1.0, getattr(self, "_progress", 1.0) / ramp)
 
     @torch.no_grad()
     def rate_nats(self, codes: torch.Tensor) -> torch.Tensor:

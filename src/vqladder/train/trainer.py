@@ -395,6 +395,7 @@ class Trainer:
         self._measure_flops()
         self.model.train()
         fwd = self.ddp if self.ddp is not None else _LossModule(self.model)
+        set_progress = getattr(self.model, "set_progress", None)
         show = cfg.progress and D.is_main()
         bar = tqdm(total=self.total_steps, initial=self.step, disable=None if show else True, file=sys.stderr,
                    dynamic_ncols=True, leave=False, mininterval=1.0)
@@ -413,6 +414,8 @@ class Trainer:
             lr = lr_at(self.step, cfg, self.total_steps)
             for g in self.opt.param_groups:
                 g["lr"] = lr
+            if set_progress is not None:  # a model whose loss changes over training (a ramped term), by step
+                set_progress(self.step / max(1, self.total_steps))
             step_metrics: dict = {}
             step_loss = 0.0
             for micro in range(cfg.grad_accum):
