@@ -80,3 +80,25 @@ def test_results_are_plain_json(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text()) == {"acc": 0.5, "rows": [0, 1, 2], "1": "x"}
     assert (tmp_path / "results.md").read_text() == "# t\n"
 
+
+
+def test_a_saved_config_is_read_through_todays_schema(tmp_path):
+    """An experiment's config.yaml saved before a field existed (the key absent) is no change while the field is
+    at its default; a real change is still refused, naming the key."""
+    import yaml
+
+    from vqladder.config import to_dict
+    from vqladder.text.ladder_recipe import LadderConfig
+    from vqladder.train.recipe import open_experiment
+
+    cfg = LadderConfig(name="lad", out_dir=str(tmp_path))
+    d = open_experiment(cfg, keys=("levels", "upsampler"))
+    saved = yaml.safe_load((d / "config.yaml").read_text())
+    assert "rate_warmup" in saved["levels"][0]["model"]
+    del saved["levels"][0]["model"]["rate_warmup"]   # as an older version wrote it
+    (d / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert open_experiment(cfg, keys=("levels", "upsampler")) == d
+    cfg.upsampler.d_model *= 2
+    with pytest.raises(VQLadderError, match="upsampler.d_model differ"):
+        open_experiment(cfg, keys=("levels", "upsampler"))
+    assert to_dict(cfg)["upsampler"]["d_model"] == cfg.upsampler.d_model

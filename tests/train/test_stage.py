@@ -46,3 +46,33 @@ def test_stage_guard_refuses_a_changed_stage_and_retrains_it_and_what_is_built_o
         set_retrain(False)
     assert stage("b", 16, after=[tmp_path / "a"])["stage"] == "b"  # now newer than a: skipped
 
+
+
+def test_a_config_field_added_since_is_no_change_at_its_default(tmp_path):
+    """A stage recorded before a config field existed (its stage.yaml lacks the key) is reused while the field is
+    at its default, the behaviour it had; set to anything else, the stage is refused as changed."""
+    import numpy as np
+    import yaml
+
+    from vqladder.models import CausalLM, LMConfig
+    from vqladder.train import TrainerConfig
+    from vqladder.train.stage import STAGE_CONFIG, run_stage
+
+    stream = np.random.default_rng(0).integers(0, 16, 4000).astype(np.uint16)
+
+    def stage(lr_ratio):
+        t = TrainerConfig(steps=2, batch_size=4, warmup=1, eval_every=-1, ckpt_every=-1, progress=False, mfu=False,
+                          min_lr_ratio=lr_ratio)
+        return run_stage("s", tmp_path / "s", CausalLM(LMConfig(vocab_size=16, context=16, d_model=16, n_heads=2,
+                                                                n_layers=1)), t,
+                         lambda r, w: WindowSampler(stream, 16, 4, 0, r, w), log=lambda m: None)
+
+    default = TrainerConfig().min_lr_ratio
+    first = stage(default)
+    saved = tmp_path / "s" / STAGE_CONFIG
+    rec = yaml.safe_load(saved.read_text())
+    del rec["train"]["min_lr_ratio"]   # as if recorded before the field existed
+    saved.write_text(yaml.safe_dump(rec))
+    assert stage(default) == first     # at its default: the same stage, skipped
+    with pytest.raises(VQLadderError, match="train.min_lr_ratio differ"):
+        stage(default / 2)

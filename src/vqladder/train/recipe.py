@@ -56,6 +56,17 @@ def _merged(base: dict, over: dict) -> dict:
     return out
 
 
+def _through_schema(cls, saved: dict) -> dict:
+    """A saved config read through today's ``cls``: a field added since takes its default (the behaviour the
+    older version had), so adding a field is not a change; the saved dict as it is when it no longer builds."""
+    from ..config import build
+
+    try:
+        return to_dict(build(cls, saved))
+    except Exception:  # a saved config today's schema refuses: compare it as written (the diff names the keys)
+        return saved
+
+
 def _canon(v) -> str:
     return json.dumps(v, sort_keys=True, default=str)
 
@@ -82,7 +93,7 @@ def open_experiment(cfg, keys: Iterable[str] | None = None, ignore: Iterable[str
     saved = saved_config(d)
     now = to_dict(cfg)
     if saved.is_file() and not force and not (retrainable and retraining()) and (guard_when is None or guard_when(d)):
-        old = _merged(legacy or {}, read_saved_config(d))
+        old = _through_schema(type(cfg), _merged(legacy or {}, read_saved_config(d)))
         diff = config_changes(old, now, keys, ignore)
         if diff:
             how = "rerun with --retrain to train the changed stages again, or use" if retrainable else "use"

@@ -86,11 +86,30 @@ def stage_slice(model, train: TrainerConfig, extra: dict | None = None) -> dict:
     return json.loads(json.dumps({"model": model_cfg, "train": tr, **(extra or {})}, default=str))
 
 
-def guard_stage(what: str, run_dir: Path, slice_: dict, after=(), log: Callable[[str], None] = print) -> str:
+def slice_defaults(model, train: TrainerConfig) -> dict:
+    """The flattened slice of default-built configs of ``model``'s and ``train``'s classes: what a field added to
+    a config since a stage was recorded stood for before it existed (its default reproduces the old behaviour)."""
+    import dataclasses
+
+    from ..config import flatten
+
+    out = {}
+    for key, cfg in (("model", getattr(model, "config", None)), ("train", train)):
+        if dataclasses.is_dataclass(cfg):
+            try:
+                out.update(flatten({key: json.loads(json.dumps(dataclasses.asdict(type(cfg)()), default=str))}))
+            except Exception:  # a config class without defaults for every field: no field counts as added
+                pass
+    return out
+
+
+def guard_stage(what: str, run_dir: Path, slice_: dict, after=(), log: Callable[[str], None] = print,
+                defaults: dict | None = None) -> str:
     """The state of stage ``run_dir`` once its config is checked: a finished or checkpointed stage made with
     another config slice, or trained before one of the stages it is built on (``after``) was retrained, is refused
     in one line, or with ``--retrain`` discarded and trained again ('new'). Stages from before the guard (no
-    stage.yaml) are kept as they are."""
+    stage.yaml) are kept as they are. ``defaults`` (flattened): a key the recorded slice lacks is no difference when
+    its value now is its default (a config field added since, at the value that reproduces the old behaviour)."""
     from ..config import flatten
     from ..io import clear_owned, read_yaml_doc
 
@@ -103,7 +122,9 @@ def guard_stage(what: str, run_dir: Path, slice_: dict, after=(), log: Callable[
     if saved.is_file():
         old, now = flatten(read_yaml_doc(saved) or {}), flatten(slice_)
         # a rows fingerprint (``rows``, train.rows) absent from a slice recorded before fingerprints is not a difference
-        diff = sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k) and not (k == "rows" and k not in old))
+        added = defaults or {}
+        diff = sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k) and not (k == "rows" and k not in old)
+                      and not (k not in old and k in added and added[k] == now[k]))
         if diff:
             why = f"was trained with another config ({', '.join(diff[:5])}{' …' if len(diff) > 5 else ''} differ)"
     mine = run_dir / MARKER
@@ -150,7 +171,7 @@ def run_stage(what: str, run_dir: Path, model, train: TrainerConfig, sampler_fac
     held-out metrics of ``evaluate``. The stage's config slice is recorded in ``stage.yaml`` and checked on every
     rerun (``guard_stage``); ``after``: the stage directories it is built on."""
     slice_ = stage_slice(model, train, extra)
-    state = guard_stage(what, run_dir, slice_, after, log)
+    state = guard_stage(what, run_dir, slice_, after, log, slice_defaults(model, train))
     if state == "done":
         log(f"{what}: done, skipped")
         return stage_results(run_dir)
