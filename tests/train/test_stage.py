@@ -76,3 +76,37 @@ def test_a_config_field_added_since_is_no_change_at_its_default(tmp_path):
     assert stage(default) == first     # at its default: the same stage, skipped
     with pytest.raises(VQLadderError, match="train.min_lr_ratio differ"):
         stage(default / 2)
+
+
+def test_a_partial_stage_is_not_resumed_on_a_stage_retrained_since(tmp_path):
+    """A stage killed part-way (checkpoints, no results) whose upstream stage was retrained afterwards is refused,
+    not resumed on inputs it did not begin with; with --retrain it starts again."""
+    import numpy as np
+
+    from vqladder.models import CausalLM, LMConfig
+    from vqladder.train import TrainerConfig
+    from vqladder.train.stage import MARKER, run_stage, set_retrain
+
+    stream = np.random.default_rng(0).integers(0, 16, 4000).astype(np.uint16)
+
+    def stage(name, width, after=()):
+        t = TrainerConfig(steps=3, batch_size=4, warmup=1, eval_every=-1, ckpt_every=1, progress=False, mfu=False)
+        return run_stage(name, tmp_path / name, CausalLM(LMConfig(vocab_size=16, context=16, d_model=width, n_heads=2,
+                                                                  n_layers=1)), t,
+                         lambda r, w: WindowSampler(stream, 16, 4, 0, r, w), log=lambda m: None, after=after)
+
+    stage("a", 16)
+    stage("b", 16, after=[tmp_path / "a"])
+    (tmp_path / "b" / MARKER).unlink()          # b as if killed after its last checkpoint: partial
+    set_retrain(True)
+    try:
+        stage("a", 32)                          # a retrained while b waits
+    finally:
+        set_retrain(False)
+    with pytest.raises(VQLadderError, match="b was begun before the stage it is built on \\(a\\) was retrained"):
+        stage("b", 16, after=[tmp_path / "a"])
+    set_retrain(True)
+    try:
+        assert stage("b", 16, after=[tmp_path / "a"])["step"] == 3
+    finally:
+        set_retrain(False)

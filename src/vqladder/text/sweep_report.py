@@ -109,7 +109,8 @@ def markdown(rows: list[dict], refs: dict) -> str:
             g, ref = p_["group"], p_["local"]
             out.append("| " + " | ".join([str(g["out_len"]), str(g["codebook_size"]),
                                           g["kind"] + (f" x{g['depth']}" if g["depth"] > 1 else ""),
-                                          g["decoder"] + (" (free-running)" if g["decoder"] == "autoregressive" else ""),
+                                          g["decoder"] + (" (free-running)" if g["decoder"] == "autoregressive" else "")
+                                          + (f", rate weight {g['rate_weight']:g}" if g.get("rate_weight") else ""),
                                           _f(g["bits_per_token"]),
                                           _pm(g, "acc_free" if g["decoder"] == "autoregressive" else "acc"),
                                           _pm(ref, "acc"),

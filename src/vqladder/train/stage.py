@@ -127,12 +127,15 @@ def guard_stage(what: str, run_dir: Path, slice_: dict, after=(), log: Callable[
                       and not (k not in old and k in added and added[k] == now[k]))
         if diff:
             why = f"was trained with another config ({', '.join(diff[:5])}{' …' if len(diff) > 5 else ''} differ)"
-    mine = run_dir / MARKER
+    # a finished stage is stale when a stage it is built on finished after it; a partial one when that stage
+    # finished after this one's training began (its stage.yaml, written as training starts or resumes)
+    mine = run_dir / MARKER if state == "done" else saved
     for up in after:
         up_marker = Path(up) / MARKER
-        if not why and state == "done" and up_marker.is_file() and mine.is_file() and \
+        if not why and up_marker.is_file() and mine.is_file() and \
                 up_marker.stat().st_mtime_ns > mine.stat().st_mtime_ns:
-            why = f"was trained before the stage it is built on ({Path(up).name}) was retrained"
+            why = (f"was trained before the stage it is built on ({Path(up).name}) was retrained" if state == "done"
+                   else f"was begun before the stage it is built on ({Path(up).name}) was retrained")
     if not why:
         return state
     if not _retrain["on"]:
