@@ -44,7 +44,7 @@ def trained_ladder(tmp_path_factory):
 def trained_text_ladder(tmp_path_factory):
     cfg, res, _ = _train_tiny_ladder(tmp_path_factory, "tladder", "text", use_judge=True, judge_train__steps=10,
                                      judge__d_model=32, judge__n_heads=2, judge__n_layers=1, skip_level=2,
-                                     flat_rivals=[LMConfig(d_model=32, n_heads=2, n_layers=2)])
+                                     flat_rivals=[LMConfig(d_model=32, n_heads=2, n_layers=2)], upsampler_steps=[7])
     return cfg, res
 
 
@@ -188,6 +188,19 @@ def test_a_flat_rival_of_another_size_trains_for_the_hierarchys_flops(trained_te
     assert rival["bits"] > 0 and rival["params"] == sum(p.numel() for p in lm.parameters())
     md = (cfg.dir / "results.md").read_text()
     assert "| flat rival 1 (2 layers, d=32;" in md and "The best flat LM of this table" in md
+
+
+def test_upsampler_steps_give_the_listed_upsamplers_their_own_step_budget(trained_text_ladder):
+    """``upsampler_steps: [7]``: upsampler 1 trains 7 steps (and the skip decoder, which follows it), the others
+    ``upsampler_train``'s; a list longer than the ladder is refused in one line."""
+    from vqladder.text.ladder_config import LadderConfig
+
+    cfg, res = trained_text_ladder
+    ups = res["stages"]["upsamplers"]
+    assert ups[0]["step"] == 7 and res["stages"]["skip"]["step"] == 7
+    assert all(u["step"] == cfg.upsampler_train.steps != 7 for u in ups[1:])
+    with pytest.raises(VQLadderError, match="upsampler_steps lists 3 step budgets for a ladder of 2 upsamplers"):
+        LadderConfig(upsampler_steps=[1, 2, 3]).validate()   # the default ladder has two levels
 
 
 @pytest.mark.parametrize("k", [1, 4])

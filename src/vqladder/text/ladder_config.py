@@ -60,6 +60,9 @@ class LadderConfig:
     upsampler: UpsamplerConfig = field(default_factory=lambda: UpsamplerConfig(prev_chunk=True, code_dropout=0.1))  # every level's
     upsampler_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
         steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100))
+    # step budgets of upsamplers 1, 2, … (a listed one trains for that many steps, not upsampler_train's budget;
+    # the rest keep it): to give a ladder's upsamplers the steps another ladder's got in its time budget
+    upsampler_steps: list[PosInt] = field(default_factory=list)
     prior: PriorConfig = field(default_factory=PriorConfig)
     prior_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
         steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100))
@@ -110,6 +113,9 @@ class LadderConfig:
         if self.skip_level and not 2 <= self.skip_level <= len(self.levels):
             raise VQLadderError(f"skip_level={self.skip_level} must name a level from 2 to {len(self.levels)} (the "
                                 f"token decoder reads that level's codes, skipping the ones below; 0 = off)")
+        if len(self.upsampler_steps) > len(self.levels):
+            raise VQLadderError(f"upsampler_steps lists {len(self.upsampler_steps)} step budgets for a ladder of "
+                                f"{len(self.levels)} upsamplers")
         if self.prior.cond_len:
             raise VQLadderError("the text ladder's prior is conditioned by its prefix (a prompt's codes); "
                                 "leave prior.cond_len at 0")

@@ -76,17 +76,25 @@ def train_upsamplers(cfg: LadderConfig, d: Path, ladder: Ladder, streams: dict, 
         low_tr, low_va = streams[k - 1]
         par_tr, par_va = streams[k]
         run = d / UP_DIR.format(k)
+        t = upsampler_train(cfg, k)
         res = run_stage(
-            f"upsampler {k} (level {k} codes -> level {k - 1})", run, Upsampler(uc), cfg.upsampler_train,
-            lambda r, w, low_tr=low_tr, par_tr=par_tr, length=length, par_len=par_len: PairSampler(
-                low_tr, par_tr, length, par_len, cfg.upsampler_train.batch_size, cfg.upsampler_train.seed, r, w,
-                prev=cfg.upsampler.prev_chunk),
+            f"upsampler {k} (level {k} codes -> level {k - 1})", run, Upsampler(uc), t,
+            lambda r, w, low_tr=low_tr, par_tr=par_tr, length=length, par_len=par_len, t=t: PairSampler(
+                low_tr, par_tr, length, par_len, t.batch_size, t.seed, r, w, prev=cfg.upsampler.prev_chunk),
             lambda m, low_va=low_va, par_va=par_va, length=length, par_len=par_len: upsampler_bits(
                 m, low_va, par_va, length, par_len, cfg.eval.max_chunks, cfg.eval.batch_size), log,
             after=level_dirs[max(0, k - 2):k])
         up_res.append(res)
         ups.append(load_model(run, "upsampler")[0])
     return ups, up_res
+
+
+def upsampler_train(cfg: LadderConfig, k: int):
+    """Upsampler k's trainer settings: ``upsampler_train``, on a step budget of ``upsampler_steps[k - 1]`` when
+    the list gives one."""
+    if k <= len(cfg.upsampler_steps):
+        return derive(cfg.upsampler_train, steps=cfg.upsampler_steps[k - 1], max_time=-1.0)
+    return cfg.upsampler_train
 
 
 def skip_geometry(ladder: Ladder, k: int) -> tuple[int, int]:
