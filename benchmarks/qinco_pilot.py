@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import shutil
 import sys
 import tempfile
 from dataclasses import replace
@@ -20,7 +21,7 @@ import numpy as np
 
 from vqladder.config import load_config
 from vqladder.embed.config import EmbedConfig
-from vqladder.embed.stages import load_set, split_indices, train_qinco
+from vqladder.embed.stages import load_set, served_stages, split_indices, train_qinco
 
 
 def main(argv=None) -> int:
@@ -31,6 +32,10 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, nargs="+", default=[1e-3, 3e-3])
     ap.add_argument("--hidden", type=int, nargs="+", default=[128])
     ap.add_argument("--train-preselect", type=int, nargs="+", default=[16])
+    ap.add_argument("--loss", nargs="+", default=["all"], choices=["all", "served"],
+                    help="qinco.loss: the error after every stage, or after the budgets this model serves")
+    ap.add_argument("--rq-init", default="", help="a run's rq-init-raw-<stages>.safetensors (its residual k-means "
+                    "on the same training rows), so the pilot does not fit it again")
     ap.add_argument("--out", default="")
     a = ap.parse_args(argv)
     cfg = load_config(EmbedConfig, a.config, [])
@@ -40,28 +45,42 @@ def main(argv=None) -> int:
     emb = np.asarray(emb, dtype=np.float32)
     train, val = emb[idx["train"]], emb[idx["val"]]
     rows = []
+    served = served_stages(cfg, a.stages)
+
+    def mses(m):  # validation MSE (greedy) after each budget this model serves
+        codes = m.encode(val, beam=1)
+        return [float(((m.decode(codes[:, :b]) - val) ** 2).sum(1).mean()) for b in served]
+
     with tempfile.TemporaryDirectory() as tmp:
+        if a.rq_init:  # every model starts from the one residual k-means (as in the run), cached once
+            (Path(tmp) / "qinco").mkdir()
+            shutil.copy(a.rq_init, Path(tmp) / "qinco" / f"rq-init-raw-{max(cfg.qinco.stages)}.safetensors")
         c0 = replace(cfg, qinco=replace(cfg.qinco, train=replace(cfg.qinco.train, steps=1, lr=1e-12, max_time=-1.0,
                                                                    progress=False)))
-        fresh = train_qinco(c0, Path(tmp), "rq", a.stages, 0, train, val, log)
-        rq = float(((fresh.decode(fresh.encode(val, beam=1)) - val) ** 2).sum(1).mean())
-        for lr, hidden, tp in itertools.product(a.lr, a.hidden, a.train_preselect):
-            c = replace(cfg, qinco=replace(cfg.qinco, hidden=hidden, train_preselect=tp,
+        rq = mses(train_qinco(c0, Path(tmp), "raw", a.stages, 0, train, val, log, run_dir=Path(tmp) / "rq"))
+        for lr, hidden, tp, loss in itertools.product(a.lr, a.hidden, a.train_preselect, a.loss):
+            c = replace(cfg, qinco=replace(cfg.qinco, hidden=hidden, train_preselect=tp, loss=loss,
                                            train=replace(cfg.qinco.train, lr=lr, steps=a.steps, max_time=-1.0,
                                                          progress=False)))
-            name = f"lr{lr:g}-h{hidden}-tp{tp}"
-            model = train_qinco(c, Path(tmp), name, a.stages, 0, train, val, log)
-            mse = float(((model.decode(model.encode(val, beam=1)) - val) ** 2).sum(1).mean())
-            rows.append((lr, hidden, tp, rq, mse))
-            log(f"{name}: val MSE {mse:.5f} (RQ init {rq:.5f})")
+            name = f"lr{lr:g}-h{hidden}-tp{tp}-{loss}"
+            mse = mses(train_qinco(c, Path(tmp), "raw", a.stages, 0, train, val, log, run_dir=Path(tmp) / name))
+            rows.append((lr, hidden, tp, loss, mse))
+            log(f"{name}: val MSE {mse} (RQ init {rq})")
+    at = " / ".join(f"{b}" for b in served)
     lines = [f"# QINCo settings on the validation split ({cfg.name})", "",
-             f"`.venv/bin/python benchmarks/qinco_pilot.py {a.config} --stages {a.stages} --steps {a.steps}`: "
-             f"{len(train):,} training and {len(val):,} validation vectors ({'; '.join(sources)}); {a.stages}-byte "
-             f"models, {a.steps} steps of {cfg.qinco.train.batch_size}, seed 0; validation MSE per vector, greedy "
-             "encoding. RQ init: the same model after one step at lr 1e-12 (the residual k-means it starts from).", "",
-             "| lr | hidden | train pre-selection | RQ init val MSE | QINCo val MSE | change |", "|---|---|---|---|---|---|"]
-    for lr, hidden, tp, rq, mse in rows:
-        lines.append(f"| {lr:g} | {hidden} | {tp} | {rq:.5f} | {mse:.5f} | {100 * (mse / rq - 1):+.1f}% |")
+             f"`.venv/bin/python benchmarks/qinco_pilot.py {a.config} --stages {a.stages} --steps {a.steps}"
+             f" --lr {' '.join(f'{x:g}' for x in a.lr)} --loss {' '.join(a.loss)}`: "
+             f"{len(train):,} training and {len(val):,} validation vectors ({'; '.join(sources)}); {a.stages}-stage "
+             f"models, {a.steps} steps of {cfg.qinco.train.batch_size}, seed 0; validation MSE per vector (greedy "
+             f"encoding) after the {at} bytes the config's budgets read from this model. RQ init: the same model "
+             "after one step at lr 1e-12 (the residual k-means it starts from). Loss `all`: the mean error after "
+             "every stage; `served`: after those budgets only.", "",
+             f"| lr | hidden | train pre-selection | loss | RQ init val MSE ({at} bytes) | QINCo val MSE | change |",
+             "|---|---|---|---|---|---|---|"]
+    for lr, hidden, tp, loss, mse in rows:
+        lines.append(f"| {lr:g} | {hidden} | {tp} | {loss} | {' / '.join(f'{v:.4f}' for v in rq)} | "
+                     f"{' / '.join(f'{v:.4f}' for v in mse)} | "
+                     f"{' / '.join(f'{100 * (v / r - 1):+.1f}%' for v, r in zip(mse, rq))} |")
     return emit(lines, a.out)
 
 

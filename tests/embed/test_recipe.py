@@ -62,3 +62,19 @@ def test_vector_file_comparison_with_qinco_seeds(tmp_path):
     again = run_embed_eval(cfg, log=lambda m: None)  # finished models are loaded, not retrained
     assert {r["method"]: r["recall@10"] for r in again["rows"]} == {r["method"]: r["recall@10"] for r in res["rows"]}
 
+
+
+def test_a_served_loss_weighs_the_budgets_each_model_serves():
+    """``qinco.loss: served``: each model's loss averages the errors after the budgets read from it (the smallest
+    model holding a budget serves it); a bad value is refused in one line."""
+    from vqladder.embed.stages import served_stages
+    from vqladder.errors import VQLadderError
+
+    cfg = EmbedConfig(budgets=[4, 8, 16, 32])
+    cfg.qinco.stages = [16, 32]
+    assert served_stages(cfg, 16) == [4, 8, 16] and served_stages(cfg, 32) == [32]
+    cfg.qinco.stages = [16, 32, 64]
+    assert served_stages(cfg, 64) == [64]       # no budget reads it: judged by its full code
+    cfg.qinco.loss = "last"
+    with pytest.raises(VQLadderError, match="qinco.loss must be all or served"):
+        cfg.validate()

@@ -98,3 +98,22 @@ def test_training_finds_a_conditional_codebook_rq_cannot_hold():
     assert set(metrics) == {"mse", "mse_first", "usage_first"}
     assert mse() < 0.5 * rq, (mse(), rq)
 
+
+
+def test_the_loss_averages_the_error_after_the_listed_stage_counts():
+    """``loss_stages``: the training loss is the mean error after those stage counts only (default: every stage),
+    the error after k stages being what decoding the first k codes gives; a count outside 1..stages is refused."""
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(64, 16)).astype(np.float32))
+    errs = []
+    for stages in (None, [2], [1, 3]):
+        q = _random_model()
+        q.loss_stages = stages or [1, 2, 3]
+        loss, _ = q.loss(x)
+        errs.append(float(loss))
+    z = (x - q.mean) / q.scale
+    _, _, partial = q._search(z, 1, q.train_preselect)
+    per = [float(((z - p) ** 2).mean()) for p in partial]
+    assert errs == pytest.approx([sum(per) / 3, per[1], (per[0] + per[2]) / 2], rel=1e-5)
+    assert QINCo(16, 3, loss_stages=[3, 1]).loss_stages == [1, 3]
+    with pytest.raises(VQLadderError, match="loss_stages"):
+        QINCo(16, 3, loss_stages=[4])

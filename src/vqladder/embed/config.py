@@ -34,6 +34,8 @@ class QINCoOptions:
     train_preselect: PosInt = 16         # candidates per stage in training
     seeds: list[NonNegInt] = field(default_factory=lambda: [0, 1, 2])  # every ours-qinco* method runs once per seed
     init_rows: NonNegInt = 0             # training rows the RQ initialisation's k-means sees (0 = all)
+    loss: str = "all"                    # the error the loss averages: after every stage (all), or only after the
+                                         # stage counts the budgets read from this model (served)
     train: TrainerConfig = field(default_factory=_qinco_train)  # per model (max_time: seconds per model)
 
 
@@ -91,6 +93,8 @@ class EmbedConfig:
             if max(self.budgets) > max(q.stages):
                 raise VQLadderError(f"budget {max(self.budgets)} bytes needs a QINCo model of as many stages; "
                                     f"qinco.stages is {q.stages}")
+            if q.loss not in ("all", "served"):
+                raise VQLadderError(f"qinco.loss must be all or served, got {q.loss!r}")
             q.train.validate()
         if not self.vectors and self.model != "minilm" and not Path(self.model).exists():  # as data.embedder.load_embedder, but first
             raise VQLadderError(f"embedding model path does not exist: {self.model} (use minilm or a local model folder)")

@@ -110,6 +110,7 @@ class QINCoConfig:
     beam: PosInt = 1                     # encoding beam
     train_preselect: PosInt = 16         # candidates per stage during training
     prefixes: list[int] = field(default_factory=list)  # per-stage prefix lengths (Matryoshka schedule); [] = all dims
+    loss_stages: list[int] = field(default_factory=list)  # stage counts whose error the loss averages; [] = every stage
 
 
 @register("qinco", QINCoConfig)
@@ -118,7 +119,7 @@ class QINCoCodec(QINCo):
 
     def __init__(self, cfg: QINCoConfig):
         super().__init__(cfg.dim, cfg.stages, cfg.codebook_size, cfg.hidden, cfg.blocks, cfg.preselect, cfg.beam,
-                         cfg.train_preselect, cfg.prefixes or None)
+                         cfg.train_preselect, cfg.prefixes or None, cfg.loss_stages or None)
         self.config = cfg
 
 

@@ -65,6 +65,13 @@ def _rq_init(cfg: EmbedConfig, d: Path, variant: str, train: np.ndarray, log) ->
     return state
 
 
+def served_stages(cfg: EmbedConfig, stages: int) -> list[int]:
+    """The budgets (bytes = stages) read from the ``stages``-stage model: those whose smallest holding model it is
+    (``[stages]`` when no budget is: the model is then judged by its full code)."""
+    mine = [b for b in cfg.budgets if b <= stages and min(s for s in cfg.qinco.stages if s >= b) == stages]
+    return sorted(mine) or [stages]
+
+
 def train_qinco(cfg: EmbedConfig, d: Path, variant: str, stages: int, seed: int, train: np.ndarray,
                 val: np.ndarray, log, run_dir: Path | None = None, shared_init: bool = True) -> QINCoCodec:
     """One QINCo model (``variant``: raw = all dims on the raw vectors, prefix = the Matryoshka schedule on adapted
@@ -76,7 +83,8 @@ def train_qinco(cfg: EmbedConfig, d: Path, variant: str, stages: int, seed: int,
     dim = train.shape[1]
     mc = QINCoConfig(dim=dim, stages=stages, hidden=q.hidden, blocks=q.blocks, preselect=q.preselect,
                      beam=cfg.rvq.beam, train_preselect=q.train_preselect,
-                     prefixes=prefix_schedule(stages, dim) if variant == "prefix" else [])
+                     prefixes=prefix_schedule(stages, dim) if variant == "prefix" else [],
+                     loss_stages=served_stages(cfg, stages) if q.loss == "served" else [])
     run_dir = run_dir or d / "qinco" / f"{variant}-{stages}-s{seed}"
     with seeded(seed):
         model = QINCoCodec(mc)

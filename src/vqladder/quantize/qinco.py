@@ -134,7 +134,8 @@ class QINCo(QuantizerBase):
     """
 
     def __init__(self, dim: int, stages: int, codebook_size: int = 256, hidden: int = 128, blocks: int = 1,
-                 preselect: int = 16, beam: int = 1, train_preselect: int = 16, prefixes: list[int] | None = None):
+                 preselect: int = 16, beam: int = 1, train_preselect: int = 16, prefixes: list[int] | None = None,
+                 loss_stages: list[int] | None = None):
         super().__init__(codebook_size, track_usage=False)
         if stages < 1:
             raise VQLadderError(f"QINCo needs at least one stage, got {stages}")
@@ -145,7 +146,11 @@ class QINCo(QuantizerBase):
                         ("hidden", hidden)):
             if v < 1:
                 raise VQLadderError(f"QINCo {name} must be >= 1, got {v}")
+        loss_stages = sorted(set(loss_stages or range(1, stages + 1)))
+        if any(not 1 <= k <= stages for k in loss_stages):
+            raise VQLadderError(f"QINCo loss_stages must be stage counts in 1..{stages}, got {loss_stages}")
         self.dim, self.n_stages, self.prefixes = dim, stages, prefixes
+        self.loss_stages = loss_stages   # the stage counts whose error the training loss averages (default: all)
         self.preselect, self.beam, self.train_preselect = preselect, beam, train_preselect
         self.hidden, self.blocks = hidden, blocks
         self.steps = nn.ModuleList(_Step(dim, codebook_size, hidden, blocks, p) for p in prefixes)
@@ -217,12 +222,13 @@ class QINCo(QuantizerBase):
 
     # -- training ---------------------------------------------------------------------------------------------
     def loss(self, x: torch.Tensor):
-        """(mean over stages of the squared error per dimension, metrics) on a batch x[n, d] (input units)."""
+        """(mean over ``loss_stages`` of the squared error per dimension after that many stages, metrics) on a batch
+        x[n, d] (input units)."""
         z = (x.float() - self.mean) / self.scale
         codes, x_hat, partial = self._search(z, 1, self.train_preselect, grad=True)
         per_stage = torch.stack([((z - p) ** 2).mean() for p in partial])
         st = histogram_stats(torch.bincount(codes[:, 0], minlength=self.codebook_size).float())
-        return per_stage.mean(), {"mse": per_stage[-1].detach(), "mse_first": per_stage[0].detach(),
+        return per_stage[[k - 1 for k in self.loss_stages]].mean(), {"mse": per_stage[-1].detach(), "mse_first": per_stage[0].detach(),
                                   "usage_first": st["usage"]}
 
     # -- the quantiser interface ----------------------------------------------------------------------------------
@@ -233,7 +239,7 @@ class QINCo(QuantizerBase):
         codes, x_hat, partial = self._search(zs, 1 if self.training else self.beam,
                                              self.train_preselect if self.training else self.preselect,
                                              grad=self.training)
-        loss = torch.stack([((zs - p) ** 2).mean() for p in partial]).mean()
+        loss = torch.stack([((zs - p) ** 2).mean() for p in partial])[[k - 1 for k in self.loss_stages]].mean()
         rec = x_hat * self.scale + self.mean
         z_q = flat + (rec - flat).detach()  # straight-through to the input; the codebooks learn from `loss`
         stats = histogram_stats(torch.bincount(codes[:, 0], minlength=self.codebook_size).float())
