@@ -2,13 +2,16 @@
 
     vqladder train-ladder configs/ladder_cpu_small.yaml name=ladder-text-small-s0 seed=0   # and seed=1, seed=2
     python scripts/ladder_seeds.py runs/ladder-text-small-s0 runs/ladder-text-small-s1 runs/ladder-text-small-s2
+    python scripts/ladder_seeds.py runs/ladder-text-small-rate-s{0,1,2} --against runs/ladder-text-small-s{0,1,2}
 
 Prints markdown from each run's results.json: per upsampler, bits/token with the true codes, another chunk's codes
 and no codes, teacher-forced and greedy accuracy (one rung, from the true codes), the codes' actual rate under the
 level above against their nominal bits; then the two-part code length against the flat LM matched in counted
 training FLOPs, greedy decoding to tokens from every level against the floor, and generation speed; with
 ``skip_level`` the skip-level code length and its token decoder's code value; with ``flat_rivals`` every flat LM
-beside the two codes.
+beside the two codes. ``--against`` the same seeds of another ladder (in the same order): the numbers that changed,
+each as this ladder's, the other's and their paired difference (seed by seed), and the two-part code against the
+other's best flat rival of the same seed.
 """
 
 from __future__ import annotations
@@ -101,8 +104,59 @@ def main(dirs: list[str]) -> int:
     return 0
 
 
+def against(dirs: list[str], ref_dirs: list[str]) -> int:
+    """This ladder's seeds against another's, paired seed by seed."""
+    a, r = load_runs(dirs), load_runs(ref_dirs)
+    if a is None or r is None:
+        return 2
+    if len(a) != len(r):
+        print(f"error: {len(a)} runs against {len(r)}: give the same seeds in the same order", file=sys.stderr)
+        return 2
+    runs, refs = [x for _, x in a], [x for _, x in r]
+
+    def up1(x, key):
+        return x["listen"][0].get(key)
+
+    def best_rival(x):
+        rv = x["bits"].get("flat_rivals") or []
+        return min((v["bits"] for v in rv), default=None)
+
+    rows = [
+        ("level 1: held-out token acc (its parallel decoder)", lambda x: x["levels"][0].get("recon_acc")),
+        ("level 1: code usage", lambda x: x["levels"][0].get("usage")),
+        ("level 1: actual bits/token under upsampler 2", lambda x: up1(x, "actual_bits_per_token")),
+        ("level 1: actual / nominal", lambda x: up1(x, "actual_bits_per_token") / up1(x, "nominal_bits_per_token")),
+        ("level 1: bits/token under its own context model", lambda x: up1(x, "own_rate_bits_per_token")),
+        ("upsampler 1: bits/token, true codes", lambda x: up1(x, "bits_true")),
+        ("upsampler 1: other chunk's codes", lambda x: up1(x, "bits_other")),
+        ("upsampler 1: no codes", lambda x: up1(x, "bits_none")),
+        ("upsampler 1: greedy acc", lambda x: up1(x, "acc_greedy")),
+        ("two-part bits/token", lambda x: x["bits"]["hierarchical"]),
+        ("matched flat LM bits/token", lambda x: x["bits"]["flat"]),
+    ]
+    print(f"{len(runs)} seeds: " + ", ".join(Path(d).name for d in dirs) + " against "
+          + ", ".join(Path(d).name for d in ref_dirs))
+    print()
+    print("| quantity | this ladder | the other | difference (paired) |")
+    print("|---|---|---|---|")
+    for name, f in rows:
+        va, vr = [f(x) for x in runs], [f(x) for x in refs]
+        diff = [p - q for p, q in zip(va, vr) if isinstance(p, (int, float)) and isinstance(q, (int, float))]
+        print(f"| {name} | {_ms(va)} | {_ms(vr)} | {_ms(diff) if len(diff) == len(va) else '-'} |")
+    best = [best_rival(x) for x in refs]
+    if all(best):
+        print(f"| two-part / the other's best flat rival (same seed) | "
+              f"{_ms([x['bits']['hierarchical'] / v for x, v in zip(runs, best)])} | "
+              f"{_ms([x['bits']['hierarchical'] / v for x, v in zip(refs, best)])} | - |")
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
+    args = sys.argv[1:]
+    if not args or args[0] == "--against" or args[-1] == "--against":
         print(__doc__)
         sys.exit(2)
-    sys.exit(main(sys.argv[1:]))
+    if "--against" in args:
+        i = args.index("--against")
+        sys.exit(against(args[:i], args[i + 1:]))
+    sys.exit(main(args))
