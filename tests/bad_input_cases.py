@@ -71,6 +71,10 @@ CASES = [
     ("decode from a ladder level that does not exist", "ladder-decode {ladder} --level 4 --codes '1 2'",
      "level 4 does not exist"),
     ("ladder mode that does not exist", "train-ladder {ladder_cfg} mode=jukebox", "mode must be one of"),
+    ("more upsampler step budgets than upsamplers", "train-ladder {ladder_cfg} 'upsampler_steps=[5, 5, 5, 5]'",
+     "upsampler_steps lists 4 step budgets"),
+    ("rate term ramped over more than all of training", "train {cfg} model.rate_layers=1 model.rate_weight=0.5 "
+     "model.rate_warmup=2", "model.rate_warmup"),
     ("prompt longer than the prior's context", "generate {ladder} --prompt-file {corpus}",
      "more than the prior's context"),
     ("embedding budget no method can meet", "embed eval methods=[float32-trunc] budgets=[3] out_dir={tmp}/e",
@@ -89,6 +93,7 @@ CASES = [
      "rows must have one width"),
     ("empty .fvecs file", "embed eval vectors={tmp}/empty.fvecs out_dir={tmp}/e", "empty vector file"),
     ("unknown distance metric", "embed eval metric=hamming out_dir={tmp}/e", "metric must be cosine or l2"),
+    ("unknown QINCo loss", "embed eval qinco.loss=last out_dir={tmp}/e", "qinco.loss must be all or served"),
     ("embedding budget beyond the largest QINCo model", "embed eval qinco.stages=[8] budgets=[16] out_dir={tmp}/e",
      "needs a QINCo model"),
     ("docstrings of a package that is not installed", "prepare docstrings:no_such_pkg_xyz -o {tmp}/o",
