@@ -109,7 +109,7 @@ def test_the_loss_averages_the_error_after_the_listed_stage_counts():
         q = _random_model()
         q.loss_stages = stages or [1, 2, 3]
         loss, _ = q.loss(x)
-        errs.append(float(loss))
+        errs.append(float(loss.detach()))
     z = (x - q.mean) / q.scale
     _, _, partial = q._search(z, 1, q.train_preselect)
     per = [float(((z - p) ** 2).mean()) for p in partial]
