@@ -153,6 +153,7 @@ class SequenceCompressor(nn.Module):
         if cfg.vocab_size < 2:
             raise VQLadderError("model.vocab_size must be set (>= 2); it is taken from the data when 0")
         self.config = cfg
+        self._progress = 1.0  # fraction of training done (``set_progress``); outside a trainer the full rate weight
         # every default init (the quantizer's projections too) draws from a generator seeded by cfg.seed,
         # without touching the caller's global RNG: the same config builds the same weights
         with seeded(cfg.seed):
@@ -381,7 +382,7 @@ class SequenceCompressor(nn.Module):
         w, ramp = self.config.rate_weight, self.config.rate_warmup
         if ramp <= 0:
             return w
-        return w * min(1.0, getattr(self, "_progress", 1.0) / ramp)
+        return w * min(1.0, self._progress / ramp)
 
     @torch.no_grad()
     def rate_nats(self, codes: torch.Tensor) -> torch.Tensor:

@@ -226,10 +226,14 @@ class QINCo(QuantizerBase):
         x[n, d] (input units)."""
         z = (x.float() - self.mean) / self.scale
         codes, x_hat, partial = self._search(z, 1, self.train_preselect, grad=True)
-        per_stage = torch.stack([((z - p) ** 2).mean() for p in partial])
+        per_stage, loss = self._stage_loss(z, partial)
         st = histogram_stats(torch.bincount(codes[:, 0], minlength=self.codebook_size).float())
-        return per_stage[[k - 1 for k in self.loss_stages]].mean(), {"mse": per_stage[-1].detach(), "mse_first": per_stage[0].detach(),
-                                  "usage_first": st["usage"]}
+        return loss, {"mse": per_stage[-1].detach(), "mse_first": per_stage[0].detach(), "usage_first": st["usage"]}
+
+    def _stage_loss(self, z: torch.Tensor, partial: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the squared error per dimension after each stage [m], its mean over ``loss_stages``)."""
+        per_stage = torch.stack([((z - p) ** 2).mean() for p in partial])
+        return per_stage, per_stage[[k - 1 for k in self.loss_stages]].mean()
 
     # -- the quantiser interface ----------------------------------------------------------------------------------
     def forward(self, z: torch.Tensor) -> Quantized:
@@ -239,7 +243,7 @@ class QINCo(QuantizerBase):
         codes, x_hat, partial = self._search(zs, 1 if self.training else self.beam,
                                              self.train_preselect if self.training else self.preselect,
                                              grad=self.training)
-        loss = torch.stack([((zs - p) ** 2).mean() for p in partial])[[k - 1 for k in self.loss_stages]].mean()
+        loss = self._stage_loss(zs, partial)[1]
         rec = x_hat * self.scale + self.mean
         z_q = flat + (rec - flat).detach()  # straight-through to the input; the codebooks learn from `loss`
         stats = histogram_stats(torch.bincount(codes[:, 0], minlength=self.codebook_size).float())
