@@ -73,6 +73,10 @@ CASES = [
     ("ladder mode that does not exist", "train-ladder {ladder_cfg} mode=jukebox", "mode must be one of"),
     ("more upsampler step budgets than upsamplers", "train-ladder {ladder_cfg} 'upsampler_steps=[5, 5, 5, 5]'",
      "upsampler_steps lists 4 step budgets"),
+    ("a stage to select that the ladder does not have", "train-ladder {ladder_cfg} 'select=[up9]'",
+     "select names 'up9'"),
+    ("a held-back share of all the training text", "train-ladder {ladder_cfg} 'select=[prior]' select_holdout=1",
+     "select_holdout"),
     ("rate term ramped over more than all of training", "train {cfg} model.rate_layers=1 model.rate_weight=0.5 "
      "model.rate_warmup=2", "model.rate_warmup"),
     ("prompt longer than the prior's context", "generate {ladder} --prompt-file {corpus}",

@@ -134,7 +134,7 @@ def two_rooms(door=1):
     return Layout(cfg, doors)
 
 
-def tiny_trainer(cfg, shards_dir, fail_after=None):
+def tiny_trainer(cfg, shards_dir, fail_after=None, select=None):
     from vqladder.data import TokenShards
 
     sh = TokenShards(shards_dir)
@@ -157,7 +157,7 @@ def tiny_trainer(cfg, shards_dir, fail_after=None):
 
     return Trainer(model, cfg.train, cfg.run_dir, factory,
                    lambda m: evaluate_compressor(m, sh.val, max_chunks=16),
-                   {"model_config": __import__("dataclasses").asdict(cfg.model)})
+                   {"model_config": __import__("dataclasses").asdict(cfg.model)}, select)
 
 
 class Boom(Exception):

@@ -229,3 +229,38 @@ def test_a_ramped_rate_term_follows_the_step_and_resumes_bitwise(tmp_path, data)
     assert wa.keys() == wb.keys() and any(k.startswith("rate.") for k in wa)
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
+
+
+def _selecting(cfg, data, planted, fail_after=None):
+    """A trainer whose ``select`` score is planted by step (lowest at the step that should be kept)."""
+    cfg.train.select_every, cfg.train.keep_last = 2, -1
+    trainer = []
+    trainer.append(tiny_trainer(cfg, data, fail_after, select=lambda m: planted[trainer[0].step]))
+    return trainer[0]
+
+
+def test_select_keeps_the_best_scored_weights_and_resumes_to_them_bitwise(tmp_path, data):
+    """With ``select_every``, the run trains its whole budget and ends holding the weights of the step its
+    validation score liked best (its final checkpoint and evaluation see them); a run killed after that step
+    resumes to the same weights and choice."""
+    planted = {2: 5.0, 4: 1.0, 6: 3.0, 8: 2.0, 10: 4.0, 12: 1.5}
+    a = tiny_run_config(data, tmp_path / "runs", name="a", steps=12, ckpt_every=2)
+    ta = _selecting(a, data, planted)
+    ta.fit()
+    assert ta.best_step == 4 and ta.step == 12
+    ck = a.run_dir / "checkpoints"
+    w4 = load_file(str(ck / "step_000004" / "model.safetensors"))
+    w12 = load_file(str(ck / "step_000012" / "model.safetensors"))
+    w10 = load_file(str(ck / "step_000010" / "model.safetensors"))
+    assert all(torch.equal(w4[k], w12[k]) for k in w4)
+    assert not all(torch.equal(w4[k], w10[k]) for k in w4)  # training went on after the chosen step
+    scored = [json.loads(l) for l in (a.run_dir / "metrics.jsonl").read_text().splitlines() if '"select"' in l]
+    assert [(r["step"], r["select"]) for r in scored] == sorted(planted.items())
+    b = tiny_run_config(data, tmp_path / "runs", name="b", steps=12, ckpt_every=2)
+    with pytest.raises(Boom):
+        _selecting(b, data, planted, fail_after=10).fit()  # dies during step 11, after the step-10 checkpoint
+    tb = _selecting(tiny_run_config(data, tmp_path / "runs", name="b", steps=12, ckpt_every=2), data, planted)
+    tb.fit(resume=True)
+    assert tb.best_step == 4
+    wb = load_file(str(b.run_dir / "checkpoints" / "step_000012" / "model.safetensors"))
+    assert all(torch.equal(w12[k], wb[k]) for k in w12)

@@ -58,8 +58,9 @@ class LadderConfig:
         steps=1200, batch_size=8, lr=2e-3, warmup=80, eval_every=-1, ckpt_every=100))
     joint_steps: NonNegInt = 0              # > 0: joint fine-tuning of all levels on live codes (see module doc)
     upsampler: UpsamplerConfig = field(default_factory=lambda: UpsamplerConfig(prev_chunk=True, code_dropout=0.1))  # every level's
+    # Muon: upsampler 1 of the half-width ladder ends 0.1 bits/token lower at the same steps (docs/bench/speedrun-ladder.md)
     upsampler_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
-        steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100))
+        steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100, optimizer="muon"))
     # step budgets of upsamplers 1, 2, … (a listed one trains for that many steps, not upsampler_train's budget;
     # the rest keep it): to give a ladder's upsamplers the steps another ladder's got in its time budget
     upsampler_steps: list[PosInt] = field(default_factory=list)
@@ -84,6 +85,13 @@ class LadderConfig:
     # trained for as many steps as upsampler 1; the text's bits/token without the levels below k transmitted
     # (prior + upsamplers above k + this decoder) are measured beside the two-part code. 0 = off
     skip_level: NonNegInt = 0
+    # stages (up1, up2, …, prior, skipk) that keep their best weights on a validation split: the last
+    # select_holdout of the train text's chunks is held back from their training and scored every select_every
+    # steps (bits per symbol); the run trains its whole budget and ends with the best-scored step's weights. The
+    # upper stages see few chunks (the top prior: 4 codes per 256 tokens) and memorise them otherwise
+    select: list[str] = field(default_factory=list)
+    select_every: PosInt = 100
+    select_holdout: Annotated[float, Check(gt=0, lt=1)] = 0.1
     seed: NonNegInt = 0               # added to every stage's model and data seeds (not the judge's): one ladder per seed
 
     @property
@@ -113,6 +121,12 @@ class LadderConfig:
         if self.skip_level and not 2 <= self.skip_level <= len(self.levels):
             raise VQLadderError(f"skip_level={self.skip_level} must name a level from 2 to {len(self.levels)} (the "
                                 f"token decoder reads that level's codes, skipping the ones below; 0 = off)")
+        known = [f"up{k}" for k in range(1, len(self.levels) + 1)] + ["prior"] + (
+            [f"skip{self.skip_level}"] if self.skip_level else [])
+        unknown = [x for x in self.select if x not in known]
+        if unknown:
+            raise VQLadderError(f"select names {unknown[0]!r}, not a stage of this ladder that can keep its best "
+                                f"weights; choose from {', '.join(known)}")
         if len(self.upsampler_steps) > len(self.levels):
             raise VQLadderError(f"upsampler_steps lists {len(self.upsampler_steps)} step budgets for a ladder of "
                                 f"{len(self.levels)} upsamplers")

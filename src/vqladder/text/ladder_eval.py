@@ -51,14 +51,14 @@ def bits_of(tot: float, n: int, per: str) -> dict:
 
 
 def upsampler_bits(m, low_va: np.ndarray, par_va: np.ndarray, length: int, par_len: int, max_chunks: int,
-                   batch_size: int, greedy_chunks: int = 0) -> dict:
+                   batch_size: int, greedy_chunks: int = 0, code_value: bool = True) -> dict:
     """Held-out cross-entropy of an upsampler: the level-(k-1) symbols of each chunk given its level-k codes
     (and the previous chunk below, when the upsampler reads it), over the first ``max_chunks`` chunks (-1: all),
     with the code-value diagnostic beside it: bits with *another* chunk's codes (chunk i scored under the codes
     of chunk i + n/2; the previous chunk stays true), with no codes (when trained with ``code_dropout``), the
     teacher-forced accuracy, and with ``greedy_chunks`` > 0 the free-running (greedy, KV-cached) accuracy from
     the true codes over that many chunks. A decoder that uses its codes has true-code bits clearly below
-    other-code bits."""
+    other-code bits. ``code_value=False``: the true codes' bits and accuracy only."""
 
     n_pairs = min(len(low_va) // length, len(par_va) // par_len)
     cap = n_pairs if max_chunks < 0 else min(n_pairs, max_chunks)
@@ -75,6 +75,9 @@ def upsampler_bits(m, low_va: np.ndarray, par_va: np.ndarray, length: int, par_l
         lp, hit = m.token_logp(parent, low, prev, hits=True)
         tot["true"] -= float(lp.sum())
         hits += int(hit.sum())
+        if not code_value:  # the true codes' bits alone (a validation score)
+            n += low.numel()
+            continue
         tot["other"] -= float(m.token_logp(par_t[other[b:b + batch_size]], low, prev).sum())
         if none:
             tot["none"] -= float(m.token_logp(parent, low, prev, no_codes=True).sum())
@@ -85,6 +88,8 @@ def upsampler_bits(m, low_va: np.ndarray, par_va: np.ndarray, length: int, par_l
             g_hits += int((out == low[:k]).sum())
             g_n += low[:k].numel()
     res = bits_of(tot["true"], n, "symbol")
+    if not code_value:
+        return res
     res["bits_other_codes"] = tot["other"] / max(n, 1) / math.log(2)
     if none:
         res["bits_no_codes"] = tot["none"] / max(n, 1) / math.log(2)

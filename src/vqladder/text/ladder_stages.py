@@ -64,6 +64,35 @@ def train_levels(cfg: LadderConfig, d: Path, shards, streams: dict, log) -> tupl
     return levels, level_res, dirs
 
 
+SELECT_CHUNKS = 128  # held-back chunks scored at each selection (at most)
+
+
+def held_back(cfg: LadderConfig, stage: str, streams: list, units: list[int]) -> tuple[list, list | None]:
+    """Aligned train streams (chunk i of each is ``units[i]`` symbols over the same text) cut for ``stage``: when
+    the stage is in ``select``, its last ``select_holdout`` of chunks is held back (training parts, held-back
+    parts); otherwise (the streams, None)."""
+    if stage not in cfg.select:
+        return list(streams), None
+    n = min(len(s) // u for s, u in zip(streams, units))
+    cut = n - max(1, round(n * cfg.select_holdout))
+    if cut < 1:
+        raise VQLadderError(f"select: {stage} has {n} train chunks, too few to hold {cfg.select_holdout} back")
+    return [s[:cut * u] for s, u in zip(streams, units)], [s[cut * u:n * u] for s, u in zip(streams, units)]
+
+
+def _selected(cfg: LadderConfig, t, hold):
+    """Trainer settings of a stage: scored every ``select_every`` steps when it holds a validation part back."""
+    return t if hold is None else derive(t, select_every=cfg.select_every)
+
+
+def _up_select(cfg: LadderConfig, hold, length: int, par_len: int):
+    if hold is None:
+        return None
+    low, par = hold
+    return lambda m: upsampler_bits(m, low, par, length, par_len, SELECT_CHUNKS, cfg.eval.batch_size,
+                                    code_value=False)["bits_per_symbol"]
+
+
 def train_upsamplers(cfg: LadderConfig, d: Path, ladder: Ladder, streams: dict, level_dirs: list[Path],
                      log) -> tuple[list, list]:
     """Upsampler k: level-k codes (+ the previous chunk below) -> the level-(k-1) symbols of the chunk."""
@@ -73,17 +102,18 @@ def train_upsamplers(cfg: LadderConfig, d: Path, ladder: Ladder, streams: dict, 
         uc = derive(cfg.upsampler, vocab_size=ladder.vocab(k - 1), parent_vocab=ladder.vocab(k), length=length,
                     parent_len=par_len, parent_levels=fsq_levels(levels[k - 1], ladder.vocab(k)),
                     levels=fsq_levels(levels[k - 2], ladder.vocab(k - 1)) if k > 1 else [])
-        low_tr, low_va = streams[k - 1]
-        par_tr, par_va = streams[k]
+        low_va, par_va = streams[k - 1][1], streams[k][1]
+        (low_tr, par_tr), hold = held_back(cfg, UP_DIR.format(k), [streams[k - 1][0], streams[k][0]],
+                                           [length, par_len])
         run = d / UP_DIR.format(k)
-        t = upsampler_train(cfg, k)
+        t = _selected(cfg, upsampler_train(cfg, k), hold)
         res = run_stage(
             f"upsampler {k} (level {k} codes -> level {k - 1})", run, Upsampler(uc), t,
             lambda r, w, low_tr=low_tr, par_tr=par_tr, length=length, par_len=par_len, t=t: PairSampler(
                 low_tr, par_tr, length, par_len, t.batch_size, t.seed, r, w, prev=cfg.upsampler.prev_chunk),
             lambda m, low_va=low_va, par_va=par_va, length=length, par_len=par_len: upsampler_bits(
                 m, low_va, par_va, length, par_len, cfg.eval.max_chunks, cfg.eval.batch_size), log,
-            after=level_dirs[max(0, k - 2):k])
+            after=level_dirs[max(0, k - 2):k], select=_up_select(cfg, hold, length, par_len))
         up_res.append(res)
         ups.append(load_model(run, "upsampler")[0])
     return ups, up_res
@@ -112,34 +142,39 @@ def train_skip(cfg: LadderConfig, d: Path, ladder: Ladder, streams: dict, level_
     par_len, length = skip_geometry(ladder, k)
     uc = derive(cfg.upsampler, vocab_size=ladder.vocab(0), parent_vocab=ladder.vocab(k), length=length,
                 parent_len=par_len, parent_levels=fsq_levels(ladder.levels[k - 1], ladder.vocab(k)), levels=[])
-    tok_tr, par_tr = streams[0][0], streams[k][0]
     tok_va, par_va = streams[0][1], streams[k][1]
-    t = derive(cfg.upsampler_train, steps=max(1, up1_steps), max_time=-1.0)
+    (tok_tr, par_tr), hold = held_back(cfg, SKIP_DIR.format(k), [streams[0][0], streams[k][0]], [length, par_len])
+    t = _selected(cfg, derive(cfg.upsampler_train, steps=max(1, up1_steps), max_time=-1.0), hold)
     run = d / SKIP_DIR.format(k)
     res = run_stage(
         f"skip-level decoder (level {k} codes -> tokens, {t.steps} steps)", run, Upsampler(uc), t,
         lambda r, w: PairSampler(tok_tr, par_tr, length, par_len, t.batch_size, t.seed, r, w, prev=uc.prev_chunk),
         lambda m: upsampler_bits(m, tok_va, par_va, length, par_len, cfg.eval.max_chunks, cfg.eval.batch_size), log,
-        after=level_dirs[k - 1:k])
+        after=level_dirs[k - 1:k], select=_up_select(cfg, hold, length, par_len))
     return load_model(run, "upsampler")[0], res
 
 
 def train_prior(cfg: LadderConfig, d: Path, ladder: Ladder, streams: dict, level_dirs: list[Path], log) -> dict:
     """The causal prior over the top level's code stream (windows aligned to whole top chunks)."""
     L = ladder.n_levels
-    top_tr, top_va = streams[L]
+    top_va = streams[L][1]
     m_top = ladder.chunk_len(L)
     pc = derive(cfg.prior, vocab_size=ladder.vocab(L))
     ctx = pc.context
+    (top_tr,), hold = held_back(cfg, "prior", [streams[L][0]], [m_top])
+    t = _selected(cfg, cfg.prior_train, hold)
 
     def prior_eval(m):
         return bits_of(*_seq_nll(lambda x: m.log_prob(x), top_va, ctx, _windows(cfg.eval.max_chunks, ctx // m_top)),
                        "code")
 
-    return run_stage("prior (top codes)", d / "prior", CodePrior(pc), cfg.prior_train,
-                     lambda r, w: WindowSampler(top_tr, ctx, cfg.prior_train.batch_size, cfg.prior_train.seed,
-                                                r, w, align=m_top),
-                     prior_eval, log, after=level_dirs[L - 1:L])
+    def prior_select(m):
+        return bits_of(*_seq_nll(lambda x: m.log_prob(x), hold[0], ctx, _windows(SELECT_CHUNKS, ctx // m_top)),
+                       "code")["bits_per_code"]
+
+    return run_stage("prior (top codes)", d / "prior", CodePrior(pc), t,
+                     lambda r, w: WindowSampler(top_tr, ctx, t.batch_size, t.seed, r, w, align=m_top),
+                     prior_eval, log, after=level_dirs[L - 1:L], select=None if hold is None else prior_select)
 
 
 def prior_span(cfg: LadderConfig, ladder: Ladder) -> int:

@@ -167,25 +167,28 @@ def fresh(path: Path, *sources: Path) -> bool:
 
 def run_stage(what: str, run_dir: Path, model, train: TrainerConfig, sampler_factory: Callable,
               evaluate: Callable | None = None, log: Callable[[str], None] = print, extra: dict | None = None,
-              after=()) -> dict:
+              after=(), select: Callable | None = None) -> dict:
     """Train (or resume, or skip) one stage into ``run_dir``; returns its results (also ``results.json``):
     the stage name, parameters, steps, tokens, train time, training FLOPs (forward + backward, counted by
     ``FlopCounterMode`` on one step's batch, times the tokens seen; absent with ``mfu: false``) and the final
     held-out metrics of ``evaluate``. The stage's config slice is recorded in ``stage.yaml`` and checked on every
-    rerun (``guard_stage``); ``after``: the stage directories it is built on."""
+    rerun (``guard_stage``); ``after``: the stage directories it is built on; ``select``: the trainer's
+    validation score (with ``train.select_every``: the stage keeps its best-scored weights, ``selected_step``)."""
     slice_ = stage_slice(model, train, extra)
     state = guard_stage(what, run_dir, slice_, after, log, slice_defaults(model, train))
     if state == "done":
         log(f"{what}: done, skipped")
         return stage_results(run_dir)
     log(f"{what}: {'resuming' if state == 'partial' else 'training'} ({params(model):,} params, {train.steps} steps)")
-    trainer = Trainer(model, train, run_dir, sampler_factory, evaluate, {"stage": what, **(extra or {})})
+    trainer = Trainer(model, train, run_dir, sampler_factory, evaluate, {"stage": what, **(extra or {})}, select)
     record_stage(run_dir, slice_)
     val = trainer.fit(resume=state == "partial")
     flops = float(getattr(trainer, "flops_per_token", 0.0) or 0.0) * trainer.tokens_seen  # counted per step
     return mark_done(run_dir, {"stage": what, "params": params(model), "step": trainer.step,
                                "tokens_seen": trainer.tokens_seen, "train_time": round(trainer.train_time, 2),
                                **({"train_flops": flops} if flops else {}),
+                               **({"selected_step": trainer.best_step, "select_value": trainer.best_value}
+                                  if trainer.best_weights is not None else {}),
                                **{k: v for k, v in (val or {}).items() if k != "examples"}})
 
 

@@ -66,6 +66,10 @@ class TrainerConfig:
     device: str = "auto"              # auto | cpu | cuda | mps
     seed: NonNegInt = 0                     # data order and global RNG
     eval_every: OptPosInt = 200             # steps between held-out evals; -1 = only at the end
+    # steps between scores of the trainer's ``select`` callback (a validation split, never the held-out one): the
+    # run ends holding the weights of the best-scored step (early stopping's choice, the budget still trained);
+    # -1 = off (the last step's weights)
+    select_every: OptPosInt = -1
     log_every: PosInt = 10               # steps between metrics.jsonl lines
     ckpt_every: OptPosInt = 200             # steps between checkpoints; -1 = only at the end
     keep_last: OptPosInt = 3                # checkpoints kept; -1 = all
@@ -161,6 +165,9 @@ class Trainer:
     ``sampler_factory(rank, world)`` returns an object with ``next_batch()``, ``state_dict()`` and
     ``load_state_dict()`` (see ``data.WindowSampler``). ``evaluate(model) -> dict`` computes held-out
     metrics (keys are logged with a ``val_`` prefix). ``meta`` is stored in every checkpoint's meta.json.
+    ``select(model) -> float`` (lower is better) scores the model on a validation split every
+    ``train.select_every`` steps and at the end; the run ends holding the best-scored weights (``best_step``),
+    which the final evaluation and checkpoint see. The best weights travel in every checkpoint (exact resume).
 
     >>> import tempfile, numpy as np
     >>> from vqladder import CompressorConfig, SequenceCompressor, Trainer, TrainerConfig, WindowSampler, load_model
@@ -178,7 +185,8 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, cfg: TrainerConfig, run_dir: str | Path,
-                 sampler_factory: Callable, evaluate: Callable | None = None, meta: dict | None = None):
+                 sampler_factory: Callable, evaluate: Callable | None = None, meta: dict | None = None,
+                 select: Callable | None = None):
         cfg.validate()
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.device = pick_device(cfg.device)
@@ -191,6 +199,8 @@ class Trainer:
         self.model = model.to(self.device)
         self.sampler = sampler_factory(self.rank, self.world)
         self.evaluate = evaluate
+        self.select = select if cfg.select_every > 0 else None
+        self.best_value, self.best_step, self.best_weights = math.inf, -1, None
         self.meta = dict(meta or {})
         self.meta.setdefault("model_config", _config_dict(model))
         self.step = 0
@@ -287,6 +297,9 @@ class Trainer:
             "total_steps": torch.tensor(self.total_steps),
             "plan_points": torch.tensor(self.plan_points, dtype=torch.long),
         }
+        if self.best_weights is not None:
+            st.update(best_value=torch.tensor(self.best_value, dtype=torch.float64),
+                      best_step=torch.tensor(self.best_step), best_weights=self.best_weights)
         if torch.cuda.is_available():
             st["rng_cuda"] = torch.cuda.get_rng_state()
         return st
@@ -335,6 +348,9 @@ class Trainer:
             self.plan_points = [int(v) for v in st.get("plan_points", torch.zeros(0)).tolist()]
         if self.cfg.max_time <= 0 and self.cfg.steps > self.total_steps:  # a resume that extends the run
             self.total_steps = self.cfg.steps
+        if "best_weights" in st:
+            self.best_value, self.best_step = float(st["best_value"]), int(st["best_step"])
+            self.best_weights = st["best_weights"]
         self.time_offset = float(meta.get("train_time", 0.0))
         # the data position is global (the same on every rank), so it also holds for another world size
         self.sampler.load_state_dict(meta["sampler"])
@@ -376,6 +392,24 @@ class Trainer:
         finally:
             self.model.train()
         return res
+
+    def _select_step(self, last: bool) -> None:
+        """Score the weights on the validation split; keep a copy when they are the best so far; at the last step,
+        put the best weights back in the model."""
+        self.model.eval()
+        try:
+            with torch.no_grad(), self._autocast():
+                value = float(self.select(self.model))
+        finally:
+            self.model.train()
+        self._log({"step": self.step, "time": round(self.train_time, 3), "select": value})
+        if value < self.best_value or self.best_weights is None:
+            self.best_value, self.best_step = value, self.step
+            self.best_weights = {k: v.detach().clone().cpu() for k, v in self.model.state_dict().items()}
+        if last and self.best_step != self.step:
+            self.model.load_state_dict(self.best_weights)
+            D.print0(f"selected the weights of step {self.best_step} (validation {self.best_value:.4f})",
+                     file=sys.stderr)
 
     def fit(self, resume: bool = False) -> dict:
         """Train to ``cfg.steps``; returns the last held-out metrics."""
@@ -493,6 +527,8 @@ class Trainer:
             out_of_time = cfg.max_time > 0 and elapsed > cfg.max_time
             out_of_time = D.any_rank(out_of_time, self.device) if self.world > 1 else out_of_time
             last = self.step == self.total_steps or out_of_time
+            if self.select is not None and (self.step % cfg.select_every == 0 or last):
+                self._select_step(last)
             if (cfg.eval_every > 0 and self.step % cfg.eval_every == 0) or last:
                 last_val = self._eval()
                 self._log({"step": self.step, "tokens": self.tokens_seen, "time": round(self.train_time, 3),
