@@ -264,3 +264,13 @@ def test_select_keeps_the_best_scored_weights_and_resumes_to_them_bitwise(tmp_pa
     assert tb.best_step == 4
     wb = load_file(str(b.run_dir / "checkpoints" / "step_000012" / "model.safetensors"))
     assert all(torch.equal(w12[k], wb[k]) for k in w12)
+
+
+def test_select_every_without_a_validation_split_warns_and_keeps_the_last_weights(tmp_path, data, capsys):
+    """A stage with no validation split cannot select: ``select_every`` is reported as ignored, not silently."""
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=4, ckpt_every=2)
+    cfg.train.select_every = 2
+    t = tiny_trainer(cfg, data)
+    t.fit()
+    assert "train.select_every is ignored" in capsys.readouterr().err
+    assert t.best_weights is None and not any('"select"' in l for l in (cfg.run_dir / "metrics.jsonl").read_text().splitlines())

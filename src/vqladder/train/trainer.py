@@ -200,6 +200,9 @@ class Trainer:
         self.sampler = sampler_factory(self.rank, self.world)
         self.evaluate = evaluate
         self.select = select if cfg.select_every > 0 else None
+        if cfg.select_every > 0 and select is None:
+            D.print0("warning: train.select_every is ignored: this stage has no validation split to score on (a "
+                     "ladder's `select` names the stages that hold one back)", file=sys.stderr)
         self.best_value, self.best_step, self.best_weights = math.inf, -1, None
         self.meta = dict(meta or {})
         self.meta.setdefault("model_config", _config_dict(model))
