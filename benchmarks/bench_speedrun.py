@@ -3,13 +3,20 @@
     .venv/bin/python benchmarks/bench_speedrun.py                                  # every kind, 3 seeds
     .venv/bin/python benchmarks/bench_speedrun.py --kinds compressor --seeds 0 1 2 --out docs/bench/speedrun.md
     .venv/bin/python benchmarks/bench_speedrun.py --recipes adamw muon muon-b32
+    .venv/bin/python benchmarks/bench_speedrun.py --kinds prior upsampler --ladder runs/ladder-text-small-s0
+    .venv/bin/python benchmarks/bench_speedrun.py --from-json docs/bench/speedrun-ladder.json   # the table again
+
+Kinds: ``compressor`` (the demo's), ``flat-lm`` (1,024 tokens), ``planner`` (the 3x3 flat planner), ``prior`` and
+``upsampler`` (the top prior and upsampler 1 of the ladder run ``--ladder``, on its code streams and stage shapes).
 
 A stage kind is trained the way the project trains it (the same model, data and evaluation as its recipe) with
 held-out evaluations every ``eval_every`` steps, up to today's step budget; its time-to-target is the training
 wall-clock (``metrics.jsonl``'s ``time``, evaluation excluded) at the first evaluation that reaches the target.
 Targets are today's number at today's budget (``KINDS``: what the default recipe reached at the budget on this
 2-core CPU, seed 0), so the default recipe needs about the whole budget and a faster one less. A recipe that never
-reaches the target is reported as such (``>``: the budget it used). Recipes are trainer settings:
+reaches the target is reported as such (``>``: the budget it used); the best evaluation stands beside the final one
+(a stage that ends worse than its best overfits). Every evaluation is kept in the JSON rows. Recipes are trainer
+settings:
   * ``adamw``     today's recipe: AdamW, the stage's batch size and learning rate;
   * ``muon``      Muon for the hidden matrices, AdamW for the rest (``train.optimizer=muon``), same batch and lr;
   * ``muon-b32``  Muon with 4x the batch and 2x the learning rate (the square-root rule), a quarter of the steps.
