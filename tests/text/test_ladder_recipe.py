@@ -273,23 +273,6 @@ def test_tiny_text_ladder_listens_greedy_decoding_from_true_codes_beats_the_floo
     assert up1["actual_bits_per_token"] < up1["nominal_bits_per_token"]
 
 
-
-def test_upsamplers_train_with_muon_by_default_and_the_presets_pin_their_tables_recipe():
-    """Muon is the upsamplers' default (upsampler 1 ends lower at the same steps); the shipped CPU presets' tables
-    were made with AdamW and keep it explicitly; the prior keeps AdamW (Muon ended higher on the top codes)."""
-    from pathlib import Path
-
-    from vqladder.config import build, load_config
-    from vqladder.text.ladder_config import LadderConfig
-
-    cfg = build(LadderConfig, {"upsampler_train": {"steps": 10}})
-    assert cfg.upsampler_train.optimizer == "muon" and cfg.prior_train.optimizer == "adamw"
-    root = Path(__file__).resolve().parents[2] / "configs"
-    for preset in ("ladder_cpu", "ladder_cpu_codes", "ladder_cpu_multi_exit", "ladder_cpu_small",
-                   "ladder_cpu_small_rate"):
-        assert load_config(LadderConfig, root / f"{preset}.yaml").upsampler_train.optimizer == "adamw", preset
-
-
 def test_a_selecting_stage_holds_back_the_same_last_chunks_of_every_stream_and_others_keep_them():
     """``select``: a stage in the list trains on all but the last ``select_holdout`` of its chunks and is scored on
     them; the cut falls on the same chunk in each aligned stream (tokens and the codes above them); a stage not in

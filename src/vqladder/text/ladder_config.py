@@ -58,9 +58,10 @@ class LadderConfig:
         steps=1200, batch_size=8, lr=2e-3, warmup=80, eval_every=-1, ckpt_every=100))
     joint_steps: NonNegInt = 0              # > 0: joint fine-tuning of all levels on live codes (see module doc)
     upsampler: UpsamplerConfig = field(default_factory=lambda: UpsamplerConfig(prev_chunk=True, code_dropout=0.1))  # every level's
-    # Muon: upsampler 1 of the half-width ladder ends 0.1 bits/token lower at the same steps (docs/bench/speedrun-ladder.md)
+    # AdamW: Muon ends lower at 600 steps (docs/bench/speedrun-ladder.md) but higher at the ladder's own budgets
+    # (docs/results/ladder.md, last section)
     upsampler_train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
-        steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100, optimizer="muon"))
+        steps=400, batch_size=32, lr=2e-3, warmup=40, eval_every=-1, ckpt_every=100))
     # step budgets of upsamplers 1, 2, … (a listed one trains for that many steps, not upsampler_train's budget;
     # the rest keep it): to give a ladder's upsamplers the steps another ladder's got in its time budget
     upsampler_steps: list[PosInt] = field(default_factory=list)
