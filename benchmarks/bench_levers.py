@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 
 import torch
+from bench_speedrun import demo_compressor
 
-from vqladder.models import CausalLM, CompressorConfig, LMConfig, SequenceCompressor
-from vqladder.quantize import QuantizerConfig
+from vqladder.models import CausalLM, LMConfig, SequenceCompressor
 from vqladder.train.flops import flops_per_token, matmul_peak
 from vqladder.train.optim import Optimizers
 
@@ -36,9 +36,7 @@ LEVERS = ("base", "1 thread", "compile", "batch x4", "muon")
 
 def _model(kind: str):
     if kind == "compressor":
-        return SequenceCompressor(CompressorConfig(
-            vocab_size=1024, in_len=256, out_len=64, d_model=192, n_heads=3, downsample="segment", seg_layers=2,
-            latent_layers=2, enc_layers=0, dec_layers=0, quantizer=QuantizerConfig(kind="fsq", codebook_size=4096))), 8, 256
+        return SequenceCompressor(demo_compressor(1024)), 8, 256
     return CausalLM(LMConfig(vocab_size=1024, context=1024, d_model=192, n_heads=3, n_layers=4)), 4, 1024
 
 

@@ -39,7 +39,6 @@ import numpy as np
 from vqladder.data import RowSampler, WindowSampler
 from vqladder.eval import evaluate_compressor
 from vqladder.models import CausalLM, CompressorConfig, LMConfig, SequenceCompressor
-from vqladder.quantize import QuantizerConfig
 from vqladder.text.compressor import DataConfig, load_shards
 from vqladder.train import Trainer, TrainerConfig
 
@@ -71,12 +70,18 @@ def _train_cfg(base: dict, recipe: str, steps: int, eval_every: int, seed: int) 
                             "ckpt_every": -1, "progress": False, "seed": seed, "log_every": max(1, eval_every // scale)})
 
 
+def demo_compressor(vocab_size: int, seed: int = 0) -> CompressorConfig:
+    """The model ``vqladder demo`` trains (its preset), for this vocabulary and seed."""
+    from vqladder.config import build
+    from vqladder.text.demo import DEMO_PRESET
+
+    return build(CompressorConfig, {**DEMO_PRESET["model"], "vocab_size": vocab_size, "seed": seed})
+
+
 def compressor(recipe: str, seed: int, spec: dict, run: Path) -> Trainer:
     """The demo's compressor: 256 tokens -> 64 FSQ codes (4,375 entries) of the built-in corpus, bpe:1024."""
     shards = load_shards(DataConfig(path="data/builtin-bpe1024"), progress=False)
-    mc = CompressorConfig(vocab_size=shards.vocab_size, in_len=256, out_len=64, d_model=192, n_heads=3,
-                          downsample="segment", seg_layers=2, latent_layers=2, enc_layers=0, dec_layers=0,
-                          quantizer=QuantizerConfig(kind="fsq", codebook_size=4096), seed=seed)
+    mc = demo_compressor(shards.vocab_size, seed)
     t = _train_cfg({"batch_size": 8, "lr": 2e-3, "warmup": 60}, recipe, spec["steps"], spec["eval_every"], seed)
     return Trainer(SequenceCompressor(mc), t, run,
                    lambda r, w: WindowSampler(shards.train, 256, t.batch_size, seed, r, w),
@@ -215,6 +220,12 @@ def table(rows: list[dict], kinds: list[str], recipes: list[str]) -> str:
     return "\n".join(lines)
 
 
+def write_table(out: Path, text: str) -> None:
+    """The Markdown page: a title, the command line that made it, the table."""
+    out.write_text(f"# Speedrun: time to today's held-out target\n\n`.venv/bin/python benchmarks/bench_speedrun.py "
+                   f"{' '.join(sys.argv[1:])}`\n\n{text}\n")
+
+
 def main() -> None:
     global LADDER
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -233,8 +244,7 @@ def main() -> None:
                      [r for r in a.recipes if any(x["recipe"] == r for x in rows)])
         print(text)
         if a.out:
-            Path(a.out).write_text(f"# Speedrun: time to today's held-out target\n\n`.venv/bin/python "
-                                   f"benchmarks/bench_speedrun.py {' '.join(sys.argv[1:])}`\n\n{text}\n")
+            write_table(Path(a.out), text)
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -258,8 +268,7 @@ def main() -> None:
     print(text)
     if a.out:
         out = Path(a.out)
-        out.write_text(f"# Speedrun: time to today's held-out target\n\n`.venv/bin/python benchmarks/bench_speedrun.py "
-                       f"{' '.join(sys.argv[1:])}`\n\n{text}\n")
+        write_table(out, text)
         out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
 
 

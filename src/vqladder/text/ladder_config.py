@@ -13,6 +13,7 @@ from ..errors import VQLadderError
 from ..models import CompressorConfig, LMConfig, MultiExitConfig, PriorConfig, UpsamplerConfig
 from ..train import TrainerConfig
 from .geometry import MODES, LadderGeometry
+from .ladder import SKIP_DIR, UP_DIR
 
 
 def _default_levels():
@@ -122,8 +123,8 @@ class LadderConfig:
         if self.skip_level and not 2 <= self.skip_level <= len(self.levels):
             raise VQLadderError(f"skip_level={self.skip_level} must name a level from 2 to {len(self.levels)} (the "
                                 f"token decoder reads that level's codes, skipping the ones below; 0 = off)")
-        known = [f"up{k}" for k in range(1, len(self.levels) + 1)] + ["prior"] + (
-            [f"skip{self.skip_level}"] if self.skip_level else [])
+        known = [UP_DIR.format(k) for k in range(1, len(self.levels) + 1)] + ["prior"] + (
+            [SKIP_DIR.format(self.skip_level)] if self.skip_level else [])
         unknown = [x for x in self.select if x not in known]
         if unknown:
             raise VQLadderError(f"select names {unknown[0]!r}, not a stage of this ladder that can keep its best "

@@ -385,26 +385,23 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def _eval(self) -> dict:
-        if self.evaluate is None:
-            return {}
+    def _in_eval_mode(self, fn):
+        """``fn(model)`` with the model in eval mode (train mode again after) under the training autocast."""
         self.model.eval()
         try:
             with self._autocast():
-                res = self.evaluate(self.model)
+                return fn(self.model)
         finally:
             self.model.train()
-        return res
+
+    def _eval(self) -> dict:
+        return {} if self.evaluate is None else self._in_eval_mode(self.evaluate)
 
     def _select_step(self, last: bool) -> None:
         """Score the weights on the validation split; keep a copy when they are the best so far; at the last step,
         put the best weights back in the model."""
-        self.model.eval()
-        try:
-            with torch.no_grad(), self._autocast():
-                value = float(self.select(self.model))
-        finally:
-            self.model.train()
+        with torch.no_grad():
+            value = float(self._in_eval_mode(self.select))
         self._log({"step": self.step, "time": round(self.train_time, 3), "select": value})
         if value < self.best_value or self.best_weights is None:
             self.best_value, self.best_step = value, self.step
