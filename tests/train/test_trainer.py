@@ -274,3 +274,96 @@ def test_select_every_without_a_validation_split_warns_and_keeps_the_last_weight
     t.fit()
     assert "train.select_every is ignored" in capsys.readouterr().err
     assert t.best_weights is None and not any('"select"' in l for l in (cfg.run_dir / "metrics.jsonl").read_text().splitlines())
+
+
+def _fake_compile_error():
+    """An exception class as torch.compile's machinery raises them (its module is dynamo's)."""
+    return type("BackendCompilerFailed", (RuntimeError,), {"__module__": "torch._dynamo.exc"})
+
+
+def test_compile_that_fails_trains_eagerly_with_one_warning(tmp_path, data, monkeypatch, capsys):
+    """``train.compile`` on a machine where torch.compile cannot build the model (no C++ toolchain, an
+    unsupported op): one warning, then the same run as an eager one, weight for weight."""
+    a = tiny_run_config(data, tmp_path / "runs", name="a", steps=6, ckpt_every=-1)
+    tiny_trainer(a, data).fit()
+    err, calls = _fake_compile_error(), []
+
+    def failing_compile(fn, **kw):
+        def call(*args):
+            calls.append(1)
+            raise err("inductor: no working C++ compiler")
+        return call
+
+    monkeypatch.setattr(torch, "compile", failing_compile)
+    b = tiny_run_config(data, tmp_path / "runs", name="b", steps=6, ckpt_every=-1)
+    b.train.compile = True
+    tiny_trainer(b, data).fit()
+    out = capsys.readouterr().err
+    assert out.count("train.compile: torch.compile failed (BackendCompilerFailed") == 1 and "eagerly" in out
+    assert len(calls) == 1  # not retried at every step
+    wa = load_file(str(a.run_dir / "checkpoints" / "step_000006" / "model.safetensors"))
+    wb = load_file(str(b.run_dir / "checkpoints" / "step_000006" / "model.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_a_compiled_loss_without_gradient_falls_back_to_eager(tmp_path, data, monkeypatch, capsys):
+    """A compiled graph that returns a loss with no gradient (inductor does this for some graphs on CPU) would
+    fail at backward: the trainer sees it on the first step, warns once and trains eagerly, weight for weight."""
+    a = tiny_run_config(data, tmp_path / "runs", name="a", steps=4, ckpt_every=-1)
+    tiny_trainer(a, data).fit()
+
+    def detaching_compile(fn, **kw):
+        def call(*args):
+            with torch.no_grad():
+                return fn(*args)
+        return call
+
+    monkeypatch.setattr(torch, "compile", detaching_compile)
+    b = tiny_run_config(data, tmp_path / "runs", name="b", steps=4, ckpt_every=-1, mfu=False)
+    b.train.compile = True
+    tiny_trainer(b, data).fit()
+    assert capsys.readouterr().err.count("carries no gradient); training eagerly") == 1
+    wa = load_file(str(a.run_dir / "checkpoints" / "step_000004" / "model.safetensors"))
+    wb = load_file(str(b.run_dir / "checkpoints" / "step_000004" / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_a_model_error_under_compile_is_not_swallowed(tmp_path, data, monkeypatch):
+    """Only the compiler's own failures fall back to eager; the model's errors surface as they would eagerly."""
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: (lambda *a: (_ for _ in ()).throw(Boom())))
+    cfg = tiny_run_config(data, tmp_path / "runs", steps=3, ckpt_every=-1)
+    cfg.train.compile = True
+    with pytest.raises(Boom):
+        tiny_trainer(cfg, data).fit()
+
+
+@pytest.mark.slow  # compiles a model for real (about half a minute cold)
+def test_compiled_training_matches_eager_and_keeps_its_checkpoints(tmp_path, data):
+    """``train.compile`` trains the same model as eager (losses equal to rounding, a ramped rate term included:
+    the progress the trainer sets each step must not force a recompilation per step), and its checkpoints hold
+    the same keys, so eval, resume and every reader see a plain model."""
+    import torch._dynamo
+
+    runs = {}
+    for name, comp in (("eager", False), ("compiled", True)):
+        cfg = _ramped(tiny_run_config(data, tmp_path / "runs", name=name, steps=12, ckpt_every=-1, log_every=1))
+        cfg.train.compile = comp
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        t = tiny_trainer(cfg, data)
+        graphs, orig = [], t.model.set_progress  # compiled graphs so far, before each step
+        t.model.set_progress = lambda f: (graphs.append(torch._dynamo.utils.counters["stats"]["unique_graphs"]),
+                                          orig(f))
+        t.fit()
+        losses = [json.loads(l)["train_loss"] for l in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()
+                  if "train_loss" in l]
+        runs[name] = (losses, load_file(str(cfg.run_dir / "checkpoints" / "step_000012" / "model.safetensors")),
+                      graphs)
+    (le, we, ge), (lc, wc, gc) = runs["eager"], runs["compiled"]
+    assert len(le) == len(lc) == 12
+    assert lc == pytest.approx(le, rel=2e-3, abs=2e-3)
+    assert we.keys() == wc.keys()
+    assert set(ge) == {0} and gc[1] > 0  # eager compiles nothing; compiled did compile
+    # steps 1-2 compile (the rotary tables are built on the first call); nothing after: the progress the trainer
+    # sets before every step is not baked into the graphs
+    assert gc[3:] == [gc[3]] * 9, gc

@@ -78,6 +78,10 @@ class TrainerConfig:
     threads: OptPosInt = -1                 # torch CPU threads; -1 = leave torch's default
     max_time: OptPosFloat = -1.0            # seconds; the schedule is planned to end then (see _plan_steps); -1 = none
     mfu: bool = True                  # log model FLOP utilisation (FLOPs/token counted once, peak measured once)
+    # torch.compile the training forward and backward (the model's loss; weights and checkpoints unchanged). Pays
+    # where benchmarks/bench_levers.py measures it faster (the text compressor on CPU) after its compile time (tens
+    # of seconds cold); a model it cannot compile trains eagerly with one warning
+    compile: bool = False
     tensorboard: bool = False         # also write every logged scalar to <run>/tensorboard (needs the [tb] extra)
 
     def validate(self) -> None:
@@ -429,6 +433,9 @@ class Trainer:
         self._measure_flops()
         self.model.train()
         fwd = self.ddp if self.ddp is not None else _LossModule(self.model)
+        eager, compiled_ok = fwd, False
+        if cfg.compile:
+            fwd = torch.compile(fwd)
         set_progress = getattr(self.model, "set_progress", None)
         show = cfg.progress and D.is_main()
         bar = tqdm(total=self.total_steps, initial=self.step, disable=None if show else True, file=sys.stderr,
@@ -456,7 +463,23 @@ class Trainer:
                 batch = self.sampler.next_batch().to(self.device, non_blocking=True)
                 sync = self.ddp is not None and micro < cfg.grad_accum - 1
                 with (self.ddp.no_sync() if sync else contextlib.nullcontext()), self._autocast():
-                    loss, metrics = fwd(batch)
+                    # the first compiled call is checked; if it fails, the buffers (running statistics, code
+                    # usage) and RNG it may have moved are put back and the step is taken eagerly
+                    snap = _snapshot(self.model) if fwd is not eager and not compiled_ok else None
+                    try:
+                        loss, metrics = fwd(batch)
+                        if snap is not None and not loss.requires_grad and torch.is_grad_enabled():
+                            # a compiled graph that lost its gradient (seen with inductor on CPU for some graphs)
+                            raise _LostGradient("the compiled loss carries no gradient")
+                        compiled_ok = compiled_ok or snap is not None
+                    except Exception as e:  # noqa: BLE001 - the compiler's own failures, whatever their class
+                        if snap is None or not _is_compile_error(e):
+                            raise
+                        D.print0(f"warning: train.compile: torch.compile failed ({type(e).__name__}: "
+                                 f"{str(e).splitlines()[0] if str(e) else ''}); training eagerly", file=sys.stderr)
+                        _restore(self.model, snap)
+                        fwd = eager
+                        loss, metrics = fwd(batch)
                     loss = loss / cfg.grad_accum
                 loss.backward()
                 step_loss += loss.detach().float()
@@ -618,6 +641,29 @@ class PlainProgress:
         print(f"[train] {self.run}: step {step}/{self.total} ({100 * step / self.total:.0f}%) | "
               f"{tok_per_s:,.0f} tok/s{loss}{acc} | ETA {int(eta) // 60}m{int(eta) % 60:02d}s",
               file=sys.stderr, flush=True)
+
+
+class _LostGradient(RuntimeError):
+    pass
+
+
+def _snapshot(model: nn.Module) -> tuple:
+    return {k: b.detach().clone() for k, b in model.named_buffers()}, torch.get_rng_state()
+
+
+def _restore(model: nn.Module, snap: tuple) -> None:
+    bufs, rng = snap
+    with torch.no_grad():
+        for k, b in model.named_buffers():
+            b.copy_(bufs[k])
+    torch.set_rng_state(rng)
+
+
+def _is_compile_error(e: BaseException) -> bool:
+    """A failure of torch.compile's machinery (dynamo, inductor, the C++ toolchain), not of the model."""
+    mod = type(e).__module__ or ""
+    return (isinstance(e, _LostGradient) or mod.startswith(("torch._dynamo", "torch._inductor"))
+            or "BackendCompilerFailed" in type(e).__name__)
 
 
 def _config_dict(model) -> dict:
