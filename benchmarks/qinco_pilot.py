@@ -34,6 +34,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train-preselect", type=int, nargs="+", default=[16])
     ap.add_argument("--loss", nargs="+", default=["all"], choices=["all", "served"],
                     help="qinco.loss: the error after every stage, or after the budgets this model serves")
+    ap.add_argument("--init", nargs="+", default=["kmeans"], choices=["kmeans", "faiss-rq"],
+                    help="qinco.init: what the models start from (each its own RQ baseline)")
     ap.add_argument("--rq-init", default="", help="a run's rq-init-raw-<stages>.safetensors (its residual k-means "
                     "on the same training rows), so the pilot does not fit it again")
     ap.add_argument("--out", default="")
@@ -55,30 +57,37 @@ def main(argv=None) -> int:
         if a.rq_init:  # every model starts from the one residual k-means (as in the run), cached once
             (Path(tmp) / "qinco").mkdir()
             shutil.copy(a.rq_init, Path(tmp) / "qinco" / f"rq-init-raw-{max(cfg.qinco.stages)}.safetensors")
-        c0 = replace(cfg, qinco=replace(cfg.qinco, train=replace(cfg.qinco.train, steps=1, lr=1e-12, max_time=-1.0,
-                                                                   progress=False)))
-        rq = mses(train_qinco(c0, Path(tmp), "raw", a.stages, 0, train, val, log, run_dir=Path(tmp) / "rq"))
-        for lr, hidden, tp, loss in itertools.product(a.lr, a.hidden, a.train_preselect, a.loss):
-            c = replace(cfg, qinco=replace(cfg.qinco, hidden=hidden, train_preselect=tp, loss=loss,
+        rqs = {}
+        for init in a.init:
+            ci = replace(cfg, qinco=replace(cfg.qinco, init=init))
+            c0 = replace(ci, qinco=replace(ci.qinco, train=replace(ci.qinco.train, steps=1, lr=1e-12, max_time=-1.0,
+                                                                     progress=False)))
+            rqs[init] = mses(train_qinco(c0, Path(tmp), "raw", a.stages, 0, train, val, log,
+                                         run_dir=Path(tmp) / f"rq-{init}"))
+        for init, lr, hidden, tp, loss in itertools.product(a.init, a.lr, a.hidden, a.train_preselect, a.loss):
+            c = replace(cfg, qinco=replace(cfg.qinco, init=init, hidden=hidden, train_preselect=tp, loss=loss,
                                            train=replace(cfg.qinco.train, lr=lr, steps=a.steps, max_time=-1.0,
                                                          progress=False)))
-            name = f"lr{lr:g}-h{hidden}-tp{tp}-{loss}"
+            name = f"{init}-lr{lr:g}-h{hidden}-tp{tp}-{loss}"
             mse = mses(train_qinco(c, Path(tmp), "raw", a.stages, 0, train, val, log, run_dir=Path(tmp) / name))
-            rows.append((lr, hidden, tp, loss, mse))
-            log(f"{name}: val MSE {mse} (RQ init {rq})")
+            rows.append((init, lr, hidden, tp, loss, mse))
+            log(f"{name}: val MSE {mse} (RQ init {rqs[init]})")
     at = " / ".join(f"{b}" for b in served)
     lines = [f"# QINCo settings on the validation split ({cfg.name})", "",
              f"`.venv/bin/python benchmarks/qinco_pilot.py {a.config} --stages {a.stages} --steps {a.steps}"
-             f" --lr {' '.join(f'{x:g}' for x in a.lr)} --loss {' '.join(a.loss)}`: "
+             f" --lr {' '.join(f'{x:g}' for x in a.lr)} --loss {' '.join(a.loss)} --init {' '.join(a.init)}`: "
              f"{len(train):,} training and {len(val):,} validation vectors ({'; '.join(sources)}); {a.stages}-stage "
              f"models, {a.steps} steps of {cfg.qinco.train.batch_size}, seed 0; validation MSE per vector (greedy "
              f"encoding) after the {at} bytes the config's budgets read from this model. RQ init: the same model "
-             "after one step at lr 1e-12 (the residual k-means it starts from). Loss `all`: the mean error after "
-             "every stage; `served`: after those budgets only.", "",
-             f"| lr | hidden | train pre-selection | loss | RQ init val MSE ({at} bytes) | QINCo val MSE | change |",
-             "|---|---|---|---|---|---|---|"]
-    for lr, hidden, tp, loss, mse in rows:
-        lines.append(f"| {lr:g} | {hidden} | {tp} | {loss} | {' / '.join(f'{v:.4f}' for v in rq)} | "
+             "after one step at lr 1e-12 (the RQ it starts from: residual k-means, `kmeans`, or FAISS's residual "
+             "quantiser trained with the config's beam, `faiss-rq`). Loss `all`: the mean error after every stage; "
+             "`served`: after those budgets only.", "",
+             f"| init | lr | hidden | train pre-selection | loss | RQ init val MSE ({at} bytes) | QINCo val MSE | "
+             "change |",
+             "|---|---|---|---|---|---|---|---|"]
+    for init, lr, hidden, tp, loss, mse in rows:
+        rq = rqs[init]
+        lines.append(f"| {init} | {lr:g} | {hidden} | {tp} | {loss} | {' / '.join(f'{v:.4f}' for v in rq)} | "
                      f"{' / '.join(f'{v:.4f}' for v in mse)} | "
                      f"{' / '.join(f'{100 * (v / r - 1):+.1f}%' for v, r in zip(mse, rq))} |")
     return emit(lines, a.out)

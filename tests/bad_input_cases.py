@@ -98,6 +98,7 @@ CASES = [
     ("empty .fvecs file", "embed eval vectors={tmp}/empty.fvecs out_dir={tmp}/e", "empty vector file"),
     ("unknown distance metric", "embed eval metric=hamming out_dir={tmp}/e", "metric must be cosine or l2"),
     ("unknown QINCo loss", "embed eval qinco.loss=last out_dir={tmp}/e", "qinco.loss must be all or served"),
+    ("unknown QINCo initialisation", "embed eval qinco.init=pq out_dir={tmp}/e", "qinco.init must be kmeans or faiss-rq"),
     ("embedding budget beyond the largest QINCo model", "embed eval qinco.stages=[8] budgets=[16] out_dir={tmp}/e",
      "needs a QINCo model"),
     ("docstrings of a package that is not installed", "prepare docstrings:no_such_pkg_xyz -o {tmp}/o",

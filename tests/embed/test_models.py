@@ -37,3 +37,32 @@ def test_adapter_stage_refuses_other_rows_and_loads_its_own(tmp_path):
     finally:
         set_retrain(False)
 
+
+
+
+def test_a_qinco_started_from_faiss_rq_reconstructs_as_faiss_does():
+    """``qinco.init: faiss-rq``: the codebooks are FAISS's beam-trained residual quantiser's, in QINCo's standardised
+    space, so before training (codeword networks at zero) QINCo's beam encoding reconstructs vectors as well as
+    FAISS's own encoding with the same codebooks and beam does."""
+    faiss = pytest.importorskip("faiss")
+    import numpy as np
+
+    from vqladder.embed.models import QINCoCodec, QINCoConfig
+    from vqladder.embed.stages import faiss_rq_init_state
+
+    x = planted_clusters(n=3000, dim=16, seed=0)
+    state = faiss_rq_init_state(x, stages=3, codebook_size=16, beam=4)
+    mean, scale = state["mean"].numpy(), float(state["scale"])
+    z = np.ascontiguousarray((x - mean) / scale, dtype=np.float32)
+    rq = faiss.ResidualQuantizer(16, 3, 4)   # the same training, by FAISS directly
+    rq.max_beam_size = 4
+    rq.train(z)
+    books = faiss.vector_to_array(rq.codebooks).reshape(3, 16, 16)
+    assert np.array_equal(state["codebooks"].numpy(), books)
+    faiss_mse = float(((rq.decode(rq.compute_codes(z)) * scale + mean - x) ** 2).sum(1).mean())
+    model = QINCoCodec(QINCoConfig(dim=16, stages=3, codebook_size=16, hidden=8, beam=4))
+    model.load_rq_state(state)
+    our_mse = float(((model.decode(model.encode(x)) - x) ** 2).sum(1).mean())
+    first_stage_only = float(((model.decode(model.encode(x, stages=1)) - x) ** 2).sum(1).mean())
+    assert our_mse == pytest.approx(faiss_mse, rel=0.02), (our_mse, faiss_mse)
+    assert our_mse < 0.8 * first_stage_only  # the later stages refine: a real residual quantiser, not stage 1 thrice

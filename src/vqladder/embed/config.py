@@ -34,6 +34,9 @@ class QINCoOptions:
     train_preselect: PosInt = 16         # candidates per stage in training
     seeds: list[NonNegInt] = field(default_factory=lambda: [0, 1, 2])  # every ours-qinco* method runs once per seed
     init_rows: NonNegInt = 0             # training rows the RQ initialisation's k-means sees (0 = all)
+    # what every model starts from (its codeword networks at zero): kmeans = residual k-means (greedy); faiss-rq =
+    # FAISS's residual quantiser trained with the run's beam (rvq.beam), as the faiss-rq method is (raw variant)
+    init: str = "kmeans"
     loss: str = "all"                    # the error the loss averages: after every stage (all), or only after the
                                          # stage counts the budgets read from this model (served)
     train: TrainerConfig = field(default_factory=_qinco_train)  # per model (max_time: seconds per model)
@@ -95,6 +98,8 @@ class EmbedConfig:
                                     f"qinco.stages is {q.stages}")
             if q.loss not in ("all", "served"):
                 raise VQLadderError(f"qinco.loss must be all or served, got {q.loss!r}")
+            if q.init not in ("kmeans", "faiss-rq"):
+                raise VQLadderError(f"qinco.init must be kmeans or faiss-rq, got {q.init!r}")
             q.train.validate()
         if not self.vectors and self.model != "minilm" and not Path(self.model).exists():  # as data.embedder.load_embedder, but first
             raise VQLadderError(f"embedding model path does not exist: {self.model} (use minilm or a local model folder)")

@@ -3,10 +3,12 @@ the stage runner from a shared residual k-means start)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import safetensors.torch
+import torch
 
 from ..config import derive
 from ..errors import VQLadderError
@@ -51,18 +53,51 @@ def split_indices(n: int, cfg: EmbedConfig) -> dict[str, np.ndarray]:
 
 def _rq_init(cfg: EmbedConfig, d: Path, variant: str, train: np.ndarray, log) -> dict:
     """The RQ initialisation every QINCo model of ``variant`` in the run starts from (computed once, for the
-    largest model: a shorter model takes its first stages), cached in ``d/qinco/rq-init-<variant>.safetensors``."""
+    largest model: a shorter model takes its first stages), cached in ``d/qinco/rq-init-<variant>.safetensors``
+    (``rq-init-faiss-…`` for ``qinco.init: faiss-rq``)."""
     stages = max(cfg.qinco.stages)
     dim = train.shape[1]
-    path = d / "qinco" / f"rq-init-{variant}-{stages}.safetensors"
+    use_faiss = cfg.qinco.init == "faiss-rq" and variant == "raw"
+    path = _rq_init_path(cfg, d, variant)
     if path.is_file():
         return safetensors.torch.load_file(path)
-    log(f"RQ init ({variant}, {stages} stages, k-means on {cfg.qinco.init_rows or len(train):,} rows)")
-    state = rq_init_state(train, prefix_schedule(stages, dim) if variant == "prefix" else [dim] * stages,
-                          max_rows=cfg.qinco.init_rows, seed=cfg.seed)
+    if use_faiss:
+        log(f"RQ init ({variant}, {stages} stages, FAISS's residual quantiser, beam {cfg.rvq.beam}, on "
+            f"{len(train):,} rows)")
+        state = faiss_rq_init_state(train, stages, beam=cfg.rvq.beam)
+    else:
+        log(f"RQ init ({variant}, {stages} stages, k-means on {cfg.qinco.init_rows or len(train):,} rows)")
+        state = rq_init_state(train, prefix_schedule(stages, dim) if variant == "prefix" else [dim] * stages,
+                              max_rows=cfg.qinco.init_rows, seed=cfg.seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, safetensors.torch.save({k: v.contiguous() for k, v in state.items()}))
     return state
+
+
+def _rq_init_path(cfg: EmbedConfig, d: Path, variant: str) -> Path:
+    kind = "faiss-" if cfg.qinco.init == "faiss-rq" and variant == "raw" else ""
+    return d / "qinco" / f"rq-init-{kind}{variant}-{max(cfg.qinco.stages)}.safetensors"
+
+
+def faiss_rq_init_state(x: np.ndarray, stages: int, codebook_size: int = 256, beam: int = 4) -> dict:
+    """``rq_init_state``'s layout ({mean, scale, codebooks [stages, k, d]}) from FAISS's residual quantiser, trained
+    with beam search on the standardised rows (FAISS trains stage by stage, so a shorter model's first stages are
+    the same quantiser)."""
+    try:
+        import faiss
+    except ImportError:
+        raise VQLadderError("qinco.init: faiss-rq needs faiss-cpu: pip install 'vqladder[embed]'")
+    t = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    dim = t.shape[1]
+    mean = t.mean(0)
+    scale = ((t - mean) ** 2).sum(1).mean().sqrt().clamp_min(1e-8) / math.sqrt(dim)
+    z = np.ascontiguousarray(((t - mean) / scale).numpy(), dtype=np.float32)
+    faiss.omp_set_num_threads(max(1, torch.get_num_threads()))
+    rq = faiss.ResidualQuantizer(dim, stages, int(math.log2(codebook_size)))
+    rq.max_beam_size = beam
+    rq.train(z)
+    books = torch.from_numpy(faiss.vector_to_array(rq.codebooks).reshape(stages, codebook_size, dim).copy())
+    return {"mean": mean, "scale": scale, "codebooks": books}
 
 
 def served_stages(cfg: EmbedConfig, stages: int) -> list[int]:
@@ -96,14 +131,15 @@ def train_qinco(cfg: EmbedConfig, d: Path, variant: str, stages: int, seed: int,
     def evaluate(m):  # greedy held-out reconstruction error (input units) and the RQ it started from
         return {"mse": float(((m.decode(m.encode(val, beam=1)) - val) ** 2).sum(1).mean())} if len(val) else {}
 
+    init = {"init": q.init} if q.init != "kmeans" and variant == "raw" else None  # (older runs: k-means, unrecorded)
     model = train_rows(f"QINCo {variant} {stages} bytes seed {seed}", run_dir, model, tcfg, train, log,
-                       evaluate=evaluate, fingerprint=True)
+                       evaluate=evaluate, fingerprint=True, extra=init)
     return model
 
 
 def _rq_val_mse(model: QINCoCodec, cfg: EmbedConfig, d: Path, variant: str, raw: dict, ada: dict) -> float | None:
     """Validation MSE (greedy) of ``model``'s architecture at its RQ initialisation: what training started from."""
-    path = d / "qinco" / f"rq-init-{variant}-{max(cfg.qinco.stages)}.safetensors"
+    path = _rq_init_path(cfg, d, variant)
     val = (ada if variant == "prefix" else raw)["val"]
     if not path.is_file() or not len(val):
         return None

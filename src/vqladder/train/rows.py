@@ -23,12 +23,14 @@ def rows_fingerprint(rows: np.ndarray) -> str:
 
 
 def train_rows(what: str, run_dir: Path, model, tcfg: TrainerConfig, rows: np.ndarray, log, after=(),
-               evaluate=None, fingerprint: bool = False):
+               evaluate=None, fingerprint: bool = False, extra: dict | None = None):
     """Train ``model`` on batches of ``rows`` (seeded by ``tcfg.seed``) into ``run_dir`` through the stage
     runner (finished: loaded; checkpointed: resumed; changed: refused, or retrained with --retrain). ``after``: the
-    stage directories the rows were made from; ``evaluate(model) -> dict``: held-out metrics (in results.json).
+    stage directories the rows were made from; ``evaluate(model) -> dict``: held-out metrics (in results.json);
+    ``extra``: more settings that join the stage's recorded slice (what the model was initialised from).
     ``fingerprint``: the rows' fingerprint joins the stage's recorded slice (for rows no other stage made: a
     finished stage trained on other rows is then refused, not reused). Returns the trained model."""
     run_stage(what, run_dir, model, tcfg, lambda r, w: RowSampler(rows, tcfg.batch_size, tcfg.seed, r, w),
-              evaluate, log=log, after=after, extra={"rows": rows_fingerprint(rows)} if fingerprint else None)
+              evaluate, log=log, after=after,
+              extra={**(extra or {}), **({"rows": rows_fingerprint(rows)} if fingerprint else {})} or None)
     return load_model(run_dir, model.kind)[0]
