@@ -48,7 +48,7 @@ def embed_markdown(res: dict, cfg) -> str:
     if models:
         init = q.get("rq_init_val_mse") or {}
         lines += ["", "QINCo models (held-out MSE on the validation vectors, greedy encoding; RQ init: the same "
-                  "architecture at the residual k-means it starts from):", "",
+                  "architecture at the residual quantiser it starts from, `qinco.init`):", "",
                   "| model | steps | train s | params | val MSE | RQ init val MSE |", "|---|---|---|---|---|---|"]
         for name, m in models.items():
             mse = "–" if m.get("mse") is None else f"{m['mse']:.4f}"
