@@ -14,7 +14,7 @@ from ..config import derive
 from ..errors import VQLadderError
 from ..io import atomic_write_bytes
 from ..nn import seeded
-from ..quantize.qinco import rq_init_state
+from ..quantize.qinco import rq_init_state, standardization
 from ..train.rows import train_rows
 from ..train.stage import stage_results, stage_state
 from .config import EmbedConfig
@@ -57,11 +57,10 @@ def _rq_init(cfg: EmbedConfig, d: Path, variant: str, train: np.ndarray, log) ->
     (``rq-init-faiss-…`` for ``qinco.init: faiss-rq``)."""
     stages = max(cfg.qinco.stages)
     dim = train.shape[1]
-    use_faiss = cfg.qinco.init == "faiss-rq" and variant == "raw"
     path = _rq_init_path(cfg, d, variant)
     if path.is_file():
         return safetensors.torch.load_file(path)
-    if use_faiss:
+    if _faiss_start(cfg, variant):
         log(f"RQ init ({variant}, {stages} stages, FAISS's residual quantiser, beam {cfg.rvq.beam}, on "
             f"{len(train):,} rows)")
         state = faiss_rq_init_state(train, stages, beam=cfg.rvq.beam)
@@ -74,8 +73,14 @@ def _rq_init(cfg: EmbedConfig, d: Path, variant: str, train: np.ndarray, log) ->
     return state
 
 
+def _faiss_start(cfg: EmbedConfig, variant: str) -> bool:
+    """Whether ``variant``'s models start from FAISS's RQ (``qinco.init: faiss-rq``; the prefix variant's schedule
+    has no FAISS counterpart: it keeps residual k-means)."""
+    return cfg.qinco.init == "faiss-rq" and variant == "raw"
+
+
 def _rq_init_path(cfg: EmbedConfig, d: Path, variant: str) -> Path:
-    kind = "faiss-" if cfg.qinco.init == "faiss-rq" and variant == "raw" else ""
+    kind = "faiss-" if _faiss_start(cfg, variant) else ""
     return d / "qinco" / f"rq-init-{kind}{variant}-{max(cfg.qinco.stages)}.safetensors"
 
 
@@ -89,8 +94,7 @@ def faiss_rq_init_state(x: np.ndarray, stages: int, codebook_size: int = 256, be
         raise VQLadderError("qinco.init: faiss-rq needs faiss-cpu: pip install 'vqladder[embed]'")
     t = torch.as_tensor(np.asarray(x), dtype=torch.float32)
     dim = t.shape[1]
-    mean = t.mean(0)
-    scale = ((t - mean) ** 2).sum(1).mean().sqrt().clamp_min(1e-8) / math.sqrt(dim)
+    mean, scale = standardization(t)
     z = np.ascontiguousarray(((t - mean) / scale).numpy(), dtype=np.float32)
     faiss.omp_set_num_threads(max(1, torch.get_num_threads()))
     rq = faiss.ResidualQuantizer(dim, stages, int(math.log2(codebook_size)))
@@ -131,7 +135,7 @@ def train_qinco(cfg: EmbedConfig, d: Path, variant: str, stages: int, seed: int,
     def evaluate(m):  # greedy held-out reconstruction error (input units) and the RQ it started from
         return {"mse": float(((m.decode(m.encode(val, beam=1)) - val) ** 2).sum(1).mean())} if len(val) else {}
 
-    init = {"init": q.init} if q.init != "kmeans" and variant == "raw" else None  # (older runs: k-means, unrecorded)
+    init = {"init": q.init} if _faiss_start(cfg, variant) else None  # (k-means starts stay unrecorded, as before)
     model = train_rows(f"QINCo {variant} {stages} bytes seed {seed}", run_dir, model, tcfg, train, log,
                        evaluate=evaluate, fingerprint=True, extra=init)
     return model

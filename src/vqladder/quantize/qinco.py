@@ -290,6 +290,13 @@ class QINCo(QuantizerBase):
         return torch.cat([self.decode_codes(c[s:s + batch]) for s in range(0, len(c), batch)]).numpy()
 
 
+def standardization(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean [d], scale []) of vectors t[n, d]: QINCo codes ``(x - mean) / scale``, whose mean squared value per
+    dimension is 1."""
+    mean = t.mean(0)
+    return mean, ((t - mean) ** 2).sum(1).mean().sqrt().clamp_min(1e-8) / math.sqrt(t.shape[1])
+
+
 @torch.no_grad()
 def rq_init_state(x: np.ndarray, prefixes: list[int], codebook_size: int = 256, max_rows: int = 0, seed: int = 0,
                   kmeans_iters: int = 15) -> dict:
@@ -302,8 +309,7 @@ def rq_init_state(x: np.ndarray, prefixes: list[int], codebook_size: int = 256, 
     dim = t.shape[1] if t.ndim == 2 else -1
     if t.ndim != 2 or any(p > dim for p in prefixes):
         raise VQLadderError(f"an RQ init for prefixes up to {max(prefixes)} got vectors of shape {tuple(t.shape)}")
-    mean = t.mean(0)
-    scale = ((t - mean) ** 2).sum(1).mean().sqrt().clamp_min(1e-8) / math.sqrt(dim)
+    mean, scale = standardization(t)
     if max_rows and max_rows < len(t):
         t = t[torch.randperm(len(t), generator=torch.Generator().manual_seed(seed))[:max_rows]]
     rq = PrefixRVQ(dim, list(prefixes), codebook_size, seed=seed, kmeans_iters=kmeans_iters)

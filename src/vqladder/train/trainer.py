@@ -433,9 +433,8 @@ class Trainer:
         self._measure_flops()
         self.model.train()
         fwd = self.ddp if self.ddp is not None else _LossModule(self.model)
-        eager, compiled_ok = fwd, False
         if cfg.compile:
-            fwd = torch.compile(fwd)
+            fwd = _CompiledLoss(fwd, self.model)
         set_progress = getattr(self.model, "set_progress", None)
         show = cfg.progress and D.is_main()
         bar = tqdm(total=self.total_steps, initial=self.step, disable=None if show else True, file=sys.stderr,
@@ -463,23 +462,7 @@ class Trainer:
                 batch = self.sampler.next_batch().to(self.device, non_blocking=True)
                 sync = self.ddp is not None and micro < cfg.grad_accum - 1
                 with (self.ddp.no_sync() if sync else contextlib.nullcontext()), self._autocast():
-                    # the first compiled call is checked; if it fails, the buffers (running statistics, code
-                    # usage) and RNG it may have moved are put back and the step is taken eagerly
-                    snap = _snapshot(self.model) if fwd is not eager and not compiled_ok else None
-                    try:
-                        loss, metrics = fwd(batch)
-                        if snap is not None and not loss.requires_grad and torch.is_grad_enabled():
-                            # a compiled graph that lost its gradient (seen with inductor on CPU for some graphs)
-                            raise _LostGradient("the compiled loss carries no gradient")
-                        compiled_ok = compiled_ok or snap is not None
-                    except Exception as e:  # noqa: BLE001 - the compiler's own failures, whatever their class
-                        if snap is None or not _is_compile_error(e):
-                            raise
-                        D.print0(f"warning: train.compile: torch.compile failed ({type(e).__name__}: "
-                                 f"{str(e).splitlines()[0] if str(e) else ''}); training eagerly", file=sys.stderr)
-                        _restore(self.model, snap)
-                        fwd = eager
-                        loss, metrics = fwd(batch)
+                    loss, metrics = fwd(batch)
                     loss = loss / cfg.grad_accum
                 loss.backward()
                 step_loss += loss.detach().float()
@@ -647,16 +630,37 @@ class _LostGradient(RuntimeError):
     pass
 
 
-def _snapshot(model: nn.Module) -> tuple:
-    return {k: b.detach().clone() for k, b in model.named_buffers()}, torch.get_rng_state()
+class _CompiledLoss:
+    """``train.compile``: the loss call ``eager`` under torch.compile. Its first call is checked: if the compiler
+    fails, or returns a loss with no gradient (seen with inductor on CPU for some graphs), the buffers (running
+    statistics, code usage) and RNG that call may have moved are put back, one warning is printed, and this and
+    every later step run eagerly."""
 
+    def __init__(self, eager, model: nn.Module):
+        self.eager, self.model, self.fn, self.checked = eager, model, torch.compile(eager), False
 
-def _restore(model: nn.Module, snap: tuple) -> None:
-    bufs, rng = snap
-    with torch.no_grad():
-        for k, b in model.named_buffers():
-            b.copy_(bufs[k])
-    torch.set_rng_state(rng)
+    def __call__(self, batch):
+        if self.checked:
+            return self.fn(batch)
+        bufs = {k: b.detach().clone() for k, b in self.model.named_buffers()}
+        rng = torch.get_rng_state()
+        try:
+            out = self.fn(batch)
+            if not out[0].requires_grad and torch.is_grad_enabled():
+                raise _LostGradient("the compiled loss carries no gradient")
+        except Exception as e:  # noqa: BLE001 - the compiler's own failures, whatever their class
+            if not _is_compile_error(e):
+                raise
+            D.print0(f"warning: train.compile: torch.compile failed ({type(e).__name__}: "
+                     f"{str(e).splitlines()[0] if str(e) else ''}); training eagerly", file=sys.stderr)
+            with torch.no_grad():
+                for k, b in self.model.named_buffers():
+                    b.copy_(bufs[k])
+            torch.set_rng_state(rng)
+            self.fn = self.eager
+            out = self.fn(batch)
+        self.checked = True
+        return out
 
 
 def _is_compile_error(e: BaseException) -> bool:
