@@ -4,6 +4,12 @@
     .venv/bin/python benchmarks/bench_compressor.py --seconds 600 --out-len 64 --depth 4
     .venv/bin/python benchmarks/bench_compressor.py --models segment local --seconds 120
     .venv/bin/python benchmarks/bench_compressor.py --models segment hourglass local --seeds 0 1 2
+    .venv/bin/python benchmarks/bench_compressor.py --choose-batch 8 16 32 --seeds 0 1 2
+
+With ``--choose-batch``, every contender's batch size is chosen the same way, never on the test chunks: the last
+``--dev-fraction`` of the train split is held back, every contender trains on the rest once per batch size of the
+grid (first seed), and keeps the batch with the best held-back token accuracy; only the chosen model is then scored
+on the held-out (val) chunks, and the other seeds train at the chosen batch on the same reduced train split.
 
 Contenders (same width, same FSQ rate, the same time budget, the learning-rate schedule planned to end at it):
   * ``segment``  — the local-first compressor (``downsample: segment``): per-segment MLPs, context blocks over
@@ -107,30 +113,63 @@ class Stitched(nn.Module):
         return ce, {"ce": ce.detach(), "acc": acc, **q.stats}
 
 
-def run(name: str, args, shards, seed: int = 0) -> dict:
+def default_batch(name: str, args) -> int:
+    """The contender's batch when none is chosen: the hourglass-shaped models at ``--batch-hourglass``."""
+    return args.batch_hourglass if name == "stitched" or name.startswith("hourglass") else args.batch
+
+
+def run(name: str, args, shards, seed: int = 0, batch: int | None = None, train=None, scored=None) -> dict:
+    """Train one contender for ``args.seconds`` on ``train`` (default: the train split) and score it on ``scored``
+    (default: the val split); ``row["model_obj"]`` is the trained model."""
     vocab, n, m = shards.vocab_size, args.in_len, args.out_len
+    train = shards.train if train is None else train
+    scored = shards.val if scored is None else scored
+    batch = default_batch(name, args) if batch is None else batch
     if name == "stitched":
         model = Stitched(vocab, n, m, args.d_model, args.n_heads, args.codebook)
-        lr, batch = args.lr_hourglass, args.batch_hourglass
+        lr = args.lr_hourglass
     else:
         model = SequenceCompressor(build(CompressorConfig, {**model_config(name, vocab, n, m, args.d_model, args.n_heads,
                                                                            args.codebook, args.depth), "seed": seed}))
-        lr, batch = (args.lr_hourglass, args.batch_hourglass) if name.startswith("hourglass") else (args.lr, args.batch)
+        lr = args.lr_hourglass if name.startswith("hourglass") else args.lr
     tcfg = TrainerConfig(steps=10_000_000, max_time=args.seconds, batch_size=batch, lr=lr, warmup=args.warmup,
                          eval_every=-1, ckpt_every=-1, log_every=20, progress=False, seed=seed)
     with tempfile.TemporaryDirectory() as d:
-        tr = Trainer(model, tcfg, Path(d) / name, lambda r, w: WindowSampler(shards.train, n, batch, seed, r, w),
+        tr = Trainer(model, tcfg, Path(d) / name, lambda r, w: WindowSampler(train, n, batch, seed, r, w),
                      None, {"model_config": {}})
         tr.fit()
         logs = [json.loads(line) for line in (Path(d) / name / "metrics.jsonl").read_text().splitlines()]
-    t0 = time.time()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=tr.amp_dtype is not None):
-        res = evaluate_compressor(model, shards.val, max_chunks=args.eval_chunks)
     mfu = [r["mfu"] for r in logs if "mfu" in r]
-    return {"model": name, "seed": seed, "params": sum(p.numel() for p in model.parameters()), "steps": tr.step,
-            "tok_per_s": tr.tokens_seen / tr.train_time, "mfu": sum(mfu) / len(mfu) if mfu else float("nan"),
-            "acc": res["acc"], "usage": res["usage"], "bits_per_token": model.bits_per_token,
-            "eval_s": time.time() - t0}
+    row = {"model": name, "seed": seed, "batch": batch, "params": sum(p.numel() for p in model.parameters()),
+           "steps": tr.step, "tok_per_s": tr.tokens_seen / tr.train_time,
+           "mfu": sum(mfu) / len(mfu) if mfu else float("nan"), "bits_per_token": model.bits_per_token,
+           "bf16": tr.amp_dtype is not None}
+    return {**row, **score(model, scored, args, tr.amp_dtype is not None), "model_obj": model}
+
+
+def score(model, tokens, args, bf16: bool) -> dict:
+    """Held-out token accuracy and code usage of a trained contender on ``tokens``."""
+    t0 = time.time()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        res = evaluate_compressor(model, tokens, max_chunks=args.eval_chunks)
+    return {"acc": res["acc"], "usage": res["usage"], "eval_s": time.time() - t0}
+
+
+def choose_batch(name: str, args, shards, train, dev, seed: int) -> tuple[dict, dict]:
+    """Train ``name`` once per batch of ``args.choose_batch`` on ``train`` and keep the one whose accuracy on the
+    held-back ``dev`` tokens is highest (the smaller batch on a tie); returns its row scored on the val split and
+    the held-back accuracy per batch. The val split is read for the chosen model only."""
+    tried, best = {}, None
+    for b in args.choose_batch:
+        print(f"[bench] {name} batch {b} (choice, seed {seed}): training {args.seconds:.0f}s …", file=sys.stderr,
+              flush=True)
+        row = run(name, args, shards, seed, batch=b, train=train, scored=dev)
+        tried[b] = row["acc"]
+        print(f"[bench]   held-back acc {row['acc']:.4f}", file=sys.stderr, flush=True)
+        if best is None or row["acc"] > best["acc"]:
+            best = row
+    model = best.pop("model_obj")
+    return {**best, "dev_acc": best["acc"], **score(model, shards.val, args, best["bf16"])}, tried
 
 
 def main() -> None:
@@ -146,30 +185,57 @@ def main() -> None:
     p.add_argument("--depth", type=int, default=1, help="residual FSQ stages (ours only)")
     p.add_argument("--d-model", type=int, default=192)
     p.add_argument("--n-heads", type=int, default=3)
-    p.add_argument("--batch", type=int, default=8, help="chunks per step, segment / local models (best of 8-64 for both)")
+    p.add_argument("--batch", type=int, default=8, help="chunks per step, segment / local models, unless --choose-batch")
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--batch-hourglass", type=int, default=16, help="chunks per step, hourglass / stitched (demo)")
+    p.add_argument("--batch-hourglass", type=int, default=16, help="chunks per step, hourglass / stitched (the demo's), unless --choose-batch")
     p.add_argument("--lr-hourglass", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=60)
     p.add_argument("--eval-chunks", type=int, default=-1, help="held-out chunks (-1 = the whole val split)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="model and data seeds: one run per model "
                    "and seed, the table gives mean ± std over seeds")
+    p.add_argument("--choose-batch", type=int, nargs="+", metavar="B",
+                   help="choose every contender's batch from these on held-back train text (first seed)")
+    p.add_argument("--dev-fraction", type=float, default=0.1,
+                   help="with --choose-batch: the last part of the train split held back to choose on (0.1 of the "
+                        "built-in corpus is about as many chunks as its val split)")
     p.add_argument("--json", help="also write the rows here")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     shards = load_shards(build(DataConfig, {"path": args.data, "corpus": args.corpus, "tokenizer": args.tokenizer}))
-    rows = []
+    train, dev = shards.train, None
+    if args.choose_batch:
+        cut = int(len(shards.train) * (1 - args.dev_fraction))
+        train, dev = shards.train[:cut], shards.train[cut:]
+    rows, tried, chosen = [], {}, {}
     for seed in args.seeds:
         for name in args.models:
-            print(f"[bench] {name} seed {seed}: training {args.seconds:.0f}s …", file=sys.stderr, flush=True)
-            rows.append(run(name, args, shards, seed))
+            if args.choose_batch and name not in chosen:
+                row, tried[name] = choose_batch(name, args, shards, train, dev, seed)
+                chosen[name] = row["batch"]
+            else:
+                print(f"[bench] {name} seed {seed}: training {args.seconds:.0f}s …", file=sys.stderr, flush=True)
+                row = run(name, args, shards, seed, batch=chosen.get(name), train=train)
+            row.pop("model_obj", None)
+            rows.append(row)
             print(f"[bench] {rows[-1]}", file=sys.stderr, flush=True)
     print(f"\n{args.in_len} -> {args.out_len} codes, FSQ {args.codebook} x depth {args.depth}, {args.seconds:.0f} s "
           f"each on {args.data} (held-out: {'all' if args.eval_chunks < 0 else args.eval_chunks} chunks); seeds "
           f"{', '.join(map(str, args.seeds))}{' (mean ± std)' if len(args.seeds) > 1 else ''}\n")
-    print("| model | params | bits/token | steps | tokens/s | MFU | held-out token acc | code usage | tokens/s vs hourglass |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    if args.choose_batch:
+        print(f"Batch chosen per contender on the last {args.dev_fraction:g} of the train split ({len(dev):,} tokens, "
+              f"held back from every contender's training), seed {args.seeds[0]}, by the best held-back token "
+              f"accuracy at the same {args.seconds:.0f} s; the val split scored the chosen models only. Held-back "
+              f"accuracy per batch:\n")
+        print("| model | " + " | ".join(f"batch {b}" for b in args.choose_batch) + " | chosen |")
+        print("|---|" + "---|" * (len(args.choose_batch) + 1))
+        for name in args.models:
+            print(f"| {name} | " + " | ".join(f"{tried[name][b]:.4f}" for b in args.choose_batch) +
+                  f" | {chosen[name]} |")
+        print()
+    print("| model | params | bits/token | batch | steps | tokens/s | MFU | held-out token acc | code usage | "
+          "tokens/s vs hourglass |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     by = {name: [r for r in rows if r["model"] == name] for name in args.models}
     mean = {name: {k: float(np.mean([r[k] for r in rs])) for k in ("tok_per_s", "mfu", "acc", "usage", "steps")}
             for name, rs in by.items()}
@@ -177,7 +243,8 @@ def main() -> None:
         a = mean[name]
         rel = f"{a['tok_per_s'] / mean['hourglass']['tok_per_s']:.2f}x" if "hourglass" in mean else "–"
         acc = f"{a['acc']:.3f}" + (f" ± {np.std([r['acc'] for r in rs]):.3f}" if len(rs) > 1 else "")
-        print(f"| {name} | {rs[0]['params'] / 1e6:.2f} M | {rs[0]['bits_per_token']:.2f} | {a['steps']:.0f} | "
+        print(f"| {name} | {rs[0]['params'] / 1e6:.2f} M | {rs[0]['bits_per_token']:.2f} | {rs[0]['batch']} | "
+              f"{a['steps']:.0f} | "
               f"{a['tok_per_s']:,.0f} | {a['mfu']:.1%} | {acc} | {a['usage']:.3f} | {rel} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
