@@ -4,6 +4,7 @@ link resolves (``scripts/check_docs.py``, run here so CI runs it); the README st
 import importlib.util
 import shutil
 
+import pytest
 from helpers import ROOT
 
 
@@ -53,3 +54,20 @@ def test_the_variable_seeds_script_averages_the_cells_of_the_pages_it_reads(tmp_
     bad = tmp_path / "bad.md"
     bad.write_text("# not a results page\n")
     assert mod.main([str(bad)]) == 2
+
+
+def test_the_embed_plot_script_merges_runs_of_one_split_and_refuses_others(tmp_path):
+    spec = importlib.util.spec_from_file_location("embed_plot", ROOT / "scripts" / "embed_plot.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    split = {"texts": 10, "model": "minilm", "corpora": ["builtin"], "database": 5, "queries": 2, "train": 3,
+             "metric": "cosine"}
+    main = {**split, "rows": [{"method": "faiss-rq", "bytes": 8, "recall@10": 0.5},
+                              {"method": "faiss-lsq", "bytes": 16, "note": "n/a"}]}
+    extra = {**split, "rows": [{"method": "faiss-rq", "bytes": 8, "recall@10": 0.9},  # measured twice: first run's
+                               {"method": "faiss-lsq", "bytes": 16, "recall@10": 0.7}]}
+    rows = mod.merge([main, extra])
+    assert [(r["method"], r["bytes"], r["recall@10"]) for r in rows] == [("faiss-rq", 8, 0.5), ("faiss-lsq", 16, 0.7)]
+    with pytest.raises(ValueError, match="train"):
+        mod.merge([main, {**extra, "train": 4}])
+    assert mod.main([str(tmp_path / "missing"), "--out", str(tmp_path / "p.png")]) == 2

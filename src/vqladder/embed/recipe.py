@@ -27,7 +27,7 @@ from ..train.stage import stderr_log
 from .config import EmbedConfig, QINCoOptions, RVQOptions  # noqa: F401  (the recipe's public names)
 from .index import build_index  # noqa: F401
 from .models import PREFIXES, QINCoCodec, apply_adapter, prefix_neighbour_loss, train_adapter
-from .report import _plot, embed_markdown
+from .report import plot_recall, embed_markdown
 from .retrieval import QINCO_METHODS, exact_topk, method_fits, recalls, run_method
 from .stages import _rq_val_mse, _stage_summary, _train_s, load_set, split_indices, train_qinco
 
@@ -118,7 +118,7 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
                                          for v, st, sd in models if sd == cfg.qinco.seeds[0]}}}
     write_results(d, res)
     atomic_write_text(d / "results.md", embed_markdown(res, cfg))
-    _plot(res, d / "recall_vs_bytes.png")
+    plot_recall(res, d / "recall_vs_bytes.png")
     return res
 
 

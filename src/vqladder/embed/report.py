@@ -66,7 +66,7 @@ def embed_markdown(res: dict, cfg) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(res: dict, path: Path) -> None:
+def plot_recall(res: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
