@@ -169,6 +169,8 @@ def choose_batch(name: str, args, shards, train, dev, seed: int) -> tuple[dict, 
         if best is None or row["acc"] > best["acc"]:
             best = row
     model = best.pop("model_obj")
+    if args.choice_only:  # the val split is not read at all
+        return {**best, "dev_acc": best["acc"], "acc": float("nan"), "usage": float("nan")}, tried
     return {**best, "dev_acc": best["acc"], **score(model, shards.val, args, best["bf16"])}, tried
 
 
@@ -199,6 +201,9 @@ def main() -> None:
     p.add_argument("--dev-fraction", type=float, default=0.1,
                    help="with --choose-batch: the last part of the train split held back to choose on (0.1 of the "
                         "built-in corpus is about as many chunks as its val split)")
+    p.add_argument("--choice-only", action="store_true",
+                   help="with --choose-batch: train and score on held-back train text only, never read the val "
+                        "split (to widen a grid without looking at the test chunks)")
     p.add_argument("--json", help="also write the rows here")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -207,8 +212,10 @@ def main() -> None:
     if args.choose_batch:
         cut = int(len(shards.train) * (1 - args.dev_fraction))
         train, dev = shards.train[:cut], shards.train[cut:]
+    if args.choice_only and not args.choose_batch:
+        p.error("--choice-only needs --choose-batch")
     rows, tried, chosen = [], {}, {}
-    for seed in args.seeds:
+    for seed in (args.seeds[:1] if args.choice_only else args.seeds):
         for name in args.models:
             if args.choose_batch and name not in chosen:
                 row, tried[name] = choose_batch(name, args, shards, train, dev, seed)
@@ -225,14 +232,17 @@ def main() -> None:
     if args.choose_batch:
         print(f"Batch chosen per contender on the last {args.dev_fraction:g} of the train split ({len(dev):,} tokens, "
               f"held back from every contender's training), seed {args.seeds[0]}, by the best held-back token "
-              f"accuracy at the same {args.seconds:.0f} s; the val split scored the chosen models only. Held-back "
-              f"accuracy per batch:\n")
+              f"accuracy at the same {args.seconds:.0f} s; "
+              f"{'the val split was not read' if args.choice_only else 'the val split scored the chosen models only'}"
+              f". Held-back accuracy per batch:\n")
         print("| model | " + " | ".join(f"batch {b}" for b in args.choose_batch) + " | chosen |")
         print("|---|" + "---|" * (len(args.choose_batch) + 1))
         for name in args.models:
             print(f"| {name} | " + " | ".join(f"{tried[name][b]:.4f}" for b in args.choose_batch) +
                   f" | {chosen[name]} |")
         print()
+    if args.choice_only:
+        return
     print("| model | params | bits/token | batch | steps | tokens/s | MFU | held-out token acc | code usage | "
           "tokens/s vs hourglass |")
     print("|---|---|---|---|---|---|---|---|---|---|")
