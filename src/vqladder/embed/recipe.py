@@ -27,7 +27,7 @@ from ..train.stage import stderr_log
 from .config import EmbedConfig, QINCoOptions, RVQOptions  # noqa: F401  (the recipe's public names)
 from .index import build_index  # noqa: F401
 from .models import PREFIXES, QINCoCodec, apply_adapter, prefix_neighbour_loss, train_adapter
-from .report import plot_recall, embed_markdown
+from .report import embed_markdown, plot_recall
 from .retrieval import QINCO_METHODS, exact_topk, method_fits, recalls, run_method
 from .stages import _rq_val_mse, _stage_summary, _train_s, load_set, split_indices, train_qinco
 
