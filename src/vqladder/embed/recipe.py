@@ -53,7 +53,7 @@ def run_embed_eval(cfg: EmbedConfig, embedder=None, log=None) -> dict:
     adapter, curve = None, []
     if cfg.adapter:
         adapter, curve = train_adapter(raw["train"], d / "adapter", steps=cfg.adapter_steps, seed=cfg.seed, log=log)
-        log(f"adapter: prefix-neighbour loss {curve[0]:.4f} -> {curve[-1]:.4f}")
+        log(f"adapter: training prefix-neighbour loss {curve[0]:.4f} -> {curve[-1]:.4f}")
     ada = {k: apply_adapter(adapter, v) for k, v in raw.items()}
     with torch.no_grad():
         held = torch.from_numpy(raw["q"][:500])
