@@ -144,7 +144,7 @@ def run(name: str, args, shards, seed: int = 0, batch: int | None = None, train=
            "steps": tr.step, "tok_per_s": tr.tokens_seen / tr.train_time,
            "mfu": sum(mfu) / len(mfu) if mfu else float("nan"), "bits_per_token": model.bits_per_token,
            "bf16": tr.amp_dtype is not None}
-    return {**row, **score(model, scored, args, tr.amp_dtype is not None), "model_obj": model}
+    return {**row, **score(model, scored, args, row["bf16"]), "model_obj": model}
 
 
 def score(model, tokens, args, bf16: bool) -> dict:
@@ -160,7 +160,7 @@ def choose_batch(name: str, args, shards, train, dev, seed: int) -> tuple[dict, 
     held-back ``dev`` tokens is highest (the smaller batch on a tie); returns its row scored on the val split and
     the held-back accuracy per batch. The val split is read for the chosen model only."""
     tried, best = {}, None
-    for b in args.choose_batch:
+    for b in sorted(args.choose_batch):  # ascending, so a tie keeps the smaller batch
         print(f"[bench] {name} batch {b} (choice, seed {seed}): training {args.seconds:.0f}s …", file=sys.stderr,
               flush=True)
         row = run(name, args, shards, seed, batch=b, train=train, scored=dev)
@@ -206,14 +206,16 @@ def main() -> None:
                         "split (to widen a grid without looking at the test chunks)")
     p.add_argument("--json", help="also write the rows here")
     args = p.parse_args()
+    if args.choice_only and not args.choose_batch:
+        p.error("--choice-only needs --choose-batch")
+    if args.choose_batch and not 0 < args.dev_fraction < 1:
+        p.error(f"--dev-fraction must be between 0 and 1 (the share of the train split held back), got {args.dev_fraction}")
     torch.set_num_threads(args.threads)
     shards = load_shards(build(DataConfig, {"path": args.data, "corpus": args.corpus, "tokenizer": args.tokenizer}))
     train, dev = shards.train, None
     if args.choose_batch:
         cut = int(len(shards.train) * (1 - args.dev_fraction))
         train, dev = shards.train[:cut], shards.train[cut:]
-    if args.choice_only and not args.choose_batch:
-        p.error("--choice-only needs --choose-batch")
     rows, tried, chosen = [], {}, {}
     for seed in (args.seeds[:1] if args.choice_only else args.seeds):
         for name in args.models:
