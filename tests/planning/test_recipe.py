@@ -29,7 +29,8 @@ def tiny_plan(tmp_path_factory):
                    "prior_train": small},
         "value": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
         "subgoal": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
-        "contenders": ["flat", "ladder", "subgoal", "rooms", "doors"],
+        "endstate": {"model": {"d_model": 32, "n_heads": 2, "levels": [3, 3], "rate_weight": 0.1}, "train": small},
+        "contenders": ["flat", "ladder", "subgoal", "rooms", "doors", "endstate"],
         "search": {"budgets": [1, 2], "scorers": ["likelihood", "verifier", "value", "value+verifier"]},
         "match_flops": True,
         "segments": {"methods": ["learned", "entropy"], "model": {"d_model": 32, "n_heads": 2}, "train": small,
@@ -46,11 +47,11 @@ def test_both_contenders_train_and_respect_budgets(tiny_plan):
     assert res["val_tasks"] > 0 and all(r["split"] == "val" for r in res["val_rows"])
     assert set(res["chosen"]) == set(cfg.contenders) and "Chosen on validation" in (cfg.dir / "results.md").read_text()
     rows = res["rows"]
-    assert {r["contender"] for r in rows} == {"flat", "ladder", "subgoal", "rooms", "doors"}
-    assert len(rows) == 5 * 2 * 4 * 2
+    assert {r["contender"] for r in rows} == {"flat", "ladder", "subgoal", "rooms", "doors", "endstate"}
+    assert len(rows) == 6 * 2 * 4 * 2
     # a charged scorer (the learned value) cannot afford a 1x budget for the flat beam: said, not run
     assert any(r.get("unaffordable") and r["scorer"].startswith("value") and r["budget_x"] == 1 for r in rows)
-    expanders = ("subgoal", "rooms", "doors")
+    expanders = ("subgoal", "rooms", "doors", "endstate")
     assert not any(r.get("unaffordable") for r in rows
                    if not r["scorer"].startswith("value") and r["contender"] not in expanders)
     # the subgoal, rooms and doors planners pay `chunk` per expanded code: a 1x budget cannot expand a whole plan
@@ -68,18 +69,26 @@ def test_both_contenders_train_and_respect_budgets(tiny_plan):
     meta = res["meta"][0] if 0 in res["meta"] else res["meta"]["0"]
     assert set(meta["train_flops"]) == {"flat", "ladder_compressor", "ladder_prior", "subgoal_decoder", "value",
                                         "rooms_compressor", "rooms_prior", "rooms_decoder", "doors_prior",
-                                        "doors_decoder"}
+                                        "doors_decoder", "endstate_coder", "endstate_prior", "endstate_decoder"}
     assert all(v > 0 for v in meta["train_flops"].values())
-    f = meta["train_flops"]  # match_flops: the flat planner's steps bought with the ladder's counted FLOPs
-    assert f["flat"] == pytest.approx(f["ladder_compressor"] + f["ladder_prior"], rel=0.1)
+    f = meta["train_flops"]  # match_flops: the flat planner's steps bought with the largest contender's counted FLOPs
+    ladder = f["ladder_compressor"] + f["ladder_prior"]
+    largest = max(ladder + f["subgoal_decoder"], *(sum(v for k, v in f.items() if k.startswith(w + "_"))
+                                                   for w in ("rooms", "doors", "endstate")))
+    assert f["flat"] == pytest.approx(largest, rel=0.1) and largest > ladder
     dg = meta["diagnostics"]
     assert 0 <= dg["ladder_code_exact"] <= 1 and 0 <= dg["subgoal_code_exact"] <= 1
     assert dg["value_mae"] >= 0 and -1 <= dg["value_spearman"] <= 1 and "moves-to-go error" in md
-    for k in ("rooms", "doors"):
+    assert 0 <= dg["endstate_end_exact"] <= 1 and "give back the cell the walk ends in" in md
+    for k in ("rooms", "doors", "endstate"):
+        assert 0 <= dg[f"{k}_door_mi"] <= 1 + 1e-9 and dg[f"{k}_prior_bits"] >= 0
         assert dg[f"{k}_segments"] >= 1 and all(0 <= dg[f"{k}_{m}"] <= 1 for m in ("seg_exact", "plan_exact", "plan_success", "prior_acc"))
         assert dg[f"{k}_plan_success"] >= dg[f"{k}_plan_exact"]
     assert "Rooms contender on the same plans" in md and "rooms: compressor + prior + decoder" in md
     assert "Doors contender on the same plans" in md and "doors: prior + decoder" in md
+    assert "Endstate contender on the same plans" in md and "endstate: coder + prior + decoder" in md
+    assert dg["doors_door_mi"] == pytest.approx(1.0)  # the rule's codes carry all of themselves
+    assert (cfg.dir / "seed0" / "endstate_decoder_b3").is_dir() and meta["params"]["endstate_coder"] > 0
     # the doors decoder learns from the optimal demonstrations only (the default), in a directory named so
     assert meta["params"]["doors_decoder_demos"] == int((np.load(cfg.dir / "data.npz")["train_buckets"] == 3).sum()) > 0
     assert (cfg.dir / "seed0" / "doors_decoder_b3").is_dir() and not (cfg.dir / "seed0" / "doors_decoder").exists()
@@ -105,6 +114,8 @@ def test_plan_cli_shows_an_episode(tiny_plan, capsys):
     assert "valid=" in capsys.readouterr().out
     assert main(["plan", str(cfg.dir), "--task", "1", "--contender", "doors", "--method", "sample", "--budget", "16"]) == 0
     assert "valid=" in capsys.readouterr().out
+    assert main(["plan", str(cfg.dir), "--task", "0", "--contender", "endstate", "--scorer", "verifier", "--budget", "8"]) == 0
+    assert "valid=" in capsys.readouterr().out
     assert main(["plan", str(cfg.dir), "--goal", "7,7"]) == 2
     assert "outside" in capsys.readouterr().err
     assert main(["plan", str(cfg.dir), "--budget", "0"]) == 2
@@ -121,14 +132,14 @@ def test_example_episodes_follow_their_moves(tiny_plan):
 
     cfg, _, _ = tiny_plan
     eps = json.loads((cfg.dir / "episodes.json").read_text())
-    assert len(eps) == 5 * min(cfg.search.examples, 4)
-    assert {e["contender"] for e in eps} == {"flat", "ladder", "subgoal", "rooms", "doors"}
+    assert len(eps) == 6 * min(cfg.search.examples, 4)
+    assert {e["contender"] for e in eps} == {"flat", "ladder", "subgoal", "rooms", "doors", "endstate"}
     for e in eps:
         assert e["cells"][0] == e["start"] and e["evaluations"] <= e["budget"]
         for (r, c), (r2, c2), m in zip(e["cells"], e["cells"][1:], e["moves"]):
             assert (r + DELTA[MOVES.index(m)][0], c + DELTA[MOVES.index(m)][1]) == (r2, c2)
         assert e["reached"] == (e["valid"] and e["cells"][-1] == e["goal"]) or not e["valid"]
-        if e["contender"] in ("rooms", "doors"):  # a code per expanded segment: starts increase from 0, at most `chunk` apart
+        if e["contender"] in ("rooms", "doors", "endstate"):  # a code per expanded segment: starts increase from 0, at most `chunk` apart
             st = e["code_starts"]
             assert st[0] == 0 and all(0 < b - a <= cfg.ladder.chunk for a, b in zip(st, st[1:]))
             continue

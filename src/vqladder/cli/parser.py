@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "  vqladder plan runs/plan-small --task 3 --contender ladder --scorer verifier")
     s.add_argument("run", help="plan-experiment directory")
     s.add_argument("--seed", type=_num(int, min=0), default=0, help="which trained seed")
-    s.add_argument("--contender", default="ladder", choices=["ladder", "subgoal", "rooms", "doors", "flat"])
+    s.add_argument("--contender", default="ladder", choices=["ladder", "subgoal", "rooms", "doors", "endstate", "flat"])
     s.add_argument("--method", default="beam", choices=["beam", "sample"])
     s.add_argument("--scorer", default="likelihood", choices=["likelihood", "verifier", "value", "value+verifier"])
     s.add_argument("--budget", type=_num(int, min=1), default=4, help="model evaluations as a multiple of max_moves")

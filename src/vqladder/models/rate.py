@@ -41,24 +41,29 @@ class CodeRateModel(nn.Module):
         self.head = nn.Linear(d_model, total, bias=False)
         init_weights_(self, normal=("pos", "bos"))
 
-    def log_q(self, level_idx: torch.Tensor) -> list[torch.Tensor]:
-        """level_idx[b, m, c] (hard, integer) -> per dimension log q_c[b, m, l_c] of code i given codes < i."""
+    def log_q(self, level_idx: torch.Tensor, context: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """level_idx[b, m, c] (hard, integer) -> per dimension log q_c[b, m, l_c] of code i given codes < i (and
+        ``context[b, d]``, a conditioning vector added at the first position, when the level above conditions
+        its prior on something: a planner's goal and layout)."""
         b, m, _ = level_idx.shape
         x = self.emb(level_idx + self._offsets).sum(2)                       # [b, m, d]
-        x = torch.cat([self.bos.expand(b, 1, -1).to(x.dtype), x[:, :-1]], 1) + self.pos[:m].to(x.dtype)
+        first = self.bos.expand(b, 1, -1).to(x.dtype)
+        if context is not None:
+            first = first + context[:, None].to(x.dtype)
+        x = torch.cat([first, x[:, :-1]], 1) + self.pos[:m].to(x.dtype)
         for blk in self.blocks:
             x = blk(x, causal=True)
         logits = self.head(self.norm(x)).float()
         return [F.log_softmax(part, -1) for part in logits.split(self.levels, -1)]
 
-    def forward(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, u: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """u[b, m, c]: continuous level coordinates (rounding gives the code's levels). Returns
         ``(model_nats, encoder_nats)``, both summed over the batch's codes and equal in value: the first trains the
         context model (hard codes, encoder detached), the second the encoder (the model's log q detached, the
         soft assignment's straight-through gradient)."""
         idx = u.detach().round().long()
         idx = torch.minimum(idx.clamp_min(0), torch.tensor(self.levels, device=u.device) - 1)
-        log_q = self.log_q(idx)
+        log_q = self.log_q(idx, context)
         model = u.new_zeros((), dtype=torch.float32)
         enc = u.new_zeros((), dtype=torch.float32)
         for c, (lq, n_lv) in enumerate(zip(log_q, self.levels)):
@@ -70,7 +75,7 @@ class CodeRateModel(nn.Module):
         return model, enc
 
     @torch.no_grad()
-    def code_nats(self, level_idx: torch.Tensor) -> torch.Tensor:
+    def code_nats(self, level_idx: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """Per-chunk -log q (nats) of hard codes level_idx[b, m, c]."""
-        lq = self.log_q(level_idx)
+        lq = self.log_q(level_idx, context)
         return -sum(p.gather(-1, level_idx[..., c:c + 1]).squeeze(-1) for c, p in enumerate(lq)).sum(1)

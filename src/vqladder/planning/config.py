@@ -12,7 +12,11 @@ The contenders, trained on the same imperfect, return-labelled demonstrations:
 * **rooms**: one learned code per room-to-room segment (``planning.planners.room_segments``), a top prior over
   them and a segment decoder as the subgoal contender's;
 * **doors**: the rooms contender with codes given by the rule (``door_codes``: the door each room is left by):
-  the reference for a vocabulary that means "go through that door".
+  the reference for a vocabulary that means "go through that door";
+* **endstate**: the rooms contender with codes learned to name *where a segment leads*: a quantised encoder of
+  the cell its room's walk ends in, relative to its start and in the task's context (``planning.endstate``),
+  optionally with a rate term that makes the codes predictable from the task; its segment decoder is a
+  goal-reaching policy toward that cell.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from ..models import CompressorConfig, PriorConfig
 from ..models.variable import VariableConfig
 from ..quantize import QuantizerConfig
 from ..train import TrainerConfig
+from .endstate import EndStateConfig
 from .maze import MazeConfig
 from .value import ValueConfig
 
@@ -79,7 +84,18 @@ class DoorsSpec:
     decoder_buckets: list[NonNegInt] = field(default_factory=lambda: [3])
 
 
-CONTENDERS = ("flat", "ladder", "subgoal", "rooms", "doors")
+@dataclass
+class EndStateSpec:
+    """The endstate contender: its coder (model and training; ``levels`` sets its vocabulary, ``rate_weight`` its
+    rate term) and the return buckets its segment decoder learns from (as ``doors.decoder_buckets``: the same
+    default, so the two differ only in where their codes come from)."""
+    model: EndStateConfig = field(default_factory=EndStateConfig)
+    train: TrainerConfig = field(default_factory=_tc(steps=1500, lr=3e-3))
+    decoder_buckets: list[NonNegInt] = field(default_factory=lambda: [3])
+
+
+CONTENDERS = ("flat", "ladder", "subgoal", "rooms", "doors", "endstate")
+SEGMENT_KINDS = ("rooms", "doors", "endstate")  # the contenders whose codes stand for room-to-room segments
 
 
 @dataclass
@@ -129,12 +145,13 @@ class PlanConfig:
     contenders: list[str] = field(default_factory=lambda: ["flat", "ladder", "subgoal"])
     subgoal: SubgoalSpec = field(default_factory=SubgoalSpec)  # the subgoal contender's low-level decoder
     doors: DoorsSpec = field(default_factory=DoorsSpec)
+    endstate: EndStateSpec = field(default_factory=EndStateSpec)
     value: ValueSpec = field(default_factory=ValueSpec)   # the learned value (trained when a value scorer is searched)
     segments: SegmentSpec = field(default_factory=SegmentSpec)  # variable-length codes of moves (boundary alignment)
     search: SearchConfig = field(default_factory=SearchConfig)
     threads: NonNegInt = 0                  # torch threads (0 = default)
-    match_flops: bool = False  # the flat planner's steps set so its training FLOPs (counted) equal the ladder's
-                               # (compressor + prior); else flat.train.steps as given
+    match_flops: bool = False  # the flat planner's steps set so its training FLOPs (counted) equal the largest
+                               # contender's (all the stages its plans come from); else flat.train.steps as given
 
     @property
     def dir(self) -> Path:
@@ -165,3 +182,9 @@ class PlanConfig:
                 raise VQLadderError(f"segments.methods must be learned or entropy, got {m!r}")
         if not self.doors.decoder_buckets or any(b > 3 for b in self.doors.decoder_buckets):
             raise VQLadderError(f"doors.decoder_buckets must name return buckets 0..3, got {self.doors.decoder_buckets}")
+        if not self.endstate.decoder_buckets or any(b > 3 for b in self.endstate.decoder_buckets):
+            raise VQLadderError(f"endstate.decoder_buckets must name return buckets 0..3, got "
+                                f"{self.endstate.decoder_buckets}")
+        lv = self.endstate.model.levels
+        if not lv or any(v < 2 for v in lv) or len(lv) > 8:
+            raise VQLadderError(f"endstate.model.levels must be 1 to 8 FSQ levels, each >= 2, got {lv}")

@@ -17,8 +17,10 @@ import torch
 from ..errors import VQLadderError
 from ..models.sampling import greedy
 from ..nn import eval_mode
+from .config import SEGMENT_KINDS
+from .endstate import endstate_rows
 from .maze import DELTA, MOVES, EpisodeCodec, validate
-from .planners import ValueScorer, Verifier, room_segments, subgoal_cond
+from .planners import ValueScorer, Verifier, door_codes, room_segments, subgoal_cond
 
 
 def make_scorer(name: str, cfg, planners: dict, cond, lay, start, goal):
@@ -124,24 +126,26 @@ def diagnostics(cfg, planners: dict, test_cond: np.ndarray) -> dict:
     (BFS) distance, mean absolute error and Spearman rank correlation."""
     codec = EpisodeCodec(cfg.maze)
     T, ch = cfg.maze.max_moves, cfg.ladder.chunk
-    lad = planners["ladder"]
+    lad = planners.get("ladder")
     ok_lad, ok_sub, pred, true, prior_ok, flat_ok = [], [], [], [], [], []
-    seg = {k: {"seg_exact": [], "plan_exact": [], "plan_success": [], "prior_acc": [], "segments": []}
-           for k in ("rooms", "doors") if k in planners}
+    seg = {k: {"seg_exact": [], "plan_exact": [], "plan_success": [], "prior_acc": [], "prior_bits": [],
+               "segments": [], "pairs": [], **({"end_exact": []} if k == "endstate" else {})}
+           for k in SEGMENT_KINDS if k in planners}
     for cond in test_cond:
         lay, s, g, _ = codec.decode_cond(cond)
         path = lay.shortest_path(tuple(s), tuple(g)) or []
         if not path or len(path) > T:
             continue
         moves = torch.from_numpy(codec.moves(path))[None]
-        codes = lad.comp.encode(moves)
-        dec = lad.comp.decode(codes).argmax(-1)
         n_c = -(-len(path) // ch)  # codes that carry moves of the plan
-        ok_lad += (dec.view(-1, ch) == moves.view(-1, ch)).all(1)[:n_c].tolist()
         c = torch.as_tensor(cond).long()[None]  # teacher-forced next-symbol accuracy of the two priors:
-        prior_ok += (lad.prior(codes[:, :-1], c).argmax(-1) == codes)[0, :n_c].tolist()  # per code
         fl = (planners["flat"].prior(moves[:, :-1], c).argmax(-1) == moves)[0]
         flat_ok += fl[:n_c * ch].view(-1, ch).all(1).tolist()  # per chunk: all its moves right
+        if lad is not None:
+            codes = lad.comp.encode(moves)
+            dec = lad.comp.decode(codes).argmax(-1)
+            ok_lad += (dec.view(-1, ch) == moves.view(-1, ch)).all(1)[:n_c].tolist()
+            prior_ok += (lad.prior(codes[:, :-1], c).argmax(-1) == codes)[0, :n_c].tolist()  # per code
         if "subgoal" in planners:
             got, _ = planners["subgoal"]._expand(cond, codes, {})
             ok_sub += (got.view(-1, ch) == moves.view(-1, ch)).all(1)[:n_c].tolist()
@@ -151,14 +155,16 @@ def diagnostics(cfg, planners: dict, test_cond: np.ndarray) -> dict:
             vcond = torch.from_numpy(codec.with_bucket(cond, 3))
             pred += planners["value"].moves_to_go_all(torch.tensor(path)[None], vcond)[0].tolist()
             true += [len(path) - t for t in range(len(path) + 1)]
-    out = {"plans": int(len(test_cond)), "ladder_code_exact": float(np.mean(ok_lad)) if ok_lad else float("nan"),
-           "prior_code_acc": float(np.mean(prior_ok)) if prior_ok else float("nan"),
-           "flat_chunk_acc": float(np.mean(flat_ok)) if flat_ok else float("nan")}
+    out = {"plans": int(len(test_cond)), "flat_chunk_acc": float(np.mean(flat_ok)) if flat_ok else float("nan")}
+    if ok_lad:
+        out.update(ladder_code_exact=float(np.mean(ok_lad)), prior_code_acc=float(np.mean(prior_ok)))
     if ok_sub:
         out["subgoal_code_exact"] = float(np.mean(ok_sub))
     for k, acc in seg.items():
         if acc["segments"]:
+            pairs = acc.pop("pairs")
             out.update({f"{k}_{m}": float(np.mean(v)) for m, v in acc.items()})
+            out[f"{k}_door_mi"] = door_information(pairs)
     if pred:
         p_, t_ = np.array(pred), np.array(true)
         rank = lambda a: np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(float)  # noqa: E731
@@ -175,7 +181,8 @@ def _segment_diag(pl, coder, codec, cond, path, acc: dict) -> None:
     ch, n = pl.chunk, pl.n_codes
     segs, cells, used, exits = room_segments(codec, np.asarray(cond)[None], codec.moves(path)[None], ch, n)
     k = int(used[0])
-    codes = torch.as_tensor(coder(segs, exits, used)[0]).long()
+    codes = torch.as_tensor(coder(np.asarray(cond)[None], segs, cells, used, exits)[0]).long()
+    acc["pairs"] += list(zip(codes[:k].tolist(), door_codes(exits, used)[0, :k].tolist()))
     for j in range(k):
         row = torch.from_numpy(subgoal_cond(codec, cond, tuple(cells[0, j]), int(codes[j])))
         acc["seg_exact"].append(greedy(pl.low.step_fn(row), 1, ch)[0].tolist() == segs[0, j].tolist())
@@ -185,8 +192,33 @@ def _segment_diag(pl, coder, codec, cond, path, acc: dict) -> None:
     o = validate(lay, s, g, got[0].tolist())
     acc["plan_success"].append(o.valid and o.reached)
     c = torch.as_tensor(cond).long()[None]
-    acc["prior_acc"] += (pl.prior(codes[None, :-1], c).argmax(-1)[0] == codes)[:k].tolist()
+    logits = pl.prior(codes[None, :-1], c)[0].float()
+    acc["prior_acc"] += (logits.argmax(-1) == codes)[:k].tolist()
+    # the codes' actual rate under the level above: the top prior's bits per code, teacher-forced
+    acc["prior_bits"] += (-logits.log_softmax(-1).gather(-1, codes[:, None])[:k, 0] / np.log(2)).tolist()
     acc["segments"].append(k)
+    model = getattr(coder, "model", None)
+    if model is not None:  # a learned end-state coder: does a code and its context give back the end cell?
+        rows, _ = endstate_rows(codec, np.asarray(cond)[None], segs, cells, used, exits)
+        r = torch.from_numpy(rows[0, :k])
+        acc["end_exact"] += (model.decode(r[:, :codec.cond_len], codes[:k]).argmax(-1) == r[:, -1]).tolist()
+
+
+def door_information(pairs: list) -> float:
+    """How much of the door codes a vocabulary carries: the mutual information between its codes and the rule's
+    door codes over the same segments, as a fraction of the door codes' entropy (1: a code names the door, as
+    the rule's own codes do; 0: independent), from the empirical joint histogram."""
+    if not pairs:
+        return float("nan")
+    a, b = np.asarray(pairs).T
+    joint = np.zeros((a.max() + 1, b.max() + 1))
+    np.add.at(joint, (a, b), 1.0)
+    joint /= joint.sum()
+    pa, pb = joint.sum(1, keepdims=True), joint.sum(0, keepdims=True)
+    nz = joint > 0
+    mi = float((joint[nz] * np.log(joint[nz] / (pa @ pb)[nz])).sum())
+    hb = float(-(pb[pb > 0] * np.log(pb[pb > 0])).sum())
+    return mi / hb if hb > 0 else float("nan")
 
 
 def room_crossings(start, path, room: int) -> list[int]:

@@ -97,8 +97,8 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
     for seed in cfg.seeds:
         ev_p = cfg.dir / f"seed{seed}" / "eval.json"
         planners = train_contenders(cfg, data, seed, log)
-        meta[seed] = {"params": planners["params"], "code_exact": planners["code_exact"],
-                      "train_flops": planners["train_flops"]}
+        meta[seed] = {"params": planners["params"], "train_flops": planners["train_flops"],
+                      **({"code_exact": planners["code_exact"]} if "ladder" in planners else {})}
         if seed == cfg.seeds[0]:
             meta[seed]["boundaries"] = boundary_alignment(cfg, planners, data["test_cond"])
             if cfg.segments.methods:

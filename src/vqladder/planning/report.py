@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..report import save_figure
+from .config import SEGMENT_KINDS
 
 
 def _agg(rows):
@@ -38,34 +39,34 @@ def plan_markdown(res: dict, cfg) -> str:
              f"{res['demonstrations']:,} demonstrations (return buckets fail/poor/ok/optimal: {res['demo_buckets']}); "
              f"{res['tasks']} held-out layouts (overlap with training: {res['layout_overlap']}); seeds {seeds}. "
              f"Budget = model evaluations, as a multiple of {m.max_moves} (one greedy pass of the flat model).", "",
-             f"Parameters: flat {p['flat']:,}; ladder prior {p['ladder_prior']:,} + level-1 compressor "
-             f"{p['ladder_compressor']:,}. Level-1 codes decode training plans exactly: "
-             + ", ".join(f"{res['meta'][s]['code_exact']:.3f}" for s in seeds) + " (per seed)."
+             f"Parameters: flat {p['flat']:,}"
+             + (f"; ladder prior {p['ladder_prior']:,} + level-1 compressor {p['ladder_compressor']:,}. Level-1 codes "
+                "decode training plans exactly: " + ", ".join(f"{res['meta'][s]['code_exact']:.3f}" for s in seeds)
+                + " (per seed)." if "ladder_prior" in p else ".")
              + (f" Subgoal contender: the ladder's codes and prior + a subgoal decoder of {p['subgoal_decoder']:,} "
                 "parameters." if "subgoal_decoder" in p else "")
              + "".join(f" {k.capitalize()} contender: codes over room-to-room segments (at most {cfg.ladder.chunk} "
                        f"moves; {p[k + '_segments_per_demo']:.2f} segments per training demonstration, "
                        f"{p[k + '_cut_demos']:.3f} of them cut at {m.max_moves // cfg.ladder.chunk} segments), "
-                       + (f"learned by a compressor of {p['rooms_compressor']:,} parameters, " if k == "rooms" else
-                          "given by the rule (the door each room is left by; its decoder learns from the "
-                          f"{p.get('doors_decoder_demos', 0):,} demonstrations in return buckets "
-                          f"{sorted(set(cfg.doors.decoder_buckets))}), ")
+                       + _code_source(k, p, cfg)
                        + f"top prior {p[k + '_prior']:,} + segment decoder {p[k + '_decoder']:,} parameters."
-                       for k in ("rooms", "doors") if k + "_prior" in p)
+                       for k in SEGMENT_KINDS if k + "_prior" in p)
              + (f" Learned value: {p['value']:,} parameters, shared by all." if "value" in p else ""), ""]
     if flops:
         ladder_f = flops.get("ladder_compressor", 0) + flops.get("ladder_prior", 0)
         lines += [f"Training compute (FLOPs, counted; seed {seeds[0]}"
-                  + ("; the flat planner's steps matched to the ladder's FLOPs" if getattr(cfg, "match_flops", False)
-                     else "") + f"): flat {flops.get('flat', 0):.3g}; ladder "
-                  f"{ladder_f:.3g} (compressor {flops.get('ladder_compressor', 0):.3g} + prior "
-                  f"{flops.get('ladder_prior', 0):.3g}) = {ladder_f / max(flops.get('flat', 0), 1):.2f}x the flat model's"
+                  + ("; the flat planner's steps matched to the largest contender's FLOPs" if getattr(cfg, "match_flops", False)
+                     else "") + f"): flat {flops.get('flat', 0):.3g}"
+                  + (f"; ladder {ladder_f:.3g} (compressor {flops.get('ladder_compressor', 0):.3g} + prior "
+                     f"{flops.get('ladder_prior', 0):.3g}) = {ladder_f / max(flops.get('flat', 0), 1):.2f}x the flat "
+                     "model's" if "ladder_prior" in flops else "")
                   + (f"; subgoal: the ladder's + its decoder {flops['subgoal_decoder']:.3g} = "
                      f"{(ladder_f + flops['subgoal_decoder']) / max(flops.get('flat', 0), 1):.2f}x"
                      if "subgoal_decoder" in flops else "")
-                  + "".join(f"; {k}: {'compressor + ' if k == 'rooms' else ''}prior + decoder {_seg_flops(flops, k):.3g} = "
+                  + "".join(f"; {k}: {({'rooms': 'compressor + ', 'endstate': 'coder + '}).get(k, '')}prior + "
+                            f"decoder {_seg_flops(flops, k):.3g} = "
                             f"{_seg_flops(flops, k) / max(flops.get('flat', 0), 1):.2f}x"
-                            for k in ("rooms", "doors") if k + "_prior" in flops)
+                            for k in SEGMENT_KINDS if k + "_prior" in flops)
                   + (f"; the value {flops['value']:.3g}, used by all" if "value" in flops else "") + ".", ""]
     if bnd and bnd.get("crossings"):
         lines += [f"Code boundaries on room crossings (held-out shortest plans, {bnd['crossings']} crossings; a crossing "
@@ -85,24 +86,31 @@ def plan_markdown(res: dict, cfg) -> str:
     if all(diag):
         def per_seed(key, fmt=".2f"):
             return ", ".join(format(d[key], fmt) for d in diag if key in d) or "–"
-        lines += ["Diagnostics on the held-out tasks' shortest plans (per seed): level-1 codes decoded back to their "
-                  f"moves exactly, by the ladder's compressor decoder {per_seed('ladder_code_exact')}"
+        lad = "ladder_code_exact" in diag[0]
+        lines += ["Diagnostics on the held-out tasks' shortest plans (per seed): "
+                  + (f"level-1 codes decoded back to their moves exactly, by the ladder's compressor decoder "
+                     f"{per_seed('ladder_code_exact')}" if lad else "")
                   + (f", by the subgoal decoder (code + cell) {per_seed('subgoal_code_exact')}"
                      if "subgoal_code_exact" in diag[0] else "")
-                  + f"; next-symbol accuracy, teacher-forced: the top prior predicts the plan's next code "
-                  f"{per_seed('prior_code_acc')}, the flat model all moves of the same 4-move chunk "
-                  f"{per_seed('flat_chunk_acc')}"
+                  + ("; next-symbol accuracy, teacher-forced: " if lad else "next-symbol accuracy, teacher-forced: ")
+                  + (f"the top prior predicts the plan's next code {per_seed('prior_code_acc')}, " if lad else "")
+                  + f"the flat model all moves of the same {cfg.ladder.chunk}-move chunk {per_seed('flat_chunk_acc')}"
                   + (f"; the learned value's moves-to-go error: mean absolute {per_seed('value_mae', '.1f')} moves "
                      f"(true mean {per_seed('true_mean_to_go', '.1f')}), Spearman rank correlation with the true "
                      f"distance {per_seed('value_spearman')}" if "value_mae" in diag[0] else "") + ".", ""]
-        for k in ("rooms", "doors"):
+        for k in SEGMENT_KINDS:
             if k + "_segments" in diag[0]:
                 lines += [f"{k.capitalize()} contender on the same plans (per seed; its boundaries are on room crossings "
                           f"by construction): {per_seed(k + '_segments')} segments per plan; a segment decoded from its "
                           f"code and starting cell exactly {per_seed(k + '_seg_exact')}; whole plans expanded from their "
                           f"codes exactly {per_seed(k + '_plan_exact')}, to the goal by any valid path "
                           f"{per_seed(k + '_plan_success')}; the top prior predicts the next segment code "
-                          f"{per_seed(k + '_prior_acc')}.", ""]
+                          f"{per_seed(k + '_prior_acc')} at {per_seed(k + '_prior_bits')} bits per code (its codes' "
+                          f"actual rate; nominal {_nominal_bits(k, res, seeds):.2f})"
+                          + (f"; a code and its context give back the cell the walk ends in {per_seed(k + '_end_exact')}"
+                             if k + "_end_exact" in diag[0] else "")
+                          + f"; its codes carry {per_seed(k + '_door_mi')} of the door codes' entropy (mutual "
+                          "information with the rule's door codes over the same segments).", ""]
     lines += ["| contender | search | scorer | budget | success | optimality | validity |",
               "|---|---|---|---|---|---|---|"]
     agg = _agg(res["rows"])
@@ -140,11 +148,30 @@ def _chosen_lines(res: dict, agg: dict) -> list[str]:
 
 
 def _seg_flops(flops: dict, kind: str) -> float:
-    return sum(flops.get(f"{kind}_{k}", 0) for k in ("compressor", "prior", "decoder"))
+    return sum(flops.get(f"{kind}_{k}", 0) for k in ("compressor", "coder", "prior", "decoder"))
+
+
+def _nominal_bits(kind: str, res: dict, seeds) -> float:
+    """log2 of a segment contender's code vocabulary (its prior's output size, "the plan ends" included)."""
+    return float(np.log2(res["meta"][seeds[0]]["params"].get(f"{kind}_vocab", 2)))
+
+
+def _code_source(kind: str, p: dict, cfg) -> str:
+    """Where a segment contender's codes come from, for the report's parameter line."""
+    if kind == "rooms":
+        return f"learned by a compressor of the segment's moves ({p['rooms_compressor']:,} parameters), "
+    buckets = sorted(set((cfg.doors if kind == "doors" else cfg.endstate).decoder_buckets))
+    dec = (f"its decoder learns from the {p.get(kind + '_decoder_demos', 0):,} demonstrations in return buckets "
+           f"{buckets}")
+    if kind == "doors":
+        return f"given by the rule (the door each room is left by; {dec}), "
+    e = cfg.endstate.model
+    return (f"learned from where each room's walk ends by an end-state coder of {p.get('endstate_coder', 0):,} "
+            f"parameters (FSQ levels {list(e.levels)}, rate weight {e.rate_weight:g}; {dec}), ")
 
 
 COLORS = (("flat", "tab:blue"), ("ladder", "tab:red"), ("subgoal", "tab:green"), ("rooms", "tab:purple"),
-          ("doors", "tab:orange"))
+          ("doors", "tab:orange"), ("endstate", "tab:brown"))
 
 
 def _plot(res: dict, path: Path) -> None:

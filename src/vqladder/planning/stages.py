@@ -17,7 +17,8 @@ from ..quantize import QuantizerConfig
 from ..train.flops import step_flops
 from ..train.rows import train_rows
 from ..train.stage import fresh, stage_results, stage_state
-from .config import PlanConfig
+from .config import SEGMENT_KINDS, PlanConfig
+from .endstate import EndStateCoder, endstate_codes, endstate_rows
 from .maze import END, EpisodeCodec
 from .planners import (
     DOOR_END,
@@ -38,6 +39,63 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     d = cfg.dir / f"seed{seed}"
     rows_flat = np.concatenate([data["train_cond"], data["train_moves"]], 1)
     fc = derive(cfg.flat.model, vocab_size=codec.move_vocab, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, context=T, seed=seed)
+    planners, params, exact = {}, {}, float("nan")
+    if {"ladder", "subgoal"} & set(cfg.contenders):  # the fixed-chunk ladder (and the subgoal contender's codes)
+        comp, prior, codes, exact = train_ladder(cfg, data, seed, log)
+        params = {"ladder_prior": sum(p.numel() for p in prior.parameters()),
+                  "ladder_compressor": sum(p.numel() for p in comp.parameters())}
+        planners["ladder"] = LadderPlanner(comp, prior, T, ch)
+    if "subgoal" in cfg.contenders:
+        K = comp.quantizer.codebook_size
+        sc_ = derive(cfg.subgoal.model, vocab_size=codec.move_vocab, cond_vocab=codec.cond_vocab + K, cond_len=codec.cond_len, context=ch, seed=seed)
+        st = derive(cfg.subgoal.train, seed=seed)
+        rows_p = d / "subgoal_rows.npy"
+        if not fresh(rows_p, d / "ladder_level1"):
+            atomic_save_npy(rows_p, subgoal_rows(codec, data["train_cond"], data["train_moves"], codes, ch))
+        low = train_rows(f"seed {seed}: subgoal decoder (code + cell -> moves)", d / "subgoal", CodePrior(sc_), st,
+                         np.load(rows_p), log, after=[d / "ladder_level1"])
+        planners["subgoal"] = SubgoalPlanner(prior, low, codec, T, ch)
+        params["subgoal_decoder"] = sum(p.numel() for p in low.parameters())
+    for kind in SEGMENT_KINDS:
+        if kind in cfg.contenders:
+            planners[kind], planners[f"{kind}_coder"], extra = train_rooms(cfg, data, seed, log, kind)
+            params.update(extra)
+    ft = derive(cfg.flat.train, seed=seed)
+    flat = CodePrior(fc)
+    if cfg.match_flops:  # the largest contender's counted training FLOPs buy the flat planner its steps
+        most = max((contender_flops(cfg, d, who) for who in set(cfg.contenders) - {"flat"}), default=0.0)
+        per_step = step_flops(flat, ft.batch_size, rows_flat.shape[1])
+        if most and per_step:
+            ft = derive(ft, steps=max(1, round(most / per_step)))
+    flat = train_rows(f"seed {seed}: flat planner ({ft.steps} steps)", d / "flat", flat, ft, rows_flat, log)
+    planners["flat"] = FlatPlanner(flat, T)
+    params["flat"] = sum(p.numel() for p in flat.parameters())
+    value = None
+    if any(sc.startswith("value") for sc in cfg.search.scorers):
+        vc = derive(cfg.value.model, move_vocab=codec.move_vocab, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, max_moves=T, seed=seed)
+        vt = derive(cfg.value.train, seed=seed)
+        rows_v = value_rows(codec, data["train_cond"], data["train_moves"], data["train_buckets"], END)
+        value = train_rows(f"seed {seed}: value (moves to go)", d / "value", PlanValue(vc), vt, rows_v, log)
+        params["value"] = sum(p.numel() for p in value.parameters())
+    flops = {k: stage_results(d / sub).get("train_flops", 0.0) for k, sub in
+             (("flat", "flat"),
+              *((("ladder_compressor", "ladder_level1"), ("ladder_prior", "ladder_prior")) if "ladder" in planners else ()),
+              *((("subgoal_decoder", "subgoal"),) if "subgoal" in planners else ()),
+              *((("rooms_compressor", "rooms_level1"),) if "rooms" in planners else ()),
+              *((("endstate_coder", "endstate_coder"),) if "endstate" in planners else ()),
+              *((f"{k}_{s}", f"{k}_prior" if s == "prior" else decoder_dir(cfg, k)) for k in SEGMENT_KINDS
+                if k in planners for s in ("prior", "decoder")),
+              *((("value", "value"),) if value is not None else ()))}
+    return {**planners, "params": params, "code_exact": exact, "value": value, "train_flops": flops}
+
+
+def train_ladder(cfg: PlanConfig, data: dict, seed: int, log) -> tuple:
+    """The ladder contender's stages: a level-1 compressor over the move sequence (a code per ``ladder.chunk``
+    moves) and its top prior; returns them, the training plans' codes and the fraction of training plans the
+    codes decode back exactly."""
+    codec = EpisodeCodec(cfg.maze)
+    T, ch = cfg.maze.max_moves, cfg.ladder.chunk
+    d = cfg.dir / f"seed{seed}"
     qc = cfg.ladder.compressor.quantizer
     cc = derive(cfg.ladder.compressor, quantizer=QuantizerConfig(**to_dict(qc)), vocab_size=codec.move_vocab, in_len=T, out_len=T // ch, seed=seed)
     ct = derive(cfg.ladder.compressor_train, seed=seed)
@@ -54,58 +112,18 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     pt = derive(cfg.ladder.prior_train, seed=seed)
     prior = train_rows(f"seed {seed}: ladder top prior (codes)", d / "ladder_prior", CodePrior(pc), pt,
                        np.concatenate([data["train_cond"], codes], 1), log, after=[d / "ladder_level1"])
-    ft = derive(cfg.flat.train, seed=seed)
-    flat = CodePrior(fc)
-    if cfg.match_flops:  # the ladder's counted training FLOPs buy the flat planner its steps
-        ladder_f = sum(stage_results(d / k).get("train_flops", 0.0) for k in ("ladder_level1", "ladder_prior"))
-        per_step = step_flops(flat, ft.batch_size, rows_flat.shape[1])
-        if ladder_f and per_step:
-            ft = derive(ft, steps=max(1, round(ladder_f / per_step)))
-    flat = train_rows(f"seed {seed}: flat planner ({ft.steps} steps)", d / "flat", flat, ft, rows_flat, log)
     with torch.no_grad():  # how faithful is the level-1 code? (fraction of training plans decoded exactly)
         sub = torch.from_numpy(data["train_moves"][:512].astype(np.int64))
         exact = float((comp.decode(comp.encode(sub)).argmax(-1) == sub).all(1).float().mean())
-    params = {"flat": sum(p.numel() for p in flat.parameters()),
-              "ladder_prior": sum(p.numel() for p in prior.parameters()),
-              "ladder_compressor": sum(p.numel() for p in comp.parameters())}
-    planners = {"flat": FlatPlanner(flat, T), "ladder": LadderPlanner(comp, prior, T, ch)}
-    if "subgoal" in cfg.contenders:
-        K = comp.quantizer.codebook_size
-        sc_ = derive(cfg.subgoal.model, vocab_size=codec.move_vocab, cond_vocab=codec.cond_vocab + K, cond_len=codec.cond_len, context=ch, seed=seed)
-        st = derive(cfg.subgoal.train, seed=seed)
-        rows_p = d / "subgoal_rows.npy"
-        if not fresh(rows_p, d / "ladder_level1"):
-            atomic_save_npy(rows_p, subgoal_rows(codec, data["train_cond"], data["train_moves"], codes, ch))
-        low = train_rows(f"seed {seed}: subgoal decoder (code + cell -> moves)", d / "subgoal", CodePrior(sc_), st,
-                         np.load(rows_p), log, after=[d / "ladder_level1"])
-        planners["subgoal"] = SubgoalPlanner(prior, low, codec, T, ch)
-        params["subgoal_decoder"] = sum(p.numel() for p in low.parameters())
-    for kind in ("rooms", "doors"):
-        if kind in cfg.contenders:
-            planners[kind], planners[f"{kind}_coder"], extra = train_rooms(cfg, data, seed, log, kind)
-            params.update(extra)
-    value = None
-    if any(sc.startswith("value") for sc in cfg.search.scorers):
-        vc = derive(cfg.value.model, move_vocab=codec.move_vocab, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, max_moves=T, seed=seed)
-        vt = derive(cfg.value.train, seed=seed)
-        rows_v = value_rows(codec, data["train_cond"], data["train_moves"], data["train_buckets"], END)
-        value = train_rows(f"seed {seed}: value (moves to go)", d / "value", PlanValue(vc), vt, rows_v, log)
-        params["value"] = sum(p.numel() for p in value.parameters())
-    flops = {k: stage_results(d / sub).get("train_flops", 0.0) for k, sub in
-             (("flat", "flat"), ("ladder_compressor", "ladder_level1"), ("ladder_prior", "ladder_prior"),
-              *((("subgoal_decoder", "subgoal"),) if "subgoal" in planners else ()),
-              *((("rooms_compressor", "rooms_level1"),) if "rooms" in planners else ()),
-              *((f"{k}_{s}", f"{k}_prior" if s == "prior" else decoder_dir(cfg, k)) for k in ("rooms", "doors")
-                if k in planners for s in ("prior", "decoder")),
-              *((("value", "value"),) if value is not None else ()))}
-    return {**planners, "params": params, "code_exact": exact, "value": value, "train_flops": flops}
+    return comp, prior, codes, exact
 
 
 def train_rooms(cfg: PlanConfig, data: dict, seed: int, log, kind: str = "rooms") -> tuple:
-    """The rooms or doors contender (module docstring): room-to-room segments of the demonstrations, their codes
-    (rooms: learned by a compressor; doors: ``door_codes``, the rule's), the top prior and the segment decoder,
-    each a resumable stage in ``seed<k>/<kind>_*``. Returns the planner, its coder (one plan's segments ->
-    codes, for the diagnostics) and the parameter counts."""
+    """The rooms, doors or endstate contender (``planning.config``): room-to-room segments of the demonstrations,
+    their codes (rooms: learned by a compressor of the moves; doors: ``door_codes``, the rule's; endstate: learned
+    by ``EndStateCoder`` from where each room's walk ends), the top prior and the segment decoder, each a
+    resumable stage in ``seed<k>/<kind>_*``. Returns the planner, its coder (``coder(cond, segs, cells, used,
+    exits) -> codes``, for the diagnostics) and the parameter counts."""
     codec, T, ch = EpisodeCodec(cfg.maze), cfg.maze.max_moves, cfg.ladder.chunk
     d, n = cfg.dir / f"seed{seed}", T // ch
     segs, cells, used, exits = room_segments(codec, data["train_cond"], data["train_moves"], ch, n)
@@ -121,18 +139,32 @@ def train_rooms(cfg: PlanConfig, data: dict, seed: int, log, kind: str = "rooms"
         K = comp.quantizer.codebook_size
 
         @torch.no_grad()
-        def coder(sg, ex, us):
+        def coder(cd, sg, ce, us, ex):
             return comp.encode(torch.from_numpy(sg.reshape(-1, ch)))[:, 0].view(sg.shape[:-1]).numpy()
+    elif kind == "endstate":
+        W = cfg.maze.side
+        ec = derive(cfg.endstate.model, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, cells=W * W,
+                    span=2 * W - 1, room=cfg.maze.room, seed=seed)
+        rows, held = endstate_rows(codec, data["train_cond"], segs, cells, used, exits)
+        end_coder = train_rows(f"seed {seed}: endstate coder (where a segment leads -> code)", d / "endstate_coder",
+                               EndStateCoder(ec), derive(cfg.endstate.train, seed=seed), rows[held], log)
+        params["endstate_coder"] = sum(p.numel() for p in end_coder.parameters())
+        K = end_coder.codebook_size + 1  # + "the plan ends"
+
+        def coder(cd, sg, ce, us, ex):
+            return endstate_codes(end_coder, *endstate_rows(codec, cd, sg, ce, us, ex))
+        coder.model = end_coder  # for the diagnostics: the end cell decoded back from a code
     else:
         K = DOOR_END + 1
 
-        def coder(sg, ex, us):
+        def coder(cd, sg, ce, us, ex):
             return door_codes(ex, us)
     codes_p = d / f"{kind}_codes.npy"
-    ups = [d / "rooms_level1"] if kind == "rooms" else []
+    ups = {"rooms": [d / "rooms_level1"], "endstate": [d / "endstate_coder"]}.get(kind, [])
     if not fresh(codes_p, *ups):
-        atomic_save_npy(codes_p, np.concatenate([coder(segs[i:i + 1024], exits[i:i + 1024], used[i:i + 1024])
-                                                 for i in range(0, len(segs), 1024)]))
+        sl = [slice(i, i + 1024) for i in range(0, len(segs), 1024)]
+        atomic_save_npy(codes_p, np.concatenate([coder(data["train_cond"][i], segs[i], cells[i], used[i], exits[i])
+                                                 for i in sl]))
     codes = np.load(codes_p)
     pc = derive(cfg.ladder.prior, vocab_size=K, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, context=n, seed=seed)
     pt = derive(cfg.ladder.prior_train, seed=seed)
@@ -141,17 +173,24 @@ def train_rooms(cfg: PlanConfig, data: dict, seed: int, log, kind: str = "rooms"
     lc = derive(cfg.subgoal.model, vocab_size=codec.move_vocab, cond_vocab=codec.cond_vocab + K, cond_len=codec.cond_len, context=ch, seed=seed)
     lt = derive(cfg.subgoal.train, seed=seed)
     name = decoder_dir(cfg, kind)
-    keep = np.isin(data["train_buckets"], cfg.doors.decoder_buckets if kind == "doors" else [0, 1, 2, 3])
+    buckets = {"doors": cfg.doors.decoder_buckets, "endstate": cfg.endstate.decoder_buckets}.get(kind, [0, 1, 2, 3])
+    keep = np.isin(data["train_buckets"], buckets)
     rows_p = d / f"{name}_rows.npy"
     if not fresh(rows_p, *ups):
         atomic_save_npy(rows_p, segment_rows(codec, data["train_cond"][keep], segs[keep], cells[keep], codes[keep],
                                              used[keep]))
     low = train_rows(f"seed {seed}: {kind} segment decoder (code + cell -> moves)", d / name,
                      CodePrior(lc), lt, np.load(rows_p), log, after=ups)
-    params.update({f"{kind}_prior": sum(p.numel() for p in prior.parameters()),
+    params.update({f"{kind}_prior": sum(p.numel() for p in prior.parameters()), f"{kind}_vocab": int(K),
                    f"{kind}_decoder": sum(p.numel() for p in low.parameters()), f"{kind}_decoder_demos": int(keep.sum()),
                    f"{kind}_segments_per_demo": float(used.mean()), f"{kind}_cut_demos": float((used >= n).mean())})
     return SubgoalPlanner(prior, low, codec, T, ch, segments=True), coder, params
+
+
+def contender_flops(cfg: PlanConfig, d: Path, who: str) -> float:
+    """A contender's training FLOPs (counted): the sum over the stages its plans come from (the ladder's compressor
+    and prior count once for the subgoal contender too)."""
+    return sum(stage_results(d / k).get("train_flops", 0.0) for k in dict.fromkeys(contender_stages(cfg, who)))
 
 
 def contender_stages(cfg: PlanConfig, who: str, scorer: str = "likelihood") -> list[str]:
@@ -159,22 +198,24 @@ def contender_stages(cfg: PlanConfig, who: str, scorer: str = "likelihood") -> l
     own = {"flat": ["flat"], "ladder": ["ladder_level1", "ladder_prior"],
            "subgoal": ["ladder_level1", "ladder_prior", "subgoal"],
            "rooms": ["rooms_level1", "rooms_prior", decoder_dir(cfg, "rooms")],
-           "doors": ["doors_prior", decoder_dir(cfg, "doors")]}.get(who, [])
+           "doors": ["doors_prior", decoder_dir(cfg, "doors")],
+           "endstate": ["endstate_coder", "endstate_prior", decoder_dir(cfg, "endstate")]}.get(who, [])
     return own + (["value"] if scorer.startswith("value") else [])
 
 
 def decoder_dir(cfg: PlanConfig, kind: str) -> str:
-    """The stage directory of a rooms / doors segment decoder (the doors one named by its return buckets unless
-    it learns from all four)."""
-    b = sorted(set(cfg.doors.decoder_buckets))
-    return f"{kind}_decoder" + (f"_b{''.join(map(str, b))}" if kind == "doors" and b != [0, 1, 2, 3] else "")
+    """The stage directory of a segment decoder (the doors and endstate ones named by their return buckets unless
+    they learn from all four)."""
+    b = sorted(set({"doors": cfg.doors.decoder_buckets, "endstate": cfg.endstate.decoder_buckets}.get(kind, [0, 1, 2, 3])))
+    return f"{kind}_decoder" + (f"_b{''.join(map(str, b))}" if b != [0, 1, 2, 3] else "")
 
 
 def load_planner(cfg: PlanConfig, seed_dir: Path, contender: str):
     """One trained contender of a plan-experiment directory's seed (``vqladder plan``)."""
     codec, T, ch = EpisodeCodec(cfg.maze), cfg.maze.max_moves, cfg.ladder.chunk
     need = {"flat": ["flat"], "ladder": ["ladder_level1", "ladder_prior"], "subgoal": ["ladder_prior", "subgoal"],
-            "rooms": ["rooms_prior", "rooms_decoder"], "doors": ["doors_prior", decoder_dir(cfg, "doors")]}[contender]
+            "rooms": ["rooms_prior", "rooms_decoder"], "doors": ["doors_prior", decoder_dir(cfg, "doors")],
+            "endstate": ["endstate_prior", decoder_dir(cfg, "endstate")]}[contender]
     for k in need:
         if not (seed_dir / k).is_dir():
             raise VQLadderError(f"{seed_dir} has no trained {k} (contenders in the config did not include {contender})")
