@@ -91,7 +91,7 @@ def small_maze():
     rows, held = endstate_rows(codec, data["train_cond"], segs, cells, used, exits)
     W = cfg.side
     ec = EndStateConfig(d_model=32, n_heads=2, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, cells=W * W,
-                        span=2 * W - 1, room=2, levels=[3, 3])
+                        span=2 * W - 1, room=2)  # the default coder: relative, 256 codes
     torch.manual_seed(0)
     coder = _train(EndStateCoder(ec), torch.from_numpy(rows[held]), 300)
     return codec, data, (segs, cells, used, exits), rows, held, coder

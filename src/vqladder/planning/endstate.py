@@ -7,19 +7,22 @@ the plan's last cell in its last room; every piece of one room's walk carries it
 bucket). ``EndStateCoder`` learns that code as an autoencoder with a small FSQ bottleneck (HIQL-style subgoal
 representations, Director's goal autoencoder):
 
-* encoder: the context symbols, the displacement (end - start) and the end cell -> one FSQ code of
-  ``prod(levels)`` values;
+* encoder (``encoder_sees: relative``, the default): the start's place in its room and the displacement
+  (end - start) -> one FSQ code of ``prod(levels)`` values, so a code means the same move from the same spot in
+  every task; ``full`` also shows it the context symbols and the end cell, and a code's meaning may then change
+  from task to task;
 * decoder: the context symbols and the code -> the end cell (cross-entropy over the maze's cells).
 
 Given its start and the layout, a room walk ends in one of at most five places (four doors or the goal room's
-last cell), so a few codes suffice to reconstruct the end, and what a code means is the encoder's choice: the
-model is never told about doors. ``rate_weight`` > 0 adds the rate term of ``models.rate`` (the codes'
-cross-entropy under a light model of the code given the context alone: layout, start, goal -- the level
-above's conditioning), so the codes become predictable from the task, the same mechanism the text compressor
-uses; the rate model is trained beside the coder whatever the weight, so every coder reports its codes' actual
-rate (``rate_bits``) beside their nominal ``log2 prod(levels)``. The contender's top prior and segment decoder (a goal-reaching policy toward the code's end cell: trained
-on the demonstrations' segments relabelled with the codes of where they actually led) are the rooms
-contender's.
+last cell); which code names which place is the encoder's choice: the model is never told about doors. Measured
+on the 3x3 planning preset, the relative codes are what the level above can predict and the full ones are not
+(docs/results/planning.md). ``rate_weight`` > 0 adds the rate term of ``models.rate`` (the codes' cross-entropy
+under a light model of the code given the context alone: layout, start, goal -- the level above's
+conditioning), so the codes become predictable from the task, the same mechanism the text compressor uses; the
+rate model is trained beside the coder whatever the weight, so every coder reports its codes' rate given the
+task (``rate_bits``) beside their nominal ``log2 prod(levels)``. The contender's top prior and segment decoder
+(a goal-reaching policy toward the code's end cell: trained on the demonstrations' segments relabelled with
+the codes of where they actually led) are the rooms contender's.
 
 Rows (``endstate_rows``): ``[context (cond_len symbols), the start's place in its room, displacement index, end
 cell index]``.
@@ -51,12 +54,12 @@ class EndStateConfig(trunk(64, 2)):
     cells: NonNegInt = 0            # cells of the maze (the end cell's classes)
     span: NonNegInt = 0             # displacements per axis: (end - start) + (span - 1) // 2 in [0, span)
     room: NonNegInt = 0             # cells per room side (the start's place in its room: room * room symbols)
-    levels: list[PosInt] = field(default_factory=lambda: [4, 4])  # FSQ levels: prod(levels) codes
+    levels: list[PosInt] = field(default_factory=lambda: [8, 8, 4])  # FSQ levels: prod(levels) codes
     n_layers: PosInt = 1            # blocks of the encoder and of the decoder each
     rate_weight: NonNegFloat = 0.0  # weight of the codes' nats under the context-only rate model
-    encoder_sees: str = "full"      # full: the context, the start's place in its room, the displacement and the end
-                                    # cell | relative: the start's place in its room and the displacement only (a
-                                    # code then means the same move from the same spot in every task)
+    encoder_sees: str = "relative"  # relative: the start's place in its room and the displacement only (a code then
+                                    # means the same move from the same spot in every task) | full: also the context
+                                    # and the end cell (a code's meaning may then change from task to task)
 
     def validate(self) -> None:
         check_heads("endstate.", self.d_model, self.n_heads)
