@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from ..report import save_figure
-from .config import SEGMENT_KINDS
 
 
 def _agg(rows):
@@ -28,10 +27,16 @@ def _ms(vals):
     return f"{np.mean(vals):.2f} ± {np.std(vals):.2f}" if len(vals) > 1 else f"{vals[0]:.2f}"
 
 
+def segment_kinds(params: dict) -> list[str]:
+    """The contenders whose codes stand for room segments (rooms, doors, endstate), as the results name them."""
+    return [k[:-len("_segments_per_demo")] for k in params if k.endswith("_segments_per_demo")]
+
+
 def plan_markdown(res: dict, cfg) -> str:
     m = cfg.maze
     seeds = sorted(res["meta"])
     p = res["meta"][seeds[0]]["params"]
+    kinds = segment_kinds(p)
     flops = res["meta"][seeds[0]].get("train_flops")
     bnd = res["meta"][seeds[0]].get("boundaries")
     lines = [f"# Planning: flat vs ladder ({cfg.name})", "",
@@ -50,7 +55,7 @@ def plan_markdown(res: dict, cfg) -> str:
                        f"{p[k + '_cut_demos']:.3f} of them cut at {m.max_moves // cfg.ladder.chunk} segments), "
                        + _code_source(k, p, cfg)
                        + f"top prior {p[k + '_prior']:,} + segment decoder {p[k + '_decoder']:,} parameters."
-                       for k in SEGMENT_KINDS if k + "_prior" in p)
+                       for k in kinds if k + "_prior" in p)
              + (f" Learned value: {p['value']:,} parameters, shared by all." if "value" in p else ""), ""]
     if flops:
         ladder_f = flops.get("ladder_compressor", 0) + flops.get("ladder_prior", 0)
@@ -66,7 +71,7 @@ def plan_markdown(res: dict, cfg) -> str:
                   + "".join(f"; {k}: {({'rooms': 'compressor + ', 'endstate': 'coder + '}).get(k, '')}prior + "
                             f"decoder {_seg_flops(flops, k):.3g} = "
                             f"{_seg_flops(flops, k) / max(flops.get('flat', 0), 1):.2f}x"
-                            for k in SEGMENT_KINDS if k + "_prior" in flops)
+                            for k in kinds if k + "_prior" in flops)
                   + (f"; the value {flops['value']:.3g}, used by all" if "value" in flops else "") + ".", ""]
     if bnd and bnd.get("crossings"):
         lines += [f"Code boundaries on room crossings (held-out shortest plans, {bnd['crossings']} crossings; a crossing "
@@ -98,7 +103,7 @@ def plan_markdown(res: dict, cfg) -> str:
                   + (f"; the learned value's moves-to-go error: mean absolute {per_seed('value_mae', '.1f')} moves "
                      f"(true mean {per_seed('true_mean_to_go', '.1f')}), Spearman rank correlation with the true "
                      f"distance {per_seed('value_spearman')}" if "value_mae" in diag[0] else "") + ".", ""]
-        for k in SEGMENT_KINDS:
+        for k in kinds:
             if k + "_segments" in diag[0]:
                 lines += [f"{k.capitalize()} contender on the same plans (per seed; its boundaries are on room crossings "
                           f"by construction): {per_seed(k + '_segments')} segments per plan; a segment decoded from its "
