@@ -10,7 +10,7 @@
   train-ladder  a ladder of levels (mode text | multi_exit | codes) + prior + upsamplers + flat LM + judge, resumable
   generate  plan top-level codes with a ladder's prior, decode down the ladder, print text
   ladder-encode / ladder-decode   text <-> the codes of any ladder level
-  plan-experiment  flat vs ladder planners on the rooms maze (held-out layouts, seeds, budgets)
+  plan-experiment  flat vs hierarchical planners on the rooms maze (held-out layouts, seeds, budgets)
   plan      plan one maze episode with a trained planner and draw it
   variable  variable-length codes (entropy / learned boundaries) vs fixed rate at equal bits
   video     pixel videos: generate / train / eval / show (latent vs pixel prediction, probes per level)

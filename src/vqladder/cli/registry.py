@@ -95,7 +95,7 @@ EXPERIMENTS = {e.name: e for e in (
         args=(_RETRAIN,)),
     Experiment(
         "planning", "plan-experiment", "vqladder.planning.config:PlanConfig",
-        help="flat vs ladder planners on the rooms maze, several seeds and budgets",
+        help="flat vs hierarchical planners on the rooms maze, several seeds and budgets",
         description="Generate the rooms-maze demonstrations, train the flat (Decision-Transformer-style), the "
                     "ladder and the subgoal planner per seed, search held-out layouts at several budgets, write "
                     "results.md/json and success_vs_budget.png. Resumable.\n"

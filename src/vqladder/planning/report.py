@@ -39,7 +39,8 @@ def plan_markdown(res: dict, cfg) -> str:
     kinds = segment_kinds(p)
     flops = res["meta"][seeds[0]].get("train_flops")
     bnd = res["meta"][seeds[0]].get("boundaries")
-    lines = [f"# Planning: flat vs ladder ({cfg.name})", "",
+    who = ", ".join(c for c in cfg.contenders if c != "flat")
+    lines = [f"# Planning: flat vs {who} ({cfg.name})", "",
              f"Maze {m.rooms}x{m.rooms} rooms of {m.room}x{m.room} cells, {m.max_moves} moves max; "
              f"{res['demonstrations']:,} demonstrations (return buckets fail/poor/ok/optimal: {res['demo_buckets']}); "
              f"{res['tasks']} held-out layouts (overlap with training: {res['layout_overlap']}); seeds {seeds}. "
