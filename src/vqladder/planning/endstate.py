@@ -63,8 +63,8 @@ class EndStateConfig(trunk(64, 2)):
 
     def validate(self) -> None:
         check_heads("endstate.", self.d_model, self.n_heads)
-        if not self.levels or any(int(v) < 2 for v in self.levels):
-            raise VQLadderError(f"endstate.model.levels must be FSQ levels >= 2, got {self.levels}")
+        if not self.levels or any(int(v) < 2 for v in self.levels) or len(self.levels) > 8:
+            raise VQLadderError(f"endstate.model.levels must be 1 to 8 FSQ levels >= 2, got {self.levels}")
         if self.encoder_sees not in ("relative", "full"):
             raise VQLadderError(f"endstate.model.encoder_sees must be relative or full, got {self.encoder_sees!r}")
 

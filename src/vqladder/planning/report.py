@@ -166,7 +166,7 @@ def _code_source(kind: str, p: dict, cfg) -> str:
     """Where a segment contender's codes come from, for the report's parameter line."""
     if kind == "rooms":
         return f"learned by a compressor of the segment's moves ({p['rooms_compressor']:,} parameters), "
-    buckets = sorted(set((cfg.doors if kind == "doors" else cfg.endstate).decoder_buckets))
+    buckets = sorted(set(cfg.decoder_buckets(kind)))
     dec = (f"its decoder learns from the {p.get(kind + '_decoder_demos', 0):,} demonstrations in return buckets "
            f"{buckets}")
     if kind == "doors":

@@ -173,8 +173,7 @@ def train_rooms(cfg: PlanConfig, data: dict, seed: int, log, kind: str = "rooms"
     lc = derive(cfg.subgoal.model, vocab_size=codec.move_vocab, cond_vocab=codec.cond_vocab + K, cond_len=codec.cond_len, context=ch, seed=seed)
     lt = derive(cfg.subgoal.train, seed=seed)
     name = decoder_dir(cfg, kind)
-    buckets = {"doors": cfg.doors.decoder_buckets, "endstate": cfg.endstate.decoder_buckets}.get(kind, [0, 1, 2, 3])
-    keep = np.isin(data["train_buckets"], buckets)
+    keep = np.isin(data["train_buckets"], cfg.decoder_buckets(kind))
     rows_p = d / f"{name}_rows.npy"
     if not fresh(rows_p, *ups):
         atomic_save_npy(rows_p, segment_rows(codec, data["train_cond"][keep], segs[keep], cells[keep], codes[keep],
@@ -206,7 +205,7 @@ def contender_stages(cfg: PlanConfig, who: str, scorer: str = "likelihood") -> l
 def decoder_dir(cfg: PlanConfig, kind: str) -> str:
     """The stage directory of a segment decoder (the doors and endstate ones named by their return buckets unless
     they learn from all four)."""
-    b = sorted(set({"doors": cfg.doors.decoder_buckets, "endstate": cfg.endstate.decoder_buckets}.get(kind, [0, 1, 2, 3])))
+    b = sorted(set(cfg.decoder_buckets(kind)))
     return f"{kind}_decoder" + (f"_b{''.join(map(str, b))}" if b != [0, 1, 2, 3] else "")
 
 
