@@ -176,3 +176,79 @@ def test_segment_planner_strips_padding_ends_plans_and_charges_every_expansion()
     _, spent = pl._expand(cond, torch.tensor([[0, 1], [0, 2]]), cache)
     assert spent == 4  # only the new code's expansion: (0, 2)
 
+
+
+def test_closed_prior_rows_condition_each_suffix_on_where_it_begins():
+    """R R R from (0,0) to (0,3) in 4-move segments: two segments with moves, then "plan ends". The closed-loop
+    prior learns, from each segment's start cell, the codes left to send (padded with the end code)."""
+    from vqladder.planning.planners import closed_prior_rows, room_segments
+
+    lay = two_rooms(door=0)
+    codec = EpisodeCodec(lay.cfg)
+    cond = codec.cond(lay, (0, 0), (0, 3), 3)[None]
+    _, cells, used, _ = room_segments(codec, cond, codec.moves([R, R, R])[None], 4, 4)
+    rows = closed_prior_rows(codec, cond, cells, np.array([[5, 6, 7, 7]]), used, 7)
+    n, c = lay.cfg.n_walls, codec.cond_len
+    assert rows.shape == (3, c + 4)  # segments 0, 1 and the "plan ends" one
+    assert rows[:, n].tolist() == [codec.cell_base + 0, codec.cell_base + 2, codec.cell_base + 3]
+    assert rows[:, c:].tolist() == [[5, 6, 7, 7], [6, 7, 7, 7], [7, 7, 7, 7]]
+    assert (rows[:, n + 1:c] == cond[0, n + 1:]).all() and (rows[:, :n] == cond[0, :n]).all()
+
+
+def _closed_planner(seen):
+    """A closed-loop segment planner over a planted policy: code 0 = one move right, 1 = one move down, 2 = the
+    plan ends; the prior (a high-level policy) says "right" until the cell it is shown is in the goal's column."""
+    from vqladder.planning.planners import SubgoalPlanner
+
+    lay = two_rooms(door=0)
+    codec = EpisodeCodec(lay.cfg)
+    n, W = lay.cfg.n_walls, lay.cfg.side
+
+    class Low:
+        def step_fn(self, row):
+            code = int(row[n + 2]) - codec.cond_vocab
+
+            def fn(seq):
+                out = torch.full((len(seq), 5), -9.0)
+                out[:, {0: R, 1: D}.get(code, END) if seq.shape[1] == 0 else END] = 0.0
+                return out
+            return fn
+
+    class Prior:
+        class config:
+            vocab_size = 3
+
+        def __call__(self, codes, cond):
+            assert codes.shape[1] == 0  # closed loop: no code history, only where the plan stands
+            cell = cond[:, n] - codec.cell_base
+            goal = cond[:, n + 1] - codec.cell_base
+            seen.extend(cell.tolist())
+            out = torch.full((len(cond), 1, 3), -5.0)
+            out[:, 0, 0] = torch.where(cell % W < goal % W, 3.0, -5.0)
+            out[:, 0, 2] = torch.where(cell % W < goal % W, -5.0, 3.0)
+            return out
+
+    return SubgoalPlanner(Prior(), Low(), codec, 8, 1, segments=True, closed_loop=True), codec, lay
+
+
+@pytest.mark.parametrize("method", ["beam", "sample"])
+@pytest.mark.parametrize("scored", [False, True])
+def test_closed_loop_planner_reads_the_cell_it_reached_and_charges_every_expansion(method, scored):
+    """The closed-loop top prior is asked from the cell the plan has reached: from (0,0) to (0,3) it is shown
+    (0,0), (0,1), (0,2), (0,3) and the plan is R R R; after "plan ends" it may only send the end code; the
+    search stays within its budget with every expansion charged."""
+    from vqladder.planning.maze import validate
+    from vqladder.planning.planners import Verifier
+
+    seen = []
+    pl, codec, lay = _closed_planner(seen)
+    cond = codec.cond(lay, (0, 0), (0, 3), 3)
+    scorer = Verifier(lay, (0, 0), (0, 3)) if scored else None
+    budget = 8 * 8 * 2
+    moves, used = pl.plan(cond, method, scorer, budget, seed=1)
+    assert moves.tolist()[:3] == [R, R, R] and validate(lay, (0, 0), (0, 3), moves.tolist()).reached
+    assert {0, 1, 2, 3} <= set(seen) and used <= budget
+    with pytest.raises(VQLadderError, match="segment codes"):
+        type(pl)(pl.prior, pl.low, codec, 8, 1, closed_loop=True)
+    logits = pl.code_logits(cond, torch.tensor([0, 0, 0, 2]), [(0, 0), (0, 1), (0, 2), (0, 3)])
+    assert logits.argmax(-1).tolist() == [0, 0, 0, 2]

@@ -167,6 +167,44 @@ def test_added_budgets_and_contenders_evaluate_only_what_is_missing(tiny_plan):
     run_plan_experiment(cfg, log=logs.append)  # back to the fixture's budgets, for the tests after this one
 
 
+def test_closed_loop_priors_and_a_roll_out_value_train_as_their_own_stages(tiny_plan, tmp_path):
+    """``closed_loop``: the doors and endstate priors are fine-tuned from their open-loop priors into their own
+    stages (the open ones kept, both counted in the contender's FLOPs) and plan closed-loop within budget;
+    ``value.rollouts``: the value learns from the demonstrations and sampled plans, in its own stage."""
+    import shutil
+    from dataclasses import replace
+
+    from vqladder.planning.recipe import run_plan_experiment
+    from vqladder.planning.stages import contender_flops, load_planner
+    from vqladder.train.stage import stage_results
+
+    cfg, _, _ = tiny_plan
+    shutil.copytree(cfg.dir, tmp_path / cfg.name)
+    # the flat planner kept at the steps it trained for (matching FLOPs would buy it the fine-tuning's too)
+    flat = replace(cfg.flat, train=replace(cfg.flat.train, steps=stage_results(cfg.dir / "seed0" / "flat")["step"]))
+    cl = replace(cfg, out_dir=str(tmp_path), closed_loop=True, closed_loop_train=cfg.ladder.prior_train,
+                 value=replace(cfg.value, rollouts=1), match_flops=False, flat=flat,
+                 search=replace(cfg.search, methods=["beam"], scorers=["likelihood", "value+verifier"]))
+    logs = []
+    res = run_plan_experiment(cl, log=logs.append)
+    sd = cl.dir / "seed0"
+    trained = [line for line in logs if "training" in line]
+    assert any("doors top prior, closed loop" in line for line in trained)
+    assert any("endstate top prior, closed loop" in line for line in trained)
+    assert any("value (moves to go, with search roll-outs)" in line for line in trained)
+    assert not any("coder" in line or "decoder" in line for line in trained)  # codes and decoders reused
+    for k in ("doors", "endstate"):
+        assert (sd / f"{k}_prior").is_dir() and (sd / f"{k}_prior_closed").is_dir()
+        assert res["meta"][0]["train_flops"][f"{k}_prior"] == pytest.approx(
+            stage_results(sd / f"{k}_prior")["train_flops"] + stage_results(sd / f"{k}_prior_closed")["train_flops"])
+        assert load_planner(cl, sd, k).closed_loop and contender_flops(cl, sd, k) > contender_flops(cfg, sd, k)
+    assert (sd / "value_rollouts1").is_dir() and res["meta"][0]["params"]["value_rollouts"] == 150
+    rows = [r for r in res["rows"] if not r.get("unaffordable")]
+    assert {r["contender"] for r in rows} >= {"doors", "endstate"} and all(r["max_evals"] <= r["budget"] for r in rows)
+    md = (cl.dir / "results.md").read_text()
+    assert "closed loop: it reads the cell each segment begins in" in md and "search roll-outs sampled" in md
+
+
 def test_a_changed_maze_is_refused_not_reused(tmp_path):
     """The demonstrations and tasks (data.npz) of an experiment directory are never reused under another maze or
     data config: the rerun is refused in one line before anything is written."""

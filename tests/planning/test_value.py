@@ -23,3 +23,62 @@ def test_value_targets_are_moves_to_go_and_zero_for_failures():
     assert v.target(torch.from_numpy(to_go)).tolist()[0] == [0.125, 0.25, 0.5, 1.0, 1.0, 1.0]
     assert v.target(torch.from_numpy(to_go))[2].abs().sum() == 0
 
+
+
+def test_rollout_rows_label_sampled_plans_by_the_maze():
+    """A planted planner that always moves right: from (0,0) it reaches the goal (0,3) after 3 moves (the row is
+    cut there, 3, 2, 1, 0 to go) and never reaches (1,3) (a bump: a failure, -1 throughout); every task is asked
+    for the optimal bucket and rolled out ``per_task`` times."""
+    from helpers import two_rooms
+
+    from vqladder.planning.maze import EpisodeCodec
+    from vqladder.planning.value import rollout_rows
+
+    lay = two_rooms(door=0)
+    codec = EpisodeCodec(lay.cfg)
+    cond = np.stack([codec.cond(lay, (0, 0), (0, 3), 0), codec.cond(lay, (0, 0), (1, 3), 1)])
+
+    class Right:
+        def step_fn(self, c):
+            assert c.shape == (4, codec.cond_len)  # one conditioning row per roll-out
+
+            def fn(seq):
+                out = torch.full((len(seq), 5), -20.0)
+                out[:, R] = 20.0
+                return out
+            return fn
+
+    rows, reached = rollout_rows(Right(), codec, cond, 8, 2, 1.0, seed=0)
+    c, T = codec.cond_len, 8
+    assert rows.shape == (4, c + T + T + 1) and reached == 0.5
+    assert (rows[:, c - 1] == codec.bucket_base + 3).all()
+    assert rows[0, c:c + T].tolist() == [R, R, R] + [END] * 5
+    assert rows[0, c + T:].tolist() == [3, 2, 1, 0, 0, 0, 0, 0, 0]
+    assert (rows[2:, c + T:] == -1).all() and rows[2, c:c + T].tolist() == [R] * 8
+
+
+def test_rollout_rows_relabel_failures_to_where_they_got():
+    """Hindsight relabelling: the always-right planner asked for (1,3) bumps after reaching (0,3): relabelled, the
+    row is a success at reaching (0,3) in 3 moves; a roll-out that never leaves its start is dropped."""
+    from helpers import two_rooms
+
+    from vqladder.planning.maze import EpisodeCodec
+    from vqladder.planning.value import rollout_rows
+
+    lay = two_rooms(door=0)
+    codec = EpisodeCodec(lay.cfg)
+    cond = np.stack([codec.cond(lay, (0, 0), (1, 3), 1), codec.cond(lay, (0, 3), (1, 3), 1)])
+
+    class Right:
+        def step_fn(self, c):
+            def fn(seq):
+                out = torch.full((len(seq), 5), -20.0)
+                out[:, R] = 20.0
+                return out
+            return fn
+
+    rows, reached = rollout_rows(Right(), codec, cond, 8, 1, 1.0, seed=0, relabel=True)
+    c, T, n, W = codec.cond_len, 8, lay.cfg.n_walls, lay.cfg.side
+    assert reached == 0.0 and rows.shape == (1, c + T + T + 1)  # the second never moved: dropped
+    assert rows[0, n + 1] == codec.cell_base + 0 * W + 3 and rows[0, n] == cond[0, n]
+    assert rows[0, c:c + T].tolist() == [R, R, R] + [END] * 5 and rows[0, c + T:c + T + 4].tolist() == [3, 2, 1, 0]

@@ -102,6 +102,9 @@ SEGMENT_KINDS = ("rooms", "doors", "endstate")  # the contenders whose codes sta
 class ValueSpec:
     model: ValueConfig = field(default_factory=ValueConfig)
     train: TrainerConfig = field(default_factory=_tc(steps=800))
+    rollouts: NonNegInt = 0   # search roll-outs per training demonstration's task added to the value's training rows:
+                              # plans sampled from the trained flat planner, labelled by the maze (0: demonstrations only)
+    relabel: bool = False     # a roll-out that fails is relabelled a success at reaching where it got to (hindsight)
 
 
 SCORERS = ("likelihood", "verifier", "value", "value+verifier")
@@ -150,6 +153,10 @@ class PlanConfig:
     segments: SegmentSpec = field(default_factory=SegmentSpec)  # variable-length codes of moves (boundary alignment)
     search: SearchConfig = field(default_factory=SearchConfig)
     threads: NonNegInt = 0                  # torch threads (0 = default)
+    closed_loop: bool = False  # the doors and endstate contenders' top prior re-reads the cell the plan has reached
+                               # before each code (a high-level policy; planners.SubgoalPlanner); rooms stays open-loop
+    # the closed-loop prior: the open-loop prior fine-tuned on what is left to do from every segment's start cell
+    closed_loop_train: TrainerConfig = field(default_factory=_tc(steps=1200, lr=1e-3))
     match_flops: bool = False  # the flat planner's steps set so its training FLOPs (counted) equal the largest
                                # contender's (all the stages its plans come from); else flat.train.steps as given
 
@@ -184,6 +191,10 @@ class PlanConfig:
             b = self.decoder_buckets(kind)
             if not b or any(v > 3 for v in b):
                 raise VQLadderError(f"{kind}.decoder_buckets must name return buckets 0..3, got {b}")
+
+    def closed(self, kind: str) -> bool:
+        """Is this contender's top prior closed-loop (``closed_loop``; the doors and endstate contenders only)?"""
+        return self.closed_loop and kind in ("doors", "endstate")
 
     def decoder_buckets(self, kind: str) -> list[int]:
         """The return buckets a segment contender's decoder learns from (rooms: all four)."""

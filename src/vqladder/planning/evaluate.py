@@ -191,8 +191,7 @@ def _segment_diag(pl, coder, codec, cond, path, acc: dict) -> None:
     lay, s, g, _ = codec.decode_cond(cond)
     o = validate(lay, s, g, got[0].tolist())
     acc["plan_success"].append(o.valid and o.reached)
-    c = torch.as_tensor(cond).long()[None]
-    logits = pl.prior(codes[None, :-1], c)[0].float()
+    logits = pl.code_logits(cond, codes, cells[0])
     acc["prior_acc"] += (logits.argmax(-1) == codes)[:k].tolist()
     # the codes' actual rate under the level above: the top prior's bits per code, teacher-forced
     acc["prior_bits"] += (-logits.log_softmax(-1).gather(-1, codes[:, None])[:k, 0] / np.log(2)).tolist()

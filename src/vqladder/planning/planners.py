@@ -126,6 +126,32 @@ class LadderPlanner:
 
 
 # -- the ladder with a subgoal decoder -------------------------------------------------------------------------------
+def with_start(codec, cond, cell) -> np.ndarray:
+    """A copy of the task's conditioning prefix with the start replaced by ``cell`` (where the plan stands)."""
+    row = np.array(cond, dtype=np.int64)
+    row[codec.cfg.n_walls] = codec.cell_base + cell[0] * codec.cfg.side + cell[1]
+    return row
+
+
+def closed_prior_rows(codec, cond: np.ndarray, cells: np.ndarray, codes: np.ndarray, used: np.ndarray,
+                      end_code: int) -> np.ndarray:
+    """Training rows of a closed-loop top prior (``SubgoalPlanner(closed_loop=True)``): for every demonstration
+    and every segment j that holds moves or is the "plan ends" one, the task's conditioning with the start
+    replaced by the cell segment j begins in, then the codes from j on (padded with ``end_code``): what is left
+    to do, seen from where the plan stands. ``cells``/``used`` from ``room_segments``."""
+    n_walls, W, n = codec.cfg.n_walls, codec.cfg.side, codes.shape[1]
+    out = []
+    for j in range(n):
+        keep = used >= j
+        if not keep.any():
+            break
+        c = np.array(cond[keep], dtype=np.int64)
+        c[:, n_walls] = codec.cell_base + cells[keep, j, 0] * W + cells[keep, j, 1]
+        rest = np.concatenate([codes[keep, j:], np.full((int(keep.sum()), j), end_code, dtype=np.int64)], 1)
+        out.append(np.concatenate([c, rest], 1))
+    return np.concatenate(out)
+
+
 def subgoal_cond(codec, cond, cell, code: int) -> np.ndarray:
     """The subgoal decoder's prefix: the task's conditioning with the start replaced by ``cell`` (where the
     chunk begins) and the return bucket by the chunk's level-1 code (symbol ``codec.cond_vocab + code``)."""
@@ -226,31 +252,44 @@ class SubgoalPlanner:
     a low-level model expands it to ``chunk`` moves conditioned on the layout, the goal and the cell the plan
     has reached (a ``CodePrior`` over moves whose prefix carries the code), and search branches per code.
 
+    ``closed_loop`` (segment codes only): the top prior is a high-level policy that re-reads where the plan
+    stands before each code (HIQL's pi_h(subgoal | state, goal)): its conditioning prefix carries the cell the
+    codes so far have led to (``with_start``; trained on ``closed_prior_rows``), and it predicts the next code
+    from there with no code history; an open-loop prior (the default) reads the task's start once and then its
+    own codes. ``end_code`` is the "plan ends" code; a plan that has ended only continues with it.
+
     Costs, charged like every model call: one evaluation per prior step, ``chunk`` per code expanded (greedy,
     one per move); expansions are cached by code prefix, so a beam only pays for the new code of each
-    candidate, and a scorer's own cost (the value) comes on top. The cell after a chunk comes from replaying
-    its moves (the maze's rules, free, as the verifier)."""
+    candidate, and a scorer's own cost (the value) comes on top. Closed-loop search expands (and pays for) every
+    candidate it keeps, scored or not, since the next step needs the cell it reaches. The cell after a chunk
+    comes from replaying its moves (the maze's rules, free, as the verifier)."""
 
-    def __init__(self, prior: CodePrior, low: CodePrior, codec, T: int, chunk: int, segments: bool = False):
+    def __init__(self, prior: CodePrior, low: CodePrior, codec, T: int, chunk: int, segments: bool = False,
+                 closed_loop: bool = False, end_code: int = -1):
         self.prior, self.low, self.codec, self.T, self.chunk = prior, low, codec, T, chunk
         self.n_codes = T // chunk
         # segments: each code stands for a segment of up to `chunk` moves (room-to-room, ``room_segments``); its
         # expansion ends at the first END and an expansion with no moves ends the plan
         self.segments = segments
+        if closed_loop and not segments:
+            raise VQLadderError("a closed-loop top prior needs segment codes (a plan that can end)")
+        self.closed_loop = closed_loop
+        self.end_code = end_code if end_code >= 0 or not closed_loop else prior.config.vocab_size - 1
         self.code_starts: list[int] = []  # where each code's moves begin in the last plan returned
+        self.reached: list[tuple] = []    # per row of the last expansion: (the cell its codes lead to, ended)
 
     @torch.no_grad()
     def _expand(self, cond, codes: torch.Tensor, cache: dict) -> tuple[torch.Tensor, int]:
         """codes[n, j] -> moves[n, j * chunk] (segments: moves[n, T], END-padded); returns the moves and the
         evaluations spent (new expansions, ``chunk`` each even when a segment ends sooner). Sets
-        ``code_starts`` for the last row."""
+        ``code_starts`` for the last row and ``reached`` for every row."""
         codec, ch = self.codec, self.chunk
         lay, start, _, _ = codec.decode_cond(cond)
         spent = 0
-        rows = []
+        rows, self.reached = [], []
         for r in codes.tolist():
             key = ()
-            moves, u, starts = [], tuple(start), []
+            moves, u, starts, ended = [], tuple(start), [], False
             for j, c in enumerate(r):
                 key = key + (c,)
                 if key not in cache:
@@ -262,23 +301,67 @@ class SubgoalPlanner:
                     cache[key] = (seg, replay(lay, u, seg))
                 seg, u = cache[key]
                 if self.segments and not seg:
+                    ended = True
                     break  # "the plan ends": later codes are not expanded
                 starts.append(len(moves))
                 moves += seg
             if self.segments:
                 moves = (moves + [END] * self.T)[:self.T]
             rows.append(moves)
+            self.reached.append((u, ended))
             self.code_starts = [s for s in starts if s < self.T]
         return torch.tensor(rows, dtype=torch.long).view(len(rows), -1), spent
 
+    @torch.no_grad()
+    def state_logits(self, cond, cells) -> torch.Tensor:
+        """The closed-loop prior's next-code logits from each of ``cells`` (where plans stand) -> [len(cells), v]."""
+        conds = torch.from_numpy(np.stack([with_start(self.codec, cond, u) for u in cells]))
+        return self.prior(conds.new_zeros(len(conds), 0), conds)[:, -1].float()
+
+    def _closed_step(self, cond, cache: dict):
+        """A ``StepFn`` over code prefixes for the closed-loop prior: each prefix expanded (cached) to the cell it
+        leads to, the prior asked from there; an ended plan continues only with the end code. Memoises each
+        prefix's log-probabilities (``fn.logp``) so a sampled plan's log p is read back, not recomputed."""
+        memo: dict = {}
+
+        def fn(prefix: torch.Tensor) -> torch.Tensor:
+            self._expand(cond, prefix, cache)
+            logits = self.state_logits(cond, [u for u, _ in self.reached])
+            ended = torch.tensor([e for _, e in self.reached])
+            if ended.any():
+                logits[ended] = float("-inf")
+                logits[ended, self.end_code] = 0.0
+            for key, lp in zip(prefix.tolist(), logits.log_softmax(-1)):
+                memo[tuple(key)] = lp
+            return logits
+
+        def logp(codes: torch.Tensor) -> torch.Tensor:
+            return torch.tensor([sum(float(memo[tuple(r[:j])][c]) for j, c in enumerate(r)) for r in codes.tolist()])
+        fn.logp = logp
+        return fn
+
+    def code_logits(self, cond, codes: torch.Tensor, cells) -> torch.Tensor:
+        """The top prior's logits for each code of one plan, teacher-forced: ``codes[k]`` with ``cells[k]`` (the
+        cell each code's segment begins in; read only when closed-loop) -> [k, v]."""
+        if self.closed_loop:
+            return self.state_logits(cond, [tuple(c) for c in cells])
+        return self.prior(codes[None, :-1], torch.as_tensor(cond).long()[None])[0].float()
+
     def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
         c = torch.as_tensor(cond).long()
-        fn = self.prior.step_fn(c)
         cache: dict = {}
+        fn = self._closed_step(cond, cache) if self.closed_loop else self.prior.step_fn(c)
         cost = self.chunk + scorer_cost(scorer)  # expanding a scored candidate's new code, then scoring it
         if method == "beam":
             def code_scorer(codes):
                 return scorer(self._expand(cond, codes, cache)[0])
+            if self.closed_loop and scorer is None:  # every kept candidate is expanded (and paid for), unscored
+                def expand_only(codes):
+                    self._expand(cond, codes, cache)
+                    return torch.zeros(len(codes))
+                res = beam_search(fn, self.n_codes, beam_width=max(1, budget // (self.n_codes * (1 + cost))),
+                                  scorer=expand_only, score_weight=0.0, max_evals=budget, scorer_cost=cost, shortlist=1)
+                return self._expand(cond, res.sequence[None], cache)[0][0].numpy(), res.evaluations
             # without a scorer only the winner is expanded, at the end: the prior gets the rest of the budget
             cap = budget if scorer is not None else budget - self.n_codes * self.chunk
             if cap < self.n_codes:
@@ -298,6 +381,10 @@ class SubgoalPlanner:
         g = torch.Generator().manual_seed(seed)
         codes = sample(fn, n, self.n_codes, temperature, generator=g)
         moves, _ = self._expand(cond, codes, cache)
-        i = best_of(self.prior, codes, c, moves, scorer, weight)
+        if self.closed_loop:
+            score = fn.logp(codes) + (weight * scorer(moves) if scorer is not None else 0.0)
+            i = int(score.argmax())
+        else:
+            i = best_of(self.prior, codes, c, moves, scorer, weight)
         self._expand(cond, codes[i:i + 1], cache)  # cached, free: sets code_starts for the plan returned
         return moves[i].numpy(), n * per

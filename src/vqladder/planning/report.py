@@ -40,7 +40,8 @@ def plan_markdown(res: dict, cfg) -> str:
     flops = res["meta"][seeds[0]].get("train_flops")
     bnd = res["meta"][seeds[0]].get("boundaries")
     who = ", ".join(c for c in cfg.contenders if c != "flat")
-    lines = [f"# Planning: flat vs {who} ({cfg.name})", "",
+    title = f"flat vs {who}" if who else "the flat planner, scorers " + ", ".join(cfg.search.scorers)
+    lines = [f"# Planning: {title} ({cfg.name})", "",
              f"Maze {m.rooms}x{m.rooms} rooms of {m.room}x{m.room} cells, {m.max_moves} moves max; "
              f"{res['demonstrations']:,} demonstrations (return buckets fail/poor/ok/optimal: {res['demo_buckets']}); "
              f"{res['tasks']} held-out layouts (overlap with training: {res['layout_overlap']}); seeds {seeds}. "
@@ -57,7 +58,12 @@ def plan_markdown(res: dict, cfg) -> str:
                        + _code_source(k, p, cfg)
                        + f"top prior {p[k + '_prior']:,} + segment decoder {p[k + '_decoder']:,} parameters."
                        for k in kinds if k + "_prior" in p)
-             + (f" Learned value: {p['value']:,} parameters, shared by all." if "value" in p else ""), ""]
+             + (f" Learned value: {p['value']:,} parameters, shared by all" if "value" in p else "")
+             + (f", trained on the demonstrations and {p['value_rollouts']:,} search roll-outs sampled from the flat "
+                f"planner ({p['value_rollout_reached']:.2f} of them reach the goal"
+                + ("; the others relabelled to the cell they reached" if cfg.value.relabel else "") + "; sampling them: "
+                f"{p['value_rollout_flops']:.3g} FLOPs, counted as forward passes)" if "value_rollouts" in p else "")
+             + ("." if "value" in p else ""), ""]
     if flops:
         ladder_f = flops.get("ladder_compressor", 0) + flops.get("ladder_prior", 0)
         lines += [f"Training compute (FLOPs, counted; seed {seeds[0]}"
@@ -110,7 +116,11 @@ def plan_markdown(res: dict, cfg) -> str:
                           f"by construction): {per_seed(k + '_segments')} segments per plan; a segment decoded from its "
                           f"code and starting cell exactly {per_seed(k + '_seg_exact')}; whole plans expanded from their "
                           f"codes exactly {per_seed(k + '_plan_exact')}, to the goal by any valid path "
-                          f"{per_seed(k + '_plan_success')}; the top prior predicts the next segment code "
+                          f"{per_seed(k + '_plan_success')}; the top prior"
+                          + (" (closed loop: it reads the cell each segment begins in, not the codes before; "
+                             f"fine-tuned for {cfg.closed_loop_train.steps} steps from the open-loop prior)"
+                             if cfg.closed(k) else "")
+                          + " predicts the next segment code "
                           f"{per_seed(k + '_prior_acc')} at {per_seed(k + '_prior_bits')} bits per code (its codes' "
                           f"actual rate; nominal {_nominal_bits(k, res, seeds):.2f})"
                           + (f"; a code and its context give back the cell the walk ends in {per_seed(k + '_end_exact')}"

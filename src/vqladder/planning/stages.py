@@ -10,7 +10,7 @@ import torch
 
 from ..config import derive, to_dict
 from ..errors import VQLadderError
-from ..io import atomic_save_npy
+from ..io import atomic_save_npy, atomic_write_json, read_json
 from ..models import CausalLM, CodePrior, SequenceCompressor, load_model
 from ..models.variable import VariableCompressor
 from ..quantize import QuantizerConfig
@@ -25,12 +25,13 @@ from .planners import (
     FlatPlanner,
     LadderPlanner,
     SubgoalPlanner,
+    closed_prior_rows,
     door_codes,
     room_segments,
     segment_rows,
     subgoal_rows,
 )
-from .value import PlanValue, value_rows
+from .value import PlanValue, rollout_rows, value_rows
 
 
 def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
@@ -75,7 +76,21 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
         vc = derive(cfg.value.model, move_vocab=codec.move_vocab, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, max_moves=T, seed=seed)
         vt = derive(cfg.value.train, seed=seed)
         rows_v = value_rows(codec, data["train_cond"], data["train_moves"], data["train_buckets"], END)
-        value = train_rows(f"seed {seed}: value (moves to go)", d / "value", PlanValue(vc), vt, rows_v, log)
+        k = cfg.value.rollouts
+        if k:  # search roll-outs of the trained flat planner beside the demonstrations
+            rp = d / f"{value_dir(cfg)}_rows.npy"
+            if not fresh(rp, d / "flat"):
+                rows_r, reached = rollout_rows(flat, codec, data["train_cond"], T, k, cfg.search.temperature, seed,
+                                               relabel=cfg.value.relabel)
+                atomic_save_npy(rp, rows_r)
+                atomic_write_json(d / f"{value_dir(cfg)}_rows.json", {"rollouts": len(rows_r), "reached": reached})
+            rows_v = np.concatenate([rows_v, np.load(rp)])
+            stats = read_json(d / f"{value_dir(cfg)}_rows.json")
+            # sampling a roll-out is one forward pass: a third of a training step's counted FLOPs per row
+            params.update(value_rollouts=stats["rollouts"], value_rollout_reached=stats["reached"],
+                          value_rollout_flops=step_flops(flat, 1, rows_flat.shape[1]) / 3 * stats["rollouts"])
+        value = train_rows(f"seed {seed}: value (moves to go{', with search roll-outs' if k else ''})",
+                           d / value_dir(cfg), PlanValue(vc), vt, rows_v, log, after=[d / "flat"] if k else [])
         params["value"] = sum(p.numel() for p in value.parameters())
     flops = {k: stage_results(d / sub).get("train_flops", 0.0) for k, sub in
              (("flat", "flat"),
@@ -83,9 +98,11 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
               *((("subgoal_decoder", "subgoal"),) if "subgoal" in planners else ()),
               *((("rooms_compressor", "rooms_level1"),) if "rooms" in planners else ()),
               *((("endstate_coder", "endstate_coder"),) if "endstate" in planners else ()),
-              *((f"{k}_{s}", f"{k}_prior" if s == "prior" else decoder_dir(cfg, k)) for k in SEGMENT_KINDS
-                if k in planners for s in ("prior", "decoder")),
-              *((("value", "value"),) if value is not None else ()))}
+              *((f"{k}_decoder", decoder_dir(cfg, k)) for k in SEGMENT_KINDS if k in planners),
+              *((("value", value_dir(cfg)),) if value is not None else ()))}
+    for k in SEGMENT_KINDS:  # a closed-loop prior's compute: the open-loop prior's and its fine-tuning
+        if k in planners:
+            flops[f"{k}_prior"] = sum(stage_results(d / p).get("train_flops", 0.0) for p in prior_dirs(cfg, k))
     return {**planners, "params": params, "code_exact": exact, "value": value, "train_flops": flops}
 
 
@@ -170,6 +187,14 @@ def train_rooms(cfg: PlanConfig, data: dict, seed: int, log, kind: str = "rooms"
     pt = derive(cfg.ladder.prior_train, seed=seed)
     prior = train_rows(f"seed {seed}: {kind} top prior (segment codes)", d / f"{kind}_prior", CodePrior(pc), pt,
                        np.concatenate([data["train_cond"], codes], 1), log, after=ups)
+    closed = cfg.closed(kind)
+    if closed:  # a high-level policy: the open-loop prior fine-tuned on what is left to do from every segment's start
+        policy = CodePrior(pc)
+        policy.load_state_dict(prior.state_dict())
+        prior = train_rows(f"seed {seed}: {kind} top prior, closed loop (fine-tuned from the open-loop one)",
+                           d / prior_dir(cfg, kind), policy, derive(cfg.closed_loop_train, seed=seed),
+                           closed_prior_rows(codec, data["train_cond"], cells, codes, used, K - 1), log,
+                           after=[*ups, d / f"{kind}_prior"], extra={"initialised_from": f"{kind}_prior"})
     lc = derive(cfg.subgoal.model, vocab_size=codec.move_vocab, cond_vocab=codec.cond_vocab + K, cond_len=codec.cond_len, context=ch, seed=seed)
     lt = derive(cfg.subgoal.train, seed=seed)
     name = decoder_dir(cfg, kind)
@@ -183,7 +208,7 @@ def train_rooms(cfg: PlanConfig, data: dict, seed: int, log, kind: str = "rooms"
     params.update({f"{kind}_prior": sum(p.numel() for p in prior.parameters()), f"{kind}_vocab": int(K),
                    f"{kind}_decoder": sum(p.numel() for p in low.parameters()), f"{kind}_decoder_demos": int(keep.sum()),
                    f"{kind}_segments_per_demo": float(used.mean()), f"{kind}_cut_demos": float((used >= n).mean())})
-    return SubgoalPlanner(prior, low, codec, T, ch, segments=True), coder, params
+    return SubgoalPlanner(prior, low, codec, T, ch, segments=True, closed_loop=closed), coder, params
 
 
 def contender_flops(cfg: PlanConfig, d: Path, who: str) -> float:
@@ -197,9 +222,25 @@ def contender_stages(cfg: PlanConfig, who: str, scorer: str = "likelihood") -> l
     own = {"flat": ["flat"], "ladder": ["ladder_level1", "ladder_prior"],
            "subgoal": ["ladder_level1", "ladder_prior", "subgoal"],
            "rooms": ["rooms_level1", "rooms_prior", decoder_dir(cfg, "rooms")],
-           "doors": ["doors_prior", decoder_dir(cfg, "doors")],
-           "endstate": ["endstate_coder", "endstate_prior", decoder_dir(cfg, "endstate")]}.get(who, [])
-    return own + (["value"] if scorer.startswith("value") else [])
+           "doors": [*prior_dirs(cfg, "doors"), decoder_dir(cfg, "doors")],
+           "endstate": ["endstate_coder", *prior_dirs(cfg, "endstate"), decoder_dir(cfg, "endstate")]}.get(who, [])
+    return own + ([value_dir(cfg)] if scorer.startswith("value") else [])
+
+
+def value_dir(cfg: PlanConfig) -> str:
+    """The learned value's stage directory (``value_rollouts<k>`` when it also learns from search roll-outs)."""
+    return "value" + (f"_rollouts{cfg.value.rollouts}" + ("_relabel" if cfg.value.relabel else "")
+                      if cfg.value.rollouts else "")
+
+
+def prior_dir(cfg: PlanConfig, kind: str) -> str:
+    """The stage directory of the top prior a segment contender plans with (``_closed``: the closed-loop policy)."""
+    return f"{kind}_prior" + ("_closed" if cfg.closed(kind) else "")
+
+
+def prior_dirs(cfg: PlanConfig, kind: str) -> list[str]:
+    """Every stage its top prior comes from: the open-loop prior, and the closed-loop one fine-tuned from it."""
+    return list(dict.fromkeys([f"{kind}_prior", prior_dir(cfg, kind)]))
 
 
 def decoder_dir(cfg: PlanConfig, kind: str) -> str:
@@ -213,8 +254,8 @@ def load_planner(cfg: PlanConfig, seed_dir: Path, contender: str):
     """One trained contender of a plan-experiment directory's seed (``vqladder plan``)."""
     codec, T, ch = EpisodeCodec(cfg.maze), cfg.maze.max_moves, cfg.ladder.chunk
     need = {"flat": ["flat"], "ladder": ["ladder_level1", "ladder_prior"], "subgoal": ["ladder_prior", "subgoal"],
-            "rooms": ["rooms_prior", "rooms_decoder"], "doors": ["doors_prior", decoder_dir(cfg, "doors")],
-            "endstate": ["endstate_prior", decoder_dir(cfg, "endstate")]}[contender]
+            "rooms": ["rooms_prior", "rooms_decoder"], "doors": [prior_dir(cfg, "doors"), decoder_dir(cfg, "doors")],
+            "endstate": [prior_dir(cfg, "endstate"), decoder_dir(cfg, "endstate")]}[contender]
     for k in need:
         if not (seed_dir / k).is_dir():
             raise VQLadderError(f"{seed_dir} has no trained {k} (contenders in the config did not include {contender})")
@@ -225,7 +266,7 @@ def load_planner(cfg: PlanConfig, seed_dir: Path, contender: str):
         return LadderPlanner(m["ladder_level1"], m["ladder_prior"], T, ch)
     if contender == "subgoal":
         return SubgoalPlanner(m["ladder_prior"], m["subgoal"], codec, T, ch)
-    return SubgoalPlanner(m[need[0]], m[need[1]], codec, T, ch, segments=True)
+    return SubgoalPlanner(m[need[0]], m[need[1]], codec, T, ch, segments=True, closed_loop=cfg.closed(contender))
 
 
 def train_segmenters(cfg: PlanConfig, data: dict, seed: int, log) -> dict:

@@ -27,6 +27,7 @@ from ..config import Annotated, Check, NonNegInt, PosInt, trunk
 from ..errors import VQLadderError
 from ..models.decoder import DecoderCore
 from ..models.registry import register
+from ..models.sampling import sample
 from ..nn import check_heads, init_weights_, seeded
 
 
@@ -60,6 +61,39 @@ def value_rows(codec, cond: np.ndarray, moves: np.ndarray, buckets: np.ndarray, 
     must judge the moves, not read the outcome), their moves, and the moves still to go after each prefix
     (``codec`` is the maze's ``EpisodeCodec``; a demonstration with bucket 0 failed)."""
     return np.concatenate([codec.with_bucket(cond, 3), moves, value_targets(moves, buckets > 0, end)], 1)
+
+
+@torch.no_grad()
+def rollout_rows(prior, codec, cond: np.ndarray, T: int, per_task: int, temperature: float, seed: int,
+                 relabel: bool = False, batch: int = 2048) -> tuple[np.ndarray, float]:
+    """Training rows of the value from search roll-outs: ``per_task`` plans sampled from ``prior`` (the flat
+    planner, asked for return bucket 3, at ``temperature``: the plans its best-of-N search draws) for each task of
+    ``cond``, each replayed in the maze (the environment's verdict, no oracle): one that reaches the goal is cut
+    there (END after), one that does not is a failure (to go -1 throughout, as a failed demonstration), or with
+    ``relabel`` (hindsight relabelling) a success at reaching the last cell it got to before a bump or its end:
+    the goal replaced by that cell, the moves cut there (a roll-out that never left its start is dropped).
+    Returns the rows (as ``value_rows``) and the fraction of roll-outs that reached their own goal."""
+    from .maze import END, validate
+
+    tasks = np.repeat(codec.with_bucket(cond, 3), per_task, axis=0)
+    g = torch.Generator().manual_seed(seed)
+    moves = np.concatenate([sample(prior.step_fn(torch.from_numpy(tasks[i:i + batch])), len(tasks[i:i + batch]), T,
+                                   temperature, generator=g).numpy() for i in range(0, len(tasks), batch)])
+    reached = np.zeros(len(tasks), dtype=bool)
+    keep = np.ones(len(tasks), dtype=bool)
+    n, W = codec.cfg.n_walls, codec.cfg.side
+    for r, (c, mv) in enumerate(zip(tasks, moves)):
+        lay, start, goal, _ = codec.decode_cond(c)
+        o = validate(lay, start, goal, mv.tolist())
+        if o.valid and o.reached:
+            reached[r] = True
+            moves[r, o.length:] = END
+        elif relabel:  # where it did get to, by these moves: the goal of a successful episode
+            keep[r] = o.length > 0
+            tasks[r, n + 1] = codec.cell_base + o.final[0] * W + o.final[1]
+            moves[r, o.length:] = END
+    labels = np.where(reached | relabel, 3, 0)
+    return value_rows(codec, tasks[keep], moves[keep], labels[keep], END), float(reached.mean())
 
 
 @register("plan_value", ValueConfig)
