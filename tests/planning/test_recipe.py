@@ -167,6 +167,27 @@ def test_added_budgets_and_contenders_evaluate_only_what_is_missing(tiny_plan):
     run_plan_experiment(cfg, log=logs.append)  # back to the fixture's budgets, for the tests after this one
 
 
+def test_changed_search_settings_evaluate_again(tiny_plan, tmp_path):
+    """A row records the search settings it was made with: another value weight evaluates the value scorers again
+    (and nothing else; no stage retrains), and the rows say which weight they used."""
+    import shutil
+    from dataclasses import replace
+
+    from vqladder.planning.recipe import run_plan_experiment
+
+    cfg, res, _ = tiny_plan
+    shutil.copytree(cfg.dir, tmp_path / cfg.name)
+    other = replace(cfg, out_dir=str(tmp_path), search=replace(cfg.search, value_weight=0.25))
+    logs = []
+    res2 = run_plan_experiment(other, log=logs.append)
+    assert not any("training" in line for line in logs)
+    evaluated = [line for line in logs if "budget" in line and "x:" in line]
+    assert evaluated and all(" value" in line for line in evaluated)
+    assert len(res2["rows"]) == len(res["rows"])
+    assert {r["search"]["value_weight"] for r in res2["rows"] if r["scorer"].startswith("value")} == {0.25}
+    assert all("value_weight" not in r["search"] for r in res2["rows"] if not r["scorer"].startswith("value"))
+
+
 def test_closed_loop_priors_and_a_roll_out_value_train_as_their_own_stages(tiny_plan, tmp_path):
     """``closed_loop``: the doors and endstate priors are fine-tuned from their open-loop priors into their own
     stages (the open ones kept, both counted in the contender's FLOPs) and plan closed-loop within budget;

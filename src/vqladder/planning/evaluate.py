@@ -31,6 +31,15 @@ def make_scorer(name: str, cfg, planners: dict, cond, lay, start, goal):
     return ValueScorer(planners["value"], EpisodeCodec(cfg.maze).with_bucket(cond, 3), ver, cfg.search.value_weight)
 
 
+def search_knobs(search, method: str, scorer: str) -> dict:
+    """The search settings an evaluation row was made with, beside its contender, method, scorer and budget: the
+    ones that search reads (the temperature when it samples, the scorer's weight when it scores, the value's
+    weight when it is a value scorer, the dense verifier when it verifies)."""
+    use = {"temperature": method == "sample", "verifier_weight": scorer != "likelihood",
+           "value_weight": scorer.startswith("value"), "dense_verifier": "verifier" in scorer}
+    return {k: getattr(search, k) for k, on in use.items() if on}
+
+
 def evaluate(cfg, planners: dict, test_cond: np.ndarray, seed: int, log, done=()) -> list[dict]:
     """Rows of (contender, method, scorer, budget multiple) over the tasks, skipping the keys in ``done``."""
     codec = EpisodeCodec(cfg.maze)
@@ -64,10 +73,11 @@ def evaluate(cfg, planners: dict, test_cond: np.ndarray, seed: int, log, done=()
                             raise
                         log(f"seed {seed} {who:6s} {method:6s} {sc:10s} budget {mult:>2}x: unaffordable ({e})")
                         rows.append({"seed": seed, "contender": who, "method": method, "scorer": sc, "budget_x": mult,
-                                     "budget": budget, "unaffordable": True})
+                                     "budget": budget, "search": search_knobs(cfg.search, method, sc), "unaffordable": True})
                         continue
                     row = {"seed": seed, "contender": who, "method": method, "scorer": sc, "budget_x": mult,
-                           "budget": budget, "success": float(np.mean(succ)), "validity": float(np.mean(valid)),
+                           "budget": budget, "search": search_knobs(cfg.search, method, sc),
+                           "success": float(np.mean(succ)), "validity": float(np.mean(valid)),
                            "optimality": float(np.mean(opt)) if opt else float("nan"),
                            "mean_evals": float(np.mean(evals)), "max_evals": int(np.max(evals)),
                            "seconds": round(time.time() - t0, 2),

@@ -29,19 +29,22 @@ from ..config import derive
 from ..io import atomic_save_npz, atomic_write_json, atomic_write_text, read_json
 from ..train.recipe import open_experiment, write_results
 from ..train.stage import fresh, stderr_log
-from .config import CONTENDERS, SCORERS, PlanConfig, PlanDataConfig  # noqa: F401  (the recipe's public names)
+from .config import CONTENDERS, SCORERS, PlanConfig, PlanDataConfig, SearchConfig  # noqa: F401  (public names)
 from .evaluate import (
     boundary_alignment,
     choose_on_validation,
     diagnostics,
     evaluate,
     example_episodes,
+    search_knobs,
     segment_alignment,
 )
 from .maze import EpisodeCodec, plan_tasks
 from .report import _plot, _plot_length, plan_markdown
 from .stages import contender_stages, load_planner, train_contenders, train_segmenters  # noqa: F401
 
+# rows saved before they recorded their search settings were all made with the defaults
+LEGACY_SEARCH = SearchConfig(verifier_weight=1.0, value_weight=1.0, temperature=1.0, dense_verifier=False)
 DATA_KEYS = ("maze", "data")  # what makes data.npz: a rerun with other values is refused (the tasks would differ)
 
 
@@ -68,7 +71,10 @@ def _evaluated(cfg: PlanConfig, planners: dict, tasks: np.ndarray, seed: int, sd
     kept unless a stage they used was (re)trained after them; the rest run one contender at a time, saved after
     each."""
     done = [r for r in (read_json(ev_p) if ev_p.is_file() else [])
-            if fresh(ev_p, *(sd / k for k in contender_stages(cfg, r["contender"], r["scorer"])))]
+            if fresh(ev_p, *(sd / k for k in contender_stages(cfg, r["contender"], r["scorer"])))
+            # made with other search settings: evaluated again
+            and r.get("search", search_knobs(LEGACY_SEARCH, r["method"], r["scorer"]))
+            == search_knobs(cfg.search, r["method"], r["scorer"])]
     for who in cfg.contenders:
         have = {(r["contender"], r["method"], r["scorer"], r["budget_x"]) for r in done}
         new = evaluate(derive(cfg, contenders=[who]), planners, tasks, seed, log, done=have)
