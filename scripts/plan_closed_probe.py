@@ -18,7 +18,7 @@ import torch
 
 from vqladder.models import load_model
 from vqladder.planning.maze import EpisodeCodec, MazeConfig
-from vqladder.planning.planners import closed_prior_rows, door_codes, room_segments, with_start
+from vqladder.planning.planners import closed_prior_rows, door_codes, room_segments
 
 
 def main(argv) -> None:
@@ -41,7 +41,7 @@ def main(argv) -> None:
         _, ce, us, ex = room_segments(codec, cond[None], codec.moves(path)[None], 4, n)
         dc = door_codes(ex, us)[0]
         for j in range(min(int(us[0]) + 1, n)):
-            conds.append(with_start(codec, cond, tuple(ce[0, j])))
+            conds.append(codec.with_start(cond, ce[0, j]))
             codes.append(dc[j])
             js.append(j)
     conds, codes, js = torch.from_numpy(np.stack(conds)).long(), torch.tensor(codes), np.array(js)

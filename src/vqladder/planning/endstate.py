@@ -200,11 +200,10 @@ def endstate_rows(codec, cond: np.ndarray, segs: np.ndarray, cells: np.ndarray, 
     """Coder rows ``[context, place in the room, displacement, end cell]`` of every segment (``[e, n_segs,
     cond_len + 3]``; the context is the task's conditioning with the start replaced by the segment's start cell;
     the place is the start's cell within its room) and the mask of segments that hold moves (``j < used``)."""
-    W, nw, S = codec.cfg.side, codec.cfg.n_walls, codec.cfg.room
+    W, S = codec.cfg.side, codec.cfg.room
     ends = walk_ends(segs, cells, used, exits)
     span = 2 * W - 1
-    ctx = np.repeat(np.asarray(cond, dtype=np.int64)[:, None], cells.shape[1], 1)
-    ctx[..., nw] = codec.cell_base + cells[..., 0] * W + cells[..., 1]
+    ctx = codec.with_start(np.repeat(np.asarray(cond, dtype=np.int64)[:, None], cells.shape[1], 1), cells)
     spot = (cells[..., 0] % S) * S + cells[..., 1] % S
     disp = (ends[..., 0] - cells[..., 0] + W - 1) * span + (ends[..., 1] - cells[..., 1] + W - 1)
     rows = np.concatenate([ctx, spot[..., None], disp[..., None], (ends[..., 0] * W + ends[..., 1])[..., None]], -1)

@@ -273,9 +273,26 @@ class EpisodeCodec:
         self.move_vocab = 5
 
     def cond(self, lay: Layout, start, goal, bucket: int) -> np.ndarray:
-        W = self.cfg.side
-        return np.concatenate([lay.doors + 1, [self.cell_base + start[0] * W + start[1],
-                                               self.cell_base + goal[0] * W + goal[1], self.bucket_base + bucket]])
+        return np.concatenate([lay.doors + 1, [self.cell_symbol(start), self.cell_symbol(goal),
+                                               self.bucket_base + bucket]])
+
+    def cell_symbol(self, cells):
+        """The conditioning symbol of a cell, ``(row, column)``, or of cells ``[..., 2]``."""
+        cells = np.asarray(cells)
+        return self.cell_base + cells[..., 0] * self.cfg.side + cells[..., 1]
+
+    def with_start(self, cond: np.ndarray, cells) -> np.ndarray:
+        """A copy of conditioning prefix(es) ``cond[..., c]`` with the start replaced by ``cells[..., 2]`` (where a
+        plan stands)."""
+        out = np.array(cond, dtype=np.int64)
+        out[..., self.cfg.n_walls] = self.cell_symbol(cells)
+        return out
+
+    def with_goal(self, cond: np.ndarray, cells) -> np.ndarray:
+        """A copy of conditioning prefix(es) ``cond[..., c]`` with the goal replaced by ``cells[..., 2]``."""
+        out = np.array(cond, dtype=np.int64)
+        out[..., self.cfg.n_walls + 1] = self.cell_symbol(cells)
+        return out
 
     def with_bucket(self, cond: np.ndarray, bucket: int) -> np.ndarray:
         """A copy of conditioning prefix(es) ``cond[..., c]`` asking for return bucket ``bucket``."""

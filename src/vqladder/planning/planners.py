@@ -126,27 +126,18 @@ class LadderPlanner:
 
 
 # -- the ladder with a subgoal decoder -------------------------------------------------------------------------------
-def with_start(codec, cond, cell) -> np.ndarray:
-    """A copy of the task's conditioning prefix with the start replaced by ``cell`` (where the plan stands)."""
-    row = np.array(cond, dtype=np.int64)
-    row[codec.cfg.n_walls] = codec.cell_base + cell[0] * codec.cfg.side + cell[1]
-    return row
-
-
 def closed_prior_rows(codec, cond: np.ndarray, cells: np.ndarray, codes: np.ndarray, used: np.ndarray,
                       end_code: int) -> np.ndarray:
     """Training rows of a closed-loop top prior (``SubgoalPlanner(closed_loop=True)``): for every demonstration
     and every segment j that holds moves or is the "plan ends" one, the task's conditioning with the start
     replaced by the cell segment j begins in, then the codes from j on (padded with ``end_code``): what is left
     to do, seen from where the plan stands. ``cells``/``used`` from ``room_segments``."""
-    n_walls, W, n = codec.cfg.n_walls, codec.cfg.side, codes.shape[1]
     out = []
-    for j in range(n):
+    for j in range(codes.shape[1]):
         keep = used >= j
         if not keep.any():
             break
-        c = np.array(cond[keep], dtype=np.int64)
-        c[:, n_walls] = codec.cell_base + cells[keep, j, 0] * W + cells[keep, j, 1]
+        c = codec.with_start(cond[keep], cells[keep, j])
         rest = np.concatenate([codes[keep, j:], np.full((int(keep.sum()), j), end_code, dtype=np.int64)], 1)
         out.append(np.concatenate([c, rest], 1))
     return np.concatenate(out)
@@ -155,10 +146,8 @@ def closed_prior_rows(codec, cond: np.ndarray, cells: np.ndarray, codes: np.ndar
 def subgoal_cond(codec, cond, cell, code: int) -> np.ndarray:
     """The subgoal decoder's prefix: the task's conditioning with the start replaced by ``cell`` (where the
     chunk begins) and the return bucket by the chunk's level-1 code (symbol ``codec.cond_vocab + code``)."""
-    n_walls, W = codec.cfg.n_walls, codec.cfg.side
-    row = np.array(cond, dtype=np.int64)
-    row[n_walls] = codec.cell_base + cell[0] * W + cell[1]
-    row[n_walls + 2] = codec.cond_vocab + int(code)
+    row = codec.with_start(cond, cell)
+    row[codec.cfg.n_walls + 2] = codec.cond_vocab + int(code)
     return row
 
 
@@ -254,7 +243,7 @@ class SubgoalPlanner:
 
     ``closed_loop`` (segment codes only): the top prior is a high-level policy that re-reads where the plan
     stands before each code (HIQL's pi_h(subgoal | state, goal)): its conditioning prefix carries the cell the
-    codes so far have led to (``with_start``; trained on ``closed_prior_rows``), and it predicts the next code
+    codes so far have led to (``EpisodeCodec.with_start``; trained on ``closed_prior_rows``), and it predicts the next code
     from there with no code history; an open-loop prior (the default) reads the task's start once and then its
     own codes. ``end_code`` is the "plan ends" code; a plan that has ended only continues with it.
 
@@ -315,7 +304,7 @@ class SubgoalPlanner:
     @torch.no_grad()
     def state_logits(self, cond, cells) -> torch.Tensor:
         """The closed-loop prior's next-code logits from each of ``cells`` (where plans stand) -> [len(cells), v]."""
-        conds = torch.from_numpy(np.stack([with_start(self.codec, cond, u) for u in cells]))
+        conds = torch.from_numpy(self.codec.with_start(np.broadcast_to(cond, (len(cells), len(cond))), list(cells)))
         return self.prior(conds.new_zeros(len(conds), 0), conds)[:, -1].float()
 
     def _closed_step(self, cond, cache: dict):

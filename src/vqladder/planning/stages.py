@@ -76,11 +76,11 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
         vc = derive(cfg.value.model, move_vocab=codec.move_vocab, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len, max_moves=T, seed=seed)
         vt = derive(cfg.value.train, seed=seed)
         rows_v = value_rows(codec, data["train_cond"], data["train_moves"], data["train_buckets"], END)
-        k = cfg.value.rollouts
-        if k:  # search roll-outs of the trained flat planner beside the demonstrations
+        n_roll = cfg.value.rollouts
+        if n_roll:  # search roll-outs of the trained flat planner beside the demonstrations
             rp = d / f"{value_dir(cfg)}_rows.npy"
             if not fresh(rp, d / "flat"):
-                rows_r, reached = rollout_rows(flat, codec, data["train_cond"], T, k, cfg.search.temperature, seed,
+                rows_r, reached = rollout_rows(flat, codec, data["train_cond"], T, n_roll, cfg.search.temperature, seed,
                                                relabel=cfg.value.relabel)
                 atomic_save_npy(rp, rows_r)
                 atomic_write_json(d / f"{value_dir(cfg)}_rows.json", {"rollouts": len(rows_r), "reached": reached})
@@ -89,8 +89,8 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
             # sampling a roll-out is one forward pass: a third of a training step's counted FLOPs per row
             params.update(value_rollouts=stats["rollouts"], value_rollout_reached=stats["reached"],
                           value_rollout_flops=step_flops(flat, 1, rows_flat.shape[1]) / 3 * stats["rollouts"])
-        value = train_rows(f"seed {seed}: value (moves to go{', with search roll-outs' if k else ''})",
-                           d / value_dir(cfg), PlanValue(vc), vt, rows_v, log, after=[d / "flat"] if k else [])
+        value = train_rows(f"seed {seed}: value (moves to go{', with search roll-outs' if n_roll else ''})",
+                           d / value_dir(cfg), PlanValue(vc), vt, rows_v, log, after=[d / "flat"] if n_roll else [])
         params["value"] = sum(p.numel() for p in value.parameters())
     flops = {k: stage_results(d / sub).get("train_flops", 0.0) for k, sub in
              (("flat", "flat"),

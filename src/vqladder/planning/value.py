@@ -29,6 +29,7 @@ from ..models.decoder import DecoderCore
 from ..models.registry import register
 from ..models.sampling import sample
 from ..nn import check_heads, init_weights_, seeded
+from .maze import END, validate
 
 
 @dataclass
@@ -73,15 +74,12 @@ def rollout_rows(prior, codec, cond: np.ndarray, T: int, per_task: int, temperat
     ``relabel`` (hindsight relabelling) a success at reaching the last cell it got to before a bump or its end:
     the goal replaced by that cell, the moves cut there (a roll-out that never left its start is dropped).
     Returns the rows (as ``value_rows``) and the fraction of roll-outs that reached their own goal."""
-    from .maze import END, validate
-
     tasks = np.repeat(codec.with_bucket(cond, 3), per_task, axis=0)
     g = torch.Generator().manual_seed(seed)
     moves = np.concatenate([sample(prior.step_fn(torch.from_numpy(tasks[i:i + batch])), len(tasks[i:i + batch]), T,
                                    temperature, generator=g).numpy() for i in range(0, len(tasks), batch)])
     reached = np.zeros(len(tasks), dtype=bool)
     keep = np.ones(len(tasks), dtype=bool)
-    n, W = codec.cfg.n_walls, codec.cfg.side
     for r, (c, mv) in enumerate(zip(tasks, moves)):
         lay, start, goal, _ = codec.decode_cond(c)
         o = validate(lay, start, goal, mv.tolist())
@@ -90,7 +88,7 @@ def rollout_rows(prior, codec, cond: np.ndarray, T: int, per_task: int, temperat
             moves[r, o.length:] = END
         elif relabel:  # where it did get to, by these moves: the goal of a successful episode
             keep[r] = o.length > 0
-            tasks[r, n + 1] = codec.cell_base + o.final[0] * W + o.final[1]
+            tasks[r] = codec.with_goal(tasks[r], o.final)
             moves[r, o.length:] = END
     labels = np.where(reached | relabel, 3, 0)
     return value_rows(codec, tasks[keep], moves[keep], labels[keep], END), float(reached.mean())
