@@ -224,6 +224,9 @@ def test_closed_loop_priors_and_a_roll_out_value_train_as_their_own_stages(tiny_
     assert {r["contender"] for r in rows} >= {"doors", "endstate"} and all(r["max_evals"] <= r["budget"] for r in rows)
     md = (cl.dir / "results.md").read_text()
     assert "closed loop: it reads the cell each segment begins in" in md and "search roll-outs sampled" in md
+    (sd / "value_rollouts1_rows.json").unlink()  # as if killed between the roll-outs' two files: made again
+    again = run_plan_experiment(cl, log=logs.append)
+    assert again["meta"][0]["params"]["value_rollouts"] == 150 and (sd / "value_rollouts1_rows.json").is_file()
 
 
 def test_a_changed_maze_is_refused_not_reused(tmp_path):

@@ -78,14 +78,14 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
         rows_v = value_rows(codec, data["train_cond"], data["train_moves"], data["train_buckets"], END)
         n_roll = cfg.value.rollouts
         if n_roll:  # search roll-outs of the trained flat planner beside the demonstrations
-            rp = d / f"{value_dir(cfg)}_rows.npy"
-            if not fresh(rp, d / "flat"):
+            rp, sp = d / f"{value_dir(cfg)}_rows.npy", d / f"{value_dir(cfg)}_rows.json"
+            if not (fresh(rp, d / "flat") and fresh(sp, d / "flat")):  # a kill between the two writes: made again
                 rows_r, reached = rollout_rows(flat, codec, data["train_cond"], T, n_roll, cfg.search.temperature, seed,
                                                relabel=cfg.value.relabel)
                 atomic_save_npy(rp, rows_r)
-                atomic_write_json(d / f"{value_dir(cfg)}_rows.json", {"rollouts": len(rows_r), "reached": reached})
+                atomic_write_json(sp, {"rollouts": len(rows_r), "reached": reached})
             rows_v = np.concatenate([rows_v, np.load(rp)])
-            stats = read_json(d / f"{value_dir(cfg)}_rows.json")
+            stats = read_json(sp)
             # sampling a roll-out is one forward pass: a third of a training step's counted FLOPs per row
             params.update(value_rollouts=stats["rollouts"], value_rollout_reached=stats["reached"],
                           value_rollout_flops=step_flops(flat, 1, rows_flat.shape[1]) / 3 * stats["rollouts"])
