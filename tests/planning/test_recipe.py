@@ -245,3 +245,53 @@ def test_a_changed_maze_is_refused_not_reused(tmp_path):
         open_plan_dir(build(PlanConfig, {"out_dir": str(tmp_path), "name": "p", "maze": {"rooms": 4}}))
     assert (cfg.dir / "config.yaml").is_file() and not (cfg.dir / "plan.yaml").exists()
 
+
+
+def test_seeds_run_apart_combine_into_one_experiment(tmp_path):
+    """Seeds run as separate experiments (one per core) combine into one: nothing trains or searches again, the
+    tables are over both seeds, the sources stay as they were; a target that exists, another config, a seed in
+    two sources or other tasks are refused before anything is written."""
+    import shutil
+
+    from vqladder.config import build
+    from vqladder.planning.recipe import PlanConfig, combine_seeds, run_plan_experiment
+
+    small = {"steps": 10, "batch_size": 16, "warmup": 2, "eval_every": -1, "ckpt_every": 10, "log_every": 10,
+             "progress": False, "precision": "fp32"}
+    base = {"out_dir": str(tmp_path), "maze": {"rooms": 2, "room": 2, "max_moves": 8},
+            "data": {"train_layouts": 10, "episodes_per_layout": 4, "test_layouts": 3, "val_layouts": 2},
+            "flat": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
+            "ladder": {"prior": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "prior_train": small},
+            "subgoal": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
+            "contenders": ["flat", "doors"], "search": {"budgets": [2], "methods": ["beam"], "scorers": ["verifier"]}}
+    for s in (0, 1):
+        run_plan_experiment(build(PlanConfig, {**base, "name": f"x-s{s}", "seeds": [s]}), log=lambda m: None)
+    src = [tmp_path / "x-s0", tmp_path / "x-s1"]
+    before = {p: p.stat().st_mtime_ns for d in src for p in d.rglob("*")}
+    logs = []
+    res = combine_seeds(tmp_path / "x", src, log=logs.append)
+    assert not any("training" in m or "x:" in m for m in logs)  # every stage and search row re-read
+    assert sorted(res["meta"]) == [0, 1] and {r["seed"] for r in res["rows"]} == {0, 1}
+    assert {r["seed"] for r in res["val_rows"]} == {0, 1}
+    md = (tmp_path / "x" / "results.md").read_text()
+    assert "seeds [0, 1]" in md
+    # each seed's time as its stages' and searches' records give it (copied, not re-measured)
+    assert set(res["meta"][1]["train_seconds"]) == {"flat", "doors_prior", "doors_decoder_b3"}
+    assert all(v > 0 for v in res["meta"][1]["train_seconds"].values()) and "Wall-clock from the records" in md
+    assert before == {p: p.stat().st_mtime_ns for d in src for p in d.rglob("*")}  # sources untouched
+
+    with pytest.raises(VQLadderError, match="exists"):
+        combine_seeds(tmp_path / "x", src)
+    with pytest.raises(VQLadderError, match="seed 0 is in two sources"):
+        combine_seeds(tmp_path / "y", [src[0], src[0]])
+    other = tmp_path / "x-other"
+    shutil.copytree(src[1], other)
+    (other / "config.yaml").write_text((other / "config.yaml").read_text().replace("test_layouts: 3",
+                                                                                   "test_layouts: 2"))
+    with pytest.raises(VQLadderError, match="another config"):
+        combine_seeds(tmp_path / "y", [src[0], other])
+    shutil.copyfile(src[1] / "config.yaml", other / "config.yaml")
+    (other / "data.npz").write_bytes((other / "data.npz").read_bytes() + b"\0")
+    with pytest.raises(VQLadderError, match="not the same tasks"):
+        combine_seeds(tmp_path / "y", [src[0], other])
+    assert not (tmp_path / "y").exists()

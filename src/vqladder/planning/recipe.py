@@ -20,14 +20,17 @@ rate, optimality and validity per contender x method x scorer x budget, mean +- 
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..config import derive
+from ..config import build, derive
+from ..errors import VQLadderError
 from ..io import atomic_save_npz, atomic_write_json, atomic_write_text, read_json
-from ..train.recipe import open_experiment, write_results
+from ..train.recipe import open_experiment, read_saved_config, write_results
 from ..train.stage import fresh, stderr_log
 from .config import CONTENDERS, SCORERS, PlanConfig, PlanDataConfig, SearchConfig  # noqa: F401  (public names)
 from .evaluate import (
@@ -104,6 +107,7 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
         ev_p = cfg.dir / f"seed{seed}" / "eval.json"
         planners = train_contenders(cfg, data, seed, log)
         meta[seed] = {"params": planners["params"], "train_flops": planners["train_flops"],
+                      "train_seconds": planners["train_seconds"],
                       **({"code_exact": planners["code_exact"]} if "ladder" in planners else {})}
         if seed == cfg.seeds[0]:
             meta[seed]["boundaries"] = boundary_alignment(cfg, planners, data["test_cond"])
@@ -134,3 +138,47 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
     _plot(res, cfg.dir / "success_vs_budget.png")
     _plot_length(res, cfg.dir / "success_vs_length.png")
     return res
+
+
+def combine_seeds(target: str | Path, sources: list[str | Path], log=None) -> dict:
+    """One experiment from seeds run as separate experiments (``name=X-sN seeds=[N]``, say one per core): the
+    sources must share their config (all but ``name`` and ``seeds``) and their ``data.npz`` byte for byte, and hold
+    disjoint finished seeds; ``target`` must not exist. Their seed directories are copied into ``target`` (the
+    sources are left as they are) and the experiment runs there, re-reading every stage and search row (nothing
+    trains unless a stage is missing); returns its results."""
+    target = Path(target)
+    if target.exists():
+        raise VQLadderError(f"{target} exists: combine into a new directory")
+    if not sources:
+        raise VQLadderError("no source experiments given")
+    base, digest, seeds = None, None, []
+    for src in map(Path, sources):
+        if not (src / "data.npz").is_file() or not read_saved_config(src):
+            raise VQLadderError(f"{src} is not a planning experiment (no config.yaml and data.npz)")
+        cfg_s = read_saved_config(src)
+        rest = {k: v for k, v in cfg_s.items() if k not in ("name", "seeds", "out_dir")}
+        if base is None:
+            base = rest
+        elif rest != base:
+            diff = sorted(k for k in set(rest) | set(base) if rest.get(k) != base.get(k))
+            raise VQLadderError(f"{src} was made with another config than {sources[0]} ({', '.join(diff)} differ)")
+        h = hashlib.sha256((src / "data.npz").read_bytes()).hexdigest()
+        if digest not in (None, h):
+            raise VQLadderError(f"{src}/data.npz differs from {sources[0]}'s: not the same tasks")
+        digest = h
+        for sd in sorted(src.glob("seed*")):
+            seed = int(sd.name[4:]) if sd.name[4:].isdigit() else None
+            if seed is None or seed not in cfg_s.get("seeds", []) or not (sd / "eval.json").is_file():
+                continue
+            if seed in [k for k, _ in seeds]:
+                raise VQLadderError(f"seed {seed} is in two sources ({src} and another): keep one")
+            seeds.append((seed, sd))
+    if not seeds:
+        raise VQLadderError("the sources hold no evaluated seed (seed<k>/eval.json)")
+    cfg = build(PlanConfig, {**base, "name": target.name, "out_dir": str(target.parent),
+                             "seeds": sorted(k for k, _ in seeds)})
+    open_plan_dir(cfg)  # claims the new directory as the tool's before anything is written into it
+    shutil.copyfile(Path(sources[0]) / "data.npz", cfg.dir / "data.npz")
+    for seed, sd in seeds:
+        shutil.copytree(sd, cfg.dir / f"seed{seed}", ignore=shutil.ignore_patterns(".lock"))
+    return run_plan_experiment(cfg, log)

@@ -80,6 +80,7 @@ def plan_markdown(res: dict, cfg) -> str:
                             f"{_seg_flops(flops, k) / max(flops.get('flat', 0), 1):.2f}x"
                             for k in kinds if k + "_prior" in flops)
                   + (f"; the value {flops['value']:.3g}, used by all" if "value" in flops else "") + ".", ""]
+    lines += _time_lines(res, seeds)
     if bnd and bnd.get("crossings"):
         lines += [f"Code boundaries on room crossings (held-out shortest plans, {bnd['crossings']} crossings; a crossing "
                   f"is hit when a code starts at the crossing move or the next): fixed {cfg.ladder.chunk}-move chunks "
@@ -161,6 +162,23 @@ def _chosen_lines(res: dict, agg: dict) -> list[str]:
             out.append(f"| {who} | {mult}x | {c['method']} | {c['scorer']} | {c['val_success']:.2f} | "
                        f"{_ms([r['success'] for r in rs])} |")
     return out
+
+
+def _time_lines(res: dict, seeds) -> list[str]:
+    """Wall-clock per seed from the records (each stage's training time, each search row's seconds): what a seed
+    cost when its parts were made, whatever shared the machine then (the preset headers say)."""
+    out = []
+    for s in seeds:
+        tr = res["meta"][s].get("train_seconds")
+        if not tr:
+            continue
+        test = sum(r.get("seconds", 0.0) for r in res["rows"] if r["seed"] == s)
+        val = sum(r.get("seconds", 0.0) for r in res.get("val_rows", []) if r["seed"] == s)
+        out.append(f"seed {s}: training {sum(tr.values()) / 60:.1f} min ("
+                   + ", ".join(f"{k} {v / 60:.1f}" for k, v in tr.items()) + f"), search {test / 60:.1f} min on the "
+                   f"test tasks and {val / 60:.1f} on the validation tasks")
+    return (["Wall-clock from the records (stage training and search; diagnostics and data not included): "
+             + "; ".join(out) + ".", ""] if out else [])
 
 
 def _seg_flops(flops: dict, kind: str) -> float:

@@ -103,7 +103,11 @@ def train_contenders(cfg: PlanConfig, data: dict, seed: int, log) -> dict:
     for k in SEGMENT_KINDS:  # a closed-loop prior's compute: the open-loop prior's and its fine-tuning
         if k in planners:
             flops[f"{k}_prior"] = sum(stage_results(d / p).get("train_flops", 0.0) for p in prior_dirs(cfg, k))
-    return {**planners, "params": params, "code_exact": exact, "value": value, "train_flops": flops}
+    # each stage's training wall-clock as its record gives it (a reused stage keeps the time it took when made)
+    used = dict.fromkeys(k for who in cfg.contenders for sc in cfg.search.scorers for k in contender_stages(cfg, who, sc))
+    seconds = {k: float(stage_results(d / k).get("train_time", 0.0)) for k in used if stage_state(d / k) == "done"}
+    return {**planners, "params": params, "code_exact": exact, "value": value, "train_flops": flops,
+            "train_seconds": seconds}
 
 
 def train_ladder(cfg: PlanConfig, data: dict, seed: int, log) -> tuple:
