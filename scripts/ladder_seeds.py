@@ -88,6 +88,13 @@ def main(dirs: list[str]) -> int:
             print(f"| {r0['n_layers']} layers, d={r0['d_model']} | {r0['params']:,} | {_ms(bits)} | "
                   f"{_ms([x['hierarchical'] / r[i]['bits'] for x, r in zip(b, rv)])} | "
                   f"{_ms([x['skip_level']['bits_per_token'] / r[i]['bits'] for x, r in zip(b, rv) if x.get('skip_level')])} |")
+    one = [one_level(r) for r in runs]
+    if all(v is not None for v in one):
+        print()
+        print(f"One-level two-part code (level-1 codes under the compressor's own context model + upsampler 1): "
+              f"{_ms(one)} bits/token, {_ms([o / x['flat'] for o, x in zip(one, b)])}x the matched flat LM"
+              + (f", {_ms([o / min(v['bits'] for v in r_) for o, r_ in zip(one, rv)])}x the best flat rival"
+                 if all(rv) else "") + ".")
     sk = [x.get("skip_level") for x in b]
     if all(sk):
         k = sk[0]["level"]
@@ -132,6 +139,7 @@ def against(dirs: list[str], ref_dirs: list[str]) -> int:
         ("upsampler 1: no codes", lambda x: up1(x, "bits_none")),
         ("upsampler 1: greedy acc", lambda x: up1(x, "acc_greedy")),
         ("two-part bits/token", lambda x: x["bits"]["hierarchical"]),
+        ("one-level two-part bits/token", one_level),
         ("matched flat LM bits/token", lambda x: x["bits"]["flat"]),
     ]
     print(f"{len(runs)} seeds: " + ", ".join(Path(d).name for d in dirs) + " against "
@@ -148,7 +156,18 @@ def against(dirs: list[str], ref_dirs: list[str]) -> int:
         print(f"| two-part / the other's best flat rival (same seed) | "
               f"{_ms([x['bits']['hierarchical'] / v for x, v in zip(runs, best)])} | "
               f"{_ms([x['bits']['hierarchical'] / v for x, v in zip(refs, best)])} | - |")
+        one = [one_level(x) for x in runs]
+        if all(v is not None for v in one):
+            print(f"| one-level two-part / the other's best flat rival (same seed) | "
+                  f"{_ms([o / v for o, v in zip(one, best)])} | - | - |")
     return 0
+
+
+def one_level(x: dict) -> float | None:
+    """The two-part code of a ladder that stops at level 1: level-1 codes under the compressor's own context model
+    (within a chunk) plus upsampler 1's tokens given them; None when level 1 has no context model."""
+    own = x["listen"][0].get("own_rate_bits_per_token")
+    return None if own is None else own + x["bits"]["components"]["upsampler1"]
 
 
 if __name__ == "__main__":

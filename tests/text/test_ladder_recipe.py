@@ -291,3 +291,33 @@ def test_a_selecting_stage_holds_back_the_same_last_chunks_of_every_stream_and_o
     assert hold is None and streams[0] is tokens and streams[1] is codes
     with pytest.raises(VQLadderError, match="select names 'up9'"):
         build(LadderConfig, {"select": ["up9"]})
+
+
+def test_ladder_seeds_script_reports_the_one_level_code_from_a_ladders_results(trained_text_ladder, tmp_path, capsys):
+    """``scripts/ladder_seeds.py`` on real ladder results: with a level-1 context model, the one-level two-part
+    code is its bits plus upsampler 1's, against the matched flat LM and the best flat rival, seed by seed."""
+    import json
+    import sys
+    from pathlib import Path
+
+    cfg, res = trained_text_ladder
+    sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
+    import ladder_seeds
+
+    dirs = []
+    for i, own in enumerate((1.5, 2.5)):
+        r = json.loads((cfg.dir / "results.json").read_text())
+        r["listen"][0]["own_rate_bits_per_token"] = own
+        (tmp_path / f"s{i}").mkdir()
+        (tmp_path / f"s{i}" / "results.json").write_text(json.dumps(r))
+        dirs.append(str(tmp_path / f"s{i}"))
+    assert ladder_seeds.main(dirs) == 0
+    out = capsys.readouterr().out
+    one = [own + res["bits"]["components"]["upsampler1"] for own in (1.5, 2.5)]
+    assert f"One-level two-part code (level-1 codes under the compressor's own context model + upsampler 1): " \
+           f"{ladder_seeds._ms(one)} bits/token" in out
+    rival = res["bits"]["flat_rivals"][0]["bits"]
+    assert f"{ladder_seeds._ms([o / rival for o in one])}x the best flat rival" in out
+    assert ladder_seeds.against(dirs, dirs) == 0
+    assert f"| one-level two-part / the other's best flat rival (same seed) | {ladder_seeds._ms([o / rival for o in one])}" \
+        in capsys.readouterr().out
