@@ -253,7 +253,7 @@ def test_seeds_run_apart_combine_into_one_experiment(tmp_path):
     two sources or other tasks are refused before anything is written."""
     import shutil
 
-    from vqladder.config import build
+    from vqladder.config import build, derive
     from vqladder.planning.recipe import PlanConfig, combine_seeds, run_plan_experiment
 
     small = {"steps": 10, "batch_size": 16, "warmup": 2, "eval_every": -1, "ckpt_every": 10, "log_every": 10,
@@ -263,7 +263,8 @@ def test_seeds_run_apart_combine_into_one_experiment(tmp_path):
             "flat": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
             "ladder": {"prior": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "prior_train": small},
             "subgoal": {"model": {"d_model": 32, "n_heads": 2, "n_layers": 1}, "train": small},
-            "contenders": ["flat", "doors"], "search": {"budgets": [2], "methods": ["beam"], "scorers": ["verifier"]}}
+            "contenders": ["flat", "doors"],
+            "search": {"budgets": [2], "methods": ["beam"], "scorers": ["likelihood", "verifier"]}}
     for s in (0, 1):
         run_plan_experiment(build(PlanConfig, {**base, "name": f"x-s{s}", "seeds": [s]}), log=lambda m: None)
     src = [tmp_path / "x-s0", tmp_path / "x-s1"]
@@ -279,6 +280,14 @@ def test_seeds_run_apart_combine_into_one_experiment(tmp_path):
     assert set(res["meta"][1]["train_seconds"]) == {"flat", "doors_prior", "doors_decoder_b3"}
     assert all(v > 0 for v in res["meta"][1]["train_seconds"].values()) and "Wall-clock from the records" in md
     assert before == {p: p.stat().st_mtime_ns for d in src for p in d.rglob("*")}  # sources untouched
+
+    # one search option: nothing to choose, so the validation tasks are not searched
+    one = build(PlanConfig, {**base, "name": "x-s0", "seeds": [0], "search": {**base["search"], "scorers": ["verifier"]}})
+    shutil.copytree(src[0], tmp_path / "one" / "x-s0")
+    logs = []
+    res1 = run_plan_experiment(derive(one, out_dir=str(tmp_path / "one")), log=logs.append)
+    assert "val_rows" not in res1 and "chosen" not in res1 and {r["scorer"] for r in res1["rows"]} == {"verifier"}
+    assert not any("x:" in m for m in logs)
 
     with pytest.raises(VQLadderError, match="exists"):
         combine_seeds(tmp_path / "x", src)

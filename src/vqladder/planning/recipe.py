@@ -121,7 +121,8 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
         if seed == cfg.seeds[0] and cfg.search.examples and not fresh(cfg.dir / "episodes.json", *stages):
             atomic_write_json(cfg.dir / "episodes.json", example_episodes(cfg, planners, tasks, seed))
         rows += _evaluated(cfg, planners, tasks, seed, sd, ev_p, log)
-        if len(data.get("val_cond", ())):  # the same searches on the validation tasks, where choices are made
+        # the same searches on the validation tasks, where choices are made: none when there is nothing to choose
+        if len(data.get("val_cond", ())) and len(cfg.search.methods) * len(cfg.search.scorers) > 1:
             val_tasks = data["val_cond"][:cfg.search.max_tasks] if cfg.search.max_tasks > 0 else data["val_cond"]
             val_rows += [{**r, "split": "val"}
                          for r in _evaluated(cfg, planners, val_tasks, seed, sd, sd / "eval_val.json", log)]
