@@ -8,7 +8,8 @@ The sources must share their config (all but ``name`` and ``seeds``) and their d
 (``data.npz``, byte for byte) and hold different seeds; the target must not exist. The seed directories are
 copied (the sources stay as they are) and the experiment re-reads them into one ``results.{json,md}`` with every
 table over the seeds (validated choices: highest mean validation success over all the seeds). Nothing trains or
-searches again unless a source lacks it.
+searches again unless a source lacks it. ``key=value`` arguments change the combined config where its stages
+allow it, for example ``search.validation=false`` (do not search the validation tasks).
 """
 
 from __future__ import annotations
@@ -20,15 +21,17 @@ from vqladder.planning.recipe import combine_seeds
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 2 or any(a.startswith("-") for a in argv):
-        print("usage: python scripts/plan_seeds.py TARGET SOURCE [SOURCE ...]", file=sys.stderr)
+    over = [a for a in argv if "=" in a]
+    paths = [a for a in argv if "=" not in a]
+    if len(paths) < 2 or any(a.startswith("-") for a in argv):
+        print("usage: python scripts/plan_seeds.py TARGET SOURCE [SOURCE ...] [key=value ...]", file=sys.stderr)
         return 2
     try:
-        combine_seeds(argv[0], argv[1:])
+        combine_seeds(paths[0], paths[1:], overrides=over)
     except VQLadderError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"written in {argv[0]}: results.json, results.md, success_vs_budget.png, success_vs_length.png")
+    print(f"written in {paths[0]}: results.json, results.md, success_vs_budget.png, success_vs_length.png")
     return 0
 
 

@@ -253,7 +253,7 @@ def test_seeds_run_apart_combine_into_one_experiment(tmp_path):
     two sources or other tasks are refused before anything is written."""
     import shutil
 
-    from vqladder.config import build, derive
+    from vqladder.config import build
     from vqladder.planning.recipe import PlanConfig, combine_seeds, run_plan_experiment
 
     small = {"steps": 10, "batch_size": 16, "warmup": 2, "eval_every": -1, "ckpt_every": 10, "log_every": 10,
@@ -281,13 +281,14 @@ def test_seeds_run_apart_combine_into_one_experiment(tmp_path):
     assert all(v > 0 for v in res["meta"][1]["train_seconds"].values()) and "Wall-clock from the records" in md
     assert before == {p: p.stat().st_mtime_ns for d in src for p in d.rglob("*")}  # sources untouched
 
-    # one search option: nothing to choose, so the validation tasks are not searched
-    one = build(PlanConfig, {**base, "name": "x-s0", "seeds": [0], "search": {**base["search"], "scorers": ["verifier"]}})
-    shutil.copytree(src[0], tmp_path / "one" / "x-s0")
+    # search.validation=false: the validation tasks are not searched (and no choice is reported)
     logs = []
-    res1 = run_plan_experiment(derive(one, out_dir=str(tmp_path / "one")), log=logs.append)
+    res1 = combine_seeds(tmp_path / "one", src[:1], log=logs.append, overrides=["search.validation=false",
+                                                                              "search.scorers=[verifier]"])
     assert "val_rows" not in res1 and "chosen" not in res1 and {r["scorer"] for r in res1["rows"]} == {"verifier"}
     assert not any("x:" in m for m in logs)
+    with pytest.raises(VQLadderError, match="not from overrides"):
+        combine_seeds(tmp_path / "two", src[:1], overrides=["seeds=[5]"])
 
     with pytest.raises(VQLadderError, match="exists"):
         combine_seeds(tmp_path / "x", src)

@@ -132,6 +132,8 @@ class SearchConfig:
     dense_verifier: bool = False      # add the BFS distance-to-go to the verifier (an oracle heuristic)
     temperature: PosFloat = 1.0          # sampling temperature for best-of-N
     max_tasks: NonNegInt = 0                # evaluate the first N held-out tasks only (0 = all)
+    validation: bool = True                 # search the validation tasks too (where choices are made); false: a
+                                            # preset whose choices were made elsewhere saves that search time
     examples: NonNegInt = 6                 # held-out tasks recorded move by move in episodes.json (the report)
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import build, derive
+from ..config import build, derive, load_config, to_dict
 from ..errors import VQLadderError
 from ..io import atomic_save_npz, atomic_write_json, atomic_write_text, read_json
 from ..train.recipe import open_experiment, read_saved_config, write_results
@@ -121,8 +121,7 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
         if seed == cfg.seeds[0] and cfg.search.examples and not fresh(cfg.dir / "episodes.json", *stages):
             atomic_write_json(cfg.dir / "episodes.json", example_episodes(cfg, planners, tasks, seed))
         rows += _evaluated(cfg, planners, tasks, seed, sd, ev_p, log)
-        # the same searches on the validation tasks, where choices are made: none when there is nothing to choose
-        if len(data.get("val_cond", ())) and len(cfg.search.methods) * len(cfg.search.scorers) > 1:
+        if len(data.get("val_cond", ())) and cfg.search.validation:  # the same searches where choices are made
             val_tasks = data["val_cond"][:cfg.search.max_tasks] if cfg.search.max_tasks > 0 else data["val_cond"]
             val_rows += [{**r, "split": "val"}
                          for r in _evaluated(cfg, planners, val_tasks, seed, sd, sd / "eval_val.json", log)]
@@ -141,12 +140,13 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
     return res
 
 
-def combine_seeds(target: str | Path, sources: list[str | Path], log=None) -> dict:
+def combine_seeds(target: str | Path, sources: list[str | Path], log=None, overrides: list[str] | None = None) -> dict:
     """One experiment from seeds run as separate experiments (``name=X-sN seeds=[N]``, say one per core): the
     sources must share their config (all but ``name`` and ``seeds``) and their ``data.npz`` byte for byte, and hold
     disjoint finished seeds; ``target`` must not exist. Their seed directories are copied into ``target`` (the
     sources are left as they are) and the experiment runs there, re-reading every stage and search row (nothing
-    trains unless a stage is missing); returns its results."""
+    trains unless a stage is missing); ``overrides`` (``key=value``) change the combined config where the
+    stages allow it (say, ``search.validation=false``); returns its results."""
     target = Path(target)
     if target.exists():
         raise VQLadderError(f"{target} exists: combine into a new directory")
@@ -156,7 +156,7 @@ def combine_seeds(target: str | Path, sources: list[str | Path], log=None) -> di
     for src in map(Path, sources):
         if not (src / "data.npz").is_file() or not read_saved_config(src):
             raise VQLadderError(f"{src} is not a planning experiment (no config.yaml and data.npz)")
-        cfg_s = read_saved_config(src)
+        cfg_s = to_dict(build(PlanConfig, read_saved_config(src)))  # an older config's missing keys: defaults
         rest = {k: v for k, v in cfg_s.items() if k not in ("name", "seeds", "out_dir")}
         if base is None:
             base = rest
@@ -176,8 +176,11 @@ def combine_seeds(target: str | Path, sources: list[str | Path], log=None) -> di
             seeds.append((seed, sd))
     if not seeds:
         raise VQLadderError("the sources hold no evaluated seed (seed<k>/eval.json)")
-    cfg = build(PlanConfig, {**base, "name": target.name, "out_dir": str(target.parent),
-                             "seeds": sorted(k for k, _ in seeds)})
+    cfg = load_config(PlanConfig, None, list(overrides or []),
+                      base={**base, "name": target.name, "out_dir": str(target.parent),
+                            "seeds": sorted(k for k, _ in seeds)})
+    if cfg.dir != target or cfg.seeds != sorted(k for k, _ in seeds):
+        raise VQLadderError("name, out_dir and seeds come from the target and the sources, not from overrides")
     open_plan_dir(cfg)  # claims the new directory as the tool's before anything is written into it
     shutil.copyfile(Path(sources[0]) / "data.npz", cfg.dir / "data.npz")
     for seed, sd in seeds:
