@@ -286,6 +286,7 @@ def test_seeds_run_apart_combine_into_one_experiment(tmp_path):
     res1 = combine_seeds(tmp_path / "one", src[:1], log=logs.append, overrides=["search.validation=false",
                                                                               "search.scorers=[verifier]"])
     assert "val_rows" not in res1 and "chosen" not in res1 and {r["scorer"] for r in res1["rows"]} == {"verifier"}
+    assert "Validation layouts not searched (`search.validation: false`" in (tmp_path / "one" / "results.md").read_text()
     assert not any("x:" in m for m in logs)
     with pytest.raises(VQLadderError, match="not from overrides"):
         combine_seeds(tmp_path / "two", src[:1], overrides=["seeds=[5]"])

@@ -129,6 +129,8 @@ def run_plan_experiment(cfg: PlanConfig, log=None) -> dict:
     res = {"rows": rows, "meta": meta, "tasks": int(n_tasks), "layout_overlap": overlap,
            "demonstrations": int(len(data["train_cond"])),
            "demo_buckets": np.bincount(data["train_buckets"], minlength=4).tolist()}
+    if len(data.get("val_cond", ())) and not cfg.search.validation:
+        res["validation_searched"] = False
     if val_rows:
         n_val = len(data["val_cond"])
         res.update(val_rows=val_rows, val_tasks=int(min(n_val, cfg.search.max_tasks or n_val)),

@@ -147,8 +147,11 @@ def _chosen_lines(res: dict, agg: dict) -> list[str]:
     test success of that choice; or the note that no choice was validated."""
     chosen = res.get("chosen")
     if not chosen:
-        return ["", "No validation split (`data.val_layouts: 0`): the table lists every option on the test tasks, "
-                    "so a best-of reading of it (and the length plot's best option) is chosen on the test tasks."]
+        why = ("Validation layouts not searched (`search.validation: false`; the search and scorer were chosen "
+               "elsewhere)" if res.get("validation_searched") is False else
+               "No validation split (`data.val_layouts: 0`)")
+        return ["", f"{why}: the table lists every option on the test tasks, so a best-of reading of it (and the "
+                    "length plot's best option) is chosen on the test tasks."]
     by = {(k[0], k[1], k[2], str(k[3])): v for k, v in agg.items()}
     out = ["", f"## Chosen on validation ({res.get('val_tasks', '?')} validation layouts, in neither training nor "
                "test)", "",
