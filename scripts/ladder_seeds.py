@@ -93,7 +93,7 @@ def main(dirs: list[str]) -> int:
         print()
         print(f"One-level two-part code (level-1 codes under the compressor's own context model + upsampler 1): "
               f"{_ms(one)} bits/token, {_ms([o / x['flat'] for o, x in zip(one, b)])}x the matched flat LM"
-              + (f", {_ms([o / min(v['bits'] for v in r_) for o, r_ in zip(one, rv)])}x the best flat rival"
+              + (f", {_ms([o / best_rival(r) for o, r in zip(one, runs)])}x the best flat rival"
                  if all(rv) else "") + ".")
     sk = [x.get("skip_level") for x in b]
     if all(sk):
@@ -123,10 +123,6 @@ def against(dirs: list[str], ref_dirs: list[str]) -> int:
 
     def up1(x, key):
         return x["listen"][0].get(key)
-
-    def best_rival(x):
-        rv = x["bits"].get("flat_rivals") or []
-        return min((v["bits"] for v in rv), default=None)
 
     rows = [
         ("level 1: held-out token acc (its parallel decoder)", lambda x: x["levels"][0].get("recon_acc")),
@@ -161,6 +157,11 @@ def against(dirs: list[str], ref_dirs: list[str]) -> int:
             print(f"| one-level two-part / the other's best flat rival (same seed) | "
                   f"{_ms([o / v for o, v in zip(one, best)])} | - | - |")
     return 0
+
+
+def best_rival(x: dict) -> float | None:
+    """The bits/token of a ladder's best flat rival (None without rivals)."""
+    return min((v["bits"] for v in x["bits"].get("flat_rivals") or []), default=None)
 
 
 def one_level(x: dict) -> float | None:

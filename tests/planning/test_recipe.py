@@ -293,6 +293,16 @@ def test_seeds_run_apart_combine_into_one_experiment(tmp_path):
 
     with pytest.raises(VQLadderError, match="exists"):
         combine_seeds(tmp_path / "x", src)
+    # a combine killed while copying leaves only its staging directory: the rerun makes it again, whole
+    from vqladder.io import own_dir
+    (own_dir(tmp_path / ".z.combining", "experiment") / "seed0").mkdir()
+    assert sorted(combine_seeds(tmp_path / "z", src, log=logs.append)["meta"]) == [0, 1]
+    assert not (tmp_path / ".z.combining").exists()
+    (tmp_path / ".w.combining").mkdir()  # a folder vqladder did not make is refused, untouched
+    (tmp_path / ".w.combining" / "notes.txt").write_text("mine")
+    with pytest.raises(VQLadderError, match="not made by vqladder"):
+        combine_seeds(tmp_path / "w", src)
+    assert (tmp_path / ".w.combining" / "notes.txt").read_text() == "mine" and not (tmp_path / "w").exists()
     with pytest.raises(VQLadderError, match="seed 0 is in two sources"):
         combine_seeds(tmp_path / "y", [src[0], src[0]])
     other = tmp_path / "x-other"

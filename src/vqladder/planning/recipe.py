@@ -29,7 +29,15 @@ import torch
 
 from ..config import build, derive, load_config, to_dict
 from ..errors import VQLadderError
-from ..io import atomic_save_npz, atomic_write_json, atomic_write_text, read_json
+from ..io import (
+    atomic_save_npz,
+    atomic_write_json,
+    atomic_write_text,
+    claim_run_dir,
+    read_json,
+    release_run_dir,
+    remove_tree,
+)
 from ..train.recipe import open_experiment, read_saved_config, write_results
 from ..train.stage import fresh, stderr_log
 from .config import CONTENDERS, SCORERS, PlanConfig, PlanDataConfig, SearchConfig  # noqa: F401  (public names)
@@ -156,9 +164,10 @@ def combine_seeds(target: str | Path, sources: list[str | Path], log=None, overr
         raise VQLadderError("no source experiments given")
     base, digest, seeds = None, None, []
     for src in map(Path, sources):
-        if not (src / "data.npz").is_file() or not read_saved_config(src):
+        saved = read_saved_config(src)
+        if not (src / "data.npz").is_file() or not saved:
             raise VQLadderError(f"{src} is not a planning experiment (no config.yaml and data.npz)")
-        cfg_s = to_dict(build(PlanConfig, read_saved_config(src)))  # an older config's missing keys: defaults
+        cfg_s = to_dict(build(PlanConfig, saved))  # an older config's missing keys: their defaults
         rest = {k: v for k, v in cfg_s.items() if k not in ("name", "seeds", "out_dir")}
         if base is None:
             base = rest
@@ -183,8 +192,16 @@ def combine_seeds(target: str | Path, sources: list[str | Path], log=None, overr
                             "seeds": sorted(k for k, _ in seeds)})
     if cfg.dir != target or cfg.seeds != sorted(k for k, _ in seeds):
         raise VQLadderError("name, out_dir and seeds come from the target and the sources, not from overrides")
-    open_plan_dir(cfg)  # claims the new directory as the tool's before anything is written into it
-    shutil.copyfile(Path(sources[0]) / "data.npz", cfg.dir / "data.npz")
+    # copied into a staging directory of the tool's, renamed into place whole: a kill leaves no half-made target
+    stage = target.with_name(f".{target.name}.combining")
+    if stage.exists():  # left by a killed combine: ours (else refused untouched) and not in use, so made again
+        claim_run_dir(stage, "experiment")
+        release_run_dir(stage)
+        remove_tree(stage)
+    claim_run_dir(stage, "experiment")
+    shutil.copyfile(Path(sources[0]) / "data.npz", stage / "data.npz")
     for seed, sd in seeds:
-        shutil.copytree(sd, cfg.dir / f"seed{seed}", ignore=shutil.ignore_patterns(".lock"))
+        shutil.copytree(sd, stage / f"seed{seed}", ignore=shutil.ignore_patterns(".lock"))
+    release_run_dir(stage)
+    stage.rename(target)
     return run_plan_experiment(cfg, log)
