@@ -61,10 +61,13 @@ RECIPES = {
 }
 
 
+THREADS = -1  # torch CPU threads of every run (``--threads``; -1: torch's default)
+
+
 def _train_cfg(base: dict, recipe: str, steps: int, eval_every: int, seed: int) -> TrainerConfig:
     r = RECIPES[recipe]
     scale = r.get("batch", 1)
-    return TrainerConfig(**{**base, "steps": max(1, steps // scale), "batch_size": base["batch_size"] * scale,
+    return TrainerConfig(**{**base, "threads": THREADS, "steps": max(1, steps // scale), "batch_size": base["batch_size"] * scale,
                             "lr": base["lr"] * r.get("lr", 1.0), "optimizer": r.get("optimizer", "adamw"),
                             "warmup": max(1, base["warmup"] // scale), "eval_every": max(1, eval_every // scale),
                             "ckpt_every": -1, "progress": False, "seed": seed, "log_every": max(1, eval_every // scale)})
@@ -227,17 +230,19 @@ def write_table(out: Path, text: str) -> None:
 
 
 def main() -> None:
-    global LADDER
+    global LADDER, THREADS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     ap.add_argument("--recipes", nargs="+", default=["adamw", "muon", "muon-b32"], choices=list(RECIPES))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--ladder", default=str(LADDER), help="the ladder run whose codes the prior and upsampler "
                     "kinds train on (default %(default)s)")
+    ap.add_argument("--threads", type=int, default=-1, help="torch CPU threads per run (-1: torch's default; "
+                    "1 with `taskset -c N` times one core)")
     ap.add_argument("--out", help="write the Markdown table here (and the raw rows beside it as .json)")
     ap.add_argument("--from-json", help="re-make the table from the rows of an earlier run (no training)")
     a = ap.parse_args()
-    LADDER = Path(a.ladder)
+    LADDER, THREADS = Path(a.ladder), a.threads
     if a.from_json:
         rows = json.loads(Path(a.from_json).read_text())
         text = table(rows, [k for k in a.kinds if any(r["kind"] == k for r in rows)],
