@@ -4,8 +4,9 @@
 
 Prints markdown: per-level held-out token accuracy (decoded to tokens through the VQ decoders: a text level's own
 decoder; a codes level down the decoders below it) with the
-most-frequent-token floor, the two-part code length against the matched flat LM, and generation speed with
-sample quality under each run's judge LM.
+most-frequent-token floor, the two-part code length against the matched flat LM, each upsampler's code value (bits
+with the true codes, another chunk's and none; greedy accuracy; the codes' actual rate under the level above) where
+the run measured it, and generation speed with sample quality under each run's judge LM.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ def _train_minutes(r: dict) -> str:
         st.get("prior", {}).get("train_time", 0.0)
     flat, judge = st.get("flat", {}).get("train_time", 0.0), st.get("judge", {}).get("train_time", 0.0)
     return f"{hier / 60:.0f} + {flat / 60:.0f} + {judge / 60:.0f} min"
+
+
+def _num(x) -> str:
+    """A number to three places; '-' for one a run did not measure (a level without a parallel decoder)."""
+    return f"{x:.3f}" if isinstance(x, (int, float)) else "-"
 
 
 def load_runs(dirs: list[str]) -> list[tuple[str, dict]] | None:
@@ -58,6 +64,18 @@ def main(dirs: list[str]) -> int:
               f"{m['hierarchical_params'] / 1e6:.2f} M / {m['flat_params'] / 1e6:.2f} M ({m['flat_layers']} layers) | "
               f"{m.get('hierarchical_train_flops', 0):.2e} / {m.get('flat_train_flops', 0):.2e} | "
               f"{_train_minutes(r)} |")
+    listening = [(name, r) for name, r in runs if r.get("listen")]
+    if listening:  # runs made before the code-value diagnostic have no "listen" rows
+        print()
+        print("| ladder | upsampler | bits/token, true codes | other chunk's codes | no codes | greedy acc | "
+              "parallel decoder acc | actual / nominal bits (under) |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, r in listening:
+            for k, x in enumerate(r["listen"], 1):
+                flag = "" if x["uses_codes"] else " (ignores its codes)"
+                cols = [_num(x.get(key)) for key in ("bits_true", "bits_other", "bits_none", "acc_greedy", "acc_parallel")]
+                print(f"| {name} | {k}{flag} | {' | '.join(cols)} | {_num(x.get('actual_bits_per_token'))} / "
+                      f"{_num(x.get('nominal_bits_per_token'))} ({x.get('actual_under', '-')}) |")
     print()
     print("| ladder | path | tokens/s (batch 1) | vs flat | judge bits/token | distinct bigrams |")
     print("|---|---|---|---|---|---|")

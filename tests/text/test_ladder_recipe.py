@@ -321,3 +321,31 @@ def test_ladder_seeds_script_reports_the_one_level_code_from_a_ladders_results(t
     assert ladder_seeds.against(dirs, dirs) == 0
     assert f"| one-level two-part / the other's best flat rival (same seed) | {ladder_seeds._ms([o / rival for o in one])}" \
         in capsys.readouterr().out
+
+
+def test_ladder_compare_script_puts_each_ladders_code_value_side_by_side(trained_text_ladder, tmp_path, capsys):
+    """``scripts/ladder_compare.py`` prints every upsampler's code value from the runs' results, flags the one
+    whose true codes are not cheaper than another chunk's, and skips runs made before the diagnostic existed."""
+    import json
+    import sys
+    from pathlib import Path
+
+    cfg, res = trained_text_ladder
+    sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
+    import ladder_compare
+
+    r = json.loads((cfg.dir / "results.json").read_text())
+    r["listen"][0]["uses_codes"] = True
+    deaf = json.loads(json.dumps(r))
+    deaf["listen"][0]["uses_codes"] = False
+    old = {k: v for k, v in r.items() if k != "listen"}
+    for name, x in (("heard", r), ("deaf", deaf), ("old", old)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(x))
+    assert ladder_compare.main([str(tmp_path / n) for n in ("heard", "deaf", "old")]) == 0
+    out = capsys.readouterr().out
+    x = res["listen"][0]
+    assert f"| heard | 1 | {x['bits_true']:.3f} | {x['bits_other']:.3f} |" in out
+    assert f"| deaf | 1 (ignores its codes) | {x['bits_true']:.3f} |" in out
+    assert "| old | 1 |" not in out and "| old | 1 (" not in out
+    assert ladder_compare.main([str(tmp_path / "missing")]) == 2
