@@ -55,15 +55,20 @@ def main(dirs: list[str]) -> int:
               + " / ".join(f"{x['usage']:.2f}" for x in lv) + " |")
     print()
     print("| ladder | hierarchical bits/token (prior + upsamplers) | flat LM bits/token | ratio | params at generation "
-          "(hierarchy / flat) | training FLOPs (hierarchy / flat) | training time, all stages (hierarchy + flat + judge) |")
-    print("|---|---|---|---|---|---|---|")
+          "(hierarchy / flat) | training FLOPs (hierarchy / flat) | training time, all stages (hierarchy + flat + judge) | "
+          "best flat rival at the same FLOPs: bits/token (ratio) |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in runs:
         b, m = r["bits"], r["matched"]
         comp = " + ".join(f"{v:.2f}" for v in b["components"].values())
+        rivals = b.get("flat_rivals") or []
+        best = min(rivals, key=lambda x: x["bits"]) if rivals else None
+        rival = (f"{best['bits']:.2f} ({b['hierarchical'] / best['bits']:.2f}x; {best['n_layers']} layers, "
+                 f"d={best['d_model']})" if best else "-")
         print(f"| {name} | {b['hierarchical']:.2f} ({comp}) | {b['flat']:.2f} | {b['hierarchical'] / b['flat']:.2f}x | "
               f"{m['hierarchical_params'] / 1e6:.2f} M / {m['flat_params'] / 1e6:.2f} M ({m['flat_layers']} layers) | "
               f"{m.get('hierarchical_train_flops', 0):.2e} / {m.get('flat_train_flops', 0):.2e} | "
-              f"{_train_minutes(r)} |")
+              f"{_train_minutes(r)} | {rival} |")
     listening = [(name, r) for name, r in runs if r.get("listen")]
     if listening:  # runs made before the code-value diagnostic have no "listen" rows
         print()

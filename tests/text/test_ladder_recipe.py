@@ -325,7 +325,8 @@ def test_ladder_seeds_script_reports_the_one_level_code_from_a_ladders_results(t
 
 def test_ladder_compare_script_puts_each_ladders_code_value_side_by_side(trained_text_ladder, tmp_path, capsys):
     """``scripts/ladder_compare.py`` prints every upsampler's code value from the runs' results, flags the one
-    whose true codes are not cheaper than another chunk's, and skips runs made before the diagnostic existed."""
+    whose true codes are not cheaper than another chunk's, skips runs made before the diagnostic existed, and sets
+    the best flat rival beside the matched flat LM."""
     import json
     import sys
     from pathlib import Path
@@ -346,6 +347,9 @@ def test_ladder_compare_script_puts_each_ladders_code_value_side_by_side(trained
     out = capsys.readouterr().out
     x = res["listen"][0]
     assert f"| heard | 1 | {x['bits_true']:.3f} | {x['bits_other']:.3f} |" in out
+    b = res["bits"]
+    best = min(rv["bits"] for rv in b["flat_rivals"])
+    assert f"| {best:.2f} ({b['hierarchical'] / best:.2f}x; " in out  # the best flat rival beside the matched one
     assert f"| deaf | 1 (ignores its codes) | {x['bits_true']:.3f} |" in out
     assert "| old | 1 |" not in out and "| old | 1 (" not in out
     assert ladder_compare.main([str(tmp_path / "missing")]) == 2
