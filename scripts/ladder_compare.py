@@ -29,6 +29,11 @@ def _num(x) -> str:
     return f"{x:.3f}" if isinstance(x, (int, float)) else "-"
 
 
+def best_rival(r: dict) -> dict | None:
+    """A ladder's best flat rival: its row of results.json (bits, d_model, n_layers, ...); None without rivals."""
+    return min(r["bits"].get("flat_rivals") or [], key=lambda v: v["bits"], default=None)
+
+
 def load_runs(dirs: list[str]) -> list[tuple[str, dict]] | None:
     """(name, results.json) of each ladder directory; None (and one line on stderr) when one has no results."""
     runs = []
@@ -61,8 +66,7 @@ def main(dirs: list[str]) -> int:
     for name, r in runs:
         b, m = r["bits"], r["matched"]
         comp = " + ".join(f"{v:.2f}" for v in b["components"].values())
-        rivals = b.get("flat_rivals") or []
-        best = min(rivals, key=lambda x: x["bits"]) if rivals else None
+        best = best_rival(r)
         rival = (f"{best['bits']:.2f} ({b['hierarchical'] / best['bits']:.2f}x; {best['n_layers']} layers, "
                  f"d={best['d_model']})" if best else "-")
         print(f"| {name} | {b['hierarchical']:.2f} ({comp}) | {b['flat']:.2f} | {b['hierarchical'] / b['flat']:.2f}x | "

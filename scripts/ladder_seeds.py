@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ladder_compare import load_runs  # noqa: E402  (the same results loading)
+from ladder_compare import best_rival, load_runs  # noqa: E402  (the same results loading and rival choice)
 
 
 def _ms(xs: list) -> str:
@@ -93,7 +93,7 @@ def main(dirs: list[str]) -> int:
         print()
         print(f"One-level two-part code (level-1 codes under the compressor's own context model + upsampler 1): "
               f"{_ms(one)} bits/token, {_ms([o / x['flat'] for o, x in zip(one, b)])}x the matched flat LM"
-              + (f", {_ms([o / best_rival(r) for o, r in zip(one, runs)])}x the best flat rival"
+              + (f", {_ms([o / rival_bits(r) for o, r in zip(one, runs)])}x the best flat rival"
                  if all(rv) else "") + ".")
     sk = [x.get("skip_level") for x in b]
     if all(sk):
@@ -147,7 +147,7 @@ def against(dirs: list[str], ref_dirs: list[str]) -> int:
         va, vr = [f(x) for x in runs], [f(x) for x in refs]
         diff = [p - q for p, q in zip(va, vr) if isinstance(p, (int, float)) and isinstance(q, (int, float))]
         print(f"| {name} | {_ms(va)} | {_ms(vr)} | {_ms(diff) if len(diff) == len(va) else '-'} |")
-    best = [best_rival(x) for x in refs]
+    best = [rival_bits(x) for x in refs]
     if all(best):
         print(f"| two-part / the other's best flat rival (same seed) | "
               f"{_ms([x['bits']['hierarchical'] / v for x, v in zip(runs, best)])} | "
@@ -159,9 +159,9 @@ def against(dirs: list[str], ref_dirs: list[str]) -> int:
     return 0
 
 
-def best_rival(x: dict) -> float | None:
+def rival_bits(x: dict) -> float | None:
     """The bits/token of a ladder's best flat rival (None without rivals)."""
-    return min((v["bits"] for v in x["bits"].get("flat_rivals") or []), default=None)
+    return (best_rival(x) or {}).get("bits")
 
 
 def one_level(x: dict) -> float | None:
