@@ -37,6 +37,40 @@ def test_validator_walls_doors_and_goal():
         validate(lay, (0, 0), (1, 1), junk)
 
 
+@pytest.mark.parametrize("dense", [False, True])
+def test_batched_verifier_gives_validates_verdict_row_by_row(dense):
+    """The verifier replays every candidate at once (``replay_many``); its scores must be the ones ``validate``
+    gives each row alone: bumps, unknown symbols, an end, the goal reached (later moves ignored), start == goal."""
+    import torch
+
+    from vqladder.planning.planners import Verifier
+
+    cfg = MazeConfig(rooms=3, room=3, max_moves=24)
+    rng = np.random.default_rng(0)
+    n_checked = 0
+    for _ in range(12):
+        lay = make_layout(cfg, rng)
+        cells = [(int(r), int(c)) for r, c in rng.integers(cfg.side, size=(2, 2))]
+        start, goal = cells[0], (cells[0] if rng.random() < 0.2 else cells[1])
+        path = lay.shortest_path(start, goal) or []
+        rows = rng.integers(-1, 7, size=(40, 18))              # junk, moves and END, at random
+        rows[:10] = rng.integers(0, 4, size=(10, 18))           # plain moves: mostly bumps sooner or later
+        if path and len(path) <= 18:
+            rows[10, :len(path)] = path                          # the goal reached, then junk after it
+            rows[11, :len(path)] = path
+            rows[11, len(path) - 1] = END                        # stopped one move short
+        ver = Verifier(lay, start, goal, dense=dense)
+        got = ver(torch.from_numpy(rows)).tolist()
+        for row, score in zip(rows.tolist(), got):
+            o = validate(lay, start, goal, row)
+            want = (-ver.dist.get(o.final, len(ver.dist) + 1) if dense else 0.0) + (5.0 if o.reached else 0.0 if o.valid else -10.0)
+            assert score == pytest.approx(want), (row, o)
+            n_checked += 1
+    assert n_checked == 480
+    assert ver(torch.zeros(0, 5, dtype=torch.long)).shape == (0,)
+    assert ver(torch.zeros(3, 0, dtype=torch.long)).shape == (3,)
+
+
 def test_bfs_shortest_and_unreachable():
     lay = two_rooms(door=0)
     assert validate(lay, (1, 0), (1, 3), []).shortest == 5  # up to the door row, across, down

@@ -157,13 +157,13 @@ def test_segment_planner_strips_padding_ends_plans_and_charges_every_expansion()
     n = lay.cfg.n_walls
     script = {0: [R, R, END, END], 1: [R, END, END, END], 2: [END] * 4}
 
-    class Low:  # emits the planted moves of the code in its prefix
-        def step_fn(self, row):
-            code = int(row[n + 2]) - codec.cond_vocab
+    class Low:  # emits the planted moves of the code in each row's prefix (one prefix per row, as CodePrior)
+        def step_fn(self, rows):
+            codes = (rows.view(-1, rows.shape[-1])[:, n + 2] - codec.cond_vocab).tolist()
 
             def fn(seq):
                 out = torch.full((len(seq), 5), -9.0)
-                out[:, script[code][seq.shape[1]]] = 0.0
+                out[torch.arange(len(seq)), [script[c][seq.shape[1]] for c in codes]] = 0.0
                 return out
             return fn
 
@@ -205,12 +205,12 @@ def _closed_planner(seen):
     n, W = lay.cfg.n_walls, lay.cfg.side
 
     class Low:
-        def step_fn(self, row):
-            code = int(row[n + 2]) - codec.cond_vocab
+        def step_fn(self, rows):
+            codes = (rows.view(-1, rows.shape[-1])[:, n + 2] - codec.cond_vocab).tolist()
 
             def fn(seq):
                 out = torch.full((len(seq), 5), -9.0)
-                out[:, {0: R, 1: D}.get(code, END) if seq.shape[1] == 0 else END] = 0.0
+                out[torch.arange(len(seq)), [{0: R, 1: D}.get(c, END) if seq.shape[1] == 0 else END for c in codes]] = 0.0
                 return out
             return fn
 

@@ -95,6 +95,16 @@ class Layout:
                 dr, dc = DELTA[m]
                 yield m, (cell[0] + dr, cell[1] + dc)
 
+    def move_table(self) -> np.ndarray:
+        """``[side * side, 4]``: the cell index (row * side + col) each move leads to from each cell, -1 for a bump."""
+        W = self.cfg.side
+        out = np.full((W * W, 4), -1, dtype=np.int64)
+        for r in range(W):
+            for c in range(W):
+                for m, (nr, nc) in self.neighbours((r, c)):
+                    out[r * W + c, m] = nr * W + nc
+        return out
+
     def bfs(self, start) -> dict:
         """Distances from ``start`` to every reachable cell."""
         dist = {start: 0}
@@ -193,6 +203,33 @@ def validate(layout: Layout, start, goal, moves) -> Outcome:
         if u == tuple(goal):
             return Outcome(True, True, n, shortest, u)
     return Outcome(True, False, n, shortest, u)
+
+
+def replay_many(table: np.ndarray, side: int, start, goal, moves: np.ndarray) -> tuple:
+    """``validate``'s replay for many move sequences at once (``moves[n, t]``, any ints; ``table`` from
+    ``Layout.move_table``): returns the cell index each replay stopped in ``[n]``, ``valid[n]`` (no bump and no
+    unknown symbol before the goal or an end) and ``reached[n]``, as ``validate`` would give row by row. One
+    vectorised step per move position, not per row."""
+    moves = np.asarray(moves, dtype=np.int64)
+    n = len(moves)
+    g = goal[0] * side + goal[1]
+    cell = np.full(n, start[0] * side + start[1], dtype=np.int64)
+    valid = np.ones(n, dtype=bool)
+    reached = np.full(n, tuple(start) == tuple(goal))
+    live = ~reached
+    for m in moves.T:
+        if not live.any():
+            break
+        is_move = live & (m >= 0) & (m < 4)
+        nxt = np.where(is_move, table[cell, np.clip(m, 0, 3)], -1)
+        step = is_move & (nxt >= 0)
+        bump = live & ~step & (m != END)
+        cell = np.where(step, nxt, cell)
+        hit = step & (cell == g)
+        valid &= ~bump
+        reached |= hit
+        live &= ~(bump | hit | (m == END))
+    return cell, valid, reached
 
 
 def return_bucket(o: Outcome) -> int:

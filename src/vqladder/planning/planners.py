@@ -14,7 +14,7 @@ from ..errors import VQLadderError
 from ..models.compressor import SequenceCompressor
 from ..models.prior import CodePrior
 from ..models.sampling import beam_search, greedy, sample
-from .maze import DELTA, END, Layout, validate
+from .maze import DELTA, END, Layout, replay_many
 
 
 # -- planners -----------------------------------------------------------------------------------------------------
@@ -29,19 +29,20 @@ class Verifier:
     def __init__(self, lay: Layout, start, goal, dense: bool = False):
         self.lay, self.start, self.goal, self.dense = lay, tuple(start), tuple(goal), dense
         self.dist = lay.bfs(self.goal)
+        W = lay.cfg.side
+        self.table = lay.move_table()
+        far = len(self.dist) + 1  # an unreachable cell's distance
+        self.to_go = np.full(W * W, far, dtype=np.float32)
+        for (r, c), k in self.dist.items():
+            self.to_go[r * W + c] = k
 
     def __call__(self, moves: torch.Tensor) -> torch.Tensor:
-        out = []
-        far = len(self.dist) + 1
-        for row in moves.tolist():
-            o = validate(self.lay, self.start, self.goal, row)
-            s = -self.dist.get(o.final, far) if self.dense else 0.0
-            if o.reached:
-                s += 5.0
-            elif not o.valid:
-                s -= 10.0
-            out.append(float(s))
-        return torch.tensor(out)
+        """Every row replayed at once (``maze.replay_many``): the same verdicts as ``validate`` row by row."""
+        cell, valid, reached = replay_many(self.table, self.lay.cfg.side, self.start, self.goal,
+                                           np.asarray(moves.cpu() if torch.is_tensor(moves) else moves))
+        s = -self.to_go[cell] if self.dense else np.zeros(len(cell), dtype=np.float32)
+        s = s + np.where(reached, 5.0, np.where(valid, 0.0, -10.0))
+        return torch.from_numpy(s.astype(np.float32))
 
 
 class ValueScorer:
@@ -271,24 +272,38 @@ class SubgoalPlanner:
     def _expand(self, cond, codes: torch.Tensor, cache: dict) -> tuple[torch.Tensor, int]:
         """codes[n, j] -> moves[n, j * chunk] (segments: moves[n, T], END-padded); returns the moves and the
         evaluations spent (new expansions, ``chunk`` each even when a segment ends sooner). Sets
-        ``code_starts`` for the last row and ``reached`` for every row."""
+        ``code_starts`` for the last row and ``reached`` for every row.
+
+        Code prefixes not in ``cache`` are expanded position by position, all the rows' new prefixes at one
+        position in one batch (a code's expansion starts where its prefix's moves end, so position j waits for
+        j - 1); each is charged as if expanded alone."""
         codec, ch = self.codec, self.chunk
         lay, start, _, _ = codec.decode_cond(cond)
+        rows_in = codes.tolist()
         spent = 0
+        for j in range(max((len(r) for r in rows_in), default=0)):
+            need: dict = {}
+            for r in rows_in:
+                key = tuple(r[:j + 1])
+                if len(key) <= j or key in cache or key in need or (j and key[:-1] not in cache):
+                    continue  # (a prefix not expanded: its plan ended before it)
+                seg0, u = cache[key[:-1]] if j else ([None], tuple(start))
+                if self.segments and not seg0:
+                    continue  # its plan ended: later codes are not expanded
+                need[key] = subgoal_cond(codec, cond, u, key[-1])
+            if not need:
+                continue
+            segs = greedy(self.low.step_fn(torch.from_numpy(np.stack(list(need.values())))), len(need), ch).tolist()
+            for (key, _), seg in zip(need.items(), segs):
+                if self.segments:
+                    seg = seg[:seg.index(END)] if END in seg else seg
+                cache[key] = (seg, replay(lay, cache[key[:-1]][1] if j else tuple(start), seg))
+            spent += ch * len(need)
         rows, self.reached = [], []
-        for r in codes.tolist():
-            key = ()
+        for r in rows_in:
             moves, u, starts, ended = [], tuple(start), [], False
-            for j, c in enumerate(r):
-                key = key + (c,)
-                if key not in cache:
-                    row = torch.from_numpy(subgoal_cond(codec, cond, u, c))
-                    seg = greedy(self.low.step_fn(row), 1, ch)[0].tolist()
-                    if self.segments:
-                        seg = seg[:seg.index(END)] if END in seg else seg
-                    spent += ch
-                    cache[key] = (seg, replay(lay, u, seg))
-                seg, u = cache[key]
+            for j in range(len(r)):
+                seg, u = cache[tuple(r[:j + 1])]
                 if self.segments and not seg:
                     ended = True
                     break  # "the plan ends": later codes are not expanded
