@@ -63,3 +63,34 @@ def test_choices_are_read_from_validation_only():
     tie = [row(0.5, "verifier", 0, evals=30.0), row(0.5, "likelihood", 0, evals=12.0)]
     assert choose_on_validation(tie)["flat"]["4"]["scorer"] == "likelihood"    # a tie goes to fewer evaluations
 
+
+
+def test_search_tasks_gives_the_same_plans_however_many_tasks_are_batched():
+    """The evaluation searches ``search.batch_tasks`` tasks at a time; the plans and evaluation counts do not
+    depend on it, and task i's best-of-N draws are seeded by the seed and i (as ``plan`` alone draws them)."""
+    import numpy as np
+
+    from vqladder.config import derive
+    from vqladder.models import CodePrior, PriorConfig
+    from vqladder.planning.config import PlanConfig
+    from vqladder.planning.evaluate import make_scorer, search_tasks
+    from vqladder.planning.maze import MazeConfig, make_layout
+    from vqladder.planning.planners import FlatPlanner
+
+    maze = MazeConfig(rooms=2, room=2, max_moves=8)
+    codec = EpisodeCodec(maze)
+    rng = np.random.default_rng(0)
+    tasks = np.stack([codec.cond(make_layout(maze, rng), (0, 0), (3, int(k % 4)), 3) for k in range(5)])
+    torch.manual_seed(0)
+    flat = FlatPlanner(CodePrior(PriorConfig(vocab_size=5, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len,
+                                             context=8, d_model=16, n_heads=2, n_layers=1)), 8)
+    base = PlanConfig(maze=maze)
+    for method in ("beam", "sample"):
+        got = {n: search_tasks(derive(base, search=derive(base.search, batch_tasks=n)), {"flat": flat}, "flat",
+                               method, "verifier", 64, tasks, seed=3) for n in (1, 2, 5)}
+        assert all(len(g) == 5 for g in got.values())
+        for i, c in enumerate(tasks):
+            alone = flat.plan(c, method, make_scorer("verifier", base, {}, c, *codec.decode_cond(c)[:3]), 64,
+                              seed=3 * 100_003 + i)
+            for n in (1, 2, 5):
+                assert got[n][i][0].tolist() == alone[0].tolist() and got[n][i][1] == alone[1]

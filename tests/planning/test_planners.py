@@ -252,3 +252,60 @@ def test_closed_loop_planner_reads_the_cell_it_reached_and_charges_every_expansi
         type(pl)(pl.prior, pl.low, codec, 8, 1, closed_loop=True)
     logits = pl.code_logits(cond, torch.tensor([0, 0, 0, 2]), [(0, 0), (0, 1), (0, 2), (0, 3)])
     assert logits.argmax(-1).tolist() == [0, 0, 0, 2]
+
+
+@pytest.mark.parametrize("kind", ["flat", "ladder", "subgoal", "closed"])
+def test_planners_search_many_tasks_at_once_as_each_would_alone(kind):
+    """``beam_many`` / ``best_of_many`` (the evaluation's batched search over tasks) give every task the plan and
+    the evaluation count ``plan`` gives it alone: beam and best-of-N, with and without the verifier."""
+    from vqladder.models import CodePrior, CompressorConfig, PriorConfig, SequenceCompressor
+    from vqladder.planning.planners import FlatPlanner, LadderPlanner, SubgoalPlanner, Verifier
+
+    cfg = MazeConfig(rooms=2, room=2, max_moves=8)
+    codec = EpisodeCodec(cfg)
+    rng = np.random.default_rng(1)
+    conds, verifiers = [], []
+    for _ in range(5):
+        lay = make_layout(cfg, rng)
+        s, g = [tuple(int(x) for x in rng.integers(cfg.side, size=2)) for _ in range(2)]
+        conds.append(codec.cond(lay, s, g, 3))
+        verifiers.append(Verifier(lay, s, g))
+    torch.manual_seed(0)
+
+    def prior(vocab, cond_vocab, context):
+        return CodePrior(PriorConfig(vocab_size=vocab, cond_vocab=cond_vocab, cond_len=codec.cond_len,
+                                     context=context, d_model=16, n_heads=2, n_layers=1))
+    if kind == "flat":
+        pl = FlatPlanner(prior(5, codec.cond_vocab, 8), 8)
+    elif kind == "ladder":
+        comp = SequenceCompressor(CompressorConfig(vocab_size=5, in_len=8, out_len=2, d_model=16, n_heads=2,
+                                                   enc_layers=1, latent_layers=1, dec_layers=1))
+        pl = LadderPlanner(comp, prior(comp.quantizer.codebook_size, codec.cond_vocab, 2), 8, 4)
+    else:
+        class Low:  # planted: each row's moves from its code and the cell its chunk begins in (so tasks differ)
+            def step_fn(self, rows):
+                rows = rows.view(-1, rows.shape[-1])
+                key = (rows[:, cfg.n_walls + 2] - codec.cond_vocab) * 7 + rows[:, cfg.n_walls] - codec.cell_base
+
+                def fn(seq):
+                    out = torch.zeros(len(seq), 5)
+                    out[torch.arange(len(seq)), (key + seq.shape[1]) % 5] = 3.0
+                    return out
+                return fn
+        if kind == "subgoal":
+            pl = SubgoalPlanner(prior(16, codec.cond_vocab, 2), Low(), codec, 8, 4)
+        else:
+            pl = SubgoalPlanner(prior(6, codec.cond_vocab, 4), Low(), codec, 8, 2, segments=True, closed_loop=True)
+    seeds = [11, 12, 13, 14, 15]
+    plans = set()
+    for method in ("beam", "sample"):
+        for scorers in ([None] * 5, verifiers):
+            if method == "beam":
+                many = pl.beam_many(conds, scorers, 128)
+            else:
+                many = pl.best_of_many(conds, scorers, 128, 1.0, 1.0, seeds)
+            for c, sc, seed, (moves, used) in zip(conds, scorers, seeds, many):
+                alone, used_alone = pl.plan(c, method, sc, 128, seed=seed)
+                assert moves.tolist() == alone.tolist() and used == used_alone <= 128
+                plans.add((method, tuple(moves.tolist())))
+    assert len(plans) > 3  # the tasks and searches give different plans: a mixed-up task would show

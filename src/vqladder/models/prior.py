@@ -113,9 +113,14 @@ class CodePrior(DecoderCore):
 
     def step_fn(self, cond: torch.Tensor | None = None) -> CachedStep:
         """A KV-cached ``StepFn``: prefix codes[b, t] -> next-code logits[b, v] (one cond[c] broadcast over the
-        batch, or one per row, cond[b, c], for prefixes that keep their rows in order, as ``sample``'s do)."""
-        def prefill(prefix: torch.Tensor):
-            cc = None if cond is None else cond if cond.dim() == 2 else cond.view(1, -1).expand(prefix.shape[0], -1)
+        batch, or one per row, cond[b, c], for prefixes that keep their rows in order, as ``sample``'s do). Called
+        with ``owner[b]`` (``beam_search_many``), ``cond[p, c]`` holds one prefix per problem and row i reads
+        ``cond[owner[i]]``."""
+        def prefill(prefix: torch.Tensor, owner: torch.Tensor | None = None):
+            if owner is not None:
+                cc = cond.view(-1, cond.shape[-1])[owner]
+            else:
+                cc = None if cond is None else cond if cond.dim() == 2 else cond.view(1, -1).expand(prefix.shape[0], -1)
             cache = self.new_cache()
             return self(prefix, cc, cache)[:, -1], cache
         return CachedStep(prefill, lambda sym, cache: self(sym, cache=cache)[:, -1])

@@ -136,6 +136,8 @@ class SearchConfig:
     validation: bool = True                 # search the validation tasks too (where choices are made); false: a
                                             # preset whose choices were made elsewhere saves that search time
     examples: NonNegInt = 6                 # held-out tasks recorded move by move in episodes.json (the report)
+    batch_tasks: PosInt = 32                # tasks beam-searched at once (one model call per step for all; each
+                                            # task searched and charged as alone): speed and memory, not results
 
 
 @dataclass

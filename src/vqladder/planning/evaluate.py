@@ -40,13 +40,30 @@ def search_knobs(search, method: str, scorer: str) -> dict:
     return {k: getattr(search, k) for k, on in use.items() if on}
 
 
+def search_tasks(cfg, planners: dict, who: str, method: str, sc: str, budget: int, tasks: np.ndarray,
+                 seed: int) -> list[tuple]:
+    """(moves, evaluations) of contender ``who``'s search on every task, ``search.batch_tasks`` tasks at a time (one
+    model call per step for all of them, each task searched and charged as alone; best-of-N task i draws from its
+    own generator, seeded by ``seed`` and i)."""
+    codec, pl = EpisodeCodec(cfg.maze), planners[who]
+    w, out, n = cfg.search.verifier_weight, [], cfg.search.batch_tasks
+    for i in range(0, len(tasks), n):
+        part = list(tasks[i:i + n])
+        scorers = [make_scorer(sc, cfg, planners, c, *codec.decode_cond(c)[:3]) for c in part]
+        if method == "beam":
+            out += pl.beam_many(part, scorers, budget, w)
+        else:
+            out += pl.best_of_many(part, scorers, budget, w, cfg.search.temperature,
+                                   [seed * 100_003 + k for k in range(i, i + len(part))])
+    return out
+
+
 def evaluate(cfg, planners: dict, test_cond: np.ndarray, seed: int, log, done=()) -> list[dict]:
     """Rows of (contender, method, scorer, budget multiple) over the tasks, skipping the keys in ``done``."""
     codec = EpisodeCodec(cfg.maze)
     T = cfg.maze.max_moves
     rows = []
     for who in cfg.contenders:
-        pl = planners[who]
         for method in cfg.search.methods:
             for sc in cfg.search.scorers:
                 for mult in cfg.search.budgets:
@@ -56,11 +73,9 @@ def evaluate(cfg, planners: dict, test_cond: np.ndarray, seed: int, log, done=()
                     succ, opt, valid, evals, shortest = [], [], [], [], []
                     t0 = time.time()
                     try:
-                        for i, cond in enumerate(test_cond):
+                        for cond, (moves, used) in zip(test_cond, search_tasks(cfg, planners, who, method, sc,
+                                                                               budget, test_cond, seed)):
                             lay, s, g, _ = codec.decode_cond(cond)
-                            scorer = make_scorer(sc, cfg, planners, cond, lay, s, g)
-                            moves, used = pl.plan(cond, method, scorer, budget, cfg.search.verifier_weight,
-                                                  cfg.search.temperature, seed=seed * 100_003 + i)
                             o = validate(lay, s, g, moves.tolist())
                             succ.append(o.valid and o.reached)
                             valid.append(o.valid)

@@ -13,7 +13,7 @@ import torch
 from ..errors import VQLadderError
 from ..models.compressor import SequenceCompressor
 from ..models.prior import CodePrior
-from ..models.sampling import beam_search, greedy, sample
+from ..models.sampling import beam_search_many, greedy, sample_many
 from .maze import DELTA, END, Layout, replay_many
 
 
@@ -64,32 +64,72 @@ def scorer_cost(scorer) -> int:
     return 0 if scorer is None else int(getattr(scorer, "cost", 0))
 
 
-def best_of(prior: CodePrior, seqs: torch.Tensor, cond: torch.Tensor, moves: torch.Tensor, scorer, weight: float) -> int:
-    """Best-of-N: the index of the sample with the highest log p under ``prior`` (+ weight x scorer of its moves)."""
-    score = prior.log_prob(seqs, cond.view(1, -1).expand(len(seqs), -1))
+def batched_scorer(scorers: list):
+    """Per-problem scorers (all None, or none None) as one ``scorer(seqs[n, t], owner[n])`` for
+    ``beam_search_many``: each problem's rows are scored by its own scorer."""
+    if all(s is None for s in scorers):
+        return None
+
+    def fn(seqs: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(len(seqs))
+        for b in owner.unique().tolist():
+            rows = (owner == b).nonzero()[:, 0]
+            out[rows] = scorers[b](seqs[rows]).float()
+        return out
+    return fn
+
+
+def _conds(conds) -> torch.Tensor:
+    return torch.as_tensor(np.stack([np.asarray(c) for c in conds])).long()
+
+
+def best_of(logp: torch.Tensor, moves: torch.Tensor, scorers: list, weight: float, n: int) -> list[int]:
+    """Best-of-N for ``len(scorers)`` problems of ``n`` samples each (rows ``b * n`` on are problem b's): per
+    problem, the row with the highest log p (``logp[rows]``, + weight x its scorer of its ``moves``)."""
+    owner = torch.arange(len(scorers)).repeat_interleave(n)
+    score = logp.float()
+    scorer = batched_scorer(scorers)
     if scorer is not None:
-        score = score + weight * scorer(moves)
-    return int(score.argmax())
+        score = score + weight * scorer(moves, owner)
+    return [b * n + int(i) for b, i in enumerate(score.view(len(scorers), n).argmax(1))]
+
+
+def _generators(seeds) -> list:
+    return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
 
 class FlatPlanner:
     def __init__(self, prior: CodePrior, T: int):
         self.prior, self.T = prior, T
 
-    def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
-        c = torch.as_tensor(cond).long()
-        fn = self.prior.step_fn(c)
-        cost = scorer_cost(scorer)
-        if method == "beam":
-            res = beam_search(fn, self.T, beam_width=max(1, budget // (self.T * (1 + cost))), scorer=scorer,
-                              score_weight=weight, max_evals=budget, scorer_cost=cost)
-            return res.sequence.numpy(), res.evaluations
+    @torch.no_grad()
+    def beam_many(self, conds, scorers: list, budget: int, weight: float = 1.0) -> list[tuple]:
+        """Beam search on several tasks at once (one model call per step for all): [(moves, evaluations)] per
+        task, each as its own search would give."""
+        cost = scorer_cost(scorers[0])
+        res = beam_search_many(self.prior.step_fn(_conds(conds)), self.T, len(conds),
+                               beam_width=max(1, budget // (self.T * (1 + cost))), scorer=batched_scorer(scorers),
+                               score_weight=weight, max_evals=budget, scorer_cost=cost)
+        return [(r.sequence.numpy(), r.evaluations) for r in res]
+
+    @torch.no_grad()
+    def best_of_many(self, conds, scorers: list, budget: int, weight: float = 1.0, temperature: float = 1.0,
+                     seeds=(0,)) -> list[tuple]:
+        """Best-of-N sampling on several tasks at once (one model call per move for all; task b draws from a
+        generator seeded ``seeds[b]``, as alone): [(moves, evaluations)] per task."""
+        cost = scorer_cost(scorers[0])
         n = budget // (self.T + cost)
         if n < 1:
             raise VQLadderError(f"budget {budget} cannot afford one sample of {self.T} moves (+ {cost} to score it)")
-        g = torch.Generator().manual_seed(seed)
-        seqs = sample(fn, n, self.T, temperature, generator=g)
-        return seqs[best_of(self.prior, seqs, c, seqs, scorer, weight)].numpy(), n * (self.T + cost)
+        c = _conds(conds)
+        seqs = sample_many(self.prior.step_fn(c), n, self.T, _generators(seeds), temperature)
+        logp = self.prior.log_prob(seqs, c.repeat_interleave(n, 0))
+        return [(seqs[i].numpy(), n * (self.T + cost)) for i in best_of(logp, seqs, scorers, weight, n)]
+
+    def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
+        if method == "beam":
+            return self.beam_many([cond], [scorer], budget, weight)[0]
+        return self.best_of_many([cond], [scorer], budget, weight, temperature, [seed])[0]
 
 
 class LadderPlanner:
@@ -107,23 +147,38 @@ class LadderPlanner:
         full[:, :j] = codes
         return self.comp.decode(full).argmax(-1)[:, :j * self.chunk]
 
-    def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
-        c = torch.as_tensor(cond).long()
-        fn = self.prior.step_fn(c)
-        code_scorer = None if scorer is None else (lambda codes: scorer(self.decode(codes)))
-        cost = 1 + scorer_cost(scorer)  # a scored candidate is decoded (one evaluation), then scored
-        if method == "beam":
-            per = 1 + (cost if scorer is not None else 0)
-            res = beam_search(fn, self.n_codes, beam_width=max(1, (budget - 1) // (self.n_codes * per)),
-                              scorer=code_scorer, score_weight=weight, max_evals=budget - 1, scorer_cost=cost)
-            return self.decode(res.sequence[None])[0].numpy(), res.evaluations + 1
+    @torch.no_grad()
+    def beam_many(self, conds, scorers: list, budget: int, weight: float = 1.0) -> list[tuple]:
+        """Beam search over codes on several tasks at once: [(moves, evaluations)] per task (the winner's decode
+        is the one evaluation on top)."""
+        moves_scorer = batched_scorer(scorers)
+        code_scorer = None if moves_scorer is None else (lambda codes, owner: moves_scorer(self.decode(codes), owner))
+        cost = 1 + scorer_cost(scorers[0])  # a scored candidate is decoded (one evaluation), then scored
+        per = 1 + (cost if code_scorer is not None else 0)
+        res = beam_search_many(self.prior.step_fn(_conds(conds)), self.n_codes, len(conds),
+                               beam_width=max(1, (budget - 1) // (self.n_codes * per)), scorer=code_scorer,
+                               score_weight=weight, max_evals=budget - 1, scorer_cost=cost)
+        moves = self.decode(torch.stack([r.sequence for r in res]))
+        return [(m.numpy(), r.evaluations + 1) for m, r in zip(moves, res)]
+
+    @torch.no_grad()
+    def best_of_many(self, conds, scorers: list, budget: int, weight: float = 1.0, temperature: float = 1.0,
+                     seeds=(0,)) -> list[tuple]:
+        """Best-of-N over codes on several tasks at once (task b's generator seeded ``seeds[b]``)."""
+        cost = 1 + scorer_cost(scorers[0])  # a sample is decoded (one evaluation), then scored
         n = budget // (self.n_codes + cost)
         if n < 1:
             raise VQLadderError(f"budget {budget} cannot afford one sample of {self.n_codes} codes + decoding + scoring")
-        g = torch.Generator().manual_seed(seed)
-        codes = sample(fn, n, self.n_codes, temperature, generator=g)
+        c = _conds(conds)
+        codes = sample_many(self.prior.step_fn(c), n, self.n_codes, _generators(seeds), temperature)
         moves = self.decode(codes)
-        return moves[best_of(self.prior, codes, c, moves, scorer, weight)].numpy(), n * (self.n_codes + cost)
+        logp = self.prior.log_prob(codes, c.repeat_interleave(n, 0))
+        return [(moves[i].numpy(), n * (self.n_codes + cost)) for i in best_of(logp, moves, scorers, weight, n)]
+
+    def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
+        if method == "beam":
+            return self.beam_many([cond], [scorer], budget, weight)[0]
+        return self.best_of_many([cond], [scorer], budget, weight, temperature, [seed])[0]
 
 
 # -- the ladder with a subgoal decoder -------------------------------------------------------------------------------
@@ -268,42 +323,50 @@ class SubgoalPlanner:
         self.code_starts: list[int] = []  # where each code's moves begin in the last plan returned
         self.reached: list[tuple] = []    # per row of the last expansion: (the cell its codes lead to, ended)
 
-    @torch.no_grad()
     def _expand(self, cond, codes: torch.Tensor, cache: dict) -> tuple[torch.Tensor, int]:
-        """codes[n, j] -> moves[n, j * chunk] (segments: moves[n, T], END-padded); returns the moves and the
-        evaluations spent (new expansions, ``chunk`` each even when a segment ends sooner). Sets
-        ``code_starts`` for the last row and ``reached`` for every row.
+        """codes[n, j] -> moves[n, j * chunk] (segments: moves[n, T], END-padded) for one task; returns the moves
+        and the evaluations spent (new expansions, ``chunk`` each even when a segment ends sooner). Sets
+        ``code_starts`` for the last row and ``reached`` for every row."""
+        moves, spent = self._expand_many([cond], [cache], torch.zeros(len(codes), dtype=torch.long), codes)
+        return moves, int(spent[0])
 
-        Code prefixes not in ``cache`` are expanded position by position, all the rows' new prefixes at one
-        position in one batch (a code's expansion starts where its prefix's moves end, so position j waits for
-        j - 1); each is charged as if expanded alone."""
+    @torch.no_grad()
+    def _expand_many(self, conds: list, caches: list, owner: torch.Tensor, codes: torch.Tensor) -> tuple:
+        """``_expand`` for rows of several tasks: row i belongs to task ``owner[i]`` (its ``conds`` and its
+        ``caches``); returns the moves and the evaluations spent per task ``[len(conds)]``.
+
+        Code prefixes not cached are expanded position by position, every task's new prefixes at one position in
+        one batch (a code's expansion starts where its prefix's moves end, so position j waits for j - 1); each
+        is charged ``chunk`` to its own task, as if expanded alone."""
         codec, ch = self.codec, self.chunk
-        lay, start, _, _ = codec.decode_cond(cond)
-        rows_in = codes.tolist()
-        spent = 0
+        own, rows_in = owner.tolist(), codes.tolist()
+        tasks = {b: codec.decode_cond(conds[b]) for b in set(own)}
+        start = {b: tuple(t[1]) for b, t in tasks.items()}
+        spent = np.zeros(len(conds), dtype=np.int64)
         for j in range(max((len(r) for r in rows_in), default=0)):
             need: dict = {}
-            for r in rows_in:
-                key = tuple(r[:j + 1])
-                if len(key) <= j or key in cache or key in need or (j and key[:-1] not in cache):
+            for b, r in zip(own, rows_in):
+                key, cache = tuple(r[:j + 1]), caches[b]
+                if len(key) <= j or key in cache or (b, key) in need or (j and key[:-1] not in cache):
                     continue  # (a prefix not expanded: its plan ended before it)
-                seg0, u = cache[key[:-1]] if j else ([None], tuple(start))
+                seg0, u = cache[key[:-1]] if j else ([None], start[b])
                 if self.segments and not seg0:
                     continue  # its plan ended: later codes are not expanded
-                need[key] = subgoal_cond(codec, cond, u, key[-1])
+                need[(b, key)] = subgoal_cond(codec, conds[b], u, key[-1])
             if not need:
                 continue
             segs = greedy(self.low.step_fn(torch.from_numpy(np.stack(list(need.values())))), len(need), ch).tolist()
-            for (key, _), seg in zip(need.items(), segs):
+            for (b, key), seg in zip(need, segs):
                 if self.segments:
                     seg = seg[:seg.index(END)] if END in seg else seg
-                cache[key] = (seg, replay(lay, cache[key[:-1]][1] if j else tuple(start), seg))
-            spent += ch * len(need)
+                cache = caches[b]
+                cache[key] = (seg, replay(tasks[b][0], cache[key[:-1]][1] if j else start[b], seg))
+                spent[b] += ch
         rows, self.reached = [], []
-        for r in rows_in:
-            moves, u, starts, ended = [], tuple(start), [], False
+        for b, r in zip(own, rows_in):
+            moves, u, starts, ended = [], start[b], [], False
             for j in range(len(r)):
-                seg, u = cache[tuple(r[:j + 1])]
+                seg, u = caches[b][tuple(r[:j + 1])]
                 if self.segments and not seg:
                     ended = True
                     break  # "the plan ends": later codes are not expanded
@@ -318,29 +381,45 @@ class SubgoalPlanner:
 
     @torch.no_grad()
     def state_logits(self, cond, cells) -> torch.Tensor:
-        """The closed-loop prior's next-code logits from each of ``cells`` (where plans stand) -> [len(cells), v]."""
-        conds = torch.from_numpy(self.codec.with_start(np.broadcast_to(cond, (len(cells), len(cond))), list(cells)))
+        """The closed-loop prior's next-code logits from each of ``cells`` (where plans stand) -> [len(cells), v];
+        ``cond`` is one task's prefix or one per cell ``[len(cells), c]``."""
+        cond = np.asarray(cond)
+        rows = cond if cond.ndim == 2 else np.broadcast_to(cond, (len(cells), len(cond)))
+        conds = torch.from_numpy(self.codec.with_start(rows, list(cells)))
         return self.prior(conds.new_zeros(len(conds), 0), conds)[:, -1].float()
 
     def _closed_step(self, cond, cache: dict):
-        """A ``StepFn`` over code prefixes for the closed-loop prior: each prefix expanded (cached) to the cell it
-        leads to, the prior asked from there; an ended plan continues only with the end code. Memoises each
-        prefix's log-probabilities (``fn.logp``) so a sampled plan's log p is read back, not recomputed."""
-        memo: dict = {}
+        """``_closed_step_many`` for one task, as a ``StepFn`` of the prefix alone (with its ``logp``)."""
+        many = self._closed_step_many([cond], [cache])
 
         def fn(prefix: torch.Tensor) -> torch.Tensor:
-            self._expand(cond, prefix, cache)
-            logits = self.state_logits(cond, [u for u, _ in self.reached])
-            ended = torch.tensor([e for _, e in self.reached])
+            return many(prefix, torch.zeros(len(prefix), dtype=torch.long))
+        fn.logp = lambda codes: many.logp(codes, torch.zeros(len(codes), dtype=torch.long))
+        return fn
+
+    def _closed_step_many(self, conds: list, caches: list):
+        """A step function ``fn(prefix[n, t], owner[n])`` over code prefixes of several tasks for the closed-loop
+        prior: each prefix expanded (cached) to the cell it leads to, the prior asked from there; an ended plan
+        continues only with the end code. Memoises each prefix's log-probabilities (``fn.logp(codes, owner)``)
+        so a sampled plan's log p is read back, not recomputed."""
+        memo: list = [{} for _ in conds]
+
+        def fn(prefix: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+            self._expand_many(conds, caches, owner, prefix)
+            own = owner.tolist()
+            rows = np.stack([np.asarray(conds[b]) for b in own]) if own else np.zeros((0, len(conds[0])), np.int64)
+            logits = self.state_logits(rows, [u for u, _ in self.reached])
+            ended = torch.tensor([e for _, e in self.reached], dtype=torch.bool)
             if ended.any():
                 logits[ended] = float("-inf")
                 logits[ended, self.end_code] = 0.0
-            for key, lp in zip(prefix.tolist(), logits.log_softmax(-1)):
-                memo[tuple(key)] = lp
+            for b, key, lp in zip(own, prefix.tolist(), logits.log_softmax(-1)):
+                memo[b][tuple(key)] = lp
             return logits
 
-        def logp(codes: torch.Tensor) -> torch.Tensor:
-            return torch.tensor([sum(float(memo[tuple(r[:j])][c]) for j, c in enumerate(r)) for r in codes.tolist()])
+        def logp(codes: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+            return torch.tensor([sum(float(memo[b][tuple(r[:j])][c]) for j, c in enumerate(r))
+                                 for b, r in zip(owner.tolist(), codes.tolist())])
         fn.logp = logp
         return fn
 
@@ -351,44 +430,63 @@ class SubgoalPlanner:
             return self.state_logits(cond, [tuple(c) for c in cells])
         return self.prior(codes[None, :-1], torch.as_tensor(cond).long()[None])[0].float()
 
-    def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
-        c = torch.as_tensor(cond).long()
-        cache: dict = {}
-        fn = self._closed_step(cond, cache) if self.closed_loop else self.prior.step_fn(c)
-        cost = self.chunk + scorer_cost(scorer)  # expanding a scored candidate's new code, then scoring it
-        if method == "beam":
-            def code_scorer(codes):
-                return scorer(self._expand(cond, codes, cache)[0])
-            if self.closed_loop and scorer is None:  # every kept candidate is expanded (and paid for), unscored
-                def expand_only(codes):
-                    self._expand(cond, codes, cache)
-                    return torch.zeros(len(codes))
-                res = beam_search(fn, self.n_codes, beam_width=max(1, budget // (self.n_codes * (1 + cost))),
-                                  scorer=expand_only, score_weight=0.0, max_evals=budget, scorer_cost=cost, shortlist=1)
-                return self._expand(cond, res.sequence[None], cache)[0][0].numpy(), res.evaluations
-            # without a scorer only the winner is expanded, at the end: the prior gets the rest of the budget
-            cap = budget if scorer is not None else budget - self.n_codes * self.chunk
-            if cap < self.n_codes:
-                raise VQLadderError(f"budget {budget} cannot afford {self.n_codes} codes expanded to moves "
-                                    f"({self.n_codes * (1 + self.chunk)} evaluations)")
-            res = beam_search(fn, self.n_codes, beam_width=max(1, budget // (self.n_codes * (1 + cost))),
-                              scorer=code_scorer if scorer is not None else None, score_weight=weight,
-                              max_evals=cap, scorer_cost=cost)
-            moves, spent = self._expand(cond, res.sequence[None], cache)
-            # with a scorer every code of the winner was expanded (and charged) during the search
-            return moves[0].numpy(), res.evaluations + (0 if scorer is not None else spent)
-        per = self.n_codes * (1 + self.chunk) + scorer_cost(scorer)
+    @torch.no_grad()
+    def beam_many(self, conds, scorers: list, budget: int, weight: float = 1.0) -> list[tuple]:
+        """Beam search over codes on several tasks at once (one prior call and one batch of expansions per step
+        for all): [(moves, evaluations)] per task, each charged as its own search would be."""
+        B = len(conds)
+        caches: list = [{} for _ in range(B)]
+        scored = scorers[0] is not None
+        fn = self._closed_step_many(conds, caches) if self.closed_loop else self.prior.step_fn(_conds(conds))
+        cost = self.chunk + scorer_cost(scorers[0])  # expanding a scored candidate's new code, then scoring it
+        width = max(1, budget // (self.n_codes * (1 + cost)))
+        every = torch.arange(B)
+        if self.closed_loop and not scored:  # every kept candidate is expanded (and paid for), unscored
+            def expand_only(codes, owner):
+                self._expand_many(conds, caches, owner, codes)
+                return torch.zeros(len(codes))
+            res = beam_search_many(fn, self.n_codes, B, beam_width=width, scorer=expand_only, score_weight=0.0,
+                                   max_evals=budget, scorer_cost=cost, shortlist=1)
+            moves, _ = self._expand_many(conds, caches, every, torch.stack([r.sequence for r in res]))
+            return [(m.numpy(), r.evaluations) for m, r in zip(moves, res)]
+        # without a scorer only the winner is expanded, at the end: the prior gets the rest of the budget
+        cap = budget if scored else budget - self.n_codes * self.chunk
+        if cap < self.n_codes:
+            raise VQLadderError(f"budget {budget} cannot afford {self.n_codes} codes expanded to moves "
+                                f"({self.n_codes * (1 + self.chunk)} evaluations)")
+        moves_scorer = batched_scorer(scorers)
+
+        def code_scorer(codes, owner):
+            return moves_scorer(self._expand_many(conds, caches, owner, codes)[0], owner)
+        res = beam_search_many(fn, self.n_codes, B, beam_width=width, scorer=code_scorer if scored else None,
+                               score_weight=weight, max_evals=cap, scorer_cost=cost)
+        moves, spent = self._expand_many(conds, caches, every, torch.stack([r.sequence for r in res]))
+        # with a scorer every code of the winner was expanded (and charged) during the search
+        return [(m.numpy(), r.evaluations + (0 if scored else int(k))) for m, r, k in zip(moves, res, spent)]
+
+    @torch.no_grad()
+    def best_of_many(self, conds, scorers: list, budget: int, weight: float = 1.0, temperature: float = 1.0,
+                     seeds=(0,)) -> list[tuple]:
+        """Best-of-N over codes on several tasks at once (task b's generator seeded ``seeds[b]``): every sample's
+        codes expanded to moves, charged ``n_codes x (1 + chunk)`` (+ its scorer)."""
+        per = self.n_codes * (1 + self.chunk) + scorer_cost(scorers[0])
         n = budget // per
         if n < 1:
             raise VQLadderError(f"budget {budget} cannot afford one sample of {self.n_codes} codes expanded "
                                 f"to moves ({per} evaluations)")
-        g = torch.Generator().manual_seed(seed)
-        codes = sample(fn, n, self.n_codes, temperature, generator=g)
-        moves, _ = self._expand(cond, codes, cache)
-        if self.closed_loop:
-            score = fn.logp(codes) + (weight * scorer(moves) if scorer is not None else 0.0)
-            i = int(score.argmax())
-        else:
-            i = best_of(self.prior, codes, c, moves, scorer, weight)
-        self._expand(cond, codes[i:i + 1], cache)  # cached, free: sets code_starts for the plan returned
-        return moves[i].numpy(), n * per
+        B = len(conds)
+        caches: list = [{} for _ in range(B)]
+        c = _conds(conds)
+        fn = self._closed_step_many(conds, caches) if self.closed_loop else self.prior.step_fn(c)
+        codes = sample_many(fn, n, self.n_codes, _generators(seeds), temperature)
+        owner = torch.arange(B).repeat_interleave(n)
+        moves, _ = self._expand_many(conds, caches, owner, codes)
+        logp = fn.logp(codes, owner) if self.closed_loop else self.prior.log_prob(codes, c[owner])
+        best = best_of(logp, moves, scorers, weight, n)
+        self._expand_many(conds, caches, torch.arange(B), codes[best])  # cached, free: code_starts of the last
+        return [(moves[i].numpy(), n * per) for i in best]
+
+    def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
+        if method == "beam":
+            return self.beam_many([cond], [scorer], budget, weight)[0]
+        return self.best_of_many([cond], [scorer], budget, weight, temperature, [seed])[0]
