@@ -15,7 +15,8 @@ The public API is importable from here; names are loaded on first use, so ``impo
 Quantisers: ``FSQ``, ``VectorQuantizer``, ``ResidualQuantizer``, ``QINCo``, ``PrefixRVQ``, ``QuantizerConfig``,
 ``Quantized``. Models: ``SequenceCompressor`` / ``CompressorConfig``, ``VariableCompressor`` /
 ``VariableConfig``, ``CausalLM`` / ``LMConfig``, ``CodePrior`` / ``PriorConfig``, ``Upsampler`` /
-``UpsamplerConfig``, ``load_model``; sampling: ``sample``, ``greedy``, ``beam_search``. Data: ``prepare``,
+``UpsamplerConfig``, ``load_model``; sampling: ``sample``, ``greedy``, ``beam_search`` (and ``sample_many``,
+``beam_search_many``: many problems per model call). Data: ``prepare``,
 ``TokenShards``, ``load_tokenizer``, ``WindowSampler``. Training: ``Trainer``, ``TrainerConfig``. The ladder:
 ``Ladder``. Recipes (each a config class and the function that runs it, as the command line does):
 ``RunConfig`` / ``train_run`` (a compressor), ``LadderConfig`` / ``train_ladder``, ``SweepConfig`` /
@@ -37,7 +38,7 @@ _EXPORTS = {
     "vqladder.quantize.prefix_rvq": ("PrefixRVQ",),
     "vqladder.models": ("SequenceCompressor", "CompressorConfig", "VariableCompressor", "VariableConfig", "CausalLM",
                         "LMConfig", "CodePrior", "PriorConfig", "Upsampler", "UpsamplerConfig", "load_model"),
-    "vqladder.models.sampling": ("sample", "greedy", "beam_search"),
+    "vqladder.models.sampling": ("sample", "greedy", "beam_search", "sample_many", "beam_search_many"),
     "vqladder.data": ("prepare", "TokenShards", "load_tokenizer", "make_tokenizer", "WindowSampler"),
     "vqladder.train": ("Trainer", "TrainerConfig"),
     "vqladder.config": ("load_config",),
