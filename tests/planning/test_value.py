@@ -1,6 +1,7 @@
 """``vqladder.planning.value``: moves-to-go targets."""
 
 import numpy as np
+import pytest
 import torch
 
 from vqladder.planning.maze import (
@@ -82,3 +83,35 @@ def test_rollout_rows_relabel_failures_to_where_they_got():
     assert reached == 0.0 and rows.shape == (1, c + T + T + 1)  # the second never moved: dropped
     assert rows[0, n + 1] == codec.cell_base + 0 * W + 3 and rows[0, n] == cond[0, n]
     assert rows[0, c:c + T].tolist() == [R, R, R] + [END] * 5 and rows[0, c + T:c + T + 4].tolist() == [3, 2, 1, 0]
+
+
+@pytest.mark.parametrize("with_verifier", [False, True])
+def test_value_scorers_of_many_tasks_score_in_one_call_as_each_alone(with_verifier):
+    """Search over many tasks scores every candidate of every task with one value call (each row read with its
+    task's conditioning and weight): the scores are the ones each task's ``ValueScorer`` gives its rows."""
+    from vqladder.planning.maze import EpisodeCodec, MazeConfig, make_layout
+    from vqladder.planning.planners import ValueScorer, Verifier, batched_scorer
+    from vqladder.planning.value import PlanValue, ValueConfig
+
+    cfg = MazeConfig(rooms=2, room=2, max_moves=8)
+    codec = EpisodeCodec(cfg)
+    v = PlanValue(ValueConfig(move_vocab=codec.move_vocab, cond_vocab=codec.cond_vocab, cond_len=codec.cond_len,
+                              max_moves=8, d_model=16, n_heads=2, n_layers=1)).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():  # a value that reads its conditioning (at initialisation its blocks are the identity)
+        for p in v.parameters():
+            p.normal_(0, 0.5)
+    rng = np.random.default_rng(0)
+    scorers = []
+    for k in range(4):
+        lay = make_layout(cfg, rng)
+        s, g = (0, k % 4), (3, 3 - k % 4)
+        scorers.append(ValueScorer(v, codec.cond(lay, s, g, 3), Verifier(lay, s, g) if with_verifier else None,
+                                   weight=0.5 + k % 2))
+    seqs = torch.from_numpy(rng.integers(0, 5, size=(12, 6)))
+    owner = torch.arange(4).repeat_interleave(3)
+    with torch.no_grad():
+        got = batched_scorer(scorers)(seqs, owner)
+        want = torch.cat([scorers[b](seqs[owner == b]) for b in range(4)])
+    assert torch.allclose(got, want.float(), atol=1e-5, rtol=0)
+    assert (want.view(4, 3).std(0) > 1e-3).any()  # the tasks' scores differ: a mixed-up task would show

@@ -69,12 +69,30 @@ def batched_scorer(scorers: list):
     ``beam_search_many``: each problem's rows are scored by its own scorer."""
     if all(s is None for s in scorers):
         return None
+    if all(isinstance(s, ValueScorer) for s in scorers) and len({id(s.value) for s in scorers}) == 1:
+        return _batched_value(scorers)
 
     def fn(seqs: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
         out = torch.zeros(len(seqs))
         for b in owner.unique().tolist():
             rows = (owner == b).nonzero()[:, 0]
             out[rows] = scorers[b](seqs[rows]).float()
+        return out
+    return fn
+
+
+def _batched_value(scorers: list):
+    """Value scorers of one learned value (one per task): every row's value in one model call, each row read with
+    its own task's conditioning and weight; the verifiers' verdicts added task by task."""
+    value = scorers[0].value
+    conds = torch.stack([s.cond for s in scorers])
+    weights = torch.tensor([float(s.weight) for s in scorers])
+    verifiers = [s.verifier for s in scorers]
+
+    def fn(seqs: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+        out = -weights[owner] * value.moves_to_go(seqs.long(), conds[owner]).float()
+        if verifiers[0] is not None:
+            out = out + batched_scorer(verifiers)(seqs, owner)
         return out
     return fn
 
