@@ -116,7 +116,18 @@ def _generators(seeds) -> list:
     return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
 
-class FlatPlanner:
+class Planner:
+    """What every planner offers: ``beam_many`` and ``best_of_many`` over several tasks at once, and ``plan`` for
+    one task: ``(moves, evaluations)`` by ``method`` "beam" or "sample" (best of N, drawn from a generator seeded
+    ``seed``) within ``budget`` model evaluations, candidates ranked by log p + ``weight`` x ``scorer``."""
+
+    def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
+        if method == "beam":
+            return self.beam_many([cond], [scorer], budget, weight)[0]
+        return self.best_of_many([cond], [scorer], budget, weight, temperature, [seed])[0]
+
+
+class FlatPlanner(Planner):
     def __init__(self, prior: CodePrior, T: int):
         self.prior, self.T = prior, T
 
@@ -144,13 +155,8 @@ class FlatPlanner:
         logp = self.prior.log_prob(seqs, c.repeat_interleave(n, 0))
         return [(seqs[i].numpy(), n * (self.T + cost)) for i in best_of(logp, seqs, scorers, weight, n)]
 
-    def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
-        if method == "beam":
-            return self.beam_many([cond], [scorer], budget, weight)[0]
-        return self.best_of_many([cond], [scorer], budget, weight, temperature, [seed])[0]
 
-
-class LadderPlanner:
+class LadderPlanner(Planner):
     def __init__(self, comp: SequenceCompressor, prior: CodePrior, T: int, chunk: int):
         self.comp, self.prior, self.T, self.chunk = comp, prior, T, chunk
         self.n_codes = T // chunk
@@ -192,11 +198,6 @@ class LadderPlanner:
         moves = self.decode(codes)
         logp = self.prior.log_prob(codes, c.repeat_interleave(n, 0))
         return [(moves[i].numpy(), n * (self.n_codes + cost)) for i in best_of(logp, moves, scorers, weight, n)]
-
-    def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
-        if method == "beam":
-            return self.beam_many([cond], [scorer], budget, weight)[0]
-        return self.best_of_many([cond], [scorer], budget, weight, temperature, [seed])[0]
 
 
 # -- the ladder with a subgoal decoder -------------------------------------------------------------------------------
@@ -310,7 +311,7 @@ def replay(lay, cell, moves) -> tuple:
     return u
 
 
-class SubgoalPlanner:
+class SubgoalPlanner(Planner):
     """The ladder with a subgoal decoder (HIQL / Director style): the top prior proposes the next level-1 code,
     a low-level model expands it to ``chunk`` moves conditioned on the layout, the goal and the cell the plan
     has reached (a ``CodePrior`` over moves whose prefix carries the code), and search branches per code.
@@ -503,8 +504,3 @@ class SubgoalPlanner:
         best = best_of(logp, moves, scorers, weight, n)
         self._expand_many(conds, caches, torch.arange(B), codes[best])  # cached, free: code_starts of the last
         return [(moves[i].numpy(), n * per) for i in best]
-
-    def plan(self, cond, method, scorer, budget, weight=1.0, temperature=1.0, seed=0):
-        if method == "beam":
-            return self.beam_many([cond], [scorer], budget, weight)[0]
-        return self.best_of_many([cond], [scorer], budget, weight, temperature, [seed])[0]
