@@ -87,13 +87,11 @@ def _batched_value(scorers: list):
     value = scorers[0].value
     conds = torch.stack([s.cond for s in scorers])
     weights = torch.tensor([float(s.weight) for s in scorers])
-    verifiers = [s.verifier for s in scorers]
+    verifier = batched_scorer([s.verifier for s in scorers])
 
     def fn(seqs: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
         out = -weights[owner] * value.moves_to_go(seqs.long(), conds[owner]).float()
-        if verifiers[0] is not None:
-            out = out + batched_scorer(verifiers)(seqs, owner)
-        return out
+        return out if verifier is None else out + verifier(seqs, owner)
     return fn
 
 
@@ -406,15 +404,6 @@ class SubgoalPlanner(Planner):
         rows = cond if cond.ndim == 2 else np.broadcast_to(cond, (len(cells), len(cond)))
         conds = torch.from_numpy(self.codec.with_start(rows, list(cells)))
         return self.prior(conds.new_zeros(len(conds), 0), conds)[:, -1].float()
-
-    def _closed_step(self, cond, cache: dict):
-        """``_closed_step_many`` for one task, as a ``StepFn`` of the prefix alone (with its ``logp``)."""
-        many = self._closed_step_many([cond], [cache])
-
-        def fn(prefix: torch.Tensor) -> torch.Tensor:
-            return many(prefix, torch.zeros(len(prefix), dtype=torch.long))
-        fn.logp = lambda codes: many.logp(codes, torch.zeros(len(codes), dtype=torch.long))
-        return fn
 
     def _closed_step_many(self, conds: list, caches: list):
         """A step function ``fn(prefix[n, t], owner[n])`` over code prefixes of several tasks for the closed-loop
